@@ -1,0 +1,172 @@
+/*
+ * block-backend.h - the one block API every vdisk device uses.
+ *
+ * A VdBlockBackend is an open disk image plus the guest-visible write-cache
+ * state that a device front end drives.  It turns guest-level operations
+ * (read, write, FUA write, flush, discard, write-zeroes, write-cache toggle)
+ * into host operations according to the host cache mode.
+ *
+ * Guarantees (the full table is docs/cache-modes.md):
+ *  - Every asynchronous request completes exactly once, by calling its
+ *    callback from the GMainContext given at open time, never from inside the
+ *    submitting call.  ret is 0 on success or a negative errno.
+ *  - Requests out of range fail with -ERANGE and never reach the driver;
+ *    writes to a read-only backend fail with -EROFS; flush on a read-only
+ *    backend succeeds.
+ *  - With the write cache off, a write is durable when it completes.
+ *  - A VD_REQ_FUA write is durable when it completes (except cache=unsafe).
+ *  - A flush covers every write that completed before it was submitted.
+ *  - After a failed host flush, every later flush and durable write fails
+ *    with the same error until the backend is reopened (sticky error).
+ *
+ * Threading: all functions must be called from the thread that runs the
+ * owner's GMainContext.  The synchronous wrappers (vd_blk_*_sync) iterate
+ * that context and are for tests and tools only.
+ */
+#ifndef VD_BLOCK_BACKEND_H
+#define VD_BLOCK_BACKEND_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/uio.h>
+
+typedef struct VdBlockBackend VdBlockBackend;
+
+/* The five host cache modes, in QEMU's -drive cache= spelling. */
+typedef enum VdCacheMode {
+    VD_CACHE_WRITEBACK,
+    VD_CACHE_NONE,
+    VD_CACHE_WRITETHROUGH,
+    VD_CACHE_DIRECTSYNC,
+    VD_CACHE_UNSAFE,
+} VdCacheMode;
+
+/* How a write is made durable while the guest write cache is off. */
+typedef enum VdWritethroughPolicy {
+    VD_WT_FUA,   /* each write is a FUA write: RWF_DSYNC, or write + fdatasync */
+    VD_WT_DSYNC, /* writes go through a second descriptor opened O_DSYNC */
+} VdWritethroughPolicy;
+
+/* Request flags for vd_blk_pwritev / vd_blk_write_zeroes. */
+#define VD_REQ_FUA       (1u << 0) /* durable at completion */
+#define VD_REQ_MAY_UNMAP (1u << 1) /* write-zeroes may deallocate */
+
+typedef void VdBlockCompletionFunc(void *opaque, int ret);
+
+/* Guest-level and host-level counters.  Read them with vd_blk_get_stats. */
+typedef struct VdBlockStats {
+    /* guest level: what the device asked for */
+    uint64_t reads, writes, fua_writes, flushes, discards, write_zeroes;
+    uint64_t bytes_read, bytes_written;
+    uint64_t wce_toggles;
+    /* host level: what reached the host */
+    uint64_t host_reads, host_writes;     /* preadv/pwritev(2) calls */
+    uint64_t host_fdatasync;              /* fdatasync(2) calls */
+    uint64_t host_dsync_writes;           /* writes on the O_DSYNC descriptor */
+    uint64_t host_rwf_dsync_writes;       /* pwritev2(RWF_DSYNC) calls */
+    uint64_t host_discards, host_zero_ranges; /* fallocate(2) calls */
+    uint64_t host_bytes_read, host_bytes_written;
+    uint64_t bounce_rmw;                  /* read-modify-write cycles */
+    uint64_t flushes_skipped;             /* nothing written since last flush */
+    uint64_t flushes_coalesced;           /* served by another flush's fdatasync */
+    uint64_t flushes_stage1_only;         /* cache=unsafe: fdatasync elided */
+    uint64_t errors;                      /* guest requests that failed */
+} VdBlockStats;
+
+/* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */
+#define VD_LAT_BUCKETS 24
+typedef enum VdLatencyClass { VD_LAT_READ, VD_LAT_WRITE, VD_LAT_FLUSH, VD_LAT_OTHER, VD_LAT__MAX } VdLatencyClass;
+
+/* Host-op kinds a test can make fail (fault injection, see vd_blk_inject_error). */
+typedef enum VdFaultOp {
+    VD_FAULT_READ, VD_FAULT_WRITE, VD_FAULT_FLUSH, VD_FAULT_DISCARD, VD_FAULT__MAX
+} VdFaultOp;
+
+/*
+ * Open a backend from a QEMU -drive style option string, for example
+ * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
+ * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
+ * wt-policy, size (null driver only).  Device keys such as if= and index=
+ * belong to the VMM, which removes them first.  Completions are delivered
+ * in ctx (NULL: the thread-default context).
+ */
+VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp);
+/* Drain every request, then close the image and free the backend. */
+void vd_blk_close(VdBlockBackend *blk);
+
+/* Option-string spellings of the enums. */
+const char *vd_cache_mode_name(VdCacheMode mode);
+const char *vd_wt_policy_name(VdWritethroughPolicy policy);
+
+int64_t vd_blk_length(VdBlockBackend *blk);          /* bytes */
+bool vd_blk_is_read_only(VdBlockBackend *blk);
+VdCacheMode vd_blk_cache_mode(VdBlockBackend *blk);
+VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk);
+const char *vd_blk_driver_name(VdBlockBackend *blk);
+const char *vd_blk_filename(VdBlockBackend *blk);
+/* True if the backend can do a native (single-syscall) FUA write. */
+bool vd_blk_fua_native(VdBlockBackend *blk);
+bool vd_blk_can_discard(VdBlockBackend *blk);
+
+/* Asynchronous I/O.  iov must stay valid until the callback runs. */
+void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+                   VdBlockCompletionFunc *cb, void *opaque);
+void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+                    unsigned flags, VdBlockCompletionFunc *cb, void *opaque);
+void vd_blk_flush(VdBlockBackend *blk, VdBlockCompletionFunc *cb, void *opaque);
+void vd_blk_discard(VdBlockBackend *blk, uint64_t offset, uint64_t bytes,
+                    VdBlockCompletionFunc *cb, void *opaque);
+void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, unsigned flags,
+                         VdBlockCompletionFunc *cb, void *opaque);
+
+/*
+ * The guest-visible write cache.  Turning it on takes effect at once.
+ * Turning it off (1->0) makes new writes durable at once, waits for writes
+ * already in flight, then flushes; cb gets the flush result.  cb may be NULL.
+ */
+void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionFunc *cb, void *opaque);
+bool vd_blk_write_cache(VdBlockBackend *blk);
+/* The power-on write-cache state that the cache mode implies. */
+bool vd_blk_default_write_cache(VdBlockBackend *blk);
+
+/* Number of requests submitted and not yet completed. */
+unsigned vd_blk_in_flight(VdBlockBackend *blk);
+/* Iterate the owner's context until nothing is in flight. */
+void vd_blk_drain(VdBlockBackend *blk);
+
+/*
+ * Migration.  inactivate (source): drain, flush to stable storage, then
+ * fail every later write with -EPERM until invalidate_cache.
+ * invalidate_cache (destination): fdatasync, drop the host page cache for
+ * the image, and allow writes again.
+ */
+int vd_blk_inactivate(VdBlockBackend *blk);
+int vd_blk_invalidate_cache(VdBlockBackend *blk);
+
+/* Observability. */
+void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out);
+void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD_LAT_BUCKETS]);
+/* Print "key=value" pairs of every counter, space separated, no newline. */
+void vd_blk_format_stats(VdBlockBackend *blk, GString *out);
+/*
+ * Trace sink: when set, one line per guest op is passed to fn, naming the op
+ * and every host syscall it caused, e.g.
+ *   "write off=0 len=4096 fua -> pwritev2(off=0,len=4096,RWF_DSYNC)=4096"
+ */
+typedef void VdTraceFunc(void *opaque, const char *line);
+void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque);
+
+/* Fault injection for tests: the next `count` host ops of kind `op` fail with -err. */
+void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count);
+
+/* Synchronous wrappers for tests and tools; they iterate the owner's context. */
+int vd_blk_pread_sync(VdBlockBackend *blk, uint64_t offset, void *buf, size_t bytes);
+int vd_blk_pwrite_sync(VdBlockBackend *blk, uint64_t offset, const void *buf, size_t bytes, unsigned flags);
+int vd_blk_flush_sync(VdBlockBackend *blk);
+int vd_blk_discard_sync(VdBlockBackend *blk, uint64_t offset, uint64_t bytes);
+int vd_blk_write_zeroes_sync(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, unsigned flags);
+int vd_blk_set_write_cache_sync(VdBlockBackend *blk, bool enable);
+
+#endif
