@@ -1,0 +1,80 @@
+/*
+ * machine.h - the "vdisk" machine model: RAM, the fixed memory map, the
+ * devices attached from --drive options, and the FDT that describes them.
+ *
+ * Guarantees:
+ *  - Devices sit at the fixed addresses of docs/architecture.md
+ *    ("The machine"); virtio-mmio slots are handed out in command-line order.
+ *  - Every device added with vd_machine_add_device appears in the FDT and in
+ *    the qtest `info` command, with its address and IRQ.
+ *
+ * Threading: a machine and everything on it run in one GMainContext.
+ */
+#ifndef VD_SYSTEM_MACHINE_H
+#define VD_SYSTEM_MACHINE_H
+
+#include "block/block-backend.h"
+#include "hw/bus.h"
+#include "hw/pci.h"
+
+#define VD_VIRTIO_MMIO_BASE  0xfeb00000ull
+#define VD_VIRTIO_MMIO_SIZE  0x200ull
+#define VD_VIRTIO_MMIO_SLOTS 8
+#define VD_VIRTIO_MMIO_IRQ0  16
+
+typedef struct VdMachine VdMachine;
+
+/* One --drive option after parsing: device keys split from backend keys. */
+typedef struct VdDriveSpec {
+    char *id;                 /* id=, or "drive<N>" */
+    char *interface;          /* if=ide|scsi|virtio */
+    int index;                /* index=, -1 if absent */
+    char *serial;             /* serial=, or NULL */
+    unsigned num_queues;      /* num-queues= (virtio), default 1 */
+    char *backend_options;    /* everything else, for vd_blk_open */
+    VdBlockBackend *blk;      /* opened by the machine before attach */
+} VdDriveSpec;
+
+/* What the FDT and `info` say about a device. */
+typedef struct VdDeviceInfo {
+    const char *name;         /* node name prefix, e.g. "virtio_mmio", "ide" */
+    const char *compatible;   /* e.g. "virtio,mmio" */
+    const char *description;  /* free text for `info`, e.g. "virtio-blk drive0" */
+    VdSpace space;
+    uint64_t base, size;      /* first register window */
+    uint64_t base2, size2;    /* optional second window (IDE control block), size2 0 if none */
+    int irq;                  /* -1 if none */
+    const char *drive_id;     /* backing drive id, or NULL */
+} VdDeviceInfo;
+
+/* An attach function wires one drive's device onto the machine. */
+typedef bool VdDriveAttachFunc(VdMachine *m, VdDriveSpec *drive, GError **errp);
+
+struct VdMachine {
+    GMainContext *ctx;
+    VdBus *bus;
+    VdPciHost *pci;
+    uint64_t ram_size;
+    unsigned next_virtio_slot;  /* next free virtio-mmio slot */
+    GPtrArray *drives;          /* VdDriveSpec * */
+    GArray *devices;            /* VdDeviceInfo (strings owned by the machine) */
+    GPtrArray *cleanups;        /* VdMachineCleanup *, run in reverse at free */
+    void *ide;                  /* the IDE controller once created (hw/ide) */
+    void *scsi;                 /* the virtio-scsi controller once created (hw/scsi) */
+};
+
+/* Register a device for the FDT and `info`; strings are copied. */
+void vd_machine_add_device(VdMachine *m, const VdDeviceInfo *info);
+/* Run fn(opaque) when the machine is freed (reverse order of registration). */
+void vd_machine_on_free(VdMachine *m, void (*fn)(void *opaque), void *opaque);
+/* Claim the next virtio-mmio slot; false with an error when all 8 are used. */
+bool vd_machine_next_virtio_slot(VdMachine *m, uint64_t *base, unsigned *irq, GError **errp);
+/* Look up a drive by id. */
+VdDriveSpec *vd_machine_find_drive(VdMachine *m, const char *id);
+
+/* Per-interface attach functions; each lives next to its device wiring in system/. */
+VdDriveAttachFunc vd_machine_attach_ide;
+VdDriveAttachFunc vd_machine_attach_virtio;
+VdDriveAttachFunc vd_machine_attach_scsi;
+
+#endif
