@@ -26,7 +26,7 @@
 #ifndef VD_BLOCK_BACKEND_H
 #define VD_BLOCK_BACKEND_H
 
-#include <glib.h>
+#include <gio/gio.h> /* GError domains: G_IO_ERROR */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -94,6 +94,8 @@ typedef struct VdBlockDriver {
 } VdBlockDriver;
 
 extern const VdBlockDriver vd_driver_file;
+/* Make a further driver (e.g. a test's) available to driver=NAME. */
+void vd_block_register_driver(const VdBlockDriver *drv);
 extern const VdBlockDriver vd_driver_null;
 
 /* Add n to a host counter from any thread. */

@@ -19,7 +19,7 @@
 #ifndef VD_HW_BUS_H
 #define VD_HW_BUS_H
 
-#include <glib.h>
+#include <gio/gio.h> /* GError domains: G_IO_ERROR */
 #include <stdbool.h>
 #include <stdint.h>
 

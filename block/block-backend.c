@@ -1,0 +1,653 @@
+/*
+ * block-backend.c - the generic block layer: every rule of docs/cache-modes.md.
+ *
+ * This file runs on the owner thread only (see block-internal.h for the lock
+ * rules).  A request is validated and planned here, its host operations run
+ * in a worker (request-exec.c), and it comes back here through the
+ * completion queue (aio-pool.c) to update the flush generations, the stats
+ * and the trace before its callback runs.
+ *
+ * Flush bookkeeping: write_gen counts completed writes that are not durable
+ * by themselves; flushed_gen is the write_gen that the last successful host
+ * flush covered.  A flush records write_gen when submitted; it is skipped if
+ * flushed_gen already covers it, and shares the running host flush if that
+ * one covers it.
+ */
+#include "block-internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Allocate a request and count it in flight. */
+static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
+                          const struct iovec *iov, int niov, unsigned flags,
+                          VdBlockCompletionFunc *cb, void *opaque)
+{
+    VdRequest *req = g_new0(VdRequest, 1);
+    *req = (VdRequest){ .blk = blk, .type = type, .offset = offset, .bytes = bytes, .iov = iov, .niov = niov,
+                        .flags = flags, .cb = cb, .opaque = opaque, .start_us = g_get_monotonic_time() };
+    if (blk->trace_fn) {
+        req->trace = g_string_new(NULL);
+    }
+    blk->in_flight++;
+    return req;
+}
+
+/* Last step of every request: stats, trace, then exactly one callback. */
+static void req_finish(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    g_assert(req->ret <= 0);
+    if (req->ret < 0) {
+        blk->stats.errors++;
+    }
+    vd_stats_record_latency(blk, req);
+    if (blk->trace_fn) {
+        vd_stats_emit_trace(blk, req, req->note);
+        g_string_free(req->trace, TRUE);
+    }
+    g_assert(blk->in_flight > 0);
+    blk->in_flight--;
+    if (req->cb) {
+        req->cb(req->opaque, req->ret);
+    }
+    g_free(req);
+}
+
+/* Complete a request later, from the loop, without any host operation. */
+static void req_complete_later(VdRequest *req, int ret, const char *note)
+{
+    req->ret = ret;
+    req->note = note;
+    req->skip_exec = true;
+    req->done = req_finish;
+    vd_aio_complete_later(req->blk, req);
+}
+
+/* 0 if [offset, offset+bytes) lies in the image, else -ERANGE (overflow-safe). */
+static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
+{
+    uint64_t len = blk->length;
+    return (offset > len || bytes > len - offset) ? -ERANGE : 0;
+}
+
+/* Checks shared by every modifying request; 0 or the errno to fail with. */
+static int check_writable(VdBlockBackend *blk, VdRequest *req)
+{
+    if (blk->read_only) {
+        req->note = "read-only image";
+        return -EROFS;
+    }
+    if (blk->inactive) {
+        req->note = "image inactive (migrated away)";
+        return -EPERM;
+    }
+    if (check_range(blk, req->offset, req->bytes) < 0) {
+        req->note = "out of range";
+        return -ERANGE;
+    }
+    return 0;
+}
+
+/*
+ * Decide how a modifying request becomes durable, if it must: a FUA request
+ * or any write while the write cache is off.  Returns 0 or the sticky error.
+ */
+static int plan_durability(VdBlockBackend *blk, VdRequest *req)
+{
+    bool need = (req->flags & VD_REQ_FUA) || !blk->wce;
+    if (!need || blk->cache_mode == VD_CACHE_UNSAFE) {
+        if (req->type == VD_OP_WRITE || req->type == VD_OP_ZEROES) {
+            req->was_cached_write = true;
+            blk->cached_writes_in_flight++;
+        }
+        if (need) {
+            req->note = "cache=unsafe: not made durable";
+        }
+        return 0;
+    }
+    if (blk->sticky_error) {
+        req->note = "an earlier host flush failed (sticky)";
+        return blk->sticky_error;
+    }
+    req->durable = true;
+    if (req->type != VD_OP_WRITE) {
+        req->fua_emulate = true;
+    } else if (!blk->wce && blk->wt_policy == VD_WT_DSYNC && blk->cap_dsync) {
+        req->drv_flags = VD_DRV_DSYNC;
+    } else if (blk->cap_fua == VD_FUA_NATIVE) {
+        req->drv_flags = VD_DRV_FUA;
+    } else {
+        req->fua_emulate = true;
+    }
+    return 0;
+}
+
+/* True if req must wait for an in-flight or earlier-queued modifying request. */
+static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
+{
+    for (GList *l = blk->serialising; l; l = l->next) {
+        VdRequest *o = l->data;
+        if ((o->rmw || req->rmw) && req->align_off < o->align_end && o->align_off < req->align_end) {
+            return true;
+        }
+    }
+    for (GList *l = blk->serial_waiters.head; l && l != until_waiter; l = l->next) {
+        VdRequest *o = l->data;
+        if ((o->rmw || req->rmw) && req->align_off < o->align_end && o->align_off < req->align_end) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void modify_done(VdRequest *req);
+
+/* Hand a validated request to a worker, registering it for RMW ordering. */
+static void dispatch(VdBlockBackend *blk, VdRequest *req)
+{
+    if (req->serialised) {
+        blk->serialising = g_list_prepend(blk->serialising, req);
+    }
+    vd_aio_submit(blk, req);
+}
+
+/* Start queued writes whose overlapping RMW neighbours have finished. */
+static void wake_serial_waiters(VdBlockBackend *blk)
+{
+    GList *l = blk->serial_waiters.head;
+    while (l) {
+        GList *next = l->next;
+        VdRequest *w = l->data;
+        if (!serial_conflict(blk, w, l)) {
+            g_queue_delete_link(&blk->serial_waiters, l);
+            dispatch(blk, w);
+        }
+        l = next;
+    }
+}
+
+/* Submit a modifying request, after any overlapping read-modify-write. */
+static void submit_modify(VdBlockBackend *blk, VdRequest *req)
+{
+    uint32_t ra = blk->req_align;
+    req->align_off = req->offset / ra * ra;
+    req->align_end = (req->offset + req->bytes + ra - 1) / ra * ra;
+    req->rmw = req->offset % ra || req->bytes % ra;
+    req->done = modify_done;
+    req->serialised = ra > 1;
+    if (req->serialised && serial_conflict(blk, req, NULL)) {
+        g_queue_push_tail(&blk->serial_waiters, req);
+        return;
+    }
+    dispatch(blk, req);
+}
+
+static void flush_submit(VdBlockBackend *blk, VdRequest *req);
+
+/* Start the write-cache-off flushes once no write submitted under WCE=1 is left. */
+static void run_wce_off_waiters(VdBlockBackend *blk)
+{
+    while (blk->cached_writes_in_flight == 0 && !g_queue_is_empty(&blk->wce_off_waiters)) {
+        flush_submit(blk, g_queue_pop_head(&blk->wce_off_waiters));
+    }
+}
+
+/* Owner-thread step after a write, write-zeroes or discard. */
+static void modify_done(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    if (req->serialised) {
+        blk->serialising = g_list_remove(blk->serialising, req);
+    }
+    if (!req->durable || req->ret < 0) {
+        /* Not durable by itself (or maybe partly written): a flush must cover it. */
+        blk->write_gen++;
+    }
+    if (req->durable && req->ret == -EIO) {
+        /* The sync part may have consumed the kernel's one-shot writeback error. */
+        blk->sticky_error = -EIO;
+    }
+    if (req->was_cached_write) {
+        blk->cached_writes_in_flight--;
+    }
+    if (req->ret == 0 && req->type == VD_OP_WRITE) {
+        blk->stats.bytes_written += req->bytes;
+    }
+    req_finish(req);
+    wake_serial_waiters(blk);
+    run_wce_off_waiters(blk);
+}
+
+/* Owner-thread step after a read. */
+static void read_done(VdRequest *req)
+{
+    if (req->ret == 0) {
+        req->blk->stats.bytes_read += req->bytes;
+    }
+    req_finish(req);
+}
+
+void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+                   VdBlockCompletionFunc *cb, void *opaque)
+{
+    uint64_t bytes = 0;
+    for (int i = 0; i < niov; i++) {
+        bytes += iov[i].iov_len;
+    }
+    VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
+    blk->stats.reads++;
+    if (check_range(blk, offset, bytes) < 0) {
+        req_complete_later(req, -ERANGE, "out of range");
+        return;
+    }
+    if (bytes == 0) {
+        req_complete_later(req, 0, "empty request");
+        return;
+    }
+    uint32_t ra = blk->req_align;
+    req->align_off = offset / ra * ra;
+    req->align_end = (offset + bytes + ra - 1) / ra * ra;
+    req->done = read_done;
+    vd_aio_submit(blk, req);
+}
+
+/* Common path of write, write-zeroes and discard. */
+static void submit_modifying(VdBlockBackend *blk, VdRequest *req)
+{
+    int ret = check_writable(blk, req);
+    if (ret == 0) {
+        ret = plan_durability(blk, req);
+    }
+    if (ret < 0) {
+        if (req->was_cached_write) {
+            blk->cached_writes_in_flight--;
+        }
+        req_complete_later(req, ret, req->note);
+        return;
+    }
+    if (req->bytes == 0) {
+        if (req->was_cached_write) {
+            blk->cached_writes_in_flight--;
+        }
+        req_complete_later(req, 0, "empty request");
+        return;
+    }
+    submit_modify(blk, req);
+}
+
+void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+                    unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
+{
+    uint64_t bytes = 0;
+    for (int i = 0; i < niov; i++) {
+        bytes += iov[i].iov_len;
+    }
+    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, bytes, iov, niov, flags & VD_REQ_FUA, cb, opaque);
+    blk->stats.writes++;
+    if (flags & VD_REQ_FUA) {
+        blk->stats.fua_writes++;
+    }
+    submit_modifying(blk, req);
+}
+
+void vd_blk_discard(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, VdBlockCompletionFunc *cb, void *opaque)
+{
+    VdRequest *req = req_new(blk, VD_OP_DISCARD, offset, bytes, NULL, 0, 0, cb, opaque);
+    blk->stats.discards++;
+    if (!blk->discard_enabled && check_writable(blk, req) == 0) {
+        req_complete_later(req, 0, "discard=ignore");
+        return;
+    }
+    submit_modifying(blk, req);
+}
+
+void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, unsigned flags,
+                         VdBlockCompletionFunc *cb, void *opaque)
+{
+    unsigned f = flags & (VD_REQ_FUA | (blk->discard_enabled ? VD_REQ_MAY_UNMAP : 0));
+    VdRequest *req = req_new(blk, VD_OP_ZEROES, offset, bytes, NULL, 0, f, cb, opaque);
+    blk->stats.write_zeroes++;
+    submit_modifying(blk, req);
+}
+
+/* ---- flush ---- */
+
+static void flush_done(VdRequest *req);
+
+/* Run one host flush on behalf of req (and of every flush it will cover). */
+static void start_host_flush(VdBlockBackend *blk, VdRequest *req)
+{
+    req->stage2 = blk->cache_mode != VD_CACHE_UNSAFE;
+    if (!req->stage2) {
+        blk->stats.flushes_stage1_only++;
+    }
+    req->flush_gen = blk->write_gen;
+    req->done = flush_done;
+    blk->active_flush = req;
+    vd_aio_submit(blk, req);
+}
+
+/* Validate a flush and skip it, join the running one, or start a host flush. */
+static void flush_submit(VdBlockBackend *blk, VdRequest *req)
+{
+    if (blk->read_only) {
+        blk->stats.flushes_skipped++;
+        req_complete_later(req, 0, "read-only: nothing to flush");
+        return;
+    }
+    if (blk->sticky_error) {
+        req_complete_later(req, blk->sticky_error, "an earlier host flush failed (sticky)");
+        return;
+    }
+    req->flush_gen = blk->write_gen;
+    if (blk->active_flush) {
+        g_queue_push_tail(&blk->flush_waiters, req);
+        return;
+    }
+    if (blk->flushed_gen == blk->write_gen) {
+        blk->stats.flushes_skipped++;
+        req_complete_later(req, 0, "skipped: nothing written since the last flush");
+        return;
+    }
+    start_host_flush(blk, req);
+}
+
+/* A host flush finished: settle every waiting flush it covers, start one for the rest. */
+static void flush_done(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    blk->active_flush = NULL;
+    if (req->ret < 0) {
+        if (req->stage2) {
+            blk->sticky_error = req->ret;
+        }
+    } else if (req->flush_gen > blk->flushed_gen) {
+        blk->flushed_gen = req->flush_gen;
+    }
+
+    GQueue settled = G_QUEUE_INIT, pending = G_QUEUE_INIT;
+    VdRequest *w;
+    while ((w = g_queue_pop_head(&blk->flush_waiters))) {
+        if (blk->sticky_error || req->ret < 0) {
+            w->ret = req->ret < 0 ? req->ret : blk->sticky_error;
+            w->note = "the shared host flush failed";
+            g_queue_push_tail(&settled, w);
+        } else if (w->flush_gen <= blk->flushed_gen) {
+            blk->stats.flushes_coalesced++;
+            w->note = "coalesced: covered by a concurrent host flush";
+            g_queue_push_tail(&settled, w);
+        } else {
+            g_queue_push_tail(&pending, w);
+        }
+    }
+    if (!g_queue_is_empty(&pending)) {
+        start_host_flush(blk, g_queue_pop_head(&pending));
+        blk->flush_waiters = pending;
+    }
+    req_finish(req);
+    while ((w = g_queue_pop_head(&settled))) {
+        req_finish(w);
+    }
+}
+
+void vd_blk_flush(VdBlockBackend *blk, VdBlockCompletionFunc *cb, void *opaque)
+{
+    VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
+    blk->stats.flushes++;
+    flush_submit(blk, req);
+}
+
+/* ---- the guest write cache ---- */
+
+void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionFunc *cb, void *opaque)
+{
+    VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
+    req->internal = true;
+    if (enable || !blk->wce) {
+        if (blk->wce != enable) {
+            blk->stats.wce_toggles++;
+        }
+        blk->wce = enable;
+        req_complete_later(req, 0, enable ? "write cache on" : "write cache already off");
+        return;
+    }
+    /* 1->0: new writes are durable from now on; older ones need a flush. */
+    blk->wce = false;
+    blk->stats.wce_toggles++;
+    g_queue_push_tail(&blk->wce_off_waiters, req);
+    run_wce_off_waiters(blk);
+}
+
+bool vd_blk_write_cache(VdBlockBackend *blk) { return blk->wce; }
+
+bool vd_blk_default_write_cache(VdBlockBackend *blk)
+{
+    return blk->cache_mode != VD_CACHE_WRITETHROUGH && blk->cache_mode != VD_CACHE_DIRECTSYNC;
+}
+
+/* ---- open / close ---- */
+
+/* Fail an open whose file size does not suit O_DIRECT. */
+static bool check_direct_size(VdBlockBackend *blk, bool direct, GError **errp)
+{
+    if (direct && blk->length % blk->req_align) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "file=%s: size %" G_GINT64_FORMAT " is not a multiple of the O_DIRECT alignment %u "
+                    "required by cache=%s; resize the image or use cache=writeback",
+                    blk->filename, blk->length, blk->req_align, vd_cache_mode_name(blk->cache_mode));
+        return false;
+    }
+    return true;
+}
+
+VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp)
+{
+    VdBlockOptions opts;
+    if (!vd_block_options_parse(options, &opts, errp)) {
+        return NULL;
+    }
+    VdBlockBackend *blk = g_new0(VdBlockBackend, 1);
+    blk->ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
+    blk->event_fd = -1;
+    blk->filename = g_strdup(opts.file ? opts.file : "(null)");
+    blk->cache_mode = opts.cache;
+    blk->wt_policy = opts.wt_policy;
+    blk->read_only = opts.read_only;
+    blk->discard_enabled = opts.discard;
+    g_mutex_init(&blk->fault_lock);
+    blk->wce = vd_blk_default_write_cache(blk);
+
+    bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
+    VdDriverOpenOptions dopts = {
+        .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
+        .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
+    };
+    const VdBlockDriver *drv = opts.driver;
+    blk->bs.drv = drv;
+    blk->bs.opaque = g_malloc0(MAX(drv->instance_size, 1));
+    blk->bs.stats = &blk->stats;
+    vd_block_options_clear(&opts);
+    if (!drv->open(&blk->bs, &dopts, errp)) {
+        g_free(blk->bs.opaque);
+        blk->bs.drv = NULL;
+        vd_blk_close(blk);
+        return NULL;
+    }
+    blk->length = drv->get_length(&blk->bs);
+    blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_NONE;
+    blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);
+    blk->cap_discard = drv->discard && drv->can_discard && drv->can_discard(&blk->bs);
+    blk->cap_zero = drv->write_zeroes && drv->can_zero && drv->can_zero(&blk->bs);
+    blk->req_align = drv->request_alignment ? MAX(drv->request_alignment(&blk->bs), 1u) : 1;
+    blk->mem_align = drv->mem_alignment ? MAX(drv->mem_alignment(&blk->bs), 1u) : 1;
+    if (blk->length < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-blk->length), "file=%s: cannot get its size: %s",
+                    blk->filename, g_strerror(-blk->length));
+        vd_blk_close(blk);
+        return NULL;
+    }
+    if (!check_direct_size(blk, direct, errp)) {
+        vd_blk_close(blk);
+        return NULL;
+    }
+    if (posix_memalign(&blk->zero_buf, MAX(blk->mem_align, sizeof(void *)), VD_ZERO_BUF_SIZE) != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "out of memory");
+        vd_blk_close(blk);
+        return NULL;
+    }
+    memset(blk->zero_buf, 0, VD_ZERO_BUF_SIZE);
+    if (!vd_aio_init(blk, errp)) {
+        vd_blk_close(blk);
+        return NULL;
+    }
+    return blk;
+}
+
+void vd_blk_close(VdBlockBackend *blk)
+{
+    if (!blk) {
+        return;
+    }
+    if (blk->pool) {
+        vd_blk_drain(blk);
+    }
+    vd_aio_cleanup(blk);
+    if (blk->bs.drv) {
+        blk->bs.drv->close(&blk->bs);
+        g_free(blk->bs.opaque);
+    }
+    free(blk->zero_buf);
+    g_mutex_clear(&blk->fault_lock);
+    g_main_context_unref(blk->ctx);
+    g_free(blk->filename);
+    g_free(blk);
+}
+
+/* ---- accessors ---- */
+
+int64_t vd_blk_length(VdBlockBackend *blk) { return blk->length; }
+bool vd_blk_is_read_only(VdBlockBackend *blk) { return blk->read_only; }
+VdCacheMode vd_blk_cache_mode(VdBlockBackend *blk) { return blk->cache_mode; }
+VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk) { return blk->wt_policy; }
+const char *vd_blk_driver_name(VdBlockBackend *blk) { return blk->bs.drv->name; }
+const char *vd_blk_filename(VdBlockBackend *blk) { return blk->filename; }
+bool vd_blk_fua_native(VdBlockBackend *blk) { return blk->cap_fua == VD_FUA_NATIVE; }
+bool vd_blk_can_discard(VdBlockBackend *blk) { return blk->discard_enabled && !blk->read_only; }
+unsigned vd_blk_in_flight(VdBlockBackend *blk) { return blk->in_flight; }
+
+void vd_blk_drain(VdBlockBackend *blk)
+{
+    while (blk->in_flight) {
+        g_main_context_iteration(blk->ctx, TRUE);
+    }
+}
+
+void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque)
+{
+    blk->trace_fn = fn;
+    blk->trace_opaque = opaque;
+}
+
+void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count)
+{
+    g_return_if_fail(op < VD_FAULT__MAX && err > 0);
+    g_mutex_lock(&blk->fault_lock);
+    blk->faults[op] = (VdFaultSlot){ .err = err, .count = count };
+    g_mutex_unlock(&blk->fault_lock);
+}
+
+/* ---- migration ---- */
+
+int vd_blk_inactivate(VdBlockBackend *blk)
+{
+    vd_blk_drain(blk);
+    int ret = vd_blk_flush_sync(blk);
+    if (ret == 0) {
+        blk->inactive = true;
+    }
+    return ret;
+}
+
+int vd_blk_invalidate_cache(VdBlockBackend *blk)
+{
+    vd_blk_drain(blk);
+    int ret = 0;
+    if (blk->bs.drv->drop_page_cache) {
+        VdDriverReq dr = { 0 };
+        ret = blk->bs.drv->drop_page_cache(&blk->bs, &dr);
+    }
+    if (ret == 0) {
+        blk->inactive = false;
+    }
+    return ret;
+}
+
+/* ---- synchronous wrappers (tests and tools) ---- */
+
+typedef struct SyncWait {
+    bool done;
+    int ret;
+} SyncWait;
+
+/* Completion callback of the synchronous wrappers. */
+static void sync_cb(void *opaque, int ret)
+{
+    SyncWait *w = opaque;
+    w->done = true;
+    w->ret = ret;
+}
+
+/* Iterate the owner's context until the request completes. */
+static int sync_wait(VdBlockBackend *blk, SyncWait *w)
+{
+    while (!w->done) {
+        g_main_context_iteration(blk->ctx, TRUE);
+    }
+    return w->ret;
+}
+
+int vd_blk_pread_sync(VdBlockBackend *blk, uint64_t offset, void *buf, size_t bytes)
+{
+    SyncWait w = { 0 };
+    struct iovec iov = { .iov_base = buf, .iov_len = bytes };
+    vd_blk_preadv(blk, offset, &iov, 1, sync_cb, &w);
+    return sync_wait(blk, &w);
+}
+
+int vd_blk_pwrite_sync(VdBlockBackend *blk, uint64_t offset, const void *buf, size_t bytes, unsigned flags)
+{
+    SyncWait w = { 0 };
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = bytes };
+    vd_blk_pwritev(blk, offset, &iov, 1, flags, sync_cb, &w);
+    return sync_wait(blk, &w);
+}
+
+int vd_blk_flush_sync(VdBlockBackend *blk)
+{
+    SyncWait w = { 0 };
+    vd_blk_flush(blk, sync_cb, &w);
+    return sync_wait(blk, &w);
+}
+
+int vd_blk_discard_sync(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
+{
+    SyncWait w = { 0 };
+    vd_blk_discard(blk, offset, bytes, sync_cb, &w);
+    return sync_wait(blk, &w);
+}
+
+int vd_blk_write_zeroes_sync(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, unsigned flags)
+{
+    SyncWait w = { 0 };
+    vd_blk_write_zeroes(blk, offset, bytes, flags, sync_cb, &w);
+    return sync_wait(blk, &w);
+}
+
+int vd_blk_set_write_cache_sync(VdBlockBackend *blk, bool enable)
+{
+    SyncWait w = { 0 };
+    vd_blk_set_write_cache(blk, enable, sync_cb, &w);
+    return sync_wait(blk, &w);
+}

@@ -1,0 +1,323 @@
+/*
+ * file-posix.c - the "file" driver: a regular file or block device.
+ *
+ * Host operations: preadv/pwritev, pwritev2(RWF_DSYNC) as native FUA, a
+ * second O_DSYNC descriptor for the dsync writethrough policy, fdatasync,
+ * fallocate for discard and write-zeroes, posix_fadvise to drop the page
+ * cache.  With O_DIRECT the alignment comes from statx(STATX_DIOALIGN), or
+ * BLKSSZGET on a block device, or 4096 when neither answers.
+ */
+#include "block/block-driver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+typedef struct FileState {
+    int fd;
+    int dsync_fd;               /* -1 unless the dsync policy asked for it */
+    bool direct, read_only, is_blockdev;
+    bool rwf_dsync;             /* pwritev2(RWF_DSYNC) works on this kernel */
+    uint32_t req_align, mem_align;
+} FileState;
+
+/* Find the O_DIRECT alignment for an open descriptor. */
+static void probe_alignment(FileState *s, const char *filename)
+{
+    s->req_align = s->mem_align = 1;
+    if (!s->direct) {
+        return;
+    }
+#ifdef STATX_DIOALIGN
+    struct statx stx;
+    if (statx(s->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN) &&
+        stx.stx_dio_offset_align) {
+        s->req_align = stx.stx_dio_offset_align;
+        s->mem_align = MAX(stx.stx_dio_mem_align, 1u);
+        return;
+    }
+#endif
+    int sector;
+    if (s->is_blockdev && ioctl(s->fd, BLKSSZGET, &sector) == 0 && sector > 0) {
+        s->req_align = s->mem_align = sector;
+        return;
+    }
+    s->req_align = s->mem_align = 4096; /* safe for every common file system */
+}
+
+/* Does pwritev2(RWF_DSYNC) work here?  A zero-length write checks the flag. */
+static bool probe_rwf_dsync(int fd)
+{
+#ifdef RWF_DSYNC
+    struct iovec iov = { .iov_base = NULL, .iov_len = 0 };
+    return pwritev2(fd, &iov, 1, 0, RWF_DSYNC) == 0;
+#else
+    return false;
+#endif
+}
+
+/* Open the image (and the O_DSYNC twin if asked); refuse directories and odd files. */
+static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
+{
+    FileState *s = bs->opaque;
+    s->fd = s->dsync_fd = -1;
+    s->direct = o->direct;
+    s->read_only = o->read_only;
+    int flags = (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (o->direct ? O_DIRECT : 0);
+    s->fd = open(o->filename, flags);
+    if (s->fd < 0 && errno == EINVAL && o->direct) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "file=%s: this file system does not support O_DIRECT, which cache=none and cache=directsync need; "
+                    "use cache=writeback or cache=writethrough", o->filename);
+        return false;
+    }
+    if (s->fd < 0 && errno == EISDIR) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY, "file=%s is a directory, not a disk image", o->filename);
+        return false;
+    }
+    if (s->fd < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "file=%s: %s", o->filename, g_strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "file=%s is %s, not a regular file or block device", o->filename,
+                    S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+        close(s->fd);
+        return false;
+    }
+    s->is_blockdev = S_ISBLK(st.st_mode);
+    probe_alignment(s, o->filename);
+    s->rwf_dsync = !o->read_only && probe_rwf_dsync(s->fd);
+    if (o->open_dsync_fd) {
+        /* O_DSYNC cannot be toggled with fcntl: a second descriptor on the same open file. */
+        g_autofree char *path = g_strdup_printf("/proc/self/fd/%d", s->fd);
+        s->dsync_fd = open(path, flags | O_DSYNC);
+        if (s->dsync_fd < 0) {
+            g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "file=%s: cannot open an O_DSYNC descriptor: %s",
+                        o->filename, g_strerror(errno));
+            close(s->fd);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void file_close(VdBlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    if (s->dsync_fd >= 0) {
+        close(s->dsync_fd);
+    }
+    close(s->fd);
+}
+
+static int64_t file_get_length(VdBlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    if (s->is_blockdev) {
+        uint64_t bytes;
+        return ioctl(s->fd, BLKGETSIZE64, &bytes) < 0 ? -errno : (int64_t)bytes;
+    }
+    struct stat st;
+    return fstat(s->fd, &st) < 0 ? -errno : st.st_size;
+}
+
+static VdFuaSupport file_can_fua(VdBlockDriverState *bs)
+{
+    return ((FileState *)bs->opaque)->rwf_dsync ? VD_FUA_NATIVE : VD_FUA_EMULATE;
+}
+
+static bool file_can_dsync(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->dsync_fd >= 0; }
+static bool file_can_discard(VdBlockDriverState *bs) { return !((FileState *)bs->opaque)->is_blockdev; }
+static bool file_can_zero(VdBlockDriverState *bs) { return !((FileState *)bs->opaque)->is_blockdev; }
+static uint32_t file_request_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->req_align; }
+static uint32_t file_mem_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->mem_align; }
+
+/* Advance a private iovec copy past n bytes. */
+static void iov_advance(struct iovec **iov, int *niov, size_t n)
+{
+    while (n && *niov) {
+        size_t k = MIN(n, (*iov)->iov_len);
+        (*iov)->iov_base = (char *)(*iov)->iov_base + k;
+        (*iov)->iov_len -= k;
+        n -= k;
+        if ((*iov)->iov_len == 0) {
+            (*iov)++;
+            (*niov)--;
+        }
+    }
+}
+
+/* Zero the rest of an iovec (a read past the end of the file). */
+static void iov_zero(struct iovec *iov, int niov)
+{
+    for (int i = 0; i < niov; i++) {
+        memset(iov[i].iov_base, 0, iov[i].iov_len);
+    }
+}
+
+static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    FileState *s = bs->opaque;
+    g_autofree struct iovec *iov0 = g_memdup2(req->iov, sizeof(*req->iov) * req->niov);
+    struct iovec *iov = iov0;
+    int niov = req->niov;
+    uint64_t off = req->offset, left = req->bytes;
+    while (left) {
+        ssize_t n = preadv(s->fd, iov, niov, off);
+        vd_drv_count(&bs->stats->host_reads, 1);
+        vd_drv_trace(req, "preadv(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            iov_zero(iov, niov);
+            break;
+        }
+        vd_drv_count(&bs->stats->host_bytes_read, n);
+        iov_advance(&iov, &niov, n);
+        off += n;
+        left -= n;
+    }
+    return 0;
+}
+
+/* One write syscall of the kind the flags ask for; counted and traced. */
+static ssize_t write_once(VdBlockDriverState *bs, VdDriverReq *req, const struct iovec *iov, int niov, uint64_t off,
+                          uint64_t left)
+{
+    FileState *s = bs->opaque;
+    ssize_t n;
+    vd_drv_count(&bs->stats->host_writes, 1);
+    if (req->flags & VD_DRV_DSYNC) {
+        n = pwritev(s->dsync_fd, iov, niov, off);
+        vd_drv_count(&bs->stats->host_dsync_writes, 1);
+        vd_drv_trace(req, "pwritev(O_DSYNC fd,off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
+    } else if (req->flags & VD_DRV_FUA) {
+        n = pwritev2(s->fd, iov, niov, off, RWF_DSYNC);
+        vd_drv_count(&bs->stats->host_rwf_dsync_writes, 1);
+        vd_drv_trace(req, "pwritev2(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ",RWF_DSYNC)=%zd", off, left, n);
+    } else {
+        n = pwritev(s->fd, iov, niov, off);
+        vd_drv_trace(req, "pwritev(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
+    }
+    return n;
+}
+
+static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    g_autofree struct iovec *iov0 = g_memdup2(req->iov, sizeof(*req->iov) * req->niov);
+    struct iovec *iov = iov0;
+    int niov = req->niov;
+    uint64_t off = req->offset, left = req->bytes;
+    while (left) {
+        ssize_t n = write_once(bs, req, iov, niov, off, left);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            return -ENOSPC;
+        }
+        vd_drv_count(&bs->stats->host_bytes_written, n);
+        iov_advance(&iov, &niov, n);
+        off += n;
+        left -= n;
+    }
+    return 0;
+}
+
+static int file_flush_to_disk(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    FileState *s = bs->opaque;
+    int ret;
+    do {
+        ret = fdatasync(s->fd);
+    } while (ret < 0 && errno == EINTR);
+    vd_drv_count(&bs->stats->host_fdatasync, 1);
+    vd_drv_trace(req, "fdatasync()=%d", ret < 0 ? -errno : 0);
+    return ret < 0 ? -errno : 0;
+}
+
+/* fallocate with a mode, mapping "not supported here" to -ENOTSUP. */
+static int file_fallocate(VdBlockDriverState *bs, VdDriverReq *req, int mode, const char *name)
+{
+    FileState *s = bs->opaque;
+    int ret;
+    do {
+        ret = fallocate(s->fd, mode, req->offset, req->bytes);
+    } while (ret < 0 && errno == EINTR);
+    int err = ret < 0 ? errno : 0;
+    vd_drv_trace(req, "fallocate(%s,off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%d", name, req->offset,
+                 req->bytes, -err);
+    if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
+        return -ENOTSUP;
+    }
+    return -err;
+}
+
+static int file_discard(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    int ret = file_fallocate(bs, req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, "PUNCH_HOLE");
+    if (ret != -ENOTSUP) {
+        vd_drv_count(&bs->stats->host_discards, 1);
+    }
+    return ret;
+}
+
+static int file_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    int ret = file_fallocate(bs, req, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, "ZERO_RANGE");
+    if (ret == -ENOTSUP && (req->flags & VD_DRV_MAY_UNMAP)) {
+        /* A punched hole reads back as zeroes. */
+        ret = file_fallocate(bs, req, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, "PUNCH_HOLE");
+    }
+    if (ret != -ENOTSUP) {
+        vd_drv_count(&bs->stats->host_zero_ranges, 1);
+    }
+    return ret;
+}
+
+static int file_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    FileState *s = bs->opaque;
+    if (s->direct) {
+        return 0; /* nothing of ours is in the page cache */
+    }
+    int ret = posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
+    vd_drv_trace(req, "posix_fadvise(DONTNEED)=%d", -ret);
+    return -ret;
+}
+
+const VdBlockDriver vd_driver_file = {
+    .name = "file",
+    .instance_size = sizeof(FileState),
+    .needs_filename = true,
+    .open = file_open,
+    .close = file_close,
+    .get_length = file_get_length,
+    .can_fua = file_can_fua,
+    .can_dsync = file_can_dsync,
+    .can_discard = file_can_discard,
+    .can_zero = file_can_zero,
+    .request_alignment = file_request_alignment,
+    .mem_alignment = file_mem_alignment,
+    .preadv = file_preadv,
+    .pwritev = file_pwritev,
+    .flush_to_disk = file_flush_to_disk,
+    .discard = file_discard,
+    .write_zeroes = file_write_zeroes,
+    .drop_page_cache = file_drop_page_cache,
+};

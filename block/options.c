@@ -1,0 +1,313 @@
+/*
+ * options.c - parse a QEMU -drive style option string into VdBlockOptions.
+ *
+ * Syntax: key=value pairs separated by ',', where ",," inside a value is a
+ * literal comma.  Every key and every enumerated value comes from a
+ * name->value table, and every error names the key or value and lists what
+ * is accepted.
+ */
+#include "block-internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct VdNameValue {
+    const char *name;
+    int value;
+} VdNameValue;
+
+static const VdNameValue cache_modes[] = {
+    { "writeback", VD_CACHE_WRITEBACK },
+    { "none", VD_CACHE_NONE },
+    { "writethrough", VD_CACHE_WRITETHROUGH },
+    { "directsync", VD_CACHE_DIRECTSYNC },
+    { "unsafe", VD_CACHE_UNSAFE },
+    { NULL, 0 },
+};
+
+static const VdNameValue wt_policies[] = {
+    { "fua", VD_WT_FUA },
+    { "dsync", VD_WT_DSYNC },
+    { NULL, 0 },
+};
+
+static const VdNameValue booleans[] = {
+    { "on", 1 }, { "off", 0 }, { "true", 1 }, { "false", 0 }, { "yes", 1 }, { "no", 0 }, { NULL, 0 },
+};
+
+/* Only the thread pool exists; io_uring is refused rather than silently ignored. */
+static const VdNameValue aio_engines[] = {
+    { "threads", 0 },
+    { NULL, 0 },
+};
+
+static const VdNameValue formats[] = {
+    { "raw", 0 },
+    { NULL, 0 },
+};
+
+static const VdNameValue discard_modes[] = {
+    { "unmap", 1 }, { "on", 1 }, { "ignore", 0 }, { "off", 0 }, { NULL, 0 },
+};
+
+static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null };
+static GPtrArray *extra_drivers; /* vd_block_register_driver; owner thread at startup */
+
+void vd_block_register_driver(const VdBlockDriver *drv)
+{
+    if (!extra_drivers) {
+        extra_drivers = g_ptr_array_new();
+    }
+    g_ptr_array_add(extra_drivers, (gpointer)drv);
+}
+
+/* The driver called name, or NULL. */
+static const VdBlockDriver *find_driver(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(builtin_drivers); i++) {
+        if (strcmp(builtin_drivers[i]->name, name) == 0) {
+            return builtin_drivers[i];
+        }
+    }
+    for (guint i = 0; extra_drivers && i < extra_drivers->len; i++) {
+        const VdBlockDriver *drv = g_ptr_array_index(extra_drivers, i);
+        if (strcmp(drv->name, name) == 0) {
+            return drv;
+        }
+    }
+    return NULL;
+}
+
+/* "file, null, ..." */
+static char *driver_names(void)
+{
+    GString *s = g_string_new(NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(builtin_drivers); i++) {
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "", builtin_drivers[i]->name);
+    }
+    for (guint i = 0; extra_drivers && i < extra_drivers->len; i++) {
+        g_string_append_printf(s, ", %s", ((const VdBlockDriver *)g_ptr_array_index(extra_drivers, i))->name);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* Name of a table entry by value, for the enums' public name functions. */
+static const char *table_name(const VdNameValue *table, int value)
+{
+    for (const VdNameValue *e = table; e->name; e++) {
+        if (e->value == value) {
+            return e->name;
+        }
+    }
+    return "?";
+}
+
+const char *vd_cache_mode_name(VdCacheMode mode) { return table_name(cache_modes, mode); }
+const char *vd_wt_policy_name(VdWritethroughPolicy policy) { return table_name(wt_policies, policy); }
+
+/* "a, b, c" from a table's names. */
+static char *table_names(const VdNameValue *table)
+{
+    GString *s = g_string_new(NULL);
+    for (const VdNameValue *e = table; e->name; e++) {
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "", e->name);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* Look a value up in a table; on failure name the key and the accepted values. */
+static bool lookup(const VdNameValue *table, const char *key, const char *value, int *out, GError **errp)
+{
+    for (const VdNameValue *e = table; e->name; e++) {
+        if (strcmp(e->name, value) == 0) {
+            *out = e->value;
+            return true;
+        }
+    }
+    g_autofree char *names = table_names(table);
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid %s '%s'; accepted values: %s", key, value, names);
+    return false;
+}
+
+/* Parse a size with an optional K/M/G/T suffix (powers of 1024), QEMU style. */
+static bool parse_size(const char *key, const char *value, uint64_t *out, GError **errp)
+{
+    char *end;
+    errno = 0;
+    if (!g_ascii_isdigit(value[0])) {
+        goto bad;
+    }
+    guint64 n = g_ascii_strtoull(value, &end, 10);
+    unsigned shift = 0;
+    switch (g_ascii_toupper(*end)) {
+    case '\0': break;
+    case 'B': shift = 0; end++; break;
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: goto bad;
+    }
+    if (*end || errno || (shift && n > (UINT64_MAX >> shift))) {
+        goto bad;
+    }
+    *out = n << shift;
+    return true;
+bad:
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "invalid %s '%s'; expected a number of bytes with an optional K, M, G or T suffix", key, value);
+    return false;
+}
+
+typedef enum OptKey { K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD } OptKey;
+
+static const VdNameValue keys[] = {
+    { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
+    { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
+    { "discard", K_DISCARD }, { NULL, 0 },
+};
+
+/* Split "a=1,b=x,,y" into key/value pairs, honouring ",," escapes. */
+static bool split_options(const char *s, GPtrArray *pairs, GError **errp)
+{
+    GString *cur = g_string_new(NULL);
+    bool ok = true;
+    for (const char *p = s;; p++) {
+        if (*p == ',' && p[1] == ',') {
+            g_string_append_c(cur, ',');
+            p++;
+            continue;
+        }
+        if (*p == ',' || *p == '\0') {
+            if (cur->len) {
+                g_ptr_array_add(pairs, g_strdup(cur->str));
+            } else if (*p == ',') {
+                g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "empty option in '%s'", s);
+                ok = false;
+                break;
+            }
+            g_string_truncate(cur, 0);
+            if (*p == '\0') {
+                break;
+            }
+            continue;
+        }
+        g_string_append_c(cur, *p);
+    }
+    g_string_free(cur, TRUE);
+    return ok;
+}
+
+/* Parse one key=value pair into opts. */
+static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen, GError **errp)
+{
+    const char *eq = strchr(pair, '=');
+    if (!eq) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' has no value (expected key=value)", pair);
+        return false;
+    }
+    g_autofree char *key = g_strndup(pair, eq - pair);
+    const char *value = eq + 1;
+    int k, v;
+    if (!lookup(keys, "option", key, &k, NULL)) {
+        g_autofree char *names = table_names(keys);
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown option '%s'; accepted options: %s", key, names);
+        return false;
+    }
+    if (*seen & (1u << k)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' is given twice", key);
+        return false;
+    }
+    *seen |= 1u << k;
+    switch ((OptKey)k) {
+    case K_FILE:
+        if (!*value) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "file= needs a path");
+            return false;
+        }
+        opts->file = g_strdup(value);
+        return true;
+    case K_DRIVER: {
+        opts->driver = find_driver(value);
+        if (!opts->driver) {
+            g_autofree char *names = driver_names();
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid driver '%s'; accepted values: %s", value, names);
+            return false;
+        }
+        return true;
+    }
+    case K_FORMAT:
+        return lookup(formats, key, value, &v, errp);
+    case K_CACHE:
+        if (!lookup(cache_modes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->cache = v;
+        return true;
+    case K_AIO:
+        return lookup(aio_engines, key, value, &v, errp);
+    case K_READ_ONLY:
+        if (!lookup(booleans, key, value, &v, errp)) {
+            return false;
+        }
+        opts->read_only = v;
+        return true;
+    case K_WT_POLICY:
+        if (!lookup(wt_policies, key, value, &v, errp)) {
+            return false;
+        }
+        opts->wt_policy = v;
+        return true;
+    case K_SIZE:
+        opts->size_set = true;
+        return parse_size(key, value, &opts->size, errp);
+    case K_DISCARD:
+        if (!lookup(discard_modes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->discard = v;
+        return true;
+    }
+    return false;
+}
+
+/* The writethrough policy used when wt-policy= is absent: see docs/cache-modes.md. */
+#define VD_WT_POLICY_DEFAULT VD_WT_FUA
+
+bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp)
+{
+    *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
+                             .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true };
+    g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
+    unsigned seen = 0;
+    if (!options || !split_options(options, pairs, errp)) {
+        if (!options) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no options given; file= is required");
+        }
+        return false;
+    }
+    for (guint i = 0; i < pairs->len; i++) {
+        if (!apply_option(g_ptr_array_index(pairs, i), out, &seen, errp)) {
+            vd_block_options_clear(out);
+            return false;
+        }
+    }
+    if (out->driver->needs_filename && !out->file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs file=PATH", out->driver->name);
+    } else if (!out->driver->needs_filename && out->file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' takes no file= option", out->driver->name);
+    } else if (out->size_set && out->driver->needs_filename) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "size= is only for driver=null; a file's size is its length");
+    } else if (!out->driver->needs_filename && !out->size_set) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs size=BYTES", out->driver->name);
+    } else {
+        return true;
+    }
+    vd_block_options_clear(out);
+    return false;
+}
+
+void vd_block_options_clear(VdBlockOptions *opts)
+{
+    g_clear_pointer(&opts->file, g_free);
+}

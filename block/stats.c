@@ -1,0 +1,96 @@
+/* stats.c - counters, the latency histogram and the per-request trace line. */
+#include "block-internal.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Every counter of VdBlockStats by name, in the order `blockstats` prints them. */
+static const struct {
+    const char *name;
+    size_t offset;
+} counters[] = {
+#define C(f) { #f, offsetof(VdBlockStats, f) }
+    C(reads), C(writes), C(fua_writes), C(flushes), C(discards), C(write_zeroes),
+    C(bytes_read), C(bytes_written), C(wce_toggles),
+    C(host_reads), C(host_writes), C(host_fdatasync), C(host_dsync_writes), C(host_rwf_dsync_writes),
+    C(host_discards), C(host_zero_ranges), C(host_bytes_read), C(host_bytes_written), C(bounce_rmw),
+    C(flushes_skipped), C(flushes_coalesced), C(flushes_stage1_only), C(errors),
+#undef C
+};
+
+void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(counters); i++) {
+        uint64_t *src = (uint64_t *)((char *)&blk->stats + counters[i].offset);
+        *(uint64_t *)((char *)out + counters[i].offset) = __atomic_load_n(src, __ATOMIC_RELAXED);
+    }
+}
+
+void vd_blk_format_stats(VdBlockBackend *blk, GString *out)
+{
+    VdBlockStats s;
+    vd_blk_get_stats(blk, &s);
+    g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s read_only=%d in_flight=%u sticky_error=%d",
+                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy),
+                           blk->read_only, blk->in_flight, -blk->sticky_error);
+    for (size_t i = 0; i < G_N_ELEMENTS(counters); i++) {
+        g_string_append_printf(out, " %s=%" G_GUINT64_FORMAT, counters[i].name,
+                               *(uint64_t *)((char *)&s + counters[i].offset));
+    }
+}
+
+void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD_LAT_BUCKETS])
+{
+    g_return_if_fail(cls < VD_LAT__MAX);
+    memcpy(out, blk->latency[cls], sizeof(blk->latency[cls]));
+}
+
+/* Add a finished request to the histogram of its class (log2 of microseconds). */
+void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req)
+{
+    static const VdLatencyClass class_of[] = {
+        [VD_OP_READ] = VD_LAT_READ, [VD_OP_WRITE] = VD_LAT_WRITE, [VD_OP_FLUSH] = VD_LAT_FLUSH,
+        [VD_OP_DISCARD] = VD_LAT_OTHER, [VD_OP_ZEROES] = VD_LAT_OTHER,
+    };
+    uint64_t us = MAX(g_get_monotonic_time() - req->start_us, 1);
+    unsigned bucket = MIN(g_bit_nth_msf(us, -1), VD_LAT_BUCKETS - 1);
+    blk->latency[class_of[req->type]][bucket]++;
+}
+
+/* Emit "<guest op> -> <host syscalls>" for one finished request. */
+void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note)
+{
+    static const char *const op_names[] = {
+        [VD_OP_READ] = "read", [VD_OP_WRITE] = "write", [VD_OP_FLUSH] = "flush",
+        [VD_OP_DISCARD] = "discard", [VD_OP_ZEROES] = "write-zeroes",
+    };
+    g_autoptr(GString) line = g_string_new(req->internal ? "write-cache-off flush" : op_names[req->type]);
+    if (req->type != VD_OP_FLUSH) {
+        g_string_append_printf(line, " off=%" G_GUINT64_FORMAT " len=%" G_GUINT64_FORMAT, req->offset, req->bytes);
+    }
+    if (req->flags & VD_REQ_FUA) {
+        g_string_append(line, " fua");
+    }
+    g_string_append_printf(line, " -> %s", req->trace->len ? req->trace->str : "no host I/O");
+    if (note) {
+        g_string_append_printf(line, " [%s]", note);
+    }
+    if (req->ret < 0) {
+        g_string_append_printf(line, " => error %s", g_strerror(-req->ret));
+    }
+    blk->trace_fn(blk->trace_opaque, line->str);
+}
+
+void vd_drv_trace(VdDriverReq *req, const char *fmt, ...)
+{
+    if (!req->trace) {
+        return;
+    }
+    if (req->trace->len) {
+        g_string_append(req->trace, "; ");
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    g_string_append_vprintf(req->trace, fmt, ap);
+    va_end(ap);
+}

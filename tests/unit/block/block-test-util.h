@@ -1,0 +1,63 @@
+/* block-test-util.h - helpers shared by the block layer's cmocka tests. */
+#ifndef VD_BLOCK_TEST_UTIL_H
+#define VD_BLOCK_TEST_UTIL_H
+
+#include "block/block-backend.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+/* Records how often and with what result a completion callback ran. */
+typedef struct Completion {
+    int calls;
+    int ret;
+} Completion;
+
+static inline void completion_cb(void *opaque, int ret)
+{
+    Completion *c = opaque;
+    c->calls++;
+    c->ret = ret;
+}
+
+/* Iterate the default context until c has completed (fails the test after 10 s). */
+static inline void wait_completion(Completion *c)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (c->calls == 0) {
+        assert_true(g_get_monotonic_time() < deadline);
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(100);
+    }
+}
+
+/* Let pending completions run without waiting for any in particular. */
+static inline void settle(void)
+{
+    for (int i = 0; i < 50; i++) {
+        g_usleep(200);
+        while (g_main_context_iteration(NULL, FALSE)) {
+        }
+    }
+}
+
+static inline VdBlockStats stats_of(VdBlockBackend *blk)
+{
+    VdBlockStats s;
+    vd_blk_get_stats(blk, &s);
+    return s;
+}
+
+static inline VdBlockBackend *open_ok(const char *opts)
+{
+    GError *err = NULL;
+    VdBlockBackend *blk = vd_blk_open(opts, NULL, &err);
+    if (!blk) {
+        fail_msg("open '%s': %s", opts, err->message);
+    }
+    return blk;
+}
+
+#endif

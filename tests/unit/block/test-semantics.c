@@ -1,0 +1,464 @@
+/*
+ * test-semantics.c - the generic layer's rules (docs/cache-modes.md), observed
+ * through the mock driver's ordered call log and the backend's counters.
+ */
+#include "block-test-util.h"
+#include "mock-driver.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const MockConfig native = { .fua = VD_FUA_NATIVE, .dsync = true, .zero = true };
+static const MockConfig emulate = { .fua = VD_FUA_EMULATE, .dsync = false, .zero = true };
+
+static uint8_t buf[8192];
+
+/* Submit an async write of len bytes of buf at off. */
+static void write_async(VdBlockBackend *blk, uint64_t off, size_t len, unsigned flags, Completion *c)
+{
+    static struct iovec iov[64];
+    static unsigned next;
+    struct iovec *v = &iov[next++ % 64];
+    v->iov_base = buf;
+    v->iov_len = len;
+    vd_blk_pwritev(blk, off, v, 1, flags, completion_cb, c);
+}
+
+/* A callback never runs inside the call that submitted it, and runs exactly once. */
+static void test_completion_deferred_once(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    Completion w = { 0 }, f = { 0 }, bad = { 0 };
+    write_async(blk, 0, 512, 0, &w);
+    vd_blk_flush(blk, completion_cb, &f);
+    write_async(blk, 1 << 20, 512, 0, &bad); /* fails validation: still deferred */
+    assert_int_equal(w.calls + f.calls + bad.calls, 0);
+    vd_blk_drain(blk);
+    settle();
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(bad.calls, 1);
+    assert_int_equal(bad.ret, -ERANGE);
+    vd_blk_close(blk);
+}
+
+/* WCE=1: a FUA write is one native FUA write when the driver has one. */
+static void test_fua_native(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), 0);
+    assert_string_equal(mock_log(), "W0+512 ");
+    assert_int_equal(mock_last_write_flags(), VD_DRV_FUA);
+    assert_int_equal(stats_of(blk).fua_writes, 1);
+    vd_blk_close(blk);
+}
+
+/* WCE=1: without native FUA, a FUA write is a write followed by a flush, before completion. */
+static void test_fua_emulated(void **state)
+{
+    mock_reset(&emulate);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), 0);
+    assert_string_equal(mock_log(), "W0+512 F2 ");
+    assert_int_equal(mock_last_write_flags(), 0);
+    vd_blk_close(blk);
+}
+
+/* WCE=0, wt-policy=fua: every write is a FUA write. */
+static void test_wce_off_policy_fua(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,cache=writethrough,wt-policy=fua");
+    assert_false(vd_blk_write_cache(blk));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(mock_last_write_flags(), VD_DRV_FUA);
+    mock_reset(&emulate);
+    vd_blk_close(blk);
+    blk = open_ok("driver=mock,size=1M,cache=writethrough,wt-policy=fua");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_string_equal(mock_log(), "W0+512 F2 ");
+    vd_blk_close(blk);
+}
+
+/* WCE=0, wt-policy=dsync: writes use the O_DSYNC descriptor; FUA emulation if there is none. */
+static void test_wce_off_policy_dsync(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,cache=directsync,wt-policy=dsync");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(mock_last_write_flags(), VD_DRV_DSYNC);
+    assert_string_equal(mock_log(), "W0+512 ");
+    vd_blk_close(blk);
+    mock_reset(&emulate); /* no dsync descriptor, no native FUA */
+    blk = open_ok("driver=mock,size=1M,cache=writethrough,wt-policy=dsync");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_string_equal(mock_log(), "W0+512 F2 ");
+    vd_blk_close(blk);
+}
+
+/* WCE 1->0 waits for writes submitted under WCE=1, then flushes, then completes. */
+static void test_wce_off_drains_then_flushes(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,cache=writeback");
+    Completion w1 = { 0 }, toggle = { 0 }, w2 = { 0 };
+    mock_hold(MOCK_WRITE);
+    write_async(blk, 0, 512, 0, &w1);
+    mock_wait_held(MOCK_WRITE, 1);
+    vd_blk_set_write_cache(blk, false, completion_cb, &toggle);
+    assert_false(vd_blk_write_cache(blk));
+    settle();
+    assert_int_equal(toggle.calls, 0);       /* still waiting for w1 */
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 0);
+    write_async(blk, 4096, 512, 0, &w2);     /* submitted after the toggle: durable by itself */
+    mock_release(MOCK_WRITE);
+    wait_completion(&toggle);
+    wait_completion(&w2);
+    assert_int_equal(toggle.ret, 0);
+    assert_int_equal(w1.calls, 1);
+    /* The flush came after w1's write; w2 went out as a FUA write. */
+    const char *log = mock_log();
+    assert_true(strstr(log, "W0+512 ") < strstr(log, "F2 "));
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    assert_int_equal(stats_of(blk).wce_toggles, 1);
+    vd_blk_close(blk);
+}
+
+/* WCE 0->1 takes effect at once: the next write is a plain write. */
+static void test_wce_on(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,cache=writethrough");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, true), 0);
+    assert_true(vd_blk_write_cache(blk));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(mock_last_write_flags(), 0);
+    assert_string_equal(mock_log(), "W0+512 ");
+    vd_blk_close(blk);
+}
+
+/* A flush with nothing written since the last successful one makes no host call. */
+static void test_flush_skipped_when_clean(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    /* A FUA write is durable by itself and leaves nothing to flush. */
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    VdBlockStats s = stats_of(blk);
+    assert_int_equal(s.flushes, 4);
+    assert_int_equal(s.flushes_skipped, 3);
+    vd_blk_close(blk);
+}
+
+/* Flushes submitted while one runs share its host flush when it covers them. */
+static void test_flush_coalescing(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    Completion a = { 0 }, b = { 0 }, c = { 0 };
+    mock_hold(MOCK_FLUSH_DISK);
+    vd_blk_flush(blk, completion_cb, &a);
+    mock_wait_held(MOCK_FLUSH_DISK, 1);
+    vd_blk_flush(blk, completion_cb, &b);
+    vd_blk_flush(blk, completion_cb, &c);
+    mock_release(MOCK_FLUSH_DISK);
+    vd_blk_drain(blk);
+    assert_int_equal(a.ret | b.ret | c.ret, 0);
+    assert_int_equal(a.calls + b.calls + c.calls, 3);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    assert_int_equal(stats_of(blk).flushes_coalesced, 2);
+    vd_blk_close(blk);
+}
+
+/* A flush submitted after a write completed is not covered by an older running flush. */
+static void test_flush_covers_writes_completed_before_it(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    Completion a = { 0 }, d = { 0 }, e = { 0 };
+    mock_hold(MOCK_FLUSH_DISK);
+    vd_blk_flush(blk, completion_cb, &a);
+    mock_wait_held(MOCK_FLUSH_DISK, 1);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 512, 0), 0); /* completes during flush a */
+    vd_blk_flush(blk, completion_cb, &d);
+    vd_blk_flush(blk, completion_cb, &e);
+    mock_release(MOCK_FLUSH_DISK);
+    vd_blk_drain(blk);
+    assert_int_equal(a.ret | d.ret | e.ret, 0);
+    /* d and e needed a second host flush, which they shared. */
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 2);
+    assert_string_equal(mock_log(), "W0+512 F2 W4096+512 F2 ");
+    assert_int_equal(stats_of(blk).flushes_coalesced, 1);
+    vd_blk_close(blk);
+}
+
+/* Flush has two stages: driver caches to the OS, then the OS to disk. */
+static void test_flush_two_stages(void **state)
+{
+    MockConfig cfg = native;
+    cfg.stage1 = true;
+    mock_reset(&cfg);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_string_equal(mock_log(), "W0+512 F1 F2 ");
+    vd_blk_close(blk);
+}
+
+/* cache=unsafe: flush runs stage 1 only; FUA and WCE=0 writes are plain writes. */
+static void test_unsafe(void **state)
+{
+    MockConfig cfg = native;
+    cfg.stage1 = true;
+    mock_reset(&cfg);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,cache=unsafe");
+    assert_true(vd_blk_write_cache(blk));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), 0);
+    assert_int_equal(mock_last_write_flags(), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(mock_last_write_flags(), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 0);
+    assert_true(mock_calls(MOCK_FLUSH_OS) >= 1);
+    assert_true(stats_of(blk).flushes_stage1_only >= 1);
+    vd_blk_close(blk);
+}
+
+/* A failed host flush is sticky: later flushes and durable writes fail, cached writes don't. */
+static void test_sticky_flush_error(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    mock_fail_next(MOCK_FLUSH_DISK, -EIO);
+    assert_int_equal(vd_blk_flush_sync(blk), -EIO);
+    unsigned flushes = mock_calls(MOCK_FLUSH_DISK), writes = mock_calls(MOCK_WRITE);
+    assert_int_equal(vd_blk_flush_sync(blk), -EIO);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), -EIO);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), flushes);  /* no retry reached the host */
+    assert_int_equal(mock_calls(MOCK_WRITE), writes);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0); /* a cached write still works */
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), -EIO);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -EIO); /* WCE=0 writes are durable writes */
+    GString *s = g_string_new(NULL);
+    vd_blk_format_stats(blk, s);
+    assert_non_null(strstr(s->str, "sticky_error=5"));
+    g_string_free(s, TRUE);
+    vd_blk_close(blk);
+    /* Reopening clears it. */
+    blk = open_ok("driver=mock,size=1M");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    vd_blk_close(blk);
+}
+
+/* Read-only: every modifying request fails with EROFS before the driver; flush succeeds. */
+static void test_read_only(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,read-only=on");
+    assert_true(vd_blk_is_read_only(blk));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -EROFS);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), -EROFS);
+    assert_int_equal(vd_blk_discard_sync(blk, 0, 4096), -EROFS);
+    assert_int_equal(vd_blk_write_zeroes_sync(blk, 0, 4096, 0), -EROFS);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    assert_int_equal(vd_blk_pread_sync(blk, 0, buf, 512), 0);
+    assert_int_equal(mock_calls(MOCK_WRITE) + mock_calls(MOCK_FLUSH_DISK) + mock_calls(MOCK_DISCARD) +
+                     mock_calls(MOCK_ZERO), 0);
+    assert_int_equal(stats_of(blk).errors, 4);
+    vd_blk_close(blk);
+}
+
+/* Out-of-range requests fail with ERANGE and never reach the driver. */
+static void test_out_of_range(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    uint64_t size = 1 << 20;
+    assert_int_equal(vd_blk_pread_sync(blk, size, buf, 1), -ERANGE);
+    assert_int_equal(vd_blk_pread_sync(blk, size - 511, buf, 512), -ERANGE);
+    assert_int_equal(vd_blk_pwrite_sync(blk, size - 1, buf, 2, 0), -ERANGE);
+    assert_int_equal(vd_blk_pwrite_sync(blk, UINT64_MAX - 10, buf, 512, 0), -ERANGE);
+    assert_int_equal(vd_blk_discard_sync(blk, size, 1), -ERANGE);
+    assert_int_equal(vd_blk_write_zeroes_sync(blk, 0, size + 1, 0), -ERANGE);
+    assert_int_equal(vd_blk_write_zeroes_sync(blk, UINT64_MAX, UINT64_MAX, 0), -ERANGE);
+    assert_string_equal(mock_log(), "");
+    /* The last byte is in range. */
+    assert_int_equal(vd_blk_pwrite_sync(blk, size - 1, buf, 1, 0), 0);
+    vd_blk_close(blk);
+}
+
+/* Unaligned requests are expanded: reads bounce, writes read-modify-write. */
+static void test_alignment_bounce_and_rmw(void **state)
+{
+    MockConfig cfg = native;
+    cfg.req_align = 4096;
+    mock_reset(&cfg);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    memset(mock_data(), 0xaa, 8192);
+    memset(buf, 0x11, sizeof(buf));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 100, buf, 512, 0), 0);
+    assert_string_equal(mock_log(), "R0+4096 W0+4096 ");
+    assert_int_equal(mock_data()[99], 0xaa);
+    assert_int_equal(mock_data()[100], 0x11);
+    assert_int_equal(mock_data()[611], 0x11);
+    assert_int_equal(mock_data()[612], 0xaa);
+    uint8_t rb[600];
+    assert_int_equal(vd_blk_pread_sync(blk, 90, rb, sizeof(rb)), 0);
+    assert_int_equal(rb[9], 0xaa);
+    assert_int_equal(rb[10], 0x11);
+    assert_int_equal(rb[521], 0x11);
+    assert_int_equal(rb[522], 0xaa);
+    assert_true(stats_of(blk).bounce_rmw >= 1);
+    /* Spanning two blocks: both edges are read first. */
+    assert_int_equal(vd_blk_pwrite_sync(blk, 4000, buf, 200, 0), 0);
+    assert_non_null(strstr(mock_log(), "R0+4096 R4096+4096 W0+8192 "));
+    vd_blk_close(blk);
+}
+
+/* Two RMW writes into one block are serialised, so neither loses the other's bytes. */
+static void test_rmw_serialised(void **state)
+{
+    MockConfig cfg = native;
+    cfg.req_align = 4096;
+    mock_reset(&cfg);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    memset(mock_data(), 0, 4096);
+    static uint8_t a[512], b[512];
+    memset(a, 0xa1, sizeof(a));
+    memset(b, 0xb2, sizeof(b));
+    struct iovec va = { a, sizeof(a) }, vb = { b, sizeof(b) };
+    Completion ca = { 0 }, cb = { 0 };
+    mock_hold(MOCK_WRITE);
+    vd_blk_pwritev(blk, 0, &va, 1, 0, completion_cb, &ca);
+    mock_wait_held(MOCK_WRITE, 1);
+    vd_blk_pwritev(blk, 1024, &vb, 1, 0, completion_cb, &cb);
+    settle();
+    assert_int_equal(mock_calls(MOCK_READ), 1); /* b waits: it has not read the block yet */
+    mock_release(MOCK_WRITE);
+    vd_blk_drain(blk);
+    assert_int_equal(ca.ret | cb.ret, 0);
+    assert_int_equal(mock_data()[0], 0xa1);
+    assert_int_equal(mock_data()[1024], 0xb2);
+    assert_int_equal(mock_data()[511], 0xa1);
+    vd_blk_close(blk);
+}
+
+/* Write-zeroes falls back to writing zeroes; discard trims to whole blocks. */
+static void test_zeroes_fallback_and_discard_trim(void **state)
+{
+    MockConfig cfg = native;
+    cfg.zero = false;
+    cfg.req_align = 4096;
+    mock_reset(&cfg);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    memset(mock_data(), 0xff, 16384);
+    assert_int_equal(vd_blk_write_zeroes_sync(blk, 100, 8192, 0), 0);
+    assert_int_equal(mock_data()[99], 0xff);
+    for (int i = 100; i < 8292; i++) {
+        assert_int_equal(mock_data()[i], 0);
+    }
+    assert_int_equal(mock_data()[8292], 0xff);
+    assert_int_equal(mock_calls(MOCK_ZERO), 0);
+    assert_int_equal(vd_blk_discard_sync(blk, 100, 10000), 0);
+    assert_non_null(strstr(mock_log(), "D4096+4096 "));
+    vd_blk_close(blk);
+}
+
+/* Injected host errors reach the caller and the error counter. */
+static void test_injected_errors(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -EIO);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    vd_blk_inject_error(blk, VD_FAULT_READ, ENOSPC, 1);
+    assert_int_equal(vd_blk_pread_sync(blk, 0, buf, 512), -ENOSPC);
+    assert_int_equal(stats_of(blk).errors, 2);
+    vd_blk_close(blk);
+}
+
+static GString *trace_lines;
+
+static void collect_trace(void *opaque, const char *line)
+{
+    g_string_append_printf(trace_lines, "%s\n", line);
+}
+
+/* The trace names each guest op and the host calls it caused; latency is recorded. */
+static void test_trace_and_latency(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=null,size=1M");
+    trace_lines = g_string_new(NULL);
+    vd_blk_set_trace(blk, collect_trace, NULL);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_non_null(strstr(trace_lines->str, "write off=0 len=512 fua -> "));
+    assert_non_null(strstr(trace_lines->str, "flush -> no host I/O [skipped: nothing written since the last flush]"));
+    uint64_t hist[VD_LAT_BUCKETS], total = 0;
+    vd_blk_get_latency(blk, VD_LAT_WRITE, hist);
+    for (int i = 0; i < VD_LAT_BUCKETS; i++) {
+        total += hist[i];
+    }
+    assert_int_equal(total, 1);
+    g_string_free(trace_lines, TRUE);
+    vd_blk_close(blk);
+}
+
+/* Close drains: a request in flight at close still completes exactly once. */
+static void test_close_drains(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    Completion c = { 0 };
+    write_async(blk, 0, 512, 0, &c);
+    vd_blk_close(blk);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.ret, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_completion_deferred_once),
+        cmocka_unit_test(test_fua_native),
+        cmocka_unit_test(test_fua_emulated),
+        cmocka_unit_test(test_wce_off_policy_fua),
+        cmocka_unit_test(test_wce_off_policy_dsync),
+        cmocka_unit_test(test_wce_off_drains_then_flushes),
+        cmocka_unit_test(test_wce_on),
+        cmocka_unit_test(test_flush_skipped_when_clean),
+        cmocka_unit_test(test_flush_coalescing),
+        cmocka_unit_test(test_flush_covers_writes_completed_before_it),
+        cmocka_unit_test(test_flush_two_stages),
+        cmocka_unit_test(test_unsafe),
+        cmocka_unit_test(test_sticky_flush_error),
+        cmocka_unit_test(test_read_only),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_alignment_bounce_and_rmw),
+        cmocka_unit_test(test_rmw_serialised),
+        cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
+        cmocka_unit_test(test_injected_errors),
+        cmocka_unit_test(test_trace_and_latency),
+        cmocka_unit_test(test_close_drains),
+    };
+    return cmocka_run_group_tests_name("block-semantics", tests, NULL, NULL);
+}
