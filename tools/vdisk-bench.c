@@ -7,6 +7,9 @@
  *  2. The three ways to make a write durable, as raw syscalls: an O_DSYNC
  *     descriptor, pwritev2(RWF_DSYNC), and pwrite + fdatasync; and the
  *     backend's two writethrough policies (wt-policy=fua and =dsync).
+ *  3. With --compare-qemu: the same writes through `qemu-img bench` (QEMU's
+ *     block layer, same image, same cache mode, same queue depth).  qemu-img
+ *     bench only writes sequentially, so --compare-qemu implies --sequential.
  * Results are printed as IOPS and as a ratio to the matching raw loop.
  */
 #include "block/block-backend.h"
@@ -27,6 +30,7 @@ typedef struct BenchConfig {
     uint64_t size;
     double seconds;
     bool sequential;
+    const char *qemu_img;          /* non-NULL: compare with qemu-img bench */
 } BenchConfig;
 
 static uint8_t *block_buf;
@@ -138,6 +142,28 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
     return run.completed / ((now - start) / 1e6);
 }
 
+/*
+ * IOPS of `qemu-img bench` writing `count` sequential 4 KiB blocks at depth qd
+ * with QEMU's cache mode; -1 if it did not run.
+ */
+static double bench_qemu_img(const BenchConfig *cfg, const char *cache, unsigned qd, double expect_iops)
+{
+    uint64_t count = MAX((uint64_t)(expect_iops * cfg->seconds), 1000);
+    g_autofree char *c = g_strdup_printf("%" G_GUINT64_FORMAT, count);
+    g_autofree char *d = g_strdup_printf("%u", qd);
+    const char *argv[] = { cfg->qemu_img, "bench", "-w", "-f", "raw", "-t", cache, "-i", "threads", "-c", c,
+                           "-d", d, "-s", "4096", cfg->image, NULL };
+    g_autofree char *out = NULL;
+    int status;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, &status, NULL) ||
+        !g_spawn_check_wait_status(status, NULL)) {
+        return -1;
+    }
+    const char *p = strstr(out, "Run completed in ");
+    double secs = p ? g_ascii_strtod(p + strlen("Run completed in "), NULL) : 0;
+    return secs > 0 ? count / secs : -1;
+}
+
 /* Print one result row with its ratio to a reference. */
 static void row(const char *name, double iops, double ref)
 {
@@ -166,7 +192,7 @@ static void prepare_image(const BenchConfig *cfg)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: vdisk-bench [--image FILE] [--size BYTES] [--seconds S] [--sequential]\n"
+            "usage: vdisk-bench [--image FILE] [--size BYTES] [--seconds S] [--sequential] [--compare-qemu]\n"
             "Without --image, a temporary 256 MiB image is created in $TMPDIR and removed after.\n");
 }
 
@@ -176,6 +202,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         { "image", required_argument, NULL, 'i' }, { "size", required_argument, NULL, 's' },
         { "seconds", required_argument, NULL, 't' }, { "sequential", no_argument, NULL, 'q' },
+        { "compare-qemu", no_argument, NULL, 'Q' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
@@ -198,6 +225,14 @@ int main(int argc, char **argv)
             }
             break;
         case 'q': cfg.sequential = true; break;
+        case 'Q':
+            cfg.qemu_img = g_find_program_in_path("qemu-img");
+            if (!cfg.qemu_img) {
+                fprintf(stderr, "vdisk-bench: --compare-qemu needs qemu-img (apt-get install qemu-utils)\n");
+                return 2;
+            }
+            cfg.sequential = true;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -226,8 +261,14 @@ int main(int argc, char **argv)
         double raw = bench_raw(&cfg, direct, RAW_PLAIN);
         const char *mode = direct ? "cache=none" : "cache=writeback";
         row("raw pwrite loop, QD1", raw, raw);
-        row("backend, QD1", bench_backend(&cfg, mode, 1, true), raw);
-        row("backend, QD32", bench_backend(&cfg, mode, 32, true), raw);
+        double qd1 = bench_backend(&cfg, mode, 1, true), qd32 = bench_backend(&cfg, mode, 32, true);
+        row("backend, QD1", qd1, raw);
+        row("backend, QD32", qd32, raw);
+        if (cfg.qemu_img) {
+            const char *qcache = direct ? "none" : "writeback";
+            row("qemu-img bench (same cache mode), QD1", bench_qemu_img(&cfg, qcache, 1, qd1), raw);
+            row("qemu-img bench (same cache mode), QD32", bench_qemu_img(&cfg, qcache, 32, qd32), raw);
+        }
     }
 
     printf("\ndurable writes, page cache (ratio to pwrite + fdatasync)\n");
@@ -235,8 +276,11 @@ int main(int argc, char **argv)
     row("raw pwrite + fdatasync", fsync_iops, fsync_iops);
     row("raw O_DSYNC descriptor", bench_raw(&cfg, false, RAW_O_DSYNC), fsync_iops);
     row("raw pwritev2(RWF_DSYNC)", bench_raw(&cfg, false, RAW_RWF_DSYNC), fsync_iops);
-    row("backend WCE=0 wt-policy=fua (RWF_DSYNC), QD1", bench_backend(&cfg, "cache=writeback,wt-policy=fua", 1, false),
-        fsync_iops);
+    double wt_qd1 = bench_backend(&cfg, "cache=writeback,wt-policy=fua", 1, false);
+    row("backend WCE=0 wt-policy=fua (RWF_DSYNC), QD1", wt_qd1, fsync_iops);
+    if (cfg.qemu_img) {
+        row("qemu-img bench cache=writethrough, QD1", bench_qemu_img(&cfg, "writethrough", 1, wt_qd1), fsync_iops);
+    }
     row("backend WCE=0 wt-policy=dsync (O_DSYNC fd), QD1",
         bench_backend(&cfg, "cache=writeback,wt-policy=dsync", 1, false), fsync_iops);
     row("backend WCE=0 wt-policy=fua, QD32", bench_backend(&cfg, "cache=writeback,wt-policy=fua", 32, false),
