@@ -461,7 +461,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     VdDriverOpenOptions dopts = {
-        .filename = opts.file, .read_only = opts.read_only, .direct = direct, .size = opts.size,
+        .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
     };
     const VdBlockDriver *drv = opts.driver;

@@ -1,0 +1,292 @@
+/*
+ * test-file-driver.c - the five cache modes on a real file, checked through
+ * the host counters and, independently, through the kernel's view of the
+ * descriptors (/proc/self/fdinfo flags) and of the page cache (mincore).
+ */
+#include "block-test-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *dir, *image;
+static uint8_t buf[65536] __attribute__((aligned(4096)));
+
+/* A fresh 4 MiB image for each test. */
+static int setup(void **state)
+{
+    dir = g_dir_make_tmp("vdisk-test-XXXXXX", NULL);
+    image = g_build_filename(dir, "disk.img", NULL);
+    int fd = open(image, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 4 << 20), 0);
+    close(fd);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    unlink(image);
+    rmdir(dir);
+    g_free(image);
+    g_free(dir);
+    return 0;
+}
+
+static VdBlockBackend *open_image(const char *extra)
+{
+    g_autofree char *opts = g_strdup_printf("file=%s%s%s", image, *extra ? "," : "", extra);
+    return open_ok(opts);
+}
+
+/* Open-file flags of every descriptor this process holds on the image, OR-ed per kind. */
+static void image_fd_flags(unsigned *count, int *any_direct, int *any_dsync, int *all_direct)
+{
+    *count = 0;
+    *any_direct = *any_dsync = 0;
+    *all_direct = 1;
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        if (!target || strcmp(target, image) != 0) {
+            continue;
+        }
+        g_autofree char *info_path = g_strdup_printf("/proc/self/fdinfo/%s", name);
+        g_autofree char *info = NULL;
+        assert_true(g_file_get_contents(info_path, &info, NULL, NULL));
+        const char *f = strstr(info, "flags:");
+        assert_non_null(f);
+        unsigned long flags = strtoul(f + 6, NULL, 8);
+        (*count)++;
+        *any_direct |= !!(flags & O_DIRECT);
+        *all_direct &= !!(flags & O_DIRECT);
+        *any_dsync |= !!(flags & O_DSYNC);
+    }
+    g_dir_close(d);
+}
+
+typedef struct ModeRow {
+    const char *cache;
+    bool direct, wce, flush_syncs;
+} ModeRow;
+
+/* The mode table of docs/cache-modes.md, row by row. */
+static const ModeRow mode_rows[] = {
+    { "writeback", false, true, true },
+    { "none", true, true, true },
+    { "writethrough", false, false, true },
+    { "directsync", true, false, true },
+    { "unsafe", false, true, false },
+};
+
+/* Each mode: open flags, initial WCE, and what a flush and a FUA write do on the host. */
+static void test_mode_table(void **state)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(mode_rows); i++) {
+        const ModeRow *row = &mode_rows[i];
+        g_autofree char *opt = g_strdup_printf("cache=%s", row->cache);
+        VdBlockBackend *blk = open_image(opt);
+        unsigned n;
+        int any_direct, any_dsync, all_direct;
+        image_fd_flags(&n, &any_direct, &any_dsync, &all_direct);
+        assert_int_equal(n, 1);
+        assert_int_equal(all_direct, row->direct);
+        assert_int_equal(any_dsync, 0);
+        assert_int_equal(vd_blk_write_cache(blk), row->wce);
+        assert_int_equal(vd_blk_default_write_cache(blk), row->wce);
+
+        /* Turn the cache on so a plain write is a cached write in every mode. */
+        assert_int_equal(vd_blk_set_write_cache_sync(blk, true), 0);
+        assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+        assert_int_equal(vd_blk_flush_sync(blk), 0);
+        VdBlockStats s = stats_of(blk);
+        assert_int_equal(s.host_fdatasync, row->flush_syncs ? 1 : 0);
+        assert_int_equal(s.host_rwf_dsync_writes, 0);
+
+        assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 4096, VD_REQ_FUA), 0);
+        s = stats_of(blk);
+        assert_int_equal(s.host_rwf_dsync_writes, row->flush_syncs ? 1 : 0);
+        assert_int_equal(s.host_fdatasync, row->flush_syncs ? 1 : 0);
+
+        /* WCE off: every write is durable (except unsafe), and 1->0 flushed first. */
+        assert_int_equal(vd_blk_pwrite_sync(blk, 8192, buf, 4096, 0), 0);
+        assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+        s = stats_of(blk);
+        assert_int_equal(s.host_fdatasync, row->flush_syncs ? 2 : 0);
+        assert_int_equal(vd_blk_pwrite_sync(blk, 12288, buf, 4096, 0), 0);
+        s = stats_of(blk);
+        assert_int_equal(s.host_rwf_dsync_writes, row->flush_syncs ? 2 : 0);
+        assert_int_equal(s.host_writes, 4);
+        vd_blk_close(blk);
+    }
+}
+
+/* wt-policy=dsync: a second, O_DSYNC descriptor carries WCE=0 writes; no fdatasync. */
+static void test_dsync_policy(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writethrough,wt-policy=dsync");
+    unsigned n;
+    int any_direct, any_dsync, all_direct;
+    image_fd_flags(&n, &any_direct, &any_dsync, &all_direct);
+    assert_int_equal(n, 2);
+    assert_true(any_dsync);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 4096, 0), 0);
+    VdBlockStats s = stats_of(blk);
+    assert_int_equal(s.host_dsync_writes, 2);
+    assert_int_equal(s.host_fdatasync, 0);
+    assert_int_equal(s.host_rwf_dsync_writes, 0);
+    /* Nothing is left to flush. */
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(stats_of(blk).host_fdatasync, 0);
+    vd_blk_close(blk);
+    /* directsync + dsync: both descriptors are O_DIRECT. */
+    blk = open_image("cache=directsync,wt-policy=dsync");
+    image_fd_flags(&n, &any_direct, &any_dsync, &all_direct);
+    assert_int_equal(n, 2);
+    assert_true(all_direct);
+    assert_true(any_dsync);
+    vd_blk_close(blk);
+}
+
+/* cache=none: unaligned guest requests are bounced and read-modify-written correctly. */
+static void test_direct_unaligned(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=none");
+    uint8_t pattern[3000];
+    for (size_t i = 0; i < sizeof(pattern); i++) {
+        pattern[i] = i * 7 + 3;
+    }
+    memset(buf, 0x5a, 16384);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 16384, 0), 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 1001, pattern, sizeof(pattern), VD_REQ_FUA), 0);
+    assert_true(stats_of(blk).bounce_rmw >= 1);
+    /* Independent check through a separate descriptor. */
+    int fd = open(image, O_RDONLY);
+    uint8_t back[16384];
+    assert_int_equal(pread(fd, back, sizeof(back), 0), sizeof(back));
+    close(fd);
+    assert_int_equal(back[1000], 0x5a);
+    assert_memory_equal(back + 1001, pattern, sizeof(pattern));
+    assert_int_equal(back[4001], 0x5a);
+    uint8_t rd[3000];
+    assert_int_equal(vd_blk_pread_sync(blk, 1001, rd, sizeof(rd)), 0);
+    assert_memory_equal(rd, pattern, sizeof(pattern));
+    vd_blk_close(blk);
+}
+
+/* O_DIRECT needs an aligned image size: a clear error otherwise. */
+static void test_direct_size_error(void **state)
+{
+    assert_int_equal(truncate(image, (4 << 20) + 100), 0);
+    g_autofree char *opts = g_strdup_printf("file=%s,cache=none", image);
+    GError *err = NULL;
+    assert_null(vd_blk_open(opts, NULL, &err));
+    assert_non_null(strstr(err->message, "not a multiple of the O_DIRECT alignment"));
+    g_error_free(err);
+}
+
+/* Discard punches a hole; write-zeroes uses ZERO_RANGE; both read back as zeroes. */
+static void test_discard_and_zeroes(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback");
+    memset(buf, 0xee, sizeof(buf));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 65536, 0), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    struct stat st0, st1;
+    assert_int_equal(stat(image, &st0), 0);
+    assert_int_equal(vd_blk_discard_sync(blk, 0, 32768), 0);
+    assert_int_equal(stat(image, &st1), 0);
+    assert_true(st1.st_blocks < st0.st_blocks);
+    assert_int_equal(vd_blk_write_zeroes_sync(blk, 32768, 16384, 0), 0);
+    uint8_t rd[65536];
+    assert_int_equal(vd_blk_pread_sync(blk, 0, rd, sizeof(rd)), 0);
+    for (int i = 0; i < 49152; i++) {
+        assert_int_equal(rd[i], 0);
+    }
+    assert_int_equal(rd[49152], 0xee);
+    VdBlockStats s = stats_of(blk);
+    assert_int_equal(s.host_discards, 1);
+    assert_int_equal(s.host_zero_ranges, 1);
+    /* With WCE off, write-zeroes is durable at completion. */
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    uint64_t syncs = stats_of(blk).host_fdatasync;
+    assert_int_equal(vd_blk_write_zeroes_sync(blk, 0, 4096, 0), 0);
+    assert_int_equal(stats_of(blk).host_fdatasync, syncs + 1);
+    vd_blk_close(blk);
+    /* discard=ignore: no host call. */
+    blk = open_image("discard=ignore");
+    assert_int_equal(vd_blk_discard_sync(blk, 0, 4096), 0);
+    assert_int_equal(stats_of(blk).host_discards, 0);
+    vd_blk_close(blk);
+}
+
+/* Pages of the image resident in this host's page cache. */
+static size_t resident_pages(void)
+{
+    int fd = open(image, O_RDONLY);
+    struct stat st;
+    fstat(fd, &st);
+    void *p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(p != MAP_FAILED);
+    size_t pages = st.st_size / 4096, n = 0;
+    unsigned char *vec = g_malloc(pages);
+    assert_int_equal(mincore(p, st.st_size, vec), 0);
+    for (size_t i = 0; i < pages; i++) {
+        n += vec[i] & 1;
+    }
+    g_free(vec);
+    munmap(p, st.st_size);
+    close(fd);
+    return n;
+}
+
+/* Migration: the source flushes and stops writing; the destination drops its page cache. */
+static void test_migration_handover(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 65536, 0), 0);
+    assert_int_equal(vd_blk_inactivate(blk), 0);
+    assert_int_equal(stats_of(blk).host_fdatasync, 1);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EPERM);
+    assert_int_equal(vd_blk_pread_sync(blk, 0, buf, 4096), 0);
+    assert_true(resident_pages() > 0);
+    assert_int_equal(vd_blk_invalidate_cache(blk), 0);
+    assert_int_equal(resident_pages(), 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+    vd_blk_close(blk);
+}
+
+/* A read-only open of a read-only file: writes fail with EROFS, flush succeeds with no host call. */
+static void test_read_only_file(void **state)
+{
+    assert_int_equal(chmod(image, 0444), 0);
+    VdBlockBackend *blk = open_image("read-only=on");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EROFS);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(vd_blk_pread_sync(blk, 0, buf, 4096), 0);
+    VdBlockStats s = stats_of(blk);
+    assert_int_equal(s.host_writes + s.host_fdatasync, 0);
+    vd_blk_close(blk);
+    chmod(image, 0644);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mode_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsync_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_size_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discard_and_zeroes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("block-file", tests, NULL, NULL);
+}

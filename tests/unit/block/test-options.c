@@ -1,0 +1,152 @@
+/*
+ * test-options.c - every accepted option value opens, and every bad option
+ * string fails with a message that names the culprit and what is accepted.
+ */
+#include "block-test-util.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *dir, *image;
+
+static int setup(void **state)
+{
+    dir = g_dir_make_tmp("vdisk-opts-XXXXXX", NULL);
+    image = g_build_filename(dir, "a,b.img", NULL); /* a comma: needs ",," escaping */
+    int fd = open(image, O_CREAT | O_RDWR, 0644);
+    assert_int_equal(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    unlink(image);
+    rmdir(dir);
+    g_free(image);
+    g_free(dir);
+    return 0;
+}
+
+/* The image path with commas doubled, as the option syntax wants. */
+static char *escaped_image(void)
+{
+    g_auto(GStrv) parts = g_strsplit(image, ",", -1);
+    return g_strjoinv(",,", parts);
+}
+
+/* Every accepted value of every enumerated key opens and is reported back. */
+static void test_every_accepted_value(void **state)
+{
+    g_autofree char *img = escaped_image();
+    static const struct {
+        const char *opt;
+        VdCacheMode cache;
+        VdWritethroughPolicy policy;
+        int read_only;
+    } rows[] = {
+        { "cache=writeback", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "cache=none", VD_CACHE_NONE, VD_WT_FUA, 0 },
+        { "cache=writethrough", VD_CACHE_WRITETHROUGH, VD_WT_FUA, 0 },
+        { "cache=directsync", VD_CACHE_DIRECTSYNC, VD_WT_FUA, 0 },
+        { "cache=unsafe", VD_CACHE_UNSAFE, VD_WT_FUA, 0 },
+        { "wt-policy=fua", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "wt-policy=dsync", VD_CACHE_WRITEBACK, VD_WT_DSYNC, 0 },
+        { "read-only=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 1 },
+        { "read-only=true", VD_CACHE_WRITEBACK, VD_WT_FUA, 1 },
+        { "read-only=yes", VD_CACHE_WRITEBACK, VD_WT_FUA, 1 },
+        { "read-only=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "read-only=false", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "read-only=no", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "aio=threads", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "format=raw", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "driver=file", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "discard=unmap", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "discard=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "discard=ignore", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "discard=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        g_autofree char *opts = g_strdup_printf("file=%s,%s", img, rows[i].opt);
+        VdBlockBackend *blk = open_ok(opts);
+        assert_int_equal(vd_blk_cache_mode(blk), rows[i].cache);
+        assert_int_equal(vd_blk_wt_policy(blk), rows[i].policy);
+        assert_int_equal(vd_blk_is_read_only(blk), rows[i].read_only);
+        assert_string_equal(vd_blk_filename(blk), image);
+        assert_string_equal(vd_cache_mode_name(rows[i].cache), i < 5 ? rows[i].opt + 6 : vd_cache_mode_name(rows[i].cache));
+        bool discard = strstr(rows[i].opt, "discard=ignore") || strstr(rows[i].opt, "discard=off");
+        assert_int_equal(vd_blk_can_discard(blk), !discard && !rows[i].read_only);
+        vd_blk_close(blk);
+    }
+    static const struct {
+        const char *size;
+        int64_t bytes;
+    } sizes[] = { { "4096", 4096 }, { "1K", 1024 }, { "2k", 2048 }, { "3M", 3 << 20 }, { "1G", 1ll << 30 },
+                  { "2T", 2ll << 40 }, { "512B", 512 } };
+    for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        g_autofree char *opts = g_strdup_printf("driver=null,size=%s", sizes[i].size);
+        VdBlockBackend *blk = open_ok(opts);
+        assert_int_equal(vd_blk_length(blk), sizes[i].bytes);
+        assert_string_equal(vd_blk_driver_name(blk), "null");
+        vd_blk_close(blk);
+    }
+}
+
+/* Each bad option string and a fragment its error message must contain. */
+static void test_bad_options(void **state)
+{
+    g_autofree char *img = escaped_image();
+    struct {
+        char *opts;
+        const char *expect;
+    } rows[] = {
+        { g_strdup_printf("file=%s,cache=fast", img),
+          "invalid cache 'fast'; accepted values: writeback, none, writethrough, directsync, unsafe" },
+        { g_strdup_printf("file=%s,wt-policy=sometimes", img), "invalid wt-policy 'sometimes'; accepted values: fua, dsync" },
+        { g_strdup_printf("file=%s,read-only=maybe", img), "invalid read-only 'maybe'; accepted values: on, off, true, false, yes, no" },
+        { g_strdup_printf("file=%s,aio=io_uring", img), "invalid aio 'io_uring'; accepted values: threads" },
+        { g_strdup_printf("file=%s,format=qcow2", img), "invalid format 'qcow2'; accepted values: raw" },
+        { g_strdup_printf("file=%s,discard=maybe", img), "invalid discard 'maybe'; accepted values: unmap, on, ignore, off" },
+        { g_strdup_printf("file=%s,driver=nbd", img), "invalid driver 'nbd'; accepted values: file, null" },
+        { g_strdup_printf("file=%s,colour=blue", img),
+          "unknown option 'colour'; accepted options: file, driver, format, cache, aio, read-only, wt-policy, size, discard" },
+        { g_strdup_printf("file=%s,cache=none,cache=unsafe", img), "option 'cache' is given twice" },
+        { g_strdup_printf("file=%s,,,cache", img), "option 'cache' has no value" },
+        { g_strdup(",cache=none"), "empty option in ',cache=none'" },
+        { g_strdup("cache=none"), "driver 'file' needs file=PATH" },
+        { g_strdup("file="), "file= needs a path" },
+        { g_strdup_printf("file=%s/missing.img", dir), "missing.img: No such file or directory" },
+        { g_strdup_printf("file=%s", dir), "is a directory, not a disk image" },
+        { g_strdup("file=/dev/null"), "/dev/null is a special file, not a regular file or block device" },
+        { g_strdup("driver=null"), "driver 'null' needs size=BYTES" },
+        { g_strdup("driver=null,size=12Q"), "invalid size '12Q'; expected a number of bytes" },
+        { g_strdup("driver=null,size=-1"), "invalid size '-1'" },
+        { g_strdup("driver=null,size=99999999999T"), "invalid size '99999999999T'" },
+        { g_strdup_printf("driver=null,size=1M,file=%s", img), "driver 'null' takes no file= option" },
+        { g_strdup_printf("file=%s,size=1M", img), "size= is only for driver=null" },
+        { g_strdup(""), "driver 'file' needs file=PATH" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        GError *err = NULL;
+        VdBlockBackend *blk = vd_blk_open(rows[i].opts, NULL, &err);
+        if (blk) {
+            fail_msg("'%s' was accepted", rows[i].opts);
+        }
+        assert_non_null(err);
+        if (!strstr(err->message, rows[i].expect)) {
+            fail_msg("'%s': message '%s' lacks '%s'", rows[i].opts, err->message, rows[i].expect);
+        }
+        g_error_free(err);
+        g_free(rows[i].opts);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_accepted_value),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests_name("block-options", tests, setup, teardown);
+}
