@@ -39,6 +39,9 @@ typedef struct Runner {
     VdQtest *q;
     GPtrArray *async;           /* asynchronous lines since the last command */
     GHashTable *marks;          /* "ID" -> GHashTable key -> uint64 counter */
+    bool in_command;            /* narration of async lines waits for the reply */
+    bool quiet;                 /* no narration (setup directives) */
+    GPtrArray *held;            /* narration lines held during a command */
     unsigned commands;
 } Runner;
 
@@ -54,21 +57,35 @@ G_GNUC_PRINTF(2, 3) G_GNUC_NORETURN static void seq_fail(Runner *r, const char *
     exit(1);
 }
 
-/* Asynchronous line hook: remember it, and narrate it. */
+/* Narration text for an asynchronous line. */
+static char *narrate_async(const char *line)
+{
+    unsigned n;
+    char what[8];
+    if (g_str_has_prefix(line, "TRACE ")) {
+        const char *text = strchr(line + 6, ' ');
+        return g_strdup_printf("         host: %s", text ? text + 1 : line + 6);
+    }
+    if (sscanf(line, "IRQ %7s %u", what, &n) == 2) {
+        return g_strdup_printf("         irq %u %s", n, strcmp(what, "raise") == 0 ? "raised" : "lowered");
+    }
+    return g_strdup_printf("         %s", line);
+}
+
+/* Asynchronous line hook: remember it; narrate it (after the reply, if a command is running). */
 static void on_async(void *opaque, const char *line)
 {
     Runner *r = opaque;
     g_ptr_array_add(r->async, g_strdup(line));
-    if (!r->narrate) {
+    if (!r->narrate || r->quiet) {
         return;
     }
-    if (g_str_has_prefix(line, "TRACE ")) {
-        const char *text = strchr(line + 6, ' ');
-        printf("    host   %s\n", text ? text + 1 : line + 6);
-    } else if (g_str_has_prefix(line, "IRQ ")) {
-        printf("    irq    %s\n", line + 4);
+    char *text = narrate_async(line);
+    if (r->in_command) {
+        g_ptr_array_add(r->held, text);
     } else {
-        printf("    async  %s\n", line);
+        printf("%s\n", text);
+        g_free(text);
     }
 }
 
@@ -92,15 +109,18 @@ static char *run_command(Runner *r, const char *cmd)
 {
     VdQtest *q = vmm(r);
     g_ptr_array_set_size(r->async, 0);
-    if (r->narrate) {
-        printf("guest  %s\n", cmd);
+    r->in_command = true;
+    char *reply = vd_qtest_cmd(q, "%s", cmd);
+    r->in_command = false;
+    r->commands++;
+    if (r->narrate && !r->quiet) {
+        printf("guest  %-34s %s\n", cmd, strlen(reply) > 60 ? "OK (long reply)" : reply);
+        for (guint i = 0; i < r->held->len; i++) {
+            printf("%s\n", (char *)g_ptr_array_index(r->held, i));
+        }
         fflush(stdout);
     }
-    char *reply = vd_qtest_cmd(q, "%s", cmd);
-    r->commands++;
-    if (r->narrate) {
-        printf("    reply  %s\n", strlen(reply) > 100 ? "OK <long>" : reply);
-    }
+    g_ptr_array_set_size(r->held, 0);
     return reply;
 }
 
@@ -161,7 +181,9 @@ static void dir_require(Runner *r, char **argv, char *rest)
     if (g_strv_length(argv) != 3 || strcmp(argv[1], "drive") != 0) {
         seq_fail(r, "usage: @require drive ID");
     }
+    r->quiet = true;
     g_autoptr(GPtrArray) info = vd_qtest_info(vmm(r));
+    r->quiet = false;
     g_autofree char *want = g_strdup_printf("drive %s ", argv[2]);
     for (guint i = 0; i < info->len; i++) {
         if (g_str_has_prefix(g_ptr_array_index(info, i), want)) {
@@ -324,7 +346,8 @@ static void check_stat(Runner *r, char **argv, bool delta)
                  delta ? "change of" : "counter", argv[2], argv[1], v, argv[3], want);
     }
     if (r->narrate) {
-        printf("    check  %s%s = %" G_GINT64_FORMAT "\n", argv[2], delta ? " (change)" : "", v);
+        printf("         check: %s %s%s %s %" G_GINT64_FORMAT " (it is %" G_GINT64_FORMAT ")\n", argv[1], argv[2],
+               delta ? " change" : "", argv[3], want, v);
     }
 }
 
@@ -414,6 +437,7 @@ int main(int argc, char **argv)
         return 1;
     }
     r.async = g_ptr_array_new_with_free_func(g_free);
+    r.held = g_ptr_array_new_with_free_func(g_free);
     r.marks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
     for (guint n = 0; lines[n]; n++) {
@@ -437,6 +461,7 @@ int main(int argc, char **argv)
         printf("PASS %s (%u commands)\n", r.file, r.commands);
     }
     g_ptr_array_free(r.async, TRUE);
+    g_ptr_array_free(r.held, TRUE);
     g_hash_table_destroy(r.marks);
     g_ptr_array_free(r.vmm_args, TRUE);
     return 0;
