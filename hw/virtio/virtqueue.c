@@ -29,6 +29,8 @@ void vd_virtq_reset(VdVirtQueue *vq)
     vq->last_avail = vq->used_idx = vq->signalled_used = 0;
     vq->signalled_used_valid = false;
     vq->push_pending = false;
+    vq->inuse = 0;
+    vq->throttled = false;
 }
 
 unsigned vd_virtq_index(VdVirtQueue *vq) { return vq->index; }
@@ -331,6 +333,11 @@ void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size)
         return chain_error(vq, -1, "avail idx %u is more than %u ahead of %u", avail_idx, vq->num,
                            vq->last_avail);
     }
+    if (vq->inuse >= vq->num) {
+        /* A correct driver cannot have more than num buffers outstanding. */
+        vq->throttled = true;
+        return NULL;
+    }
     uint16_t head;
     if (!ring_load16(vdev, vq->avail + AVAIL_RING(vq->last_avail % vq->num), &head)) {
         return chain_error(vq, -1, "avail ring outside guest memory");
@@ -340,8 +347,22 @@ void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size)
     if (head >= vq->num) {
         return chain_error(vq, -1, "head %u is not below queue size %u", head, vq->num);
     }
-    return walk_chain(vq, head, elem_size);
+    VdVirtqElem *elem = walk_chain(vq, head, elem_size);
+    if (elem) {
+        vq->inuse++;
+    }
+    return elem;
 }
+
+/* True (once) if a pop was refused since the queue hit its in-use limit. */
+bool vd_virtq_take_throttled(VdVirtQueue *vq)
+{
+    bool t = vq->throttled;
+    vq->throttled = false;
+    return t;
+}
+
+unsigned vd_virtq_inuse(VdVirtQueue *vq) { return vq->inuse; }
 
 /* True if the element predates the latest reset. */
 bool vd_virtq_elem_stale(const VdVirtqElem *elem)
@@ -353,7 +374,11 @@ bool vd_virtq_elem_stale(const VdVirtqElem *elem)
 bool vd_virtq_push(VdVirtqElem *elem, uint32_t written)
 {
     VdVirtQueue *vq = elem->vq;
-    if (vd_virtq_elem_stale(elem) || !vq->ready) {
+    if (vd_virtq_elem_stale(elem)) {
+        return false;
+    }
+    vq->inuse--;
+    if (!vq->ready) {
         return false;
     }
     if (written > elem->in_len) {

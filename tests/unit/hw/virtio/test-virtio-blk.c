@@ -594,6 +594,34 @@ static void test_reset_in_flight(void **state)
     fix_free(f);
 }
 
+/* A driver that over-fills the ring is served queue-size requests at a time, and all get answered. */
+static void test_overfilled_ring_resumes(void **state)
+{
+    VdVirtioBlkConf conf = { .queue_size = 4 };
+    Fix *f = fix_new(NULL, &conf);
+    assert_true(vg_negotiate(&f->g, ALL_FEATURES));
+    assert_true(vg_setup_queue(&f->g, 0, 4));
+    vg_driver_ok(&f->g);
+    uint64_t w = pattern(f, 4096, 8);
+    Req r = build(f, 0, VD_VIRTIO_BLK_T_OUT, 0, w, 4096);
+    for (int i = 0; i < 4; i++) {
+        vg_publish(&f->g, 0, r.head);
+    }
+    vg_kick(&f->g, 0);
+    for (int i = 0; i < 2; i++) {            /* two more while four are in flight */
+        vg_publish(&f->g, 0, r.head);
+    }
+    vg_kick(&f->g, 0);
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (vg_used_idx(&f->g, 0) != 6 && g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+    }
+    assert_int_equal(vg_used_idx(&f->g, 0), 6);
+    assert_int_equal(dstats(f).out, 6);
+    assert_false(vd_virtio_broken(vd_virtio_blk_device(f->dev)));
+    fix_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_backend_error),
         cmocka_unit_test(test_bad_layout),
         cmocka_unit_test(test_reset_in_flight),
+        cmocka_unit_test(test_overfilled_ring_resumes),
     };
     return cmocka_run_group_tests_name("virtio-blk", tests, NULL, NULL);
 }

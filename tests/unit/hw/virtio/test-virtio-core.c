@@ -455,6 +455,38 @@ static void test_stale_after_reset(void **state)
     assert_int_equal(vg_used_idx(&f->g, 0), 0);
 }
 
+/* A driver that keeps publishing without waiting cannot make the device hold more than num requests. */
+static void test_inuse_limit(void **state)
+{
+    Fix *f = *state;
+    start(f, VD_VIRTIO_CORE_FEATURES);
+    f->echo.defer = true;
+    uint64_t src = vg_alloc(&f->g, 8), dst = vg_alloc(&f->g, 8);
+    VgBuf b[] = { { src, 4, false }, { dst, 4, true } };
+    unsigned head = vg_chain(&f->g, 0, b, 2);
+    VdVirtQueue *vq = vd_virtio_queue(f->echo.vdev, 0);
+    for (unsigned i = 0; i < QMAX; i++) {      /* the same head over and over: a driver bug */
+        vg_publish(&f->g, 0, head);
+    }
+    vg_kick(&f->g, 0);
+    assert_int_equal(f->echo.held->len, QMAX);
+    assert_false(vd_virtq_take_throttled(vq));
+    vg_publish(&f->g, 0, head);
+    vg_kick(&f->g, 0);
+    assert_int_equal(f->echo.held->len, QMAX);  /* refused, not queued */
+    assert_int_equal(vd_virtq_inuse(vq), QMAX);
+    assert_true(vd_virtq_take_throttled(vq));
+    assert_false(vd_virtq_take_throttled(vq));
+    /* one answered: room for exactly one more */
+    VdVirtqElem *e = g_ptr_array_steal_index(f->echo.held, 0);
+    echo_answer(e);
+    vd_virtq_elem_free(e);
+    assert_int_equal(vd_virtq_inuse(vq), QMAX - 1);
+    vg_kick(&f->g, 0);
+    assert_int_equal(f->echo.held->len, QMAX);
+    assert_false(vd_virtio_broken(f->echo.vdev));
+}
+
 /* A translate hook that maps guest addresses into private memory in 4 KiB pieces. */
 static void *split_translate(void *opaque, uint64_t gpa, uint64_t *len, bool write)
 {
@@ -520,6 +552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_indirect_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ring_indices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_after_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inuse_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_translate_hook, setup, teardown),
     };
     return cmocka_run_group_tests_name("virtio-core", tests, NULL, NULL);
