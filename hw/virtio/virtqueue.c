@@ -73,6 +73,22 @@ void vd_virtq_set_last_avail(VdVirtQueue *vq, uint16_t idx)
     vq->signalled_used_valid = false;
 }
 
+/* vhost-user reconnect: continue from the used idx the ring itself holds. */
+bool vd_virtq_sync_used_idx(VdVirtQueue *vq)
+{
+    uint16_t idx;
+    uint64_t len = 2;
+    VdVirtioDevice *vdev = vq->vdev;
+    uint16_t *p = vdev->translate ? vdev->translate(vdev->translate_opaque, vq->used + 2, &len, false) : NULL;
+    if (!p || len != 2) {
+        return false;
+    }
+    idx = GUINT16_FROM_LE(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+    vq->used_idx = idx;
+    vq->signalled_used_valid = false;
+    return true;
+}
+
 /* True if [gpa, gpa+len) is wholly translatable. */
 static bool range_mapped(VdVirtioDevice *vdev, uint64_t gpa, uint64_t len, bool write)
 {

@@ -190,6 +190,8 @@ bool vd_virtq_ready(VdVirtQueue *vq);
 /* For vhost-user GET/SET_VRING_BASE: the next avail index the device will read. */
 uint16_t vd_virtq_last_avail(VdVirtQueue *vq);
 void vd_virtq_set_last_avail(VdVirtQueue *vq, uint16_t idx);
+/* vhost-user: take the used idx from the used ring in guest memory (false if unmapped). */
+bool vd_virtq_sync_used_idx(VdVirtQueue *vq);
 /* The driver kicked queue index: runs the device's queue_notify if the queue is live. */
 void vd_virtio_queue_kick(VdVirtioDevice *vdev, unsigned index);
 

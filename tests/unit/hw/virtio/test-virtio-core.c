@@ -535,6 +535,23 @@ static void test_translate_hook(void **state)
     }
     assert_int_equal(f->shadow[0x200 + 2], 1);     /* used idx */
     assert_int_equal(f->shadow[0x200 + 8], 100);   /* used len */
+    /* a reconnecting back end resumes from the indices in memory */
+    vd_virtq_set_ready(vq, false);
+    f->shadow[0x200 + 2] = 7;
+    vd_virtq_set_last_avail(vq, 7);
+    assert_true(vd_virtq_sync_used_idx(vq));
+    assert_true(vd_virtq_set_ready(vq, true));
+    avail[1] = GUINT16_TO_LE(8);
+    avail[2] = 0;                                   /* ring[7 % 8] is at offset 4 + 14 */
+    memcpy(f->shadow + 0x100, avail, 4);
+    memset(f->shadow + 0x100 + 4 + 14, 0, 2);
+    elem = vd_virtq_pop(vq, sizeof(VdVirtqElem));
+    assert_non_null(elem);
+    echo_answer(elem);
+    vd_virtq_elem_free(elem);
+    assert_int_equal(f->shadow[0x200 + 2], 8);
+    assert_int_equal(f->shadow[0x200 + 4 + 8 * 7], 0);     /* used ring slot 7: id 0 */
+    assert_int_equal(f->shadow[0x200 + 4 + 8 * 7 + 4], 100);
     vd_virtio_device_free(vdev);
 }
 
