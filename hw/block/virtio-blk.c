@@ -417,12 +417,14 @@ static void do_dwz(VdVirtioBlk *s, BlkReq *r, bool zeroes)
     }
 }
 
+/* VIRTIO_BLK_T_DISCARD. */
 static void do_discard(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     s->stats.discard++;
     do_dwz(s, r, false);
 }
 
+/* VIRTIO_BLK_T_WRITE_ZEROES. */
 static void do_write_zeroes(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     s->stats.write_zeroes++;
@@ -540,6 +542,7 @@ VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s) { return s->vdev; }
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s) { return s->blk; }
 bool vd_virtio_blk_writeback(VdVirtioBlk *s) { return s->wce; }
 
+/* Snapshot of the device counters. */
 void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out)
 {
     *out = s->stats;

@@ -58,6 +58,7 @@ void vd_virtq_set_addr(VdVirtQueue *vq, uint64_t desc, uint64_t avail, uint64_t 
     }
 }
 
+/* Where the driver placed the three ring parts. */
 void vd_virtq_get_addr(VdVirtQueue *vq, uint64_t *desc, uint64_t *avail, uint64_t *used)
 {
     *desc = vq->desc;

@@ -64,6 +64,7 @@ static void h_stop(H *h)
     g_free(h);
 }
 
+/* One backend counter, after the I/O in flight has finished. */
 static uint64_t stat_of(H *h, const char *key)
 {
     vd_qtest_drain(h->q);
@@ -76,6 +77,7 @@ static uint64_t durable_ops(H *h)
     return stat_of(h, "host_rwf_dsync_writes") + stat_of(h, "host_dsync_writes");
 }
 
+/* A recognisable byte pattern. */
 static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
     for (size_t i = 0; i < n; i++) {
@@ -245,11 +247,13 @@ static void toggle_with_policy(const char *policy, const char *durable_counter)
     h_stop(h);
 }
 
+/* Writethrough by RWF_DSYNC writes. */
 static void test_writeback_toggle_fua_policy(void **state)
 {
     toggle_with_policy("fua", "host_rwf_dsync_writes");
 }
 
+/* Writethrough by writes on an O_DSYNC descriptor. */
 static void test_writeback_toggle_dsync_policy(void **state)
 {
     toggle_with_policy("dsync", "host_dsync_writes");

@@ -5,6 +5,7 @@
 
 #define F(b) (1ull << (b))
 
+/* Every feature bit this driver knows how to use. */
 uint64_t vd_vblk_all_features(void)
 {
     return F(VF_VERSION_1) | F(VF_RING_INDIRECT_DESC) | F(VF_RING_EVENT_IDX) | F(VBLK_F_SIZE_MAX) |
@@ -98,6 +99,7 @@ uint8_t vd_vblk_complete(VdVblk *b, const VdVblkReq *r, void *data_out)
     return vd_qtest_readb(b->dev.qt, r->status);
 }
 
+/* One request, start to finish. */
 uint8_t vd_vblk_request(VdVblk *b, unsigned q, uint32_t type, uint64_t sector, void *data, uint32_t len)
 {
     VdVblkReq r = vd_vblk_submit(b, q, type, sector, data, len);
@@ -105,11 +107,13 @@ uint8_t vd_vblk_request(VdVblk *b, unsigned q, uint32_t type, uint64_t sector, v
     return vd_vblk_complete(b, &r, data);
 }
 
+/* IN on queue 0. */
 uint8_t vd_vblk_read(VdVblk *b, uint64_t sector, void *buf, uint32_t len)
 {
     return vd_vblk_request(b, 0, VBLK_T_IN, sector, buf, len);
 }
 
+/* OUT on queue 0. */
 uint8_t vd_vblk_write(VdVblk *b, uint64_t sector, const void *buf, uint32_t len)
 {
     return vd_vblk_request(b, 0, VBLK_T_OUT, sector, (void *)buf, len);
@@ -121,6 +125,7 @@ uint8_t vd_vblk_flush(VdVblk *b)
     return vd_vblk_request(b, 0, VBLK_T_FLUSH, 0, NULL, 0);
 }
 
+/* GET_ID: the device fills 20 bytes. */
 uint8_t vd_vblk_get_id(VdVblk *b, char id[20])
 {
     return vd_vblk_request(b, 0, VBLK_T_GET_ID, 0, id, 20);
@@ -140,6 +145,7 @@ uint8_t vd_vblk_dwz(VdVblk *b, uint32_t type, uint64_t sector, uint32_t nsectors
     return vd_vblk_request(b, 0, type, 0, seg, sizeof(seg));
 }
 
+/* The writeback byte (config offset 32). */
 uint8_t vd_vblk_writeback(VdVblk *b)
 {
     return vd_vmmio_config_read(&b->dev, VBLK_CFG_WRITEBACK, 1);

@@ -135,6 +135,7 @@ uint64_t vd_vmmio_config_read(VdVmmio *d, uint32_t off, unsigned size)
     }
 }
 
+/* Config space write of size bytes. */
 void vd_vmmio_config_write(VdVmmio *d, uint32_t off, uint64_t v, unsigned size)
 {
     uint64_t a = d->base + VMMIO_CONFIG + off;

@@ -62,6 +62,7 @@ static Fix *fix_new(const char *opts, const VdVirtioBlkConf *conf)
     return f;
 }
 
+/* Tear down in reverse order and delete the image. */
 static void fix_free(Fix *f)
 {
     vd_virtio_mmio_free(f->mmio);
@@ -82,6 +83,7 @@ static void start(Fix *f, uint64_t features, unsigned nq)
     vg_driver_ok(&f->g);
 }
 
+/* Backend counters. */
 static VdBlockStats bstats(Fix *f)
 {
     VdBlockStats s;
@@ -89,6 +91,7 @@ static VdBlockStats bstats(Fix *f)
     return s;
 }
 
+/* Device counters. */
 static VdVirtioBlkStats dstats(Fix *f)
 {
     VdVirtioBlkStats s;

@@ -37,11 +37,13 @@ typedef struct Fix {
     uint8_t shadow[64 * 1024];   /* a vhost-user-like private memory for the translate test */
 } Fix;
 
+/* The echo device offers the core features and one of its own. */
 static uint64_t echo_features(VdVirtioDevice *vdev)
 {
     return VD_VIRTIO_CORE_FEATURES | VD_VIRTIO_BIT(ECHO_F_EXTRA);
 }
 
+/* Record the negotiated set; refuse it on request. */
 static bool echo_set_features(VdVirtioDevice *vdev, uint64_t f)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -49,6 +51,7 @@ static bool echo_set_features(VdVirtioDevice *vdev, uint64_t f)
     return !e->refuse_features;
 }
 
+/* Config: u32 magic (read-only) at 0, u32 read-write at 4. */
 static void echo_get_config(VdVirtioDevice *vdev, uint8_t *cfg)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -57,6 +60,7 @@ static void echo_get_config(VdVirtioDevice *vdev, uint8_t *cfg)
     memcpy(cfg + 4, &rw, 4);
 }
 
+/* Only the u32 at 4 is writable. */
 static void echo_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *buf, uint32_t len)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -75,6 +79,7 @@ static void echo_answer(VdVirtqElem *elem)
     vd_virtq_push(elem, w);
 }
 
+/* Answer (or hold) every available request, then notify once. */
 static void echo_notify(VdVirtioDevice *vdev, VdVirtQueue *vq)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -90,11 +95,13 @@ static void echo_notify(VdVirtioDevice *vdev, VdVirtQueue *vq)
     vd_virtq_notify(vq);
 }
 
+/* Count DRIVER_OK transitions. */
 static void echo_driver_ok(VdVirtioDevice *vdev)
 {
     ((Echo *)vd_virtio_device_opaque(vdev))->driver_oks++;
 }
 
+/* Count resets. */
 static void echo_reset(VdVirtioDevice *vdev)
 {
     ((Echo *)vd_virtio_device_opaque(vdev))->resets++;
@@ -107,6 +114,7 @@ static const VdVirtioDeviceOps echo_ops = {
     .driver_ok = echo_driver_ok, .queue_notify = echo_notify, .reset = echo_reset,
 };
 
+/* Bus, echo device, virtio-mmio transport and guest. */
 static int setup(void **state)
 {
     Fix *f = g_new0(Fix, 1);
@@ -121,6 +129,7 @@ static int setup(void **state)
     return 0;
 }
 
+/* Free everything setup made. */
 static int teardown(void **state)
 {
     Fix *f = *state;
@@ -348,6 +357,7 @@ static void submit(Fix *f, unsigned head)
     vg_kick(&f->g, 0);
 }
 
+/* A descriptor loop. */
 static void test_bad_loop(void **state)
 {
     Fix *f = *state;
@@ -359,6 +369,7 @@ static void test_bad_loop(void **state)
     expect_broken_then_recover(f, 0);
 }
 
+/* Buffers that leave guest RAM or wrap around. */
 static void test_bad_address_outside_ram(void **state)
 {
     Fix *f = *state;
@@ -371,6 +382,7 @@ static void test_bad_address_outside_ram(void **state)
     expect_broken_then_recover(f, 2);
 }
 
+/* Every way an indirect table can be wrong. */
 static void test_bad_indirect_tables(void **state)
 {
     Fix *f = *state;
@@ -414,6 +426,7 @@ static void test_bad_indirect_tables(void **state)
     expect_broken_then_recover(f, 0);
 }
 
+/* Bad head, avail idx too far ahead, order and next violations. */
 static void test_bad_ring_indices(void **state)
 {
     Fix *f = *state;
