@@ -31,6 +31,15 @@
  *  - The config generation counter changes whenever the device changes its
  *    config space (vd_virtio_config_changed).
  *
+ * For a transport without registers (a vhost-user server): set the
+ * translate hook and the transport ops, call vd_virtio_set_guest_features
+ * and vd_virtio_set_status(ACKNOWLEDGE|DRIVER|FEATURES_OK) on SET_FEATURES,
+ * configure each ring with vd_virtq_set_size/set_addr (addresses in the
+ * space the translate hook maps), vd_virtq_set_last_avail +
+ * vd_virtq_sync_used_idx on SET_VRING_BASE, vd_virtq_set_ready, then set
+ * DRIVER_OK and forward kicks with vd_virtio_queue_kick.  Queues are only
+ * processed while DRIVER_OK is set and the device is not broken.
+ *
  * Threading: one device belongs to one GMainContext thread.  Ring accesses
  * use the memory barriers the spec asks for, so a driver on another CPU
  * (KVM vCPU, vhost-user front end) sees a consistent ring.
