@@ -625,6 +625,38 @@ static void test_overfilled_ring_resumes(void **state)
     fix_free(f);
 }
 
+/* Random headers, types, sectors, lengths and segment tables: every request gets a valid status. */
+static void test_random_requests(void **state)
+{
+    Fix *f = fix_new(NULL, NULL);
+    start(f, ALL_FEATURES, 1);
+    GRand *rnd = g_rand_new_with_seed(4242);
+    static const uint32_t types[] = { 0, 1, 4, 8, 11, 13, 14, 2, 99, 0xffffffff };
+    uint64_t data = vg_alloc(&f->g, 65536);
+    unsigned st_count[3] = { 0 };
+    for (int iter = 0; iter < 300; iter++) {
+        uint8_t *d = vg_ptr(&f->g, data);
+        for (int i = 0; i < 512; i++) {
+            d[i] = g_rand_int(rnd);
+        }
+        uint32_t type = types[g_rand_int_range(rnd, 0, G_N_ELEMENTS(types))];
+        uint64_t sector = g_rand_boolean(rnd) ? (uint64_t)g_rand_int_range(rnd, 0, DISK / 512 + 16)
+                                              : ((uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd));
+        uint32_t len = g_rand_boolean(rnd) ? 512u * g_rand_int_range(rnd, 0, 128) : (uint32_t)g_rand_int_range(rnd, 0, 65536);
+        Req r = build(f, 0, type, sector, data, len);
+        vg_publish(&f->g, 0, r.head);
+        vg_kick(&f->g, 0);
+        uint8_t st = finish(f, 0, r, NULL);
+        assert_true(st <= VD_VIRTIO_BLK_S_UNSUPP);
+        st_count[st]++;
+        assert_false(vd_virtio_broken(vd_virtio_blk_device(f->dev)));
+    }
+    assert_int_equal(vd_blk_length(f->blk), DISK);
+    assert_true(st_count[0] > 0 && st_count[1] > 0 && st_count[2] > 0);
+    g_rand_free(rnd);
+    fix_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_bad_layout),
         cmocka_unit_test(test_reset_in_flight),
         cmocka_unit_test(test_overfilled_ring_resumes),
+        cmocka_unit_test(test_random_requests),
     };
     return cmocka_run_group_tests_name("virtio-blk", tests, NULL, NULL);
 }
