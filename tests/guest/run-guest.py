@@ -23,7 +23,7 @@ import time
 MASK = (1 << 64) - 1
 REGION = 256 * 1024
 IMG_SIZE = 64 * 1024 * 1024
-BOOT_TIMEOUT = 180
+BOOT_TIMEOUT = 90
 
 failures = []
 
@@ -291,8 +291,11 @@ def case_vhost_scsi(a, guest, work):
     expect_states(res, "sdb", "vdisk scsi-wb", "write back", fua=1)
     d0 = st["drive0"]
     check(d0["fua_writes"] > 0, f"vdisk scsi-wb: O_DSYNC writes arrived as FUA writes (fua_writes={d0['fua_writes']})")
-    check(d0["host_rwf_dsync_writes"] + d0["host_dsync_writes"] + d0["host_fdatasync"] > 0,
-          "vdisk scsi-wb: FUA writes were made durable on the host")
+    durable = d0["host_rwf_dsync_writes"] + d0["host_dsync_writes"]
+    check(durable >= d0["fua_writes"],
+          f"vdisk scsi-wb: each FUA write went to the host as a synchronous write ({durable} >= {d0['fua_writes']})")
+    writes, dsync, _ = vh.syscalls(img0)
+    check(dsync == durable, f"vdisk scsi-wb: strace saw {dsync} RWF_DSYNC/O_DSYNC image writes = counters {durable}")
     check(d0["wce_toggles"] >= 2, f"vdisk scsi-wb: MODE SELECT toggled the write cache (wce_toggles={d0['wce_toggles']})")
     check_image(img0, 30, [1, 2, 3, 4], "vdisk scsi-wb sda")
     check_image(img1, 130, [1, 2, 3], "vdisk scsi-wb sdb")
