@@ -1,0 +1,84 @@
+/*
+ * ide.h - an ATA disk behind the PIIX3 PCI IDE function (8086:7010).
+ *
+ * The controller owns two legacy channels (primary 0x1f0-0x1f7 + 0x3f6,
+ * IRQ 14; secondary 0x170-0x177 + 0x376, IRQ 15), each with a master and a
+ * slave position, and SFF-8038i bus-master DMA at BAR4 (preassigned 0xc000,
+ * I/O decode and bus mastering enabled at power-on, reprogrammable through
+ * PCI config space).  Each attached drive is an ATA disk backed by a
+ * VdBlockBackend.  The guest-driver guide is docs/guest-drivers/ide.md.
+ *
+ * Guarantees:
+ *  - Every guest-controlled value is validated: LBAs and sector counts
+ *    (out of range: ERR + IDNF), opcodes (unknown: ERR + ABRT), PRD tables
+ *    (read and followed only inside guest RAM through vd_dma_map/read/write,
+ *    at most VD_IDE_PRD_MAX_ENTRIES entries per transfer), data-port accesses
+ *    at any time.  No guest action crashes the process or touches memory
+ *    outside guest RAM or sectors outside the disk.
+ *  - The write cache seen by the guest (IDENTIFY word 85 bit 5) is the
+ *    backend's: SET FEATURES 02h enables it, 82h disables it and completes
+ *    only after the backend has flushed (BSY held meanwhile).  Its power-on
+ *    state is vd_blk_default_write_cache().
+ *  - FLUSH CACHE (EXT) completes only after vd_blk_flush has completed;
+ *    WRITE DMA FUA EXT and WRITE MULTIPLE FUA EXT are VD_REQ_FUA writes and
+ *    complete only once durable.
+ *  - Every backend request completes through its callback even across SRST
+ *    or vd_ide_free: the request object outlives the device's interest in it.
+ *
+ * Threading: all functions, and every port access, run in the thread of the
+ * machine's GMainContext; backend completions arrive there too.
+ */
+#ifndef VD_HW_IDE_H
+#define VD_HW_IDE_H
+
+#include "block/block-backend.h"
+#include "hw/bus.h"
+#include "hw/pci.h"
+
+#define VD_IDE_PIIX3_DEVFN      9       /* PCI 00:01.1 */
+#define VD_IDE_PIIX3_VENDOR     0x8086
+#define VD_IDE_PIIX3_DEVICE     0x7010
+#define VD_IDE_BMDMA_BASE       0xc000  /* BAR4 at power-on */
+#define VD_IDE_BMDMA_SIZE       16
+
+#define VD_IDE_PRIMARY_CMD      0x1f0
+#define VD_IDE_PRIMARY_CTL      0x3f6
+#define VD_IDE_PRIMARY_IRQ      14
+#define VD_IDE_SECONDARY_CMD    0x170
+#define VD_IDE_SECONDARY_CTL    0x376
+#define VD_IDE_SECONDARY_IRQ    15
+#define VD_IDE_CMD_SIZE         8
+#define VD_IDE_CTL_SIZE         1
+
+#define VD_IDE_CHANNELS         2
+#define VD_IDE_MAX_DRIVES       4       /* index N: channel N/2, unit N%2 */
+#define VD_IDE_PRD_MAX_ENTRIES  8192    /* one 64 KiB PRD table */
+#define VD_IDE_MAX_MULTIPLE     16      /* IDENTIFY word 47 */
+
+typedef struct VdIdeController VdIdeController;
+
+/*
+ * Create the PIIX3 IDE function at devfn on pci's bus: map both channels'
+ * legacy ports and register the function with BAR4 at VD_IDE_BMDMA_BASE.
+ */
+VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp);
+/* Unmap everything and free; requests still in flight complete later and are discarded. */
+void vd_ide_free(VdIdeController *ide);
+
+/*
+ * Attach an ATA disk at index (0..3; -1 = first free position).  The backend
+ * stays owned by the caller and must outlive the controller.  serial may be
+ * NULL (a serial derived from the index is used).  On success *index_out
+ * (if not NULL) holds the position used.
+ */
+bool vd_ide_attach(VdIdeController *ide, int index, VdBlockBackend *blk, const char *serial,
+                   int *index_out, GError **errp);
+
+/* The legacy port bases and IRQ of a channel (0 or 1). */
+void vd_ide_channel_info(unsigned channel, uint16_t *cmd_base, uint16_t *ctl_base, unsigned *irq);
+/* The PCI function, for the machine and tests. */
+VdPciDevice *vd_ide_pci_device(VdIdeController *ide);
+/* True if a drive sits at index. */
+bool vd_ide_has_drive(VdIdeController *ide, unsigned index);
+
+#endif
