@@ -598,3 +598,31 @@ void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus, VdScsiTmfDoneFun
         vd_scsi_disk_set_unit_attention(disk, nexus, VD_SENSE_NEXUS_LOSS);
     }
 }
+
+/* Hard reset: power-on state for the guest, see scsi.h. */
+void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque)
+{
+    vd_scsi_tmf(disk, true, 0, false, 0, VD_SCSI_RESP_RESET, done, opaque);
+    disk->stopped = false;
+    for (unsigned i = 0; i < VD_SCSI_NEXUS_MAX; i++) {
+        disk->nexus[i].deferred = false;
+        disk->nexus[i].n_ua = 0;
+    }
+    vd_scsi_disk_set_unit_attention(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_POWER_ON_RESET);
+    bool wce = vd_blk_default_write_cache(disk->blk);
+    if (wce != vd_blk_write_cache(disk->blk)) {
+        vd_blk_set_write_cache(disk->blk, wce, NULL, NULL);
+    }
+}
+
+/* Whether a command of nexus (with tag, if by_tag) is in flight. */
+bool vd_scsi_disk_query_task(VdScsiDisk *disk, unsigned nexus, bool by_tag, uint64_t tag)
+{
+    for (GList *l = disk->cmds.head; l; l = l->next) {
+        VdScsiCmd *cmd = l->data;
+        if (cmd->req->nexus == nexus && (!by_tag || cmd->req->tag == tag) && cmd->end == VD_SCSI_RESP_OK) {
+            return true;
+        }
+    }
+    return false;
+}
