@@ -413,7 +413,8 @@ void vd_scsi_disk_submit(VdScsiDisk *disk, VdScsiRequest *req)
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, op->cdb_len - 1, 0);
         return;
     }
-    if (nx->deferred && cdb[0] != 0x03) {
+    if (nx->deferred && !(op->flags & OP_NO_UA)) {
+        /* Like unit attentions, a deferred error waits for a command other than INQUIRY/REPORT LUNS/REQUEST SENSE. */
         nx->deferred = false;
         vd_scsi_cmd_fail(cmd, nx->deferred_sense);
         req->sense[0] = 0x71;

@@ -65,6 +65,7 @@ struct VdScsiCmd {
     uint64_t nblocks;
     unsigned flags;                 /* VD_REQ_* for writes */
     unsigned bytchk;
+    size_t pos, chunk;              /* VERIFY progress: bytes read so far, last chunk */
     unsigned pending;               /* backend requests outstanding */
     int ret;                        /* first backend error */
     uint8_t *buf, *buf2;            /* bounce buffers */

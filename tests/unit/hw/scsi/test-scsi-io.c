@@ -364,6 +364,36 @@ static void test_verify(void **state)
     assert_sense(&t, 0x3, 0x11, 0x00);
 }
 
+/* VERIFY longer than the 1 MiB verification chunk: compared chunk by chunk; a miscompare in the second chunk. */
+static void test_verify_long(void **state)
+{
+    TCmd t;
+    size_t len = 5000 * 512;
+    uint8_t *big = g_malloc(len);
+    for (size_t i = 0; i < len; i++) {
+        big[i] = (uint8_t)(i * 31 + i / 4096);
+    }
+    uint8_t w16[16] = { 0x8a };
+    put64(w16 + 2, 1000);
+    put32(w16 + 10, 5000);
+    RUN(disk, &t, w16, big, len, NULL, 0);
+    assert_good(&t);
+    size_t l = verify(16, 1000, 5000, 0x02);
+    run_nx(disk, &t, 0, verify_cdb, l, big, len, NULL, 0);
+    assert_good(&t);
+    l = verify(16, 1000, 5000, 0x00);
+    VdBlockStats a = blk_stats(blk);
+    run_nx(disk, &t, 0, verify_cdb, l, NULL, 0, NULL, 0);
+    assert_good(&t);
+    assert_int_equal(blk_stats(blk).reads, a.reads + 3);      /* 1 MiB + 1 MiB + the rest */
+    big[(1u << 20) + 4321] ^= 0x40;
+    l = verify(16, 1000, 5000, 0x02);
+    run_nx(disk, &t, 0, verify_cdb, l, big, len, NULL, 0);
+    assert_sense(&t, 0xe, 0x1d, 0x00);
+    assert_int_equal(get32(t.req.sense + 3), (1u << 20) + 4321);
+    g_free(big);
+}
+
 /* WRITE AND VERIFY(10/16): the data is written durably (FUA), then verified. */
 static void test_write_and_verify(void **state)
 {
@@ -614,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_cache_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_error_sense, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_and_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unmap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_same, setup, teardown),
