@@ -177,10 +177,11 @@ static void test_every_opcode(void **state)
         { { 0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64 }, 12, 0, 64, 0, 0 },      /* REPORT LUNS */
         { { 0xa8, 0, 0, 0, 0, 8, 0, 0, 0, 1 }, 12, 0, 512, 0, 0 },      /* READ(12) */
         { { 0xaa, 0, 0, 0, 0, 8, 0, 0, 0, 1 }, 12, 512, 0, 0, 0 },      /* WRITE(12) */
+        { { 0xa3, 0x0c, 0x01, 0x93, 0, 0, 0, 0, 2, 0 }, 12, 0, 512, 0, 0 },  /* REPORT SUPPORTED OPCODES */
+        { { 0xa3, 0x0a }, 12, 0, 0, 2, 0x2400 },                        /* other MAINTENANCE IN */
         /* Empty slots of the opcode table. */
         { { 0x01 }, 6, 0, 0, 2, 0x2000 },
         { { 0x3b }, 10, 0, 0, 2, 0x2000 },
-        { { 0xa3, 0x0c }, 12, 0, 0, 2, 0x2000 },
         { { 0xff }, 16, 0, 0, 2, 0x2000 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(ops); i++) {
