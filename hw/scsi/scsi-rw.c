@@ -175,6 +175,7 @@ static void vd_iov_copy_out(const struct iovec *iov, unsigned niov, size_t off, 
  */
 #define VD_SCSI_VERIFY_CHUNK (1u << 20)
 
+/* One round of the loop: check the chunk just read, then read the next or end. */
 static void vd_scsi_verify_step(VdScsiCmd *cmd, int ret)
 {
     if (ret < 0) {

@@ -45,6 +45,8 @@ typedef struct VScsiEvent {
 } VScsiEvent;
 
 /* Little-endian config-space stores and request loads. */
+
+/* Store a le32. */
 static void st_le32(uint8_t *p, uint32_t v)
 {
     p[0] = v;
@@ -52,15 +54,21 @@ static void st_le32(uint8_t *p, uint32_t v)
     p[2] = v >> 16;
     p[3] = v >> 24;
 }
+
+/* Store a le16. */
 static void st_le16(uint8_t *p, uint16_t v)
 {
     p[0] = v;
     p[1] = v >> 8;
 }
+
+/* Load a le32. */
 static uint32_t ld_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
+
+/* Load a le64. */
 static uint64_t ld_le64(const uint8_t *p)
 {
     return (uint64_t)ld_le32(p) | (uint64_t)ld_le32(p + 4) << 32;
@@ -564,10 +572,25 @@ void vd_virtio_scsi_free(VdVirtioScsi *s)
     g_free(s);
 }
 
-VdVirtioDevice *vd_virtio_scsi_device(VdVirtioScsi *s) { return s->vdev; }
-VdScsiDisk *vd_virtio_scsi_disk(VdVirtioScsi *s, unsigned lun) { return vd_scsi_target_find(s->target, lun); }
-unsigned vd_virtio_scsi_lun_count(VdVirtioScsi *s) { return vd_scsi_target_count(s->target); }
+/* The virtio device, for binding a transport. */
+VdVirtioDevice *vd_virtio_scsi_device(VdVirtioScsi *s)
+{
+    return s->vdev;
+}
 
+/* The disk behind a LUN, or NULL. */
+VdScsiDisk *vd_virtio_scsi_disk(VdVirtioScsi *s, unsigned lun)
+{
+    return vd_scsi_target_find(s->target, lun);
+}
+
+/* Number of LUNs of target 0. */
+unsigned vd_virtio_scsi_lun_count(VdVirtioScsi *s)
+{
+    return vd_scsi_target_count(s->target);
+}
+
+/* Copy the adapter counters. */
 void vd_virtio_scsi_get_stats(VdVirtioScsi *s, VdVirtioScsiStats *out)
 {
     *out = s->stats;

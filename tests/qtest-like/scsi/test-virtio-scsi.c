@@ -66,6 +66,7 @@ static void h_stop(H *h)
     g_free(h);
 }
 
+/* One backend counter of drive0, after draining. */
 static uint64_t stat_of(H *h, const char *key)
 {
     vd_qtest_drain(h->q);

@@ -5,6 +5,7 @@
 
 #define F(b) (1ull << (b))
 
+/* Little-endian stores and loads for the wire structures. */
 static void put_le32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
@@ -235,6 +236,7 @@ bool vd_vscsi_event(VdVscsi *s, uint8_t ev[16], unsigned timeout_ms)
     return false;
 }
 
+/* Fixed-format sense: key in byte 2, ASC/ASCQ in bytes 12/13. */
 uint8_t vd_vscsi_sense_key(const VdVscsiResult *r)
 {
     return r->sense[2] & 0x0f;
@@ -261,6 +263,7 @@ bool vd_vscsi_wait_ready(VdVscsi *s, unsigned lun)
     return false;
 }
 
+/* READ(10) of n blocks at lba. */
 uint8_t vd_vscsi_read10(VdVscsi *s, unsigned lun, uint32_t lba, void *buf, uint16_t n)
 {
     uint8_t cdb[10] = { 0x28, 0, lba >> 24, lba >> 16, lba >> 8, lba, 0, n >> 8, n, 0 };
