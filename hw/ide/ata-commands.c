@@ -284,8 +284,11 @@ bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
 {
     bool was_on = vd_blk_write_cache(d->blk);
     d->wce = on;
-    if (on || !was_on) {
-        vd_blk_set_write_cache(d->blk, on, NULL, NULL);
+    if (on == was_on) {
+        return false;
+    }
+    if (on) {
+        vd_blk_set_write_cache(d->blk, true, NULL, NULL);
         return false;
     }
     IdeReq *r = ide_req_new(d, done, 0);
