@@ -8,6 +8,14 @@
  *  - Every device added with vd_machine_add_device appears in the FDT and in
  *    the qtest `info` command, with its address and IRQ.
  *
+ * Guarantees (continued):
+ *  - vd_machine_add_drive opens the drive's backend, allocates its index
+ *    (IDE: 0..3, channel index/2, unit index%2; SCSI: the LUN) and calls
+ *    the interface's attach function; on failure nothing of the drive stays.
+ *  - An attach function whose device model is not part of the build fails
+ *    with G_IO_ERROR_NOT_SUPPORTED; every other failure uses another code.
+ *  - The FDT passes `dtc -I dtb -O dts` without warnings.
+ *
  * Threading: a machine and everything on it run in one GMainContext.
  */
 #ifndef VD_SYSTEM_MACHINE_H
@@ -16,6 +24,7 @@
 #include "block/block-backend.h"
 #include "hw/bus.h"
 #include "hw/pci.h"
+#include "hw/serial.h"
 
 #define VD_VIRTIO_MMIO_BASE  0xfeb00000ull
 #define VD_VIRTIO_MMIO_SIZE  0x200ull
@@ -23,6 +32,12 @@
 #define VD_VIRTIO_MMIO_IRQ0  16
 
 typedef struct VdMachine VdMachine;
+
+#define VD_MACHINE_DEFAULT_RAM (128ull << 20)
+#define VD_IDE_MAX_DRIVES 4     /* 2 channels x 2 units */
+#define VD_SCSI_MAX_LUNS 64
+#define VD_DRIVE_MAX_QUEUES 64
+#define VD_DRIVE_SERIAL_MAX 20  /* the shortest serial field among ATA/SCSI/virtio */
 
 /* One --drive option after parsing: device keys split from backend keys. */
 typedef struct VdDriveSpec {
@@ -61,7 +76,24 @@ struct VdMachine {
     GPtrArray *cleanups;        /* VdMachineCleanup *, run in reverse at free */
     void *ide;                  /* the IDE controller once created (hw/ide) */
     void *scsi;                 /* the virtio-scsi controller once created (hw/scsi) */
+    VdSerial *serial;           /* the 16550A at 0x3f8 */
+    VdSerialOutputFunc *serial_out; /* where its output goes (NULL: discarded) */
+    void *serial_opaque;
 };
+
+/* Create a machine: RAM at 0, the PCI host bridge and the serial port. */
+VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp);
+/* Run the cleanups (devices first), close every drive, free RAM. */
+void vd_machine_free(VdMachine *m);
+
+/* Parse one --drive option string; device keys are split from backend keys. */
+VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp);
+void vd_drive_spec_free(VdDriveSpec *drive);
+/* Open, index and attach a drive; the machine owns it on success, the caller on failure. */
+bool vd_machine_add_drive(VdMachine *m, VdDriveSpec *drive, GError **errp);
+
+/* The flattened device tree of the machine (g_free it). */
+void *vd_machine_build_fdt(VdMachine *m, size_t *size, GError **errp);
 
 /* Register a device for the FDT and `info`; strings are copied. */
 void vd_machine_add_device(VdMachine *m, const VdDeviceInfo *info);

@@ -266,6 +266,27 @@ static void test_sticky_flush_error(void **state)
     vd_blk_close(blk);
 }
 
+/* A durable write failing with EIO may have eaten the kernel's one-shot error: sticky too. */
+static void test_sticky_after_failed_durable_write(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    mock_fail_next(MOCK_WRITE, -EIO);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), -EIO);
+    unsigned flushes = mock_calls(MOCK_FLUSH_DISK);
+    assert_int_equal(vd_blk_flush_sync(blk), -EIO);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), flushes);
+    vd_blk_close(blk);
+    /* A cached write failing with EIO is an ordinary error: the next flush still runs. */
+    mock_reset(&native);
+    blk = open_ok("driver=mock,size=1M");
+    mock_fail_next(MOCK_WRITE, -EIO);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -EIO);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    vd_blk_close(blk);
+}
+
 /* Read-only: every modifying request fails with EROFS before the driver; flush succeeds. */
 static void test_read_only(void **state)
 {
@@ -451,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_flush_two_stages),
         cmocka_unit_test(test_unsafe),
         cmocka_unit_test(test_sticky_flush_error),
+        cmocka_unit_test(test_sticky_after_failed_durable_write),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_alignment_bounce_and_rmw),

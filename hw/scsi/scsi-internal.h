@@ -1,0 +1,148 @@
+/*
+ * scsi-internal.h - what the files of the SCSI disk share: the disk and
+ * per-command state, the command handlers of the dispatch table, and the
+ * helpers that end a command.
+ *
+ * Guarantees for handlers: a handler is called once per command, after the
+ * dispatcher has checked the CDB length, the CONTROL byte, pending unit
+ * attentions and deferred errors.  It must end the command exactly once, by
+ * one of vd_scsi_cmd_good / _reply / _fail / _fail_field / _overrun, either
+ * directly or from a backend callback.
+ */
+#ifndef VD_HW_SCSI_INTERNAL_H
+#define VD_HW_SCSI_INTERNAL_H
+
+#include <gio/gio.h>
+
+#include "hw/scsi.h"
+
+#define VD_SCSI_UA_QUEUE 8          /* unit attentions queued per nexus */
+
+/* Per-nexus state: queued unit attentions and one deferred error. */
+typedef struct VdScsiNexus {
+    VdScsiSense ua[VD_SCSI_UA_QUEUE];
+    unsigned n_ua;
+    bool deferred;
+    VdScsiSense deferred_sense;
+} VdScsiNexus;
+
+struct VdScsiDisk {
+    VdBlockBackend *blk;
+    GMainContext *ctx;
+    unsigned lun;
+    char *serial;
+    char vendor[9], product[17];
+    uint64_t naa;                   /* NAA 3 (locally assigned) identifier */
+    VdScsiTarget *target;           /* NULL unless added to a target */
+    GQueue cmds;                    /* VdScsiCmd in flight */
+    GQueue done;                    /* VdScsiCmd ended, completion not yet delivered */
+    GQueue tmf_done;                /* VdScsiTmfWait whose done must be called */
+    GSource *bh;                    /* delivers done and tmf_done */
+    unsigned bg_flushes;            /* SYNCHRONIZE CACHE IMMED flushes still running */
+    bool stopped;                   /* START STOP UNIT with START=0 */
+    VdScsiNexus nexus[VD_SCSI_NEXUS_MAX];
+};
+
+/* A task management function waiting for the commands it ended. */
+typedef struct VdScsiTmfWait {
+    unsigned remaining;
+    bool found;
+    VdScsiTmfDoneFunc *done;
+    void *opaque;
+} VdScsiTmfWait;
+
+typedef void VdScsiStepFunc(VdScsiCmd *cmd, int ret);
+
+struct VdScsiCmd {
+    VdScsiDisk *disk;
+    VdScsiRequest *req;
+    GList link;                     /* in disk->cmds, then disk->done */
+    VdScsiResponse end;             /* RESP_OK, or ABORTED/RESET once a TMF hit it */
+    GSList *waiters;                /* VdScsiTmfWait * */
+    size_t in_size, out_size;       /* total bytes of the iovecs */
+    /* working state of the handlers */
+    uint64_t lba;
+    uint64_t nblocks;
+    unsigned flags;                 /* VD_REQ_* for writes */
+    unsigned bytchk;
+    unsigned pending;               /* backend requests outstanding */
+    int ret;                        /* first backend error */
+    uint8_t *buf, *buf2;            /* bounce buffers */
+    size_t buf_len;
+    struct iovec *iov;              /* data iovecs cut to the transfer length */
+    unsigned niov;
+    struct iovec one;               /* a single-buffer iovec */
+    VdScsiStepFunc *step;           /* continuation after the pending requests */
+    bool wce;                       /* MODE SELECT: the new WCE */
+    bool wce_changed;
+};
+
+/* A command handler; cdb is req->cdb, already length-checked. */
+typedef void VdScsiHandler(VdScsiCmd *cmd, const uint8_t *cdb);
+
+/* Ends: status GOOD with no data. */
+void vd_scsi_cmd_good(VdScsiCmd *cmd);
+/* Ends: GOOD with min(avail, alloc) bytes of data-in (OVERRUN if they don't fit). */
+void vd_scsi_cmd_reply(VdScsiCmd *cmd, const void *data, size_t avail, size_t alloc);
+/* Ends: CHECK CONDITION with sense s. */
+void vd_scsi_cmd_fail(VdScsiCmd *cmd, VdScsiSense s);
+/* Ends: CHECK CONDITION with s and a field pointer (cdb: in CDB, else parameter list; bit<0: none). */
+void vd_scsi_cmd_fail_field(VdScsiCmd *cmd, VdScsiSense s, bool cdb, unsigned byte, int bit);
+/* Ends: CHECK CONDITION with the sense that a backend error ret implies for a read or write. */
+void vd_scsi_cmd_fail_errno(VdScsiCmd *cmd, int ret, bool write);
+/* Ends: the buffers are too small (response OVERRUN). */
+void vd_scsi_cmd_overrun(VdScsiCmd *cmd);
+/* Copy need bytes of data-out into a new cmd->buf; false (and ended with OVERRUN) if short. */
+bool vd_scsi_cmd_fetch(VdScsiCmd *cmd, size_t need);
+/* Point cmd->iov at the first len bytes of the given iovecs. */
+void vd_scsi_cmd_slice(VdScsiCmd *cmd, const struct iovec *iov, unsigned niov, size_t len);
+
+/* The sense a backend errno maps to. */
+VdScsiSense vd_scsi_errno_sense(int ret, bool write);
+/* Fill fixed-format sense with a sense-key-specific field pointer. */
+void vd_scsi_build_sense_field(uint8_t *sense, VdScsiSense s, bool cdb, unsigned byte, int bit);
+
+/* Unit attention queue of one nexus. */
+bool vd_scsi_ua_pop(VdScsiDisk *disk, unsigned nexus, VdScsiSense *out);
+/* Raise s on every nexus except skip (VD_SCSI_NEXUS_MAX: none skipped). */
+void vd_scsi_ua_others(VdScsiDisk *disk, unsigned skip, VdScsiSense s);
+
+/* Block count of the disk. */
+uint64_t vd_scsi_disk_blocks(VdScsiDisk *disk);
+/* LBA range check: false and ended with LBA OUT OF RANGE if [lba, lba+n) leaves the disk. */
+bool vd_scsi_check_range(VdScsiCmd *cmd, uint64_t lba, uint64_t n);
+/* Backend request accounting: start one, and the callback that ends one. */
+void vd_scsi_io_begin(VdScsiCmd *cmd);
+void vd_scsi_io_cb(void *opaque, int ret);
+/* Whether thin provisioning (UNMAP, WRITE SAME UNMAP) is offered. */
+bool vd_scsi_disk_lbp(VdScsiDisk *disk);
+/* LUNs to list in REPORT LUNS (sorted); caller frees with g_array_unref. */
+GArray *vd_scsi_disk_luns(VdScsiDisk *disk);
+void vd_scsi_target_forget(VdScsiTarget *t, VdScsiDisk *disk);
+
+/* Handlers (scsi-info.c). */
+VdScsiHandler vd_scsi_cmd_test_unit_ready, vd_scsi_cmd_request_sense, vd_scsi_cmd_inquiry,
+    vd_scsi_cmd_read_capacity10, vd_scsi_cmd_service_action_in16, vd_scsi_cmd_report_luns,
+    vd_scsi_cmd_start_stop, vd_scsi_cmd_prevent_allow;
+/* Handlers (scsi-rw.c). */
+VdScsiHandler vd_scsi_cmd_read, vd_scsi_cmd_write, vd_scsi_cmd_verify, vd_scsi_cmd_write_verify,
+    vd_scsi_cmd_sync_cache;
+/* Handlers (scsi-provision.c). */
+VdScsiHandler vd_scsi_cmd_unmap, vd_scsi_cmd_write_same;
+/* Handlers (scsi-mode.c). */
+VdScsiHandler vd_scsi_cmd_mode_sense, vd_scsi_cmd_mode_select;
+
+/* Big-endian helpers. */
+static inline uint16_t vd_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t vd_be24(const uint8_t *p) { return (uint32_t)p[0] << 16 | p[1] << 8 | p[2]; }
+static inline uint32_t vd_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t vd_be64(const uint8_t *p) { return (uint64_t)vd_be32(p) << 32 | vd_be32(p + 4); }
+static inline void vd_st16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
+static inline void vd_st24(uint8_t *p, uint32_t v) { p[0] = v >> 16; p[1] = v >> 8; p[2] = v; }
+static inline void vd_st32(uint8_t *p, uint32_t v) { vd_st16(p, v >> 16); vd_st16(p + 2, v); }
+static inline void vd_st64(uint8_t *p, uint64_t v) { vd_st32(p, v >> 32); vd_st32(p + 4, v); }
+
+#endif

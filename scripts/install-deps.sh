@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# install-deps.sh - install the Debian 12 packages vdisk needs to build, test and demo.
+# Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+packages=(
+  build-essential meson ninja-build pkg-config
+  libglib2.0-dev libcmocka-dev libfdt-dev device-tree-compiler
+  strace python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

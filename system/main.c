@@ -1,0 +1,246 @@
+/* main.c - vdisk-vmm: build the machine from the command line and serve it. */
+#include "system/cli.h"
+#include "system/machine.h"
+#include "system/qtest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define DEMO_IMAGE_SIZE (64ll << 20)
+
+/* The demo drives used when the command line has no --drive. */
+static const struct DemoDrive {
+    const char *interface;
+    const char *id;
+} demo_drives[] = {
+    { "virtio", "demo-virtio" },
+    { "ide", "demo-ide" },
+};
+
+typedef struct Vmm {
+    VdVmmOptions opts;
+    GMainContext *ctx;
+    VdMachine *m;
+    GPtrArray *temp_images;   /* paths to unlink at exit */
+    FILE *serial_log;
+    bool quit;
+} Vmm;
+
+/* Print an error in the tool's format. */
+static void report(const char *prefix, const GError *err)
+{
+    fprintf(stderr, "vdisk-vmm: %s%s\n", prefix, err->message);
+}
+
+/* Serial sink: append to the --serial file. */
+static void serial_to_file(void *opaque, uint8_t byte)
+{
+    FILE *f = opaque;
+    fputc(byte, f);
+    if (byte == '\n') {
+        fflush(f);
+    }
+}
+
+/* Create an empty sparse image in $TMPDIR; its path is remembered for unlinking. */
+static char *create_temp_image(Vmm *v, GError **errp)
+{
+    char *path = g_build_filename(g_get_tmp_dir(), "vdisk-demo-XXXXXX.img", NULL);
+    int fd = mkostemps(path, 4, O_CLOEXEC);
+    if (fd < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "cannot create a temporary image %s: %s",
+                    path, g_strerror(errno));
+        g_free(path);
+        return NULL;
+    }
+    g_ptr_array_add(v->temp_images, path);
+    if (ftruncate(fd, DEMO_IMAGE_SIZE) < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "cannot size %s: %s", path, g_strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    close(fd);
+    return path;
+}
+
+/* Parse a --drive string and attach it; the machine owns it on success. */
+static bool add_drive(Vmm *v, const char *spec_str, GError **errp)
+{
+    VdDriveSpec *d = vd_drive_spec_parse(spec_str, errp);
+    if (!d) {
+        return false;
+    }
+    if (!vd_machine_add_drive(v->m, d, errp)) {
+        vd_drive_spec_free(d);
+        return false;
+    }
+    return true;
+}
+
+/* No --drive: attach temporary images; a device model missing from the build is a note. */
+static bool add_demo_drives(Vmm *v)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(demo_drives); i++) {
+        g_autoptr(GError) err = NULL;
+        const char *path = create_temp_image(v, &err);
+        if (!path) {
+            report("", err);
+            return false;
+        }
+        g_autoptr(GString) spec = g_string_new("file=");
+        for (const char *p = path; *p; p++) {
+            if (*p == ',') {
+                g_string_append_c(spec, ','); /* a comma in a value is written twice */
+            }
+            g_string_append_c(spec, *p);
+        }
+        g_string_append_printf(spec, ",format=raw,if=%s,id=%s", demo_drives[i].interface, demo_drives[i].id);
+        if (!add_drive(v, spec->str, &err)) {
+            if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED)) {
+                report("demo drive: ", err);
+                return false;
+            }
+            fprintf(stderr, "vdisk-vmm: note: %s; continuing without %s\n", err->message, demo_drives[i].id);
+        }
+    }
+    return true;
+}
+
+/* --dump-dtb: write the FDT. */
+static bool dump_dtb(Vmm *v, GError **errp)
+{
+    size_t size;
+    g_autofree void *fdt = vd_machine_build_fdt(v->m, &size, errp);
+    return fdt && g_file_set_contents(v->opts.dump_dtb, fdt, size, errp);
+}
+
+/* Neither --qtest nor --dump-dtb: describe the machine on stdout. */
+static void describe(Vmm *v)
+{
+    printf("vdisk machine: RAM 0x0+0x%" G_GINT64_MODIFIER "x\n", v->m->ram_size);
+    for (guint i = 0; i < v->m->devices->len; i++) {
+        const VdDeviceInfo *d = &g_array_index(v->m->devices, VdDeviceInfo, i);
+        printf("  %-12s %s 0x%" G_GINT64_MODIFIER "x irq %d  %s\n", d->name,
+               d->space == VD_SPACE_PIO ? "port" : "mmio", d->base, d->irq, d->description ? d->description : "");
+    }
+}
+
+/* SIGINT/SIGTERM: leave the loop so that images are closed and temporary files removed. */
+static gboolean on_signal(gpointer opaque)
+{
+    ((Vmm *)opaque)->quit = true;
+    return G_SOURCE_CONTINUE;
+}
+
+/* Serve the qtest protocol until the client goes away or a signal arrives. */
+static bool serve(Vmm *v, GError **errp)
+{
+    VdQtestServer *s = vd_qtest_server_open(v->m, v->opts.qtest, errp);
+    if (!s) {
+        return false;
+    }
+    int sigs[] = { SIGINT, SIGTERM };
+    GSource *sources[G_N_ELEMENTS(sigs)];
+    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
+        sources[i] = g_unix_signal_source_new(sigs[i]);
+        g_source_set_callback(sources[i], on_signal, v, NULL);
+        g_source_attach(sources[i], v->ctx);
+    }
+    while (!v->quit && !vd_qtest_server_done(s)) {
+        g_main_context_iteration(v->ctx, TRUE);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
+        g_source_destroy(sources[i]);
+        g_source_unref(sources[i]);
+    }
+    vd_qtest_server_free(s);
+    return true;
+}
+
+/* Everything after option parsing; false on error (already reported). */
+static bool run(Vmm *v)
+{
+    g_autoptr(GError) err = NULL;
+    v->m = vd_machine_new(v->opts.ram_size, v->ctx, &err);
+    if (!v->m) {
+        report("", err);
+        return false;
+    }
+    if (v->opts.serial_log) {
+        v->serial_log = fopen(v->opts.serial_log, "ae");
+        if (!v->serial_log) {
+            fprintf(stderr, "vdisk-vmm: --serial %s: %s\n", v->opts.serial_log, g_strerror(errno));
+            return false;
+        }
+        v->m->serial_out = serial_to_file;
+        v->m->serial_opaque = v->serial_log;
+    }
+    for (guint i = 0; i < v->opts.drives->len; i++) {
+        const char *spec = g_ptr_array_index(v->opts.drives, i);
+        if (!add_drive(v, spec, &err)) {
+            g_autofree char *prefix = g_strdup_printf("--drive %s: ", spec);
+            report(prefix, err);
+            return false;
+        }
+    }
+    if (!v->opts.drives->len && !add_demo_drives(v)) {
+        return false;
+    }
+    if (v->opts.dump_dtb) {
+        if (!dump_dtb(v, &err)) {
+            report("--dump-dtb: ", err);
+            return false;
+        }
+        return true;
+    }
+    if (v->opts.qtest) {
+        if (!serve(v, &err)) {
+            report("", err);
+            return false;
+        }
+        return true;
+    }
+    describe(v);
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    Vmm v = { 0 };
+    g_autoptr(GError) err = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    vd_vmm_options_init(&v.opts);
+    if (!vd_vmm_parse_args(&v.opts, argc, argv, &err)) {
+        report("", err);
+        vd_vmm_options_clear(&v.opts);
+        return 1;
+    }
+    if (v.opts.help) {
+        fputs(vd_vmm_usage(), stdout);
+        vd_vmm_options_clear(&v.opts);
+        return 0;
+    }
+    v.ctx = g_main_context_new();
+    g_main_context_push_thread_default(v.ctx);
+    v.temp_images = g_ptr_array_new_with_free_func(g_free);
+
+    bool ok = run(&v);
+
+    vd_machine_free(v.m);
+    if (v.serial_log) {
+        fclose(v.serial_log);
+    }
+    for (guint i = 0; i < v.temp_images->len; i++) {
+        unlink(g_ptr_array_index(v.temp_images, i));
+    }
+    g_ptr_array_free(v.temp_images, TRUE);
+    g_main_context_pop_thread_default(v.ctx);
+    g_main_context_unref(v.ctx);
+    vd_vmm_options_clear(&v.opts);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,305 @@
+/*
+ * vdisk-bench - measure the block backend against the raw syscall loop.
+ *
+ * In one run, on one image file:
+ *  1. 4 KiB random writes: a raw pwrite loop (the limit) vs the backend at
+ *     queue depth 1 and 32; on the page cache and with O_DIRECT.
+ *  2. The three ways to make a write durable, as raw syscalls: an O_DSYNC
+ *     descriptor, pwritev2(RWF_DSYNC), and pwrite + fdatasync; and the
+ *     backend's two writethrough policies (wt-policy=fua and =dsync).
+ *  3. With --compare-qemu: the same writes through `qemu-img bench` (QEMU's
+ *     block layer, same image, same cache mode, same queue depth).  qemu-img
+ *     bench only writes sequentially, so --compare-qemu implies --sequential.
+ * Results are printed as IOPS and as a ratio to the matching raw loop.
+ */
+#include "block/block-backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define BLOCK 4096
+
+typedef struct BenchConfig {
+    const char *image;
+    uint64_t size;
+    double seconds;
+    bool sequential;
+    const char *qemu_img;          /* non-NULL: compare with qemu-img bench */
+} BenchConfig;
+
+static uint8_t *block_buf;
+
+/* Offset of the i-th I/O: random 4 KiB-aligned (xorshift), or sequential. */
+static uint64_t next_offset(const BenchConfig *cfg, uint64_t *state, uint64_t i)
+{
+    uint64_t blocks = cfg->size / BLOCK;
+    if (cfg->sequential) {
+        return (i % blocks) * BLOCK;
+    }
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (*state % blocks) * BLOCK;
+}
+
+typedef enum RawMode { RAW_PLAIN, RAW_O_DSYNC, RAW_RWF_DSYNC, RAW_FDATASYNC } RawMode;
+
+/* IOPS of a raw single-threaded write loop. */
+static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
+{
+    int flags = O_RDWR | (direct ? O_DIRECT : 0) | (mode == RAW_O_DSYNC ? O_DSYNC : 0);
+    int fd = open(cfg->image, flags);
+    if (fd < 0) {
+        fprintf(stderr, "open %s: %s\n", cfg->image, strerror(errno));
+        exit(1);
+    }
+    uint64_t state = 0x9e3779b97f4a7c15ull, n = 0;
+    gint64 start = g_get_monotonic_time(), end = start + cfg->seconds * G_USEC_PER_SEC, now;
+    struct iovec iov = { block_buf, BLOCK };
+    do {
+        for (int k = 0; k < 16; k++, n++) {
+            uint64_t off = next_offset(cfg, &state, n);
+            ssize_t r = mode == RAW_RWF_DSYNC ? pwritev2(fd, &iov, 1, off, RWF_DSYNC) : pwritev(fd, &iov, 1, off);
+            if (r != BLOCK || (mode == RAW_FDATASYNC && fdatasync(fd) < 0)) {
+                fprintf(stderr, "raw write: %s\n", strerror(errno));
+                exit(1);
+            }
+        }
+        now = g_get_monotonic_time();
+    } while (now < end);
+    close(fd);
+    return n / ((now - start) / 1e6);
+}
+
+typedef struct BackendRun {
+    VdBlockBackend *blk;
+    const BenchConfig *cfg;
+    uint64_t state, submitted, completed;
+    gint64 end;
+    bool stop;
+    int error;
+    struct iovec iov;
+} BackendRun;
+
+static void submit_one(BackendRun *run);
+
+/* Completion: count it and keep the queue full until time is up. */
+static void write_done(void *opaque, int ret)
+{
+    BackendRun *run = opaque;
+    run->completed++;
+    if (ret < 0) {
+        run->error = ret;
+        run->stop = true;
+    }
+    if (!run->stop && g_get_monotonic_time() >= run->end) {
+        run->stop = true;
+    }
+    if (!run->stop) {
+        submit_one(run);
+    }
+}
+
+static void submit_one(BackendRun *run)
+{
+    uint64_t off = next_offset(run->cfg, &run->state, run->submitted++);
+    vd_blk_pwritev(run->blk, off, &run->iov, 1, 0, write_done, run);
+}
+
+/* IOPS of the backend at queue depth qd with the given extra options. */
+static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned qd, bool wce)
+{
+    GError *err = NULL;
+    g_autofree char *opts = g_strdup_printf("file=%s,%s", cfg->image, extra);
+    VdBlockBackend *blk = vd_blk_open(opts, NULL, &err);
+    if (!blk) {
+        fprintf(stderr, "%s\n", err->message);
+        exit(1);
+    }
+    if (vd_blk_set_write_cache_sync(blk, wce) < 0) {
+        exit(1);
+    }
+    BackendRun run = { .blk = blk, .cfg = cfg, .state = 0x9e3779b97f4a7c15ull,
+                       .iov = { block_buf, BLOCK } };
+    gint64 start = g_get_monotonic_time();
+    run.end = start + cfg->seconds * G_USEC_PER_SEC;
+    for (unsigned i = 0; i < qd; i++) {
+        submit_one(&run);
+    }
+    vd_blk_drain(blk);
+    gint64 now = g_get_monotonic_time();
+    if (run.error) {
+        fprintf(stderr, "backend write: %s\n", strerror(-run.error));
+        exit(1);
+    }
+    vd_blk_close(blk);
+    return run.completed / ((now - start) / 1e6);
+}
+
+/*
+ * IOPS of `qemu-img bench` writing `count` sequential 4 KiB blocks at depth qd
+ * with QEMU's cache mode; -1 if it did not run.
+ */
+static double bench_qemu_img(const BenchConfig *cfg, const char *cache, unsigned qd, double expect_iops)
+{
+    uint64_t count = MAX((uint64_t)(expect_iops * cfg->seconds), 1000);
+    g_autofree char *c = g_strdup_printf("%" G_GUINT64_FORMAT, count);
+    g_autofree char *d = g_strdup_printf("%u", qd);
+    const char *argv[] = { cfg->qemu_img, "bench", "-w", "-f", "raw", "-t", cache, "-i", "threads", "-c", c,
+                           "-d", d, "-s", "4096", cfg->image, NULL };
+    g_autofree char *out = NULL;
+    int status;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, &status, NULL) ||
+        !g_spawn_check_wait_status(status, NULL)) {
+        return -1;
+    }
+    const char *p = strstr(out, "Run completed in ");
+    double secs = p ? g_ascii_strtod(p + strlen("Run completed in "), NULL) : 0;
+    return secs > 0 ? count / secs : -1;
+}
+
+/* Print one result row with its ratio to a reference. */
+static void row(const char *name, double iops, double ref)
+{
+    printf("  %-46s %10.0f IOPS  %6.2fx\n", name, iops, ref > 0 ? iops / ref : 0.0);
+}
+
+/* Create (or extend) the image and fill it so writes overwrite allocated blocks. */
+static void prepare_image(const BenchConfig *cfg)
+{
+    int fd = open(cfg->image, O_RDWR | O_CREAT, 0644);
+    if (fd < 0 || ftruncate(fd, cfg->size) < 0) {
+        fprintf(stderr, "%s: %s\n", cfg->image, strerror(errno));
+        exit(1);
+    }
+    uint8_t *zero = g_malloc0(1 << 20);
+    for (uint64_t off = 0; off < cfg->size; off += 1 << 20) {
+        if (pwrite(fd, zero, MIN(1u << 20, cfg->size - off), off) < 0) {
+            exit(1);
+        }
+    }
+    g_free(zero);
+    fdatasync(fd);
+    close(fd);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vdisk-bench [--image FILE] [--size BYTES] [--seconds S] [--sequential] [--compare-qemu]\n"
+            "Without --image, a temporary 256 MiB image is created in $TMPDIR and removed after.\n");
+}
+
+int main(int argc, char **argv)
+{
+    BenchConfig cfg = { .size = 256ull << 20, .seconds = 2.0 };
+    static const struct option longopts[] = {
+        { "image", required_argument, NULL, 'i' }, { "size", required_argument, NULL, 's' },
+        { "seconds", required_argument, NULL, 't' }, { "sequential", no_argument, NULL, 'q' },
+        { "compare-qemu", no_argument, NULL, 'Q' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': cfg.image = optarg; break;
+        case 's':
+            cfg.size = g_ascii_strtoull(optarg, &end, 10);
+            if (*end || cfg.size < 1 << 20 || cfg.size % BLOCK) {
+                fprintf(stderr, "vdisk-bench: --size must be a multiple of 4096, at least 1 MiB\n");
+                return 2;
+            }
+            break;
+        case 't':
+            cfg.seconds = g_ascii_strtod(optarg, &end);
+            if (*end || cfg.seconds <= 0 || cfg.seconds > 600) {
+                fprintf(stderr, "vdisk-bench: --seconds must be in (0, 600]\n");
+                return 2;
+            }
+            break;
+        case 'q': cfg.sequential = true; break;
+        case 'Q':
+            cfg.qemu_img = g_find_program_in_path("qemu-img");
+            if (!cfg.qemu_img) {
+                fprintf(stderr, "vdisk-bench: --compare-qemu needs qemu-img (apt-get install qemu-utils)\n");
+                return 2;
+            }
+            cfg.sequential = true;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    g_autofree char *tmpdir = NULL, *tmpimg = NULL;
+    if (!cfg.image) {
+        tmpdir = g_dir_make_tmp("vdisk-bench-XXXXXX", NULL);
+        tmpimg = g_build_filename(tmpdir, "bench.img", NULL);
+        cfg.image = tmpimg;
+    }
+    if (posix_memalign((void **)&block_buf, 4096, BLOCK) != 0) {
+        return 1;
+    }
+    memset(block_buf, 0xa5, BLOCK);
+    prepare_image(&cfg);
+    const char *pattern = cfg.sequential ? "sequential" : "random";
+    printf("vdisk-bench: 4 KiB %s writes, %.1f s per case, image %s (%" G_GUINT64_FORMAT " MiB)\n", pattern,
+           cfg.seconds, cfg.image, cfg.size >> 20);
+
+    for (int direct = 0; direct <= 1; direct++) {
+        printf("\n%s (ratio to the raw pwrite loop)\n", direct ? "O_DIRECT (cache=none)" : "page cache (cache=writeback)");
+        double raw = bench_raw(&cfg, direct, RAW_PLAIN);
+        const char *mode = direct ? "cache=none" : "cache=writeback";
+        row("raw pwrite loop, QD1", raw, raw);
+        double qd1 = bench_backend(&cfg, mode, 1, true), qd32 = bench_backend(&cfg, mode, 32, true);
+        row("backend, QD1", qd1, raw);
+        row("backend, QD32", qd32, raw);
+        if (cfg.qemu_img) {
+            const char *qcache = direct ? "none" : "writeback";
+            row("qemu-img bench (same cache mode), QD1", bench_qemu_img(&cfg, qcache, 1, qd1), raw);
+            row("qemu-img bench (same cache mode), QD32", bench_qemu_img(&cfg, qcache, 32, qd32), raw);
+        }
+    }
+
+    printf("\ndurable writes, page cache (ratio to pwrite + fdatasync)\n");
+    double fsync_iops = bench_raw(&cfg, false, RAW_FDATASYNC);
+    row("raw pwrite + fdatasync", fsync_iops, fsync_iops);
+    row("raw O_DSYNC descriptor", bench_raw(&cfg, false, RAW_O_DSYNC), fsync_iops);
+    row("raw pwritev2(RWF_DSYNC)", bench_raw(&cfg, false, RAW_RWF_DSYNC), fsync_iops);
+    double wt_qd1 = bench_backend(&cfg, "cache=writeback,wt-policy=fua", 1, false);
+    row("backend WCE=0 wt-policy=fua (RWF_DSYNC), QD1", wt_qd1, fsync_iops);
+    if (cfg.qemu_img) {
+        row("qemu-img bench cache=writethrough, QD1", bench_qemu_img(&cfg, "writethrough", 1, wt_qd1), fsync_iops);
+    }
+    row("backend WCE=0 wt-policy=dsync (O_DSYNC fd), QD1",
+        bench_backend(&cfg, "cache=writeback,wt-policy=dsync", 1, false), fsync_iops);
+    row("backend WCE=0 wt-policy=fua, QD32", bench_backend(&cfg, "cache=writeback,wt-policy=fua", 32, false),
+        fsync_iops);
+    row("backend WCE=0 wt-policy=dsync, QD32", bench_backend(&cfg, "cache=writeback,wt-policy=dsync", 32, false),
+        fsync_iops);
+
+    printf("\ndurable writes, O_DIRECT (ratio to pwrite + fdatasync)\n");
+    fsync_iops = bench_raw(&cfg, true, RAW_FDATASYNC);
+    row("raw pwrite + fdatasync", fsync_iops, fsync_iops);
+    row("raw O_DSYNC descriptor", bench_raw(&cfg, true, RAW_O_DSYNC), fsync_iops);
+    row("raw pwritev2(RWF_DSYNC)", bench_raw(&cfg, true, RAW_RWF_DSYNC), fsync_iops);
+    row("backend WCE=0 wt-policy=fua, QD1", bench_backend(&cfg, "cache=none,wt-policy=fua", 1, false), fsync_iops);
+    row("backend WCE=0 wt-policy=dsync, QD1", bench_backend(&cfg, "cache=none,wt-policy=dsync", 1, false), fsync_iops);
+
+    if (tmpimg) {
+        unlink(tmpimg);
+        rmdir(tmpdir);
+    }
+    free(block_buf);
+    return 0;
+}
