@@ -59,7 +59,9 @@ static bool decode_range(IdeDrive *d, const AtaCmd *c, uint64_t *lba, uint32_t *
             start = ((uint64_t)cyl * d->heads + head) * d->spt + sector - 1;
         }
     }
-    if (start >= d->nsectors || n > d->nsectors - start) {
+    /* 28-bit commands reach the first 0FFFFFFFh sectors only (IDENTIFY words 60-61). */
+    uint64_t limit = (c->flags & C_EXT) ? d->nsectors : MIN(d->nsectors, 0x0fffffffull);
+    if (start >= limit || n > limit - start) {
         ide_cmd_error(d, ATA_IDNF);
         return false;
     }

@@ -154,10 +154,20 @@ static void test_lba28_boundaries(void **state)
     ata_tf48(r, 0, 0, 0, 0);
     assert_int_equal(ata_nodata(r, 0, 0x27), ST_DRDY | ST_DSC);
     assert_int_equal(ata_read_lba48(r, 0), n - 1);
-    /* The highest 28-bit address is readable. */
-    ata_tf28(r, 0, 0, 0x0fffffff, 1, 0);
+    /* 28-bit commands address the 0FFFFFFFh sectors of words 60-61: 0FFFFFFEh is the last. */
+    ata_tf28(r, 0, 0, 0x0ffffffe, 1, 0);
     ata_command(r, 0, 0x20);
     assert_int_equal(ata_pio_in(r, 0, buf, 1, 1), ST_DRDY | ST_DSC);
+    ata_tf28(r, 0, 0, 0x0fffffff, 1, 0);
+    assert_int_equal(ata_nodata(r, 0, 0x20), ST_DRDY | ST_DSC | ST_ERR);
+    assert_int_equal(inb(r, cmd_port(0) + 1), ER_IDNF);
+    ata_tf28(r, 0, 0, 0x0ffffffe, 2, 0);
+    assert_int_equal(ata_nodata(r, 0, 0x30), ST_DRDY | ST_DSC | ST_ERR);
+    assert_int_equal(inb(r, cmd_port(0) + 1), ER_IDNF);
+    /* The same sector through a 48-bit command is fine. */
+    ata_tf48(r, 0, 0, 0x0fffffff, 2);
+    ata_command(r, 0, 0x24);
+    assert_int_equal(ata_pio_in(r, 0, buf, 2, 1), ST_DRDY | ST_DSC);
     rig_free(r);
 }
 
