@@ -236,6 +236,7 @@ static void parse_identify(AtaDisk *d)
     /* Linux reads the cache state from word 85 bit 5, trusting it when word 87 is valid. */
     d->wce = (id[87] & 0xc000) == 0x4000 && (id[85] & (1 << 5));
     d->max_multiple = id[47] & 0xff;
+    d->trim = id[169] & 1;
     d->sectors = d->lba48 ? (id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 | (uint64_t)id[103] << 48)
                           : (id[60] | (uint32_t)id[61] << 16);
 }
@@ -364,8 +365,8 @@ AtaResult ata_pio_write_fua(AtaDisk *d, uint64_t lba, uint32_t count, const void
  * 64 KiB boundary), program the engine, issue the command, start the engine,
  * wait for the interrupt, stop the engine, check both status registers.
  */
-static AtaResult dma_command(AtaDisk *d, uint8_t op, uint64_t lba, uint32_t count, bool ext, bool to_mem,
-                             uint64_t buf_gpa)
+static AtaResult dma_command(AtaDisk *d, uint8_t op, uint8_t feature, uint64_t lba, uint32_t count, bool ext,
+                             bool to_mem, uint64_t buf_gpa)
 {
     VdQtest *q = d->q;
     uint32_t sectors = count ? count : (ext ? 65536 : 256);
@@ -383,7 +384,7 @@ static AtaResult dma_command(AtaDisk *d, uint8_t op, uint64_t lba, uint32_t coun
     vd_qtest_outb(q, bm + BM_STATUS, BM_ERROR | BM_INTR);       /* write 1 to clear */
     vd_qtest_outl(q, bm + BM_PRD, prd);
     vd_qtest_outb(q, bm + BM_CMD, to_mem ? BM_READ : 0);
-    ata_load_taskfile(d, 0, count, lba, ext);
+    ata_load_taskfile(d, feature, count, lba, ext);
     vd_qtest_outb(q, d->ch.cmd + REG_COMMAND, op);
     vd_qtest_outb(q, bm + BM_CMD, (to_mem ? BM_READ : 0) | BM_START);
     AtaResult r = { 0 };
@@ -407,7 +408,7 @@ AtaResult ata_dma_read(AtaDisk *d, uint64_t lba, uint32_t count, void *buf, bool
     uint64_t bytes = (uint64_t)(count ? count : (ext ? 65536 : 256)) * 512;
     vd_guest_alloc_reset(&d->mem);
     uint64_t gpa = vd_guest_alloc(&d->mem, bytes, 0x10000);
-    AtaResult r = dma_command(d, ext ? 0x25 : 0xc8, lba, count, ext, true, gpa);
+    AtaResult r = dma_command(d, ext ? 0x25 : 0xc8, 0, lba, count, ext, true, gpa);
     if (!r.timeout && !(r.status & ATA_SR_ERR)) {
         vd_qtest_memread(d->q, gpa, buf, bytes);
     }
@@ -420,7 +421,27 @@ AtaResult ata_dma_write(AtaDisk *d, uint64_t lba, uint32_t count, const void *bu
     vd_guest_alloc_reset(&d->mem);
     uint64_t gpa = vd_guest_alloc(&d->mem, bytes, 0x10000);
     vd_qtest_memwrite(d->q, gpa, buf, bytes);
-    return dma_command(d, fua ? 0x3d : (ext ? 0x35 : 0xca), lba, count, ext, false, gpa);
+    return dma_command(d, fua ? 0x3d : (ext ? 0x35 : 0xca), 0, lba, count, ext, false, gpa);
+}
+
+AtaResult ata_trim(AtaDisk *d, uint64_t lba, uint32_t count)
+{
+    /* One 512-byte block of range entries: LBA in bits 47:0, up to 65535 sectors in bits 63:48. */
+    uint8_t block[512] = { 0 };
+    for (unsigned i = 0; i < 64 && count > 0; i++) {
+        uint32_t n = MIN(count, 0xffffu);
+        uint64_t v = (lba & 0xffffffffffffull) | (uint64_t)n << 48;
+        for (int b = 0; b < 8; b++) {
+            block[8 * i + b] = v >> (8 * b);
+        }
+        lba += n;
+        count -= n;
+    }
+    vd_guest_alloc_reset(&d->mem);
+    uint64_t gpa = vd_guest_alloc(&d->mem, 512, 0x10000);
+    vd_qtest_memwrite(d->q, gpa, block, sizeof(block));
+    /* DATA SET MANAGEMENT, feature bit 0 = TRIM, count = blocks of entries; a DMA data-out command. */
+    return dma_command(d, 0x06, 0x01, 0, 1, true, false, gpa);
 }
 
 /* ---- the write cache ---- */

@@ -11,7 +11,8 @@
  *  2. Probe: soft reset, the ATA signature, IDENTIFY DEVICE, and what the
  *     feature words say (LBA48, write cache, FLUSH CACHE EXT, FUA).
  *  3. I/O: PIO (READ/WRITE SECTORS (EXT), MULTIPLE, FUA) and DMA
- *     (READ/WRITE DMA (EXT), WRITE DMA FUA EXT), interrupt driven.
+ *     (READ/WRITE DMA (EXT), WRITE DMA FUA EXT, DATA SET MANAGEMENT/TRIM),
+ *     interrupt driven.
  *  4. The write cache: SET FEATURES 02h/82h followed by IDENTIFY to confirm,
  *     FLUSH CACHE (EXT).
  *
@@ -53,6 +54,7 @@ typedef struct AtaDisk {
     bool flush_ext;             /* word 83 bit 13 */
     bool fua;                   /* word 84 bit 6 (valid when bits 15:14 = 01) */
     unsigned max_multiple;      /* word 47 bits 7:0 */
+    bool trim;                  /* word 169 bit 0: DATA SET MANAGEMENT with TRIM */
     unsigned multiple;          /* current SET MULTIPLE MODE value, 0 = off */
     VdGuestAlloc mem;           /* guest RAM for PRD tables and DMA buffers */
 } AtaDisk;
@@ -87,6 +89,9 @@ AtaResult ata_pio_write_fua(AtaDisk *d, uint64_t lba, uint32_t count, const void
 /* Bus-master DMA; fua selects WRITE DMA FUA EXT (needs ext). */
 AtaResult ata_dma_read(AtaDisk *d, uint64_t lba, uint32_t count, void *buf, bool ext);
 AtaResult ata_dma_write(AtaDisk *d, uint64_t lba, uint32_t count, const void *buf, bool ext, bool fua);
+
+/* DATA SET MANAGEMENT (TRIM) of count sectors from lba (one block of up to 64 range entries). */
+AtaResult ata_trim(AtaDisk *d, uint64_t lba, uint32_t count);
 
 /* SET FEATURES 02h/82h, then IDENTIFY to confirm word 85 (as Linux does). */
 AtaResult ata_set_write_cache(AtaDisk *d, bool on);

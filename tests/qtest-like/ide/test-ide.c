@@ -151,7 +151,7 @@ static void test_power_on_writethrough(void **state)
 
 typedef enum Kind {
     K_PIO_READ, K_PIO_WRITE, K_DMA_READ, K_DMA_WRITE, K_NODATA, K_ABORTS, K_NATIVE_MAX, K_VERIFY,
-    K_IDENTIFY, K_SET_FEATURES, K_SLEEP, K_DIAG,
+    K_IDENTIFY, K_SET_FEATURES, K_SLEEP, K_DIAG, K_TRIM,
 } Kind;
 
 typedef struct CmdCase {
@@ -161,7 +161,7 @@ typedef struct CmdCase {
 } CmdCase;
 
 static const CmdCase table[] = {
-    { 0x00, K_ABORTS, false, false, false }, { 0x20, K_PIO_READ, false, false, false }, { 0x21, K_PIO_READ, false, false, false }, { 0x24, K_PIO_READ, true, false, false },
+    { 0x00, K_ABORTS, false, false, false }, { 0x06, K_TRIM, true, false, false }, { 0x20, K_PIO_READ, false, false, false }, { 0x21, K_PIO_READ, false, false, false }, { 0x24, K_PIO_READ, true, false, false },
     { 0x25, K_DMA_READ, true, false, false }, { 0x27, K_NATIVE_MAX, true, false, false }, { 0x29, K_PIO_READ, true, true, false },
     { 0x30, K_PIO_WRITE, false, false, false }, { 0x31, K_PIO_WRITE, false, false, false }, { 0x34, K_PIO_WRITE, true, false, false },
     { 0x35, K_DMA_WRITE, true, false, false }, { 0x39, K_PIO_WRITE, true, true, false }, { 0x3d, K_DMA_WRITE, true, false, true },
@@ -231,6 +231,18 @@ static void run_case(Fixture *f, const CmdCase *c, unsigned seed)
         assert_int_equal(ata_read_lba(d, c->ext), d->sectors - 1);
         break;
     }
+    case K_TRIM: {
+        assert_true(d->trim);
+        assert_ok(ata_pio_write(d, lba, 8, out, true, false));
+        uint64_t discards = blkstat(f, "discards");
+        assert_ok(ata_trim(d, lba, 8));
+        assert_int_equal(blkstat(f, "discards"), discards + 1);
+        host_read(f, lba, host, sizeof(host));
+        for (size_t i = 0; i < sizeof(host); i++) {
+            assert_int_equal(host[i], 0);           /* the hole reads as zeroes */
+        }
+        break;
+    }
     case K_ABORTS:
         assert_error(ata_nodata(d, c->op, 0, 0, 0, false), ATA_ER_ABRT);
         break;
@@ -282,7 +294,7 @@ static void test_every_command(void **state)
 {
     Fixture *f = start(8 << 20, "cache=writeback");
     AtaDisk *d = &f->disk;
-    assert_int_equal(G_N_ELEMENTS(table), 37);
+    assert_int_equal(G_N_ELEMENTS(table), 38);
     assert_ok(ata_set_multiple(d, 4));
     for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
         print_message("opcode %02x\n", table[i].op);

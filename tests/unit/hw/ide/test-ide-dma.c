@@ -368,6 +368,96 @@ static void test_secondary_channel(void **state)
     rig_free(r);
 }
 
+/* Write one 512-byte block of DSM range entries at gpa. */
+static void dsm_block(Rig *r, uint32_t gpa, const uint64_t *lba, const uint16_t *count, unsigned n)
+{
+    uint8_t *e = vd_bus_ram(r->bus) + gpa;
+    memset(e, 0, 512);
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v = (lba[i] & 0xffffffffffffull) | (uint64_t)count[i] << 48;
+        for (int b = 0; b < 8; b++) {
+            e[8 * i + b] = v >> (8 * b);
+        }
+    }
+}
+
+/* Issue DATA SET MANAGEMENT with the given features and block count over a one-entry PRD. */
+static uint8_t dsm(Rig *r, uint8_t feature, uint16_t blocks, uint32_t gpa)
+{
+    const uint32_t a[1] = { gpa }, c[1] = { blocks * 512u };
+    prd_write(r, PRD, a, c, 1, true);
+    bm_setup(r, 0, PRD, false);
+    ata_tf48(r, 0, 0, 0, blocks);
+    outb(r, cmd_port(0) + 1, 0);
+    outb(r, cmd_port(0) + 1, feature);
+    ata_command(r, 0, 0x06);
+    bm_start(r, 0, false);
+    if (!rig_wait_irq(r, 0)) {
+        fail_msg("no DSM completion");
+    }
+    bm_stop(r, 0);
+    return inb(r, cmd_port(0) + 7);
+}
+
+/* DATA SET MANAGEMENT / TRIM: ranges become host discards; bad ranges and fields abort. */
+static void test_dsm_trim(void **state)
+{
+    Rig *r = rig_new();
+    VdBlockBackend *blk = rig_attach(r, 0, "file=%F");
+    uint16_t id[256];
+    ata_identify_dev(r, 0, 0, id);
+    assert_int_equal(id[169] & 1, 1);
+    assert_int_equal(id[105], 8);
+    uint8_t data[32 * 512], back[32 * 512];
+    fill_pattern(data, sizeof(data), 13);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, data, sizeof(data), 0), 0);
+
+    const uint64_t lba[3] = { 8, 0, 24 };
+    const uint16_t cnt[3] = { 8, 0, 8 };          /* the middle entry is unused */
+    dsm_block(r, 0x30000, lba, cnt, 3);
+    VdBlockStats s0 = rig_stats(blk);
+    assert_int_equal(dsm(r, 0x01, 1, 0x30000), ST_DRDY | ST_DSC);
+    VdBlockStats s1 = rig_stats(blk);
+    assert_int_equal(s1.discards - s0.discards, 2);
+    assert_true(s1.host_discards > s0.host_discards);
+    assert_int_equal(vd_blk_pread_sync(blk, 0, back, sizeof(back)), 0);
+    assert_memory_equal(back, data, 8 * 512);
+    for (size_t i = 8 * 512; i < 16 * 512; i++) {
+        assert_int_equal(back[i], 0);
+    }
+    assert_memory_equal(back + 16 * 512, data + 16 * 512, 8 * 512);
+
+    /* A range past the end aborts before anything is discarded. */
+    const uint64_t bad[2] = { 40, (8 << 20) / 512 - 4 };
+    const uint16_t badc[2] = { 8, 8 };
+    dsm_block(r, 0x30000, bad, badc, 2);
+    assert_int_equal(dsm(r, 0x01, 1, 0x30000), ST_DRDY | ST_DSC | ST_ERR);
+    assert_int_equal(inb(r, cmd_port(0) + 1), ER_ABRT);
+    assert_int_equal(rig_stats(blk).discards, s1.discards);
+    /* No TRIM bit, no blocks, too many blocks: abort. */
+    ata_tf48(r, 0, 0, 0, 1);
+    outb(r, cmd_port(0) + 1, 0);
+    assert_int_equal(ata_nodata(r, 0, 0x06), ST_DRDY | ST_DSC | ST_ERR);
+    ata_tf48(r, 0, 0, 0, 0);
+    outb(r, cmd_port(0) + 1, 1);
+    assert_int_equal(ata_nodata(r, 0, 0x06), ST_DRDY | ST_DSC | ST_ERR);
+    ata_tf48(r, 0, 0, 0, 9);
+    outb(r, cmd_port(0) + 1, 1);
+    assert_int_equal(ata_nodata(r, 0, 0x06), ST_DRDY | ST_DSC | ST_ERR);
+    assert_int_equal(inb(r, cmd_port(0) + 1), ER_ABRT);
+    rig_free(r);
+
+    /* discard=ignore: TRIM is not offered and the command aborts. */
+    r = rig_new();
+    rig_attach(r, 0, "file=%F,discard=ignore");
+    ata_identify_dev(r, 0, 0, id);
+    assert_int_equal(id[169] & 1, 0);
+    ata_tf48(r, 0, 0, 0, 1);
+    outb(r, cmd_port(0) + 1, 1);
+    assert_int_equal(ata_nodata(r, 0, 0x06), ST_DRDY | ST_DSC | ST_ERR);
+    rig_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_pio_io_errors),
         cmocka_unit_test(test_dma_count_zero),
         cmocka_unit_test(test_secondary_channel),
+        cmocka_unit_test(test_dsm_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
