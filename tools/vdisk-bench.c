@@ -184,7 +184,7 @@ typedef struct BenchCase {
 
 typedef struct BenchSection {
     const char *title;
-    BenchCase cases[10];
+    BenchCase cases[12];
 } BenchSection;
 
 /* Median of n values (n small). */
@@ -352,6 +352,8 @@ int main(int argc, char **argv)
             { "raw pwrite loop, QD1", CASE_RAW, .direct = false, .raw = RAW_PLAIN },
             { "backend, QD1", CASE_BACKEND, .opts = "cache=writeback", .qd = 1, .wce = true },
             { "backend, QD32", CASE_BACKEND, .opts = "cache=writeback", .qd = 32, .wce = true },
+            { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1, .wce = true },
+            { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32, .wce = true },
             { "qemu-img bench -t writeback, QD1", CASE_QEMU, .opts = "writeback", .qd = 1, .estimate_from = 1 },
             { "qemu-img bench -t writeback, QD32", CASE_QEMU, .opts = "writeback", .qd = 32, .estimate_from = 2 },
         } },
@@ -359,6 +361,8 @@ int main(int argc, char **argv)
             { "raw pwrite loop, QD1", CASE_RAW, .direct = true, .raw = RAW_PLAIN },
             { "backend, QD1", CASE_BACKEND, .opts = "cache=none", .qd = 1, .wce = true },
             { "backend, QD32", CASE_BACKEND, .opts = "cache=none", .qd = 32, .wce = true },
+            { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1, .wce = true },
+            { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 32, .wce = true },
             { "qemu-img bench -t none, QD1", CASE_QEMU, .opts = "none", .qd = 1, .estimate_from = 1 },
             { "qemu-img bench -t none, QD32", CASE_QEMU, .opts = "none", .qd = 32, .estimate_from = 2 },
         } },
@@ -370,6 +374,7 @@ int main(int argc, char **argv)
             { "backend WCE=0 wt-policy=dsync, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync", .qd = 1 },
             { "backend WCE=0 wt-policy=fua, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua", .qd = 32 },
             { "backend WCE=0 wt-policy=dsync, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync", .qd = 32 },
+            { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1 },
             { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 3 },
         } },
         { "durable writes, O_DIRECT (ratio to raw pwrite + fdatasync)", {
