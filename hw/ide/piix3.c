@@ -5,7 +5,8 @@
  *
  * Power-on state, as firmware would leave it (this machine has none):
  * PCI command = I/O space + bus master, BAR4 = VD_IDE_BMDMA_BASE, IDETIM
- * (40h-41h primary, 42h-43h secondary) = 8000h: decode enabled.  Clearing
+ * (40h-41h primary, 42h-43h secondary) = 8000h: decode enabled, and the
+ * bus-master "drive N DMA capable" bits set for each attached drive.  Clearing
  * an IDETIM decode bit stops the channel's legacy ports from decoding.
  */
 #include "ide-internal.h"
@@ -191,6 +192,8 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
         g_snprintf(d->serial, sizeof(d->serial), "VDISK-IDE-%d", index);
     }
     ide_power_on(d);
+    /* As firmware would: mark the drive DMA capable in the bus-master status. */
+    d->ch->bm.status |= d->unit ? BM_ST_DRV1_DMA : BM_ST_DRV0_DMA;
     /* The other device's register copy starts with the same values. */
     IdeDrive *other = &c->ch[index / 2].drive[(index % 2) ^ 1];
     if (!ide_present(other)) {
