@@ -16,7 +16,7 @@
 static TempImage scratch;
 static uint8_t buf[65536] __attribute__((aligned(4096)));
 
-/* A fresh 4 MiB scratch.path for each test. */
+/* A fresh 4 MiB image for each test. */
 static int setup(void **state)
 {
     temp_image_create(&scratch, "disk.img", 4 << 20);
@@ -35,7 +35,7 @@ static VdBlockBackend *open_image(const char *extra)
     return open_ok(opts);
 }
 
-/* Open-file flags of every descriptor this process holds on the scratch.path, OR-ed per kind. */
+/* Open-file flags of every descriptor this process holds on the image, OR-ed per kind. */
 static void image_fd_flags(unsigned *count, int *any_direct, int *any_dsync, int *all_direct)
 {
     *count = 0;
@@ -217,7 +217,7 @@ static void test_direct_unaligned(void **state)
     vd_blk_close(blk);
 }
 
-/* O_DIRECT needs an aligned scratch.path size: a clear error otherwise. */
+/* O_DIRECT needs an aligned image size: a clear error otherwise. */
 static void test_direct_size_error(void **state)
 {
     assert_int_equal(truncate(scratch.path, (4 << 20) + 100), 0);
@@ -263,7 +263,7 @@ static void test_discard_and_zeroes(void **state)
     vd_blk_close(blk);
 }
 
-/* Pages of the scratch.path resident in this host's page cache. */
+/* Pages of the image resident in this host's page cache. */
 static size_t resident_pages(void)
 {
     int fd = open(scratch.path, O_RDONLY);
