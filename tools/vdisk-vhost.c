@@ -34,7 +34,9 @@ static const char usage_text[] =
     "                         (write ,, for a comma inside a value)\n"
     "  --num-queues N         request queues (virtio-blk 1-64, default 4;\n"
     "                         virtio-scsi 1-16, default 1)\n"
-    "  --queue-size N         entries per queue, a power of two (default 256)\n"
+    "  --queue-size N         ring entries, a power of two (default 128); make it the\n"
+    "                         front end's ring size (QEMU's queue-size defaults to 128):\n"
+    "                         virtio-blk advertises seg_max = N - 2\n"
     "  --stats-file PATH      keep the counters in PATH (rewritten on change, on\n"
     "                         SIGUSR1 and at exit)\n"
     "  --once                 exit after the first front end disconnects\n"
@@ -255,7 +257,7 @@ int main(int argc, char **argv)
     VdVhostApp *a = &app;
     g_autoptr(GError) err = NULL;
     a->opts.drives = g_ptr_array_new_with_free_func(g_free);
-    a->opts.queue_size = 256;
+    a->opts.queue_size = 128;   /* QEMU's and Cloud Hypervisor's default ring size */
     if (!parse_args(argc, argv, &a->opts, &err)) {
         fprintf(stderr, "vdisk-vhost: %s\nTry 'vdisk-vhost --help'.\n", err->message);
         return 2;
