@@ -277,6 +277,12 @@ def case_vhost_blk(a, guest, work):
           f"vdisk: two front ends came and went cleanly (connections={v['connections']} disconnects={v['disconnects']})")
     check(st["drive0"]["in_flight"] == 0 and st["drive0"]["errors"] == 0, "vdisk: nothing in flight, no errors")
     check_image(img2, 20, [1, 2, 3, 4], "vdisk blk-wt")
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img2},cache=directsync"])
+    res4 = guest.boot("blk-verify:20", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
+                      label="vdisk blk-verify (cache=directsync)")
+    vh.stop()
+    expect_states(res4, "vda", "vdisk cache=directsync", "write through")
+    check(res4["ops_ok"] == 4, "vdisk cache=directsync: the same image reads back in a new vdisk-vhost")
     save(a.results, "vhost-blk", {"label": "vdisk-vhost virtio-blk (cache=writeback)", "wb": res, "wt": res2})
 
 
@@ -390,7 +396,8 @@ def case_bench(a, guest, work):
     secs = int(os.environ.get("VDISK_BENCH_SECONDS", "3"))
     cache = os.environ.get("VDISK_BENCH_CACHE", "none")   # none (O_DIRECT) or writeback, the same for both
     img = new_image(work, "bench.img")
-    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache={cache}"], extra=["--num-queues", "1"])
+    extra_opts = os.environ.get("VDISK_BENCH_DRIVE_OPTS", "")   # e.g. ",aio=io_uring"
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache={cache}{extra_opts}"], extra=["--num-queues", "1"])
     rows["vdisk-vhost"] = guest.boot(f"blk-bench:{secs}", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
                                      label="bench vdisk-vhost")["bench"]
     vh.stop()
