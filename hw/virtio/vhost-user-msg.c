@@ -230,6 +230,12 @@ static VdVhostResult h_get_vring_base(VdVhostUserServer *s, VdVhostMsg *m)
     }
     r->started = false;
     vd_vhost_ring_update(s, r);   /* drains, then stops */
+    /*
+     * Forget the kick fd: the front end takes the notifier back (QEMU polls
+     * it itself while the back end is stopped), so only a new SET_VRING_KICK
+     * may start the ring again.
+     */
+    vd_vhost_ring_set_kick(s, r, -1);
     if (vd_virtq_ready(vd_virtio_queue(s->vdev, r->index))) {
         vd_virtq_set_ready(vd_virtio_queue(s->vdev, r->index), false);
     }

@@ -18,7 +18,8 @@
  *    the same way.  This is the virtio core's translate hook.
  *  - GET_VRING_BASE first lets every request already taken from that ring
  *    complete (the used ring is updated, nothing is dropped), then stops the
- *    ring and returns the next avail index.
+ *    ring, drops its kick fd (only a new SET_VRING_KICK restarts it) and
+ *    returns the next avail index.
  *  - When the front end disconnects, every request in flight completes
  *    (its data reaches the backend), the device is reset as at power-on
  *    (virtio-blk: the cache mode's default write cache returns), the
