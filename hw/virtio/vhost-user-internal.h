@@ -54,6 +54,7 @@ typedef struct VdVhostRing {
     bool started;    /* a kick fd arrived (or a kick), until GET_VRING_BASE */
     bool enabled;    /* SET_VRING_ENABLE (always, without PROTOCOL_FEATURES) */
     bool stopping;   /* being drained: kicks are ignored */
+    uint64_t kicks;  /* kicks seen on this ring (shows which queues a guest uses) */
 } VdVhostRing;
 
 /* A received message: header fields, payload and the fds that came with it. */

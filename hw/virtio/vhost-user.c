@@ -77,6 +77,7 @@ static gboolean kick_ready(gint fd, GIOCondition cond, gpointer opaque)
         return FALSE;
     }
     s->stats.kicks++;
+    r->kicks++;
     if (r->stopping) {
         return TRUE;
     }
@@ -461,4 +462,8 @@ void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
         t->connections, t->disconnects, t->refused_connections, t->messages, t->bad_messages, t->unsupported,
         t->kicks, t->calls, t->mem_tables, t->config_reads, t->config_writes, t->rings_started,
         t->rings_stopped, s->conn_fd >= 0, t->ignored_feature_bits);
+    g_string_append(out, " ring_kicks=");
+    for (unsigned i = 0; i < s->nrings; i++) {
+        g_string_append_printf(out, "%s%" G_GUINT64_FORMAT, i ? "," : "", s->rings[i].kicks);
+    }
 }

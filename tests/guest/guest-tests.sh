@@ -42,10 +42,17 @@ toggle() {
 
 run() { "$@" || rc=1; }
 
+# Pin a command to CPU n when the guest has it (so each CPU's queue is used).
+on_cpu() {
+  n=$1
+  shift
+  if [ -d /sys/devices/system/cpu/cpu$n ]; then taskset $((1 << n)) "$@"; else "$@"; fi
+}
+
 # Write R1..R3 with the three durability methods and read them back.
 write_regions() {
-  run vdtest write /dev/$1 1M 256K 64K $((seed + 1)) direct
-  run vdtest write /dev/$1 2M 256K 64K $((seed + 2)) dsync
+  run on_cpu 0 vdtest write /dev/$1 1M 256K 64K $((seed + 1)) direct
+  run on_cpu 1 vdtest write /dev/$1 2M 256K 64K $((seed + 2)) dsync
   run vdtest write /dev/$1 3M 256K 64K $((seed + 3)) fsync
   run vdtest verify /dev/$1 1M 256K $((seed + 1))
   run vdtest verify /dev/$1 2M 256K $((seed + 2))

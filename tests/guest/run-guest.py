@@ -237,7 +237,9 @@ def case_vhost_blk(a, guest, work):
     """vdisk-vhost virtio-blk: writeback + fsync->fdatasync (strace), write-through durability, reconnect."""
     img = new_image(work, "blk-wb.img")
     vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache=writeback"], strace=True)
-    res = guest.boot("blk-wb:10", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk blk-wb")
+    # Two vCPUs and two request queues: the guest pins one write method to each CPU.
+    res = guest.boot("blk-wb:10", ["-smp", "2"] + vh.qemu_args("vhost-user-blk-pci,num-queues=2"), memfd=True,
+                     label="vdisk blk-wb")
     st = vh.stop()
     expect_states(res, "vda", "vdisk blk-wb", "write back", fua=0)
     d, dev = st["drive0"], st["device"]
@@ -252,6 +254,8 @@ def case_vhost_blk(a, guest, work):
     check(dev["wce_changes"] == 2, f"vdisk blk-wb: SET_CONFIG reached the device twice (wce_changes={dev['wce_changes']})")
     check(st["vhost"]["config_writes"] == 2 and st["vhost"]["bad_messages"] == 0,
           "vdisk blk-wb: 2 SET_CONFIG, no bad message")
+    kicks = [int(k) for k in str(st["vhost"]["ring_kicks"]).split(",")]
+    check(kicks[0] > 0 and kicks[1] > 0, f"vdisk blk-wb: both request queues carried requests (kicks per ring {kicks})")
     check_image(img, 10, [1, 2, 3, 4], "vdisk blk-wb")
 
     img2 = new_image(work, "blk-wt.img")
