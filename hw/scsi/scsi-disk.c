@@ -10,49 +10,79 @@
 #include <errno.h>
 #include <string.h>
 
-/* Dispatch flags. */
-#define OP_NO_UA   (1u << 0)   /* INQUIRY, REPORT LUNS, REQUEST SENSE: no unit attention (SPC-4 5.14) */
-#define OP_MEDIUM  (1u << 1)   /* needs the medium: NOT READY while stopped */
-
-/* One slot of the dispatch table. */
-typedef struct VdScsiOp {
-    VdScsiHandler *fn;
-    uint8_t cdb_len;
-    uint8_t flags;
-} VdScsiOp;
-
-/* Indexed by opcode; an empty slot is INVALID COMMAND OPERATION CODE. */
+/*
+ * Indexed by opcode; an empty slot is INVALID COMMAND OPERATION CODE.  Each
+ * entry also carries the CDB usage data REPORT SUPPORTED OPERATION CODES
+ * returns: the bits of the CDB the disk evaluates (SPC-4 6.35.3).
+ */
 static const VdScsiOp vd_scsi_ops[256] = {
-    [0x00] = { vd_scsi_cmd_test_unit_ready, 6, OP_MEDIUM },
-    [0x03] = { vd_scsi_cmd_request_sense, 6, OP_NO_UA },
-    [0x08] = { vd_scsi_cmd_read, 6, OP_MEDIUM },
-    [0x0a] = { vd_scsi_cmd_write, 6, OP_MEDIUM },
-    [0x12] = { vd_scsi_cmd_inquiry, 6, OP_NO_UA },
-    [0x15] = { vd_scsi_cmd_mode_select, 6, 0 },
-    [0x1a] = { vd_scsi_cmd_mode_sense, 6, 0 },
-    [0x1b] = { vd_scsi_cmd_start_stop, 6, 0 },
-    [0x1e] = { vd_scsi_cmd_prevent_allow, 6, 0 },
-    [0x25] = { vd_scsi_cmd_read_capacity10, 10, OP_MEDIUM },
-    [0x28] = { vd_scsi_cmd_read, 10, OP_MEDIUM },
-    [0x2a] = { vd_scsi_cmd_write, 10, OP_MEDIUM },
-    [0x2e] = { vd_scsi_cmd_write_verify, 10, OP_MEDIUM },
-    [0x2f] = { vd_scsi_cmd_verify, 10, OP_MEDIUM },
-    [0x35] = { vd_scsi_cmd_sync_cache, 10, OP_MEDIUM },
-    [0x41] = { vd_scsi_cmd_write_same, 10, OP_MEDIUM },
-    [0x42] = { vd_scsi_cmd_unmap, 10, OP_MEDIUM },
-    [0x55] = { vd_scsi_cmd_mode_select, 10, 0 },
-    [0x5a] = { vd_scsi_cmd_mode_sense, 10, 0 },
-    [0x88] = { vd_scsi_cmd_read, 16, OP_MEDIUM },
-    [0x8a] = { vd_scsi_cmd_write, 16, OP_MEDIUM },
-    [0x8e] = { vd_scsi_cmd_write_verify, 16, OP_MEDIUM },
-    [0x8f] = { vd_scsi_cmd_verify, 16, OP_MEDIUM },
-    [0x91] = { vd_scsi_cmd_sync_cache, 16, OP_MEDIUM },
-    [0x93] = { vd_scsi_cmd_write_same, 16, OP_MEDIUM },
-    [0x9e] = { vd_scsi_cmd_service_action_in16, 16, OP_MEDIUM },
-    [0xa0] = { vd_scsi_cmd_report_luns, 12, OP_NO_UA },
-    [0xa8] = { vd_scsi_cmd_read, 12, OP_MEDIUM },
-    [0xaa] = { vd_scsi_cmd_write, 12, OP_MEDIUM },
+    [0x00] = { vd_scsi_cmd_test_unit_ready, 6, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00 } },
+    [0x03] = { vd_scsi_cmd_request_sense, 6, OP_NO_UA, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x03, 0x00, 0x00, 0x00, 0xff, 0x00 } },
+    [0x08] = { vd_scsi_cmd_read, 6, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x08, 0x1f, 0xff, 0xff, 0xff, 0x00 } },
+    [0x0a] = { vd_scsi_cmd_write, 6, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x0a, 0x1f, 0xff, 0xff, 0xff, 0x00 } },
+    [0x12] = { vd_scsi_cmd_inquiry, 6, OP_NO_UA, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x12, 0x01, 0xff, 0xff, 0xff, 0x00 } },
+    [0x15] = { vd_scsi_cmd_mode_select, 6, 0, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x15, 0x10, 0x00, 0x00, 0xff, 0x00 } },
+    [0x1a] = { vd_scsi_cmd_mode_sense, 6, 0, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x1a, 0x08, 0xff, 0xff, 0xff, 0x00 } },
+    [0x1b] = { vd_scsi_cmd_start_stop, 6, 0, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x1b, 0x01, 0x00, 0x00, 0x05, 0x00 } },
+    [0x1e] = { vd_scsi_cmd_prevent_allow, 6, 0, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x1e, 0x00, 0x00, 0x00, 0x00, 0x00 } },
+    [0x25] = { vd_scsi_cmd_read_capacity10, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x25, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x01, 0x00 } },
+    [0x28] = { vd_scsi_cmd_read, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x28, 0x18, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 } },
+    [0x2a] = { vd_scsi_cmd_write, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x2a, 0x18, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 } },
+    [0x2e] = { vd_scsi_cmd_write_verify, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x2e, 0x12, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 } },
+    [0x2f] = { vd_scsi_cmd_verify, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x2f, 0x16, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 } },
+    [0x35] = { vd_scsi_cmd_sync_cache, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 } },
+    [0x41] = { vd_scsi_cmd_write_same, 10, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x41, 0x08, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0x00 } },
+    [0x42] = { vd_scsi_cmd_unmap, 10, OP_MEDIUM | OP_LBP, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
+    [0x55] = { vd_scsi_cmd_mode_select, 10, 0, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x55, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
+    [0x5a] = { vd_scsi_cmd_mode_sense, 10, 0, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
+    [0x88] = { vd_scsi_cmd_read, 16, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x88, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0x8a] = { vd_scsi_cmd_write, 16, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x8a, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0x8e] = { vd_scsi_cmd_write_verify, 16, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x8e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0x8f] = { vd_scsi_cmd_verify, 16, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x8f, 0x16, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0x91] = { vd_scsi_cmd_sync_cache, 16, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0x93] = { vd_scsi_cmd_write_same, 16, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0x93, 0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0x9e] = { vd_scsi_cmd_service_action_in16, 16, OP_MEDIUM, 0x10,
+               (const uint8_t[]){ 0x9e, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00 } },
+    [0xa0] = { vd_scsi_cmd_report_luns, 12, OP_NO_UA, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0xa0, 0x00, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0xa3] = { vd_scsi_cmd_maintenance_in, 12, 0, 0x0c,
+               (const uint8_t[]){ 0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0xa8] = { vd_scsi_cmd_read, 12, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0xa8, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
+    [0xaa] = { vd_scsi_cmd_write, 12, OP_MEDIUM, VD_SCSI_NO_SA,
+               (const uint8_t[]){ 0xaa, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 } },
 };
+
+/* The dispatch table entry of an opcode (fn NULL: not supported). */
+const VdScsiOp *vd_scsi_op(uint8_t opcode)
+{
+    return &vd_scsi_ops[opcode];
+}
 
 /* CDB length implied by the opcode's group code (SPC-4 4.2.5.1). */
 unsigned vd_scsi_cdb_length(uint8_t opcode)
@@ -413,7 +443,8 @@ void vd_scsi_disk_submit(VdScsiDisk *disk, VdScsiRequest *req)
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, op->cdb_len - 1, 0);
         return;
     }
-    if (nx->deferred && cdb[0] != 0x03) {
+    if (nx->deferred && !(op->flags & OP_NO_UA)) {
+        /* Like unit attentions, a deferred error waits for a command other than INQUIRY/REPORT LUNS/REQUEST SENSE. */
         nx->deferred = false;
         vd_scsi_cmd_fail(cmd, nx->deferred_sense);
         req->sense[0] = 0x71;
@@ -597,4 +628,32 @@ void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus, VdScsiTmfDoneFun
         disk->nexus[nexus].deferred = false;
         vd_scsi_disk_set_unit_attention(disk, nexus, VD_SENSE_NEXUS_LOSS);
     }
+}
+
+/* Hard reset: power-on state for the guest, see scsi.h. */
+void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque)
+{
+    vd_scsi_tmf(disk, true, 0, false, 0, VD_SCSI_RESP_RESET, done, opaque);
+    disk->stopped = false;
+    for (unsigned i = 0; i < VD_SCSI_NEXUS_MAX; i++) {
+        disk->nexus[i].deferred = false;
+        disk->nexus[i].n_ua = 0;
+    }
+    vd_scsi_disk_set_unit_attention(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_POWER_ON_RESET);
+    bool wce = vd_blk_default_write_cache(disk->blk);
+    if (wce != vd_blk_write_cache(disk->blk)) {
+        vd_blk_set_write_cache(disk->blk, wce, NULL, NULL);
+    }
+}
+
+/* Whether a command of nexus (with tag, if by_tag) is in flight. */
+bool vd_scsi_disk_query_task(VdScsiDisk *disk, unsigned nexus, bool by_tag, uint64_t tag)
+{
+    for (GList *l = disk->cmds.head; l; l = l->next) {
+        VdScsiCmd *cmd = l->data;
+        if (cmd->req->nexus == nexus && (!by_tag || cmd->req->tag == tag) && cmd->end == VD_SCSI_RESP_OK) {
+            return true;
+        }
+    }
+    return false;
 }

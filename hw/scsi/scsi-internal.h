@@ -65,6 +65,7 @@ struct VdScsiCmd {
     uint64_t nblocks;
     unsigned flags;                 /* VD_REQ_* for writes */
     unsigned bytchk;
+    size_t pos, chunk;              /* VERIFY progress: bytes read so far, last chunk */
     unsigned pending;               /* backend requests outstanding */
     int ret;                        /* first backend error */
     uint8_t *buf, *buf2;            /* bounce buffers */
@@ -79,6 +80,24 @@ struct VdScsiCmd {
 
 /* A command handler; cdb is req->cdb, already length-checked. */
 typedef void VdScsiHandler(VdScsiCmd *cmd, const uint8_t *cdb);
+
+/* Dispatch flags. */
+#define OP_NO_UA   (1u << 0)   /* INQUIRY, REPORT LUNS, REQUEST SENSE: no unit attention (SPC-4 5.14) */
+#define OP_MEDIUM  (1u << 1)   /* needs the medium: NOT READY while stopped */
+#define OP_LBP     (1u << 2)   /* offered only with thin provisioning (vd_blk_can_discard) */
+#define VD_SCSI_NO_SA 0xff     /* the opcode has no service actions */
+
+/* One slot of the opcode-indexed dispatch table. */
+typedef struct VdScsiOp {
+    VdScsiHandler *fn;
+    uint8_t cdb_len;
+    uint8_t flags;
+    uint8_t sa;                /* the one service action implemented, or VD_SCSI_NO_SA */
+    const uint8_t *usage;      /* CDB usage data, cdb_len bytes */
+} VdScsiOp;
+
+/* The table entry of an opcode (fn NULL: not supported). */
+const VdScsiOp *vd_scsi_op(uint8_t opcode);
 
 /* Ends: status GOOD with no data. */
 void vd_scsi_cmd_good(VdScsiCmd *cmd);
@@ -124,6 +143,8 @@ void vd_scsi_target_forget(VdScsiTarget *t, VdScsiDisk *disk);
 VdScsiHandler vd_scsi_cmd_test_unit_ready, vd_scsi_cmd_request_sense, vd_scsi_cmd_inquiry,
     vd_scsi_cmd_read_capacity10, vd_scsi_cmd_service_action_in16, vd_scsi_cmd_report_luns,
     vd_scsi_cmd_start_stop, vd_scsi_cmd_prevent_allow;
+/* Handlers (scsi-opcodes.c). */
+VdScsiHandler vd_scsi_cmd_maintenance_in;
 /* Handlers (scsi-rw.c). */
 VdScsiHandler vd_scsi_cmd_read, vd_scsi_cmd_write, vd_scsi_cmd_verify, vd_scsi_cmd_write_verify,
     vd_scsi_cmd_sync_cache;

@@ -151,48 +151,80 @@ void vd_scsi_cmd_write(VdScsiCmd *cmd, const uint8_t *cdb)
     vd_scsi_start_write(cmd, vd_scsi_write_done);
 }
 
-/* Compare the medium (cmd->buf2) with the expected data (cmd->buf) and end. */
-static void vd_scsi_verify_compare(VdScsiCmd *cmd, int ret)
+/* Copy len bytes at offset off of an iovec array into dst. */
+static void vd_iov_copy_out(const struct iovec *iov, unsigned niov, size_t off, uint8_t *dst, size_t len)
+{
+    for (unsigned i = 0; i < niov && len; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        size_t chunk = MIN(iov[i].iov_len - off, len);
+        memcpy(dst, (const uint8_t *)iov[i].iov_base + off, chunk);
+        dst += chunk;
+        len -= chunk;
+        off = 0;
+    }
+}
+
+/*
+ * The verification loop: read the range VD_SCSI_VERIFY_CHUNK bytes at a
+ * time into cmd->buf2 (so a VERIFY costs a bounded amount of host memory
+ * whatever its length) and, with BYTCHK, compare each chunk with the
+ * data-out buffer (01b) or with the single block in cmd->buf (11b).
+ */
+#define VD_SCSI_VERIFY_CHUNK (1u << 20)
+
+/* One round of the loop: check the chunk just read, then read the next or end. */
+static void vd_scsi_verify_step(VdScsiCmd *cmd, int ret)
 {
     if (ret < 0) {
         vd_scsi_cmd_fail_errno(cmd, ret, false);
         return;
     }
     size_t bytes = cmd->nblocks * VD_SCSI_BLOCK_SIZE;
-    for (size_t off = 0; off < bytes; off++) {
-        /* BYTCHK=11b sends one block that every block is compared with. */
-        size_t src = cmd->bytchk == 3 ? off % VD_SCSI_BLOCK_SIZE : off;
-        if (cmd->buf2[off] != cmd->buf[src]) {
-            vd_scsi_cmd_fail(cmd, VD_SENSE_MISCOMPARE_VERIFY);
-            /* INFORMATION: offset of the first byte that differs (SBC-3 5.32). */
-            cmd->req->sense[0] |= 0x80;
-            vd_st32(cmd->req->sense + 3, (uint32_t)(cmd->bytchk == 3 ? src : off));
-            return;
+    if (cmd->pos && cmd->bytchk) {
+        size_t base = cmd->pos - cmd->chunk;
+        if (cmd->bytchk == 1) {
+            vd_iov_copy_out(cmd->req->out_iov, cmd->req->out_niov, base, cmd->buf, cmd->chunk);
+        }
+        for (size_t i = 0; i < cmd->chunk; i++) {
+            size_t exp = cmd->bytchk == 3 ? (base + i) % VD_SCSI_BLOCK_SIZE : i;
+            if (cmd->buf2[i] != cmd->buf[exp]) {
+                vd_scsi_cmd_fail(cmd, VD_SENSE_MISCOMPARE_VERIFY);
+                /* INFORMATION: offset of the first byte that differs (SBC-3 5.32). */
+                cmd->req->sense[0] |= 0x80;
+                vd_st32(cmd->req->sense + 3, (uint32_t)(cmd->bytchk == 3 ? exp : base + i));
+                return;
+            }
         }
     }
-    vd_scsi_cmd_good(cmd);
-}
-
-/* Read the range into cmd->buf2 for verification, then step. */
-static void vd_scsi_start_verify_read(VdScsiCmd *cmd)
-{
-    size_t bytes = cmd->nblocks * VD_SCSI_BLOCK_SIZE;
-    cmd->buf2 = g_malloc(bytes);
-    cmd->one.iov_base = cmd->buf2;
-    cmd->one.iov_len = bytes;
-    cmd->step = vd_scsi_verify_compare;
-    vd_scsi_io_begin(cmd);
-    vd_blk_preadv(cmd->disk->blk, cmd->lba * VD_SCSI_BLOCK_SIZE, &cmd->one, 1, vd_scsi_io_cb, cmd);
-}
-
-/* Medium verification only (BYTCHK=0): the read must succeed. */
-static void vd_scsi_verify_medium(VdScsiCmd *cmd, int ret)
-{
-    if (ret < 0) {
-        vd_scsi_cmd_fail_errno(cmd, ret, false);
+    if (cmd->pos == bytes) {
+        vd_scsi_cmd_good(cmd);
         return;
     }
-    vd_scsi_cmd_good(cmd);
+    cmd->chunk = MIN(bytes - cmd->pos, (size_t)VD_SCSI_VERIFY_CHUNK);
+    if (!cmd->buf2) {
+        cmd->buf2 = g_malloc(cmd->chunk);
+        if (cmd->bytchk == 1) {
+            g_free(cmd->buf);
+            cmd->buf = g_malloc(cmd->chunk);
+        }
+    }
+    cmd->one.iov_base = cmd->buf2;
+    cmd->one.iov_len = cmd->chunk;
+    uint64_t off = cmd->lba * VD_SCSI_BLOCK_SIZE + cmd->pos;
+    cmd->pos += cmd->chunk;
+    cmd->step = vd_scsi_verify_step;
+    vd_scsi_io_begin(cmd);
+    vd_blk_preadv(cmd->disk->blk, off, &cmd->one, 1, vd_scsi_io_cb, cmd);
+}
+
+/* Start verifying cmd->nblocks at cmd->lba with cmd->bytchk. */
+static void vd_scsi_start_verify(VdScsiCmd *cmd)
+{
+    cmd->pos = 0;
+    vd_scsi_verify_step(cmd, 0);
 }
 
 /* VERIFY(10/16) (SBC-3 5.32): BYTCHK 00 medium check, 01 compare data-out, 11 compare one block. */
@@ -204,7 +236,7 @@ void vd_scsi_cmd_verify(VdScsiCmd *cmd, const uint8_t *cdb)
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 1, 2);
         return;
     }
-    if (!vd_scsi_check_rw(cmd, &rw) ) {
+    if (!vd_scsi_check_rw(cmd, &rw)) {
         return;
     }
     cmd->bytchk = bytchk;
@@ -213,43 +245,26 @@ void vd_scsi_cmd_verify(VdScsiCmd *cmd, const uint8_t *cdb)
         return;
     }
     size_t bytes = rw.len * VD_SCSI_BLOCK_SIZE;
-    if (bytchk == 0) {
-        cmd->buf2 = g_malloc(bytes);
-        cmd->one.iov_base = cmd->buf2;
-        cmd->one.iov_len = bytes;
-        cmd->step = vd_scsi_verify_medium;
-        vd_scsi_io_begin(cmd);
-        vd_blk_preadv(cmd->disk->blk, rw.lba * VD_SCSI_BLOCK_SIZE, &cmd->one, 1, vd_scsi_io_cb, cmd);
+    if (bytchk == 1) {
+        if (bytes > cmd->out_size) {
+            vd_scsi_cmd_overrun(cmd);
+            return;
+        }
+        cmd->req->out_resid = cmd->out_size - bytes;
+    } else if (bytchk == 3 && !vd_scsi_cmd_fetch(cmd, VD_SCSI_BLOCK_SIZE)) {
         return;
     }
-    if (!vd_scsi_cmd_fetch(cmd, bytchk == 3 ? VD_SCSI_BLOCK_SIZE : bytes)) {
-        return;
-    }
-    vd_scsi_start_verify_read(cmd);
+    vd_scsi_start_verify(cmd);
 }
 
-/* WRITE AND VERIFY: the durable write is done; read back (and compare). */
+/* WRITE AND VERIFY: the durable write is done; read back (and compare with BYTCHK=01). */
 static void vd_scsi_write_verify_written(VdScsiCmd *cmd, int ret)
 {
     if (ret < 0) {
         vd_scsi_cmd_fail_errno(cmd, ret, true);
         return;
     }
-    if (cmd->bytchk == 1) {
-        /* Compare what was written with the data-out buffer. */
-        if (!vd_scsi_cmd_fetch(cmd, cmd->nblocks * VD_SCSI_BLOCK_SIZE)) {
-            return;
-        }
-        vd_scsi_start_verify_read(cmd);
-        return;
-    }
-    size_t bytes = cmd->nblocks * VD_SCSI_BLOCK_SIZE;
-    cmd->buf2 = g_malloc(bytes);
-    cmd->one.iov_base = cmd->buf2;
-    cmd->one.iov_len = bytes;
-    cmd->step = vd_scsi_verify_medium;
-    vd_scsi_io_begin(cmd);
-    vd_blk_preadv(cmd->disk->blk, cmd->lba * VD_SCSI_BLOCK_SIZE, &cmd->one, 1, vd_scsi_io_cb, cmd);
+    vd_scsi_start_verify(cmd);
 }
 
 /*

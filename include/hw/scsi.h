@@ -191,6 +191,16 @@ void vd_scsi_disk_lun_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opa
 void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus,
                               VdScsiTmfDoneFunc *done, void *opaque);
 
+/*
+ * Hard reset (the adapter was reset, i.e. power-on for the guest): end every
+ * command with RESET, start a stopped unit, drop deferred errors, put the
+ * write cache back to its power-on state (vd_blk_default_write_cache) and
+ * leave POWER ON, RESET 29/00 as the only unit attention of every nexus.
+ */
+void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque);
+/* QUERY TASK (by_tag) / QUERY TASK SET: whether such a command of nexus is in flight. */
+bool vd_scsi_disk_query_task(VdScsiDisk *disk, unsigned nexus, bool by_tag, uint64_t tag);
+
 /* Queue a unit attention for one nexus (or all when nexus == VD_SCSI_NEXUS_MAX). */
 void vd_scsi_disk_set_unit_attention(VdScsiDisk *disk, unsigned nexus, VdScsiSense sense);
 /* True if a unit attention is pending for nexus (the AN "query" answer). */

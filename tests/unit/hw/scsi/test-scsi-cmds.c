@@ -59,7 +59,7 @@ static void test_power_on_unit_attention(void **state)
 /* Empty slots of the opcode table: 20/00 with the field pointer on byte 0. */
 static void test_invalid_opcodes(void **state)
 {
-    static const uint8_t ops[] = { 0x01, 0x04, 0x07, 0x0b, 0x1d, 0x3b, 0x3c, 0x4d, 0x7f, 0x89, 0xa3, 0xa5,
+    static const uint8_t ops[] = { 0x01, 0x04, 0x07, 0x0b, 0x1d, 0x3b, 0x3c, 0x4d, 0x7f, 0x89, 0xa2, 0xa5,
                                    0xc0, 0xff };
     for (size_t i = 0; i < sizeof(ops); i++) {
         uint8_t cdb[16] = { ops[i] };
@@ -396,6 +396,89 @@ static void test_prevent_allow(void **state)
     assert_field(&t, true, 4, 0);
 }
 
+/* Issue REPORT SUPPORTED OPERATION CODES with options, opcode, service action. */
+static void rsoc(TCmd *t, uint8_t byte2, uint8_t opc, uint16_t sa, uint8_t *data, size_t len)
+{
+    uint8_t cdb[12] = { 0xa3, 0x0c, byte2, opc };
+    put16(cdb + 4, sa);
+    put32(cdb + 6, (uint32_t)len);
+    RUN(disk, t, cdb, NULL, 0, data, len);
+}
+
+/* REPORT SUPPORTED OPERATION CODES: the list, single commands, usage data, timeouts, bad fields. */
+static void test_report_supported_opcodes(void **state)
+{
+    TCmd t;
+    static uint8_t data[8192];
+    rsoc(&t, 0x00, 0, 0, data, sizeof(data));
+    assert_good(&t);
+    uint32_t len = get32(data);
+    assert_int_equal(len % 8, 0);
+    assert_int_equal(len / 8, 30);                  /* every slot of the table; UNMAP too (null discards) */
+    bool seen_ws16 = false, seen_rc16 = false;
+    for (uint32_t o = 4; o < 4 + len; o += 8) {
+        /* Every listed opcode executes (not INVALID OPCODE). */
+        uint8_t cdb[16] = { data[o], (uint8_t)get32(data + o) };
+        cdb[1] = data[o + 3];
+        TCmd u;
+        run_nx(disk, &u, 0, cdb, data[o + 7], NULL, 0, NULL, 0);
+        assert_false(u.req.status == VD_SCSI_CHECK_CONDITION && u.req.sense[12] == 0x20);
+        seen_ws16 |= data[o] == 0x93 && data[o + 7] == 16;
+        seen_rc16 |= data[o] == 0x9e && data[o + 3] == 0x10 && (data[o + 5] & 1);
+    }
+    assert_true(seen_ws16);
+    assert_true(seen_rc16);
+    /* With RCTD every descriptor carries a 12-byte timeouts descriptor. */
+    rsoc(&t, 0x80, 0, 0, data, sizeof(data));
+    assert_good(&t);
+    assert_int_equal(get32(data), 30 * 20);
+    assert_int_equal(data[4 + 5] & 0x02, 0x02);
+    assert_int_equal(data[4 + 8 + 1], 0x0a);
+    /* One command, as Linux's scsi_report_opcode asks (options 1): WRITE SAME(16) is supported. */
+    rsoc(&t, 0x01, 0x93, 0, data, 512);
+    assert_good(&t);
+    assert_int_equal(data[1] & 0x07, 0x03);
+    assert_int_equal(data[2] << 8 | data[3], 16);
+    assert_int_equal(data[4], 0x93);
+    assert_int_equal(data[5], 0x09);
+    rsoc(&t, 0x01, 0x41, 0, data, 512);
+    assert_good(&t);
+    assert_int_equal(data[1] & 0x07, 0x03);
+    assert_int_equal(data[2] << 8 | data[3], 10);
+    rsoc(&t, 0x01, 0x04, 0, data, 512);             /* FORMAT UNIT: not supported */
+    assert_good(&t);
+    assert_int_equal(data[1] & 0x07, 0x01);
+    rsoc(&t, 0x01, 0x9e, 0, data, 512);             /* has service actions: options 1 is invalid */
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 2, 2);
+    rsoc(&t, 0x02, 0x9e, 0x10, data, 512);
+    assert_good(&t);
+    assert_int_equal(data[1] & 0x07, 0x03);
+    assert_int_equal(data[5], 0x10);
+    rsoc(&t, 0x02, 0x9e, 0x11, data, 512);
+    assert_good(&t);
+    assert_int_equal(data[1] & 0x07, 0x01);
+    rsoc(&t, 0x02, 0x28, 0, data, 512);             /* no service actions: options 2 is invalid */
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    rsoc(&t, 0x83, 0x28, 0, data, 512);             /* options 3 + RCTD */
+    assert_good(&t);
+    assert_int_equal(data[1], 0x83);
+    assert_int_equal(data[4 + 10 + 1], 0x0a);
+    rsoc(&t, 0x04, 0x28, 0, data, 512);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    rsoc(&t, 0x08, 0x28, 0, data, 512);             /* reserved bits */
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    uint8_t other_sa[12] = { 0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0 };
+    RUN(disk, &t, other_sa, NULL, 0, data, 256);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 1, 4);
+    /* Truncated to the allocation length. */
+    memset(data, 0xee, 16);
+    rsoc(&t, 0x00, 0, 0, data, 6);
+    assert_good(&t);
+    assert_int_equal(data[6], 0xee);
+}
+
 /* Configuration checks of vd_scsi_disk_new. */
 static void test_config(void **state)
 {
@@ -441,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_luns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prevent_allow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_supported_opcodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

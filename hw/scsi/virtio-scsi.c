@@ -1,0 +1,611 @@
+/*
+ * virtio-scsi.c - the virtio SCSI host adapter: request queues that carry
+ * CDBs to the SCSI disks of target 0, the control queue (task management,
+ * asynchronous notification) and the event queue (LUN hotplug).
+ */
+#include "hw/virtio-scsi.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+struct VdVirtioScsi {
+    VdVirtioDevice *vdev;
+    GMainContext *ctx;
+    VdScsiTarget *target;
+    GPtrArray *disks;               /* VdScsiDisk *, owned */
+    unsigned num_queues, queue_size;
+    uint32_t sense_size, cdb_size;  /* driver-writable config fields */
+    GQueue events;                  /* VScsiEvent * waiting for a driver buffer */
+    bool events_missed;
+    unsigned busy;                  /* commands and TMFs not yet answered */
+    VdVirtioScsiStats stats;
+};
+
+/* One command from a request queue. */
+typedef struct VScsiReq {
+    VdVirtqElem elem;               /* first: vd_virtq_pop allocates the whole struct */
+    VdVirtioScsi *s;
+    VdScsiRequest sreq;
+    struct iovec *out, *in;         /* data-out / data-in parts of the chain */
+    unsigned nout, nin;
+    size_t in_data_len, resp_len;
+} VScsiReq;
+
+/* One control queue request waiting for task management to finish. */
+typedef struct VScsiCtrl {
+    VdVirtqElem elem;
+    VdVirtioScsi *s;
+    unsigned pending;
+    uint8_t response;
+} VScsiCtrl;
+
+/* One event waiting for an event queue buffer. */
+typedef struct VScsiEvent {
+    uint8_t bytes[VD_VIRTIO_SCSI_EVENT_SIZE];
+} VScsiEvent;
+
+/* Little-endian config-space stores and request loads. */
+
+/* Store a le32. */
+static void st_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
+/* Store a le16. */
+static void st_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+}
+
+/* Load a le32. */
+static uint32_t ld_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Load a le64. */
+static uint64_t ld_le64(const uint8_t *p)
+{
+    return (uint64_t)ld_le32(p) | (uint64_t)ld_le32(p + 4) << 32;
+}
+
+/* Copy the part of an iovec array from byte off on into a new array; returns its count. */
+static unsigned iov_tail(const struct iovec *src, unsigned n, uint64_t off, struct iovec **out)
+{
+    struct iovec *dst = g_new(struct iovec, n ? n : 1);
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (off >= src[i].iov_len) {
+            off -= src[i].iov_len;
+            continue;
+        }
+        dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
+        dst[k].iov_len = src[i].iov_len - off;
+        k++;
+        off = 0;
+    }
+    *out = dst;
+    return k;
+}
+
+/*
+ * Decode the 8-byte LUN field: 1, target, then single-level LUN in
+ * peripheral (00 LL) or flat (01xxxxxx LL) form, then zeros.  Returns the
+ * virtio response to give (OK if the disk exists) and the disk.
+ */
+static uint8_t vscsi_find(VdVirtioScsi *s, const uint8_t *lun, VdScsiDisk **disk)
+{
+    *disk = NULL;
+    if (lun[0] != 1 || lun[1] != 0) {
+        return VD_VIRTIO_SCSI_S_BAD_TARGET;
+    }
+    if ((lun[2] & 0xc0) != 0x40 && lun[2] != 0) {
+        return VD_VIRTIO_SCSI_S_INCORRECT_LUN;
+    }
+    if (lun[4] | lun[5] | lun[6] | lun[7]) {
+        return VD_VIRTIO_SCSI_S_INCORRECT_LUN;
+    }
+    unsigned n = (unsigned)(lun[2] & 0x3f) << 8 | lun[3];
+    *disk = vd_scsi_target_find(s->target, n);
+    return *disk ? VD_VIRTIO_SCSI_S_OK : VD_VIRTIO_SCSI_S_INCORRECT_LUN;
+}
+
+/* Return an element to the driver (if still live) and interrupt it. */
+static void vscsi_push(VdVirtqElem *e, uint32_t written)
+{
+    if (vd_virtq_push(e, written)) {
+        vd_virtq_notify(e->vq);
+    }
+}
+
+/* Answer a command without a disk: only the response byte matters. */
+static void vscsi_answer(VdVirtioScsi *s, VScsiReq *r, uint8_t response)
+{
+    uint8_t hdr[VD_VIRTIO_SCSI_RESP_HDR] = { 0 };
+    st_le32(hdr + 4, (uint32_t)MIN(r->elem.in_len - r->resp_len, (uint64_t)UINT32_MAX));  /* nothing moved */
+    hdr[11] = response;
+    vd_iov_from_buf(r->elem.in_sg, r->elem.in_num, 0, hdr, sizeof(hdr));
+    vscsi_push(&r->elem, (uint32_t)r->resp_len);
+    vd_virtq_elem_free(r);
+}
+
+/* A disk finished a command: write the response (and sense), return the chain. */
+static void vscsi_cmd_complete(VdScsiRequest *sreq, void *opaque)
+{
+    VScsiReq *r = opaque;
+    VdVirtioScsi *s = r->s;
+    static const uint8_t responses[] = {
+        [VD_SCSI_RESP_OK] = VD_VIRTIO_SCSI_S_OK,
+        [VD_SCSI_RESP_OVERRUN] = VD_VIRTIO_SCSI_S_OVERRUN,
+        [VD_SCSI_RESP_ABORTED] = VD_VIRTIO_SCSI_S_ABORTED,
+        [VD_SCSI_RESP_RESET] = VD_VIRTIO_SCSI_S_RESET,
+    };
+    uint64_t *counters[] = { NULL, &s->stats.overrun, &s->stats.aborted, &s->stats.reset };
+    if (counters[sreq->response]) {
+        (*counters[sreq->response])++;
+    }
+    uint32_t sense_len = MIN(sreq->sense_len, s->sense_size);
+    size_t resid = r->in_data_len ? sreq->in_resid : sreq->out_resid;
+    uint8_t hdr[VD_VIRTIO_SCSI_RESP_HDR] = { 0 };
+    st_le32(hdr, sense_len);
+    st_le32(hdr + 4, (uint32_t)MIN(resid, (size_t)UINT32_MAX));
+    hdr[10] = sreq->status;
+    hdr[11] = responses[sreq->response];
+    if (!vd_virtq_elem_stale(&r->elem)) {
+        vd_iov_from_buf(r->elem.in_sg, r->elem.in_num, 0, hdr, sizeof(hdr));
+        vd_iov_from_buf(r->elem.in_sg, r->elem.in_num, sizeof(hdr), sreq->sense, sense_len);
+        size_t data = r->in_data_len - MIN(sreq->in_resid, r->in_data_len);
+        vscsi_push(&r->elem, (uint32_t)MIN(r->resp_len + data, (size_t)UINT32_MAX));
+    }
+    s->busy--;
+    g_free(r->out);
+    g_free(r->in);
+    vd_virtq_elem_free(r);
+}
+
+/* Validate one request-queue chain and hand its CDB to the disk. */
+static void vscsi_handle_cmd(VdVirtioScsi *s, VScsiReq *r)
+{
+    VdVirtqElem *e = &r->elem;
+    r->s = s;
+    r->resp_len = VD_VIRTIO_SCSI_RESP_HDR + (size_t)s->sense_size;
+    uint64_t req_len = VD_VIRTIO_SCSI_REQ_HDR + (uint64_t)s->cdb_size;
+    if (e->in_len < r->resp_len) {
+        s->stats.bad_layout++;
+        vd_virtq_push(e, 0);
+        vd_virtio_set_needs_reset(s->vdev, "virtio-scsi: request without room for the response");
+        vd_virtq_elem_free(r);
+        return;
+    }
+    if (e->out_len < req_len) {
+        s->stats.failure++;
+        vscsi_answer(s, r, VD_VIRTIO_SCSI_S_FAILURE);
+        return;
+    }
+    uint8_t hdr[VD_VIRTIO_SCSI_REQ_HDR + VD_SCSI_CDB_MAX];
+    size_t cdb_len = MIN(s->cdb_size, (uint32_t)VD_SCSI_CDB_MAX);
+    vd_iov_to_buf(e->out_sg, e->out_num, 0, hdr, VD_VIRTIO_SCSI_REQ_HDR + cdb_len);
+    VdScsiDisk *disk;
+    uint8_t resp = vscsi_find(s, hdr, &disk);
+    if (resp != VD_VIRTIO_SCSI_S_OK) {
+        (*(resp == VD_VIRTIO_SCSI_S_BAD_TARGET ? &s->stats.bad_target : &s->stats.incorrect_lun))++;
+        vscsi_answer(s, r, resp);
+        return;
+    }
+    /* task_attr (hdr[16]) is not used: every command is a SIMPLE task. */
+    r->nout = iov_tail(e->out_sg, e->out_num, req_len, &r->out);
+    r->nin = iov_tail(e->in_sg, e->in_num, r->resp_len, &r->in);
+    r->in_data_len = e->in_len - r->resp_len;
+    VdScsiRequest *q = &r->sreq;
+    memcpy(q->cdb, hdr + VD_VIRTIO_SCSI_REQ_HDR, cdb_len);
+    q->cdb_len = cdb_len;
+    q->nexus = 0;
+    q->tag = ld_le64(hdr + 8);
+    q->out_iov = r->out;
+    q->out_niov = r->nout;
+    q->in_iov = r->in;
+    q->in_niov = r->nin;
+    q->complete = vscsi_cmd_complete;
+    q->opaque = r;
+    s->stats.commands++;
+    s->busy++;
+    vd_scsi_disk_submit(disk, q);
+}
+
+/* Write the one-byte TMF response and return the chain. */
+static void vscsi_ctrl_finish(VScsiCtrl *c)
+{
+    VdVirtioScsi *s = c->s;
+    if (!vd_virtq_elem_stale(&c->elem)) {
+        vd_iov_from_buf(c->elem.in_sg, c->elem.in_num, 0, &c->response, 1);
+        vscsi_push(&c->elem, 1);
+    }
+    s->busy--;
+    vd_virtq_elem_free(c);
+}
+
+/* A disk finished its part of a TMF. */
+static void vscsi_tmf_done(void *opaque, bool found)
+{
+    VScsiCtrl *c = opaque;
+    if (--c->pending == 0) {
+        vscsi_ctrl_finish(c);
+    }
+}
+
+/* A task management function (virtio 1.2, 5.6.6.2.1). */
+static void vscsi_handle_tmf(VdVirtioScsi *s, VScsiCtrl *c, const uint8_t *req)
+{
+    uint32_t subtype = ld_le32(req + 4);
+    const uint8_t *lun = req + 8;
+    uint64_t tag = ld_le64(req + 16);
+    VdScsiDisk *disk;
+    uint8_t resp = vscsi_find(s, lun, &disk);
+    s->stats.tmfs++;
+    c->response = VD_VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+    c->pending = 1;     /* closed at the end, so done callbacks cannot finish early */
+    if (resp == VD_VIRTIO_SCSI_S_BAD_TARGET ||
+        (resp != VD_VIRTIO_SCSI_S_OK && subtype != VD_VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET)) {
+        c->response = resp;
+        vscsi_tmf_done(c, false);
+        return;
+    }
+    switch (subtype) {
+    case VD_VIRTIO_SCSI_T_TMF_ABORT_TASK:
+        c->pending++;
+        vd_scsi_disk_abort_task(disk, 0, tag, vscsi_tmf_done, c);
+        break;
+    case VD_VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
+        c->pending++;
+        vd_scsi_disk_abort_task_set(disk, 0, vscsi_tmf_done, c);
+        break;
+    case VD_VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
+        c->pending++;
+        vd_scsi_disk_clear_task_set(disk, vscsi_tmf_done, c);
+        break;
+    case VD_VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
+        c->pending++;
+        vd_scsi_disk_lun_reset(disk, vscsi_tmf_done, c);
+        break;
+    case VD_VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
+        /* The nexus between the adapter and target 0: every LUN. */
+        for (unsigned i = 0; i < s->disks->len; i++) {
+            c->pending++;
+            vd_scsi_disk_nexus_reset(g_ptr_array_index(s->disks, i), 0, vscsi_tmf_done, c);
+        }
+        break;
+    case VD_VIRTIO_SCSI_T_TMF_QUERY_TASK:
+        c->response = vd_scsi_disk_query_task(disk, 0, true, tag) ? VD_VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
+                                                                  : VD_VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+        break;
+    case VD_VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
+        c->response = vd_scsi_disk_query_task(disk, 0, false, 0) ? VD_VIRTIO_SCSI_S_FUNCTION_SUCCEEDED
+                                                                 : VD_VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+        break;
+    default:
+        /* CLEAR ACA (no ACA support) and unknown subtypes. */
+        c->response = VD_VIRTIO_SCSI_S_FUNCTION_REJECTED;
+        break;
+    }
+    vscsi_tmf_done(c, false);
+}
+
+/* A control queue request: TMF or AN query/subscribe. */
+static void vscsi_handle_ctrl(VdVirtioScsi *s, VScsiCtrl *c)
+{
+    VdVirtqElem *e = &c->elem;
+    uint8_t req[VD_VIRTIO_SCSI_TMF_REQ] = { 0 };
+    c->s = s;
+    size_t got = vd_iov_to_buf(e->out_sg, e->out_num, 0, req, sizeof(req));
+    uint32_t type = got >= 4 ? ld_le32(req) : UINT32_MAX;
+    bool tmf = type == VD_VIRTIO_SCSI_T_TMF;
+    bool an = type == VD_VIRTIO_SCSI_T_AN_QUERY || type == VD_VIRTIO_SCSI_T_AN_SUBSCRIBE;
+    uint64_t resp_len = tmf ? 1 : VD_VIRTIO_SCSI_AN_RESP;
+    if ((!tmf && !an) || e->in_len < resp_len) {
+        s->stats.bad_layout++;
+        vd_virtq_push(e, 0);
+        vd_virtio_set_needs_reset(s->vdev, "virtio-scsi: control request of unknown type or without response room");
+        vd_virtq_elem_free(c);
+        return;
+    }
+    s->busy++;
+    if (tmf) {
+        if (e->out_len < VD_VIRTIO_SCSI_TMF_REQ) {
+            s->stats.failure++;
+            c->response = VD_VIRTIO_SCSI_S_FAILURE;
+            vscsi_ctrl_finish(c);
+            return;
+        }
+        vscsi_handle_tmf(s, c, req);
+        return;
+    }
+    /* AN: no notification class is supported, so event_actual is 0. */
+    uint8_t resp[VD_VIRTIO_SCSI_AN_RESP] = { 0 };
+    s->stats.an_requests++;
+    if (e->out_len < VD_VIRTIO_SCSI_AN_REQ) {
+        s->stats.failure++;
+        resp[4] = VD_VIRTIO_SCSI_S_FAILURE;
+    } else {
+        VdScsiDisk *disk;
+        resp[4] = vscsi_find(s, req + 4, &disk);
+    }
+    vd_iov_from_buf(e->in_sg, e->in_num, 0, resp, sizeof(resp));
+    vscsi_push(e, sizeof(resp));
+    s->busy--;
+    vd_virtq_elem_free(c);
+}
+
+/* Hand pending events to the driver's event buffers. */
+static void vscsi_flush_events(VdVirtioScsi *s)
+{
+    VdVirtQueue *vq = vd_virtio_queue(s->vdev, 1);
+    if (!vd_virtq_ready(vq) || !(vd_virtio_get_status(s->vdev) & VD_VIRTIO_STATUS_DRIVER_OK)) {
+        return;
+    }
+    bool pushed = false;
+    while (!g_queue_is_empty(&s->events)) {
+        VdVirtqElem *e = vd_virtq_pop(vq, sizeof(VdVirtqElem));
+        if (!e) {
+            break;
+        }
+        if (e->in_len < VD_VIRTIO_SCSI_EVENT_SIZE) {
+            s->stats.bad_layout++;
+            vd_virtq_push(e, 0);
+            vd_virtio_set_needs_reset(s->vdev, "virtio-scsi: event buffer shorter than 16 bytes");
+            vd_virtq_elem_free(e);
+            return;
+        }
+        VScsiEvent *ev = g_queue_pop_head(&s->events);
+        if (s->events_missed) {
+            st_le32(ev->bytes, ld_le32(ev->bytes) | VD_VIRTIO_SCSI_T_EVENTS_MISSED);
+            s->events_missed = false;
+        }
+        vd_iov_from_buf(e->in_sg, e->in_num, 0, ev->bytes, sizeof(ev->bytes));
+        vd_virtq_push(e, sizeof(ev->bytes));
+        vd_virtq_elem_free(e);
+        g_free(ev);
+        s->stats.events++;
+        pushed = true;
+    }
+    if (pushed) {
+        vd_virtq_notify(vq);
+    }
+}
+
+/* Queue an event for LUN lun (it waits for a driver buffer). */
+static void vscsi_post_event(VdVirtioScsi *s, uint32_t event, unsigned lun, uint32_t reason)
+{
+    if (g_queue_get_length(&s->events) >= VD_VIRTIO_SCSI_EVENTS_PENDING) {
+        s->events_missed = true;
+        s->stats.events_missed++;
+        return;
+    }
+    VScsiEvent *ev = g_new0(VScsiEvent, 1);
+    st_le32(ev->bytes, event);
+    ev->bytes[4] = 1;
+    ev->bytes[5] = 0;
+    ev->bytes[6] = 0x40 | (lun >> 8);
+    ev->bytes[7] = lun & 0xff;
+    st_le32(ev->bytes + 12, reason);
+    g_queue_push_tail(&s->events, ev);
+    vscsi_flush_events(s);
+}
+
+/* A queue was kicked: control (0), event (1) or a request queue. */
+static void vscsi_queue_notify(VdVirtioDevice *vdev, VdVirtQueue *vq)
+{
+    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
+    unsigned idx = vd_virtq_index(vq);
+    if (idx == 1) {
+        vscsi_flush_events(s);
+        return;
+    }
+    if (idx == 0) {
+        VScsiCtrl *c;
+        while (!vd_virtio_broken(vdev) && (c = vd_virtq_pop(vq, sizeof(VScsiCtrl)))) {
+            vscsi_handle_ctrl(s, c);
+        }
+        return;
+    }
+    VScsiReq *r;
+    while (!vd_virtio_broken(vdev) && (r = vd_virtq_pop(vq, sizeof(VScsiReq)))) {
+        vscsi_handle_cmd(s, r);
+    }
+}
+
+/* Features: HOTPLUG plus what the core implements. */
+static uint64_t vscsi_get_features(VdVirtioDevice *vdev)
+{
+    return VD_VIRTIO_CORE_FEATURES | VD_VIRTIO_BIT(VD_VIRTIO_SCSI_F_HOTPLUG);
+}
+
+/* The config space (virtio 1.2, 5.6.4). */
+static void vscsi_get_config(VdVirtioDevice *vdev, uint8_t *cfg)
+{
+    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
+    memset(cfg, 0, VD_VIRTIO_SCSI_CONFIG_SIZE);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_NUM_QUEUES, s->num_queues);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_SEG_MAX, s->queue_size - 2);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_MAX_SECTORS, VD_SCSI_MAX_XFER_BLOCKS);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_CMD_PER_LUN, s->queue_size);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_EVENT_INFO_SIZE, VD_VIRTIO_SCSI_EVENT_SIZE);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_SENSE_SIZE, s->sense_size);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_CDB_SIZE, s->cdb_size);
+    st_le16(cfg + VD_VIRTIO_SCSI_CFG_MAX_CHANNEL, 0);
+    st_le16(cfg + VD_VIRTIO_SCSI_CFG_MAX_TARGET, 0);
+    st_le32(cfg + VD_VIRTIO_SCSI_CFG_MAX_LUN, VD_SCSI_LUN_MAX - 1);
+}
+
+/*
+ * The driver may write sense_size and cdb_size (whole 32-bit fields).  Any
+ * value up to 256 is accepted: the request layout follows it, the disk sees
+ * at most VD_SCSI_CDB_MAX CDB bytes and sense is cut to sense_size.
+ */
+static void vscsi_config_write(VdVirtioDevice *vdev, uint32_t offset, const uint8_t *buf, uint32_t len)
+{
+    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
+    static const uint32_t fields[] = { VD_VIRTIO_SCSI_CFG_SENSE_SIZE, VD_VIRTIO_SCSI_CFG_CDB_SIZE };
+    for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
+        if (offset != fields[i] || len != 4) {
+            continue;
+        }
+        uint32_t v = ld_le32(buf);
+        if (v > 256) {
+            return;
+        }
+        *(i == 0 ? &s->sense_size : &s->cdb_size) = v;
+    }
+}
+
+/* No-op TMF completion for resets the adapter starts itself. */
+static void vscsi_reset_done(void *opaque, bool found)
+{
+}
+
+/* Device reset: drain, end commands, power-on state for every LUN, default config. */
+static void vscsi_reset(VdVirtioDevice *vdev)
+{
+    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
+    for (unsigned i = 0; i < s->disks->len; i++) {
+        VdScsiDisk *disk = g_ptr_array_index(s->disks, i);
+        vd_scsi_disk_hard_reset(disk, vscsi_reset_done, NULL);
+        vd_blk_drain(vd_scsi_disk_backend(disk));
+    }
+    g_queue_clear_full(&s->events, g_free);
+    s->events_missed = false;
+    s->sense_size = VD_VIRTIO_SCSI_SENSE_DEFAULT;
+    s->cdb_size = VD_VIRTIO_SCSI_CDB_DEFAULT;
+}
+
+static const VdVirtioDeviceOps vscsi_ops = {
+    .name = "virtio-scsi",
+    .device_id = VD_VIRTIO_ID_SCSI,
+    .config_size = VD_VIRTIO_SCSI_CONFIG_SIZE,
+    .get_features = vscsi_get_features,
+    .get_config = vscsi_get_config,
+    .config_write = vscsi_config_write,
+    .queue_notify = vscsi_queue_notify,
+    .reset = vscsi_reset,
+};
+
+/* Create the adapter; see virtio-scsi.h. */
+VdVirtioScsi *vd_virtio_scsi_new(const VdVirtioScsiConf *conf, VdBus *bus, GError **errp)
+{
+    VdVirtioScsiConf def = { 0 };
+    conf = conf ? conf : &def;
+    unsigned nq = conf->num_queues ? conf->num_queues : 1;
+    unsigned qs = conf->queue_size ? conf->queue_size : 128;
+    if (nq > 16 || qs < 4 || qs > VD_VIRTQ_MAX_SIZE || (qs & (qs - 1))) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "virtio-scsi: %u request queues of %u entries (1..16 queues, a power of two >= 4 entries)",
+                    nq, qs);
+        return NULL;
+    }
+    VdVirtioScsi *s = g_new0(VdVirtioScsi, 1);
+    s->ctx = bus ? g_main_context_ref(vd_bus_context(bus)) : g_main_context_ref_thread_default();
+    s->target = vd_scsi_target_new();
+    s->disks = g_ptr_array_new();
+    s->num_queues = nq;
+    s->queue_size = qs;
+    s->sense_size = VD_VIRTIO_SCSI_SENSE_DEFAULT;
+    s->cdb_size = VD_VIRTIO_SCSI_CDB_DEFAULT;
+    g_queue_init(&s->events);
+    s->vdev = vd_virtio_device_new(&vscsi_ops, s, 2 + nq, qs, bus, errp);
+    if (!s->vdev) {
+        vd_scsi_target_free(s->target);
+        g_ptr_array_free(s->disks, TRUE);
+        g_main_context_unref(s->ctx);
+        g_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Add a LUN; announce it if the driver is running with HOTPLUG. */
+bool vd_virtio_scsi_add_lun(VdVirtioScsi *s, VdBlockBackend *blk, unsigned lun, const char *serial,
+                            GError **errp)
+{
+    if (vd_scsi_target_find(s->target, lun)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "virtio-scsi: LUN %u is already in use", lun);
+        return false;
+    }
+    VdScsiDiskConfig cfg = { .lun = lun, .serial = serial };
+    VdScsiDisk *disk = vd_scsi_disk_new(blk, &cfg, s->ctx, errp);
+    if (!disk) {
+        return false;
+    }
+    if (!vd_scsi_target_add(s->target, disk, errp)) {
+        vd_scsi_disk_free(disk);
+        return false;
+    }
+    g_ptr_array_add(s->disks, disk);
+    if ((vd_virtio_get_status(s->vdev) & VD_VIRTIO_STATUS_DRIVER_OK) &&
+        vd_virtio_has_feature(s->vdev, VD_VIRTIO_SCSI_F_HOTPLUG)) {
+        vscsi_post_event(s, VD_VIRTIO_SCSI_T_TRANSPORT_RESET, lun, VD_VIRTIO_SCSI_EVT_RESET_RESCAN);
+    }
+    return true;
+}
+
+/* Reset, wait for everything, free disks and adapter. */
+void vd_virtio_scsi_free(VdVirtioScsi *s)
+{
+    if (!s) {
+        return;
+    }
+    vd_virtio_reset(s->vdev);
+    for (unsigned i = 0; i < s->disks->len; i++) {
+        vd_scsi_disk_free(g_ptr_array_index(s->disks, i));
+    }
+    while (s->busy) {
+        g_main_context_iteration(s->ctx, TRUE);
+    }
+    vd_scsi_target_free(s->target);
+    g_ptr_array_free(s->disks, TRUE);
+    g_queue_clear_full(&s->events, g_free);
+    vd_virtio_device_free(s->vdev);
+    g_main_context_unref(s->ctx);
+    g_free(s);
+}
+
+/* The virtio device, for binding a transport. */
+VdVirtioDevice *vd_virtio_scsi_device(VdVirtioScsi *s)
+{
+    return s->vdev;
+}
+
+/* The disk behind a LUN, or NULL. */
+VdScsiDisk *vd_virtio_scsi_disk(VdVirtioScsi *s, unsigned lun)
+{
+    return vd_scsi_target_find(s->target, lun);
+}
+
+/* Number of LUNs of target 0. */
+unsigned vd_virtio_scsi_lun_count(VdVirtioScsi *s)
+{
+    return vd_scsi_target_count(s->target);
+}
+
+/* Copy the adapter counters. */
+void vd_virtio_scsi_get_stats(VdVirtioScsi *s, VdVirtioScsiStats *out)
+{
+    *out = s->stats;
+}
+
+/* "key=value" rendering of the adapter counters. */
+void vd_virtio_scsi_format_stats(VdVirtioScsi *s, GString *out)
+{
+    const VdVirtioScsiStats *t = &s->stats;
+    g_string_append_printf(out,
+        "commands=%" G_GUINT64_FORMAT " bad_target=%" G_GUINT64_FORMAT " incorrect_lun=%" G_GUINT64_FORMAT
+        " failure=%" G_GUINT64_FORMAT " overrun=%" G_GUINT64_FORMAT " aborted=%" G_GUINT64_FORMAT
+        " reset=%" G_GUINT64_FORMAT " tmfs=%" G_GUINT64_FORMAT " an_requests=%" G_GUINT64_FORMAT
+        " events=%" G_GUINT64_FORMAT " events_missed=%" G_GUINT64_FORMAT " bad_layout=%" G_GUINT64_FORMAT
+        " luns=%u",
+        t->commands, t->bad_target, t->incorrect_lun, t->failure, t->overrun, t->aborted, t->reset, t->tmfs,
+        t->an_requests, t->events, t->events_missed, t->bad_layout, vd_scsi_target_count(s->target));
+}
