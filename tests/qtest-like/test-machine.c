@@ -3,6 +3,7 @@
  * protocol: RAM, port I/O, the PCI host bridge, the serial port's IRQ, and
  * the extension commands on an if=none drive.
  */
+#include "fdt-discover.h"
 #include "qtest-client.h"
 
 #include <setjmp.h>
@@ -116,6 +117,54 @@ static void test_extensions(void **state)
     assert_true(drive);
 }
 
+/* Guest-side discovery: every drive's device is found in the FDT at the machine's fixed addresses. */
+static void test_discovery(void **state)
+{
+    static const char *const args[] = {
+        "-m", "64M", "--drive", "driver=null,size=1M,if=virtio,id=vda", "--drive", "driver=null,size=1M,if=ide,index=3,id=hdd",
+        "--drive", "driver=null,size=1M,if=scsi,id=sd0", "--drive", "driver=null,size=1M,if=none,id=bare", NULL,
+    };
+    VdQtest *q = vd_qtest_startv(args);
+    VdFdtDevice dev;
+    assert_true(vd_qtest_find_drive(q, "vda", &dev));
+    assert_false(dev.pio);
+    assert_int_equal(dev.base, 0xfeb00000);
+    assert_int_equal(dev.size, 0x200);
+    assert_int_equal(dev.irq, 16);
+    assert_string_equal(dev.path, "/virtio_mmio@feb00000");
+    assert_true(vd_qtest_find_drive(q, "hdd", &dev)); /* index 3: secondary channel, slave */
+    assert_true(dev.pio);
+    assert_int_equal(dev.nwindows, 2);
+    assert_int_equal(dev.base, 0x170);
+    assert_int_equal(dev.size, 8);
+    assert_int_equal(dev.base2, 0x376);
+    assert_int_equal(dev.size2, 1);
+    assert_int_equal(dev.irq, 15);
+    assert_true(vd_qtest_find_drive(q, "sd0", &dev));
+    assert_int_equal(dev.base, 0xfeb00200);
+    assert_int_equal(dev.irq, 17);
+    assert_false(vd_qtest_find_drive(q, "bare", &dev)); /* no device */
+    assert_false(vd_qtest_find_drive(q, "nosuch", &dev));
+
+    size_t size;
+    g_autofree void *fdt = vd_qtest_dtb(q, &size);
+    assert_int_equal(vd_fdt_ram_size(fdt), 64 << 20);
+    VdFdtDevice found[4];
+    assert_int_equal(vd_fdt_find_compatible(fdt, "virtio,mmio", found, 4), 2);
+    assert_int_equal(found[1].base, 0xfeb00200);
+    assert_int_equal(vd_fdt_find_compatible(fdt, "ns16550a", found, 4), 1);
+    assert_int_equal(found[0].base, 0x3f8);
+    assert_int_equal(found[0].irq, 4);
+    assert_int_equal(vd_fdt_find_compatible(fdt, "vdisk,pci-host-cam1", found, 4), 1);
+    assert_int_equal(found[0].irq, -1);
+    /* A damaged tree finds nothing rather than crashing. */
+    memset(fdt, 0xff, 8);
+    assert_int_equal(vd_fdt_find_compatible(fdt, "virtio,mmio", found, 4), 0);
+    assert_false(vd_fdt_find_drive(fdt, "vda", &dev));
+    assert_int_equal(vd_fdt_ram_size(fdt), 0);
+    assert_int_equal(vd_qtest_quit(q), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +172,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pci_host, start_vmm, stop_vmm),
         cmocka_unit_test_setup_teardown(test_serial_irq, start_vmm, stop_vmm),
         cmocka_unit_test_setup_teardown(test_extensions, start_vmm, stop_vmm),
+        cmocka_unit_test(test_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
