@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -117,6 +118,42 @@ static void test_extensions(void **state)
     assert_true(drive);
 }
 
+/*
+ * A hostile guest's random walk over the serial port and the PCI host bridge:
+ * every access is answered, the IRQ line reported asynchronously always
+ * matches the machine's, and afterwards both devices still work.
+ */
+static void test_random_walk(void **state)
+{
+    VdQtest *q = *state;
+    static const char *const ops[] = { "outb", "outw", "outl", "inb", "inw", "inl" };
+    GRand *rand = g_rand_new_with_seed(0x16550a);
+    for (unsigned i = 0; i < 5000; i++) {
+        unsigned port = g_rand_boolean(rand) ? 0x3f8 + g_rand_int_range(rand, 0, 8)
+                                             : 0xcf8 + g_rand_int_range(rand, 0, 8);
+        const char *op = ops[g_rand_int_range(rand, 0, G_N_ELEMENTS(ops))];
+        unsigned size = op[strlen(op) - 1] == 'b' ? 1 : op[strlen(op) - 1] == 'w' ? 2 : 4;
+        uint32_t value = g_rand_int(rand) & (size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1);
+        g_autofree char *reply = op[0] == 'o' ? vd_qtest_cmd(q, "%s 0x%x 0x%x", op, port, value)
+                                              : vd_qtest_cmd(q, "%s 0x%x", op, port);
+        if (!g_str_has_prefix(reply, "OK")) {
+            fail_msg("step %u: %s 0x%x: %s", i, op, port, reply);
+        }
+        if (i % 50 == 0) {
+            g_autofree char *level = vd_qtest_ok(q, "irq_level 4");
+            assert_int_equal(atoi(level), vd_qtest_irq_level(q, 4));
+        }
+    }
+    g_rand_free(rand);
+    vd_qtest_outl(q, 0xcf8, 0x80000000);
+    assert_int_equal(vd_qtest_inl(q, 0xcfc), 0x12378086);
+    vd_qtest_outb(q, 0x3fb, 0x03);       /* DLAB off */
+    vd_qtest_outb(q, 0x3fc, 0x10);       /* loopback, OUT2 off */
+    vd_qtest_outb(q, 0x3fa, 0x07);       /* FIFOs on and cleared */
+    vd_qtest_outb(q, 0x3f8, 0x42);
+    assert_int_equal(vd_qtest_inb(q, 0x3f8), 0x42);
+}
+
 /* Guest-side discovery: every drive's device is found in the FDT at the machine's fixed addresses. */
 static void test_discovery(void **state)
 {
@@ -172,6 +209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pci_host, start_vmm, stop_vmm),
         cmocka_unit_test_setup_teardown(test_serial_irq, start_vmm, stop_vmm),
         cmocka_unit_test_setup_teardown(test_extensions, start_vmm, stop_vmm),
+        cmocka_unit_test_setup_teardown(test_random_walk, start_vmm, stop_vmm),
         cmocka_unit_test(test_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
