@@ -68,12 +68,13 @@ bool vd_aio_init(VdBlockBackend *blk, GError **errp)
     blk->event_source = g_unix_fd_source_new(blk->event_fd, G_IO_IN);
     g_source_set_callback(blk->event_source, (GSourceFunc)(void (*)(void))completions_ready, blk, NULL);
     g_source_attach(blk->event_source, blk->ctx);
-    return true;
+    return blk->aio != VD_AIO_IO_URING || vd_uring_init(blk, errp);
 }
 
 /* Stop the workers (waiting for running jobs) and detach from the loop. */
 void vd_aio_cleanup(VdBlockBackend *blk)
 {
+    vd_uring_cleanup(blk);
     if (blk->pool) {
         g_thread_pool_free(blk->pool, FALSE, TRUE);
     }
@@ -90,6 +91,15 @@ void vd_aio_cleanup(VdBlockBackend *blk)
 }
 
 void vd_aio_submit(VdBlockBackend *blk, VdRequest *req)
+{
+    if (blk->uring && vd_uring_try_submit(blk, req)) {
+        return;
+    }
+    g_thread_pool_push(blk->pool, req, NULL);
+}
+
+/* Run req in the thread pool, bypassing io_uring (its retry path). */
+void vd_aio_submit_to_pool(VdBlockBackend *blk, VdRequest *req)
 {
     g_thread_pool_push(blk->pool, req, NULL);
 }

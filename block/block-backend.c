@@ -456,6 +456,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->wt_policy = opts.wt_policy;
     blk->read_only = opts.read_only;
     blk->discard_enabled = opts.discard;
+    blk->aio = opts.aio;
     g_mutex_init(&blk->fault_lock);
     blk->wce = vd_blk_default_write_cache(blk);
 
@@ -531,6 +532,7 @@ int64_t vd_blk_length(VdBlockBackend *blk) { return blk->length; }
 bool vd_blk_is_read_only(VdBlockBackend *blk) { return blk->read_only; }
 VdCacheMode vd_blk_cache_mode(VdBlockBackend *blk) { return blk->cache_mode; }
 VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk) { return blk->wt_policy; }
+VdAioEngine vd_blk_aio(VdBlockBackend *blk) { return blk->aio; }
 const char *vd_blk_driver_name(VdBlockBackend *blk) { return blk->bs.drv->name; }
 const char *vd_blk_filename(VdBlockBackend *blk) { return blk->filename; }
 bool vd_blk_fua_native(VdBlockBackend *blk) { return blk->cap_fua == VD_FUA_NATIVE; }

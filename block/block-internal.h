@@ -83,7 +83,9 @@ struct VdBlockBackend {
     GList *serialising;             /* in-flight writes when req_align > 1 */
     GQueue serial_waiters;          /* writes waiting for an overlapping write */
 
-    /* I/O engine. */
+    /* I/O engines. */
+    VdAioEngine aio;
+    struct VdUring *uring;          /* aio=io_uring */
     GThreadPool *pool;
     GAsyncQueue *completions;
     int event_fd;
@@ -109,6 +111,7 @@ typedef struct VdBlockOptions {
     VdWritethroughPolicy wt_policy;
     bool read_only;
     bool discard;
+    VdAioEngine aio;
     uint64_t size;
     bool size_set;
 } VdBlockOptions;
@@ -121,11 +124,22 @@ void vd_block_options_clear(VdBlockOptions *opts);
 bool vd_aio_init(VdBlockBackend *blk, GError **errp);
 void vd_aio_cleanup(VdBlockBackend *blk);
 void vd_aio_submit(VdBlockBackend *blk, VdRequest *req);
+void vd_aio_submit_to_pool(VdBlockBackend *blk, VdRequest *req);
 /* Queue req for completion without running a job (deferred, never inline). */
 void vd_aio_complete_later(VdBlockBackend *blk, VdRequest *req);
 
 /* request-exec.c: the worker-side job (host ops) for one request. */
 void vd_request_execute(VdBlockBackend *blk, VdRequest *req);
+/* True if req can reach the driver without a bounce buffer. */
+bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req);
+/* True if an injected fault of this kind is pending. */
+bool vd_fault_pending(VdBlockBackend *blk, VdFaultOp op);
+
+/* aio-uring.c: the io_uring engine for single-step ops. */
+bool vd_uring_init(VdBlockBackend *blk, GError **errp);
+void vd_uring_cleanup(VdBlockBackend *blk);
+/* Submit req through io_uring if it is a single aligned op; false: use the pool. */
+bool vd_uring_try_submit(VdBlockBackend *blk, VdRequest *req);
 
 /* stats.c */
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);

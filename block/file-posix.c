@@ -301,6 +301,18 @@ static int file_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
     return -ret;
 }
 
+static int file_get_fd(VdBlockDriverState *bs, unsigned drv_flags)
+{
+    FileState *s = bs->opaque;
+    if (drv_flags & VD_DRV_DSYNC) {
+        return s->dsync_fd;
+    }
+    if ((drv_flags & VD_DRV_FUA) && !s->rwf_dsync) {
+        return -1;
+    }
+    return s->fd;
+}
+
 const VdBlockDriver vd_driver_file = {
     .name = "file",
     .instance_size = sizeof(FileState),
@@ -320,4 +332,5 @@ const VdBlockDriver vd_driver_file = {
     .discard = file_discard,
     .write_zeroes = file_write_zeroes,
     .drop_page_cache = file_drop_page_cache,
+    .get_fd = file_get_fd,
 };

@@ -35,9 +35,9 @@ static const VdNameValue booleans[] = {
     { "on", 1 }, { "off", 0 }, { "true", 1 }, { "false", 0 }, { "yes", 1 }, { "no", 0 }, { NULL, 0 },
 };
 
-/* Only the thread pool exists; io_uring is refused rather than silently ignored. */
 static const VdNameValue aio_engines[] = {
-    { "threads", 0 },
+    { "threads", VD_AIO_THREADS },
+    { "io_uring", VD_AIO_IO_URING },
     { NULL, 0 },
 };
 
@@ -104,6 +104,7 @@ static const char *table_name(const VdNameValue *table, int value)
 
 const char *vd_cache_mode_name(VdCacheMode mode) { return table_name(cache_modes, mode); }
 const char *vd_wt_policy_name(VdWritethroughPolicy policy) { return table_name(wt_policies, policy); }
+const char *vd_aio_name(VdAioEngine aio) { return table_name(aio_engines, aio); }
 
 /* "a, b, c" from a table's names. */
 static char *table_names(const VdNameValue *table)
@@ -245,7 +246,11 @@ static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen,
         opts->cache = v;
         return true;
     case K_AIO:
-        return lookup(aio_engines, key, value, &v, errp);
+        if (!lookup(aio_engines, key, value, &v, errp)) {
+            return false;
+        }
+        opts->aio = v;
+        return true;
     case K_READ_ONLY:
         if (!lookup(booleans, key, value, &v, errp)) {
             return false;
@@ -273,11 +278,14 @@ static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen,
 
 /* The writethrough policy used when wt-policy= is absent: see docs/cache-modes.md. */
 #define VD_WT_POLICY_DEFAULT VD_WT_FUA
+/* The I/O engine used when aio= is absent: see docs/cache-modes.md. */
+#define VD_AIO_DEFAULT VD_AIO_THREADS
 
 bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp)
 {
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
-                             .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true };
+                             .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
+                             .aio = VD_AIO_DEFAULT };
     g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
     unsigned seen = 0;
     if (!options || !split_options(options, pairs, errp)) {

@@ -31,6 +31,14 @@ static int take_fault(VdBlockBackend *blk, VdFaultOp op)
     return err;
 }
 
+bool vd_fault_pending(VdBlockBackend *blk, VdFaultOp op)
+{
+    g_mutex_lock(&blk->fault_lock);
+    bool pending = blk->faults[op].count > 0;
+    g_mutex_unlock(&blk->fault_lock);
+    return pending;
+}
+
 /* Call a driver op, or fail it with an injected fault. */
 static int call_driver(VdBlockBackend *blk, VdFaultOp fault, VdDriverOp *op, VdDriverReq *dr)
 {
@@ -67,7 +75,7 @@ static void iov_from_buf(const struct iovec *iov, int niov, const void *buf, siz
 }
 
 /* True if the request can go to the driver as it is, without a bounce buffer. */
-static bool is_aligned(VdBlockBackend *blk, VdRequest *req)
+bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req)
 {
     if (req->offset % blk->req_align || req->bytes % blk->req_align || req->niov > IOV_MAX) {
         return false;
@@ -126,7 +134,7 @@ static int flush_stages(VdBlockBackend *blk, VdRequest *req, bool stage2)
 /* Read, bouncing through an aligned buffer when needed. */
 static int exec_read(VdBlockBackend *blk, VdRequest *req)
 {
-    if (is_aligned(blk, req)) {
+    if (vd_request_is_aligned(blk, req)) {
         VdDriverReq dr = { .offset = req->offset, .bytes = req->bytes, .iov = req->iov, .niov = req->niov,
                            .trace = req->trace };
         return call_driver(blk, VD_FAULT_READ, blk->bs.drv->preadv, &dr);
@@ -170,7 +178,7 @@ static int rmw_read_edges(VdBlockBackend *blk, VdRequest *req, uint8_t *buf)
 static int exec_write(VdBlockBackend *blk, VdRequest *req)
 {
     int ret;
-    if (is_aligned(blk, req)) {
+    if (vd_request_is_aligned(blk, req)) {
         VdDriverReq dr = { .offset = req->offset, .bytes = req->bytes, .iov = req->iov, .niov = req->niov,
                            .flags = req->drv_flags, .trace = req->trace };
         ret = call_driver(blk, VD_FAULT_WRITE, blk->bs.drv->pwritev, &dr);

@@ -14,7 +14,7 @@ static const struct {
     C(bytes_read), C(bytes_written), C(wce_toggles),
     C(host_reads), C(host_writes), C(host_fdatasync), C(host_dsync_writes), C(host_rwf_dsync_writes),
     C(host_discards), C(host_zero_ranges), C(host_bytes_read), C(host_bytes_written), C(bounce_rmw),
-    C(flushes_skipped), C(flushes_coalesced), C(flushes_stage1_only), C(errors),
+    C(flushes_skipped), C(flushes_coalesced), C(flushes_stage1_only), C(errors), C(uring_ops),
 #undef C
 };
 
@@ -30,8 +30,8 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out)
 {
     VdBlockStats s;
     vd_blk_get_stats(blk, &s);
-    g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s read_only=%d in_flight=%u sticky_error=%d",
-                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy),
+    g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s aio=%s read_only=%d in_flight=%u sticky_error=%d",
+                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->aio),
                            blk->read_only, blk->in_flight, -blk->sticky_error);
     for (size_t i = 0; i < G_N_ELEMENTS(counters); i++) {
         g_string_append_printf(out, " %s=%" G_GUINT64_FORMAT, counters[i].name,

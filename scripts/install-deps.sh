@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
-  libglib2.0-dev libcmocka-dev libfdt-dev device-tree-compiler
+  libglib2.0-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
   strace python3
 )
 missing=()

@@ -1,150 +1,176 @@
-/* fdt.c - describe the machine in a flattened device tree (libfdt). */
+/* fdt.c - describe the machine in a flattened device tree (libfdt sequential writer). */
 #include "system/machine.h"
 
 #include <libfdt.h>
+#include <string.h>
 
 #define INTC_PHANDLE 1
-#define ISA_PATH "/isa"
+#define ISA_NODE "isa"
+#define SERIAL0_PATH "/isa/serial@i3f8"
 
-/* Turn a libfdt status into a GError; true when ok. */
-static bool fdt_ok(int ret, const char *what, GError **errp)
+/* One FDT node: the first device registered under a name@address, plus later drives. */
+typedef struct DeviceNode {
+    const VdDeviceInfo *info;
+    GPtrArray *drives;          /* const char *, borrowed from the device infos */
+} DeviceNode;
+
+/* Stop building at the first libfdt error. */
+#define TRY(expr) do { int ret_ = (expr); if (ret_ < 0) { return ret_; } } while (0)
+
+/* A property of 32-bit cells. */
+static int prop_cells(void *fdt, const char *name, const uint32_t *cells, unsigned n)
 {
-    if (ret >= 0) {
-        return true;
+    fdt32_t be[8];
+    g_assert(n <= G_N_ELEMENTS(be));
+    for (unsigned i = 0; i < n; i++) {
+        be[i] = cpu_to_fdt32(cells[i]);
     }
-    g_set_error(errp, G_IO_ERROR, ret == -FDT_ERR_NOSPACE ? G_IO_ERROR_NO_SPACE : G_IO_ERROR_FAILED,
-                "FDT %s: %s", what, fdt_strerror(ret));
-    return false;
+    return fdt_property(fdt, name, be, n * sizeof(fdt32_t));
 }
 
-/* Append a 64-bit value as two cells (#address-cells/#size-cells = 2). */
-static int append_u64_cells(void *fdt, int node, const char *prop, uint64_t v)
+/* A stringlist property from a list of strings. */
+static int prop_stringlist(void *fdt, const char *name, GPtrArray *strings)
 {
-    int ret = fdt_appendprop_u32(fdt, node, prop, v >> 32);
-    return ret < 0 ? ret : fdt_appendprop_u32(fdt, node, prop, (uint32_t)v);
+    g_autoptr(GString) buf = g_string_new(NULL);
+    for (guint i = 0; i < strings->len; i++) {
+        g_string_append_len(buf, g_ptr_array_index(strings, i), strlen(g_ptr_array_index(strings, i)) + 1);
+    }
+    return fdt_property(fdt, name, buf->str, buf->len);
 }
 
-/* The fixed nodes: root properties, /chosen, /aliases, memory, the interrupt controller, ISA bus. */
-static int build_fixed(void *fdt, VdMachine *m)
+/* Node name: name@<hex address>, with the ISA "i" prefix for I/O ports. */
+static char *node_name(const VdDeviceInfo *info)
 {
-    int ret = 0, node;
-    ret |= fdt_setprop_u32(fdt, 0, "#address-cells", 2);
-    ret |= fdt_setprop_u32(fdt, 0, "#size-cells", 2);
-    ret |= fdt_setprop_string(fdt, 0, "compatible", "vdisk,machine");
-    ret |= fdt_setprop_string(fdt, 0, "model", "vdisk virtual machine");
-    ret |= fdt_setprop_u32(fdt, 0, "interrupt-parent", INTC_PHANDLE);
-    if (ret < 0) {
-        return ret;
-    }
+    return g_strdup_printf("%s@%s%" G_GINT64_MODIFIER "x", info->name, info->space == VD_SPACE_PIO ? "i" : "",
+                           info->base);
+}
 
-    node = fdt_add_subnode(fdt, 0, "chosen");
-    if (node < 0 || (ret = fdt_setprop_string(fdt, node, "stdout-path", "serial0")) < 0) {
-        return node < 0 ? node : ret;
+/* Group the machine's devices by node, in registration order. */
+static GPtrArray *collect_nodes(VdMachine *m, VdSpace space)
+{
+    GPtrArray *nodes = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < m->devices->len; i++) {
+        const VdDeviceInfo *info = &g_array_index(m->devices, VdDeviceInfo, i);
+        if (info->space != space) {
+            continue;
+        }
+        DeviceNode *node = NULL;
+        for (guint j = 0; j < nodes->len && !node; j++) {
+            DeviceNode *n = g_ptr_array_index(nodes, j);
+            if (n->info->base == info->base && strcmp(n->info->name, info->name) == 0) {
+                node = n;
+            }
+        }
+        if (!node) {
+            node = g_new0(DeviceNode, 1);
+            node->info = info;
+            g_ptr_array_add(nodes, node);
+        }
+        if (info->drive_id) {
+            if (!node->drives) {
+                node->drives = g_ptr_array_new();
+            }
+            g_ptr_array_add(node->drives, (char *)info->drive_id);
+        }
     }
-    node = fdt_add_subnode(fdt, 0, "aliases");
-    if (node < 0 || (ret = fdt_setprop_string(fdt, node, "serial0", ISA_PATH "/serial@i3f8")) < 0) {
-        return node < 0 ? node : ret;
-    }
+    return nodes;
+}
 
-    node = fdt_add_subnode(fdt, 0, "memory@0");
-    if (node < 0) {
-        return node;
+/* One device node; reg uses the parent's cells: <1 port len> on ISA, <addr64 size64> at the root. */
+static int write_device(void *fdt, const DeviceNode *node)
+{
+    const VdDeviceInfo *info = node->info;
+    g_autofree char *name = node_name(info);
+    uint32_t reg[8];
+    unsigned n = 0;
+    const uint64_t windows[2][2] = { { info->base, info->size }, { info->base2, info->size2 } };
+    for (unsigned w = 0; w < (info->size2 ? 2u : 1u); w++) {
+        if (info->space == VD_SPACE_PIO) {
+            reg[n++] = 1;
+            reg[n++] = windows[w][0];
+            reg[n++] = windows[w][1];
+        } else {
+            reg[n++] = windows[w][0] >> 32;
+            reg[n++] = windows[w][0];
+            reg[n++] = windows[w][1] >> 32;
+            reg[n++] = windows[w][1];
+        }
     }
-    ret |= fdt_setprop_string(fdt, node, "device_type", "memory");
-    ret |= append_u64_cells(fdt, node, "reg", 0);
-    ret |= append_u64_cells(fdt, node, "reg", m->ram_size);
-    if (ret < 0) {
-        return ret;
+    TRY(fdt_begin_node(fdt, name));
+    TRY(fdt_property_string(fdt, "compatible", info->compatible ? info->compatible : info->name));
+    TRY(prop_cells(fdt, "reg", reg, n));
+    if (info->irq >= 0) {
+        TRY(fdt_property_u32(fdt, "interrupts", info->irq));
     }
+    if (node->drives) {
+        TRY(prop_stringlist(fdt, "vdisk,drives", node->drives));
+    }
+    return fdt_end_node(fdt);
+}
 
-    /* The machine's IRQ lines 0..63: level-triggered, one cell = the line number. */
-    node = fdt_add_subnode(fdt, 0, "interrupt-controller");
-    if (node < 0) {
-        return node;
+/* Every device node of one address space, in registration order. */
+static int write_devices(void *fdt, VdMachine *m, VdSpace space)
+{
+    g_autoptr(GPtrArray) nodes = collect_nodes(m, space);
+    int ret = 0;
+    for (guint i = 0; i < nodes->len && ret >= 0; i++) {
+        DeviceNode *node = g_ptr_array_index(nodes, i);
+        ret = write_device(fdt, node);
     }
-    ret |= fdt_setprop_string(fdt, node, "compatible", "vdisk,irq-lines");
-    ret |= fdt_setprop(fdt, node, "interrupt-controller", NULL, 0);
-    ret |= fdt_setprop_u32(fdt, node, "#interrupt-cells", 1);
-    ret |= fdt_setprop_u32(fdt, node, "#address-cells", 0);
-    ret |= fdt_setprop_u32(fdt, node, "vdisk,num-lines", VD_IRQ_LINES);
-    ret |= fdt_setprop_u32(fdt, node, "phandle", INTC_PHANDLE);
-    if (ret < 0) {
-        return ret;
+    for (guint i = 0; i < nodes->len; i++) {
+        DeviceNode *node = g_ptr_array_index(nodes, i);
+        if (node->drives) {
+            g_ptr_array_free(node->drives, TRUE);
+        }
     }
-
-    /* Port I/O devices sit on an ISA-style bus: reg = <1 port length> (1 = I/O space). */
-    node = fdt_add_subnode(fdt, 0, "isa");
-    if (node < 0) {
-        return node;
-    }
-    ret |= fdt_setprop_string(fdt, node, "device_type", "isa");
-    ret |= fdt_setprop_u32(fdt, node, "#address-cells", 2);
-    ret |= fdt_setprop_u32(fdt, node, "#size-cells", 1);
     return ret;
 }
 
-/* Append one register window to reg, in the parent bus's cell format. */
-static int append_window(void *fdt, int node, VdSpace space, uint64_t base, uint64_t size)
-{
-    int ret;
-    if (space == VD_SPACE_PIO) {
-        ret = fdt_appendprop_u32(fdt, node, "reg", 1);
-        ret = ret < 0 ? ret : fdt_appendprop_u32(fdt, node, "reg", (uint32_t)base);
-        return ret < 0 ? ret : fdt_appendprop_u32(fdt, node, "reg", (uint32_t)size);
-    }
-    ret = append_u64_cells(fdt, node, "reg", base);
-    return ret < 0 ? ret : append_u64_cells(fdt, node, "reg", size);
-}
-
-/*
- * One device node: name@unit-address under / (MMIO) or /isa (PIO, unit
- * address "i<port>").  Devices that share a node (two drives on one IDE
- * channel) add their drive id to its "vdisk,drives" list.
- */
-static int build_device(void *fdt, const VdDeviceInfo *info)
-{
-    int parent = info->space == VD_SPACE_PIO ? fdt_path_offset(fdt, ISA_PATH) : 0;
-    if (parent < 0) {
-        return parent;
-    }
-    g_autofree char *name = g_strdup_printf("%s@%s%" G_GINT64_MODIFIER "x", info->name,
-                                            info->space == VD_SPACE_PIO ? "i" : "", info->base);
-    int node = fdt_subnode_offset(fdt, parent, name);
-    if (node < 0) {
-        int ret = 0;
-        node = fdt_add_subnode(fdt, parent, name);
-        if (node < 0) {
-            return node;
-        }
-        ret |= fdt_setprop_string(fdt, node, "compatible", info->compatible ? info->compatible : info->name);
-        ret |= append_window(fdt, node, info->space, info->base, info->size);
-        if (info->size2) {
-            ret |= append_window(fdt, node, info->space, info->base2, info->size2);
-        }
-        if (info->irq >= 0) {
-            ret |= fdt_setprop_u32(fdt, node, "interrupts", info->irq);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return info->drive_id ? fdt_appendprop_string(fdt, node, "vdisk,drives", info->drive_id) : 0;
-}
-
-/* Build the whole tree into buf; a libfdt error code on failure. */
+/* The whole tree, written into buf of size bytes. */
 static int build_tree(void *buf, int size, VdMachine *m)
 {
-    int ret = fdt_create_empty_tree(buf, size);
-    if (ret < 0 || (ret = build_fixed(buf, m)) < 0) {
-        return ret;
-    }
-    for (guint i = 0; i < m->devices->len; i++) {
-        ret = build_device(buf, &g_array_index(m->devices, VdDeviceInfo, i));
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return fdt_pack(buf);
+    TRY(fdt_create(buf, size));
+    TRY(fdt_finish_reservemap(buf));
+    TRY(fdt_begin_node(buf, ""));
+    TRY(fdt_property_u32(buf, "#address-cells", 2));
+    TRY(fdt_property_u32(buf, "#size-cells", 2));
+    TRY(fdt_property_string(buf, "compatible", "vdisk,machine"));
+    TRY(fdt_property_string(buf, "model", "vdisk virtual machine"));
+    TRY(fdt_property_u32(buf, "interrupt-parent", INTC_PHANDLE));
+
+    TRY(fdt_begin_node(buf, "chosen"));
+    TRY(fdt_property_string(buf, "stdout-path", "serial0"));
+    TRY(fdt_end_node(buf));
+    TRY(fdt_begin_node(buf, "aliases"));
+    TRY(fdt_property_string(buf, "serial0", SERIAL0_PATH));
+    TRY(fdt_end_node(buf));
+
+    TRY(fdt_begin_node(buf, "memory@0"));
+    TRY(fdt_property_string(buf, "device_type", "memory"));
+    TRY(prop_cells(buf, "reg", (uint32_t[]){ 0, 0, m->ram_size >> 32, (uint32_t)m->ram_size }, 4));
+    TRY(fdt_end_node(buf));
+
+    /* The machine's level-triggered IRQ lines; one cell: the line number. */
+    TRY(fdt_begin_node(buf, "interrupt-controller"));
+    TRY(fdt_property_string(buf, "compatible", "vdisk,irq-lines"));
+    TRY(fdt_property(buf, "interrupt-controller", NULL, 0));
+    TRY(fdt_property_u32(buf, "#interrupt-cells", 1));
+    TRY(fdt_property_u32(buf, "#address-cells", 0));
+    TRY(fdt_property_u32(buf, "vdisk,num-lines", VD_IRQ_LINES));
+    TRY(fdt_property_u32(buf, "phandle", INTC_PHANDLE));
+    TRY(fdt_end_node(buf));
+
+    /* Port I/O devices: an ISA-style bus whose reg is <1 port length> (1 = I/O space). */
+    TRY(fdt_begin_node(buf, ISA_NODE));
+    TRY(fdt_property_string(buf, "device_type", "isa"));
+    TRY(fdt_property_u32(buf, "#address-cells", 2));
+    TRY(fdt_property_u32(buf, "#size-cells", 1));
+    TRY(write_devices(buf, m, VD_SPACE_PIO));
+    TRY(fdt_end_node(buf));
+
+    TRY(write_devices(buf, m, VD_SPACE_MMIO));
+    TRY(fdt_end_node(buf));
+    return fdt_finish(buf);
 }
 
 void *vd_machine_build_fdt(VdMachine *m, size_t *size, GError **errp)
@@ -158,10 +184,10 @@ void *vd_machine_build_fdt(VdMachine *m, size_t *size, GError **errp)
         }
         g_free(buf);
         if (ret != -FDT_ERR_NOSPACE) {
-            fdt_ok(ret, "build", errp);
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "building the FDT: %s", fdt_strerror(ret));
             return NULL;
         }
     }
-    fdt_ok(-FDT_ERR_NOSPACE, "build", errp);
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "building the FDT: over 1 MiB");
     return NULL;
 }

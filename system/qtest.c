@@ -21,6 +21,7 @@ struct VdQtestServer {
     bool owns_fds;
     GSource *in_source;
     GString *inbuf;
+    size_t partial;        /* bytes of the incomplete last line in inbuf */
     bool discarding;       /* dropping the rest of an overlong line */
     bool processing;       /* a command is running: new input is only queued */
     bool eof;              /* the client closed its side */
@@ -713,27 +714,38 @@ static void process_lines(VdQtestServer *s)
     s->processing = false;
 }
 
-/* Queue input bytes; an overlong line collapses to OVERLONG_MARK. */
-static void queue_input(VdQtestServer *s, const char *data, size_t n)
+/*
+ * Queue input bytes; a line over VD_QTEST_MAX_LINE collapses to
+ * OVERLONG_MARK.  True if at least one line was completed.
+ */
+static bool queue_input(VdQtestServer *s, const char *data, size_t n)
 {
-    if (s->discarding) {
+    bool completed = false;
+    while (n) {
         const char *nl = memchr(data, '\n', n);
-        if (!nl) {
-            return;
+        size_t seg = nl ? (size_t)(nl - data) : n;
+        if (s->discarding) {
+            /* drop the rest of the overlong line */
+        } else if (seg > VD_QTEST_MAX_LINE - s->partial) {
+            g_string_truncate(s->inbuf, s->inbuf->len - s->partial);
+            g_string_append(s->inbuf, OVERLONG_MARK);
+            s->partial = strlen(OVERLONG_MARK);
+            s->discarding = true;
+        } else {
+            g_string_append_len(s->inbuf, data, seg);
+            s->partial += seg;
         }
-        s->discarding = false;
-        g_string_append_c(s->inbuf, '\n');
-        n -= nl + 1 - data;
-        data = nl + 1;
+        if (nl) {
+            g_string_append_c(s->inbuf, '\n');
+            s->partial = 0;
+            s->discarding = false;
+            completed = true;
+            seg++;
+        }
+        data += seg;
+        n -= seg;
     }
-    g_string_append_len(s->inbuf, data, n);
-    const char *last_nl = memrchr(s->inbuf->str, '\n', s->inbuf->len);
-    size_t tail = last_nl ? (size_t)(last_nl + 1 - s->inbuf->str) : 0;
-    if (s->inbuf->len - tail > VD_QTEST_MAX_LINE) {
-        g_string_truncate(s->inbuf, tail);
-        g_string_append(s->inbuf, OVERLONG_MARK);
-        s->discarding = true;
-    }
+    return completed;
 }
 
 /* Input source callback: read, queue, and execute unless a command is already running. */
@@ -754,8 +766,7 @@ static gboolean on_input(gint fd, GIOCondition cond, gpointer opaque)
         s->in_source = NULL;
         return G_SOURCE_REMOVE;
     }
-    queue_input(s, buf, n);
-    if (!s->processing) {
+    if (queue_input(s, buf, n) && !s->processing) {
         process_lines(s);
     }
     return G_SOURCE_CONTINUE;

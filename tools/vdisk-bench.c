@@ -7,6 +7,9 @@
  *  2. The three ways to make a write durable, as raw syscalls: an O_DSYNC
  *     descriptor, pwritev2(RWF_DSYNC), and pwrite + fdatasync; and the
  *     backend's two writethrough policies (wt-policy=fua and =dsync).
+ *  3. With --compare-qemu: the same writes through `qemu-img bench` (QEMU's
+ *     block layer, same image, same cache mode, same queue depth).  qemu-img
+ *     bench only writes sequentially, so --compare-qemu implies --sequential.
  * Results are printed as IOPS and as a ratio to the matching raw loop.
  */
 #include "block/block-backend.h"
@@ -27,6 +30,8 @@ typedef struct BenchConfig {
     uint64_t size;
     double seconds;
     bool sequential;
+    const char *qemu_img;          /* non-NULL: compare with qemu-img bench */
+    int rounds;
 } BenchConfig;
 
 static uint8_t *block_buf;
@@ -138,10 +143,114 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
     return run.completed / ((now - start) / 1e6);
 }
 
-/* Print one result row with its ratio to a reference. */
-static void row(const char *name, double iops, double ref)
+/*
+ * IOPS of `qemu-img bench` writing `count` sequential 4 KiB blocks at depth qd
+ * with QEMU's cache mode; -1 if it did not run.
+ */
+static double bench_qemu_img(const BenchConfig *cfg, const char *cache, unsigned qd, double expect_iops)
 {
-    printf("  %-46s %10.0f IOPS  %6.2fx\n", name, iops, ref > 0 ? iops / ref : 0.0);
+    uint64_t count = MAX((uint64_t)(expect_iops * cfg->seconds), 1000);
+    g_autofree char *c = g_strdup_printf("%" G_GUINT64_FORMAT, count);
+    g_autofree char *d = g_strdup_printf("%u", qd);
+    const char *argv[] = { cfg->qemu_img, "bench", "-w", "-f", "raw", "-t", cache, "-i", "threads", "-c", c,
+                           "-d", d, "-s", "4096", cfg->image, NULL };
+    g_autofree char *out = NULL;
+    int status;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, &status, NULL) ||
+        !g_spawn_check_wait_status(status, NULL)) {
+        return -1;
+    }
+    const char *p = strstr(out, "Run completed in ");
+    double secs = p ? g_ascii_strtod(p + strlen("Run completed in "), NULL) : 0;
+    return secs > 0 ? count / secs : -1;
+}
+
+typedef enum CaseKind { CASE_RAW, CASE_BACKEND, CASE_QEMU } CaseKind;
+
+#define MAX_ROUNDS 9
+
+/* One measured configuration; the first case of a section is its reference. */
+typedef struct BenchCase {
+    const char *label;
+    CaseKind kind;
+    bool direct;                /* raw: O_DIRECT */
+    RawMode raw;
+    const char *opts;           /* backend options, or qemu-img cache mode */
+    unsigned qd;
+    bool wce;
+    int estimate_from;          /* qemu: index of the case whose IOPS sizes the run */
+    double iops[MAX_ROUNDS];
+} BenchCase;
+
+typedef struct BenchSection {
+    const char *title;
+    BenchCase cases[12];
+} BenchSection;
+
+/* Median of n values (n small). */
+static double median(double *v, int n)
+{
+    double s[MAX_ROUNDS];
+    memcpy(s, v, n * sizeof(double));
+    for (int i = 1; i < n; i++) {
+        for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+            double t = s[j];
+            s[j] = s[j - 1];
+            s[j - 1] = t;
+        }
+    }
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* Write back whatever earlier cases left dirty, untimed, so no case pays for another's data. */
+static void settle_image(const BenchConfig *cfg)
+{
+    int fd = open(cfg->image, O_RDWR);
+    if (fd >= 0) {
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+/* Run every case of a section once, in order (one round). */
+static void run_round(const BenchConfig *cfg, BenchSection *sec, int round)
+{
+    for (BenchCase *c = sec->cases; c->label; c++) {
+        if (c->kind == CASE_QEMU && !cfg->qemu_img) {
+            continue;
+        }
+        settle_image(cfg);
+        switch (c->kind) {
+        case CASE_RAW:
+            c->iops[round] = bench_raw(cfg, c->direct, c->raw);
+            break;
+        case CASE_BACKEND:
+            c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce);
+            break;
+        case CASE_QEMU:
+            c->iops[round] = bench_qemu_img(cfg, c->opts, c->qd, sec->cases[c->estimate_from].iops[round]);
+            break;
+        }
+    }
+}
+
+/* Print a section: median IOPS per case and its ratio to the first case. */
+static void print_section(const BenchConfig *cfg, BenchSection *sec, int rounds)
+{
+    printf("\n%s\n", sec->title);
+    double ref = median(sec->cases[0].iops, rounds);
+    for (BenchCase *c = sec->cases; c->label; c++) {
+        if (c->kind == CASE_QEMU && !cfg->qemu_img) {
+            continue;
+        }
+        double m = median(c->iops, rounds);
+        if (m < 0) {
+            printf("  %-48s %10s\n", c->label, "did not run");
+            continue;
+        }
+        printf("  %-48s %10.0f IOPS  %6.2fx\n", c->label, m, ref > 0 ? m / ref : 0.0);
+    }
 }
 
 /* Create (or extend) the image and fill it so writes overwrite allocated blocks. */
@@ -166,16 +275,18 @@ static void prepare_image(const BenchConfig *cfg)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: vdisk-bench [--image FILE] [--size BYTES] [--seconds S] [--sequential]\n"
+            "usage: vdisk-bench [--image FILE] [--size BYTES] [--seconds S] [--sequential] [--compare-qemu] [--rounds N]\n"
+            "Each case runs --seconds (default 1) per round; --rounds (default 3) interleaves them; medians are shown.\n"
             "Without --image, a temporary 256 MiB image is created in $TMPDIR and removed after.\n");
 }
 
 int main(int argc, char **argv)
 {
-    BenchConfig cfg = { .size = 256ull << 20, .seconds = 2.0 };
+    BenchConfig cfg = { .size = 256ull << 20, .seconds = 1.0, .rounds = 3 };
     static const struct option longopts[] = {
         { "image", required_argument, NULL, 'i' }, { "size", required_argument, NULL, 's' },
         { "seconds", required_argument, NULL, 't' }, { "sequential", no_argument, NULL, 'q' },
+        { "compare-qemu", no_argument, NULL, 'Q' }, { "rounds", required_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c;
@@ -198,6 +309,21 @@ int main(int argc, char **argv)
             }
             break;
         case 'q': cfg.sequential = true; break;
+        case 'r':
+            cfg.rounds = atoi(optarg);
+            if (cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS) {
+                fprintf(stderr, "vdisk-bench: --rounds must be 1..%d\n", MAX_ROUNDS);
+                return 2;
+            }
+            break;
+        case 'Q':
+            cfg.qemu_img = g_find_program_in_path("qemu-img");
+            if (!cfg.qemu_img) {
+                fprintf(stderr, "vdisk-bench: --compare-qemu needs qemu-img (apt-get install qemu-utils)\n");
+                return 2;
+            }
+            cfg.sequential = true;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -218,39 +344,55 @@ int main(int argc, char **argv)
     memset(block_buf, 0xa5, BLOCK);
     prepare_image(&cfg);
     const char *pattern = cfg.sequential ? "sequential" : "random";
-    printf("vdisk-bench: 4 KiB %s writes, %.1f s per case, image %s (%" G_GUINT64_FORMAT " MiB)\n", pattern,
-           cfg.seconds, cfg.image, cfg.size >> 20);
+    printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %d interleaved rounds, image %s (%" G_GUINT64_FORMAT
+           " MiB)\n", pattern, cfg.seconds, cfg.rounds, cfg.image, cfg.size >> 20);
 
-    for (int direct = 0; direct <= 1; direct++) {
-        printf("\n%s (ratio to the raw pwrite loop)\n", direct ? "O_DIRECT (cache=none)" : "page cache (cache=writeback)");
-        double raw = bench_raw(&cfg, direct, RAW_PLAIN);
-        const char *mode = direct ? "cache=none" : "cache=writeback";
-        row("raw pwrite loop, QD1", raw, raw);
-        row("backend, QD1", bench_backend(&cfg, mode, 1, true), raw);
-        row("backend, QD32", bench_backend(&cfg, mode, 32, true), raw);
+    BenchSection sections[] = {
+        { "page cache, cache=writeback (ratio to the raw pwrite loop)", {
+            { "raw pwrite loop, QD1", CASE_RAW, .direct = false, .raw = RAW_PLAIN },
+            { "backend, QD1", CASE_BACKEND, .opts = "cache=writeback", .qd = 1, .wce = true },
+            { "backend, QD32", CASE_BACKEND, .opts = "cache=writeback", .qd = 32, .wce = true },
+            { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1, .wce = true },
+            { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32, .wce = true },
+            { "qemu-img bench -t writeback, QD1", CASE_QEMU, .opts = "writeback", .qd = 1, .estimate_from = 1 },
+            { "qemu-img bench -t writeback, QD32", CASE_QEMU, .opts = "writeback", .qd = 32, .estimate_from = 2 },
+        } },
+        { "O_DIRECT, cache=none (ratio to the raw O_DIRECT pwrite loop)", {
+            { "raw pwrite loop, QD1", CASE_RAW, .direct = true, .raw = RAW_PLAIN },
+            { "backend, QD1", CASE_BACKEND, .opts = "cache=none", .qd = 1, .wce = true },
+            { "backend, QD32", CASE_BACKEND, .opts = "cache=none", .qd = 32, .wce = true },
+            { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1, .wce = true },
+            { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 32, .wce = true },
+            { "qemu-img bench -t none, QD1", CASE_QEMU, .opts = "none", .qd = 1, .estimate_from = 1 },
+            { "qemu-img bench -t none, QD32", CASE_QEMU, .opts = "none", .qd = 32, .estimate_from = 2 },
+        } },
+        { "durable writes, page cache (ratio to raw pwrite + fdatasync)", {
+            { "raw pwrite + fdatasync", CASE_RAW, .direct = false, .raw = RAW_FDATASYNC },
+            { "raw O_DSYNC descriptor", CASE_RAW, .direct = false, .raw = RAW_O_DSYNC },
+            { "raw pwritev2(RWF_DSYNC)", CASE_RAW, .direct = false, .raw = RAW_RWF_DSYNC },
+            { "backend WCE=0 wt-policy=fua, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua", .qd = 1 },
+            { "backend WCE=0 wt-policy=dsync, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync", .qd = 1 },
+            { "backend WCE=0 wt-policy=fua, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua", .qd = 32 },
+            { "backend WCE=0 wt-policy=dsync, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync", .qd = 32 },
+            { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1 },
+            { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 3 },
+        } },
+        { "durable writes, O_DIRECT (ratio to raw pwrite + fdatasync)", {
+            { "raw pwrite + fdatasync", CASE_RAW, .direct = true, .raw = RAW_FDATASYNC },
+            { "raw O_DSYNC descriptor", CASE_RAW, .direct = true, .raw = RAW_O_DSYNC },
+            { "raw pwritev2(RWF_DSYNC)", CASE_RAW, .direct = true, .raw = RAW_RWF_DSYNC },
+            { "backend WCE=0 wt-policy=fua, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=fua", .qd = 1 },
+            { "backend WCE=0 wt-policy=dsync, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=dsync", .qd = 1 },
+            { "qemu-img bench -t directsync, QD1", CASE_QEMU, .opts = "directsync", .qd = 1, .estimate_from = 3 },
+        } },
+    };
+    /* Rounds interleave the cases so a noisy disk affects all of them alike. */
+    for (size_t i = 0; i < G_N_ELEMENTS(sections); i++) {
+        for (int r = 0; r < cfg.rounds; r++) {
+            run_round(&cfg, &sections[i], r);
+        }
+        print_section(&cfg, &sections[i], cfg.rounds);
     }
-
-    printf("\ndurable writes, page cache (ratio to pwrite + fdatasync)\n");
-    double fsync_iops = bench_raw(&cfg, false, RAW_FDATASYNC);
-    row("raw pwrite + fdatasync", fsync_iops, fsync_iops);
-    row("raw O_DSYNC descriptor", bench_raw(&cfg, false, RAW_O_DSYNC), fsync_iops);
-    row("raw pwritev2(RWF_DSYNC)", bench_raw(&cfg, false, RAW_RWF_DSYNC), fsync_iops);
-    row("backend WCE=0 wt-policy=fua (RWF_DSYNC), QD1", bench_backend(&cfg, "cache=writeback,wt-policy=fua", 1, false),
-        fsync_iops);
-    row("backend WCE=0 wt-policy=dsync (O_DSYNC fd), QD1",
-        bench_backend(&cfg, "cache=writeback,wt-policy=dsync", 1, false), fsync_iops);
-    row("backend WCE=0 wt-policy=fua, QD32", bench_backend(&cfg, "cache=writeback,wt-policy=fua", 32, false),
-        fsync_iops);
-    row("backend WCE=0 wt-policy=dsync, QD32", bench_backend(&cfg, "cache=writeback,wt-policy=dsync", 32, false),
-        fsync_iops);
-
-    printf("\ndurable writes, O_DIRECT (ratio to pwrite + fdatasync)\n");
-    fsync_iops = bench_raw(&cfg, true, RAW_FDATASYNC);
-    row("raw pwrite + fdatasync", fsync_iops, fsync_iops);
-    row("raw O_DSYNC descriptor", bench_raw(&cfg, true, RAW_O_DSYNC), fsync_iops);
-    row("raw pwritev2(RWF_DSYNC)", bench_raw(&cfg, true, RAW_RWF_DSYNC), fsync_iops);
-    row("backend WCE=0 wt-policy=fua, QD1", bench_backend(&cfg, "cache=none,wt-policy=fua", 1, false), fsync_iops);
-    row("backend WCE=0 wt-policy=dsync, QD1", bench_backend(&cfg, "cache=none,wt-policy=dsync", 1, false), fsync_iops);
 
     if (tmpimg) {
         unlink(tmpimg);

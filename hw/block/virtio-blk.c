@@ -183,17 +183,24 @@ static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uin
 static void req_complete(BlkReq *r, uint8_t status)
 {
     VdVirtioBlk *s = r->s;
+    VdVirtQueue *vq = r->elem.vq;
+    bool resume = false;
     uint64_t *by_status[] = { &s->stats.ok, &s->stats.ioerr, &s->stats.unsupp };
     (*by_status[status])++;
     if (!vd_virtq_elem_stale(&r->elem)) {
         *r->status = status;
         vd_virtq_push(&r->elem, (status == VD_VIRTIO_BLK_S_OK ? r->written : 0) + 1);
         if (!s->dispatching) {
-            vd_virtq_notify(r->elem.vq);
+            vd_virtq_notify(vq);
+            resume = vd_virtq_take_throttled(vq);
         }
     }
     g_free(r->data);
     vd_virtq_elem_free(r);
+    if (resume) {
+        /* the driver over-filled the ring; take what waited now that a slot is free */
+        vd_virtio_queue_kick(s->vdev, vd_virtq_index(vq));
+    }
 }
 
 /* Map a backend result to a status. */
@@ -410,12 +417,14 @@ static void do_dwz(VdVirtioBlk *s, BlkReq *r, bool zeroes)
     }
 }
 
+/* VIRTIO_BLK_T_DISCARD. */
 static void do_discard(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     s->stats.discard++;
     do_dwz(s, r, false);
 }
 
+/* VIRTIO_BLK_T_WRITE_ZEROES. */
 static void do_write_zeroes(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     s->stats.write_zeroes++;
@@ -533,6 +542,7 @@ VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s) { return s->vdev; }
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s) { return s->blk; }
 bool vd_virtio_blk_writeback(VdVirtioBlk *s) { return s->wce; }
 
+/* Snapshot of the device counters. */
 void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out)
 {
     *out = s->stats;

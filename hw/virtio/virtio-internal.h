@@ -19,6 +19,8 @@ struct VdVirtQueue {
     uint16_t signalled_used;      /* used_idx at the last interrupt decision */
     bool signalled_used_valid;
     bool push_pending;            /* pushed since the last notify */
+    unsigned inuse;               /* popped and not yet pushed */
+    bool throttled;               /* a pop was refused because inuse reached num */
 };
 
 struct VdVirtioDevice {

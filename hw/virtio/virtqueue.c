@@ -29,6 +29,8 @@ void vd_virtq_reset(VdVirtQueue *vq)
     vq->last_avail = vq->used_idx = vq->signalled_used = 0;
     vq->signalled_used_valid = false;
     vq->push_pending = false;
+    vq->inuse = 0;
+    vq->throttled = false;
 }
 
 unsigned vd_virtq_index(VdVirtQueue *vq) { return vq->index; }
@@ -56,6 +58,7 @@ void vd_virtq_set_addr(VdVirtQueue *vq, uint64_t desc, uint64_t avail, uint64_t 
     }
 }
 
+/* Where the driver placed the three ring parts. */
 void vd_virtq_get_addr(VdVirtQueue *vq, uint64_t *desc, uint64_t *avail, uint64_t *used)
 {
     *desc = vq->desc;
@@ -69,6 +72,22 @@ void vd_virtq_set_last_avail(VdVirtQueue *vq, uint16_t idx)
     vq->last_avail = idx;
     vq->used_idx = idx;
     vq->signalled_used_valid = false;
+}
+
+/* vhost-user reconnect: continue from the used idx the ring itself holds. */
+bool vd_virtq_sync_used_idx(VdVirtQueue *vq)
+{
+    uint16_t idx;
+    uint64_t len = 2;
+    VdVirtioDevice *vdev = vq->vdev;
+    uint16_t *p = vdev->translate ? vdev->translate(vdev->translate_opaque, vq->used + 2, &len, false) : NULL;
+    if (!p || len != 2) {
+        return false;
+    }
+    idx = GUINT16_FROM_LE(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+    vq->used_idx = idx;
+    vq->signalled_used_valid = false;
+    return true;
 }
 
 /* True if [gpa, gpa+len) is wholly translatable. */
@@ -331,6 +350,11 @@ void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size)
         return chain_error(vq, -1, "avail idx %u is more than %u ahead of %u", avail_idx, vq->num,
                            vq->last_avail);
     }
+    if (vq->inuse >= vq->num) {
+        /* A correct driver cannot have more than num buffers outstanding. */
+        vq->throttled = true;
+        return NULL;
+    }
     uint16_t head;
     if (!ring_load16(vdev, vq->avail + AVAIL_RING(vq->last_avail % vq->num), &head)) {
         return chain_error(vq, -1, "avail ring outside guest memory");
@@ -340,8 +364,22 @@ void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size)
     if (head >= vq->num) {
         return chain_error(vq, -1, "head %u is not below queue size %u", head, vq->num);
     }
-    return walk_chain(vq, head, elem_size);
+    VdVirtqElem *elem = walk_chain(vq, head, elem_size);
+    if (elem) {
+        vq->inuse++;
+    }
+    return elem;
 }
+
+/* True (once) if a pop was refused since the queue hit its in-use limit. */
+bool vd_virtq_take_throttled(VdVirtQueue *vq)
+{
+    bool t = vq->throttled;
+    vq->throttled = false;
+    return t;
+}
+
+unsigned vd_virtq_inuse(VdVirtQueue *vq) { return vq->inuse; }
 
 /* True if the element predates the latest reset. */
 bool vd_virtq_elem_stale(const VdVirtqElem *elem)
@@ -353,7 +391,11 @@ bool vd_virtq_elem_stale(const VdVirtqElem *elem)
 bool vd_virtq_push(VdVirtqElem *elem, uint32_t written)
 {
     VdVirtQueue *vq = elem->vq;
-    if (vd_virtq_elem_stale(elem) || !vq->ready) {
+    if (vd_virtq_elem_stale(elem)) {
+        return false;
+    }
+    vq->inuse--;
+    if (!vq->ready) {
         return false;
     }
     if (written > elem->in_len) {

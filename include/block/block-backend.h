@@ -49,6 +49,12 @@ typedef enum VdWritethroughPolicy {
     VD_WT_DSYNC, /* writes go through a second descriptor opened O_DSYNC */
 } VdWritethroughPolicy;
 
+/* The I/O engine (aio=). */
+typedef enum VdAioEngine {
+    VD_AIO_THREADS,   /* a thread pool running preadv/pwritev/fdatasync */
+    VD_AIO_IO_URING,  /* io_uring for single-step aligned ops, the pool for the rest */
+} VdAioEngine;
+
 /* Request flags for vd_blk_pwritev / vd_blk_write_zeroes. */
 #define VD_REQ_FUA       (1u << 0) /* durable at completion */
 #define VD_REQ_MAY_UNMAP (1u << 1) /* write-zeroes may deallocate */
@@ -62,6 +68,7 @@ typedef struct VdBlockStats {
     uint64_t bytes_read, bytes_written;
     uint64_t wce_toggles;
     /* host level: what reached the host */
+    /* host operations: syscalls, or io_uring operations with aio=io_uring */
     uint64_t host_reads, host_writes;     /* preadv/pwritev(2) calls */
     uint64_t host_fdatasync;              /* fdatasync(2) calls */
     uint64_t host_dsync_writes;           /* writes on the O_DSYNC descriptor */
@@ -73,6 +80,7 @@ typedef struct VdBlockStats {
     uint64_t flushes_coalesced;           /* served by another flush's fdatasync */
     uint64_t flushes_stage1_only;         /* cache=unsafe: fdatasync elided */
     uint64_t errors;                      /* guest requests that failed */
+    uint64_t uring_ops;                   /* host ops that went through io_uring */
 } VdBlockStats;
 
 /* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */
@@ -99,11 +107,13 @@ void vd_blk_close(VdBlockBackend *blk);
 /* Option-string spellings of the enums. */
 const char *vd_cache_mode_name(VdCacheMode mode);
 const char *vd_wt_policy_name(VdWritethroughPolicy policy);
+const char *vd_aio_name(VdAioEngine aio);
 
 int64_t vd_blk_length(VdBlockBackend *blk);          /* bytes */
 bool vd_blk_is_read_only(VdBlockBackend *blk);
 VdCacheMode vd_blk_cache_mode(VdBlockBackend *blk);
 VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk);
+VdAioEngine vd_blk_aio(VdBlockBackend *blk);
 const char *vd_blk_driver_name(VdBlockBackend *blk);
 const char *vd_blk_filename(VdBlockBackend *blk);
 /* True if the backend can do a native (single-syscall) FUA write. */

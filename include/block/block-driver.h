@@ -91,6 +91,14 @@ typedef struct VdBlockDriver {
     int (*discard)(VdBlockDriverState *bs, VdDriverReq *req);       /* -ENOTSUP: advisory no-op */
     int (*write_zeroes)(VdBlockDriverState *bs, VdDriverReq *req);  /* -ENOTSUP: layer writes zeroes */
     int (*drop_page_cache)(VdBlockDriverState *bs, VdDriverReq *req);
+
+    /*
+     * Optional, for aio=io_uring: the descriptor that a single aligned
+     * read/write with these VD_DRV_* flags (RWF_DSYNC is added by the engine
+     * for VD_DRV_FUA), or a datasync flush (flags 0), can be issued on.
+     * -1: not possible, the thread pool runs the driver op instead.
+     */
+    int (*get_fd)(VdBlockDriverState *bs, unsigned drv_flags);
 } VdBlockDriver;
 
 extern const VdBlockDriver vd_driver_file;

@@ -31,6 +31,15 @@
  *  - The config generation counter changes whenever the device changes its
  *    config space (vd_virtio_config_changed).
  *
+ * For a transport without registers (a vhost-user server): set the
+ * translate hook and the transport ops, call vd_virtio_set_guest_features
+ * and vd_virtio_set_status(ACKNOWLEDGE|DRIVER|FEATURES_OK) on SET_FEATURES,
+ * configure each ring with vd_virtq_set_size/set_addr (addresses in the
+ * space the translate hook maps), vd_virtq_set_last_avail +
+ * vd_virtq_sync_used_idx on SET_VRING_BASE, vd_virtq_set_ready, then set
+ * DRIVER_OK and forward kicks with vd_virtio_queue_kick.  Queues are only
+ * processed while DRIVER_OK is set and the device is not broken.
+ *
  * Threading: one device belongs to one GMainContext thread.  Ring accesses
  * use the memory barriers the spec asks for, so a driver on another CPU
  * (KVM vCPU, vhost-user front end) sees a consistent ring.
@@ -190,19 +199,27 @@ bool vd_virtq_ready(VdVirtQueue *vq);
 /* For vhost-user GET/SET_VRING_BASE: the next avail index the device will read. */
 uint16_t vd_virtq_last_avail(VdVirtQueue *vq);
 void vd_virtq_set_last_avail(VdVirtQueue *vq, uint16_t idx);
+/* vhost-user: take the used idx from the used ring in guest memory (false if unmapped). */
+bool vd_virtq_sync_used_idx(VdVirtQueue *vq);
 /* The driver kicked queue index: runs the device's queue_notify if the queue is live. */
 void vd_virtio_queue_kick(VdVirtioDevice *vdev, unsigned index);
 
 /* --- the device-facing API (called by device models) --- */
 /*
  * Take the next available request, or NULL if none (or the device is
- * broken).  elem_size >= sizeof(VdVirtqElem): the returned block is that
+ * broken, or queue-size elements are already popped and not pushed: a
+ * correct driver never has more outstanding, so every popped element must
+ * eventually be pushed; see vd_virtq_take_throttled).  elem_size >= sizeof(VdVirtqElem): the returned block is that
  * big (zeroed beyond the element), so a device can embed VdVirtqElem first
  * in its request struct.  Free it with vd_virtq_elem_free.
  */
 void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size);
 /* Return a request with `written` bytes written to in_sg; false if it is stale (reset since pop). */
 bool vd_virtq_push(VdVirtqElem *elem, uint32_t written);
+/* True (and cleared) if a pop was refused for the in-use limit: pop again after a push. */
+bool vd_virtq_take_throttled(VdVirtQueue *vq);
+/* Elements popped and not yet pushed (reset to 0 by a device reset). */
+unsigned vd_virtq_inuse(VdVirtQueue *vq);
 /* Interrupt the driver if it wants to hear about used buffers pushed since the last notify. */
 void vd_virtq_notify(VdVirtQueue *vq);
 void vd_virtq_elem_free(void *elem);

@@ -96,6 +96,11 @@ void vd_qtest_set_timeout(VdQtest *q, unsigned ms)
     q->timeout_ms = ms ? ms : default_timeout();
 }
 
+GPid vd_qtest_pid(VdQtest *q)
+{
+    return q->pid;
+}
+
 void vd_qtest_set_async_hook(VdQtest *q, VdQtestAsyncHook *fn, void *opaque)
 {
     q->hook = fn;
@@ -200,6 +205,11 @@ static char *wait_reply(VdQtest *q)
         handle_async(q, line);
         g_free(line);
     }
+}
+
+void vd_qtest_send(VdQtest *q, const char *data, size_t len)
+{
+    send_raw(q, data, len);
 }
 
 char *vd_qtest_raw(VdQtest *q, const char *data, size_t len)

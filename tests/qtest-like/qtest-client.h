@@ -38,11 +38,15 @@ VdQtest *vd_qtest_startv(const char *const *extra_argv);
 int vd_qtest_quit(VdQtest *q);
 void vd_qtest_set_timeout(VdQtest *q, unsigned ms);
 void vd_qtest_set_async_hook(VdQtest *q, VdQtestAsyncHook *fn, void *opaque);
+/* The VMM's process id (for signal tests). */
+GPid vd_qtest_pid(VdQtest *q);
 /* The VMM binary: $VDISK_VMM; aborts if unset. */
 const char *vd_qtest_vmm_path(void);
 
 /* Send one command line, return its reply line ("OK ..." or "FAIL ..."; g_free it). */
 G_GNUC_PRINTF(2, 3) char *vd_qtest_cmd(VdQtest *q, const char *fmt, ...);
+/* Send bytes as they are, without waiting for anything. */
+void vd_qtest_send(VdQtest *q, const char *data, size_t len);
 /* Send bytes as they are (tests of malformed input); returns the next reply. */
 char *vd_qtest_raw(VdQtest *q, const char *data, size_t len);
 /* Send a command and require OK; returns what follows "OK" (maybe ""), g_free it. */

@@ -85,12 +85,12 @@ static const ModeRow mode_rows[] = {
     { "unsafe", false, true, false },
 };
 
-/* Each mode: open flags, initial WCE, and what a flush and a FUA write do on the host. */
-static void test_mode_table(void **state)
+/* Each mode, with each I/O engine: open flags, initial WCE, and what a flush and a FUA write do on the host. */
+static void check_mode_table(const char *aio)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(mode_rows); i++) {
         const ModeRow *row = &mode_rows[i];
-        g_autofree char *opt = g_strdup_printf("cache=%s", row->cache);
+        g_autofree char *opt = g_strdup_printf("cache=%s,aio=%s", row->cache, aio);
         VdBlockBackend *blk = open_image(opt);
         unsigned n;
         int any_direct, any_dsync, all_direct;
@@ -123,8 +123,52 @@ static void test_mode_table(void **state)
         s = stats_of(blk);
         assert_int_equal(s.host_rwf_dsync_writes, row->flush_syncs ? 2 : 0);
         assert_int_equal(s.host_writes, 4);
+        /* With io_uring, the single-step ops went through the ring. */
+        if (strcmp(aio, "io_uring") == 0) {
+            assert_true(s.uring_ops >= 4);
+        } else {
+            assert_int_equal(s.uring_ops, 0);
+        }
         vd_blk_close(blk);
     }
+}
+
+static void test_mode_table(void **state)
+{
+    check_mode_table("threads");
+}
+
+static void test_mode_table_io_uring(void **state)
+{
+    check_mode_table("io_uring");
+}
+
+/* aio=io_uring: data round-trips, unaligned requests fall back to the pool, faults still apply. */
+static void test_io_uring_paths(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=none,aio=io_uring,wt-policy=dsync");
+    memset(buf, 0x3c, 8192);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 8192, 0), 0);
+    uint8_t odd[100];
+    memset(odd, 0x77, sizeof(odd));
+    assert_int_equal(vd_blk_pwrite_sync(blk, 10, odd, sizeof(odd), 0), 0); /* RMW via the pool */
+    assert_int_equal(vd_blk_pread_sync(blk, 0, buf + 8192, 4096), 0);
+    assert_int_equal(buf[8192 + 9], 0x3c);
+    assert_int_equal(buf[8192 + 10], 0x77);
+    assert_int_equal(buf[8192 + 110], 0x3c);
+    VdBlockStats s = stats_of(blk);
+    assert_true(s.bounce_rmw >= 1);
+    assert_int_equal(s.uring_ops, 2); /* the aligned write and the aligned read */
+    /* WCE off with the dsync policy: the O_DSYNC descriptor, through the ring. */
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+    s = stats_of(blk);
+    assert_int_equal(s.host_dsync_writes, 1);
+    assert_int_equal(s.host_fdatasync, 1); /* the 1->0 flush */
+    /* An injected fault is honoured (the request takes the pool). */
+    vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EIO);
+    vd_blk_close(blk);
 }
 
 /* wt-policy=dsync: a second, O_DSYNC descriptor carries WCE=0 writes; no fdatasync. */
@@ -281,6 +325,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mode_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mode_table_io_uring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_uring_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsync_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_size_error, setup, teardown),

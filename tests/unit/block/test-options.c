@@ -60,6 +60,7 @@ static void test_every_accepted_value(void **state)
         { "read-only=false", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "read-only=no", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "aio=threads", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "aio=io_uring", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "format=raw", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "driver=file", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "discard=unmap", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
@@ -73,6 +74,7 @@ static void test_every_accepted_value(void **state)
         assert_int_equal(vd_blk_cache_mode(blk), rows[i].cache);
         assert_int_equal(vd_blk_wt_policy(blk), rows[i].policy);
         assert_int_equal(vd_blk_is_read_only(blk), rows[i].read_only);
+        assert_int_equal(vd_blk_aio(blk), strstr(rows[i].opt, "io_uring") ? VD_AIO_IO_URING : VD_AIO_THREADS);
         assert_string_equal(vd_blk_filename(blk), image);
         assert_string_equal(vd_cache_mode_name(rows[i].cache), i < 5 ? rows[i].opt + 6 : vd_cache_mode_name(rows[i].cache));
         bool discard = strstr(rows[i].opt, "discard=ignore") || strstr(rows[i].opt, "discard=off");
@@ -105,7 +107,7 @@ static void test_bad_options(void **state)
           "invalid cache 'fast'; accepted values: writeback, none, writethrough, directsync, unsafe" },
         { g_strdup_printf("file=%s,wt-policy=sometimes", img), "invalid wt-policy 'sometimes'; accepted values: fua, dsync" },
         { g_strdup_printf("file=%s,read-only=maybe", img), "invalid read-only 'maybe'; accepted values: on, off, true, false, yes, no" },
-        { g_strdup_printf("file=%s,aio=io_uring", img), "invalid aio 'io_uring'; accepted values: threads" },
+        { g_strdup_printf("file=%s,aio=native", img), "invalid aio 'native'; accepted values: threads, io_uring" },
         { g_strdup_printf("file=%s,format=qcow2", img), "invalid format 'qcow2'; accepted values: raw" },
         { g_strdup_printf("file=%s,discard=maybe", img), "invalid discard 'maybe'; accepted values: unmap, on, ignore, off" },
         { g_strdup_printf("file=%s,driver=nbd", img), "invalid driver 'nbd'; accepted values: file, null" },

@@ -62,6 +62,7 @@ static Fix *fix_new(const char *opts, const VdVirtioBlkConf *conf)
     return f;
 }
 
+/* Tear down in reverse order and delete the image. */
 static void fix_free(Fix *f)
 {
     vd_virtio_mmio_free(f->mmio);
@@ -82,6 +83,7 @@ static void start(Fix *f, uint64_t features, unsigned nq)
     vg_driver_ok(&f->g);
 }
 
+/* Backend counters. */
 static VdBlockStats bstats(Fix *f)
 {
     VdBlockStats s;
@@ -89,6 +91,7 @@ static VdBlockStats bstats(Fix *f)
     return s;
 }
 
+/* Device counters. */
 static VdVirtioBlkStats dstats(Fix *f)
 {
     VdVirtioBlkStats s;
@@ -594,6 +597,66 @@ static void test_reset_in_flight(void **state)
     fix_free(f);
 }
 
+/* A driver that over-fills the ring is served queue-size requests at a time, and all get answered. */
+static void test_overfilled_ring_resumes(void **state)
+{
+    VdVirtioBlkConf conf = { .queue_size = 4 };
+    Fix *f = fix_new(NULL, &conf);
+    assert_true(vg_negotiate(&f->g, ALL_FEATURES));
+    assert_true(vg_setup_queue(&f->g, 0, 4));
+    vg_driver_ok(&f->g);
+    uint64_t w = pattern(f, 4096, 8);
+    Req r = build(f, 0, VD_VIRTIO_BLK_T_OUT, 0, w, 4096);
+    for (int i = 0; i < 4; i++) {
+        vg_publish(&f->g, 0, r.head);
+    }
+    vg_kick(&f->g, 0);
+    for (int i = 0; i < 2; i++) {            /* two more while four are in flight */
+        vg_publish(&f->g, 0, r.head);
+    }
+    vg_kick(&f->g, 0);
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (vg_used_idx(&f->g, 0) != 6 && g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+    }
+    assert_int_equal(vg_used_idx(&f->g, 0), 6);
+    assert_int_equal(dstats(f).out, 6);
+    assert_false(vd_virtio_broken(vd_virtio_blk_device(f->dev)));
+    fix_free(f);
+}
+
+/* Random headers, types, sectors, lengths and segment tables: every request gets a valid status. */
+static void test_random_requests(void **state)
+{
+    Fix *f = fix_new(NULL, NULL);
+    start(f, ALL_FEATURES, 1);
+    GRand *rnd = g_rand_new_with_seed(4242);
+    static const uint32_t types[] = { 0, 1, 4, 8, 11, 13, 14, 2, 99, 0xffffffff };
+    uint64_t data = vg_alloc(&f->g, 65536);
+    unsigned st_count[3] = { 0 };
+    for (int iter = 0; iter < 300; iter++) {
+        uint8_t *d = vg_ptr(&f->g, data);
+        for (int i = 0; i < 512; i++) {
+            d[i] = g_rand_int(rnd);
+        }
+        uint32_t type = types[g_rand_int_range(rnd, 0, G_N_ELEMENTS(types))];
+        uint64_t sector = g_rand_boolean(rnd) ? (uint64_t)g_rand_int_range(rnd, 0, DISK / 512 + 16)
+                                              : ((uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd));
+        uint32_t len = g_rand_boolean(rnd) ? 512u * g_rand_int_range(rnd, 0, 128) : (uint32_t)g_rand_int_range(rnd, 0, 65536);
+        Req r = build(f, 0, type, sector, data, len);
+        vg_publish(&f->g, 0, r.head);
+        vg_kick(&f->g, 0);
+        uint8_t st = finish(f, 0, r, NULL);
+        assert_true(st <= VD_VIRTIO_BLK_S_UNSUPP);
+        st_count[st]++;
+        assert_false(vd_virtio_broken(vd_virtio_blk_device(f->dev)));
+    }
+    assert_int_equal(vd_blk_length(f->blk), DISK);
+    assert_true(st_count[0] > 0 && st_count[1] > 0 && st_count[2] > 0);
+    g_rand_free(rnd);
+    fix_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +674,8 @@ int main(void)
         cmocka_unit_test(test_backend_error),
         cmocka_unit_test(test_bad_layout),
         cmocka_unit_test(test_reset_in_flight),
+        cmocka_unit_test(test_overfilled_ring_resumes),
+        cmocka_unit_test(test_random_requests),
     };
     return cmocka_run_group_tests_name("virtio-blk", tests, NULL, NULL);
 }

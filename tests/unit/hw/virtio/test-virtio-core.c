@@ -37,11 +37,13 @@ typedef struct Fix {
     uint8_t shadow[64 * 1024];   /* a vhost-user-like private memory for the translate test */
 } Fix;
 
+/* The echo device offers the core features and one of its own. */
 static uint64_t echo_features(VdVirtioDevice *vdev)
 {
     return VD_VIRTIO_CORE_FEATURES | VD_VIRTIO_BIT(ECHO_F_EXTRA);
 }
 
+/* Record the negotiated set; refuse it on request. */
 static bool echo_set_features(VdVirtioDevice *vdev, uint64_t f)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -49,6 +51,7 @@ static bool echo_set_features(VdVirtioDevice *vdev, uint64_t f)
     return !e->refuse_features;
 }
 
+/* Config: u32 magic (read-only) at 0, u32 read-write at 4. */
 static void echo_get_config(VdVirtioDevice *vdev, uint8_t *cfg)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -57,6 +60,7 @@ static void echo_get_config(VdVirtioDevice *vdev, uint8_t *cfg)
     memcpy(cfg + 4, &rw, 4);
 }
 
+/* Only the u32 at 4 is writable. */
 static void echo_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *buf, uint32_t len)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -75,6 +79,7 @@ static void echo_answer(VdVirtqElem *elem)
     vd_virtq_push(elem, w);
 }
 
+/* Answer (or hold) every available request, then notify once. */
 static void echo_notify(VdVirtioDevice *vdev, VdVirtQueue *vq)
 {
     Echo *e = vd_virtio_device_opaque(vdev);
@@ -90,11 +95,13 @@ static void echo_notify(VdVirtioDevice *vdev, VdVirtQueue *vq)
     vd_virtq_notify(vq);
 }
 
+/* Count DRIVER_OK transitions. */
 static void echo_driver_ok(VdVirtioDevice *vdev)
 {
     ((Echo *)vd_virtio_device_opaque(vdev))->driver_oks++;
 }
 
+/* Count resets. */
 static void echo_reset(VdVirtioDevice *vdev)
 {
     ((Echo *)vd_virtio_device_opaque(vdev))->resets++;
@@ -107,6 +114,7 @@ static const VdVirtioDeviceOps echo_ops = {
     .driver_ok = echo_driver_ok, .queue_notify = echo_notify, .reset = echo_reset,
 };
 
+/* Bus, echo device, virtio-mmio transport and guest. */
 static int setup(void **state)
 {
     Fix *f = g_new0(Fix, 1);
@@ -121,6 +129,7 @@ static int setup(void **state)
     return 0;
 }
 
+/* Free everything setup made. */
 static int teardown(void **state)
 {
     Fix *f = *state;
@@ -348,6 +357,7 @@ static void submit(Fix *f, unsigned head)
     vg_kick(&f->g, 0);
 }
 
+/* A descriptor loop. */
 static void test_bad_loop(void **state)
 {
     Fix *f = *state;
@@ -359,6 +369,7 @@ static void test_bad_loop(void **state)
     expect_broken_then_recover(f, 0);
 }
 
+/* Buffers that leave guest RAM or wrap around. */
 static void test_bad_address_outside_ram(void **state)
 {
     Fix *f = *state;
@@ -371,6 +382,7 @@ static void test_bad_address_outside_ram(void **state)
     expect_broken_then_recover(f, 2);
 }
 
+/* Every way an indirect table can be wrong. */
 static void test_bad_indirect_tables(void **state)
 {
     Fix *f = *state;
@@ -414,6 +426,7 @@ static void test_bad_indirect_tables(void **state)
     expect_broken_then_recover(f, 0);
 }
 
+/* Bad head, avail idx too far ahead, order and next violations. */
 static void test_bad_ring_indices(void **state)
 {
     Fix *f = *state;
@@ -453,6 +466,85 @@ static void test_stale_after_reset(void **state)
     assert_true(vd_virtq_elem_stale(elem));
     assert_false(vd_virtq_push(elem, 4));
     assert_int_equal(vg_used_idx(&f->g, 0), 0);
+}
+
+/* A driver that keeps publishing without waiting cannot make the device hold more than num requests. */
+static void test_inuse_limit(void **state)
+{
+    Fix *f = *state;
+    start(f, VD_VIRTIO_CORE_FEATURES);
+    f->echo.defer = true;
+    uint64_t src = vg_alloc(&f->g, 8), dst = vg_alloc(&f->g, 8);
+    VgBuf b[] = { { src, 4, false }, { dst, 4, true } };
+    unsigned head = vg_chain(&f->g, 0, b, 2);
+    VdVirtQueue *vq = vd_virtio_queue(f->echo.vdev, 0);
+    for (unsigned i = 0; i < QMAX; i++) {      /* the same head over and over: a driver bug */
+        vg_publish(&f->g, 0, head);
+    }
+    vg_kick(&f->g, 0);
+    assert_int_equal(f->echo.held->len, QMAX);
+    assert_false(vd_virtq_take_throttled(vq));
+    vg_publish(&f->g, 0, head);
+    vg_kick(&f->g, 0);
+    assert_int_equal(f->echo.held->len, QMAX);  /* refused, not queued */
+    assert_int_equal(vd_virtq_inuse(vq), QMAX);
+    assert_true(vd_virtq_take_throttled(vq));
+    assert_false(vd_virtq_take_throttled(vq));
+    /* one answered: room for exactly one more */
+    VdVirtqElem *e = g_ptr_array_steal_index(f->echo.held, 0);
+    echo_answer(e);
+    vd_virtq_elem_free(e);
+    assert_int_equal(vd_virtq_inuse(vq), QMAX - 1);
+    vg_kick(&f->g, 0);
+    assert_int_equal(f->echo.held->len, QMAX);
+    assert_false(vd_virtio_broken(f->echo.vdev));
+}
+
+/* Random descriptor tables and rings: every kick ends in answers or NEEDS_RESET, never a crash. */
+static void test_random_chains(void **state)
+{
+    Fix *f = *state;
+    GRand *rnd = g_rand_new_with_seed(20261121);
+    uint64_t scratch = 0;
+    unsigned broken = 0, answered = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        start(f, g_rand_boolean(rnd) ? VD_VIRTIO_CORE_FEATURES : VD_VIRTIO_BIT(VD_VIRTIO_F_VERSION_1));
+        if (!scratch) {
+            scratch = vg_alloc(&f->g, 4096);
+        }
+        for (unsigned i = 0; i < QMAX; i++) {
+            /* addresses mostly near the scratch page, sometimes anywhere */
+            uint64_t addr = g_rand_int_range(rnd, 0, 4) ? scratch + g_rand_int_range(rnd, 0, 4096)
+                                                        : ((uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd));
+            uint32_t len = g_rand_int_range(rnd, 0, 4) ? (uint32_t)g_rand_int_range(rnd, 0, 64) : g_rand_int(rnd);
+            uint16_t flags = g_rand_int_range(rnd, 0, 8), next = g_rand_int_range(rnd, 0, QMAX + 2);
+            if (flags & VD_VRING_DESC_F_INDIRECT && g_rand_boolean(rnd)) {
+                addr = scratch;   /* an indirect table made of whatever the scratch page holds */
+                len = 16 * g_rand_int_range(rnd, 0, QMAX + 2);
+            }
+            vg_set_desc(&f->g, 0, i, addr, len, flags, next);
+        }
+        uint8_t *junk = vg_ptr(&f->g, scratch);
+        for (int i = 0; i < 4096; i++) {
+            junk[i] = g_rand_int(rnd);
+        }
+        unsigned n = g_rand_int_range(rnd, 1, QMAX + 3);
+        for (unsigned i = 0; i < n; i++) {
+            vg_publish(&f->g, 0, g_rand_int_range(rnd, 0, QMAX + 1));
+        }
+        vg_kick(&f->g, 0);
+        if (vd_virtio_broken(f->echo.vdev)) {
+            assert_true(vg_rd(&f->g, VD_VMMIO_STATUS) & VD_VIRTIO_STATUS_NEEDS_RESET);
+            broken++;
+        } else {
+            assert_int_equal(vg_used_idx(&f->g, 0), n);   /* every request answered */
+            answered++;
+        }
+    }
+    /* both outcomes happened, so the generator reached the device's checks and its happy path */
+    assert_true(broken > 0);
+    assert_true(answered > 0);
+    g_rand_free(rnd);
 }
 
 /* A translate hook that maps guest addresses into private memory in 4 KiB pieces. */
@@ -503,6 +595,23 @@ static void test_translate_hook(void **state)
     }
     assert_int_equal(f->shadow[0x200 + 2], 1);     /* used idx */
     assert_int_equal(f->shadow[0x200 + 8], 100);   /* used len */
+    /* a reconnecting back end resumes from the indices in memory */
+    vd_virtq_set_ready(vq, false);
+    f->shadow[0x200 + 2] = 7;
+    vd_virtq_set_last_avail(vq, 7);
+    assert_true(vd_virtq_sync_used_idx(vq));
+    assert_true(vd_virtq_set_ready(vq, true));
+    avail[1] = GUINT16_TO_LE(8);
+    avail[2] = 0;                                   /* ring[7 % 8] is at offset 4 + 14 */
+    memcpy(f->shadow + 0x100, avail, 4);
+    memset(f->shadow + 0x100 + 4 + 14, 0, 2);
+    elem = vd_virtq_pop(vq, sizeof(VdVirtqElem));
+    assert_non_null(elem);
+    echo_answer(elem);
+    vd_virtq_elem_free(elem);
+    assert_int_equal(f->shadow[0x200 + 2], 8);
+    assert_int_equal(f->shadow[0x200 + 4 + 8 * 7], 0);     /* used ring slot 7: id 0 */
+    assert_int_equal(f->shadow[0x200 + 4 + 8 * 7 + 4], 100);
     vd_virtio_device_free(vdev);
 }
 
@@ -520,6 +629,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_indirect_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ring_indices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_after_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inuse_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_chains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_translate_hook, setup, teardown),
     };
     return cmocka_run_group_tests_name("virtio-core", tests, NULL, NULL);

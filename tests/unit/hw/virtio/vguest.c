@@ -121,6 +121,7 @@ void vg_write_desc_at(VGuest *g, uint64_t table, unsigned idx, uint64_t addr, ui
     memcpy(p + 14, &n, 2);
 }
 
+/* Descriptor idx of queue q's own table. */
 void vg_set_desc(VGuest *g, unsigned q, unsigned idx, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
     vg_write_desc_at(g, g->q[q].desc, idx, addr, len, flags, next);
@@ -165,11 +166,13 @@ void vg_publish(VGuest *g, unsigned q, uint16_t head)
     __atomic_store_n((uint16_t *)vg_ptr(g, vq->avail + 2), GUINT16_TO_LE(vq->avail_idx), __ATOMIC_RELEASE);
 }
 
+/* QueueNotify. */
 void vg_kick(VGuest *g, unsigned q)
 {
     vg_wr(g, VD_VMMIO_QUEUE_NOTIFY, q);
 }
 
+/* The device's used idx for queue q. */
 uint16_t vg_used_idx(VGuest *g, unsigned q)
 {
     return GUINT16_FROM_LE(__atomic_load_n((uint16_t *)vg_ptr(g, g->q[q].used + 2), __ATOMIC_ACQUIRE));
