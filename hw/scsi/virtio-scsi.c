@@ -507,7 +507,8 @@ VdVirtioScsi *vd_virtio_scsi_new(const VdVirtioScsiConf *conf, VdBus *bus, GErro
         return NULL;
     }
     VdVirtioScsi *s = g_new0(VdVirtioScsi, 1);
-    s->ctx = bus ? g_main_context_ref(vd_bus_context(bus)) : g_main_context_ref_thread_default();
+    s->ctx = conf->ctx ? g_main_context_ref(conf->ctx)
+           : bus ? g_main_context_ref(vd_bus_context(bus)) : g_main_context_ref_thread_default();
     s->target = vd_scsi_target_new();
     s->disks = g_ptr_array_new();
     s->num_queues = nq;

@@ -117,6 +117,8 @@ typedef struct VdVirtioScsi VdVirtioScsi;
 typedef struct VdVirtioScsiConf {
     unsigned num_queues;    /* request queues, default 1 (1..16) */
     unsigned queue_size;    /* entries per queue (power of two), default 128 */
+    GMainContext *ctx;      /* where the disks complete: NULL = the bus's context, or the
+                               thread-default one without a bus (vhost-user: the backends' context) */
 } VdVirtioScsiConf;
 
 typedef struct VdVirtioScsiStats {
@@ -126,9 +128,9 @@ typedef struct VdVirtioScsiStats {
 } VdVirtioScsiStats;
 
 /*
- * Create the adapter with no LUNs.  bus provides guest memory and the
- * GMainContext in which the disks complete.  Bind a transport to
- * vd_virtio_scsi_device() next.
+ * Create the adapter with no LUNs.  bus (may be NULL when the caller sets a
+ * translate hook on the VdVirtioDevice, as a vhost-user server does) provides
+ * guest memory.  Bind a transport to vd_virtio_scsi_device() next.
  */
 VdVirtioScsi *vd_virtio_scsi_new(const VdVirtioScsiConf *conf, VdBus *bus, GError **errp);
 /* Reset the device, wait for every command, free the disks and the adapter (backends stay open). */
