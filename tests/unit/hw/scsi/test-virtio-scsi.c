@@ -410,6 +410,85 @@ static void test_reset_with_io_in_flight(void **state)
     fix_free(f);
 }
 
+/* Random request and control chains (sizes, LUN fields, CDBs): every one is answered or breaks the device cleanly. */
+static void test_random_chains(void **state)
+{
+    Fix *f = fix_new(1);
+    GRand *rng = g_rand_new_with_seed(4242);
+    unsigned answered = 0, resets = 0;
+    start(f, 0, 1);
+    for (unsigned it = 0; it < 3000; it++) {
+        unsigned q = g_rand_int_range(rng, 0, 4) == 0 ? 0 : 2;
+        uint32_t out_len = g_rand_int_range(rng, 0, 4) ? (uint32_t)g_rand_int_range(rng, 0, 80) : 51;
+        uint32_t in_len = g_rand_int_range(rng, 0, 4) ? (uint32_t)g_rand_int_range(rng, 0, 1200) : 108 + 512;
+        uint64_t out = vg_alloc(&f->g, out_len + 1), in = vg_alloc(&f->g, in_len + 1);
+        uint8_t *p = vg_ptr(&f->g, out);
+        for (uint32_t i = 0; i < out_len; i++) {
+            p[i] = g_rand_int_range(rng, 0, 256);
+        }
+        if (out_len >= 8 && g_rand_boolean(rng)) {
+            static const uint8_t good_lun[8] = { 1, 0, 0x40, 0, 0, 0, 0, 0 };
+            memcpy(q == 0 ? p + (out_len >= 16 ? 8 : 0) : p, good_lun, 8);
+            p[3] = g_rand_int_range(rng, 0, 3);
+        }
+        if (q == 0 && out_len >= 4) {
+            p[0] = g_rand_int_range(rng, 0, 4);
+            p[1] = p[2] = p[3] = 0;
+        }
+        VgBuf b[2] = { { out, out_len, false }, { in, in_len, true } };
+        unsigned n = 0;
+        VgBuf use[2];
+        if (out_len) {
+            use[n++] = b[0];
+        }
+        if (in_len) {
+            use[n++] = b[1];
+        }
+        if (!n) {
+            continue;
+        }
+        unsigned head = vg_chain(&f->g, q, use, n);
+        vg_publish(&f->g, q, head);
+        vg_kick(&f->g, q);
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        uint32_t id, len;
+        bool got = false;
+        while (!(got = vg_pop_used(&f->g, q, &id, &len))) {
+            if (vg_rd(&f->g, 0x070) & VD_VIRTIO_STATUS_NEEDS_RESET) {
+                break;
+            }
+            assert_true(g_get_monotonic_time() < deadline);
+            g_main_context_iteration(NULL, TRUE);
+        }
+        if (got) {
+            assert_int_equal(id, head);
+            assert_true(len <= in_len);
+            answered++;
+        }
+        if (vg_rd(&f->g, 0x070) & VD_VIRTIO_STATUS_NEEDS_RESET) {
+            resets++;
+            vg_init(&f->g, f->bus, BASE, IRQ);
+            start(f, 0, 1);
+        }
+        if (f->g.heap_end - f->g.heap < (64u << 10)) {
+            vg_init(&f->g, f->bus, BASE, IRQ);
+            start(f, 0, 1);
+        }
+    }
+    print_message("%u answered, %u device resets\n", answered, resets);
+    assert_true(answered > 1000);
+    assert_true(resets > 10);
+    /* Still working. */
+    vg_init(&f->g, f->bus, BASE, IRQ);
+    start(f, 0, 1);
+    static const uint8_t inq[6] = { 0x12, 0, 0, 0, 36, 0 };
+    Cmd c = run(f, 0, inq, 6, 0, 36);
+    assert_int_equal(response_of(f, &c), 0);
+    assert_int_equal(status_of(f, &c), 0);
+    g_rand_free(rng);
+    fix_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_config_sizes),
         cmocka_unit_test(test_multiqueue),
         cmocka_unit_test(test_reset_with_io_in_flight),
+        cmocka_unit_test(test_random_chains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
