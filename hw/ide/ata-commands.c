@@ -11,6 +11,7 @@
  *    written into the cache since the last good flush (the first sector
  *    whose durability could not be ensured; 0 if none is known).
  *  - WRITE DMA FUA EXT / WRITE MULTIPLE FUA EXT are VD_REQ_FUA writes.
+ *  - DATA SET MANAGEMENT (TRIM) discards through the backend (ata-dsm.c).
  */
 #include "ide-internal.h"
 
@@ -59,7 +60,9 @@ static bool decode_range(IdeDrive *d, const AtaCmd *c, uint64_t *lba, uint32_t *
             start = ((uint64_t)cyl * d->heads + head) * d->spt + sector - 1;
         }
     }
-    if (start >= d->nsectors || n > d->nsectors - start) {
+    /* 28-bit commands reach the first 0FFFFFFFh sectors only (IDENTIFY words 60-61). */
+    uint64_t limit = (c->flags & C_EXT) ? d->nsectors : MIN(d->nsectors, 0x0fffffffull);
+    if (start >= limit || n > limit - start) {
         ide_cmd_error(d, ATA_IDNF);
         return false;
     }
@@ -142,6 +145,22 @@ static void cmd_read_dma(IdeDrive *d, const AtaCmd *c)
 static void cmd_write_dma(IdeDrive *d, const AtaCmd *c)
 {
     cmd_dma(d, c, IDE_XFER_DMA_OUT);
+}
+
+/* DATA SET MANAGEMENT: TRIM only, 1..ATA_DSM_MAX_BLOCKS blocks of range entries by DMA. */
+static void cmd_dsm(IdeDrive *d, const AtaCmd *c)
+{
+    uint32_t blocks = d->nsect[0] | (uint32_t)d->nsect[1] << 8;
+    if (!vd_blk_can_discard(d->blk) || !(d->feature[0] & 0x01) || blocks == 0 || blocks > ATA_DSM_MAX_BLOCKS) {
+        ide_cmd_error(d, ATA_ABRT);
+        return;
+    }
+    d->addr = IDE_ADDR_LBA48;
+    d->xfer = IDE_XFER_DMA_OUT;
+    d->lba = 0;
+    d->remaining = blocks;
+    d->status = ATA_READY | ATA_DRQ;
+    ide_dma_try_start(d->ch);
 }
 
 /* READ VERIFY SECTORS (EXT): read the media, transfer nothing. */
@@ -284,8 +303,11 @@ bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
 {
     bool was_on = vd_blk_write_cache(d->blk);
     d->wce = on;
-    if (on || !was_on) {
-        vd_blk_set_write_cache(d->blk, on, NULL, NULL);
+    if (on == was_on) {
+        return false;
+    }
+    if (on) {
+        vd_blk_set_write_cache(d->blk, true, NULL, NULL);
         return false;
     }
     IdeReq *r = ide_req_new(d, done, 0);
@@ -361,6 +383,7 @@ static void cmd_native_max(IdeDrive *d, const AtaCmd *c)
 
 static const AtaCmd ata_cmds[256] = {
     [0x00] = { "NOP", cmd_abort, 0 },
+    [ATA_CMD_DSM] = { "DATA SET MANAGEMENT", cmd_dsm, C_EXT | C_MEDIA },
     [0x20] = { "READ SECTORS", cmd_read_pio, C_MEDIA },
     [0x21] = { "READ SECTORS (no retry)", cmd_read_pio, C_MEDIA },
     [0x24] = { "READ SECTORS EXT", cmd_read_pio, C_EXT | C_MEDIA },

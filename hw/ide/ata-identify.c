@@ -4,7 +4,8 @@
  * Words 82-87 report what is supported and what is enabled right now:
  * write cache (82/85 bit 5), look-ahead (bit 6), NOP (bit 14), power
  * management (bit 3), LBA48 and FLUSH CACHE (EXT) (83/86 bits 10, 12, 13),
- * FUA (84/87 bit 6).  Word 255 carries the A5h signature and a checksum
+ * FUA (84/87 bit 6).  Words 105/169 offer TRIM when the backend can
+ * discard.  Word 255 carries the A5h signature and a checksum
  * that makes the 512 bytes sum to zero.
  */
 #include "ide-internal.h"
@@ -87,6 +88,10 @@ void ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR])
     w[102] = n >> 32;
     w[103] = n >> 48;
     w[106] = 0x4000;                        /* one logical sector per physical sector */
+    if (vd_blk_can_discard(d->blk)) {
+        w[105] = ATA_DSM_MAX_BLOCKS;            /* DATA SET MANAGEMENT: blocks of ranges per command */
+        w[169] = 0x0001;                        /* TRIM supported */
+    }
 
     for (unsigned i = 0; i < 256; i++) {
         out[2 * i] = w[i];

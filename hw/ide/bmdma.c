@@ -145,22 +145,41 @@ void ide_dma_try_start(IdeChannel *ch)
     }
     ch->bm.long_table = long_table;
     ch->bm.stopped = false;
-    d->dma_running = true;
     d->status = ATA_BSY | ATA_DRDY;
-    IdeReq *r = ide_req_new(d, dma_done, bytes);
-    r->segs = segs;
-    r->lba = d->lba;
-    r->nsect = d->remaining;
     if (to_mem) {
+        IdeReq *r = ide_req_new(d, dma_done, bytes);
+        r->segs = segs;
+        r->lba = d->lba;
+        r->nsect = d->remaining;
+        d->dma_running = true;
         vd_blk_preadv(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, ide_req_cb, r);
         return;
     }
+    /* Host to device: the data moves now, from the regions checked above. */
+    uint8_t *buf = g_malloc(bytes);
     size_t off = 0;
     for (guint i = 0; i < segs->len; i++) {
         IdeDmaSeg *s = &g_array_index(segs, IdeDmaSeg, i);
-        vd_dma_read(ch->ctrl->bus, s->gpa, r->buf + off, s->len);
+        vd_dma_read(ch->ctrl->bus, s->gpa, buf + off, s->len);
         off += s->len;
     }
+    if (d->cmd == ATA_CMD_DSM) {
+        /* DATA SET MANAGEMENT: the data is a list of ranges, not sectors to write. */
+        g_array_free(segs, TRUE);
+        if (!long_table) {
+            ch->bm.status &= ~BM_ST_ACTIVE;
+        }
+        ata_dsm_data(d, buf, bytes);
+        return;
+    }
+    IdeReq *r = ide_req_new(d, dma_done, 0);
+    r->buf = buf;
+    r->len = bytes;
+    r->iov = (struct iovec){ .iov_base = buf, .iov_len = bytes };
+    r->segs = segs;
+    r->lba = d->lba;
+    r->nsect = d->remaining;
+    d->dma_running = true;
     vd_blk_pwritev(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, d->req_flags, ide_req_cb, r);
 }
 

@@ -83,6 +83,12 @@ struct IdeReq {
     GArray *segs;           /* IdeDmaSeg, DMA only */
 };
 
+/* One LBA range of a DATA SET MANAGEMENT (TRIM) command. */
+typedef struct IdeDsmRange {
+    uint64_t lba;
+    uint32_t count;
+} IdeDsmRange;
+
 typedef enum IdeXfer {
     IDE_XFER_NONE,
     IDE_XFER_PIO_IN,        /* device to host through the data port */
@@ -131,6 +137,8 @@ struct IdeDrive {
     uint8_t *buf;                   /* PIO data buffer */
     size_t buf_len, buf_pos, block_end;
     IdeReq *inflight;
+    GArray *dsm_ranges;             /* DATA SET MANAGEMENT: IdeDsmRange still to discard */
+    guint dsm_next;
     uint64_t dirty_min_lba;         /* lowest sector written into the cache since the last flush */
 };
 
@@ -192,6 +200,11 @@ void ata_exec(IdeDrive *d, uint8_t opcode);
 void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off);
 bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done);
 const char *ata_command_name(uint8_t opcode);
+
+/* ata-dsm.c */
+#define ATA_CMD_DSM        0x06
+#define ATA_DSM_MAX_BLOCKS 8        /* 512-byte blocks of range entries per command (word 105) */
+void ata_dsm_data(IdeDrive *d, uint8_t *buf, size_t len);
 
 /* ata-identify.c */
 void ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR]);

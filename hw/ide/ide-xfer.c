@@ -67,6 +67,10 @@ void ide_xfer_clear(IdeDrive *d)
     d->verify = false;
     d->dma_running = false;
     d->req_flags = 0;
+    if (d->dsm_ranges) {
+        g_array_free(d->dsm_ranges, TRUE);
+        d->dsm_ranges = NULL;
+    }
 }
 
 /* Complete the current command successfully with an interrupt. */

@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* IRQ listener: count rising edges and snapshot the chosen backend's counters. */
 static void irq_listener(void *opaque, unsigned line, bool level)
@@ -36,15 +37,20 @@ Rig *rig_new(void)
 
 VdBlockBackend *rig_attach(Rig *r, int index, const char *opts)
 {
+    return rig_attach_sized(r, index, opts, 8 << 20);
+}
+
+VdBlockBackend *rig_attach_sized(Rig *r, int index, const char *opts, uint64_t file_size)
+{
     GError *err = NULL;
     g_autofree char *path = g_strdup_printf("%s/disk%d.img", r->tmpdir, index);
     g_autofree char *o = NULL;
     const char *f = strstr(opts, "%F");
     if (f) {
-        /* A fresh 8 MiB image unless the options carry their own size via a later truncate. */
+        /* A fresh sparse image of file_size bytes. */
         FILE *fp = fopen(path, "w");
         assert_non_null(fp);
-        assert_int_equal(ftruncate(fileno(fp), 8 << 20), 0);
+        assert_int_equal(ftruncate(fileno(fp), file_size), 0);
         fclose(fp);
         o = g_strdup_printf("%.*s%s%s", (int)(f - opts), opts, path, f + 2);
     } else {

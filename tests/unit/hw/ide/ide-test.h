@@ -44,8 +44,10 @@ typedef struct Rig {
 
 /* Build the machine pieces; no drives yet. */
 Rig *rig_new(void);
-/* Attach a backend opened from opts at index; "%F" in opts becomes a fresh image file path. */
+/* Attach a backend opened from opts at index; "%F" in opts becomes a fresh 8 MiB image file. */
 VdBlockBackend *rig_attach(Rig *r, int index, const char *opts);
+/* The same with an image of file_size bytes (sparse). */
+VdBlockBackend *rig_attach_sized(Rig *r, int index, const char *opts, uint64_t file_size);
 /* Free the controller, close backends, remove image files. */
 void rig_free(Rig *r);
 

@@ -1,0 +1,111 @@
+/*
+ * vhost-user-internal.h - the memory table shared by the vhost-user server's
+ * files (vhost-user.c: protocol; vhost-user-mem.c: mappings and translation).
+ */
+#ifndef VD_HW_VHOST_USER_INTERNAL_H
+#define VD_HW_VHOST_USER_INTERNAL_H
+
+#include "hw/vhost-user.h"
+
+#include <stddef.h>
+
+/* One region as it travels in SET_MEM_TABLE (little-endian on the wire). */
+typedef struct VdVhostMemRegionMsg {
+    uint64_t guest_phys_addr;
+    uint64_t memory_size;
+    uint64_t userspace_addr;
+    uint64_t mmap_offset;
+} VdVhostMemRegionMsg;
+
+/* One mapped region. */
+typedef struct VdVhostMemRegion {
+    uint64_t gpa, size, uva;   /* guest physical start, length, front-end virtual start */
+    void *map;                 /* mmap() result, map_len bytes */
+    size_t map_len;
+    uint8_t *host;             /* host address of gpa (map + mmap_offset) */
+} VdVhostMemRegion;
+
+typedef struct VdVhostMem {
+    unsigned n;
+    VdVhostMemRegion r[VD_VHOST_USER_MAX_REGIONS];
+} VdVhostMem;
+
+/*
+ * Replace the table with n regions backed by fds (consumed: closed here in
+ * every case).  Validates every region: nonzero size, no overflow, offset +
+ * size within the fd's file size, no two regions overlapping in guest
+ * physical or front-end virtual space.  On failure the old table is kept.
+ */
+bool vd_vhost_mem_set(VdVhostMem *m, const VdVhostMemRegionMsg *regions, const int *fds, unsigned n,
+                      GError **errp);
+/* Unmap every region. */
+void vd_vhost_mem_clear(VdVhostMem *m);
+/* The virtio core's translate hook (opaque is the VdVhostMem). */
+void *vd_vhost_mem_translate(void *opaque, uint64_t gpa, uint64_t *len, bool write);
+/* Front-end virtual [uva, uva+len) to guest physical, if it lies in one region. */
+bool vd_vhost_mem_uva_to_gpa(const VdVhostMem *m, uint64_t uva, uint64_t len, uint64_t *gpa);
+
+/* One vring as the front end configured it. */
+typedef struct VdVhostRing {
+    VdVhostUserServer *s;
+    unsigned index;
+    int kick_fd, call_fd, err_fd;
+    GSource *kick_src;
+    bool started;    /* a kick fd arrived (or a kick), until GET_VRING_BASE */
+    bool enabled;    /* SET_VRING_ENABLE (always, without PROTOCOL_FEATURES) */
+    bool stopping;   /* being drained: kicks are ignored */
+} VdVhostRing;
+
+/* A received message: header fields, payload and the fds that came with it. */
+typedef struct VdVhostMsg {
+    uint32_t req, flags, size;
+    uint8_t payload[VD_VHOST_USER_MAX_PAYLOAD];
+    int fds[VD_VHOST_USER_MAX_REGIONS];
+    unsigned nfds;
+} VdVhostMsg;
+
+struct VdVhostUserServer {
+    char *path;
+    GMainContext *ctx;
+    VdVirtioDevice *vdev;
+    const VdVhostUserDeviceOps *ops;
+    void *opaque;
+    int listen_fd, conn_fd;
+    GSource *listen_src, *conn_src;
+    /* receive state: header first, then payload */
+    uint8_t hdr[VD_VHOST_USER_HDR_SIZE];
+    size_t got;
+    bool in_payload;
+    VdVhostMsg msg;
+    /* negotiated state of the current connection */
+    uint64_t acked_features;
+    bool features_set, protocol_features_acked;
+    uint64_t protocol_features;
+    VdVhostMem mem;
+    unsigned nrings;
+    VdVhostRing *rings;
+    VdVhostUserStats stats;
+};
+
+/* What a message handler tells the dispatcher. */
+typedef enum VdVhostResult {
+    VD_VHOST_OK,       /* done; ack success if NEED_REPLY */
+    VD_VHOST_FAIL,     /* refused; ack failure if NEED_REPLY */
+    VD_VHOST_REPLIED,  /* the handler sent its own reply */
+    VD_VHOST_FATAL,    /* protocol violation: drop the connection */
+} VdVhostResult;
+
+/* Handle one validated message (vhost-user-msg.c). */
+VdVhostResult vd_vhost_dispatch(VdVhostUserServer *s, VdVhostMsg *m);
+/* Send a reply to m with the given payload; false if the socket failed. */
+bool vd_vhost_reply(VdVhostUserServer *s, const VdVhostMsg *m, const void *payload, uint32_t size);
+/* Start or stop a ring's processing to match started/enabled (vhost-user.c). */
+void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r);
+/* Let the device finish every request in flight, ignoring kicks meanwhile. */
+void vd_vhost_drain(VdVhostUserServer *s);
+/* Replace a ring's kick fd (-1: none) and its GSource. */
+void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd);
+/* Stop every ring, drain, reset the device as at power-on. */
+void vd_vhost_device_reset(VdVhostUserServer *s);
+
+#endif

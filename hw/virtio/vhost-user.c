@@ -1,0 +1,463 @@
+/* vhost-user.c - the vhost-user back-end server: socket, message framing, rings' eventfds, disconnects. */
+#include "vhost-user-internal.h"
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void conn_close(VdVhostUserServer *s);
+
+/* Close an fd if open and mark it closed. */
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Detach and drop a GSource if set. */
+static void drop_source(GSource **src)
+{
+    if (*src) {
+        g_source_destroy(*src);
+        g_source_unref(*src);
+        *src = NULL;
+    }
+}
+
+/* Core -> transport: signal the ring's call eventfd (queue >= 0) or, when broken, the err eventfds. */
+static void vhost_notify(void *opaque, int queue)
+{
+    VdVhostUserServer *s = opaque;
+    if (queue >= 0 && (unsigned)queue < s->nrings && s->rings[queue].call_fd >= 0) {
+        s->stats.calls++;
+        eventfd_write(s->rings[queue].call_fd, 1);
+        return;
+    }
+    if (queue < 0 && vd_virtio_broken(s->vdev)) {
+        for (unsigned i = 0; i < s->nrings; i++) {
+            if (s->rings[i].err_fd >= 0) {
+                eventfd_write(s->rings[i].err_fd, 1);
+            }
+        }
+    }
+}
+
+static const VdVirtioTransportOps vhost_transport = { .notify = vhost_notify };
+
+/* Let the device finish everything in flight; kicks are held off meanwhile. */
+void vd_vhost_drain(VdVhostUserServer *s)
+{
+    for (unsigned i = 0; i < s->nrings; i++) {
+        s->rings[i].stopping = true;
+    }
+    s->ops->drain(s->opaque);
+    for (unsigned i = 0; i < s->nrings; i++) {
+        s->rings[i].stopping = false;
+    }
+}
+
+/* The ring's kick eventfd became readable: consume it and run the queue. */
+static gboolean kick_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    VdVhostRing *r = opaque;
+    VdVhostUserServer *s = r->s;
+    eventfd_t v;
+    if (eventfd_read(fd, &v) < 0 && errno != EAGAIN) {
+        g_debug("vhost-user: ring %u: kick fd unreadable: %s", r->index, g_strerror(errno));
+        drop_source(&r->kick_src);   /* safe while it dispatches */
+        return FALSE;
+    }
+    s->stats.kicks++;
+    if (r->stopping) {
+        return TRUE;
+    }
+    if (!r->started) {
+        r->started = true;   /* the spec: a kick starts a stopped ring */
+        vd_vhost_ring_update(s, r);
+        return TRUE;
+    }
+    if (vd_virtq_ready(vd_virtio_queue(s->vdev, r->index))) {
+        vd_virtio_queue_kick(s->vdev, r->index);
+    }
+    return TRUE;
+}
+
+/* Replace a ring's kick eventfd and its source. */
+void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd)
+{
+    drop_source(&r->kick_src);
+    close_fd(&r->kick_fd);
+    r->kick_fd = fd;
+    if (fd < 0) {
+        return;
+    }
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    r->kick_src = g_unix_fd_source_new(fd, G_IO_IN);
+    g_source_set_callback(r->kick_src, G_SOURCE_FUNC(kick_ready), r, NULL);
+    g_source_attach(r->kick_src, s->ctx);
+}
+
+/* Make the core queue's readiness match started && enabled. */
+void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r)
+{
+    VdVirtioDevice *vdev = s->vdev;
+    VdVirtQueue *vq = vd_virtio_queue(vdev, r->index);
+    bool want = r->started && r->enabled;
+    if (want == vd_virtq_ready(vq)) {
+        return;
+    }
+    if (!want) {
+        vd_vhost_drain(s);   /* completions must reach the used ring while it is live */
+        vd_virtq_set_ready(vq, false);
+        s->stats.rings_stopped++;
+        return;
+    }
+    uint8_t st = vd_virtio_get_status(vdev);
+    if (!(st & VD_VIRTIO_STATUS_FEATURES_OK)) {
+        g_debug("vhost-user: ring %u started before SET_FEATURES; held", r->index);
+        return;
+    }
+    if (!vd_virtq_set_ready(vq, true)) {
+        g_warning("vhost-user: ring %u: size or ring addresses invalid; not started", r->index);
+        return;
+    }
+    if (!(st & VD_VIRTIO_STATUS_DRIVER_OK)) {
+        vd_virtio_set_status(vdev, st | VD_VIRTIO_STATUS_DRIVER_OK);
+    }
+    s->stats.rings_started++;
+    vd_virtio_queue_kick(vdev, r->index);   /* requests queued before we listened */
+}
+
+/* Put every ring back to its initial state (fds closed). */
+static void rings_clear(VdVhostUserServer *s)
+{
+    for (unsigned i = 0; i < s->nrings; i++) {
+        VdVhostRing *r = &s->rings[i];
+        vd_vhost_ring_set_kick(s, r, -1);
+        close_fd(&r->call_fd);
+        close_fd(&r->err_fd);
+        r->started = r->enabled = r->stopping = false;
+    }
+}
+
+/* Finish in-flight requests, then reset the device as at power-on. */
+void vd_vhost_device_reset(VdVhostUserServer *s)
+{
+    vd_vhost_drain(s);
+    for (unsigned i = 0; i < s->nrings; i++) {
+        s->rings[i].started = false;
+        vd_virtq_set_ready(vd_virtio_queue(s->vdev, i), false);
+    }
+    vd_virtio_reset(s->vdev);
+    s->features_set = false;
+    s->acked_features = 0;
+}
+
+/* Write a whole buffer to the (non-blocking) socket; replies are tiny, so EAGAIN is a dead peer. */
+static bool send_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        p += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Send a reply header + payload for request m. */
+bool vd_vhost_reply(VdVhostUserServer *s, const VdVhostMsg *m, const void *payload, uint32_t size)
+{
+    uint8_t buf[VD_VHOST_USER_HDR_SIZE + VD_VHOST_USER_MAX_PAYLOAD];
+    uint32_t h[3] = { GUINT32_TO_LE(m->req), GUINT32_TO_LE(VD_VHOST_USER_VERSION | VD_VHOST_USER_REPLY),
+                      GUINT32_TO_LE(size) };
+    g_assert(size <= VD_VHOST_USER_MAX_PAYLOAD);
+    memcpy(buf, h, sizeof(h));
+    memcpy(buf + sizeof(h), payload, size);
+    return s->conn_fd >= 0 && send_all(s->conn_fd, buf, sizeof(h) + size);
+}
+
+/* Keep the fds of an SCM_RIGHTS message; false if there were too many (all closed then). */
+static bool take_fds(VdVhostUserServer *s, struct msghdr *mh)
+{
+    bool ok = !(mh->msg_flags & MSG_CTRUNC);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        unsigned n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *fds = (int *)CMSG_DATA(c);
+        for (unsigned i = 0; i < n; i++) {
+            if (s->msg.nfds < VD_VHOST_USER_MAX_REGIONS) {
+                s->msg.fds[s->msg.nfds++] = fds[i];
+            } else {
+                close(fds[i]);
+                ok = false;
+            }
+        }
+    }
+    return ok;
+}
+
+/* Close the fds a handler did not consume and forget the message. */
+static void msg_done(VdVhostUserServer *s)
+{
+    for (unsigned i = 0; i < s->msg.nfds; i++) {
+        close_fd(&s->msg.fds[i]);
+    }
+    s->msg.nfds = 0;
+    s->got = 0;
+    s->in_payload = false;
+}
+
+/* The header is complete: check version and size. */
+static bool header_valid(VdVhostUserServer *s)
+{
+    uint32_t h[3];
+    memcpy(h, s->hdr, sizeof(h));
+    s->msg.req = GUINT32_FROM_LE(h[0]);
+    s->msg.flags = GUINT32_FROM_LE(h[1]);
+    s->msg.size = GUINT32_FROM_LE(h[2]);
+    if ((s->msg.flags & VD_VHOST_USER_VERSION_MASK) != VD_VHOST_USER_VERSION ||
+        (s->msg.flags & VD_VHOST_USER_REPLY)) {
+        g_warning("vhost-user: bad header flags 0x%x (request %u)", s->msg.flags, s->msg.req);
+        return false;
+    }
+    if (s->msg.size > VD_VHOST_USER_MAX_PAYLOAD) {
+        g_warning("vhost-user: payload of %u bytes (request %u) is too big", s->msg.size, s->msg.req);
+        return false;
+    }
+    return true;
+}
+
+/* A whole message is in: dispatch it and send the REPLY_ACK if asked; false to drop the connection. */
+static bool message_complete(VdVhostUserServer *s)
+{
+    VdVhostMsg *m = &s->msg;
+    s->stats.messages++;
+    VdVhostResult res = vd_vhost_dispatch(s, m);
+    if (res == VD_VHOST_FATAL) {
+        s->stats.bad_messages++;
+        return false;
+    }
+    bool ack = (m->flags & VD_VHOST_USER_NEED_REPLY) &&
+               (s->protocol_features & (1ull << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    if (ack && res != VD_VHOST_REPLIED) {
+        uint64_t v = GUINT64_TO_LE(res == VD_VHOST_OK ? 0 : 1);
+        if (!vd_vhost_reply(s, m, &v, sizeof(v))) {
+            return false;
+        }
+    }
+    return s->conn_fd >= 0;
+}
+
+/* Read what the socket has, one message part at a time (so fds stay with their message). */
+static gboolean conn_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    VdVhostUserServer *s = opaque;
+    for (;;) {
+        size_t want = s->in_payload ? s->msg.size : VD_VHOST_USER_HDR_SIZE;
+        uint8_t *dst = s->in_payload ? s->msg.payload : s->hdr;
+        if (s->got < want) {
+            char control[CMSG_SPACE(VD_VHOST_USER_MAX_REGIONS * sizeof(int))];
+            struct iovec iov = { dst + s->got, want - s->got };
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                                 .msg_controllen = sizeof(control) };
+            ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                return TRUE;
+            }
+            if (n <= 0) {
+                break;   /* EOF or error: the front end is gone */
+            }
+            if (!take_fds(s, &mh)) {
+                g_warning("vhost-user: too many file descriptors in one message");
+                s->stats.bad_messages++;
+                break;
+            }
+            s->got += n;
+            if (s->got < want) {
+                continue;
+            }
+        }
+        if (!s->in_payload) {
+            if (!header_valid(s)) {
+                s->stats.bad_messages++;
+                break;
+            }
+            s->in_payload = true;
+            s->got = 0;
+            if (s->msg.size > 0) {
+                continue;
+            }
+        }
+        bool keep = message_complete(s);
+        msg_done(s);
+        if (!keep) {
+            break;
+        }
+    }
+    conn_close(s);   /* destroys this source too (safe while it dispatches) */
+    return FALSE;
+}
+
+/* Tear down the connection: nothing in flight is lost, then the device is as at power-on. */
+static void conn_close(VdVhostUserServer *s)
+{
+    if (s->conn_fd < 0) {
+        return;
+    }
+    if (s->conn_src) {
+        drop_source(&s->conn_src);
+    }
+    vd_vhost_device_reset(s);
+    rings_clear(s);
+    vd_vhost_mem_clear(&s->mem);
+    msg_done(s);
+    close_fd(&s->conn_fd);
+    s->protocol_features = 0;
+    s->protocol_features_acked = false;
+    s->stats.disconnects++;
+    g_message("vhost-user: front end disconnected; waiting for the next one on %s", s->path);
+    if (s->ops->changed) {
+        s->ops->changed(s->opaque);
+    }
+}
+
+/* A front end connects: take it if we have none, refuse it otherwise. */
+static gboolean listen_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    VdVhostUserServer *s = opaque;
+    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) {
+        return TRUE;
+    }
+    if (s->conn_fd >= 0) {
+        s->stats.refused_connections++;
+        close(c);
+        return TRUE;
+    }
+    s->conn_fd = c;
+    s->stats.connections++;
+    s->conn_src = g_unix_fd_source_new(c, G_IO_IN | G_IO_HUP | G_IO_ERR);
+    g_source_set_callback(s->conn_src, G_SOURCE_FUNC(conn_ready), s, NULL);
+    g_source_attach(s->conn_src, s->ctx);
+    g_message("vhost-user: front end connected on %s", s->path);
+    if (s->ops->changed) {
+        s->ops->changed(s->opaque);
+    }
+    return TRUE;
+}
+
+/* Bind and listen on path, replacing a stale socket file. */
+static int listen_on(const char *path, GError **errp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct stat st;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+        int e = errno;
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(e), "listen on %s: %s", path, g_strerror(e));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+/* Create the server; see vhost-user.h. */
+VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vdev,
+                                            const VdVhostUserDeviceOps *ops, void *opaque,
+                                            GMainContext *ctx, GError **errp)
+{
+    int fd = listen_on(path, errp);
+    if (fd < 0) {
+        return NULL;
+    }
+    VdVhostUserServer *s = g_new0(VdVhostUserServer, 1);
+    s->path = g_strdup(path);
+    s->ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
+    s->vdev = vdev;
+    s->ops = ops;
+    s->opaque = opaque;
+    s->listen_fd = fd;
+    s->conn_fd = -1;
+    s->nrings = vd_virtio_num_queues(vdev);
+    s->rings = g_new0(VdVhostRing, s->nrings);
+    for (unsigned i = 0; i < s->nrings; i++) {
+        s->rings[i] = (VdVhostRing){ .s = s, .index = i, .kick_fd = -1, .call_fd = -1, .err_fd = -1 };
+    }
+    vd_virtio_set_translate(vdev, vd_vhost_mem_translate, &s->mem);
+    vd_virtio_set_transport(vdev, &vhost_transport, s);
+    s->listen_src = g_unix_fd_source_new(fd, G_IO_IN);
+    g_source_set_callback(s->listen_src, G_SOURCE_FUNC(listen_ready), s, NULL);
+    g_source_attach(s->listen_src, s->ctx);
+    return s;
+}
+
+/* Disconnect, stop listening, remove the socket file. */
+void vd_vhost_user_server_free(VdVhostUserServer *s)
+{
+    if (!s) {
+        return;
+    }
+    conn_close(s);
+    drop_source(&s->listen_src);
+    close_fd(&s->listen_fd);
+    unlink(s->path);
+    vd_virtio_set_transport(s->vdev, NULL, NULL);
+    vd_virtio_set_translate(s->vdev, NULL, NULL);
+    g_main_context_unref(s->ctx);
+    g_free(s->rings);
+    g_free(s->path);
+    g_free(s);
+}
+
+bool vd_vhost_user_connected(VdVhostUserServer *s)
+{
+    return s->conn_fd >= 0;
+}
+
+void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out)
+{
+    *out = s->stats;
+}
+
+/* "key=value" rendering of the protocol counters. */
+void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
+{
+    const VdVhostUserStats *t = &s->stats;
+    g_string_append_printf(out,
+        "connections=%" G_GUINT64_FORMAT " disconnects=%" G_GUINT64_FORMAT " refused=%" G_GUINT64_FORMAT
+        " messages=%" G_GUINT64_FORMAT " bad_messages=%" G_GUINT64_FORMAT " unsupported=%" G_GUINT64_FORMAT
+        " kicks=%" G_GUINT64_FORMAT " calls=%" G_GUINT64_FORMAT " mem_tables=%" G_GUINT64_FORMAT
+        " config_reads=%" G_GUINT64_FORMAT " config_writes=%" G_GUINT64_FORMAT
+        " rings_started=%" G_GUINT64_FORMAT " rings_stopped=%" G_GUINT64_FORMAT " connected=%d",
+        t->connections, t->disconnects, t->refused_connections, t->messages, t->bad_messages, t->unsupported,
+        t->kicks, t->calls, t->mem_tables, t->config_reads, t->config_writes, t->rings_started,
+        t->rings_stopped, s->conn_fd >= 0);
+}

@@ -1,0 +1,129 @@
+/*
+ * vhost-user.h - serve one virtio device (virtio-blk, virtio-scsi) to another
+ * VMM over the vhost-user protocol (QEMU docs/interop/vhost-user.rst), as
+ * the back end.  The front end (QEMU, Cloud Hypervisor) connects to a unix
+ * socket we listen on, hands us its guest memory as file descriptors and
+ * the rings' kick/call eventfds, and forwards the guest's config writes.
+ *
+ * Guarantees:
+ *  - Every message from the socket is validated before use: request code,
+ *    flags version, payload size (exact for fixed-size payloads, bounded
+ *    for the rest), number of file descriptors, ring indices, ring sizes,
+ *    config offsets/sizes, memory regions (sizes, overflows, overlaps).  A
+ *    malformed message ends the connection (never the process); a
+ *    well-formed but unsupported request is refused (REPLY_ACK failure).
+ *  - Guest memory is reached only through the memory table: a guest
+ *    physical range is translated only if it lies wholly inside one mapped
+ *    region, and ring addresses (front-end virtual addresses) are converted
+ *    the same way.  This is the virtio core's translate hook.
+ *  - GET_VRING_BASE first lets every request already taken from that ring
+ *    complete (the used ring is updated, nothing is dropped), then stops the
+ *    ring and returns the next avail index.
+ *  - When the front end disconnects, every request in flight completes
+ *    (its data reaches the backend), the device is reset as at power-on
+ *    (virtio-blk: the cache mode's default write cache returns), the
+ *    memory is unmapped, every descriptor is closed, and the server accepts
+ *    the next front end.  One front end at a time; a second connection
+ *    attempt is closed at once.
+ *  - Feature negotiation: the device's own feature bits plus
+ *    VHOST_USER_F_PROTOCOL_FEATURES; protocol features MQ, REPLY_ACK and
+ *    CONFIG.  SET_CONFIG goes to the device's config_write op (so the
+ *    virtio-blk writeback byte reaches vd_blk_set_write_cache).
+ *
+ * Not supported (not offered, so a conforming front end never uses them):
+ * dirty logging (migration), INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS, the
+ * back-end request channel (so config-change interrupts, e.g. NEEDS_RESET,
+ * are not forwarded), packed rings, in-band notifications.
+ *
+ * Threading: everything runs in the GMainContext given at creation.
+ */
+#ifndef VD_HW_VHOST_USER_H
+#define VD_HW_VHOST_USER_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hw/virtio.h"
+
+/* Request codes (front end -> back end). */
+enum {
+    VD_VHOST_USER_GET_FEATURES = 1,
+    VD_VHOST_USER_SET_FEATURES = 2,
+    VD_VHOST_USER_SET_OWNER = 3,
+    VD_VHOST_USER_RESET_OWNER = 4,
+    VD_VHOST_USER_SET_MEM_TABLE = 5,
+    VD_VHOST_USER_SET_LOG_BASE = 6,
+    VD_VHOST_USER_SET_LOG_FD = 7,
+    VD_VHOST_USER_SET_VRING_NUM = 8,
+    VD_VHOST_USER_SET_VRING_ADDR = 9,
+    VD_VHOST_USER_SET_VRING_BASE = 10,
+    VD_VHOST_USER_GET_VRING_BASE = 11,
+    VD_VHOST_USER_SET_VRING_KICK = 12,
+    VD_VHOST_USER_SET_VRING_CALL = 13,
+    VD_VHOST_USER_SET_VRING_ERR = 14,
+    VD_VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+    VD_VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+    VD_VHOST_USER_GET_QUEUE_NUM = 17,
+    VD_VHOST_USER_SET_VRING_ENABLE = 18,
+    VD_VHOST_USER_GET_CONFIG = 24,
+    VD_VHOST_USER_SET_CONFIG = 25,
+    VD_VHOST_USER_REQ_MAX = 64,
+};
+
+/* Header flags. */
+#define VD_VHOST_USER_VERSION    0x1
+#define VD_VHOST_USER_VERSION_MASK 0x3
+#define VD_VHOST_USER_REPLY      0x4
+#define VD_VHOST_USER_NEED_REPLY 0x8
+
+/* Feature bit 30 and the protocol feature bits we use. */
+#define VD_VHOST_USER_F_PROTOCOL_FEATURES 30
+#define VD_VHOST_USER_PROTOCOL_F_MQ        0
+#define VD_VHOST_USER_PROTOCOL_F_REPLY_ACK 3
+#define VD_VHOST_USER_PROTOCOL_F_CONFIG    9
+
+#define VD_VHOST_USER_HDR_SIZE     12
+#define VD_VHOST_USER_MAX_REGIONS  8    /* SET_MEM_TABLE without CONFIGURE_MEM_SLOTS */
+#define VD_VHOST_USER_MAX_PAYLOAD  4096
+#define VD_VHOST_USER_CONFIG_HDR   12   /* offset, size, flags before the config bytes */
+#define VD_VHOST_USER_VRING_IDX_MASK 0xff
+#define VD_VHOST_USER_VRING_NOFD     (1u << 8)
+
+typedef struct VdVhostUserServer VdVhostUserServer;
+
+/* What the owner of the device supplies. */
+typedef struct VdVhostUserDeviceOps {
+    /* Iterate the context until no request of the device is in flight. */
+    void (*drain)(void *opaque);
+    /* Observable state changed (a front end came or went).  Optional. */
+    void (*changed)(void *opaque);
+} VdVhostUserDeviceOps;
+
+/* Protocol counters. */
+typedef struct VdVhostUserStats {
+    uint64_t connections, disconnects, refused_connections;
+    uint64_t messages, bad_messages, unsupported;
+    uint64_t kicks, calls, mem_tables, config_reads, config_writes;
+    uint64_t rings_started, rings_stopped;
+} VdVhostUserStats;
+
+/*
+ * Listen on the unix socket path (an existing socket file is replaced) and
+ * serve vdev (not owned) to one front end at a time.  The server installs
+ * its translate hook and transport on vdev.
+ */
+VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vdev,
+                                            const VdVhostUserDeviceOps *ops, void *opaque,
+                                            GMainContext *ctx, GError **errp);
+/* Disconnect any front end (cleanly, as above), stop listening, remove the socket. */
+void vd_vhost_user_server_free(VdVhostUserServer *s);
+bool vd_vhost_user_connected(VdVhostUserServer *s);
+void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out);
+/* "key=value" pairs, space separated. */
+void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out);
+
+/* Human-readable name of a request code, "?" if unknown. */
+const char *vd_vhost_user_request_name(uint32_t req);
+
+#endif

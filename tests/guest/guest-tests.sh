@@ -1,0 +1,102 @@
+#!/bin/sh
+# guest-tests.sh SCENARIO SEED - what the Linux guest does with its disks.
+# The same script runs against vdisk-vhost and against QEMU's own devices;
+# every observation is printed as a "VDT ..." line that run-guest.py parses.
+# Regions (each 256 KiB, pattern seeded by SEED+n, see vdtest.c):
+#   R1 @1M O_DIRECT   R2 @2M O_DIRECT|O_DSYNC   R3 @3M buffered + fsync per 64K
+#   R4 @4M O_DIRECT after switching the write cache off
+scenario=$1
+seed=${2:-1}
+rc=0
+
+# Wait up to 10 s for a block device node.
+wait_dev() {
+  i=0
+  while [ ! -b "/dev/$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -b "/dev/$1" ] || { echo "VDT missing dev=$1 FAIL"; rc=1; return 1; }
+}
+
+# The writable cache_type file of a disk (virtio-blk: block dir; SCSI: scsi_disk class).
+cache_file() {
+  case "$1" in
+    vd*) echo "/sys/block/$1/cache_type" ;;
+    sd*) echo /sys/block/$1/device/scsi_disk/*/cache_type ;;
+  esac
+}
+
+# Print cache_type, queue/write_cache and queue/fua of a disk.
+report() {
+  ct=$(cat "$(cache_file "$1")" 2>/dev/null)
+  wc=$(cat /sys/block/$1/queue/write_cache 2>/dev/null)
+  fua=$(cat /sys/block/$1/queue/fua 2>/dev/null)
+  echo "VDT state dev=$1 tag=$2 cache_type=\"$ct\" write_cache=\"$wc\" fua=$fua"
+}
+
+# Switch the write cache from inside the guest and show what the device says now.
+toggle() {
+  f=$(cache_file "$1")
+  if echo "$2" > "$f" 2>/dev/null; then r=0; else r=1; fi
+  echo "VDT toggle dev=$1 to=\"$2\" rc=$r"
+  report "$1" "after-$3"
+}
+
+run() { "$@" || rc=1; }
+
+# Write R1..R3 with the three durability methods and read them back.
+write_regions() {
+  run vdtest write /dev/$1 1M 256K 64K $((seed + 1)) direct
+  run vdtest write /dev/$1 2M 256K 64K $((seed + 2)) dsync
+  run vdtest write /dev/$1 3M 256K 64K $((seed + 3)) fsync
+  run vdtest verify /dev/$1 1M 256K $((seed + 1))
+  run vdtest verify /dev/$1 2M 256K $((seed + 2))
+  run vdtest verify /dev/$1 3M 256K $((seed + 3))
+}
+
+# One disk, write cache as configured: methods, then toggle off and on.
+scenario_wb() {
+  wait_dev "$1" || return
+  report "$1" initial
+  write_regions "$1"
+  toggle "$1" "write through" wt
+  run vdtest write /dev/$1 4M 256K 64K $((seed + 4)) direct
+  run vdtest verify /dev/$1 4M 256K $((seed + 4))
+  toggle "$1" "write back" wb
+}
+
+# One disk, write cache switched off before any write; back on at the end (no writes after).
+scenario_wt() {
+  wait_dev "$1" || return
+  report "$1" initial
+  toggle "$1" "write through" wt
+  write_regions "$1"
+  run vdtest write /dev/$1 4M 256K 64K $((seed + 4)) direct
+  run vdtest verify /dev/$1 4M 256K $((seed + 4))
+  toggle "$1" "write back" wb
+}
+
+# A later boot: the data of an earlier one must still be there.
+scenario_verify() {
+  wait_dev "$1" || return
+  report "$1" initial
+  for n in 1 2 3 4; do run vdtest verify /dev/$1 ${n}M 256K $((seed + n)); done
+}
+
+# QD1 O_DIRECT throughput (the benchmark).
+scenario_bench() {
+  wait_dev "$1" || return
+  run vdtest bench /dev/$1 0 32M 4K 4 randwrite
+  run vdtest bench /dev/$1 0 32M 1M 3 seqwrite
+  run vdtest bench /dev/$1 0 32M 4K 3 randread
+}
+
+case "$scenario" in
+  blk-wb) scenario_wb vda ;;
+  blk-wt) scenario_wt vda ;;
+  blk-verify) scenario_verify vda ;;
+  blk-bench) scenario_bench vda ;;
+  scsi-wb) scenario_wb sda; seed=$((seed + 100)); wait_dev sdb && { report sdb initial; write_regions sdb; } ;;
+  scsi-wt) scenario_wt sda; seed=$((seed + 100)); wait_dev sdb && { report sdb initial; write_regions sdb; } ;;
+  scsi-verify) scenario_verify sda ;;
+  *) echo "VDT unknown scenario=$scenario FAIL"; rc=1 ;;
+esac
+exit $rc

@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""run-guest.py - boot Linux 6.1 under qemu-system-x86_64 (TCG) against vdisk-vhost
+and against QEMU's own devices, parse the guest's "VDT" console lines, and check
+host-side assertions (vdisk-vhost --stats-file counters, strace, the image bytes).
+
+  run-guest.py --build-dir BUILD --vhost PATH/vdisk-vhost CASE
+
+Cases: vhost-blk, vhost-scsi, qemu-virtio-blk, qemu-virtio-scsi, qsd-vhost-blk,
+bench, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
+that `compare` tabulates.  Exit 0 pass, 1 fail, 77 skip (QEMU not installable).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+MASK = (1 << 64) - 1
+REGION = 256 * 1024
+IMG_SIZE = 64 * 1024 * 1024
+BOOT_TIMEOUT = 180
+
+failures = []
+
+
+def check(cond, what):
+    """Record one assertion; print it either way."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def pattern(seed, off, length):
+    """The bytes vdtest writes at disk offset off (see vdtest.c pattern_word)."""
+    out = bytearray(length)
+    for i in range(0, length, 8):
+        z = (seed * 0x9e3779b97f4a7c15 + ((off + i) >> 3) + 1) & MASK
+        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK
+        z ^= z >> 31
+        out[i:i + 8] = z.to_bytes(8, "little")
+    return bytes(out)
+
+
+def check_image(path, seed, regions, label):
+    """The image holds exactly the guest's writes: each region its pattern, zeros elsewhere."""
+    with open(path, "rb") as f:
+        data = f.read()
+    ok = len(data) == IMG_SIZE
+    pos = 0
+    for n in sorted(regions):
+        off = n * 1024 * 1024
+        ok &= data[off:off + REGION] == pattern(seed + n, off, REGION)
+        ok &= data[pos:off].count(0) == off - pos
+        pos = off + REGION
+    ok &= data[pos:].count(0) == len(data) - pos
+    check(ok, f"{label}: image {os.path.basename(path)} holds exactly regions {sorted(regions)} (seed {seed})")
+
+
+def new_image(workdir, name):
+    """A fresh zero-filled 64 MiB raw image."""
+    path = os.path.join(workdir, name)
+    with open(path, "wb") as f:
+        f.truncate(IMG_SIZE)
+    return path
+
+
+def parse_console(text):
+    """The guest's VDT lines: states, toggles, op results, end code."""
+    res = {"states": {}, "toggles": [], "ops_ok": 0, "ops_fail": [], "end": None, "bench": []}
+    for line in text.replace("\r", "").splitlines():
+        if not line.startswith("VDT"):
+            continue
+        if line.startswith("VDT-END"):
+            res["end"] = int(line.split("rc=")[1])
+        elif line.startswith("VDT state"):
+            kv = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+            st = {k: v.strip('"') for k, v in kv.items()}
+            res["states"][st["dev"] + ":" + st["tag"]] = st
+        elif line.startswith("VDT toggle"):
+            kv = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+            res["toggles"].append({k: v.strip('"') for k, v in kv.items()})
+        elif line.startswith("VDT bench"):
+            res["bench"].append(dict(re.findall(r'(\w+)=(\S+)', line)))
+        elif line.endswith(" OK"):
+            res["ops_ok"] += 1
+        if "FAIL" in line:
+            res["ops_fail"].append(line)
+    return res
+
+
+class Guest:
+    """Boots the initramfs kit with extra QEMU arguments."""
+
+    def __init__(self, kit):
+        self.kit = kit
+
+    def boot(self, scenario, qemu_args, memfd=False, label=""):
+        args = ["qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-m", "512", "-nographic", "-no-reboot",
+                "-kernel", os.path.join(self.kit, "vmlinuz"), "-initrd", os.path.join(self.kit, "initrd.gz"),
+                "-append", f"console=ttyS0 quiet panic=-1 vdt={scenario}"]
+        if memfd:
+            args += ["-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-numa", "node,memdev=mem"]
+        args += qemu_args
+        t0 = time.time()
+        try:
+            p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=BOOT_TIMEOUT)
+            out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode(errors="replace") + "\n[timeout]"
+        res = parse_console(out)
+        print(f"--- {label} boot {scenario}: {time.time() - t0:.1f}s", flush=True)
+        for line in out.replace("\r", "").splitlines():
+            if line.startswith("VDT") or "qemu-system" in line or "error" in line.lower():
+                print("    " + line)
+        check(res["end"] == 0 and not res["ops_fail"],
+              f"{label}: guest scenario {scenario} ran to the end without a failure")
+        return res
+
+
+class Vhost:
+    """One vdisk-vhost process (optionally under strace) with its stats file."""
+
+    def __init__(self, binary, workdir, device, drives, strace=False, extra=()):
+        self.sock = os.path.join(workdir, f"vhost-{device}.sock")
+        self.stats_path = os.path.join(workdir, f"vhost-{device}.stats")
+        self.trace = os.path.join(workdir, f"vhost-{device}.strace") if strace else None
+        cmd = [binary, "--socket", self.sock, "--device", device, "--stats-file", self.stats_path, *extra]
+        for d in drives:
+            cmd += ["--drive", d]
+        if strace:
+            cmd = ["strace", "-f", "-qq", "--seccomp-bpf", "-s", "0", "-o", self.trace,
+                   "-e", "trace=openat,pwrite64,pwritev,pwritev2,fdatasync,fsync", *cmd]
+        self.log = open(os.path.join(workdir, f"vhost-{device}.log"), "w")
+        env = dict(os.environ)
+        if strace:
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"   # LSan cannot run under ptrace
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        for _ in range(200):
+            if os.path.exists(self.sock) and os.path.exists(self.stats_path):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("vdisk-vhost did not start")
+
+    def qemu_args(self, device):
+        return ["-chardev", f"socket,id=vh0,path={self.sock}", "-device", f"{device},chardev=vh0"]
+
+    def stats(self):
+        """The stats file as {line name: {key: value}}."""
+        out = {}
+        with open(self.stats_path) as f:
+            for line in f:
+                name, _, rest = line.strip().partition(" ")
+                out[name] = {k: (int(v) if v.lstrip("-").isdigit() else v)
+                             for k, v in re.findall(r"(\w+)=(\S+)", rest)}
+        return out
+
+    def stop(self):
+        """SIGTERM: vdisk-vhost drains, writes the stats and exits 0 (under strace: signal the tracee)."""
+        pid = self.proc.pid
+        if self.trace:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                pid = int(f.read().split()[0])
+        os.kill(pid, signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = "timeout"
+        self.log.close()
+        check(rc == 0, f"vdisk-vhost exited cleanly (rc={rc})")
+        return self.stats()
+
+    def syscalls(self, image):
+        """From strace: write syscalls on the image's fds, how many carried RWF_DSYNC, and fdatasyncs."""
+        fds, dsync_fds = set(), set()
+        writes = dsync_writes = fdatasyncs = 0
+        pending = {}
+        with open(self.trace) as f:
+            for raw in f:
+                pid, _, line = raw.rstrip("\n").partition(" ")
+                if line.endswith("<unfinished ...>"):
+                    pending[pid] = line[:-len("<unfinished ...>")]
+                    continue
+                if "resumed>" in line:
+                    line = pending.pop(pid, "") + line.split("resumed>", 1)[1]
+                m = re.search(r'openat\(AT_FDCWD, "([^"]*)", ([^)]*)\)\s*=\s*(\d+)', line)
+                if m and os.path.realpath(m.group(1)) == os.path.realpath(image):
+                    fds.add(int(m.group(3)))
+                    if "O_DSYNC" in m.group(2) or "O_SYNC" in m.group(2):
+                        dsync_fds.add(int(m.group(3)))
+                    continue
+                m = re.search(r"(pwrite64|pwritev2|pwritev|fdatasync)\((\d+)", line)
+                if not m or int(m.group(2)) not in fds:
+                    continue
+                if m.group(1) == "fdatasync":
+                    fdatasyncs += 1
+                elif re.search(r"=\s*0$", line):
+                    continue   # the backend's zero-length RWF_DSYNC probe at open
+                else:
+                    writes += 1
+                    if "RWF_DSYNC" in line or int(m.group(2)) in dsync_fds:
+                        dsync_writes += 1
+        return writes, dsync_writes, fdatasyncs
+
+
+def expect_states(res, dev, label, initial, fua=None):
+    """Initial cache state as expected; each toggle took effect in cache_type and queue/write_cache."""
+    st = res["states"].get(f"{dev}:initial", {})
+    check(st.get("cache_type") == initial and st.get("write_cache") == initial,
+          f"{label}: {dev} starts '{initial}' (cache_type='{st.get('cache_type')}', "
+          f"write_cache='{st.get('write_cache')}')")
+    if fua is not None:
+        check(st.get("fua") == str(fua), f"{label}: {dev} queue/fua is {fua} (got {st.get('fua')})")
+    for tag, want in (("after-wt", "write through"), ("after-wb", "write back")):
+        st = res["states"].get(f"{dev}:{tag}")
+        if st:
+            check(st.get("cache_type") == want and st.get("write_cache") == want,
+                  f"{label}: {dev} toggled to '{want}' (cache_type='{st.get('cache_type')}', "
+                  f"write_cache='{st.get('write_cache')}')")
+
+
+def save(results_dir, case, data):
+    os.makedirs(results_dir, exist_ok=True)
+    with open(os.path.join(results_dir, case + ".json"), "w") as f:
+        json.dump(data, f, indent=1)
+
+
+def case_vhost_blk(a, guest, work):
+    """vdisk-vhost virtio-blk: writeback + fsync->fdatasync (strace), write-through durability, reconnect."""
+    img = new_image(work, "blk-wb.img")
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache=writeback"], strace=True)
+    res = guest.boot("blk-wb:10", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk blk-wb")
+    st = vh.stop()
+    expect_states(res, "vda", "vdisk blk-wb", "write back", fua=0)
+    d, dev = st["drive0"], st["device"]
+    fsyncs = 4
+    check(dev["flush"] >= fsyncs, f"vdisk blk-wb: {fsyncs} guest fsyncs arrived as >= {fsyncs} FLUSH (got {dev['flush']})")
+    check(d["host_fdatasync"] >= fsyncs,
+          f"vdisk blk-wb: the guest fsyncs became host fdatasync calls ({d['host_fdatasync']} >= {fsyncs})")
+    writes, dsync, fds = vh.syscalls(img)
+    check(fds == d["host_fdatasync"],
+          f"vdisk blk-wb: strace saw {fds} fdatasync(image) = host_fdatasync counter {d['host_fdatasync']}")
+    check(writes == d["host_writes"], f"vdisk blk-wb: strace saw {writes} image writes = host_writes {d['host_writes']}")
+    check(dev["wce_changes"] == 2, f"vdisk blk-wb: SET_CONFIG reached the device twice (wce_changes={dev['wce_changes']})")
+    check(st["vhost"]["config_writes"] == 2 and st["vhost"]["bad_messages"] == 0,
+          "vdisk blk-wb: 2 SET_CONFIG, no bad message")
+    check_image(img, 10, [1, 2, 3, 4], "vdisk blk-wb")
+
+    img2 = new_image(work, "blk-wt.img")
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img2},cache=none"], strace=True)
+    res2 = guest.boot("blk-wt:20", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk blk-wt")
+    mid = vh.stats()
+    res3 = guest.boot("blk-verify:20", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
+                      label="vdisk blk-verify (reconnect)")
+    st = vh.stop()
+    expect_states(res2, "vda", "vdisk blk-wt", "write back", fua=0)
+    d = mid["drive0"]
+    durable = d["host_rwf_dsync_writes"] + d["host_dsync_writes"]
+    check(d["writes"] > 0 and d["host_writes"] == durable,
+          f"vdisk blk-wt: every write made with the write cache off was durable "
+          f"({durable} of {d['host_writes']} host writes were RWF_DSYNC/O_DSYNC)")
+    writes, dsync, _ = vh.syscalls(img2)
+    check(writes > 0 and writes == dsync, f"vdisk blk-wt: strace: {dsync} of {writes} image writes were synchronous")
+    check(res3["ops_fail"] == [] and res3["ops_ok"] == 4,
+          "vdisk blk-verify: after a disconnect and reconnect the guest reads back all 4 regions")
+    expect_states(res3, "vda", "vdisk blk-verify", "write back")
+    v = st["vhost"]
+    check(v["connections"] == 2 and v["disconnects"] == 2 and v["bad_messages"] == 0,
+          f"vdisk: two front ends came and went cleanly (connections={v['connections']} disconnects={v['disconnects']})")
+    check(st["drive0"]["in_flight"] == 0 and st["drive0"]["errors"] == 0, "vdisk: nothing in flight, no errors")
+    check_image(img2, 20, [1, 2, 3, 4], "vdisk blk-wt")
+    save(a.results, "vhost-blk", {"label": "vdisk-vhost virtio-blk (cache=writeback)", "wb": res, "wt": res2})
+
+
+def case_vhost_scsi(a, guest, work):
+    """vdisk-vhost virtio-scsi with two LUNs: FUA arrives as FUA, toggle via MODE SELECT, write-through durability."""
+    img0, img1 = new_image(work, "scsi0.img"), new_image(work, "scsi1.img")
+    vh = Vhost(a.vhost, work, "virtio-scsi", [f"file={img0},cache=writeback", f"file={img1},cache=none"],
+               strace=True)
+    res = guest.boot("scsi-wb:30", vh.qemu_args("vhost-user-scsi-pci"), memfd=True, label="vdisk scsi-wb")
+    st = vh.stop()
+    expect_states(res, "sda", "vdisk scsi-wb", "write back", fua=1)
+    expect_states(res, "sdb", "vdisk scsi-wb", "write back", fua=1)
+    d0 = st["drive0"]
+    check(d0["fua_writes"] > 0, f"vdisk scsi-wb: O_DSYNC writes arrived as FUA writes (fua_writes={d0['fua_writes']})")
+    check(d0["host_rwf_dsync_writes"] + d0["host_dsync_writes"] + d0["host_fdatasync"] > 0,
+          "vdisk scsi-wb: FUA writes were made durable on the host")
+    check(d0["wce_toggles"] >= 2, f"vdisk scsi-wb: MODE SELECT toggled the write cache (wce_toggles={d0['wce_toggles']})")
+    check_image(img0, 30, [1, 2, 3, 4], "vdisk scsi-wb sda")
+    check_image(img1, 130, [1, 2, 3], "vdisk scsi-wb sdb")
+
+    img2 = new_image(work, "scsi2.img")
+    vh = Vhost(a.vhost, work, "virtio-scsi", [f"file={img2},cache=writeback", f"file={img1},cache=none"],
+               strace=True)
+    res2 = guest.boot("scsi-wt:40", vh.qemu_args("vhost-user-scsi-pci"), memfd=True, label="vdisk scsi-wt")
+    st = vh.stop()
+    d = st["drive0"]
+    durable = d["host_rwf_dsync_writes"] + d["host_dsync_writes"]
+    check(d["writes"] > 0 and d["host_writes"] == durable,
+          f"vdisk scsi-wt: every write with WCE=0 was durable ({durable} of {d['host_writes']})")
+    writes, dsync, _ = vh.syscalls(img2)
+    check(writes > 0 and writes == dsync, f"vdisk scsi-wt: strace: {dsync} of {writes} image writes were synchronous")
+    check_image(img2, 40, [1, 2, 3, 4], "vdisk scsi-wt sda")
+    save(a.results, "vhost-scsi", {"label": "vdisk-vhost virtio-scsi (cache=writeback)", "wb": res, "wt": res2})
+
+
+def case_qemu_blk(a, guest, work):
+    """QEMU's virtio-blk-pci with the same guest script."""
+    img = new_image(work, "q-blk.img")
+    res = guest.boot("blk-wb:50", ["-drive", f"file={img},if=none,id=v1,format=raw,cache=writeback",
+                                   "-device", "virtio-blk-pci,drive=v1"], label="qemu virtio-blk")
+    check_image(img, 50, [1, 2, 3, 4], "qemu virtio-blk")
+    save(a.results, "qemu-virtio-blk", {"label": "QEMU virtio-blk-pci (cache=writeback)", "wb": res})
+
+
+def case_qemu_scsi(a, guest, work):
+    """QEMU's virtio-scsi-pci + scsi-hd with the same guest script."""
+    img0, img1 = new_image(work, "q-scsi0.img"), new_image(work, "q-scsi1.img")
+    res = guest.boot("scsi-wb:60", ["-device", "virtio-scsi-pci,id=scsi0",
+                                    "-drive", f"file={img0},if=none,id=s0,format=raw,cache=writeback",
+                                    "-device", "scsi-hd,drive=s0,lun=0",
+                                    "-drive", f"file={img1},if=none,id=s1,format=raw,cache=none",
+                                    "-device", "scsi-hd,drive=s1,lun=1"], label="qemu virtio-scsi")
+    check_image(img0, 60, [1, 2, 3, 4], "qemu virtio-scsi sda")
+    check_image(img1, 160, [1, 2, 3], "qemu virtio-scsi sdb")
+    save(a.results, "qemu-virtio-scsi", {"label": "QEMU virtio-scsi-pci + scsi-hd", "wb": res})
+
+
+class Qsd:
+    """qemu-storage-daemon exporting one image as vhost-user-blk."""
+
+    def __init__(self, workdir, img, direct):
+        self.sock = os.path.join(workdir, "qsd.sock")
+        cache = "cache.direct=on," if direct else ""
+        self.proc = subprocess.Popen(
+            ["qemu-storage-daemon", "--blockdev", f"driver=file,node-name=f0,{cache}filename={img}",
+             "--export", f"type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path={self.sock},writable=on"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.05)
+
+    def qemu_args(self):
+        return ["-chardev", f"socket,id=q0,path={self.sock}", "-device", "vhost-user-blk-pci,chardev=q0"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def case_qsd_blk(a, guest, work):
+    """qemu-storage-daemon's vhost-user-blk export with the same guest script."""
+    img = new_image(work, "qsd.img")
+    q = Qsd(work, img, direct=False)
+    res = guest.boot("blk-wb:70", q.qemu_args(), memfd=True, label="qsd vhost-user-blk")
+    q.stop()
+    check_image(img, 70, [1, 2, 3, 4], "qsd vhost-user-blk")
+    save(a.results, "qsd-vhost-blk", {"label": "qemu-storage-daemon vhost-user-blk", "wb": res})
+
+
+def case_bench(a, guest, work):
+    """The same QD1 O_DIRECT guest benchmark on vdisk-vhost and on qemu-storage-daemon (cache=none both)."""
+    rows = {}
+    img = new_image(work, "bench.img")
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache=none"], extra=["--num-queues", "1"])
+    rows["vdisk-vhost"] = guest.boot("blk-bench:0", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
+                                     label="bench vdisk-vhost")["bench"]
+    vh.stop()
+    img = new_image(work, "bench-qsd.img")
+    q = Qsd(work, img, direct=True)
+    rows["qemu-storage-daemon"] = guest.boot("blk-bench:0", q.qemu_args(), memfd=True,
+                                             label="bench qemu-storage-daemon")["bench"]
+    q.stop()
+    lines = ["| mode | bs | vdisk-vhost IOPS | qsd IOPS | ratio vdisk/qsd |", "|---|---|---|---|---|"]
+    for mine, theirs in zip(rows["vdisk-vhost"], rows["qemu-storage-daemon"]):
+        r = float(mine["iops"]) / float(theirs["iops"])
+        lines.append(f"| {mine['mode']} | {mine['bs']} | {mine['iops']} | {theirs['iops']} | {r:.2f} |")
+    check(len(rows["vdisk-vhost"]) == 3 and len(rows["qemu-storage-daemon"]) == 3, "bench: all 3 runs on both")
+    text = "\n".join(lines)
+    print(text)
+    os.makedirs(a.results, exist_ok=True)
+    with open(os.path.join(a.results, "bench.md"), "w") as f:
+        f.write(text + "\n")
+
+
+def case_compare(a, guest, work):
+    """Tabulate the guest-visible results of every device side by side."""
+    rows = []
+    for name in ("vhost-blk", "qsd-vhost-blk", "qemu-virtio-blk", "vhost-scsi", "qemu-virtio-scsi"):
+        p = os.path.join(a.results, name + ".json")
+        if not os.path.exists(p):
+            rows.append(f"| {name} | (not run) | | | | |")
+            continue
+        r = json.load(open(p))
+        for key, st in sorted(r["wb"]["states"].items()):
+            rows.append(f"| {r['label']} | {key} | {st.get('cache_type')} | {st.get('write_cache')} | "
+                        f"{st.get('fua')} | {'ok' if not r['wb']['ops_fail'] else 'FAIL'} |")
+    text = "\n".join(["| device | disk:when | cache_type | queue/write_cache | queue/fua | data |",
+                      "|---|---|---|---|---|---|"] + rows)
+    print(text)
+    with open(os.path.join(a.results, "compare.md"), "w") as f:
+        f.write(text + "\n")
+
+
+CASES = {
+    "vhost-blk": case_vhost_blk,
+    "vhost-scsi": case_vhost_scsi,
+    "qemu-virtio-blk": case_qemu_blk,
+    "qemu-virtio-scsi": case_qemu_scsi,
+    "qsd-vhost-blk": case_qsd_blk,
+    "bench": case_bench,
+    "compare": case_compare,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--vhost", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    a = ap.parse_args()
+    kit = os.path.join(a.build_dir, "guest")
+    a.results = os.path.join(kit, "results")
+    if a.case != "compare":
+        for tool in ("qemu-system-x86_64", "qemu-storage-daemon"):
+            if not shutil.which(tool):
+                print(f"SKIP: {tool} is not installed and could not be (scripts/install-deps.sh installs "
+                      f"qemu-system-x86); a real-guest test needs it")
+                return 77
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run([os.path.join(here, "build-initramfs.sh"), kit], check=True)
+    with tempfile.TemporaryDirectory(prefix="vdisk-guest-") as work:
+        CASES[a.case](a, Guest(kit), work)
+    if failures:
+        print(f"{len(failures)} assertion(s) failed:\n  " + "\n  ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+/* vdisk-vhost-devices.c - the device kinds vdisk-vhost serves: virtio-blk (and virtio-scsi when built). */
+#include "vdisk-vhost.h"
+
+#include "hw/virtio-blk.h"
+
+#include <string.h>
+
+/* Split spec at unescaped commas; ",," is a literal comma inside a value (kept escaped). */
+static GPtrArray *split_keys(const char *spec)
+{
+    GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
+    GString *cur = g_string_new(NULL);
+    for (const char *p = spec; *p; p++) {
+        if (*p == ',' && p[1] == ',') {
+            g_string_append(cur, ",,");
+            p++;
+        } else if (*p == ',') {
+            g_ptr_array_add(parts, g_string_free(cur, FALSE));
+            cur = g_string_new(NULL);
+        } else {
+            g_string_append_c(cur, *p);
+        }
+    }
+    g_ptr_array_add(parts, g_string_free(cur, FALSE));
+    return parts;
+}
+
+/* Take serial= out of a drive spec; the rest goes to vd_blk_open. */
+bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, GError **errp)
+{
+    g_autoptr(GPtrArray) parts = split_keys(spec);
+    g_autoptr(GString) rest = g_string_new(NULL);
+    *serial = NULL;
+    for (guint i = 0; i < parts->len; i++) {
+        const char *kv = parts->pdata[i];
+        if (g_str_has_prefix(kv, "serial=")) {
+            g_free(*serial);
+            *serial = g_strdup(kv + 7);
+            continue;
+        }
+        if (!*kv) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--drive %s: empty option", spec);
+            g_clear_pointer(serial, g_free);
+            return false;
+        }
+        g_string_append_printf(rest, "%s%s", rest->len ? "," : "", kv);
+    }
+    *backend_opts = g_string_free(g_steal_pointer(&rest), FALSE);
+    return true;
+}
+
+/* Open every --drive as a block backend; serials are returned in order. */
+static bool open_drives(VdVhostApp *a, GPtrArray *serials, GError **errp)
+{
+    a->backends = g_ptr_array_new();
+    for (guint i = 0; i < a->opts.drives->len; i++) {
+        g_autofree char *opts = NULL;
+        char *serial = NULL;
+        if (!vd_vhost_split_drive(a->opts.drives->pdata[i], &opts, &serial, errp)) {
+            return false;
+        }
+        g_ptr_array_add(serials, serial);
+        VdBlockBackend *blk = vd_blk_open(opts, a->ctx, errp);
+        if (!blk) {
+            g_prefix_error(errp, "--drive %s: ", (char *)a->opts.drives->pdata[i]);
+            return false;
+        }
+        g_ptr_array_add(a->backends, blk);
+    }
+    return true;
+}
+
+/* Close every backend (after draining it). */
+static void close_drives(VdVhostApp *a)
+{
+    if (!a->backends) {
+        return;
+    }
+    for (guint i = 0; i < a->backends->len; i++) {
+        vd_blk_close(a->backends->pdata[i]);
+    }
+    g_clear_pointer(&a->backends, g_ptr_array_unref);
+}
+
+/* Wait until no backend has a request in flight. */
+static void drain_drives(VdVhostApp *a)
+{
+    for (guint i = 0; a->backends && i < a->backends->len; i++) {
+        vd_blk_drain(a->backends->pdata[i]);
+    }
+}
+
+/* One "driveN key=value..." line per backend. */
+static void format_drives(VdVhostApp *a, GString *out)
+{
+    for (guint i = 0; a->backends && i < a->backends->len; i++) {
+        VdBlockBackend *blk = a->backends->pdata[i];
+        g_string_append_printf(out, "drive%u ", i);
+        vd_blk_format_stats(blk, out);
+        g_string_append_printf(out, " write_cache=%d cache=%s file=%s\n", vd_blk_write_cache(blk),
+                               vd_cache_mode_name(vd_blk_cache_mode(blk)), vd_blk_filename(blk));
+    }
+}
+
+/* virtio-blk: exactly one drive. */
+static bool blk_create(VdVhostApp *a, GError **errp)
+{
+    g_autoptr(GPtrArray) serials = g_ptr_array_new_with_free_func(g_free);
+    if (a->opts.drives->len != 1) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "virtio-blk takes exactly one --drive (got %u)",
+                    a->opts.drives->len);
+        return false;
+    }
+    if (!open_drives(a, serials, errp)) {
+        close_drives(a);
+        return false;
+    }
+    VdVirtioBlkConf conf = {
+        .serial = serials->pdata[0],
+        .drive_id = "drive0",
+        .num_queues = a->opts.num_queues ? a->opts.num_queues : 4,
+        .queue_size = a->opts.queue_size,
+    };
+    VdVirtioBlk *b = vd_virtio_blk_new(a->backends->pdata[0], &conf, NULL, errp);
+    if (!b) {
+        close_drives(a);
+        return false;
+    }
+    a->dev = b;
+    a->vdev = vd_virtio_blk_device(b);
+    return true;
+}
+
+/* virtio-blk counters. */
+static void blk_format_stats(VdVhostApp *a, GString *out)
+{
+    g_string_append(out, "device ");
+    vd_virtio_blk_format_stats(a->dev, out);
+    g_string_append(out, "\n");
+    format_drives(a, out);
+}
+
+/* Free the virtio-blk device and its drive. */
+static void blk_destroy(VdVhostApp *a)
+{
+    g_clear_pointer(&a->dev, vd_virtio_blk_free);
+    a->vdev = NULL;
+    close_drives(a);
+}
+
+static const VdVhostDeviceKind kinds[] = {
+    { "virtio-blk", blk_create, drain_drives, blk_format_stats, blk_destroy },
+};
+
+/* Look a device kind up by name. */
+const VdVhostDeviceKind *vd_vhost_device_kind(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        if (strcmp(kinds[i].name, name) == 0) {
+            return &kinds[i];
+        }
+    }
+    return NULL;
+}
