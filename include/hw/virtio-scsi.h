@@ -10,8 +10,10 @@
  * Guarantees:
  *  - Queues: 0 control, 1 event, 2.. requests (num_queues of them).
  *  - Offered features: HOTPLUG (a LUN added after DRIVER_OK is announced
- *    with a TRANSPORT_RESET/RESCAN event), RING_INDIRECT_DESC,
- *    RING_EVENT_IDX, VERSION_1.  INOUT, CHANGE and T10_PI are not offered.
+ *    with a TRANSPORT_RESET/RESCAN event), CHANGE (a "parameters changed"
+ *    unit attention, ASC 2Ah, is also sent as a PARAM_CHANGE event),
+ *    RING_INDIRECT_DESC, RING_EVENT_IDX, VERSION_1.  INOUT and T10_PI are
+ *    not offered.
  *  - Every request is checked before a disk sees it: a chain without room
  *    for the response (12 + sense_size bytes) is returned with len 0 and puts
  *    the device in NEEDS_RESET; a request header shorter than 19 + cdb_size

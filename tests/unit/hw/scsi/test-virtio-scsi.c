@@ -17,6 +17,7 @@
 
 #include "hw/virtio-mmio.h"
 #include "hw/virtio-scsi.h"
+#include "scsi-test-util.h"
 #include "vguest.h"
 
 #define RAM     (8u << 20)
@@ -290,6 +291,39 @@ static void test_hotplug(void **state)
     fix_free(f);
 }
 
+/* With CHANGE, a "parameters changed" unit attention on our nexus is also a PARAM_CHANGE event. */
+static void test_param_change_event(void **state)
+{
+    Fix *f = fix_new(1);
+    start(f, F(VD_VIRTIO_SCSI_F_CHANGE), 1);
+    clear_ua(f, 1);
+    unsigned heads[2];
+    uint64_t ev = post_events(f, 2, heads);
+    VdScsiDisk *d1 = vd_virtio_scsi_disk(f->dev, 1);
+    /* Another initiator (nexus 3, e.g. a second front end) turns LUN 1's write cache off. */
+    TCmd t;
+    uint8_t ms[6] = { 0x15, 0x10, 0, 0, 24, 0 };
+    uint8_t list[24] = { 0, 0, 0, 0, 0x08, 0x12, 0x00 };
+    run_nx(d1, &t, 3, (const uint8_t[6]){ 0 }, 6, NULL, 0, NULL, 0);     /* nexus 3's power-on UA */
+    run_nx(d1, &t, 3, ms, 6, list, sizeof(list), NULL, 0);
+    assert_int_equal(t.req.status, 0);
+    uint32_t id, len;
+    assert_true(vg_pop_used(&f->g, 1, &id, &len));
+    assert_int_equal(id, heads[0]);
+    assert_int_equal(le32_at(f, ev), VD_VIRTIO_SCSI_T_PARAM_CHANGE);
+    assert_int_equal(((uint8_t *)vg_ptr(&f->g, ev))[7], 1);             /* LUN 1 */
+    assert_int_equal(le32_at(f, ev + 12), 0x2a | 0x01 << 8);
+    /* The unit attention is still there for the guest's next command. */
+    static const uint8_t tur[6] = { 0 };
+    Cmd c = run(f, 1, tur, 6, 0, 0);
+    assert_int_equal(status_of(f, &c), 2);
+    assert_int_equal(((uint8_t *)vg_ptr(&f->g, c.resp + 12))[12], 0x2a);
+    /* Other unit attentions (a LUN reset) send no PARAM_CHANGE. */
+    vd_scsi_disk_set_unit_attention(d1, 0, VD_SENSE_LUN_RESET);
+    assert_false(vg_pop_used(&f->g, 1, &id, &len));
+    fix_free(f);
+}
+
 /* Without HOTPLUG no event is sent; with no buffers events wait, and overflow sets EVENTS_MISSED. */
 static void test_events_waiting_and_missed(void **state)
 {
@@ -494,6 +528,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tmf_with_command_in_flight),
         cmocka_unit_test(test_hotplug),
+        cmocka_unit_test(test_param_change_event),
         cmocka_unit_test(test_events_waiting_and_missed),
         cmocka_unit_test(test_config_sizes),
         cmocka_unit_test(test_multiqueue),
