@@ -8,4 +8,5 @@ if [ ! -f build/build.ninja ]; then
   meson setup build >/dev/null
 fi
 meson compile -C build >/dev/null
+export VDISK_VMM=$PWD/build/system/vdisk-vmm
 exec ./build/tests/qtest-like/vdisk-seq --narrate tests/qtest-like/sequences/demo.seq
