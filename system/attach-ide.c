@@ -29,6 +29,7 @@ static VdIdeController *machine_ide(VdMachine *m, GError **errp)
     return m->ide;
 }
 
+/* Attach an if=ide drive at its index and announce it with its channel resources. */
 bool vd_machine_attach_ide(VdMachine *m, VdDriveSpec *drive, GError **errp)
 {
     VdIdeController *ide = machine_ide(m, errp);

@@ -1,4 +1,4 @@
-/* vdisk-vhost-devices.c - the device kinds vdisk-vhost serves: virtio-blk (and virtio-scsi when built). */
+/* vdisk-vhost-devices.c - the device kinds vdisk-vhost serves: virtio-blk (virtio-scsi in vdisk-vhost-scsi.c). */
 #include "vdisk-vhost.h"
 
 #include "hw/virtio-blk.h"
@@ -50,7 +50,7 @@ bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, 
 }
 
 /* Open every --drive as a block backend; serials are returned in order. */
-static bool open_drives(VdVhostApp *a, GPtrArray *serials, GError **errp)
+bool vd_vhost_open_drives(VdVhostApp *a, GPtrArray *serials, GError **errp)
 {
     a->backends = g_ptr_array_new();
     for (guint i = 0; i < a->opts.drives->len; i++) {
@@ -71,7 +71,7 @@ static bool open_drives(VdVhostApp *a, GPtrArray *serials, GError **errp)
 }
 
 /* Close every backend (after draining it). */
-static void close_drives(VdVhostApp *a)
+void vd_vhost_close_drives(VdVhostApp *a)
 {
     if (!a->backends) {
         return;
@@ -91,7 +91,7 @@ static void drain_drives(VdVhostApp *a)
 }
 
 /* One "driveN key=value..." line per backend. */
-static void format_drives(VdVhostApp *a, GString *out)
+void vd_vhost_format_drives(VdVhostApp *a, GString *out)
 {
     for (guint i = 0; a->backends && i < a->backends->len; i++) {
         VdBlockBackend *blk = a->backends->pdata[i];
@@ -111,8 +111,8 @@ static bool blk_create(VdVhostApp *a, GError **errp)
                     a->opts.drives->len);
         return false;
     }
-    if (!open_drives(a, serials, errp)) {
-        close_drives(a);
+    if (!vd_vhost_open_drives(a, serials, errp)) {
+        vd_vhost_close_drives(a);
         return false;
     }
     VdVirtioBlkConf conf = {
@@ -123,7 +123,7 @@ static bool blk_create(VdVhostApp *a, GError **errp)
     };
     VdVirtioBlk *b = vd_virtio_blk_new(a->backends->pdata[0], &conf, NULL, errp);
     if (!b) {
-        close_drives(a);
+        vd_vhost_close_drives(a);
         return false;
     }
     a->dev = b;
@@ -137,7 +137,7 @@ static void blk_format_stats(VdVhostApp *a, GString *out)
     g_string_append(out, "device ");
     vd_virtio_blk_format_stats(a->dev, out);
     g_string_append(out, "\n");
-    format_drives(a, out);
+    vd_vhost_format_drives(a, out);
 }
 
 /* Free the virtio-blk device and its drive. */
@@ -145,19 +145,26 @@ static void blk_destroy(VdVhostApp *a)
 {
     g_clear_pointer(&a->dev, vd_virtio_blk_free);
     a->vdev = NULL;
-    close_drives(a);
+    vd_vhost_close_drives(a);
 }
 
-static const VdVhostDeviceKind kinds[] = {
-    { "virtio-blk", blk_create, drain_drives, blk_format_stats, blk_destroy },
+static const VdVhostDeviceKind kind_blk = {
+    "virtio-blk", blk_create, drain_drives, blk_format_stats, blk_destroy,
+};
+
+static const VdVhostDeviceKind *const kinds[] = {
+    &kind_blk,
+#ifdef VD_HAVE_VIRTIO_SCSI
+    &vd_vhost_kind_scsi,
+#endif
 };
 
 /* Look a device kind up by name. */
 const VdVhostDeviceKind *vd_vhost_device_kind(const char *name)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
-        if (strcmp(kinds[i].name, name) == 0) {
-            return &kinds[i];
+        if (strcmp(kinds[i]->name, name) == 0) {
+            return kinds[i];
         }
     }
     return NULL;

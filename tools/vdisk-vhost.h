@@ -55,4 +55,13 @@ const VdVhostDeviceKind *vd_vhost_device_kind(const char *name);
  */
 bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, GError **errp);
 
+/* Shared by the device kinds (vdisk-vhost-devices.c). */
+bool vd_vhost_open_drives(VdVhostApp *app, GPtrArray *serials, GError **errp);
+void vd_vhost_close_drives(VdVhostApp *app);
+void vd_vhost_format_drives(VdVhostApp *app, GString *out);
+
+#ifdef VD_HAVE_VIRTIO_SCSI
+extern const VdVhostDeviceKind vd_vhost_kind_scsi;
+#endif
+
 #endif

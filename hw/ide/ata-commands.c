@@ -458,9 +458,3 @@ void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off)
         *need_wce_off = true;
     }
 }
-
-/* The name of an opcode, or NULL if the disk does not implement it (for traces and tests). */
-const char *ata_command_name(uint8_t opcode)
-{
-    return ata_cmds[opcode].name;
-}

@@ -199,7 +199,6 @@ void ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags);
 void ata_exec(IdeDrive *d, uint8_t opcode);
 void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off);
 bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done);
-const char *ata_command_name(uint8_t opcode);
 
 /* ata-dsm.c */
 #define ATA_CMD_DSM        0x06

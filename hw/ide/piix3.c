@@ -5,7 +5,8 @@
  *
  * Power-on state, as firmware would leave it (this machine has none):
  * PCI command = I/O space + bus master, BAR4 = VD_IDE_BMDMA_BASE, IDETIM
- * (40h-41h primary, 42h-43h secondary) = 8000h: decode enabled.  Clearing
+ * (40h-41h primary, 42h-43h secondary) = 8000h: decode enabled, and the
+ * bus-master "drive N DMA capable" bits set for each attached drive.  Clearing
  * an IDETIM decode bit stops the channel's legacy ports from decoding.
  */
 #include "ide-internal.h"
@@ -27,6 +28,7 @@ static const ChannelLayout channel_layout[VD_IDE_CHANNELS] = {
     { VD_IDE_SECONDARY_CMD, VD_IDE_SECONDARY_CTL, VD_IDE_SECONDARY_IRQ },
 };
 
+/* The fixed legacy resources of a channel. */
 void vd_ide_channel_info(unsigned channel, uint16_t *cmd_base, uint16_t *ctl_base, unsigned *irq)
 {
     const ChannelLayout *l = &channel_layout[channel % VD_IDE_CHANNELS];
@@ -101,6 +103,7 @@ static void piix3_config_write(VdPciDevice *dev, unsigned offset, uint32_t value
     }
 }
 
+/* Create the function: both channels' ports, config space as firmware leaves it, BAR4. */
 VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp)
 {
     VdIdeController *c = g_new0(VdIdeController, 1);
@@ -134,6 +137,7 @@ VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp)
     return c;
 }
 
+/* Orphan in-flight requests, drop the IRQ lines, unmap everything, free. */
 void vd_ide_free(VdIdeController *c)
 {
     if (!c) {
@@ -154,6 +158,7 @@ void vd_ide_free(VdIdeController *c)
     g_free(c);
 }
 
+/* Put a disk at an index (or the first free one) and power it on. */
 bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const char *serial,
                    int *index_out, GError **errp)
 {
@@ -187,6 +192,8 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
         g_snprintf(d->serial, sizeof(d->serial), "VDISK-IDE-%d", index);
     }
     ide_power_on(d);
+    /* As firmware would: mark the drive DMA capable in the bus-master status. */
+    d->ch->bm.status |= d->unit ? BM_ST_DRV1_DMA : BM_ST_DRV0_DMA;
     /* The other device's register copy starts with the same values. */
     IdeDrive *other = &c->ch[index / 2].drive[(index % 2) ^ 1];
     if (!ide_present(other)) {
@@ -198,11 +205,13 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
     return true;
 }
 
+/* True if a disk sits at index. */
 bool vd_ide_has_drive(VdIdeController *c, unsigned index)
 {
     return index < VD_IDE_MAX_DRIVES && ide_present(&c->ch[index / 2].drive[index % 2]);
 }
 
+/* The PCI function of the controller. */
 VdPciDevice *vd_ide_pci_device(VdIdeController *c)
 {
     return &c->pci;

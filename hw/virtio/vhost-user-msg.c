@@ -79,8 +79,14 @@ static VdVhostResult h_set_features(VdVhostUserServer *s, VdVhostMsg *m)
     uint64_t f = get64(m, 0);
     uint64_t offer = vd_virtio_host_features(s->vdev) | F_PROTOCOL;
     if (f & ~offer) {
-        g_warning("vhost-user: SET_FEATURES 0x%" G_GINT64_MODIFIER "x has bits we never offered", f);
-        return VD_VHOST_FAIL;
+        /*
+         * QEMU's vhost-user-scsi passes through bits it offered the guest on
+         * its own (VIRTIO_SCSI_F_CHANGE) without asking us.  The device
+         * never acts on a bit it did not offer, so negotiate the intersection.
+         */
+        g_message("vhost-user: SET_FEATURES: ignoring bits 0x%" G_GINT64_MODIFIER "x we never offered", f & ~offer);
+        s->stats.ignored_feature_bits |= f & ~offer;
+        f &= offer;
     }
     uint64_t dev = f & ~F_PROTOCOL;
     bool protocol = f & F_PROTOCOL;

@@ -456,8 +456,9 @@ void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
         " messages=%" G_GUINT64_FORMAT " bad_messages=%" G_GUINT64_FORMAT " unsupported=%" G_GUINT64_FORMAT
         " kicks=%" G_GUINT64_FORMAT " calls=%" G_GUINT64_FORMAT " mem_tables=%" G_GUINT64_FORMAT
         " config_reads=%" G_GUINT64_FORMAT " config_writes=%" G_GUINT64_FORMAT
-        " rings_started=%" G_GUINT64_FORMAT " rings_stopped=%" G_GUINT64_FORMAT " connected=%d",
+        " rings_started=%" G_GUINT64_FORMAT " rings_stopped=%" G_GUINT64_FORMAT " connected=%d"
+        " ignored_feature_bits=0x%" G_GINT64_MODIFIER "x",
         t->connections, t->disconnects, t->refused_connections, t->messages, t->bad_messages, t->unsupported,
         t->kicks, t->calls, t->mem_tables, t->config_reads, t->config_writes, t->rings_started,
-        t->rings_stopped, s->conn_fd >= 0);
+        t->rings_stopped, s->conn_fd >= 0, t->ignored_feature_bits);
 }

@@ -25,7 +25,10 @@
  *    memory is unmapped, every descriptor is closed, and the server accepts
  *    the next front end.  One front end at a time; a second connection
  *    attempt is closed at once.
- *  - Feature negotiation: the device's own feature bits plus
+ *  - Feature negotiation: bits a front end sets that we never offered are
+ *    dropped (QEMU's vhost-user-scsi forwards VIRTIO_SCSI_F_CHANGE on its
+ *    own); the device sees only the intersection.
+ *  - Feature offer: the device's own feature bits plus
  *    VHOST_USER_F_PROTOCOL_FEATURES; protocol features MQ, REPLY_ACK and
  *    CONFIG.  SET_CONFIG goes to the device's config_write op (so the
  *    virtio-blk writeback byte reaches vd_blk_set_write_cache).
@@ -106,6 +109,7 @@ typedef struct VdVhostUserStats {
     uint64_t messages, bad_messages, unsupported;
     uint64_t kicks, calls, mem_tables, config_reads, config_writes;
     uint64_t rings_started, rings_stopped;
+    uint64_t ignored_feature_bits;   /* bits a front end set that we never offered (mask) */
 } VdVhostUserStats;
 
 /*

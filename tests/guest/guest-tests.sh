@@ -81,12 +81,15 @@ scenario_verify() {
   for n in 1 2 3 4; do run vdtest verify /dev/$1 ${n}M 256K $((seed + n)); done
 }
 
-# QD1 O_DIRECT throughput (the benchmark).
+# QD1 O_DIRECT throughput (the benchmark); SEED is the seconds per run (0: 3).
 scenario_bench() {
   wait_dev "$1" || return
-  run vdtest bench /dev/$1 0 32M 4K 4 randwrite
-  run vdtest bench /dev/$1 0 32M 1M 3 seqwrite
-  run vdtest bench /dev/$1 0 32M 4K 3 randread
+  secs=$seed
+  [ "$secs" -gt 0 ] 2>/dev/null || secs=3
+  run vdtest bench /dev/$1 0 32M 4K $secs randwrite
+  run vdtest bench /dev/$1 0 32M 1M $secs seqwrite
+  run vdtest bench /dev/$1 0 32M 4K $secs randread
+  run vdtest bench /dev/$1 0 32M 1M $secs seqread
 }
 
 case "$scenario" in

@@ -381,7 +381,9 @@ static AtaResult dma_command(AtaDisk *d, uint8_t op, uint8_t feature, uint64_t l
     }
     uint16_t bm = d->ch.bmdma;
     vd_qtest_outb(q, bm + BM_CMD, 0);                           /* engine stopped */
-    vd_qtest_outb(q, bm + BM_STATUS, BM_ERROR | BM_INTR);       /* write 1 to clear */
+    /* ERROR and INTR are write-1-to-clear; keep the "drive DMA capable" bits 5-6 as they are. */
+    uint8_t bst = vd_qtest_inb(q, bm + BM_STATUS);
+    vd_qtest_outb(q, bm + BM_STATUS, (bst & 0x60) | BM_ERROR | BM_INTR);
     vd_qtest_outl(q, bm + BM_PRD, prd);
     vd_qtest_outb(q, bm + BM_CMD, to_mem ? BM_READ : 0);
     ata_load_taskfile(d, feature, count, lba, ext);
@@ -399,7 +401,7 @@ static AtaResult dma_command(AtaDisk *d, uint8_t op, uint8_t feature, uint64_t l
     vd_qtest_outb(q, bm + BM_CMD, 0);                           /* stop the engine */
     AtaResult f = finish(d, ext);                               /* acknowledges INTRQ */
     f.bm_status = r.bm_status;
-    vd_qtest_outb(q, bm + BM_STATUS, BM_INTR);
+    vd_qtest_outb(q, bm + BM_STATUS, (r.bm_status & 0x60) | BM_INTR);
     return f;
 }
 

@@ -138,6 +138,43 @@ static void test_discovery_identify(void **state)
     stop(f);
 }
 
+/* Three drives: both units of the primary channel and the secondary slave alone. */
+static void test_discovery_three_drives(void **state)
+{
+    VdQtest *q = vd_qtest_start("--drive driver=null,size=1M,if=ide,index=0,id=a "
+                                "--drive driver=null,size=2M,if=ide,index=1,id=b "
+                                "--drive driver=null,size=3M,if=ide,index=3,id=c,serial=SECONDSLAVE");
+    AtaChannel ch[2];
+    assert_int_equal(ata_discover(q, ch), 2);
+    unsigned sec = ch[0].cmd == 0x170 ? 0 : 1;
+    assert_int_equal(ch[1 - sec].cmd, 0x1f0);
+    assert_int_equal(ch[sec].cmd, 0x170);
+    assert_int_equal(ch[sec].ctl, 0x376);
+    assert_int_equal(ch[sec].irq, 15);
+    assert_int_equal(ch[sec].bmdma, 0xc008);
+    AtaDisk d;
+    assert_true(ata_probe(&d, q, &ch[1 - sec], 0));
+    assert_int_equal(d.sectors, 2048);
+    assert_true(ata_probe(&d, q, &ch[1 - sec], 1));
+    assert_int_equal(d.sectors, 4096);
+    assert_true(ata_probe(&d, q, &ch[sec], 1));
+    assert_int_equal(d.sectors, 6144);
+    char serial[21] = { 0 };
+    for (int i = 0; i < 10; i++) {
+        serial[2 * i] = d.id[10 + i] >> 8;
+        serial[2 * i + 1] = d.id[10 + i];
+    }
+    assert_memory_equal(serial, "SECONDSLAVE ", 12);
+    /* The secondary master is absent: the slave answers for it with status 00h. */
+    assert_false(ata_probe(&d, q, &ch[sec], 0));
+    /* Both disks of a channel share its interrupt; each has its own data. */
+    uint8_t buf[512];
+    AtaDisk b;
+    assert_true(ata_probe(&b, q, &ch[1 - sec], 1));
+    assert_ok(ata_dma_read(&b, 0, 1, buf, true));
+    assert_int_equal(vd_qtest_quit(q), 0);
+}
+
 /* cache=writethrough: the disk powers on with its write cache off. */
 static void test_power_on_writethrough(void **state)
 {
@@ -662,6 +699,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discovery_identify),
+        cmocka_unit_test(test_discovery_three_drives),
         cmocka_unit_test(test_power_on_writethrough),
         cmocka_unit_test(test_every_command),
         cmocka_unit_test(test_lba_boundaries),

@@ -4,7 +4,9 @@
 
 #include "block/block-backend.h"
 
+#include <fcntl.h>
 #include <setjmp.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
@@ -58,6 +60,30 @@ static inline VdBlockBackend *open_ok(const char *opts)
         fail_msg("open '%s': %s", opts, err->message);
     }
     return blk;
+}
+
+/* A scratch image of `size` zero bytes called `name` in a new temporary folder. */
+typedef struct TempImage {
+    char *dir, *path;
+} TempImage;
+
+static inline void temp_image_create(TempImage *t, const char *name, off_t size)
+{
+    t->dir = g_dir_make_tmp("vdisk-test-XXXXXX", NULL);
+    assert_non_null(t->dir);
+    t->path = g_build_filename(t->dir, name, NULL);
+    int fd = open(t->path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, size), 0);
+    close(fd);
+}
+
+static inline void temp_image_remove(TempImage *t)
+{
+    unlink(t->path);
+    rmdir(t->dir);
+    g_free(t->path);
+    g_free(t->dir);
 }
 
 #endif

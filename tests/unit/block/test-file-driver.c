@@ -13,33 +13,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *dir, *image;
+static TempImage scratch;
 static uint8_t buf[65536] __attribute__((aligned(4096)));
 
 /* A fresh 4 MiB image for each test. */
 static int setup(void **state)
 {
-    dir = g_dir_make_tmp("vdisk-test-XXXXXX", NULL);
-    image = g_build_filename(dir, "disk.img", NULL);
-    int fd = open(image, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 4 << 20), 0);
-    close(fd);
+    temp_image_create(&scratch, "disk.img", 4 << 20);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    unlink(image);
-    rmdir(dir);
-    g_free(image);
-    g_free(dir);
+    temp_image_remove(&scratch);
     return 0;
 }
 
 static VdBlockBackend *open_image(const char *extra)
 {
-    g_autofree char *opts = g_strdup_printf("file=%s%s%s", image, *extra ? "," : "", extra);
+    g_autofree char *opts = g_strdup_printf("file=%s%s%s", scratch.path, *extra ? "," : "", extra);
     return open_ok(opts);
 }
 
@@ -54,7 +46,7 @@ static void image_fd_flags(unsigned *count, int *any_direct, int *any_dsync, int
     while ((name = g_dir_read_name(d))) {
         g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
         g_autofree char *target = g_file_read_link(link, NULL);
-        if (!target || strcmp(target, image) != 0) {
+        if (!target || strcmp(target, scratch.path) != 0) {
             continue;
         }
         g_autofree char *info_path = g_strdup_printf("/proc/self/fdinfo/%s", name);
@@ -212,7 +204,7 @@ static void test_direct_unaligned(void **state)
     assert_int_equal(vd_blk_pwrite_sync(blk, 1001, pattern, sizeof(pattern), VD_REQ_FUA), 0);
     assert_true(stats_of(blk).bounce_rmw >= 1);
     /* Independent check through a separate descriptor. */
-    int fd = open(image, O_RDONLY);
+    int fd = open(scratch.path, O_RDONLY);
     uint8_t back[16384];
     assert_int_equal(pread(fd, back, sizeof(back), 0), sizeof(back));
     close(fd);
@@ -228,8 +220,8 @@ static void test_direct_unaligned(void **state)
 /* O_DIRECT needs an aligned image size: a clear error otherwise. */
 static void test_direct_size_error(void **state)
 {
-    assert_int_equal(truncate(image, (4 << 20) + 100), 0);
-    g_autofree char *opts = g_strdup_printf("file=%s,cache=none", image);
+    assert_int_equal(truncate(scratch.path, (4 << 20) + 100), 0);
+    g_autofree char *opts = g_strdup_printf("file=%s,cache=none", scratch.path);
     GError *err = NULL;
     assert_null(vd_blk_open(opts, NULL, &err));
     assert_non_null(strstr(err->message, "not a multiple of the O_DIRECT alignment"));
@@ -244,9 +236,9 @@ static void test_discard_and_zeroes(void **state)
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 65536, 0), 0);
     assert_int_equal(vd_blk_flush_sync(blk), 0);
     struct stat st0, st1;
-    assert_int_equal(stat(image, &st0), 0);
+    assert_int_equal(stat(scratch.path, &st0), 0);
     assert_int_equal(vd_blk_discard_sync(blk, 0, 32768), 0);
-    assert_int_equal(stat(image, &st1), 0);
+    assert_int_equal(stat(scratch.path, &st1), 0);
     assert_true(st1.st_blocks < st0.st_blocks);
     assert_int_equal(vd_blk_write_zeroes_sync(blk, 32768, 16384, 0), 0);
     uint8_t rd[65536];
@@ -274,7 +266,7 @@ static void test_discard_and_zeroes(void **state)
 /* Pages of the image resident in this host's page cache. */
 static size_t resident_pages(void)
 {
-    int fd = open(image, O_RDONLY);
+    int fd = open(scratch.path, O_RDONLY);
     struct stat st;
     fstat(fd, &st);
     void *p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
@@ -310,7 +302,7 @@ static void test_migration_handover(void **state)
 /* A read-only open of a read-only file: writes fail with EROFS, flush succeeds with no host call. */
 static void test_read_only_file(void **state)
 {
-    assert_int_equal(chmod(image, 0444), 0);
+    assert_int_equal(chmod(scratch.path, 0444), 0);
     VdBlockBackend *blk = open_image("read-only=on");
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EROFS);
     assert_int_equal(vd_blk_flush_sync(blk), 0);
@@ -318,7 +310,7 @@ static void test_read_only_file(void **state)
     VdBlockStats s = stats_of(blk);
     assert_int_equal(s.host_writes + s.host_fdatasync, 0);
     vd_blk_close(blk);
-    chmod(image, 0644);
+    chmod(scratch.path, 0644);
 }
 
 int main(void)

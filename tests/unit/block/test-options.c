@@ -8,31 +8,25 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *dir, *image;
+static TempImage scratch;
 
+/* The image name has a comma: it needs ",," escaping. */
 static int setup(void **state)
 {
-    dir = g_dir_make_tmp("vdisk-opts-XXXXXX", NULL);
-    image = g_build_filename(dir, "a,b.img", NULL); /* a comma: needs ",," escaping */
-    int fd = open(image, O_CREAT | O_RDWR, 0644);
-    assert_int_equal(ftruncate(fd, 1 << 20), 0);
-    close(fd);
+    temp_image_create(&scratch, "a,b.img", 1 << 20);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    unlink(image);
-    rmdir(dir);
-    g_free(image);
-    g_free(dir);
+    temp_image_remove(&scratch);
     return 0;
 }
 
 /* The image path with commas doubled, as the option syntax wants. */
 static char *escaped_image(void)
 {
-    g_auto(GStrv) parts = g_strsplit(image, ",", -1);
+    g_auto(GStrv) parts = g_strsplit(scratch.path, ",", -1);
     return g_strjoinv(",,", parts);
 }
 
@@ -75,7 +69,7 @@ static void test_every_accepted_value(void **state)
         assert_int_equal(vd_blk_wt_policy(blk), rows[i].policy);
         assert_int_equal(vd_blk_is_read_only(blk), rows[i].read_only);
         assert_int_equal(vd_blk_aio(blk), strstr(rows[i].opt, "io_uring") ? VD_AIO_IO_URING : VD_AIO_THREADS);
-        assert_string_equal(vd_blk_filename(blk), image);
+        assert_string_equal(vd_blk_filename(blk), scratch.path);
         assert_string_equal(vd_cache_mode_name(rows[i].cache), i < 5 ? rows[i].opt + 6 : vd_cache_mode_name(rows[i].cache));
         bool discard = strstr(rows[i].opt, "discard=ignore") || strstr(rows[i].opt, "discard=off");
         assert_int_equal(vd_blk_can_discard(blk), !discard && !rows[i].read_only);
@@ -118,8 +112,8 @@ static void test_bad_options(void **state)
         { g_strdup(",cache=none"), "empty option in ',cache=none'" },
         { g_strdup("cache=none"), "driver 'file' needs file=PATH" },
         { g_strdup("file="), "file= needs a path" },
-        { g_strdup_printf("file=%s/missing.img", dir), "missing.img: No such file or directory" },
-        { g_strdup_printf("file=%s", dir), "is a directory, not a disk image" },
+        { g_strdup_printf("file=%s/missing.img", scratch.dir), "missing.img: No such file or directory" },
+        { g_strdup_printf("file=%s", scratch.dir), "is a directory, not a disk image" },
         { g_strdup("file=/dev/null"), "/dev/null is a special file, not a regular file or block device" },
         { g_strdup("driver=null"), "driver 'null' needs size=BYTES" },
         { g_strdup("driver=null,size=12Q"), "invalid size '12Q'; expected a number of bytes" },

@@ -55,6 +55,11 @@ static void test_signature(void **state)
     assert_int_equal(inb(r, p + 3), 1);
     assert_int_equal(inb(r, p + 4), 0);
     assert_int_equal(inb(r, p + 5), 0);
+    /* Bus-master status: drive 0 DMA capable, as firmware leaves it; nothing on the secondary. */
+    assert_int_equal(bm_status(r, 0), 0x20);
+    assert_int_equal(bm_status(r, 1), 0x00);
+    rig_attach(r, 1, "driver=null,size=16M");
+    assert_int_equal(bm_status(r, 0), 0x60);
     rig_free(r);
 }
 

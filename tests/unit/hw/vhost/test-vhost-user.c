@@ -1,0 +1,509 @@
+/*
+ * test-vhost-user.c - the vhost-user back end against an in-process front
+ * end: negotiation, config (the writeback toggle reaching the backend), a
+ * real virtio-blk request through a memfd memory table and eventfds,
+ * GET_VRING_BASE, a disconnect with a request in flight, reconnection, and
+ * a hostile front end (every malformed message drops only its connection).
+ */
+#include "block/block-backend.h"
+#include "hw/vhost-user.h"
+#include "hw/virtio-blk.h"
+
+#include <glib/gstdio.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define IMG_SIZE  (1 << 20)
+#define MEM_SIZE  (64 * 1024)
+#define GPA_BASE  0x10000ull
+#define UVA_BASE  0x7f0000000000ull
+#define QSZ       16
+/* Guest-physical layout of the test ring and request. */
+#define G_DESC    (GPA_BASE + 0x0000)
+#define G_AVAIL   (GPA_BASE + 0x1000)
+#define G_USED    (GPA_BASE + 0x2000)
+#define G_HDR     (GPA_BASE + 0x3000)
+#define G_DATA    (GPA_BASE + 0x4000)
+#define G_STATUS  (GPA_BASE + 0x6000)
+#define F_PROTOCOL (1ull << VD_VHOST_USER_F_PROTOCOL_FEATURES)
+#define ACK_FEATURES ((1ull << VD_VIRTIO_F_VERSION_1) | (1ull << VD_VIRTIO_BLK_F_FLUSH) | \
+                      (1ull << VD_VIRTIO_BLK_F_CONFIG_WCE) | F_PROTOCOL)
+
+typedef struct Fx {
+    char *dir, *sock, *img;
+    VdBlockBackend *blk;
+    VdVirtioBlk *dev;
+    VdVhostUserServer *srv;
+    int c;                 /* the front end's socket */
+    int memfd;
+    uint8_t *mem;          /* our view of "guest memory" (GPA_BASE..) */
+    int kick, call;
+} Fx;
+
+/* Run everything the context has ready. */
+static void pump(void)
+{
+    for (int i = 0; i < 1000 && g_main_context_iteration(NULL, FALSE); i++) {
+    }
+}
+
+/* Connect a new front end. */
+static int connect_front_end(Fx *f)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, f->sock);
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(c >= 0);
+    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    pump();
+    return c;
+}
+
+/* The server's drain op: iterate until the backend is idle. */
+static void drain_blk(void *opaque)
+{
+    vd_blk_drain(opaque);
+}
+
+static const VdVhostUserDeviceOps dev_ops = { .drain = drain_blk };
+
+/* A 1 MiB image behind virtio-blk, served on a fresh socket, with one front end connected. */
+static int setup_server(void **state)
+{
+    Fx *f = g_new0(Fx, 1);
+    f->dir = g_dir_make_tmp("vhost-XXXXXX", NULL);
+    f->sock = g_build_filename(f->dir, "s.sock", NULL);
+    f->img = g_build_filename(f->dir, "d.img", NULL);
+    FILE *fp = fopen(f->img, "w");
+    assert_non_null(fp);
+    assert_int_equal(ftruncate(fileno(fp), IMG_SIZE), 0);
+    fclose(fp);
+    g_autofree char *o = g_strdup_printf("file=%s,cache=writeback", f->img);
+    f->blk = vd_blk_open(o, NULL, NULL);
+    assert_non_null(f->blk);
+    VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = 64 };
+    f->dev = vd_virtio_blk_new(f->blk, &conf, NULL, NULL);
+    assert_non_null(f->dev);
+    f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->blk, NULL, NULL);
+    assert_non_null(f->srv);
+    f->memfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
+    f->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+    assert_true(f->mem != MAP_FAILED);
+    f->kick = eventfd(0, EFD_CLOEXEC);
+    f->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    *state = f;
+    f->c = connect_front_end(f);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    Fx *f = *state;
+    if (f->c >= 0) {
+        close(f->c);
+    }
+    pump();
+    vd_vhost_user_server_free(f->srv);
+    vd_virtio_blk_free(f->dev);
+    vd_blk_close(f->blk);
+    munmap(f->mem, MEM_SIZE);
+    close(f->memfd);
+    close(f->kick);
+    close(f->call);
+    g_unlink(f->img);
+    g_rmdir(f->dir);
+    g_free(f->img);
+    g_free(f->sock);
+    g_free(f->dir);
+    g_free(f);
+    return 0;
+}
+
+/* Send one message (header + payload, fds as SCM_RIGHTS). */
+static void send_msg(Fx *f, uint32_t req, uint32_t flags, const void *payload, uint32_t size, const int *fds,
+                     unsigned nfds)
+{
+    uint8_t buf[12 + 512];
+    uint32_t h[3] = { req, flags, size };
+    memcpy(buf, h, 12);
+    memcpy(buf + 12, payload, MIN(size, 512u));
+    struct iovec iov = { buf, 12 + MIN(size, 512u) };
+    char control[CMSG_SPACE(16 * sizeof(int))] = { 0 };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds) {
+        mh.msg_control = control;
+        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+    }
+    assert_int_equal(sendmsg(f->c, &mh, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+    pump();
+}
+
+/* Wait (pumping the server) until the socket is readable or at EOF; false on timeout. */
+static bool wait_readable(Fx *f)
+{
+    for (int i = 0; i < 5000; i++) {
+        pump();
+        struct pollfd p = { f->c, POLLIN, 0 };
+        if (poll(&p, 1, 1) == 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Read a reply to req; returns its payload size, -1 if the server hung up. */
+static int recv_reply(Fx *f, uint32_t req, void *payload, uint32_t max)
+{
+    assert_true(wait_readable(f));
+    uint32_t h[3];
+    ssize_t n = recv(f->c, h, 12, MSG_WAITALL);
+    if (n == 0) {
+        return -1;
+    }
+    assert_int_equal(n, 12);
+    assert_int_equal(h[0], req);
+    assert_int_equal(h[1], VD_VHOST_USER_VERSION | VD_VHOST_USER_REPLY);
+    assert_true(h[2] <= max);
+    assert_int_equal(recv(f->c, payload, h[2], MSG_WAITALL), (ssize_t)h[2]);
+    return h[2];
+}
+
+/* Request a u64 (GET_FEATURES etc.). */
+static uint64_t get_u64(Fx *f, uint32_t req)
+{
+    uint64_t v = 0;
+    send_msg(f, req, VD_VHOST_USER_VERSION, NULL, 0, NULL, 0);
+    assert_int_equal(recv_reply(f, req, &v, sizeof(v)), 8);
+    return v;
+}
+
+/* Send a message with NEED_REPLY and return the REPLY_ACK value (0 success). */
+static uint64_t acked(Fx *f, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds)
+{
+    uint64_t v = 99;
+    send_msg(f, req, VD_VHOST_USER_VERSION | VD_VHOST_USER_NEED_REPLY, payload, size, fds, nfds);
+    assert_int_equal(recv_reply(f, req, &v, sizeof(v)), 8);
+    return v;
+}
+
+/* True once the server has closed our connection. */
+static bool dropped(Fx *f)
+{
+    if (!wait_readable(f)) {
+        return false;
+    }
+    char b;
+    return recv(f->c, &b, 1, MSG_DONTWAIT) == 0;
+}
+
+/* Protocol features with REPLY_ACK, then the device features. */
+static void negotiate(Fx *f)
+{
+    uint64_t pf = get_u64(f, VD_VHOST_USER_GET_PROTOCOL_FEATURES);
+    assert_int_equal(pf, (1u << VD_VHOST_USER_PROTOCOL_F_MQ) | (1u << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+                             (1u << VD_VHOST_USER_PROTOCOL_F_CONFIG));
+    send_msg(f, VD_VHOST_USER_SET_PROTOCOL_FEATURES, 1, &pf, 8, NULL, 0);
+    uint64_t feat = ACK_FEATURES;
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_FEATURES, &feat, 8, NULL, 0), 0);
+}
+
+/* GET_CONFIG of the whole virtio-blk config space. */
+static void get_config(Fx *f, uint8_t *cfg)
+{
+    uint8_t msg[12 + VD_VIRTIO_BLK_CONFIG_SIZE] = { 0 };
+    uint32_t hdr[3] = { 0, VD_VIRTIO_BLK_CONFIG_SIZE, 0 };
+    memcpy(msg, hdr, 12);
+    send_msg(f, VD_VHOST_USER_GET_CONFIG, 1, msg, sizeof(msg), NULL, 0);
+    assert_int_equal(recv_reply(f, VD_VHOST_USER_GET_CONFIG, msg, sizeof(msg)), sizeof(msg));
+    memcpy(cfg, msg + 12, VD_VIRTIO_BLK_CONFIG_SIZE);
+}
+
+/* Features, queue count, config, and the writeback toggle reaching the backend. */
+static void test_negotiation_and_config(void **state)
+{
+    Fx *f = *state;
+    uint64_t feat = get_u64(f, VD_VHOST_USER_GET_FEATURES);
+    assert_true(feat & F_PROTOCOL);
+    assert_true(feat & (1ull << VD_VIRTIO_BLK_F_CONFIG_WCE));
+    assert_true(feat & (1ull << VD_VIRTIO_BLK_F_FLUSH));
+    negotiate(f);
+    assert_int_equal(get_u64(f, VD_VHOST_USER_GET_QUEUE_NUM), 2);
+    uint8_t cfg[VD_VIRTIO_BLK_CONFIG_SIZE];
+    get_config(f, cfg);
+    uint64_t cap;
+    memcpy(&cap, cfg, 8);
+    assert_int_equal(cap, IMG_SIZE / 512);
+    assert_int_equal(cfg[VD_VIRTIO_BLK_CFG_WRITEBACK], 1);
+    assert_true(vd_blk_write_cache(f->blk));
+    /* The guest writes 0 to the writeback byte: SET_CONFIG offset 32 size 1. */
+    uint8_t set[13] = { 0 };
+    uint32_t hdr[3] = { VD_VIRTIO_BLK_CFG_WRITEBACK, 1, 0 };
+    memcpy(set, hdr, 12);
+    set[12] = 0;
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_CONFIG, set, sizeof(set), NULL, 0), 0);
+    vd_blk_drain(f->blk);
+    assert_false(vd_blk_write_cache(f->blk));
+    get_config(f, cfg);
+    assert_int_equal(cfg[VD_VIRTIO_BLK_CFG_WRITEBACK], 0);
+    /* A value other than 0/1 is ignored by the device. */
+    set[12] = 7;
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_CONFIG, set, sizeof(set), NULL, 0), 0);
+    get_config(f, cfg);
+    assert_int_equal(cfg[VD_VIRTIO_BLK_CFG_WRITEBACK], 0);
+    /* After a disconnect the device is back at power-on: writeback again. */
+    close(f->c);
+    f->c = -1;
+    pump();
+    assert_false(vd_vhost_user_connected(f->srv));
+    assert_true(vd_blk_write_cache(f->blk));
+}
+
+/* Store little-endian values in guest memory. */
+static void g16(Fx *f, uint64_t gpa, uint16_t v) { memcpy(f->mem + gpa - GPA_BASE, &v, 2); }
+static void g32(Fx *f, uint64_t gpa, uint32_t v) { memcpy(f->mem + gpa - GPA_BASE, &v, 4); }
+static void g64(Fx *f, uint64_t gpa, uint64_t v) { memcpy(f->mem + gpa - GPA_BASE, &v, 8); }
+static uint16_t used_idx(Fx *f)
+{
+    uint16_t v;
+    memcpy(&v, f->mem + G_USED + 2 - GPA_BASE, 2);
+    return __atomic_load_n(&v, __ATOMIC_ACQUIRE);
+}
+
+/* Memory table: one memfd region. */
+static uint64_t set_mem_table(Fx *f, uint64_t size)
+{
+    uint8_t p[8 + 32] = { 0 };
+    uint32_t n = 1;
+    uint64_t r[4] = { GPA_BASE, size, UVA_BASE, 0 };
+    memcpy(p, &n, 4);
+    memcpy(p + 8, r, 32);
+    return acked(f, VD_VHOST_USER_SET_MEM_TABLE, p, sizeof(p), &f->memfd, 1);
+}
+
+/* Ring 0 at the fixed layout, resuming at avail index base, started and enabled. */
+static void setup_ring(Fx *f, uint32_t start)
+{
+    assert_int_equal(set_mem_table(f, MEM_SIZE), 0);
+    uint32_t num[2] = { 0, QSZ };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);
+    uint8_t addr[40] = { 0 };
+    uint64_t a[4] = { UVA_BASE + (G_DESC - GPA_BASE), UVA_BASE + (G_USED - GPA_BASE),
+                      UVA_BASE + (G_AVAIL - GPA_BASE), 0 };
+    memcpy(addr + 8, a, 32);
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_ADDR, addr, 40, NULL, 0), 0);
+    uint32_t base[2] = { 0, start };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_BASE, base, 8, NULL, 0), 0);
+    uint64_t idx = 0;
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_CALL, &idx, 8, &f->call, 1), 0);
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_KICK, &idx, 8, &f->kick, 1), 0);
+    uint32_t en[2] = { 0, 1 };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_ENABLE, en, 8, NULL, 0), 0);
+}
+
+/* Put a virtio-blk OUT of one 4 KiB block at sector, filled with byte fill, as avail entry n. */
+static void post_write(Fx *f, unsigned n, uint64_t sector, uint8_t fill, uint64_t data_gpa)
+{
+    unsigned d = 3 * (n % 5);
+    uint64_t hdr = G_HDR + 16 * n;
+    g32(f, hdr, VD_VIRTIO_BLK_T_OUT);
+    g32(f, hdr + 4, 0);
+    g64(f, hdr + 8, sector);
+    if (data_gpa == G_DATA) {
+        memset(f->mem + G_DATA - GPA_BASE, fill, 4096);
+    }
+    f->mem[G_STATUS + n - GPA_BASE] = 0xff;
+    uint64_t desc[3][2] = { { hdr, 16 }, { data_gpa, 4096 }, { G_STATUS + n, 1 } };
+    uint16_t flags[3] = { VD_VRING_DESC_F_NEXT, VD_VRING_DESC_F_NEXT, VD_VRING_DESC_F_WRITE };
+    for (unsigned i = 0; i < 3; i++) {
+        uint64_t at = G_DESC + 16 * (d + i);
+        g64(f, at, desc[i][0]);
+        g32(f, at + 8, desc[i][1]);
+        g16(f, at + 12, flags[i]);
+        g16(f, at + 14, d + i + 1);
+    }
+    g16(f, G_AVAIL + 4 + 2 * (n % QSZ), d);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    g16(f, G_AVAIL + 2, n + 1);
+    eventfd_write(f->kick, 1);
+}
+
+/* Pump until the used index reaches want (the backend completes on its thread pool). */
+static bool wait_used(Fx *f, uint16_t want)
+{
+    for (int i = 0; i < 5000 && used_idx(f) != want; i++) {
+        pump();
+        g_usleep(1000);
+    }
+    return used_idx(f) == want;
+}
+
+/* A real request end to end, GET_VRING_BASE, then a disconnect with a request in flight. */
+static void test_io_and_reconnect(void **state)
+{
+    Fx *f = *state;
+    negotiate(f);
+    setup_ring(f, 0);
+    post_write(f, 0, 8, 0xa5, G_DATA);
+    assert_true(wait_used(f, 1));
+    assert_int_equal(f->mem[G_STATUS - GPA_BASE], VD_VIRTIO_BLK_S_OK);
+    eventfd_t calls = 0;
+    assert_int_equal(eventfd_read(f->call, &calls), 0);
+    assert_true(calls >= 1);
+    uint8_t buf[4096];
+    assert_int_equal(vd_blk_pread_sync(f->blk, 8 * 512, buf, 4096), 0);
+    assert_int_equal(buf[0], 0xa5);
+    assert_int_equal(buf[4095], 0xa5);
+
+    /* GET_VRING_BASE stops the ring and says where: 1. */
+    uint32_t st[2] = { 0, 0 };
+    send_msg(f, VD_VHOST_USER_GET_VRING_BASE, 1, st, 8, NULL, 0);
+    assert_int_equal(recv_reply(f, VD_VHOST_USER_GET_VRING_BASE, st, 8), 8);
+    assert_int_equal(st[1], 1);
+    /* Restart from 1 and send another write, then vanish before it completes. */
+    setup_ring(f, 1);
+    post_write(f, 1, 16, 0x5a, G_DATA);
+    g_main_context_iteration(NULL, FALSE);   /* the kick: the request goes to the backend */
+    close(f->c);   /* the front end dies with the request in flight */
+    f->c = -1;
+    for (int i = 0; i < 200 && vd_vhost_user_connected(f->srv); i++) {
+        pump();
+        g_usleep(1000);
+    }
+    assert_false(vd_vhost_user_connected(f->srv));
+    assert_int_equal(vd_blk_in_flight(f->blk), 0);
+    VdVhostUserStats s;
+    vd_vhost_user_get_stats(f->srv, &s);
+    assert_int_equal(s.disconnects, 1);
+    assert_int_equal(s.bad_messages, 0);
+    /* Nothing lost: the request completed into the used ring and its data is on disk. */
+    assert_int_equal(used_idx(f), 2);
+    assert_int_equal(f->mem[G_STATUS + 1 - GPA_BASE], VD_VIRTIO_BLK_S_OK);
+    assert_int_equal(vd_blk_pread_sync(f->blk, 16 * 512, buf, 4096), 0);
+    assert_int_equal(buf[0], 0x5a);
+    assert_int_equal(buf[4095], 0x5a);
+
+    /* A new front end is accepted and served. */
+    f->c = connect_front_end(f);
+    assert_true(vd_vhost_user_connected(f->srv));
+    assert_true(get_u64(f, VD_VHOST_USER_GET_FEATURES) & F_PROTOCOL);
+}
+
+/* A descriptor pointing outside the memory table breaks the device, not the process. */
+static void test_hostile_descriptor(void **state)
+{
+    Fx *f = *state;
+    negotiate(f);
+    setup_ring(f, 0);
+    post_write(f, 0, 0, 0x11, GPA_BASE + MEM_SIZE - 100);   /* runs past the end of guest memory */
+    assert_true(wait_used(f, 1));
+    assert_true(vd_virtio_broken(vd_virtio_blk_device(f->dev)));
+    uint8_t buf[512];
+    assert_int_equal(vd_blk_pread_sync(f->blk, 0, buf, 512), 0);
+    assert_int_equal(buf[0], 0);   /* nothing was written */
+}
+
+/* One malformed message per connection: each must drop that connection and nothing else. */
+typedef struct Hostile {
+    const char *what;
+    uint32_t req, flags, size;
+    uint8_t payload[64];
+    bool with_fd;
+} Hostile;
+
+static void test_hostile_messages(void **state)
+{
+    Fx *f = *state;
+    static const Hostile cases[] = {
+        { "bad version", VD_VHOST_USER_GET_FEATURES, 0x2, 0, { 0 }, false },
+        { "reply flag in a request", VD_VHOST_USER_GET_FEATURES, 0x5, 0, { 0 }, false },
+        { "payload too big", VD_VHOST_USER_SET_FEATURES, 1, 5000, { 0 }, false },
+        { "SET_FEATURES short", VD_VHOST_USER_SET_FEATURES, 1, 4, { 0 }, false },
+        { "ring index out of range", VD_VHOST_USER_SET_VRING_NUM, 1, 8, { 99 }, false },
+        { "kick ring out of range", VD_VHOST_USER_SET_VRING_KICK, 1, 8, { 200 }, true },
+        { "kick without fd", VD_VHOST_USER_SET_VRING_KICK, 1, 8, { 0 }, false },
+        { "mem table 9 regions", VD_VHOST_USER_SET_MEM_TABLE, 1, 8, { 9 }, false },
+        { "mem table fd count", VD_VHOST_USER_SET_MEM_TABLE, 1, 40, { 1 }, false },
+        { "config past the end", VD_VHOST_USER_GET_CONFIG, 1, 12 + 60, { 250, 0, 0, 0, 60 }, false },
+        { "config size mismatch", VD_VHOST_USER_SET_CONFIG, 1, 13, { 32, 0, 0, 0, 8 }, false },
+        { "enable value 2", VD_VHOST_USER_SET_VRING_ENABLE, 1, 8, { 0, 0, 0, 0, 2 }, false },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const Hostile *h = &cases[i];
+        if (f->c < 0) {
+            f->c = connect_front_end(f);
+        }
+        uint8_t payload[5000] = { 0 };
+        memcpy(payload, h->payload, sizeof(h->payload));
+        if (h->size > 512) {
+            uint32_t hdr[3] = { h->req, h->flags, h->size };
+            assert_int_equal(send(f->c, hdr, 12, MSG_NOSIGNAL), 12);
+        } else {
+            send_msg(f, h->req, h->flags, payload, h->size, &f->kick, h->with_fd ? 1 : 0);
+        }
+        print_message("hostile: %s\n", h->what);
+        assert_true(dropped(f));
+        close(f->c);
+        f->c = -1;
+    }
+    VdVhostUserStats s;
+    vd_vhost_user_get_stats(f->srv, &s);
+    assert_int_equal(s.bad_messages, G_N_ELEMENTS(cases));
+    assert_int_equal(s.disconnects, G_N_ELEMENTS(cases));
+    /* The server still serves. */
+    f->c = connect_front_end(f);
+    assert_true(get_u64(f, VD_VHOST_USER_GET_FEATURES) & F_PROTOCOL);
+}
+
+/* Well-formed but unacceptable requests are refused with a REPLY_ACK failure; the connection stays. */
+static void test_refusals(void **state)
+{
+    Fx *f = *state;
+    negotiate(f);
+    assert_int_not_equal(set_mem_table(f, MEM_SIZE * 2), 0);   /* region beyond the memfd */
+    uint32_t num[2] = { 0, 3 };
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* not a power of 2 */
+    num[1] = 128;
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* above queue_size */
+    uint8_t addr[40] = { 0 };
+    uint64_t a[4] = { 0x1000, 0x2000, 0x3000, 0 };   /* not in the memory table */
+    memcpy(addr + 8, a, 32);
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_ADDR, addr, 40, NULL, 0), 0);
+    assert_int_not_equal(acked(f, 99, NULL, 0, NULL, 0), 0);   /* unknown request */
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_LOG_BASE, NULL, 0, NULL, 0), 0);   /* not offered */
+    uint64_t pf = 1ull << 20;
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_PROTOCOL_FEATURES, &pf, 8, NULL, 0), 0);
+    assert_true(vd_vhost_user_connected(f->srv));
+    VdVhostUserStats s;
+    vd_vhost_user_get_stats(f->srv, &s);
+    assert_int_equal(s.bad_messages, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_negotiation_and_config, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_io_and_reconnect, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_descriptor, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_messages, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup_server, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
