@@ -405,12 +405,13 @@ void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionF
 {
     VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
     req->internal = true;
+    req->wce_target = enable;
     if (enable || !blk->wce) {
         if (blk->wce != enable) {
             blk->stats.wce_toggles++;
         }
         blk->wce = enable;
-        req_complete_later(req, 0, enable ? "write cache on" : "write cache already off");
+        req_complete_later(req, 0, enable ? "turning the cache on needs no flush" : "the cache was already off");
         return;
     }
     /* 1->0: new writes are durable from now on; older ones need a flush. */
