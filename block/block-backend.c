@@ -72,6 +72,28 @@ static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
     return (offset > len || bytes > len - offset) ? -ERANGE : 0;
 }
 
+/* Total length of an iovec; saturates so an absurd one fails the range check. */
+static uint64_t iov_bytes(const struct iovec *iov, int niov)
+{
+    uint64_t bytes = 0;
+    for (int i = 0; i < niov; i++) {
+        if (iov[i].iov_len > UINT64_MAX - bytes) {
+            return UINT64_MAX;
+        }
+        bytes += iov[i].iov_len;
+    }
+    return bytes;
+}
+
+/* The request's range widened to the driver's alignment. */
+static void set_aligned_range(VdBlockBackend *blk, VdRequest *req)
+{
+    uint32_t ra = blk->req_align;
+    req->align_off = req->offset / ra * ra;
+    req->align_end = (req->offset + req->bytes + ra - 1) / ra * ra;
+    req->rmw = req->offset % ra || req->bytes % ra;
+}
+
 /* Checks shared by every modifying request; 0 or the errno to fail with. */
 static int check_writable(VdBlockBackend *blk, VdRequest *req)
 {
@@ -98,10 +120,8 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
 {
     bool need = (req->flags & VD_REQ_FUA) || !blk->wce;
     if (!need || blk->cache_mode == VD_CACHE_UNSAFE) {
-        if (req->type == VD_OP_WRITE || req->type == VD_OP_ZEROES) {
-            req->was_cached_write = true;
-            blk->cached_writes_in_flight++;
-        }
+        req->was_cached_write = true;
+        blk->cached_writes_in_flight++;
         if (need) {
             req->note = "cache=unsafe: not made durable";
         }
@@ -124,18 +144,22 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
     return 0;
 }
 
+/* True if a and b touch a common aligned block and either read-modify-writes it. */
+static bool rmw_overlap(const VdRequest *a, const VdRequest *b)
+{
+    return (a->rmw || b->rmw) && a->align_off < b->align_end && b->align_off < a->align_end;
+}
+
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
 static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
     for (GList *l = blk->serialising; l; l = l->next) {
-        VdRequest *o = l->data;
-        if ((o->rmw || req->rmw) && req->align_off < o->align_end && o->align_off < req->align_end) {
+        if (rmw_overlap(req, l->data)) {
             return true;
         }
     }
     for (GList *l = blk->serial_waiters.head; l && l != until_waiter; l = l->next) {
-        VdRequest *o = l->data;
-        if ((o->rmw || req->rmw) && req->align_off < o->align_end && o->align_off < req->align_end) {
+        if (rmw_overlap(req, l->data)) {
             return true;
         }
     }
@@ -171,12 +195,9 @@ static void wake_serial_waiters(VdBlockBackend *blk)
 /* Submit a modifying request, after any overlapping read-modify-write. */
 static void submit_modify(VdBlockBackend *blk, VdRequest *req)
 {
-    uint32_t ra = blk->req_align;
-    req->align_off = req->offset / ra * ra;
-    req->align_end = (req->offset + req->bytes + ra - 1) / ra * ra;
-    req->rmw = req->offset % ra || req->bytes % ra;
+    set_aligned_range(blk, req);
     req->done = modify_done;
-    req->serialised = ra > 1;
+    req->serialised = blk->req_align > 1;
     if (req->serialised && serial_conflict(blk, req, NULL)) {
         g_queue_push_tail(&blk->serial_waiters, req);
         return;
@@ -232,10 +253,7 @@ static void read_done(VdRequest *req)
 void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                    VdBlockCompletionFunc *cb, void *opaque)
 {
-    uint64_t bytes = 0;
-    for (int i = 0; i < niov; i++) {
-        bytes += iov[i].iov_len;
-    }
+    uint64_t bytes = iov_bytes(iov, niov);
     VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
     blk->stats.reads++;
     if (check_range(blk, offset, bytes) < 0) {
@@ -246,9 +264,7 @@ void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov
         req_complete_later(req, 0, "empty request");
         return;
     }
-    uint32_t ra = blk->req_align;
-    req->align_off = offset / ra * ra;
-    req->align_end = (offset + bytes + ra - 1) / ra * ra;
+    set_aligned_range(blk, req);
     req->done = read_done;
     vd_aio_submit(blk, req);
 }
@@ -280,11 +296,7 @@ static void submit_modifying(VdBlockBackend *blk, VdRequest *req)
 void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                     unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
 {
-    uint64_t bytes = 0;
-    for (int i = 0; i < niov; i++) {
-        bytes += iov[i].iov_len;
-    }
-    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, bytes, iov, niov, flags & VD_REQ_FUA, cb, opaque);
+    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, iov_bytes(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);
     blk->stats.writes++;
     if (flags & VD_REQ_FUA) {
         blk->stats.fua_writes++;
@@ -405,12 +417,13 @@ void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionF
 {
     VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
     req->internal = true;
+    req->wce_target = enable;
     if (enable || !blk->wce) {
         if (blk->wce != enable) {
             blk->stats.wce_toggles++;
         }
         blk->wce = enable;
-        req_complete_later(req, 0, enable ? "write cache on" : "write cache already off");
+        req_complete_later(req, 0, enable ? "turning the cache on needs no flush" : "the cache was already off");
         return;
     }
     /* 1->0: new writes are durable from now on; older ones need a flush. */

@@ -39,7 +39,8 @@ struct VdRequest {
     bool fua_emulate;               /* durable by write + flush (no native FUA) */
     unsigned drv_flags;             /* VD_DRV_* for the data op */
     bool stage2;                    /* flush: also flush the OS to disk */
-    bool internal;                  /* flush issued by the layer, not the guest */
+    bool internal;                  /* a write-cache toggle, not a guest flush */
+    bool wce_target;                /* internal: the write-cache state asked for */
     bool serialised;                /* write range registered for RMW ordering */
     uint64_t align_off, align_end;  /* request expanded to the driver alignment */
     uint64_t flush_gen;             /* flush: write generation it must cover */

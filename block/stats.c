@@ -64,7 +64,10 @@ void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note)
         [VD_OP_READ] = "read", [VD_OP_WRITE] = "write", [VD_OP_FLUSH] = "flush",
         [VD_OP_DISCARD] = "discard", [VD_OP_ZEROES] = "write-zeroes",
     };
-    g_autoptr(GString) line = g_string_new(req->internal ? "write-cache-off flush" : op_names[req->type]);
+    g_autoptr(GString) line = g_string_new(op_names[req->type]);
+    if (req->internal) {
+        g_string_printf(line, "set write cache=%d", req->wce_target);
+    }
     if (req->type != VD_OP_FLUSH) {
         g_string_append_printf(line, " off=%" G_GUINT64_FORMAT " len=%" G_GUINT64_FORMAT, req->offset, req->bytes);
     }

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# demo.sh - install what is missing, build, and run vdisk-vmm on a temporary
-# image, printing each guest command next to the host operations it caused.
+# demo.sh - install what is missing, build, and drive each emulated disk the
+# way a guest driver does, on temporary images, printing every guest command
+# next to the host operations (syscalls) it caused:
+#   1. the IDE disk: write cache on, WRITE DMA, FLUSH, WRITE DMA FUA EXT, cache off
+#   2. virtio-blk: the writeback byte on and off, FLUSH
+#   3. the SCSI disk behind virtio-scsi: MODE SELECT WCE, WRITE(10) FUA, SYNCHRONIZE CACHE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,4 +13,16 @@ if [ ! -f build/build.ninja ]; then
 fi
 meson compile -C build >/dev/null
 export VDISK_VMM=$PWD/build/system/vdisk-vmm
-exec ./build/tests/qtest-like/vdisk-seq --narrate tests/qtest-like/sequences/demo.seq
+seq=./build/tests/qtest-like/vdisk-seq
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+truncate -s 64M "$tmp/virtio.img" "$tmp/scsi.img"
+
+banner() { printf '\n==================== %s ====================\n' "$1"; }
+banner "IDE (ATA) disk behind PIIX3 — vdisk-vmm's default temporary image"
+"$seq" --narrate tests/qtest-like/sequences/demo.seq
+banner "virtio-blk (virtio-mmio) — $tmp/virtio.img, cache=writeback"
+"$seq" --narrate tests/qtest-like/sequences/virtio-blk-writeback.seq \
+  --drive "file=$tmp/virtio.img,if=virtio,id=vd0,cache=writeback"
+banner "SCSI disk behind virtio-scsi — $tmp/scsi.img, cache=writeback"
+"$seq" --narrate tests/qtest-like/scsi/demo-scsi.seq \
+  --drive "file=$tmp/scsi.img,if=scsi,id=demo-scsi,cache=writeback"

@@ -128,6 +128,12 @@ static void describe(Vmm *v)
         printf("  %-12s %s 0x%" G_GINT64_MODIFIER "x irq %d  %s\n", d->name,
                d->space == VD_SPACE_PIO ? "port" : "mmio", d->base, d->irq, d->description ? d->description : "");
     }
+    for (guint i = 0; i < v->m->drives->len; i++) {
+        VdDriveSpec *d = g_ptr_array_index(v->m->drives, i);
+        printf("  drive %s: if=%s index=%d driver=%s file=%s, %" G_GINT64_FORMAT " bytes, cache=%s%s\n", d->id,
+               d->interface, d->index, vd_blk_driver_name(d->blk), vd_blk_filename(d->blk), vd_blk_length(d->blk),
+               vd_cache_mode_name(vd_blk_cache_mode(d->blk)), vd_blk_is_read_only(d->blk) ? ", read-only" : "");
+    }
 }
 
 /* SIGINT/SIGTERM: leave the loop so that images are closed and temporary files removed. */

@@ -336,6 +336,16 @@ static void vd_scsi_ua_push(VdScsiDisk *disk, unsigned nexus, VdScsiSense s)
         return;
     }
     nx->ua[nx->n_ua++] = s;
+    if (disk->ua_notify) {
+        disk->ua_notify(disk->ua_opaque, disk, nexus, s);
+    }
+}
+
+/* Install the transport's unit attention listener. */
+void vd_scsi_disk_set_ua_notify(VdScsiDisk *disk, VdScsiUaNotifyFunc *fn, void *opaque)
+{
+    disk->ua_notify = fn;
+    disk->ua_opaque = opaque;
 }
 
 /* Public: queue a unit attention for one nexus or all of them. */

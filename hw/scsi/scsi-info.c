@@ -72,7 +72,7 @@ static size_t vd_scsi_vpd_limits(VdScsiDisk *disk, uint8_t *p)
     p[4] = 0x01;                                   /* WSNZ: WRITE SAME of 0 blocks is invalid */
     vd_st16(p + 6, 1);                             /* optimal transfer length granularity */
     vd_st32(p + 8, VD_SCSI_MAX_XFER_BLOCKS);       /* maximum transfer length */
-    vd_st32(p + 12, VD_SCSI_MAX_XFER_BLOCKS);      /* optimal transfer length */
+    vd_st32(p + 12, VD_SCSI_OPT_XFER_BLOCKS);      /* optimal: within what READ(10) can carry */
     if (vd_scsi_disk_lbp(disk)) {
         vd_st32(p + 20, VD_SCSI_MAX_UNMAP_BLOCKS);
         vd_st32(p + 24, VD_SCSI_MAX_UNMAP_DESCS);

@@ -41,6 +41,8 @@ struct VdScsiDisk {
     unsigned bg_flushes;            /* SYNCHRONIZE CACHE IMMED flushes still running */
     bool stopped;                   /* START STOP UNIT with START=0 */
     VdScsiNexus nexus[VD_SCSI_NEXUS_MAX];
+    VdScsiUaNotifyFunc *ua_notify;  /* transport listener for new unit attentions */
+    void *ua_opaque;
 };
 
 /* A task management function waiting for the commands it ended. */

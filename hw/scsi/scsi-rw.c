@@ -127,24 +127,36 @@ static void vd_scsi_start_write(VdScsiCmd *cmd, VdScsiStepFunc *step)
                    cmd->flags, vd_scsi_io_cb, cmd);
 }
 
+/*
+ * Checks shared by every command that writes blocks: the range, write
+ * protection, and a data-out buffer that holds the transfer.  Completes cmd
+ * and returns false when the command is over (an error, or no blocks).
+ */
+static bool write_prologue(VdScsiCmd *cmd, const VdScsiRw *rw)
+{
+    if (!vd_scsi_check_rw(cmd, rw)) {
+        return false;
+    }
+    if (vd_blk_is_read_only(cmd->disk->blk)) {
+        vd_scsi_cmd_fail(cmd, VD_SENSE_WRITE_PROTECTED);
+        return false;
+    }
+    if ((size_t)rw->len * VD_SCSI_BLOCK_SIZE > cmd->out_size) {
+        vd_scsi_cmd_overrun(cmd);
+        return false;
+    }
+    if (rw->len == 0) {
+        vd_scsi_cmd_good(cmd);
+        return false;
+    }
+    return true;
+}
+
 /* WRITE(6/10/12/16); FUA=1 (not in WRITE(6)) makes a VD_REQ_FUA write. */
 void vd_scsi_cmd_write(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     VdScsiRw rw = vd_scsi_decode_rw(cdb);
-    if (!vd_scsi_check_rw(cmd, &rw)) {
-        return;
-    }
-    if (vd_blk_is_read_only(cmd->disk->blk)) {
-        vd_scsi_cmd_fail(cmd, VD_SENSE_WRITE_PROTECTED);
-        return;
-    }
-    size_t bytes = rw.len * VD_SCSI_BLOCK_SIZE;
-    if (bytes > cmd->out_size) {
-        vd_scsi_cmd_overrun(cmd);
-        return;
-    }
-    if (bytes == 0) {
-        vd_scsi_cmd_good(cmd);
+    if (!write_prologue(cmd, &rw)) {
         return;
     }
     cmd->flags = (rw.flags & 0x08) ? VD_REQ_FUA : 0;
@@ -280,25 +292,12 @@ void vd_scsi_cmd_write_verify(VdScsiCmd *cmd, const uint8_t *cdb)
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 1, 2);
         return;
     }
-    if (!vd_scsi_check_rw(cmd, &rw)) {
-        return;
-    }
-    if (vd_blk_is_read_only(cmd->disk->blk)) {
-        vd_scsi_cmd_fail(cmd, VD_SENSE_WRITE_PROTECTED);
-        return;
-    }
-    size_t bytes = rw.len * VD_SCSI_BLOCK_SIZE;
-    if (bytes > cmd->out_size) {
-        vd_scsi_cmd_overrun(cmd);
-        return;
-    }
-    if (bytes == 0) {
-        vd_scsi_cmd_good(cmd);
+    if (!write_prologue(cmd, &rw)) {
         return;
     }
     cmd->bytchk = bytchk;
     cmd->flags = VD_REQ_FUA;
-    cmd->req->out_resid = cmd->out_size - bytes;
+    cmd->req->out_resid = cmd->out_size - (size_t)rw.len * VD_SCSI_BLOCK_SIZE;
     vd_scsi_start_write(cmd, vd_scsi_write_verify_written);
 }
 

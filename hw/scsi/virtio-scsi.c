@@ -418,10 +418,28 @@ static void vscsi_queue_notify(VdVirtioDevice *vdev, VdVirtQueue *vq)
     }
 }
 
-/* Features: HOTPLUG plus what the core implements. */
+/* Features: HOTPLUG, CHANGE, plus what the core implements. */
 static uint64_t vscsi_get_features(VdVirtioDevice *vdev)
 {
-    return VD_VIRTIO_CORE_FEATURES | VD_VIRTIO_BIT(VD_VIRTIO_SCSI_F_HOTPLUG);
+    return VD_VIRTIO_CORE_FEATURES | VD_VIRTIO_BIT(VD_VIRTIO_SCSI_F_HOTPLUG) |
+           VD_VIRTIO_BIT(VD_VIRTIO_SCSI_F_CHANGE);
+}
+
+/*
+ * A disk queued a unit attention.  With CHANGE negotiated, a "parameters
+ * changed" one (ASC 2Ah) for our nexus is also sent as a PARAM_CHANGE event,
+ * reason = ASC | ASCQ << 8 (virtio 1.2, 5.6.6.3.3); Linux rescans the disk
+ * on 2A/00, 2A/01 and 2A/09.  The unit attention itself stays queued.
+ */
+static void vscsi_ua_notify(void *opaque, VdScsiDisk *disk, unsigned nexus, VdScsiSense sense)
+{
+    VdVirtioScsi *s = opaque;
+    if (nexus != 0 || sense.asc != 0x2a || !(vd_virtio_get_status(s->vdev) & VD_VIRTIO_STATUS_DRIVER_OK) ||
+        !vd_virtio_has_feature(s->vdev, VD_VIRTIO_SCSI_F_CHANGE)) {
+        return;
+    }
+    vscsi_post_event(s, VD_VIRTIO_SCSI_T_PARAM_CHANGE, vd_scsi_disk_lun(disk),
+                     (uint32_t)sense.asc | (uint32_t)sense.ascq << 8);
 }
 
 /* The config space (virtio 1.2, 5.6.4). */
@@ -507,7 +525,8 @@ VdVirtioScsi *vd_virtio_scsi_new(const VdVirtioScsiConf *conf, VdBus *bus, GErro
         return NULL;
     }
     VdVirtioScsi *s = g_new0(VdVirtioScsi, 1);
-    s->ctx = bus ? g_main_context_ref(vd_bus_context(bus)) : g_main_context_ref_thread_default();
+    s->ctx = conf->ctx ? g_main_context_ref(conf->ctx)
+           : bus ? g_main_context_ref(vd_bus_context(bus)) : g_main_context_ref_thread_default();
     s->target = vd_scsi_target_new();
     s->disks = g_ptr_array_new();
     s->num_queues = nq;
@@ -544,6 +563,7 @@ bool vd_virtio_scsi_add_lun(VdVirtioScsi *s, VdBlockBackend *blk, unsigned lun, 
         return false;
     }
     g_ptr_array_add(s->disks, disk);
+    vd_scsi_disk_set_ua_notify(disk, vscsi_ua_notify, s);
     if ((vd_virtio_get_status(s->vdev) & VD_VIRTIO_STATUS_DRIVER_OK) &&
         vd_virtio_has_feature(s->vdev, VD_VIRTIO_SCSI_F_HOTPLUG)) {
         vscsi_post_event(s, VD_VIRTIO_SCSI_T_TRANSPORT_RESET, lun, VD_VIRTIO_SCSI_EVT_RESET_RESCAN);

@@ -51,6 +51,7 @@
 #define VD_SCSI_LUN_MAX     16384   /* flat addressing: LUN 0 .. 16383 */
 #define VD_SCSI_BLOCK_SIZE  512     /* logical block length */
 #define VD_SCSI_MAX_XFER_BLOCKS   65536u  /* VPD B0 MAXIMUM TRANSFER LENGTH */
+#define VD_SCSI_OPT_XFER_BLOCKS   2048u   /* VPD B0 OPTIMAL TRANSFER LENGTH (1 MiB) */
 #define VD_SCSI_MAX_UNMAP_BLOCKS  0x400000u /* VPD B0 MAXIMUM UNMAP LBA COUNT (2 GiB) */
 #define VD_SCSI_MAX_UNMAP_DESCS   64u       /* VPD B0 MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT */
 #define VD_SCSI_MAX_WS_BLOCKS     0x400000u /* VPD B0 MAXIMUM WRITE SAME LENGTH */
@@ -200,6 +201,14 @@ void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus,
 void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque);
 /* QUERY TASK (by_tag) / QUERY TASK SET: whether such a command of nexus is in flight. */
 bool vd_scsi_disk_query_task(VdScsiDisk *disk, unsigned nexus, bool by_tag, uint64_t tag);
+
+/*
+ * Called whenever a unit attention is newly queued for a nexus (before any
+ * command reports it), so a transport can also announce it asynchronously
+ * (virtio-scsi PARAM_CHANGE events).  fn NULL removes the listener.
+ */
+typedef void VdScsiUaNotifyFunc(void *opaque, VdScsiDisk *disk, unsigned nexus, VdScsiSense sense);
+void vd_scsi_disk_set_ua_notify(VdScsiDisk *disk, VdScsiUaNotifyFunc *fn, void *opaque);
 
 /* Queue a unit attention for one nexus (or all when nexus == VD_SCSI_NEXUS_MAX). */
 void vd_scsi_disk_set_unit_attention(VdScsiDisk *disk, unsigned nexus, VdScsiSense sense);

@@ -10,8 +10,10 @@
  * Guarantees:
  *  - Queues: 0 control, 1 event, 2.. requests (num_queues of them).
  *  - Offered features: HOTPLUG (a LUN added after DRIVER_OK is announced
- *    with a TRANSPORT_RESET/RESCAN event), RING_INDIRECT_DESC,
- *    RING_EVENT_IDX, VERSION_1.  INOUT, CHANGE and T10_PI are not offered.
+ *    with a TRANSPORT_RESET/RESCAN event), CHANGE (a "parameters changed"
+ *    unit attention, ASC 2Ah, is also sent as a PARAM_CHANGE event),
+ *    RING_INDIRECT_DESC, RING_EVENT_IDX, VERSION_1.  INOUT and T10_PI are
+ *    not offered.
  *  - Every request is checked before a disk sees it: a chain without room
  *    for the response (12 + sense_size bytes) is returned with len 0 and puts
  *    the device in NEEDS_RESET; a request header shorter than 19 + cdb_size
@@ -117,6 +119,8 @@ typedef struct VdVirtioScsi VdVirtioScsi;
 typedef struct VdVirtioScsiConf {
     unsigned num_queues;    /* request queues, default 1 (1..16) */
     unsigned queue_size;    /* entries per queue (power of two), default 128 */
+    GMainContext *ctx;      /* where the disks complete: NULL = the bus's context, or the
+                               thread-default one without a bus (vhost-user: the backends' context) */
 } VdVirtioScsiConf;
 
 typedef struct VdVirtioScsiStats {
@@ -126,9 +130,9 @@ typedef struct VdVirtioScsiStats {
 } VdVirtioScsiStats;
 
 /*
- * Create the adapter with no LUNs.  bus provides guest memory and the
- * GMainContext in which the disks complete.  Bind a transport to
- * vd_virtio_scsi_device() next.
+ * Create the adapter with no LUNs.  bus (may be NULL when the caller sets a
+ * translate hook on the VdVirtioDevice, as a vhost-user server does) provides
+ * guest memory.  Bind a transport to vd_virtio_scsi_device() next.
  */
 VdVirtioScsi *vd_virtio_scsi_new(const VdVirtioScsiConf *conf, VdBus *bus, GError **errp);
 /* Reset the device, wait for every command, free the disks and the adapter (backends stay open). */

@@ -180,8 +180,18 @@ static void test_dump_dtb(void **state)
     g_autofree char *dir = g_dir_make_tmp("vdisk-dtb-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "machine.dtb", NULL);
     g_autofree char *out = NULL, *err = NULL;
-    const char *args[] = { "-m", "256M", "--drive", "driver=null,size=1M,if=none", "--dump-dtb", path, NULL };
-    assert_int_equal(run_vmm(args, NULL, &out, &err), 0);
+    /* Every kind of device: two drives share the primary IDE node, two LUNs the virtio-scsi node. */
+    const char *args[] = { "-m", "256M", "--dump-dtb", path,
+                           "--drive", "driver=null,size=1M,if=virtio,id=vda",
+                           "--drive", "driver=null,size=1M,if=ide,id=hd0",
+                           "--drive", "driver=null,size=1M,if=ide,id=hd1",
+                           "--drive", "driver=null,size=1M,if=ide,index=2,id=hd2",
+                           "--drive", "driver=null,size=1M,if=scsi,id=sd0",
+                           "--drive", "driver=null,size=1M,if=scsi,id=sd1",
+                           "--drive", "driver=null,size=1M,if=virtio,id=vdb", NULL };
+    if (run_vmm(args, NULL, &out, &err) != 0) {
+        fail_msg("vdisk-vmm --dump-dtb failed: %s", err);
+    }
     const char *dtc = g_getenv("DTC");
     if (dtc && *dtc) {
         g_autofree char *dts = NULL, *warn = NULL;
@@ -190,8 +200,26 @@ static void test_dump_dtb(void **state)
         assert_true(g_spawn_sync(NULL, (char **)dargv, NULL, 0, NULL, NULL, &dts, &warn, &status, NULL));
         assert_string_equal(warn, "");
         assert_true(g_spawn_check_wait_status(status, NULL));
-        assert_non_null(strstr(dts, "reg = <0x00 0x00 0x00 0x10000000>;"));
-        assert_non_null(strstr(dts, "serial@i3f8 {"));
+        static const char *const expect[] = {
+            "memory@0 {\n\t\tdevice_type = \"memory\";\n\t\treg = <0x00 0x00 0x00 0x10000000>;",
+            "serial@i3f8 {\n\t\t\tcompatible = \"ns16550a\";\n\t\t\treg = <0x01 0x3f8 0x08>;\n"
+            "\t\t\tinterrupts = <0x04>;",
+            "ide@i1f0 {", "reg = <0x01 0x1f0 0x08 0x01 0x3f6 0x01>;\n\t\t\tinterrupts = <0x0e>;\n"
+            "\t\t\tvdisk,drives = \"hd0\\0hd1\";",
+            "ide@i170 {", "reg = <0x01 0x170 0x08 0x01 0x376 0x01>;\n\t\t\tinterrupts = <0x0f>;\n"
+            "\t\t\tvdisk,drives = \"hd2\";",
+            "virtio_mmio@feb00000 {\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <0x00 0xfeb00000 0x00 0x200>;\n"
+            "\t\tinterrupts = <0x10>;\n\t\tvdisk,drives = \"vda\";",
+            "virtio_mmio@feb00200 {\n\t\tcompatible = \"virtio,mmio\";\n\t\treg = <0x00 0xfeb00200 0x00 0x200>;\n"
+            "\t\tinterrupts = <0x11>;\n\t\tvdisk,drives = \"sd0\\0sd1\";",
+            "virtio_mmio@feb00400 {", "interrupts = <0x12>;\n\t\tvdisk,drives = \"vdb\";",
+            "pci-host@icf8 {",
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(expect); i++) {
+            if (!strstr(dts, expect[i])) {
+                fail_msg("'%s' is missing from:\n%s", expect[i], dts);
+            }
+        }
     }
     unlink(path);
     rmdir(dir);

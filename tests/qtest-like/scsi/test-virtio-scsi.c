@@ -96,7 +96,8 @@ static void test_discovery(void **state)
     uint64_t f = vd_vmmio_device_features(&h->dev);
     assert_true(f & F(VF_VERSION_1));
     assert_true(f & F(VSCSI_F_HOTPLUG));
-    assert_false(f & (F(VSCSI_F_INOUT) | F(VSCSI_F_CHANGE) | F(VSCSI_F_T10_PI)));
+    assert_true(f & F(VSCSI_F_CHANGE));
+    assert_false(f & (F(VSCSI_F_INOUT) | F(VSCSI_F_T10_PI)));
     vd_guest_alloc_reset(&h->alloc);
     assert_true(vd_vscsi_init(&h->s, &h->dev, F(VF_VERSION_1) | F(VSCSI_F_HOTPLUG), QSIZE, &h->alloc));
     VdVmmio *d = &h->s.dev;
@@ -342,6 +343,130 @@ static void test_sense_errors(void **state)
     h_stop(h);
 }
 
+/* Every mode page x every PC value x MODE SENSE(6/10), through the transport. */
+static void test_mode_pages(void **state)
+{
+    H *h = h_start("cache=writethrough");
+    h_init(h);
+    static const uint8_t pages[] = { 0x01, 0x08, 0x0a, 0x3f };
+    static const uint8_t lens[] = { 0x0a, 0x12, 0x0a };
+    uint8_t data[255];
+    VdVscsiResult r;
+    for (int ten = 0; ten <= 1; ten++) {
+        for (size_t pi = 0; pi < sizeof(pages); pi++) {
+            for (uint8_t pc = 0; pc <= 3; pc++) {
+                uint8_t cdb[10] = { 0 };
+                cdb[0] = ten ? 0x5a : 0x1a;
+                cdb[1] = 0x08;                                  /* DBD */
+                cdb[2] = (uint8_t)(pc << 6 | pages[pi]);
+                if (ten) {
+                    cdb[8] = 255;
+                } else {
+                    cdb[4] = 255;
+                }
+                uint8_t st = vd_vscsi_cmd(&h->s, 0, cdb, ten ? 10 : 6, NULL, 0, data, 255, &r);
+                if (pc == 3) {
+                    assert_check(r, 0x5, 0x3900);
+                    continue;
+                }
+                assert_int_equal(st, 0);
+                size_t hdr = ten ? 8 : 4;
+                size_t total = ten ? (size_t)(data[0] << 8 | data[1]) + 2 : (size_t)data[0] + 1;
+                assert_int_equal(r.resid, 255 - total);
+                assert_int_equal(data[ten ? 3 : 2], 0x10);         /* DPOFUA */
+                size_t o = hdr, n = 0;
+                while (o < total) {
+                    uint8_t code = data[o] & 0x3f;
+                    assert_int_equal(data[o] & 0xc0, 0);           /* PS=0, SPF=0 */
+                    static const uint8_t all[3] = { 0x01, 0x08, 0x0a };
+                    assert_int_equal(code, pages[pi] == 0x3f ? all[n] : pages[pi]);
+                    assert_int_equal(data[o + 1], lens[code == 1 ? 0 : code == 8 ? 1 : 2]);
+                    if (code == 0x08) {
+                        /* cache=writethrough: WCE current 0, changeable 1, default 0. */
+                        assert_int_equal(data[o + 2] & 0x04, pc == 1 ? 0x04 : 0);
+                    }
+                    o += 2 + data[o + 1];
+                    n++;
+                }
+                assert_int_equal(n, pages[pi] == 0x3f ? 3 : 1);
+            }
+        }
+    }
+    h_stop(h);
+}
+
+/* Malformed CDBs and parameter lists through the transport: exact sense, nothing changes. */
+static void test_malformed_cdbs_and_lists(void **state)
+{
+    H *h = h_start("");
+    h_init(h);
+    VdVscsiResult r;
+    uint8_t buf[512];
+    static const struct {
+        uint8_t cdb[16];
+        uint8_t len;
+        uint16_t asc;
+    } bad_cdbs[] = {
+        { { 0x00, 0, 0, 0, 0, 0x04 }, 6, 0x2400 },                   /* NACA */
+        { { 0x12, 0x02, 0, 0, 36 }, 6, 0x2400 },                     /* CMDDT */
+        { { 0x12, 0x01, 0x81, 0, 36 }, 6, 0x2400 },                  /* unsupported VPD page */
+        { { 0x1a, 0, 0x02, 0, 36 }, 6, 0x2400 },                     /* unsupported mode page */
+        { { 0x1a, 0, 0x08, 0x05, 36 }, 6, 0x2400 },                  /* subpage */
+        { { 0x15, 0x11, 0, 0, 24 }, 6, 0x2400 },                     /* MODE SELECT SP=1 */
+        { { 0x15, 0x00, 0, 0, 24 }, 6, 0x2400 },                     /* MODE SELECT PF=0 */
+        { { 0x1b, 0, 0, 0, 0x02 }, 6, 0x2400 },                      /* LOEJ */
+        { { 0x25, 0, 0, 0, 0, 1 }, 10, 0x2400 },                     /* RC10 LBA without PMI */
+        { { 0x9e, 0x11 }, 16, 0x2400 },                              /* SERVICE ACTION IN, other SA */
+        { { 0x2f, 0x04, 0, 0, 0, 0, 0, 0, 1 }, 10, 0x2400 },         /* VERIFY BYTCHK=10b */
+        { { 0x41, 0, 0, 0, 0, 0, 0, 0, 0 }, 10, 0x2400 },            /* WRITE SAME of 0 blocks */
+        { { 0x42, 0x01, 0, 0, 0, 0, 0, 0, 24 }, 10, 0x2400 },        /* UNMAP ANCHOR */
+        { { 0xa0, 0, 0x07, 0, 0, 0, 0, 0, 0, 64 }, 12, 0x2400 },     /* SELECT REPORT */
+        { { 0x88, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1 }, 16, 0x2100 },
+        { { 0x35, 0, 0, 0, 0x80, 0, 0, 0, 1 }, 10, 0x2100 },         /* SYNC CACHE range */
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_cdbs); i++) {
+        memset(buf, 0, sizeof(buf));
+        vd_vscsi_cmd(&h->s, 0, bad_cdbs[i].cdb, bad_cdbs[i].len, buf, 24, buf, 64, &r);
+        if (r.status != 2 || vd_vscsi_asc(&r) != bad_cdbs[i].asc) {
+            fail_msg("CDB %zu (opcode %#x): status %u sense %x/%04x", i, bad_cdbs[i].cdb[0], r.status,
+                     vd_vscsi_sense_key(&r), vd_vscsi_asc(&r));
+        }
+        assert_check(r, 0x5, bad_cdbs[i].asc);
+    }
+    /* Parameter lists. */
+    uint64_t tog0 = stat_of(h, "wce_toggles"), disc0 = stat_of(h, "discards");
+    static const struct {
+        uint8_t cdb[10];
+        uint8_t len;
+        uint8_t list[40];
+        uint8_t list_len;
+        uint16_t asc;
+    } bad_lists[] = {
+        { { 0x15, 0x10, 0, 0, 3 }, 6, { 0 }, 3, 0x1a00 },                                   /* short header */
+        { { 0x15, 0x10, 0, 0, 20 }, 6, { 0, 0, 0, 0, 0x08, 0x12 }, 20, 0x1a00 },             /* page cut */
+        { { 0x15, 0x10, 0, 0, 24 }, 6, { 0, 0, 0, 0, 0x08, 0x10 }, 24, 0x2600 },             /* page length */
+        { { 0x15, 0x10, 0, 0, 24 }, 6, { 0, 0, 0, 0, 0x07, 0x12 }, 24, 0x2600 },             /* unknown page */
+        { { 0x15, 0x10, 0, 0, 24 }, 6, { 0, 3, 0, 0, 0x08, 0x12 }, 24, 0x2600 },             /* medium type */
+        { { 0x15, 0x10, 0, 0, 24 }, 6, { 0, 0, 0, 0, 0x08, 0x12, 0x80 }, 24, 0x2600 },       /* IC bit */
+        { { 0x55, 0x10, 0, 0, 0, 0, 0, 0, 28 }, 10, { 0, 0, 0, 0, 0, 0, 0, 4 }, 28, 0x2600 }, /* bd length */
+        { { 0x42, 0, 0, 0, 0, 0, 0, 0, 6 }, 10, { 0 }, 6, 0x1a00 },                         /* UNMAP < 8 */
+        { { 0x42, 0, 0, 0, 0, 0, 0, 0, 24 }, 10, { 0, 22, 0, 32 }, 24, 0x1a00 },            /* descriptors past end */
+        { { 0x42, 0, 0, 0, 0, 0, 0, 0, 24 }, 10, { 0, 22, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 1 },
+          24, 0x2100 },                                                                      /* LBA range */
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_lists); i++) {
+        vd_vscsi_cmd(&h->s, 0, bad_lists[i].cdb, bad_lists[i].len, bad_lists[i].list, bad_lists[i].list_len, NULL,
+                     0, &r);
+        if (r.status != 2 || vd_vscsi_asc(&r) != bad_lists[i].asc) {
+            fail_msg("list %zu: status %u sense %x/%04x", i, r.status, vd_vscsi_sense_key(&r), vd_vscsi_asc(&r));
+        }
+        assert_check(r, 0x5, bad_lists[i].asc);
+    }
+    assert_int_equal(stat_of(h, "wce_toggles"), tog0);
+    assert_int_equal(stat_of(h, "discards"), disc0);
+    h_stop(h);
+}
+
 /* Requests the adapter must refuse before any disk sees them. */
 static void test_malformed_requests(void **state)
 {
@@ -539,6 +664,8 @@ int main(void)
         cmocka_unit_test(test_linux_cache_type),
         cmocka_unit_test(test_fua_and_sync_cache),
         cmocka_unit_test(test_sense_errors),
+        cmocka_unit_test(test_mode_pages),
+        cmocka_unit_test(test_malformed_cdbs_and_lists),
         cmocka_unit_test(test_malformed_requests),
         cmocka_unit_test(test_tmf),
         cmocka_unit_test(test_device_reset),

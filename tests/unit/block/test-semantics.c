@@ -319,6 +319,15 @@ static void test_out_of_range(void **state)
     assert_int_equal(vd_blk_discard_sync(blk, size, 1), -ERANGE);
     assert_int_equal(vd_blk_write_zeroes_sync(blk, 0, size + 1, 0), -ERANGE);
     assert_int_equal(vd_blk_write_zeroes_sync(blk, UINT64_MAX, UINT64_MAX, 0), -ERANGE);
+    /* iovec lengths whose sum wraps around 2^64 must not sneak past the check. */
+    struct iovec wrap[2] = { { NULL, SIZE_MAX }, { NULL, 2 } };
+    Completion c1 = { 0 }, c2 = { 0 };
+    vd_blk_pwritev(blk, 0, wrap, 2, 0, completion_cb, &c1);
+    vd_blk_preadv(blk, 0, wrap, 2, completion_cb, &c2);
+    wait_completion(&c1);
+    wait_completion(&c2);
+    assert_int_equal(c1.ret, -ERANGE);
+    assert_int_equal(c2.ret, -ERANGE);
     assert_string_equal(mock_log(), "");
     /* The last byte is in range. */
     assert_int_equal(vd_blk_pwrite_sync(blk, size - 1, buf, 1, 0), 0);

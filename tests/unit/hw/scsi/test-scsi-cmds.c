@@ -199,6 +199,7 @@ static void test_inquiry_vpd(void **state)
     assert_int_equal(vpd(0xb0, data, sizeof(data)), 0x3c);
     assert_int_equal(data[4] & 1, 1);                            /* WSNZ */
     assert_int_equal(get32(data + 8), VD_SCSI_MAX_XFER_BLOCKS);
+    assert_int_equal(get32(data + 12), VD_SCSI_OPT_XFER_BLOCKS);
     assert_int_equal(get32(data + 20), VD_SCSI_MAX_UNMAP_BLOCKS);
     assert_int_equal(get32(data + 24), VD_SCSI_MAX_UNMAP_DESCS);
     assert_int_equal(get64(data + 36), VD_SCSI_MAX_WS_BLOCKS);

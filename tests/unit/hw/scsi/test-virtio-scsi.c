@@ -17,6 +17,7 @@
 
 #include "hw/virtio-mmio.h"
 #include "hw/virtio-scsi.h"
+#include "scsi-test-util.h"
 #include "vguest.h"
 
 #define RAM     (8u << 20)
@@ -290,6 +291,39 @@ static void test_hotplug(void **state)
     fix_free(f);
 }
 
+/* With CHANGE, a "parameters changed" unit attention on our nexus is also a PARAM_CHANGE event. */
+static void test_param_change_event(void **state)
+{
+    Fix *f = fix_new(1);
+    start(f, F(VD_VIRTIO_SCSI_F_CHANGE), 1);
+    clear_ua(f, 1);
+    unsigned heads[2];
+    uint64_t ev = post_events(f, 2, heads);
+    VdScsiDisk *d1 = vd_virtio_scsi_disk(f->dev, 1);
+    /* Another initiator (nexus 3, e.g. a second front end) turns LUN 1's write cache off. */
+    TCmd t;
+    uint8_t ms[6] = { 0x15, 0x10, 0, 0, 24, 0 };
+    uint8_t list[24] = { 0, 0, 0, 0, 0x08, 0x12, 0x00 };
+    run_nx(d1, &t, 3, (const uint8_t[6]){ 0 }, 6, NULL, 0, NULL, 0);     /* nexus 3's power-on UA */
+    run_nx(d1, &t, 3, ms, 6, list, sizeof(list), NULL, 0);
+    assert_int_equal(t.req.status, 0);
+    uint32_t id, len;
+    assert_true(vg_pop_used(&f->g, 1, &id, &len));
+    assert_int_equal(id, heads[0]);
+    assert_int_equal(le32_at(f, ev), VD_VIRTIO_SCSI_T_PARAM_CHANGE);
+    assert_int_equal(((uint8_t *)vg_ptr(&f->g, ev))[7], 1);             /* LUN 1 */
+    assert_int_equal(le32_at(f, ev + 12), 0x2a | 0x01 << 8);
+    /* The unit attention is still there for the guest's next command. */
+    static const uint8_t tur[6] = { 0 };
+    Cmd c = run(f, 1, tur, 6, 0, 0);
+    assert_int_equal(status_of(f, &c), 2);
+    assert_int_equal(((uint8_t *)vg_ptr(&f->g, c.resp + 12))[12], 0x2a);
+    /* Other unit attentions (a LUN reset) send no PARAM_CHANGE. */
+    vd_scsi_disk_set_unit_attention(d1, 0, VD_SENSE_LUN_RESET);
+    assert_false(vg_pop_used(&f->g, 1, &id, &len));
+    fix_free(f);
+}
+
 /* Without HOTPLUG no event is sent; with no buffers events wait, and overflow sets EVENTS_MISSED. */
 static void test_events_waiting_and_missed(void **state)
 {
@@ -410,15 +444,96 @@ static void test_reset_with_io_in_flight(void **state)
     fix_free(f);
 }
 
+/* Random request and control chains (sizes, LUN fields, CDBs): every one is answered or breaks the device cleanly. */
+static void test_random_chains(void **state)
+{
+    Fix *f = fix_new(1);
+    GRand *rng = g_rand_new_with_seed(4242);
+    unsigned answered = 0, resets = 0;
+    start(f, 0, 1);
+    for (unsigned it = 0; it < 3000; it++) {
+        unsigned q = g_rand_int_range(rng, 0, 4) == 0 ? 0 : 2;
+        uint32_t out_len = g_rand_int_range(rng, 0, 4) ? (uint32_t)g_rand_int_range(rng, 0, 80) : 51;
+        uint32_t in_len = g_rand_int_range(rng, 0, 4) ? (uint32_t)g_rand_int_range(rng, 0, 1200) : 108 + 512;
+        uint64_t out = vg_alloc(&f->g, out_len + 1), in = vg_alloc(&f->g, in_len + 1);
+        uint8_t *p = vg_ptr(&f->g, out);
+        for (uint32_t i = 0; i < out_len; i++) {
+            p[i] = g_rand_int_range(rng, 0, 256);
+        }
+        if (out_len >= 8 && g_rand_boolean(rng)) {
+            static const uint8_t good_lun[8] = { 1, 0, 0x40, 0, 0, 0, 0, 0 };
+            memcpy(q == 0 ? p + (out_len >= 16 ? 8 : 0) : p, good_lun, 8);
+            p[3] = g_rand_int_range(rng, 0, 3);
+        }
+        if (q == 0 && out_len >= 4) {
+            p[0] = g_rand_int_range(rng, 0, 4);
+            p[1] = p[2] = p[3] = 0;
+        }
+        VgBuf b[2] = { { out, out_len, false }, { in, in_len, true } };
+        unsigned n = 0;
+        VgBuf use[2];
+        if (out_len) {
+            use[n++] = b[0];
+        }
+        if (in_len) {
+            use[n++] = b[1];
+        }
+        if (!n) {
+            continue;
+        }
+        unsigned head = vg_chain(&f->g, q, use, n);
+        vg_publish(&f->g, q, head);
+        vg_kick(&f->g, q);
+        gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        uint32_t id, len;
+        bool got = false;
+        while (!(got = vg_pop_used(&f->g, q, &id, &len))) {
+            if (vg_rd(&f->g, 0x070) & VD_VIRTIO_STATUS_NEEDS_RESET) {
+                break;
+            }
+            assert_true(g_get_monotonic_time() < deadline);
+            g_main_context_iteration(NULL, TRUE);
+        }
+        if (got) {
+            assert_int_equal(id, head);
+            assert_true(len <= in_len);
+            answered++;
+        }
+        if (vg_rd(&f->g, 0x070) & VD_VIRTIO_STATUS_NEEDS_RESET) {
+            resets++;
+            vg_init(&f->g, f->bus, BASE, IRQ);
+            start(f, 0, 1);
+        }
+        if (f->g.heap_end - f->g.heap < (64u << 10)) {
+            vg_init(&f->g, f->bus, BASE, IRQ);
+            start(f, 0, 1);
+        }
+    }
+    print_message("%u answered, %u device resets\n", answered, resets);
+    assert_true(answered > 1000);
+    assert_true(resets > 10);
+    /* Still working. */
+    vg_init(&f->g, f->bus, BASE, IRQ);
+    start(f, 0, 1);
+    static const uint8_t inq[6] = { 0x12, 0, 0, 0, 36, 0 };
+    Cmd c = run(f, 0, inq, 6, 0, 36);
+    assert_int_equal(response_of(f, &c), 0);
+    assert_int_equal(status_of(f, &c), 0);
+    g_rand_free(rng);
+    fix_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tmf_with_command_in_flight),
         cmocka_unit_test(test_hotplug),
+        cmocka_unit_test(test_param_change_event),
         cmocka_unit_test(test_events_waiting_and_missed),
         cmocka_unit_test(test_config_sizes),
         cmocka_unit_test(test_multiqueue),
         cmocka_unit_test(test_reset_with_io_in_flight),
+        cmocka_unit_test(test_random_chains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,208 @@
+/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject. */
+#include "qtest-internal.h"
+
+#include <errno.h>
+
+/* irq_level LINE -> OK 0|1 (extension) */
+void vd_qtest_cmd_irq_level(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    uint64_t line;
+    if (vd_qtest_parse_num(argv[1], VD_IRQ_LINES - 1, "LINE", &line, reply)) {
+        g_string_printf(reply, "OK %d", vd_irq_level(s->m->bus, line));
+    }
+}
+
+/* Asynchronous backend trace line; control characters become spaces. */
+static void on_trace(void *opaque, const char *text)
+{
+    TraceSink *t = opaque;
+    g_autofree char *msg = g_strdup_printf("TRACE %s %s", t->id, text);
+    for (char *p = msg; *p; p++) {
+        if ((unsigned char)*p < 0x20) {
+            *p = ' ';
+        }
+    }
+    vd_qtest_send_line(t->s, msg);
+}
+
+/* Requests in flight over every drive. */
+static unsigned total_in_flight(VdMachine *m)
+{
+    unsigned n = 0;
+    for (guint i = 0; i < m->drives->len; i++) {
+        n += vd_blk_in_flight(((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk);
+    }
+    return n;
+}
+
+/* Timeout source callback for drain. */
+static gboolean drain_expired(gpointer opaque)
+{
+    *(bool *)opaque = true;
+    return G_SOURCE_REMOVE;
+}
+
+/* drain [TIMEOUT_MS]: run the loop until no drive has a request in flight (extension). */
+void vd_qtest_cmd_drain(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    uint64_t timeout = VD_QTEST_DRAIN_TIMEOUT_MS;
+    if (argc > 1 && !vd_qtest_parse_num(argv[1], 3600 * 1000, "TIMEOUT_MS", &timeout, reply)) {
+        return;
+    }
+    bool expired = false;
+    GSource *timer = g_timeout_source_new(timeout);
+    g_source_set_callback(timer, drain_expired, &expired, NULL);
+    g_source_attach(timer, s->m->ctx);
+    while (total_in_flight(s->m) && !expired) {
+        g_main_context_iteration(s->m->ctx, TRUE);
+    }
+    g_source_destroy(timer);
+    g_source_unref(timer);
+    unsigned left = total_in_flight(s->m);
+    if (left) {
+        vd_qtest_fail(reply, "%u requests still in flight after %" PRIu64 " ms", left, timeout);
+    } else {
+        g_string_assign(reply, "OK");
+    }
+}
+
+/* blockstats ID -> OK key=value ... (extension) */
+void vd_qtest_cmd_blockstats(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (d) {
+        g_string_assign(reply, "OK ");
+        vd_blk_format_stats(d->blk, reply);
+    }
+}
+
+/* "0x<base>+0x<size>" of a register window. */
+static void append_window(GString *out, uint64_t base, uint64_t size)
+{
+    g_string_append_printf(out, "0x%" PRIx64 "+0x%" PRIx64, base, size);
+}
+
+/* info -> one INFO line per device and per drive, then OK <count> (extension) */
+void vd_qtest_cmd_info(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdMachine *m = s->m;
+    g_autoptr(GString) line = g_string_new(NULL);
+    g_string_printf(line, "INFO ram 0x0+0x%" PRIx64, m->ram_size);
+    vd_qtest_send_line(s, line->str);
+    for (guint i = 0; i < m->devices->len; i++) {
+        const VdDeviceInfo *d = &g_array_index(m->devices, VdDeviceInfo, i);
+        g_string_printf(line, "INFO device %s %s=", d->name, d->space == VD_SPACE_PIO ? "pio" : "mmio");
+        append_window(line, d->base, d->size);
+        if (d->size2) {
+            g_string_append_c(line, ',');
+            append_window(line, d->base2, d->size2);
+        }
+        g_string_append_printf(line, " irq=%d compatible=%s drive=%s desc=%s", d->irq,
+                               d->compatible ? d->compatible : "-", d->drive_id ? d->drive_id : "-",
+                               d->description ? d->description : "");
+        vd_qtest_send_line(s, line->str);
+    }
+    for (guint i = 0; i < m->drives->len; i++) {
+        VdDriveSpec *d = g_ptr_array_index(m->drives, i);
+        g_string_printf(line, "INFO drive %s if=%s index=%d size=%" PRId64 " driver=%s cache=%s wce=%d ro=%d",
+                        d->id, d->interface, d->index, vd_blk_length(d->blk), vd_blk_driver_name(d->blk),
+                        vd_cache_mode_name(vd_blk_cache_mode(d->blk)), vd_blk_write_cache(d->blk),
+                        vd_blk_is_read_only(d->blk));
+        vd_qtest_send_line(s, line->str);
+    }
+    g_string_printf(reply, "OK %u", 1 + m->devices->len + m->drives->len);
+}
+
+/* dtb -> OK <base64 of the flattened device tree> (extension) */
+void vd_qtest_cmd_dtb(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    g_autoptr(GError) err = NULL;
+    size_t size;
+    g_autofree void *fdt = vd_machine_build_fdt(s->m, &size, &err);
+    if (!fdt) {
+        vd_qtest_fail(reply, "%s", err->message);
+        return;
+    }
+    g_autofree char *b64 = g_base64_encode(fdt, size);
+    g_string_printf(reply, "OK %s", b64);
+}
+
+/* Free a trace sink (hash table value). */
+void vd_qtest_trace_sink_free(gpointer p)
+{
+    TraceSink *t = p;
+    g_free(t->id);
+    g_free(t);
+}
+
+/* trace ID on|off: backend trace lines become "TRACE ID text" lines (extension) */
+void vd_qtest_cmd_trace(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (!d) {
+        return;
+    }
+    if (strcmp(argv[2], "on") == 0) {
+        TraceSink *t = g_new0(TraceSink, 1);
+        t->s = s;
+        t->id = g_strdup(d->id);
+        vd_blk_set_trace(d->blk, on_trace, t);
+        g_hash_table_replace(s->traces, g_strdup(d->id), t);
+    } else if (strcmp(argv[2], "off") == 0) {
+        vd_blk_set_trace(d->blk, NULL, NULL);
+        g_hash_table_remove(s->traces, d->id);
+    } else {
+        vd_qtest_fail(reply, "trace takes on or off, not '%s'", argv[2]);
+        return;
+    }
+    g_string_assign(reply, "OK");
+}
+
+/* inject ID read|write|flush|discard ERRNO COUNT: fail the next COUNT host ops (extension) */
+void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    static const struct { const char *name; VdFaultOp op; } ops[] = {
+        { "read", VD_FAULT_READ }, { "write", VD_FAULT_WRITE },
+        { "flush", VD_FAULT_FLUSH }, { "discard", VD_FAULT_DISCARD },
+    };
+    static const struct { const char *name; int err; } errnos[] = {
+        { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EROFS", EROFS }, { "EPERM", EPERM },
+        { "EINVAL", EINVAL }, { "ENOMEM", ENOMEM }, { "EDQUOT", EDQUOT }, { "ENOTSUP", ENOTSUP },
+    };
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (!d) {
+        return;
+    }
+    int op = -1, err = 0;
+    for (size_t i = 0; i < G_N_ELEMENTS(ops); i++) {
+        if (strcmp(argv[2], ops[i].name) == 0) {
+            op = ops[i].op;
+        }
+    }
+    if (op < 0) {
+        vd_qtest_fail(reply, "unknown operation '%s' (read, write, flush or discard)", argv[2]);
+        return;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(errnos); i++) {
+        if (strcmp(argv[3], errnos[i].name) == 0) {
+            err = errnos[i].err;
+        }
+    }
+    uint64_t num, count;
+    if (!err) {
+        if (!vd_qtest_parse_num(argv[3], 4095, "ERRNO", &num, reply)) {
+            return;
+        }
+        if (!num) {
+            vd_qtest_fail(reply, "ERRNO must not be 0");
+            return;
+        }
+        err = num;
+    }
+    if (!vd_qtest_parse_num(argv[4], UINT32_MAX, "COUNT", &count, reply)) {
+        return;
+    }
+    vd_blk_inject_error(d->blk, op, err, count);
+    g_string_assign(reply, "OK");
+}
+
