@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vhost-guest-bench.sh [SECONDS] [CACHE] - the same QD1 O_DIRECT workload in a
 # Linux 6.1 guest (QEMU, TCG) against vdisk-vhost and against
-# qemu-storage-daemon's vhost-user-blk export, on a fresh 64 MiB raw image with
+# qemu-storage-daemon's vhost-user-blk export, one after the other on the same 64 MiB raw image with
 # the same host cache mode (none = O_DIRECT on the host for both, or writeback).
 # Prints a table of IOPS and the vdisk/qsd ratio (also in BUILD/guest/results/bench.md).
 # The guest side is tests/guest/vdtest.c ("vdtest bench"), a dd-like loop:

@@ -405,8 +405,7 @@ def case_bench(a, guest, work):
     rows["vdisk-vhost"] = guest.boot(f"blk-bench:{secs}", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
                                      label="bench vdisk-vhost")["bench"]
     vh.stop()
-    img = new_image(work, "bench-qsd.img")
-    q = Qsd(work, img, direct=(cache == "none"))
+    q = Qsd(work, img, direct=(cache == "none"))   # the same image file
     rows["qemu-storage-daemon"] = guest.boot(f"blk-bench:{secs}", q.qemu_args(), memfd=True,
                                              label="bench qemu-storage-daemon")["bench"]
     q.stop()
