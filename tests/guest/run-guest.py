@@ -5,7 +5,7 @@ host-side assertions (vdisk-vhost --stats-file counters, strace, the image bytes
 
   run-guest.py --build-dir BUILD --vhost PATH/vdisk-vhost CASE
 
-Cases: vhost-blk, vhost-scsi, qemu-virtio-blk, qemu-virtio-scsi, qsd-vhost-blk,
+Cases: vhost-blk, vhost-scsi, vhost-crash, qemu-virtio-blk, qemu-virtio-scsi, qsd-vhost-blk,
 bench, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
 that `compare` tabulates.  Exit 0 pass, 1 fail, 77 skip (QEMU not installable).
 """
@@ -101,7 +101,8 @@ class Guest:
     def __init__(self, kit):
         self.kit = kit
 
-    def boot(self, scenario, qemu_args, memfd=False, label=""):
+    def boot(self, scenario, qemu_args, memfd=False, label="", kill_after=None):
+        """Boot and parse the console; kill_after: SIGKILL QEMU after that many seconds (a crash)."""
         args = ["qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-m", "512", "-nographic", "-no-reboot",
                 "-kernel", os.path.join(self.kit, "vmlinuz"), "-initrd", os.path.join(self.kit, "initrd.gz"),
                 "-append", f"console=ttyS0 quiet panic=-1 vdt={scenario}"]
@@ -110,11 +111,15 @@ class Guest:
         args += qemu_args
         t0 = time.time()
         try:
-            p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=BOOT_TIMEOUT)
+            p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=kill_after or BOOT_TIMEOUT)
             out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace") + "\n[timeout]"
+        except subprocess.TimeoutExpired as e:   # subprocess.run has SIGKILLed QEMU
+            out = (e.stdout or b"").decode(errors="replace") + "\n[killed]"
         res = parse_console(out)
+        if kill_after:
+            print(f"--- {label}: QEMU killed after {kill_after}s", flush=True)
+            return res
         print(f"--- {label} boot {scenario}: {time.time() - t0:.1f}s", flush=True)
         for line in out.replace("\r", "").splitlines():
             if line.startswith("VDT") or "qemu-system" in line or "error" in line.lower():
@@ -290,6 +295,27 @@ def case_vhost_blk(a, guest, work):
     save(a.results, "vhost-blk", {"label": "vdisk-vhost virtio-blk (cache=writeback)", "wb": res, "wt": res2})
 
 
+def case_vhost_crash(a, guest, work):
+    """The front end is SIGKILLed in the middle of I/O: vdisk-vhost survives, drains and serves the next VM."""
+    img = new_image(work, "crash.img")
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache=none"])
+    res = guest.boot("blk-bench:20", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk crash",
+                     kill_after=9)
+    check(res["end"] is None, "vdisk crash: QEMU died before the guest finished")
+    time.sleep(0.5)
+    check(vh.proc.poll() is None, "vdisk crash: vdisk-vhost is still running")
+    st = vh.stats()
+    check(st["vhost"]["disconnects"] == 1 and st["vhost"]["connected"] == 0,
+          f"vdisk crash: the dead front end was noticed (disconnects={st['vhost']['disconnects']})")
+    check(st["drive0"]["writes"] > 100, f"vdisk crash: it died in the middle of I/O ({st['drive0']['writes']} writes)")
+    check(st["drive0"]["in_flight"] == 0 and st["drive0"]["errors"] == 0, "vdisk crash: nothing left in flight")
+    res2 = guest.boot("blk-wb:80", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk after crash")
+    st = vh.stop()
+    expect_states(res2, "vda", "vdisk after crash", "write back")
+    check(st["vhost"]["connections"] == 2 and st["vhost"]["bad_messages"] == 0,
+          "vdisk after crash: the next front end was served")
+
+
 def case_vhost_scsi(a, guest, work):
     """vdisk-vhost virtio-scsi with two LUNs: FUA arrives as FUA, toggle via MODE SELECT, write-through durability."""
     img0, img1 = new_image(work, "scsi0.img"), new_image(work, "scsi1.img")
@@ -444,6 +470,7 @@ def case_compare(a, guest, work):
 CASES = {
     "vhost-blk": case_vhost_blk,
     "vhost-scsi": case_vhost_scsi,
+    "vhost-crash": case_vhost_crash,
     "qemu-virtio-blk": case_qemu_blk,
     "qemu-virtio-scsi": case_qemu_scsi,
     "qsd-vhost-blk": case_qsd_blk,
