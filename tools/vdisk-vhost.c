@@ -184,6 +184,12 @@ static bool parse_args(int argc, char **argv, VdVhostOptions *o, GError **errp)
 
 static VdVhostApp app;
 
+/* Replace path with the text (temporary file + rename; no fsync: readers only need consistency). */
+static bool write_atomically(const char *path, const GString *text, GError **errp)
+{
+    return g_file_set_contents_full(path, text->str, text->len, G_FILE_SET_CONTENTS_CONSISTENT, 0644, errp);
+}
+
 /* Write the stats file atomically if its contents changed (or if forced). */
 static void stats_write(VdVhostApp *a, bool force)
 {
@@ -198,10 +204,9 @@ static void stats_write(VdVhostApp *a, bool force)
     if (!force && a->last_stats && strcmp(a->last_stats, s->str) == 0) {
         return;
     }
-    g_autofree char *tmp = g_strdup_printf("%s.tmp", a->opts.stats_file);
     g_autoptr(GError) err = NULL;
-    if (!g_file_set_contents(tmp, s->str, s->len, &err) || rename(tmp, a->opts.stats_file) < 0) {
-        g_warning("stats file %s: %s", a->opts.stats_file, err ? err->message : g_strerror(errno));
+    if (!write_atomically(a->opts.stats_file, s, &err)) {
+        g_warning("stats file %s: %s", a->opts.stats_file, err->message);
         return;
     }
     g_free(a->last_stats);
@@ -294,9 +299,8 @@ int main(int argc, char **argv)
         char *nl = strchr(s->str, '\n');
         g_string_truncate(s, nl ? (gsize)(nl - s->str + 1) : 0);
         a->opts.kind->format_stats(a, s);
-        g_autofree char *tmp = g_strdup_printf("%s.tmp", a->opts.stats_file);
-        if (g_file_set_contents(tmp, s->str, s->len, NULL)) {
-            rename(tmp, a->opts.stats_file);
+        if (!write_atomically(a->opts.stats_file, s, &err)) {
+            g_warning("stats file %s: %s", a->opts.stats_file, err->message);
         }
     }
     g_source_remove(tick);
