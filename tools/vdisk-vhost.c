@@ -257,6 +257,7 @@ static gboolean on_term(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+/* Parse, build the device, serve until SIGINT/SIGTERM (or --once), then drain and clean up. */
 int main(int argc, char **argv)
 {
     VdVhostApp *a = &app;

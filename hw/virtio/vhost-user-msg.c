@@ -26,6 +26,7 @@ static uint32_t get32(const VdVhostMsg *m, size_t off)
     return GUINT32_FROM_LE(v);
 }
 
+/* A little-endian u64 of the payload. */
 static uint64_t get64(const VdVhostMsg *m, size_t off)
 {
     uint64_t v;

@@ -438,11 +438,13 @@ void vd_vhost_user_server_free(VdVhostUserServer *s)
     g_free(s);
 }
 
+/* True while a front end is attached. */
 bool vd_vhost_user_connected(VdVhostUserServer *s)
 {
     return s->conn_fd >= 0;
 }
 
+/* Snapshot of the protocol counters. */
 void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out)
 {
     *out = s->stats;
