@@ -1,6 +1,7 @@
 #!/bin/sh
 # guest-tests.sh SCENARIO SEED - what the Linux guest does with its disks.
 # The same script runs against vdisk-vhost and against QEMU's own devices;
+# SCSI disks are found by LUN and reported as lun0 / lun1;
 # every observation is printed as a "VDT ..." line that run-guest.py parses.
 # Regions (each 256 KiB, pattern seeded by SEED+n, see vdtest.c):
 #   R1 @1M O_DIRECT   R2 @2M O_DIRECT|O_DSYNC   R3 @3M buffered + fsync per 64K
@@ -24,19 +25,36 @@ cache_file() {
   esac
 }
 
-# Print cache_type, queue/write_cache and queue/fua of a disk.
+# Print cache_type, queue/write_cache and queue/fua of a disk (named $label: vda, lun0, lun1).
 report() {
   ct=$(cat "$(cache_file "$1")" 2>/dev/null)
   wc=$(cat /sys/block/$1/queue/write_cache 2>/dev/null)
   fua=$(cat /sys/block/$1/queue/fua 2>/dev/null)
-  echo "VDT state dev=$1 tag=$2 cache_type=\"$ct\" write_cache=\"$wc\" fua=$fua"
+  echo "VDT state dev=${label:-$1} name=$1 tag=$2 cache_type=\"$ct\" write_cache=\"$wc\" fua=$fua"
+}
+
+# The sdX name of SCSI LUN $1 (Linux names disks in scan order, which is not LUN order).
+scsi_lun() {
+  i=0
+  while [ $i -lt 100 ]; do
+    for d in /sys/block/sd*; do
+      [ -e "$d/device" ] || continue
+      case "$(basename "$(readlink -f "$d/device")")" in
+        *:*:*:$1) basename "$d"; return 0 ;;
+      esac
+    done
+    sleep 0.1
+    i=$((i + 1))
+  done
+  echo "VDT missing lun=$1 FAIL" >&2
+  return 1
 }
 
 # Switch the write cache from inside the guest and show what the device says now.
 toggle() {
   f=$(cache_file "$1")
   if echo "$2" > "$f" 2>/dev/null; then r=0; else r=1; fi
-  echo "VDT toggle dev=$1 to=\"$2\" rc=$r"
+  echo "VDT toggle dev=${label:-$1} to=\"$2\" rc=$r"
   report "$1" "after-$3"
 }
 
@@ -104,9 +122,14 @@ case "$scenario" in
   blk-wt) scenario_wt vda ;;
   blk-verify) scenario_verify vda ;;
   blk-bench) scenario_bench vda ;;
-  scsi-wb) scenario_wb sda; seed=$((seed + 100)); wait_dev sdb && { report sdb initial; write_regions sdb; } ;;
-  scsi-wt) scenario_wt sda; seed=$((seed + 100)); wait_dev sdb && { report sdb initial; write_regions sdb; } ;;
-  scsi-verify) scenario_verify sda ;;
+  scsi-wb|scsi-wt)
+    d0=$(scsi_lun 0) && d1=$(scsi_lun 1) || { echo "VDT scsi disks missing FAIL"; exit 1; }
+    label=lun0
+    if [ "$scenario" = scsi-wb ]; then scenario_wb "$d0"; else scenario_wt "$d0"; fi
+    label=lun1
+    seed=$((seed + 100))
+    report "$d1" initial
+    write_regions "$d1" ;;
   *) echo "VDT unknown scenario=$scenario FAIL"; rc=1 ;;
 esac
 exit $rc

@@ -323,8 +323,8 @@ def case_vhost_scsi(a, guest, work):
                strace=True)
     res = guest.boot("scsi-wb:30", vh.qemu_args("vhost-user-scsi-pci"), memfd=True, label="vdisk scsi-wb")
     st = vh.stop()
-    expect_states(res, "sda", "vdisk scsi-wb", "write back", fua=1)
-    expect_states(res, "sdb", "vdisk scsi-wb", "write back", fua=1)
+    expect_states(res, "lun0", "vdisk scsi-wb", "write back", fua=1)
+    expect_states(res, "lun1", "vdisk scsi-wb", "write back", fua=1)
     d0 = st["drive0"]
     check(d0["fua_writes"] > 0, f"vdisk scsi-wb: O_DSYNC writes arrived as FUA writes (fua_writes={d0['fua_writes']})")
     durable = d0["host_rwf_dsync_writes"] + d0["host_dsync_writes"]
@@ -333,8 +333,8 @@ def case_vhost_scsi(a, guest, work):
     writes, dsync, _ = vh.syscalls(img0)
     check(dsync == durable, f"vdisk scsi-wb: strace saw {dsync} RWF_DSYNC/O_DSYNC image writes = counters {durable}")
     check(d0["wce_toggles"] >= 2, f"vdisk scsi-wb: MODE SELECT toggled the write cache (wce_toggles={d0['wce_toggles']})")
-    check_image(img0, 30, [1, 2, 3, 4], "vdisk scsi-wb sda")
-    check_image(img1, 130, [1, 2, 3], "vdisk scsi-wb sdb")
+    check_image(img0, 30, [1, 2, 3, 4], "vdisk scsi-wb lun0")
+    check_image(img1, 130, [1, 2, 3], "vdisk scsi-wb lun1")
 
     img2 = new_image(work, "scsi2.img")
     vh = Vhost(a.vhost, work, "virtio-scsi", [f"file={img2},cache=writeback", f"file={img1},cache=none"],
@@ -347,7 +347,7 @@ def case_vhost_scsi(a, guest, work):
           f"vdisk scsi-wt: every write with WCE=0 was durable ({durable} of {d['host_writes']})")
     writes, dsync, _ = vh.syscalls(img2)
     check(writes > 0 and writes == dsync, f"vdisk scsi-wt: strace: {dsync} of {writes} image writes were synchronous")
-    check_image(img2, 40, [1, 2, 3, 4], "vdisk scsi-wt sda")
+    check_image(img2, 40, [1, 2, 3, 4], "vdisk scsi-wt lun0")
     save(a.results, "vhost-scsi", {"label": "vdisk-vhost virtio-scsi (cache=writeback)", "wb": res, "wt": res2})
 
 
@@ -368,8 +368,8 @@ def case_qemu_scsi(a, guest, work):
                                     "-device", "scsi-hd,drive=s0,lun=0",
                                     "-drive", f"file={img1},if=none,id=s1,format=raw,cache=none",
                                     "-device", "scsi-hd,drive=s1,lun=1"], label="qemu virtio-scsi")
-    check_image(img0, 60, [1, 2, 3, 4], "qemu virtio-scsi sda")
-    check_image(img1, 160, [1, 2, 3], "qemu virtio-scsi sdb")
+    check_image(img0, 60, [1, 2, 3, 4], "qemu virtio-scsi lun0")
+    check_image(img1, 160, [1, 2, 3], "qemu virtio-scsi lun1")
     save(a.results, "qemu-virtio-scsi", {"label": "QEMU virtio-scsi-pci + scsi-hd", "wb": res})
 
 
