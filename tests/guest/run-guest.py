@@ -101,25 +101,33 @@ class Guest:
     def __init__(self, kit):
         self.kit = kit
 
-    def boot(self, scenario, qemu_args, memfd=False, label="", kill_after=None):
-        """Boot and parse the console; kill_after: SIGKILL QEMU after that many seconds (a crash)."""
+    def start(self, scenario, qemu_args, memfd=False):
+        """Start QEMU in the background (its console goes nowhere); returns the Popen."""
+        return subprocess.Popen(self.args(scenario, qemu_args, memfd), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def boot(self, scenario, qemu_args, memfd=False, label=""):
+        """Boot, wait for the guest to power off, and parse its console."""
+        return self.run(self.args(scenario, qemu_args, memfd), scenario, label)
+
+    def args(self, scenario, qemu_args, memfd):
+        """The QEMU command line for one boot of the kit."""
         args = ["qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-m", "512", "-nographic", "-no-reboot",
                 "-kernel", os.path.join(self.kit, "vmlinuz"), "-initrd", os.path.join(self.kit, "initrd.gz"),
                 "-append", f"console=ttyS0 quiet panic=-1 vdt={scenario}"]
         if memfd:
             args += ["-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-numa", "node,memdev=mem"]
-        args += qemu_args
+        return args + qemu_args
+
+    def run(self, args, scenario, label):
+        """Run a QEMU command line to the end and parse the console."""
         t0 = time.time()
         try:
-            p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
-                               timeout=kill_after or BOOT_TIMEOUT)
+            p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=BOOT_TIMEOUT)
             out = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
-        except subprocess.TimeoutExpired as e:   # subprocess.run has SIGKILLed QEMU
-            out = (e.stdout or b"").decode(errors="replace") + "\n[killed]"
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode(errors="replace") + "\n[timeout]"
         res = parse_console(out)
-        if kill_after:
-            print(f"--- {label}: QEMU killed after {kill_after}s", flush=True)
-            return res
         print(f"--- {label} boot {scenario}: {time.time() - t0:.1f}s", flush=True)
         for line in out.replace("\r", "").splitlines():
             if line.startswith("VDT") or "qemu-system" in line or "error" in line.lower():
@@ -299,9 +307,16 @@ def case_vhost_crash(a, guest, work):
     """The front end is SIGKILLed in the middle of I/O: vdisk-vhost survives, drains and serves the next VM."""
     img = new_image(work, "crash.img")
     vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache=none"])
-    res = guest.boot("blk-bench:20", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk crash",
-                     kill_after=9)
-    check(res["end"] is None, "vdisk crash: QEMU died before the guest finished")
+    qemu = guest.start("blk-bench:30", vh.qemu_args("vhost-user-blk-pci"), memfd=True)
+    deadline = time.time() + BOOT_TIMEOUT
+    while time.time() < deadline and qemu.poll() is None:   # kill it once the guest is busy writing
+        time.sleep(0.2)
+        if vh.stats().get("drive0", {}).get("writes", 0) > 500:
+            break
+    running = qemu.poll() is None
+    qemu.kill()
+    qemu.wait()
+    check(running, "vdisk crash: QEMU was SIGKILLed while the guest was writing")
     time.sleep(0.5)
     check(vh.proc.poll() is None, "vdisk crash: vdisk-vhost is still running")
     st = vh.stats()
