@@ -31,7 +31,11 @@ static bool region_valid(const VdVhostMemRegionMsg *r, int fd, unsigned i, GErro
         MEM_ERROR(errp, "memory region %u: bad file descriptor", i);
         return false;
     }
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < r->mmap_offset + r->memory_size) {
+    if (!S_ISREG(st.st_mode)) {   /* memfd, tmpfs, hugetlbfs files are regular; devices and sockets are not */
+        MEM_ERROR(errp, "memory region %u: the fd is not a memory file", i);
+        return false;
+    }
+    if ((uint64_t)st.st_size < r->mmap_offset + r->memory_size) {
         MEM_ERROR(errp, "memory region %u: offset + size exceed the file (%lld bytes)", i, (long long)st.st_size);
         return false;
     }

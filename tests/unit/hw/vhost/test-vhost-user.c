@@ -492,6 +492,10 @@ static void test_refusals(void **state)
     Fx *f = *state;
     negotiate(f);
     assert_int_not_equal(set_mem_table(f, MEM_SIZE * 2), 0);   /* region beyond the memfd */
+    int memfd = f->memfd;
+    f->memfd = f->kick;   /* an eventfd is no memory */
+    assert_int_not_equal(set_mem_table(f, MEM_SIZE), 0);
+    f->memfd = memfd;
     uint32_t num[2] = { 0, 3 };
     assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* not a power of 2 */
     num[1] = 128;
