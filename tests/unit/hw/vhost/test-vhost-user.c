@@ -514,6 +514,60 @@ static void test_refusals(void **state)
     assert_int_equal(s.bad_messages, 0);
 }
 
+/* Random messages (deterministic seed), 20 per connection: the server survives all and still serves. */
+static void test_random_messages(void **state)
+{
+    Fx *f = *state;
+    GRand *rnd = g_rand_new_with_seed(20261121);
+    static const uint32_t flag_choices[] = { 1, 1, 1, 1 | VD_VHOST_USER_NEED_REPLY, 1 | VD_VHOST_USER_NEED_REPLY,
+                                             0, 2, 5 };
+    for (int i = 0; i < 400; i++) {
+        /* Read away replies; reconnect if the server hung up on the previous message. */
+        char sink[4096];
+        ssize_t got;
+        while ((got = recv(f->c, sink, sizeof(sink), MSG_DONTWAIT)) > 0) {
+        }
+        if (got == 0 || i % 50 == 0) {
+            close(f->c);
+            f->c = connect_front_end(f);
+        }
+        uint8_t payload[300];
+        for (size_t k = 0; k < sizeof(payload); k++) {
+            payload[k] = g_rand_int(rnd);
+        }
+        uint32_t req = g_rand_int_range(rnd, 0, 40);
+        uint32_t flags = flag_choices[g_rand_int_range(rnd, 0, G_N_ELEMENTS(flag_choices))];
+        uint32_t size = g_rand_boolean(rnd) ? g_rand_int_range(rnd, 0, 300) : 8 * g_rand_int_range(rnd, 0, 6);
+        int fds[2] = { f->memfd, f->call };
+        unsigned nfds = g_rand_int_range(rnd, 0, 3);
+        uint32_t h[3] = { req, flags, size };
+        struct iovec iov[2] = { { h, 12 }, { payload, size } };
+        char control[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        if (nfds) {
+            mh.msg_control = control;
+            mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+            memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+        }
+        sendmsg(f->c, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);   /* may fail once the server hung up */
+        pump();
+    }
+    g_rand_free(rnd);
+    close(f->c);
+    f->c = connect_front_end(f);
+    assert_true(get_u64(f, VD_VHOST_USER_GET_FEATURES) & F_PROTOCOL);
+    assert_int_equal(vd_blk_in_flight(f->blk), 0);
+    VdVhostUserStats st;
+    vd_vhost_user_get_stats(f->srv, &st);
+    print_message("random: %" G_GUINT64_FORMAT " messages handled, %" G_GUINT64_FORMAT " malformed, %"
+                  G_GUINT64_FORMAT " refused\n", st.messages, st.bad_messages, st.unsupported);
+    assert_true(st.messages > 150 && st.bad_messages > 20);   /* both paths were exercised */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_descriptor, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_messages, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_random_messages, setup_server, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
