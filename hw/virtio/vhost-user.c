@@ -376,6 +376,16 @@ static int listen_on(const char *path, GError **errp)
     }
     strcpy(sa.sun_path, path);
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        /* Replace a stale socket, but never steal the path of a live server. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (live) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE, "%s: another server is listening there", path);
+            return -1;
+        }
         unlink(path);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

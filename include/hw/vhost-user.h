@@ -114,7 +114,8 @@ typedef struct VdVhostUserStats {
 } VdVhostUserStats;
 
 /*
- * Listen on the unix socket path (an existing socket file is replaced) and
+ * Listen on the unix socket path (a stale socket file is replaced; one a
+ * live server listens on is an error: G_IO_ERROR_ADDRESS_IN_USE) and
  * serve vdev (not owned) to one front end at a time.  The server installs
  * its translate hook and transport on vdev.
  */

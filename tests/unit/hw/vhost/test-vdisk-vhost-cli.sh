@@ -41,10 +41,12 @@ expect 1 "listen on" --socket "$dir/missing-dir/s" --device virtio-blk --drive f
        --stats-file "$dir/stats" >"$dir/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -S "$dir/s" ] && [ -f "$dir/stats" ] && break; sleep 0.05; done
+# (this probe is a real connection: the stats below count it)
+expect 1 "another server is listening" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img"
 rm -f "$dir/stats"
 kill -USR1 $pid
 for _ in $(seq 100); do [ -f "$dir/stats" ] && break; sleep 0.05; done
-if grep -q "^vhost connections=0 " "$dir/stats" && grep -q "^drive0 .*write_cache=0 cache=writethrough" "$dir/stats"; then
+if grep -q "^vhost connections=1 .* connected=0" "$dir/stats" && grep -q "^drive0 .*write_cache=0 cache=writethrough" "$dir/stats"; then
   pass=$((pass + 1))
 else
   echo "FAIL: stats file after SIGUSR1: $(cat "$dir/stats" 2>&1)"
