@@ -14,7 +14,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define VD_AIO_THREADS 16
+#define VD_AIO_POOL_THREADS 16
 
 /* Hand a finished request back to the owner thread. */
 static void post_completion(VdBlockBackend *blk, VdRequest *req)
@@ -61,14 +61,28 @@ bool vd_aio_init(VdBlockBackend *blk, GError **errp)
         return false;
     }
     blk->completions = g_async_queue_new();
-    blk->pool = g_thread_pool_new(worker_run, blk, VD_AIO_THREADS, FALSE, errp);
+    blk->pool = g_thread_pool_new(worker_run, blk, VD_AIO_POOL_THREADS, FALSE, errp);
     if (!blk->pool) {
         return false;
     }
     blk->event_source = g_unix_fd_source_new(blk->event_fd, G_IO_IN);
     g_source_set_callback(blk->event_source, (GSourceFunc)(void (*)(void))completions_ready, blk, NULL);
     g_source_attach(blk->event_source, blk->ctx);
-    return blk->aio != VD_AIO_IO_URING || vd_uring_init(blk, errp);
+    if (blk->aio != VD_AIO_IO_URING) {
+        return true;
+    }
+    g_autoptr(GError) uring_err = NULL;
+    if (vd_uring_init(blk, &uring_err)) {
+        return true;
+    }
+    if (blk->aio_explicit) {
+        g_propagate_error(errp, g_steal_pointer(&uring_err));
+        return false;
+    }
+    /* The default engine is unavailable here (old kernel, seccomp): use the pool. */
+    g_debug("%s; falling back to aio=threads", uring_err->message);
+    blk->aio = VD_AIO_THREADS;
+    return true;
 }
 
 /* Stop the workers (waiting for running jobs) and detach from the loop. */

@@ -470,6 +470,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->read_only = opts.read_only;
     blk->discard_enabled = opts.discard;
     blk->aio = opts.aio;
+    blk->aio_explicit = opts.aio_explicit;
     g_mutex_init(&blk->fault_lock);
     blk->wce = vd_blk_default_write_cache(blk);
 

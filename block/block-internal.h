@@ -86,6 +86,7 @@ struct VdBlockBackend {
 
     /* I/O engines. */
     VdAioEngine aio;
+    bool aio_explicit;
     struct VdUring *uring;          /* aio=io_uring */
     GThreadPool *pool;
     GAsyncQueue *completions;
@@ -113,6 +114,7 @@ typedef struct VdBlockOptions {
     bool read_only;
     bool discard;
     VdAioEngine aio;
+    bool aio_explicit;              /* aio= was given: no fallback */
     uint64_t size;
     bool size_set;
 } VdBlockOptions;

@@ -52,7 +52,8 @@ typedef enum VdWritethroughPolicy {
 /* The I/O engine (aio=). */
 typedef enum VdAioEngine {
     VD_AIO_THREADS,   /* a thread pool running preadv/pwritev/fdatasync */
-    VD_AIO_IO_URING,  /* io_uring for single-step aligned ops, the pool for the rest */
+    VD_AIO_IO_URING,  /* io_uring for single-step aligned ops, the pool for the rest;
+                         the default, falling back to threads where io_uring is unavailable */
 } VdAioEngine;
 
 /* Request flags for vd_blk_pwritev / vd_blk_write_zeroes. */
@@ -113,6 +114,7 @@ int64_t vd_blk_length(VdBlockBackend *blk);          /* bytes */
 bool vd_blk_is_read_only(VdBlockBackend *blk);
 VdCacheMode vd_blk_cache_mode(VdBlockBackend *blk);
 VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk);
+/* The engine in use (after any fallback from the default). */
 VdAioEngine vd_blk_aio(VdBlockBackend *blk);
 const char *vd_blk_driver_name(VdBlockBackend *blk);
 const char *vd_blk_filename(VdBlockBackend *blk);
