@@ -550,6 +550,7 @@ VdAioEngine vd_blk_aio(VdBlockBackend *blk) { return blk->aio; }
 const char *vd_blk_driver_name(VdBlockBackend *blk) { return blk->bs.drv->name; }
 const char *vd_blk_filename(VdBlockBackend *blk) { return blk->filename; }
 bool vd_blk_fua_native(VdBlockBackend *blk) { return blk->cap_fua == VD_FUA_NATIVE; }
+bool vd_blk_is_direct(VdBlockBackend *blk) { return blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC; }
 bool vd_blk_can_discard(VdBlockBackend *blk) { return blk->discard_enabled && !blk->read_only; }
 unsigned vd_blk_in_flight(VdBlockBackend *blk) { return blk->in_flight; }
 

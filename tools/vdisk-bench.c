@@ -246,10 +246,10 @@ static void print_section(const BenchConfig *cfg, BenchSection *sec, int rounds)
         }
         double m = median(c->iops, rounds);
         if (m < 0) {
-            printf("  %-48s %10s\n", c->label, "did not run");
+            printf("  %-52s %10s\n", c->label, "did not run");
             continue;
         }
-        printf("  %-48s %10.0f IOPS  %6.2fx\n", c->label, m, ref > 0 ? m / ref : 0.0);
+        printf("  %-52s %10.0f IOPS  %6.2fx\n", c->label, m, ref > 0 ? m / ref : 0.0);
     }
 }
 
@@ -350,8 +350,8 @@ int main(int argc, char **argv)
     BenchSection sections[] = {
         { "page cache, cache=writeback (ratio to the raw pwrite loop)", {
             { "raw pwrite loop, QD1", CASE_RAW, .direct = false, .raw = RAW_PLAIN },
-            { "backend, QD1", CASE_BACKEND, .opts = "cache=writeback", .qd = 1, .wce = true },
-            { "backend, QD32", CASE_BACKEND, .opts = "cache=writeback", .qd = 32, .wce = true },
+            { "backend aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=threads", .qd = 1, .wce = true },
+            { "backend aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=threads", .qd = 32, .wce = true },
             { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1, .wce = true },
             { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32, .wce = true },
             { "qemu-img bench -t writeback, QD1", CASE_QEMU, .opts = "writeback", .qd = 1, .estimate_from = 1 },
@@ -359,8 +359,8 @@ int main(int argc, char **argv)
         } },
         { "O_DIRECT, cache=none (ratio to the raw O_DIRECT pwrite loop)", {
             { "raw pwrite loop, QD1", CASE_RAW, .direct = true, .raw = RAW_PLAIN },
-            { "backend, QD1", CASE_BACKEND, .opts = "cache=none", .qd = 1, .wce = true },
-            { "backend, QD32", CASE_BACKEND, .opts = "cache=none", .qd = 32, .wce = true },
+            { "backend aio=threads, QD1", CASE_BACKEND, .opts = "cache=none,aio=threads", .qd = 1, .wce = true },
+            { "backend aio=threads, QD32", CASE_BACKEND, .opts = "cache=none,aio=threads", .qd = 32, .wce = true },
             { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1, .wce = true },
             { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 32, .wce = true },
             { "qemu-img bench -t none, QD1", CASE_QEMU, .opts = "none", .qd = 1, .estimate_from = 1 },
@@ -370,19 +370,21 @@ int main(int argc, char **argv)
             { "raw pwrite + fdatasync", CASE_RAW, .direct = false, .raw = RAW_FDATASYNC },
             { "raw O_DSYNC descriptor", CASE_RAW, .direct = false, .raw = RAW_O_DSYNC },
             { "raw pwritev2(RWF_DSYNC)", CASE_RAW, .direct = false, .raw = RAW_RWF_DSYNC },
-            { "backend WCE=0 wt-policy=fua, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua", .qd = 1 },
-            { "backend WCE=0 wt-policy=dsync, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync", .qd = 1 },
-            { "backend WCE=0 wt-policy=fua, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua", .qd = 32 },
-            { "backend WCE=0 wt-policy=dsync, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync", .qd = 32 },
+            { "backend WCE=0 wt-policy=fua aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua,aio=threads", .qd = 1 },
+            { "backend WCE=0 wt-policy=dsync aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync,aio=threads", .qd = 1 },
+            { "backend WCE=0 wt-policy=fua aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua,aio=threads", .qd = 32 },
+            { "backend WCE=0 wt-policy=dsync aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync,aio=threads", .qd = 32 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1 },
+            { "backend WCE=0 wt-policy=fua aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32 },
             { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 3 },
         } },
         { "durable writes, O_DIRECT (ratio to raw pwrite + fdatasync)", {
             { "raw pwrite + fdatasync", CASE_RAW, .direct = true, .raw = RAW_FDATASYNC },
             { "raw O_DSYNC descriptor", CASE_RAW, .direct = true, .raw = RAW_O_DSYNC },
             { "raw pwritev2(RWF_DSYNC)", CASE_RAW, .direct = true, .raw = RAW_RWF_DSYNC },
-            { "backend WCE=0 wt-policy=fua, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=fua", .qd = 1 },
-            { "backend WCE=0 wt-policy=dsync, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=dsync", .qd = 1 },
+            { "backend WCE=0 wt-policy=fua aio=threads, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=fua,aio=threads", .qd = 1 },
+            { "backend WCE=0 wt-policy=dsync aio=threads, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=dsync,aio=threads", .qd = 1 },
+            { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1 },
             { "qemu-img bench -t directsync, QD1", CASE_QEMU, .opts = "directsync", .qd = 1, .estimate_from = 3 },
         } },
     };

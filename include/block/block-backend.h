@@ -118,6 +118,8 @@ VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk);
 VdAioEngine vd_blk_aio(VdBlockBackend *blk);
 const char *vd_blk_driver_name(VdBlockBackend *blk);
 const char *vd_blk_filename(VdBlockBackend *blk);
+/* True if the image is open with O_DIRECT (cache=none, cache=directsync). */
+bool vd_blk_is_direct(VdBlockBackend *blk);
 /* True if the backend can do a native (single-syscall) FUA write. */
 bool vd_blk_fua_native(VdBlockBackend *blk);
 bool vd_blk_can_discard(VdBlockBackend *blk);
