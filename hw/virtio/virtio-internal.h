@@ -42,6 +42,7 @@ struct VdVirtioDevice {
 };
 
 /* Copy between guest memory and a buffer through the translate hook. */
+void *vd_virtio_map_piece(VdVirtioDevice *vdev, uint64_t gpa, uint64_t len, bool write, uint64_t *piece);
 bool vd_virtio_guest_read(VdVirtioDevice *vdev, uint64_t gpa, void *buf, uint64_t len);
 bool vd_virtio_guest_write(VdVirtioDevice *vdev, uint64_t gpa, const void *buf, uint64_t len);
 /* Tell the transport to interrupt the driver (queue >= 0) or signal config change (-1). */

@@ -105,14 +105,26 @@ void vd_virtio_set_guest_features(VdVirtioDevice *vdev, uint64_t features)
     vdev->guest_features = features;
 }
 
+/* Host pointer to the first piece of [gpa, gpa+len) and its length; NULL if unmapped or wrapping. */
+void *vd_virtio_map_piece(VdVirtioDevice *vdev, uint64_t gpa, uint64_t len, bool write, uint64_t *piece)
+{
+    uint64_t chunk = len;
+    void *p = vdev->translate ? vdev->translate(vdev->translate_opaque, gpa, &chunk, write) : NULL;
+    if (!p || chunk == 0 || chunk > len || gpa + chunk < gpa) {
+        return NULL;
+    }
+    *piece = chunk;
+    return p;
+}
+
 /* Copy guest memory into buf, in as many pieces as the translate hook needs. */
 bool vd_virtio_guest_read(VdVirtioDevice *vdev, uint64_t gpa, void *buf, uint64_t len)
 {
     uint8_t *dst = buf;
     while (len) {
-        uint64_t chunk = len;
-        const void *p = vdev->translate ? vdev->translate(vdev->translate_opaque, gpa, &chunk, false) : NULL;
-        if (!p || chunk == 0 || chunk > len || gpa + chunk < gpa) {
+        uint64_t chunk;
+        const void *p = vd_virtio_map_piece(vdev, gpa, len, false, &chunk);
+        if (!p) {
             return false;
         }
         memcpy(dst, p, chunk);
@@ -128,9 +140,9 @@ bool vd_virtio_guest_write(VdVirtioDevice *vdev, uint64_t gpa, const void *buf, 
 {
     const uint8_t *src = buf;
     while (len) {
-        uint64_t chunk = len;
-        void *p = vdev->translate ? vdev->translate(vdev->translate_opaque, gpa, &chunk, true) : NULL;
-        if (!p || chunk == 0 || chunk > len || gpa + chunk < gpa) {
+        uint64_t chunk;
+        void *p = vd_virtio_map_piece(vdev, gpa, len, true, &chunk);
+        if (!p) {
             return false;
         }
         memcpy(p, src, chunk);

@@ -74,17 +74,37 @@ void vd_virtq_set_last_avail(VdVirtQueue *vq, uint16_t idx)
     vq->signalled_used_valid = false;
 }
 
+/* Load a little-endian u16 ring field; the acquire pairs with the driver's release. */
+static bool ring_load16(VdVirtioDevice *vdev, uint64_t gpa, uint16_t *out)
+{
+    uint64_t len;
+    uint16_t *p = vd_virtio_map_piece(vdev, gpa, 2, false, &len);
+    if (!p || len != 2) {
+        return false;
+    }
+    *out = GUINT16_FROM_LE(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+    return true;
+}
+
+/* Store a little-endian u16 ring field with release order (prior writes visible first). */
+static bool ring_store16(VdVirtioDevice *vdev, uint64_t gpa, uint16_t v)
+{
+    uint64_t len;
+    uint16_t *p = vd_virtio_map_piece(vdev, gpa, 2, true, &len);
+    if (!p || len != 2) {
+        return false;
+    }
+    __atomic_store_n(p, GUINT16_TO_LE(v), __ATOMIC_RELEASE);
+    return true;
+}
+
 /* vhost-user reconnect: continue from the used idx the ring itself holds. */
 bool vd_virtq_sync_used_idx(VdVirtQueue *vq)
 {
     uint16_t idx;
-    uint64_t len = 2;
-    VdVirtioDevice *vdev = vq->vdev;
-    uint16_t *p = vdev->translate ? vdev->translate(vdev->translate_opaque, vq->used + 2, &len, false) : NULL;
-    if (!p || len != 2) {
+    if (!ring_load16(vq->vdev, vq->used + USED_IDX, &idx)) {
         return false;
     }
-    idx = GUINT16_FROM_LE(__atomic_load_n(p, __ATOMIC_ACQUIRE));
     vq->used_idx = idx;
     vq->signalled_used_valid = false;
     return true;
@@ -94,9 +114,8 @@ bool vd_virtq_sync_used_idx(VdVirtQueue *vq)
 static bool range_mapped(VdVirtioDevice *vdev, uint64_t gpa, uint64_t len, bool write)
 {
     while (len) {
-        uint64_t chunk = len;
-        void *p = vdev->translate ? vdev->translate(vdev->translate_opaque, gpa, &chunk, write) : NULL;
-        if (!p || chunk == 0 || chunk > len) {
+        uint64_t chunk;
+        if (!vd_virtio_map_piece(vdev, gpa, len, write, &chunk)) {
             return false;
         }
         gpa += chunk;
@@ -126,30 +145,6 @@ bool vd_virtq_set_ready(VdVirtQueue *vq, bool ready)
         return false;
     }
     vq->ready = true;
-    return true;
-}
-
-/* Load a little-endian u16 ring field; the acquire pairs with the driver's release. */
-static bool ring_load16(VdVirtioDevice *vdev, uint64_t gpa, uint16_t *out)
-{
-    uint64_t len = 2;
-    uint16_t *p = vdev->translate ? vdev->translate(vdev->translate_opaque, gpa, &len, false) : NULL;
-    if (!p || len != 2) {
-        return false;
-    }
-    *out = GUINT16_FROM_LE(__atomic_load_n(p, __ATOMIC_ACQUIRE));
-    return true;
-}
-
-/* Store a little-endian u16 ring field with release order (prior writes visible first). */
-static bool ring_store16(VdVirtioDevice *vdev, uint64_t gpa, uint16_t v)
-{
-    uint64_t len = 2;
-    uint16_t *p = vdev->translate ? vdev->translate(vdev->translate_opaque, gpa, &len, true) : NULL;
-    if (!p || len != 2) {
-        return false;
-    }
-    __atomic_store_n(p, GUINT16_TO_LE(v), __ATOMIC_RELEASE);
     return true;
 }
 
@@ -213,9 +208,9 @@ static bool map_desc(VdVirtioDevice *vdev, ChainWalk *w, uint64_t addr, uint32_t
         return false;
     }
     while (left) {
-        uint64_t chunk = left;
-        void *p = vdev->translate ? vdev->translate(vdev->translate_opaque, addr, &chunk, write) : NULL;
-        if (!p || chunk == 0 || chunk > left || w->iov->len >= VD_VIRTQ_MAX_IOV) {
+        uint64_t chunk;
+        void *p = vd_virtio_map_piece(vdev, addr, left, write, &chunk);
+        if (!p || w->iov->len >= VD_VIRTQ_MAX_IOV) {
             return false;
         }
         struct iovec v = { .iov_base = p, .iov_len = chunk };
