@@ -571,7 +571,8 @@ void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned co
 {
     g_return_if_fail(op < VD_FAULT__MAX && err > 0);
     g_mutex_lock(&blk->fault_lock);
-    blk->faults[op] = (VdFaultSlot){ .err = err, .count = count };
+    blk->faults[op].err = err;
+    __atomic_store_n(&blk->faults[op].count, count, __ATOMIC_RELEASE);
     g_mutex_unlock(&blk->fault_lock);
 }
 

@@ -4,7 +4,8 @@
  * Lock rules:
  *  - Everything in VdBlockBackend is owned by the thread running blk->ctx,
  *    except: blk->stats host counters (atomic, written by workers through
- *    vd_drv_count), blk->faults (under blk->fault_lock), and a VdRequest's
+ *    vd_drv_count), blk->faults (written under blk->fault_lock; count is
+ *    stored atomically so vd_fault_pending may peek without the lock), and a VdRequest's
  *    exec fields while its job runs in a worker (the request is handed over
  *    wholesale: the owner thread does not touch it until it comes back
  *    through the completion queue).

@@ -24,19 +24,17 @@ static int take_fault(VdBlockBackend *blk, VdFaultOp op)
     g_mutex_lock(&blk->fault_lock);
     VdFaultSlot *slot = &blk->faults[op];
     if (slot->count) {
-        slot->count--;
+        __atomic_store_n(&slot->count, slot->count - 1, __ATOMIC_RELEASE);
         err = slot->err;
     }
     g_mutex_unlock(&blk->fault_lock);
     return err;
 }
 
+/* Lock-free peek for the submission path: count is only ever written under fault_lock, atomically. */
 bool vd_fault_pending(VdBlockBackend *blk, VdFaultOp op)
 {
-    g_mutex_lock(&blk->fault_lock);
-    bool pending = blk->faults[op].count > 0;
-    g_mutex_unlock(&blk->fault_lock);
-    return pending;
+    return __atomic_load_n(&blk->faults[op].count, __ATOMIC_ACQUIRE) > 0;
 }
 
 /* Call a driver op, or fail it with an injected fault. */

@@ -117,40 +117,33 @@ void *vd_virtio_map_piece(VdVirtioDevice *vdev, uint64_t gpa, uint64_t len, bool
     return p;
 }
 
-/* Copy guest memory into buf, in as many pieces as the translate hook needs. */
-bool vd_virtio_guest_read(VdVirtioDevice *vdev, uint64_t gpa, void *buf, uint64_t len)
+/* Copy between buf and guest memory, in as many pieces as the translate hook needs. */
+static bool guest_copy(VdVirtioDevice *vdev, uint64_t gpa, uint8_t *buf, uint64_t len, bool to_guest)
 {
-    uint8_t *dst = buf;
     while (len) {
         uint64_t chunk;
-        const void *p = vd_virtio_map_piece(vdev, gpa, len, false, &chunk);
+        uint8_t *p = vd_virtio_map_piece(vdev, gpa, len, to_guest, &chunk);
         if (!p) {
             return false;
         }
-        memcpy(dst, p, chunk);
-        dst += chunk;
+        memcpy(to_guest ? p : buf, to_guest ? buf : p, chunk);
+        buf += chunk;
         gpa += chunk;
         len -= chunk;
     }
     return true;
 }
 
-/* Copy buf into guest memory, in as many pieces as the translate hook needs. */
+/* Copy guest memory into buf. */
+bool vd_virtio_guest_read(VdVirtioDevice *vdev, uint64_t gpa, void *buf, uint64_t len)
+{
+    return guest_copy(vdev, gpa, buf, len, false);
+}
+
+/* Copy buf into guest memory. */
 bool vd_virtio_guest_write(VdVirtioDevice *vdev, uint64_t gpa, const void *buf, uint64_t len)
 {
-    const uint8_t *src = buf;
-    while (len) {
-        uint64_t chunk;
-        void *p = vd_virtio_map_piece(vdev, gpa, len, true, &chunk);
-        if (!p) {
-            return false;
-        }
-        memcpy(p, src, chunk);
-        src += chunk;
-        gpa += chunk;
-        len -= chunk;
-    }
-    return true;
+    return guest_copy(vdev, gpa, (uint8_t *)buf, len, true);
 }
 
 /* Ask the transport for an interrupt. */
