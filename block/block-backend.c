@@ -413,24 +413,52 @@ void vd_blk_flush(VdBlockBackend *blk, VdBlockCompletionFunc *cb, void *opaque)
 
 /* ---- the guest write cache ---- */
 
+/* Change the write-cache state and tell every subscriber. */
+static void set_wce_state(VdBlockBackend *blk, bool enable)
+{
+    if (blk->wce == enable) {
+        return;
+    }
+    blk->wce = enable;
+    blk->stats.wce_toggles++;
+    for (guint i = 0; i < blk->wce_notifiers->len; i++) {
+        VdWceNotifier *n = &g_array_index(blk->wce_notifiers, VdWceNotifier, i);
+        n->fn(n->opaque, enable);
+    }
+}
+
 void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionFunc *cb, void *opaque)
 {
     VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
     req->internal = true;
     req->wce_target = enable;
     if (enable || !blk->wce) {
-        if (blk->wce != enable) {
-            blk->stats.wce_toggles++;
-        }
-        blk->wce = enable;
+        set_wce_state(blk, enable);
         req_complete_later(req, 0, enable ? "turning the cache on needs no flush" : "the cache was already off");
         return;
     }
     /* 1->0: new writes are durable from now on; older ones need a flush. */
-    blk->wce = false;
-    blk->stats.wce_toggles++;
+    set_wce_state(blk, false);
     g_queue_push_tail(&blk->wce_off_waiters, req);
     run_wce_off_waiters(blk);
+}
+
+void vd_blk_add_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque)
+{
+    VdWceNotifier n = { .fn = fn, .opaque = opaque };
+    g_array_append_val(blk->wce_notifiers, n);
+}
+
+void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque)
+{
+    for (guint i = 0; i < blk->wce_notifiers->len; i++) {
+        VdWceNotifier *n = &g_array_index(blk->wce_notifiers, VdWceNotifier, i);
+        if (n->fn == fn && n->opaque == opaque) {
+            g_array_remove_index(blk->wce_notifiers, i);
+            return;
+        }
+    }
+    g_warn_if_reached();
 }
 
 bool vd_blk_write_cache(VdBlockBackend *blk) { return blk->wce; }
@@ -473,6 +501,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->aio_explicit = opts.aio_explicit;
     g_mutex_init(&blk->fault_lock);
     blk->wce = vd_blk_default_write_cache(blk);
+    blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     VdDriverOpenOptions dopts = {
@@ -535,6 +564,7 @@ void vd_blk_close(VdBlockBackend *blk)
     }
     free(blk->zero_buf);
     g_mutex_clear(&blk->fault_lock);
+    g_array_unref(blk->wce_notifiers);
     g_main_context_unref(blk->ctx);
     g_free(blk->filename);
     g_free(blk);

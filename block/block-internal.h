@@ -50,6 +50,11 @@ struct VdRequest {
     const char *note;               /* why no host op happened, for the trace */
 };
 
+typedef struct VdWceNotifier {
+    VdWriteCacheNotifyFunc *fn;
+    void *opaque;
+} VdWceNotifier;
+
 typedef struct VdFaultSlot {
     int err;
     unsigned count;
@@ -71,6 +76,7 @@ struct VdBlockBackend {
     uint32_t req_align, mem_align;
 
     bool wce;
+    GArray *wce_notifiers;          /* VdWceNotifier, in the order added */
     bool inactive;
     int sticky_error;               /* 0, or the errno of the failed host flush */
 

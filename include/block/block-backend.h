@@ -142,6 +142,18 @@ void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, u
  */
 void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionFunc *cb, void *opaque);
 bool vd_blk_write_cache(VdBlockBackend *blk);
+
+/*
+ * Write-cache change notification: the backend's write-cache state is the
+ * only truth, and a device that shows it to its guest subscribes here to
+ * learn of changes made by anyone (itself, the host, migration, a control
+ * socket).  fn runs on the owner thread inside vd_blk_set_write_cache, right
+ * after the state changed and before that call returns; it must not call
+ * vd_blk_set_write_cache itself.  Notifiers run in the order they were added.
+ */
+typedef void VdWriteCacheNotifyFunc(void *opaque, bool enabled);
+void vd_blk_add_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque);
+void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque);
 /* The power-on write-cache state that the cache mode implies. */
 bool vd_blk_default_write_cache(VdBlockBackend *blk);
 
