@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Allocate a request and count it in flight. */
 static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
@@ -483,6 +484,27 @@ static bool check_direct_size(VdBlockBackend *blk, bool direct, GError **errp)
     return true;
 }
 
+/*
+ * Name the image once, for devices without serial=: a hash of the file's
+ * st_dev and st_ino (the same file opened twice gets the same name), or
+ * random bits when there is no file (driver=null) or it cannot be stat'ed.
+ */
+static void set_unique_id(VdBlockBackend *blk, bool has_file)
+{
+    struct stat st;
+    uint64_t h = 0xcbf29ce484222325ull;                 /* FNV-1a 64 */
+    if (has_file && stat(blk->filename, &st) == 0) {
+        uint64_t key[2] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino };
+        const uint8_t *b = (const uint8_t *)key;
+        for (size_t i = 0; i < sizeof(key); i++) {
+            h = (h ^ b[i]) * 0x100000001b3ull;
+        }
+    } else {
+        h = (uint64_t)g_random_int() << 32 | g_random_int();
+    }
+    g_snprintf(blk->unique_id, sizeof(blk->unique_id), "VD%016" G_GINT64_MODIFIER "X", h);
+}
+
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp)
 {
     VdBlockOptions opts;
@@ -519,6 +541,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         vd_blk_close(blk);
         return NULL;
     }
+    set_unique_id(blk, dopts.filename != NULL);
     blk->length = drv->get_length(&blk->bs);
     blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_NONE;
     blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);
@@ -579,6 +602,7 @@ VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk) { return blk->wt_poli
 VdAioEngine vd_blk_aio(VdBlockBackend *blk) { return blk->aio; }
 const char *vd_blk_driver_name(VdBlockBackend *blk) { return blk->bs.drv->name; }
 const char *vd_blk_filename(VdBlockBackend *blk) { return blk->filename; }
+const char *vd_blk_unique_id(VdBlockBackend *blk) { return blk->unique_id; }
 bool vd_blk_fua_native(VdBlockBackend *blk) { return blk->cap_fua == VD_FUA_NATIVE; }
 bool vd_blk_is_direct(VdBlockBackend *blk) { return blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC; }
 bool vd_blk_can_discard(VdBlockBackend *blk) { return blk->discard_enabled && !blk->read_only; }

@@ -69,6 +69,7 @@ struct VdBlockBackend {
     bool read_only;
     bool discard_enabled;
     int64_t length;
+    char unique_id[VD_BLK_UNIQUE_ID_LEN + 1];   /* see vd_blk_unique_id */
 
     /* Capabilities, asked once at open. */
     VdFuaSupport cap_fua;

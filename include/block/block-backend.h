@@ -118,6 +118,15 @@ VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk);
 VdAioEngine vd_blk_aio(VdBlockBackend *blk);
 const char *vd_blk_driver_name(VdBlockBackend *blk);
 const char *vd_blk_filename(VdBlockBackend *blk);
+/*
+ * A name for the image, fixed at open, that devices use as their default
+ * serial: "VD" and 16 upper-case hex digits hashed from the file's st_dev
+ * and st_ino, so the same file opened twice (or by two processes) gets the
+ * same name and two files get different ones.  Random per open for
+ * driver=null.  It changes when the image is copied (a new inode).
+ */
+#define VD_BLK_UNIQUE_ID_LEN 18
+const char *vd_blk_unique_id(VdBlockBackend *blk);
 /* True if the image is open with O_DIRECT (cache=none, cache=directsync). */
 bool vd_blk_is_direct(VdBlockBackend *blk);
 /* True if the backend can do a native (single-syscall) FUA write. */
