@@ -117,7 +117,6 @@ static bool blk_create(VdVhostApp *a, GError **errp)
     }
     VdVirtioBlkConf conf = {
         .serial = serials->pdata[0],
-        .drive_id = "drive0",
         .num_queues = a->opts.num_queues ? a->opts.num_queues : 4,
         .queue_size = a->opts.queue_size,
     };

@@ -15,7 +15,7 @@ struct VdVirtioBlk {
     char id[VD_VIRTIO_BLK_ID_BYTES];
     unsigned num_queues, queue_size;
     bool merge;
-    bool wce;                 /* the guest-visible writeback byte */
+    bool own_wce_change;      /* inside this device's own vd_blk_set_write_cache call */
     bool dispatching;         /* inside queue_notify: notify once at the end */
     VdVirtioBlkStats stats;
 };
@@ -78,21 +78,42 @@ static uint64_t blk_get_features(VdVirtioDevice *vdev)
     return f;
 }
 
-/* Completion of a write-cache change in the backend (1->0 flushed first). */
+/*
+ * Completion of this device's write-cache change (1->0 flushed first).  A
+ * failed flush cannot be returned through a config write, so it is counted
+ * and reaches the guest through the backend's sticky error: every later
+ * FLUSH and every write made durable fails with VIRTIO_BLK_S_IOERR.
+ */
 static void wce_done(void *opaque, int ret)
 {
+    VdVirtioBlk *s = opaque;
     if (ret < 0) {
-        g_debug("virtio-blk: write cache change: flush failed: %s", g_strerror(-ret));
+        s->stats.wce_flush_errors++;
+        g_warning("virtio-blk: turning the write cache off: the flush failed (%s); "
+                  "later flushes and durable writes fail", g_strerror(-ret));
     }
 }
 
-/* Make the guest-visible writeback state and the backend agree. */
+/* Ask the backend (the one owner of the write cache) for a new state. */
 static void set_wce(VdVirtioBlk *s, bool on)
 {
-    s->wce = on;
-    if (vd_blk_write_cache(s->blk) != on) {
-        vd_blk_set_write_cache(s->blk, on, wce_done, s);
+    if (vd_blk_write_cache(s->blk) == on) {
+        return;
     }
+    s->own_wce_change = true;
+    vd_blk_set_write_cache(s->blk, on, wce_done, s);
+    s->own_wce_change = false;
+}
+
+/* The backend's write cache changed: a change made by anyone else is a config change for the driver. */
+static void wce_changed(void *opaque, bool enabled)
+{
+    VdVirtioBlk *s = opaque;
+    if (s->own_wce_change) {
+        return;
+    }
+    s->stats.wce_host_changes++;
+    vd_virtio_config_changed(s->vdev);
 }
 
 /* FEATURES_OK: without FLUSH and CONFIG_WCE the driver assumes writethrough, so give it that. */
@@ -120,7 +141,7 @@ static void blk_get_config(VdVirtioDevice *vdev, uint8_t *c)
     c[VD_VIRTIO_BLK_CFG_ALIGN_OFFSET] = 0;
     put16(c + VD_VIRTIO_BLK_CFG_MIN_IO_SIZE, 8);       /* in logical blocks */
     put32(c + VD_VIRTIO_BLK_CFG_OPT_IO_SIZE, 0);
-    c[VD_VIRTIO_BLK_CFG_WRITEBACK] = s->wce ? 1 : 0;
+    c[VD_VIRTIO_BLK_CFG_WRITEBACK] = vd_blk_write_cache(s->blk) ? 1 : 0;
     put16(c + VD_VIRTIO_BLK_CFG_NUM_QUEUES, s->num_queues);
     put32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
     put32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
@@ -144,7 +165,7 @@ static void blk_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *
         s->stats.wce_writes_ignored++;
         return;
     }
-    if (v != s->wce) {
+    if (v != vd_blk_write_cache(s->blk)) {
         s->stats.wce_changes++;
     }
     set_wce(s, v);
@@ -515,14 +536,14 @@ VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf,
     s->num_queues = nq;
     s->queue_size = qs;
     s->merge = !conf->no_merge;
-    const char *id = conf->serial ? conf->serial : conf->drive_id ? conf->drive_id : "";
-    strncpy(s->id, id, sizeof(s->id));   /* NUL-padded, no terminator at 20 bytes (5.2.6) */
-    s->wce = vd_blk_default_write_cache(blk);
+    const char *id = conf->serial ? conf->serial : vd_blk_unique_id(blk);
+    memcpy(s->id, id, strnlen(id, sizeof(s->id)));   /* NUL-padded (g_new0), no terminator at 20 bytes (5.2.6) */
     s->vdev = vd_virtio_device_new(&blk_ops, s, nq, qs, bus, errp);
     if (!s->vdev) {
         g_free(s);
         return NULL;
     }
+    vd_blk_add_write_cache_notifier(blk, wce_changed, s);
     return s;
 }
 
@@ -534,13 +555,14 @@ void vd_virtio_blk_free(VdVirtioBlk *s)
     }
     vd_virtio_reset(s->vdev);
     vd_blk_drain(s->blk);
+    vd_blk_remove_write_cache_notifier(s->blk, wce_changed, s);
     vd_virtio_device_free(s->vdev);
     g_free(s);
 }
 
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s) { return s->vdev; }
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s) { return s->blk; }
-bool vd_virtio_blk_writeback(VdVirtioBlk *s) { return s->wce; }
+bool vd_virtio_blk_writeback(VdVirtioBlk *s) { return vd_blk_write_cache(s->blk); }
 
 /* Snapshot of the device counters. */
 void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out)
@@ -557,8 +579,10 @@ void vd_virtio_blk_format_stats(VdVirtioBlk *s, GString *out)
         " get_id=%" G_GUINT64_FORMAT " discard=%" G_GUINT64_FORMAT " write_zeroes=%" G_GUINT64_FORMAT
         " ok=%" G_GUINT64_FORMAT " ioerr=%" G_GUINT64_FORMAT " unsupp=%" G_GUINT64_FORMAT
         " merged_requests=%" G_GUINT64_FORMAT " merged_ios=%" G_GUINT64_FORMAT
-        " wce_changes=%" G_GUINT64_FORMAT " wce_writes_ignored=%" G_GUINT64_FORMAT " bad_layout=%" G_GUINT64_FORMAT
+        " wce_changes=%" G_GUINT64_FORMAT " wce_writes_ignored=%" G_GUINT64_FORMAT
+        " wce_host_changes=%" G_GUINT64_FORMAT " wce_flush_errors=%" G_GUINT64_FORMAT " bad_layout=%" G_GUINT64_FORMAT
         " writeback=%d",
         t->in, t->out, t->flush, t->get_id, t->discard, t->write_zeroes, t->ok, t->ioerr, t->unsupp,
-        t->merged_requests, t->merged_ios, t->wce_changes, t->wce_writes_ignored, t->bad_layout, s->wce);
+        t->merged_requests, t->merged_ios, t->wce_changes, t->wce_writes_ignored, t->wce_host_changes,
+        t->wce_flush_errors, t->bad_layout, vd_blk_write_cache(s->blk));
 }

@@ -342,10 +342,19 @@ static void test_guest_without_flush(void **state)
     fix_free(f);
 }
 
-/* GET_ID returns the serial (or the drive id), NUL padded to 20 bytes. */
+/* Issue GET_ID and return the 20 bytes in a NUL-terminated string. */
+static char *get_id(Fix *f)
+{
+    uint64_t id = vg_alloc(&f->g, 20);
+    memset(vg_ptr(&f->g, id), 0x55, 20);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_GET_ID, 0, id, 20), VD_VIRTIO_BLK_S_OK);
+    return g_strndup(vg_ptr(&f->g, id), 20);
+}
+
+/* GET_ID returns the serial, NUL padded to 20 bytes. */
 static void test_get_id(void **state)
 {
-    VdVirtioBlkConf conf = { .serial = "SERIAL-0123456789-ABCDEF", .drive_id = "drive0" };
+    VdVirtioBlkConf conf = { .serial = "SERIAL-0123456789-ABCDEF" };
     Fix *f = fix_new(NULL, &conf);
     start(f, ALL_FEATURES, 1);
     uint64_t id = vg_alloc(&f->g, 32);
@@ -355,15 +364,102 @@ static void test_get_id(void **state)
     assert_int_equal(*(uint8_t *)vg_ptr(&f->g, id + 20), 0x55);     /* nothing beyond 20 bytes */
     assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_GET_ID, 0, id, 8), VD_VIRTIO_BLK_S_IOERR);
     fix_free(f);
+}
 
-    VdVirtioBlkConf conf2 = { .drive_id = "drive7" };
-    f = fix_new(NULL, &conf2);
+/*
+ * Without serial= the ID is the image's own (vd_blk_unique_id): two images
+ * give two IDs, the same image opened again later gives the same one.
+ */
+static void test_default_id_per_image(void **state)
+{
+    Fix *a = fix_new(NULL, NULL);
+    Fix *b = fix_new(NULL, NULL);
+    start(a, ALL_FEATURES, 1);
+    start(b, ALL_FEATURES, 1);
+    g_autofree char *ida = get_id(a);
+    g_autofree char *idb = get_id(b);
+    assert_int_equal(strlen(ida), VD_BLK_UNIQUE_ID_LEN);
+    assert_string_equal(ida, vd_blk_unique_id(a->blk));
+    assert_string_not_equal(ida, idb);
+    fix_free(b);
+
+    /* Close the first image and open the same file again. */
+    g_autofree char *o = g_strdup_printf("file=%s", a->path);
+    vd_virtio_mmio_free(a->mmio);
+    vd_virtio_blk_free(a->dev);
+    vd_blk_close(a->blk);
+    a->blk = vd_blk_open(o, NULL, NULL);
+    assert_non_null(a->blk);
+    a->dev = vd_virtio_blk_new(a->blk, NULL, a->bus, NULL);
+    a->mmio = vd_virtio_mmio_new(a->bus, BASE, 0x200, IRQ, vd_virtio_blk_device(a->dev), NULL);
+    vg_init(&a->g, a->bus, BASE, IRQ);
+    start(a, ALL_FEATURES, 1);
+    g_autofree char *again = get_id(a);
+    assert_string_equal(ida, again);
+    fix_free(a);
+}
+
+/*
+ * Issue 1/8 finding 1: the guest turns the cache off, the HOST turns the
+ * backend's cache on.  The guest must read writeback=1, with a new config
+ * generation and a configuration-change interrupt; its own changes raise none.
+ */
+static void test_host_write_cache_change(void **state)
+{
+    Fix *f = fix_new("cache=writeback", NULL);
     start(f, ALL_FEATURES, 1);
-    id = vg_alloc(&f->g, 20);
-    memset(vg_ptr(&f->g, id), 0x55, 20);
-    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_GET_ID, 0, id, 20), VD_VIRTIO_BLK_S_OK);
-    static const char expect[20] = "drive7";
-    assert_memory_equal(vg_ptr(&f->g, id), expect, 20);
+    vg_ack(&f->g);
+    uint32_t gen0 = vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION);
+    set_writeback(f, 0);                                   /* the guest's own change */
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_equal(vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION), gen0);
+    assert_int_equal(vg_ack(&f->g) & VD_VIRTIO_ISR_CONFIG, 0);
+
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, true), 0);   /* the host's */
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 1);
+    assert_true(vd_virtio_blk_writeback(f->dev));
+    uint32_t gen1 = vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION);
+    assert_int_not_equal(gen1, gen0);
+    assert_int_equal(vg_ack(&f->g) & VD_VIRTIO_ISR_CONFIG, VD_VIRTIO_ISR_CONFIG);
+    assert_int_equal(dstats(f).wce_host_changes, 1);
+
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, false), 0);  /* and back */
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_not_equal(vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION), gen1);
+    assert_int_equal(vg_ack(&f->g) & VD_VIRTIO_ISR_CONFIG, VD_VIRTIO_ISR_CONFIG);
+    assert_int_equal(dstats(f).wce_host_changes, 2);
+
+    /* A freed device no longer listens: a host change after it must not touch it (ASan). */
+    vd_virtio_mmio_free(f->mmio);
+    vd_virtio_blk_free(f->dev);
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, true), 0);
+    vd_blk_close(f->blk);
+    vd_bus_free(f->bus);
+    unlink(f->path);
+    g_free(f);
+}
+
+/*
+ * The guest turns the cache off and the flush of that change fails: a config
+ * write has no status, so the device counts it and every later FLUSH and
+ * durable write reports IOERR (the backend's sticky error).
+ */
+static void test_writeback_off_flush_error(void **state)
+{
+    Fix *f = fix_new("cache=writeback", NULL);
+    start(f, ALL_FEATURES, 1);
+    uint64_t w = pattern(f, 4096, 3);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_OUT, 0, w, 4096), VD_VIRTIO_BLK_S_OK);
+    vd_blk_inject_error(f->blk, VD_FAULT_FLUSH, EIO, 1);
+    set_writeback(f, 0);
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_equal(dstats(f).wce_flush_errors, 1);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_OUT, 8, w, 4096), VD_VIRTIO_BLK_S_IOERR);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_FLUSH, 0, 0, 0), VD_VIRTIO_BLK_S_IOERR);
+    GString *str = g_string_new(NULL);
+    vd_virtio_blk_format_stats(f->dev, str);
+    assert_non_null(strstr(str->str, "wce_flush_errors=1"));
+    g_string_free(str, TRUE);
     fix_free(f);
 }
 
@@ -667,6 +763,9 @@ int main(void)
         cmocka_unit_test(test_writeback_needs_config_wce),
         cmocka_unit_test(test_guest_without_flush),
         cmocka_unit_test(test_get_id),
+        cmocka_unit_test(test_default_id_per_image),
+        cmocka_unit_test(test_host_write_cache_change),
+        cmocka_unit_test(test_writeback_off_flush_error),
         cmocka_unit_test(test_discard_write_zeroes),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_multiqueue),
