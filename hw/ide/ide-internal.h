@@ -113,8 +113,7 @@ struct IdeDrive {
     uint8_t status, error;
     bool intrq;                     /* INTRQ pending */
 
-    /* Settings changed by SET FEATURES and friends. */
-    bool wce;                       /* the guest-visible write cache */
+    /* Settings changed by SET FEATURES and friends (the write cache is the backend's: vd_blk_write_cache). */
     bool lookahead;
     bool revert_on_reset;           /* SET FEATURES CCh (on) / 66h (off) */
     uint8_t multiple;               /* 0: READ/WRITE MULTIPLE disabled */

@@ -63,11 +63,9 @@ void ide_power_on(IdeDrive *d)
 {
     bool need_off = false;
     d->revert_on_reset = false;
-    d->wce = !vd_blk_default_write_cache(d->blk);   /* force the defaults below to apply */
     ata_apply_power_on_defaults(d, &need_off);
     if (need_off) {
-        /* Nothing has been written yet, so there is nothing to wait for. */
-        d->wce = false;
+        /* Nothing has been written through this drive yet, so there is nothing to wait for. */
         vd_blk_set_write_cache(d->blk, false, NULL, NULL);
     }
     d->dirty_min_lba = UINT64_MAX;

@@ -128,10 +128,10 @@ void ide_set_lba(IdeDrive *d, uint64_t lba)
     }
 }
 
-/* Remember that a sector now sits in the (guest-visible) write cache. */
+/* Remember that a sector now sits in the (backend's) write cache. */
 void ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags)
 {
-    if (d->wce && !(flags & VD_REQ_FUA)) {
+    if (vd_blk_write_cache(d->blk) && !(flags & VD_REQ_FUA)) {
         d->dirty_min_lba = MIN(d->dirty_min_lba, lba);
     }
 }

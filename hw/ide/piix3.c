@@ -189,7 +189,7 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
     if (serial && *serial) {
         g_strlcpy(d->serial, serial, sizeof(d->serial));
     } else {
-        g_snprintf(d->serial, sizeof(d->serial), "VDISK-IDE-%d", index);
+        g_strlcpy(d->serial, vd_blk_unique_id(blk), sizeof(d->serial));
     }
     ide_power_on(d);
     /* As firmware would: mark the drive DMA capable in the bus-master status. */

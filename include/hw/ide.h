@@ -15,10 +15,15 @@
  *    at most VD_IDE_PRD_MAX_ENTRIES entries per transfer), data-port accesses
  *    at any time.  No guest action crashes the process or touches memory
  *    outside guest RAM or sectors outside the disk.
- *  - The write cache seen by the guest (IDENTIFY word 85 bit 5) is the
- *    backend's: SET FEATURES 02h enables it, 82h disables it and completes
- *    only after the backend has flushed (BSY held meanwhile).  Its power-on
- *    state is vd_blk_default_write_cache().
+ *  - The write cache is the backend's and only the backend's: the drive
+ *    keeps no copy.  IDENTIFY word 85 bit 5 is vd_blk_write_cache() at the
+ *    moment the guest reads it, so a change made by anyone else (the host,
+ *    migration, the control socket) shows at the next IDENTIFY DEVICE; ATA
+ *    has no way to announce it sooner.  SET FEATURES 02h asks the backend
+ *    to enable it; 82h asks it to disable it and completes only after the
+ *    backend has flushed (BSY held meanwhile), with ERR and ABRT if that
+ *    flush failed.  Attaching a drive puts the backend's write cache to its
+ *    power-on state, vd_blk_default_write_cache().
  *  - FLUSH CACHE (EXT) completes only after vd_blk_flush has completed;
  *    WRITE DMA FUA EXT and WRITE MULTIPLE FUA EXT are VD_REQ_FUA writes and
  *    complete only once durable.
@@ -68,7 +73,8 @@ void vd_ide_free(VdIdeController *ide);
 /*
  * Attach an ATA disk at index (0..3; -1 = first free position).  The backend
  * stays owned by the caller and must outlive the controller.  serial may be
- * NULL (a serial derived from the index is used).  On success *index_out
+ * NULL or empty: IDENTIFY words 10-19 then carry vd_blk_unique_id(blk), the
+ * same for the same image file and different for different ones.  On success *index_out
  * (if not NULL) holds the position used.
  */
 bool vd_ide_attach(VdIdeController *ide, int index, VdBlockBackend *blk, const char *serial,
