@@ -27,7 +27,7 @@ static const VdScsiOp vd_scsi_ops[256] = {
     [0x12] = { vd_scsi_cmd_inquiry, 6, OP_NO_UA, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x12, 0x01, 0xff, 0xff, 0xff, 0x00 } },
     [0x15] = { vd_scsi_cmd_mode_select, 6, 0, VD_SCSI_NO_SA,
-               (const uint8_t[]){ 0x15, 0x10, 0x00, 0x00, 0xff, 0x00 } },
+               (const uint8_t[]){ 0x15, 0x12, 0x00, 0x00, 0xff, 0x00 } },
     [0x1a] = { vd_scsi_cmd_mode_sense, 6, 0, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x1a, 0x08, 0xff, 0xff, 0xff, 0x00 } },
     [0x1b] = { vd_scsi_cmd_start_stop, 6, 0, VD_SCSI_NO_SA,
@@ -51,7 +51,7 @@ static const VdScsiOp vd_scsi_ops[256] = {
     [0x42] = { vd_scsi_cmd_unmap, 10, OP_MEDIUM | OP_LBP, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
     [0x55] = { vd_scsi_cmd_mode_select, 10, 0, VD_SCSI_NO_SA,
-               (const uint8_t[]){ 0x55, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
+               (const uint8_t[]){ 0x55, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
     [0x5a] = { vd_scsi_cmd_mode_sense, 10, 0, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
     [0x88] = { vd_scsi_cmd_read, 16, OP_MEDIUM, VD_SCSI_NO_SA,
@@ -513,7 +513,7 @@ VdScsiDisk *vd_scsi_disk_new(VdBlockBackend *blk, const VdScsiDiskConfig *cfg,
     disk->blk = blk;
     disk->ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
     disk->lun = cfg->lun;
-    disk->serial = cfg->serial ? g_strdup(cfg->serial) : g_strdup_printf("vdisk-lun%u", cfg->lun);
+    disk->serial = g_strdup(cfg->serial ? cfg->serial : vd_blk_unique_id(blk));
     /* Space-padded ASCII, as INQUIRY wants. */
     snprintf(disk->vendor, sizeof(disk->vendor), "%-8s", cfg->vendor ? cfg->vendor : "VDISK");
     snprintf(disk->product, sizeof(disk->product), "%-16s", cfg->product ? cfg->product : "VDISK DISK");
@@ -528,6 +528,7 @@ VdScsiDisk *vd_scsi_disk_new(VdBlockBackend *blk, const VdScsiDiskConfig *cfg,
     g_queue_init(&disk->done);
     g_queue_init(&disk->tmf_done);
     vd_scsi_disk_set_unit_attention(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_POWER_ON_RESET);
+    vd_blk_add_write_cache_notifier(blk, vd_scsi_wce_changed, disk);
     return disk;
 }
 
@@ -541,6 +542,7 @@ void vd_scsi_disk_free(VdScsiDisk *disk)
         g_main_context_iteration(disk->ctx, TRUE);
     }
     vd_scsi_run_completions(disk);
+    vd_blk_remove_write_cache_notifier(disk->blk, vd_scsi_wce_changed, disk);
     if (disk->bh) {
         g_source_destroy(disk->bh);
         g_source_unref(disk->bh);
@@ -640,6 +642,19 @@ void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus, VdScsiTmfDoneFun
     }
 }
 
+/* The write cache of a hard reset is off: a failed flush becomes a deferred error on every nexus. */
+static void vd_scsi_reset_wce_done(void *opaque, int ret)
+{
+    VdScsiDisk *disk = opaque;
+    if (ret < 0) {
+        for (unsigned i = 0; i < VD_SCSI_NEXUS_MAX; i++) {
+            disk->nexus[i].deferred = true;
+            disk->nexus[i].deferred_sense = vd_scsi_errno_sense(ret, true);
+        }
+    }
+    disk->bg_flushes--;
+}
+
 /* Hard reset: power-on state for the guest, see scsi.h. */
 void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque)
 {
@@ -651,9 +666,15 @@ void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *op
     }
     vd_scsi_disk_set_unit_attention(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_POWER_ON_RESET);
     bool wce = vd_blk_default_write_cache(disk->blk);
-    if (wce != vd_blk_write_cache(disk->blk)) {
-        vd_blk_set_write_cache(disk->blk, wce, NULL, NULL);
+    if (wce == vd_blk_write_cache(disk->blk)) {
+        return;
     }
+    if (wce) {
+        vd_scsi_disk_set_wce(disk, true, NULL, NULL);
+        return;
+    }
+    disk->bg_flushes++;
+    vd_scsi_disk_set_wce(disk, false, vd_scsi_reset_wce_done, disk);
 }
 
 /* Whether a command of nexus (with tag, if by_tag) is in flight. */

@@ -40,6 +40,7 @@ struct VdScsiDisk {
     GSource *bh;                    /* delivers done and tmf_done */
     unsigned bg_flushes;            /* SYNCHRONIZE CACHE IMMED flushes still running */
     bool stopped;                   /* START STOP UNIT with START=0 */
+    bool own_wce_change;            /* inside the disk's own vd_blk_set_write_cache call */
     VdScsiNexus nexus[VD_SCSI_NEXUS_MAX];
     VdScsiUaNotifyFunc *ua_notify;  /* transport listener for new unit attentions */
     void *ua_opaque;
@@ -76,8 +77,6 @@ struct VdScsiCmd {
     unsigned niov;
     struct iovec one;               /* a single-buffer iovec */
     VdScsiStepFunc *step;           /* continuation after the pending requests */
-    bool wce;                       /* MODE SELECT: the new WCE */
-    bool wce_changed;
 };
 
 /* A command handler; cdb is req->cdb, already length-checked. */
@@ -154,6 +153,10 @@ VdScsiHandler vd_scsi_cmd_read, vd_scsi_cmd_write, vd_scsi_cmd_verify, vd_scsi_c
 VdScsiHandler vd_scsi_cmd_unmap, vd_scsi_cmd_write_same;
 /* Handlers (scsi-mode.c). */
 VdScsiHandler vd_scsi_cmd_mode_sense, vd_scsi_cmd_mode_select;
+/* The disk's own write-cache change (not announced back to it as a foreign one); cb may be NULL. */
+void vd_scsi_disk_set_wce(VdScsiDisk *disk, bool on, VdBlockCompletionFunc *cb, void *opaque);
+/* Backend write-cache notifier: a change made by anyone else raises 2A/01 on every nexus. */
+VdWriteCacheNotifyFunc vd_scsi_wce_changed;
 
 /* Big-endian helpers. */
 static inline uint16_t vd_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }

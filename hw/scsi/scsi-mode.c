@@ -5,7 +5,11 @@
  *
  * Only WCE in the caching page is changeable; it lives in the block backend
  * (vd_blk_write_cache), so MODE SENSE always shows the backend's real state.
- * Saving pages is not supported: PS is always 0, PC=3 gives 39/00, SP=1 24/00.
+ * A change made by anyone else (the host, migration, the control socket)
+ * raises MODE PARAMETERS CHANGED on every I_T nexus; the disk's own change
+ * (MODE SELECT) on every other nexus.  RTD=1 (SPC-5) reverts every page to
+ * its defaults.  Saving pages is not supported: PS is always 0, PC=3 gives
+ * 39/00, SP=1 24/00.
  */
 #include "scsi-internal.h"
 
@@ -124,6 +128,23 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
     vd_scsi_cmd_reply(cmd, buf, o, alloc);
 }
 
+/* Ask the backend for a new write-cache state, as this disk's own change. */
+void vd_scsi_disk_set_wce(VdScsiDisk *disk, bool on, VdBlockCompletionFunc *cb, void *opaque)
+{
+    disk->own_wce_change = true;
+    vd_blk_set_write_cache(disk->blk, on, cb, opaque);
+    disk->own_wce_change = false;
+}
+
+/* The backend's write cache changed; the disk's own changes raise their unit attentions themselves. */
+void vd_scsi_wce_changed(void *opaque, bool enabled)
+{
+    VdScsiDisk *disk = opaque;
+    if (!disk->own_wce_change) {
+        vd_scsi_ua_others(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_MODE_PARAMS_CHANGED);
+    }
+}
+
 /* MODE SELECT: the write cache switch (and its flush) is done. */
 static void vd_mode_select_wce_done(void *opaque, int ret)
 {
@@ -169,12 +190,38 @@ static int vd_high_bit(uint8_t v)
 }
 
 /*
+ * Put WCE to newval as the command's own change: other nexuses get 2A/01;
+ * turning the cache off ends the command after the backend's flush (a
+ * failed flush ends it with the sense of a failed write).
+ */
+static void vd_mode_set_wce(VdScsiCmd *cmd, bool newval)
+{
+    VdScsiDisk *disk = cmd->disk;
+    if (newval == vd_blk_write_cache(disk->blk)) {
+        vd_scsi_cmd_good(cmd);
+        return;
+    }
+    vd_scsi_ua_others(disk, cmd->req->nexus, VD_SENSE_MODE_PARAMS_CHANGED);
+    if (newval) {
+        /* Turning the cache on takes effect at once; nothing to wait for. */
+        vd_scsi_disk_set_wce(disk, true, NULL, NULL);
+        vd_scsi_cmd_good(cmd);
+        return;
+    }
+    /* Turning it off: the backend drains and flushes, then calls back. */
+    vd_scsi_disk_set_wce(disk, false, vd_mode_select_wce_done, cmd);
+}
+
+/*
  * MODE SELECT(6/10).  Accepts PF=1 lists (header, an optional block
  * descriptor equal to the current one, whole pages).  Everything is checked
  * before anything changes.  A changed WCE goes to the backend; a switch to
  * write-through completes only after the backend's flush.  A change raises
  * MODE PARAMETERS CHANGED on every other I_T nexus (SPC-4 6.13: the pages
- * are shared by all nexuses).
+ * are shared by all nexuses).  RTD=1 (SPC-5: byte 1 bit 1 of both CDBs;
+ * PF is then ignored) takes no parameter list and reverts every page to its
+ * default values, i.e. WCE to vd_blk_default_write_cache() with the same
+ * flush, errors and unit attentions as a MODE SELECT that changes WCE.
  */
 void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
 {
@@ -186,6 +233,15 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
     if (cdb[1] & 0x01) {
         /* SP=1: saved pages are not implemented. */
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 1, 0);
+        return;
+    }
+    if (cdb[1] & 0x02) {
+        /* RTD: revert to defaults.  A parameter list is not allowed with it. */
+        if (pll != 0) {
+            vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, six ? 4 : 7, -1);
+            return;
+        }
+        vd_mode_set_wce(cmd, vd_blk_default_write_cache(disk->blk));
         return;
     }
     if (!(cdb[1] & 0x10)) {
@@ -273,17 +329,9 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
         o += 2 + pg->len;
     }
 
-    if (!have_wce || new_wce == vd_blk_write_cache(disk->blk)) {
+    if (!have_wce) {
         vd_scsi_cmd_good(cmd);
         return;
     }
-    vd_scsi_ua_others(disk, cmd->req->nexus, VD_SENSE_MODE_PARAMS_CHANGED);
-    if (new_wce) {
-        /* Turning the cache on takes effect at once; nothing to wait for. */
-        vd_blk_set_write_cache(disk->blk, true, NULL, NULL);
-        vd_scsi_cmd_good(cmd);
-        return;
-    }
-    /* Turning it off: the backend drains and flushes, then calls back. */
-    vd_blk_set_write_cache(disk->blk, false, vd_mode_select_wce_done, cmd);
+    vd_mode_set_wce(cmd, new_wce);
 }

@@ -171,6 +171,43 @@ static unsigned vpd(uint8_t page, uint8_t *data, size_t len)
     return (unsigned)(data[2] << 8 | data[3]);
 }
 
+/* VPD 0x80 serial and the NAA id of VPD 0x83 of a fresh disk on an image file (no serial=). */
+static void image_ids(const char *path, char serial[65], uint64_t *naa)
+{
+    g_autofree char *opts = g_strdup_printf("file=%s", path);
+    VdBlockBackend *b = blk_open_ok(opts);
+    VdScsiDisk *d = disk_new_ok(b, 0);
+    VdScsiDisk *saved = disk;
+    disk = d;
+    uint8_t data[255];
+    unsigned n = vpd(0x80, data, sizeof(data));
+    assert_true(n > 0 && n <= 64);
+    memcpy(serial, data + 4, n);
+    serial[n] = 0;
+    vpd(0x83, data, sizeof(data));
+    *naa = get64(data + 8 + data[7] + 4);
+    disk = saved;
+    vd_scsi_disk_free(d);
+    vd_blk_close(b);
+}
+
+/* Issue 8/8 finding 7: two images give two serials and NAA ids; the same image opened again, the same. */
+static void test_default_ids_per_image(void **state)
+{
+    char *a = make_image(1u << 20), *b = make_image(1u << 20);
+    char sa[65], sb[65], sa2[65];
+    uint64_t na, nb, na2;
+    image_ids(a, sa, &na);
+    image_ids(b, sb, &nb);
+    image_ids(a, sa2, &na2);
+    assert_string_not_equal(sa, sb);
+    assert_true(na != nb);
+    assert_string_equal(sa, sa2);
+    assert_true(na == na2);
+    unlink_image(a);
+    unlink_image(b);
+}
+
 /* Every VPD page, and an unsupported one. */
 static void test_inquiry_vpd(void **state)
 {
@@ -179,16 +216,20 @@ static void test_inquiry_vpd(void **state)
     assert_int_equal(vpd(0x00, data, sizeof(data)), sizeof(pages));
     assert_memory_equal(data + 4, pages, sizeof(pages));
 
+    /* No serial=: the image's own id (random for driver=null). */
+    const char *uid = vd_blk_unique_id(blk);
     unsigned n = vpd(0x80, data, sizeof(data));
-    assert_int_equal(n, strlen("vdisk-lun0"));
-    assert_memory_equal(data + 4, "vdisk-lun0", n);
+    assert_int_equal(n, strlen(uid));
+    assert_memory_equal(data + 4, uid, n);
 
     n = vpd(0x83, data, sizeof(data));
     /* T10 vendor designator, then NAA. */
     assert_int_equal(data[4] & 0x0f, 2);
     assert_int_equal(data[5] & 0x3f, 0x01);
     unsigned l1 = data[7];
-    assert_memory_equal(data + 8, "VDISK   vdisk-lun0", l1);
+    g_autofree char *t10 = g_strdup_printf("VDISK   %s", uid);
+    assert_int_equal(l1, strlen(t10));
+    assert_memory_equal(data + 8, t10, l1);
     const uint8_t *naa = data + 8 + l1;
     assert_int_equal(naa[0] & 0x0f, 1);
     assert_int_equal(naa[1] & 0x3f, 0x03);
@@ -520,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_sense, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inquiry_standard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inquiry_vpd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_ids_per_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_capacity_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_luns, setup, teardown),

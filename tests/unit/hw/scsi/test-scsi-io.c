@@ -628,6 +628,8 @@ static void test_write_through_writes_durable(void **state)
     assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
     VdBlockStats a = blk_stats(blk);
     rw(&t, 10, true, 0, 2, 0, 1024);
+    assert_sense(&t, 0x6, 0x2a, 0x01);       /* the host changed WCE: MODE PARAMETERS CHANGED first */
+    rw(&t, 10, true, 0, 2, 0, 1024);
     assert_good(&t);
     VdBlockStats b = blk_stats(blk);
     assert_true(durable_ops(b) > durable_ops(a));

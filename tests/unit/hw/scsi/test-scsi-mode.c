@@ -682,6 +682,160 @@ static void test_mode_select_flush_failure(void **state)
     assert_sense(&t, 0x3, 0x0c, 0x00);
 }
 
+/* WCE of the current caching page, read with MODE SENSE(6) on nexus. */
+static bool sense_wce(unsigned nexus)
+{
+    uint8_t data[64];
+    uint8_t cdb[6] = { 0x1a, 0x08, 0x08, 0, 64, 0 };
+    TCmd t;
+    run_nx(disk, &t, nexus, cdb, 6, NULL, 0, data, 64);
+    assert_good(&t);
+    assert_int_equal(data[4], 0x08);
+    return data[6] & 0x04;
+}
+
+/* TEST UNIT READY on nexus: the next unit attention must be 2A/01, then none. */
+static void expect_params_changed(unsigned nexus)
+{
+    uint8_t tur[6] = { 0 };
+    TCmd t;
+    run_nx(disk, &t, nexus, tur, 6, NULL, 0, NULL, 0);
+    assert_sense(&t, 0x6, 0x2a, 0x01);
+    run_nx(disk, &t, nexus, tur, 6, NULL, 0, NULL, 0);
+    assert_good(&t);
+}
+
+/* TEST UNIT READY on nexus finds no unit attention. */
+static void expect_no_ua(unsigned nexus)
+{
+    uint8_t tur[6] = { 0 };
+    TCmd t;
+    run_nx(disk, &t, nexus, tur, 6, NULL, 0, NULL, 0);
+    assert_good(&t);
+}
+
+/*
+ * Issue 1/8 finding 1 for SCSI: the guest turns the cache off, the HOST turns
+ * the backend's cache on.  Every nexus (the one that changed it included) gets
+ * MODE PARAMETERS CHANGED, then MODE SENSE shows WCE=1.  A freed disk stops listening.
+ */
+static void test_host_wce_change_unit_attention(void **state)
+{
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x00 };
+    TCmd t;
+    clear_power_on_ua(disk, 1);                           /* disk_new_ok cleared nexus 0's */
+    size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+    mode_select6(&t, 0x10, list, n, n);                   /* the guest's own change, on nexus 0 */
+    assert_good(&t);
+    expect_no_ua(0);
+    expect_params_changed(1);
+    assert_false(sense_wce(0));
+
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, true), 0);   /* the host's */
+    expect_params_changed(0);
+    expect_params_changed(1);
+    assert_true(sense_wce(0));
+    assert_true(sense_wce(1));
+
+    /* Free the disk: a host change must not reach it any more (ASan). */
+    vd_scsi_disk_free(disk);
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    disk = disk_new_ok(blk, 0);
+}
+
+/* Run a MODE SELECT CDB with no parameter list on nexus 0. */
+static void mode_select_cdb(TCmd *t, const uint8_t *cdb, size_t len)
+{
+    run_nx(disk, t, 0, cdb, len, NULL, 0, NULL, 0);
+}
+
+/*
+ * Issue 8/8 finding 8: MODE SELECT with RTD=1 (SPC-5) reverts every page to
+ * its defaults, whatever PF says: sdparm --defaults --defaults sends
+ * 55 02 00 ...; 55 12 00 ... and MODE SELECT(6) 15 02 00 ... do the same.
+ * Here the default is write-back: WCE comes back on, other nexuses get 2A/01.
+ */
+static void test_revert_to_defaults(void **state)
+{
+    static const uint8_t sdparm10[10] = { 0x55, 0x02, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t pf_rtd10[10] = { 0x55, 0x12, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t sdparm6[6] = { 0x15, 0x02, 0, 0, 0, 0 };
+    const uint8_t *cdbs[] = { sdparm10, pf_rtd10, sdparm6 };
+    const size_t lens[] = { 10, 10, 6 };
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x00 };
+    TCmd t;
+    clear_power_on_ua(disk, 1);
+    for (size_t i = 0; i < G_N_ELEMENTS(cdbs); i++) {
+        size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+        mode_select6(&t, 0x10, list, n, n);
+        assert_good(&t);
+        assert_false(vd_blk_write_cache(blk));
+        expect_params_changed(1);
+        mode_select_cdb(&t, cdbs[i], lens[i]);
+        assert_good(&t);
+        assert_true(vd_blk_write_cache(blk));
+        assert_true(sense_wce(0));
+        expect_params_changed(1);
+        /* Already at the defaults: nothing changes, no unit attention. */
+        mode_select_cdb(&t, cdbs[i], lens[i]);
+        assert_good(&t);
+        expect_no_ua(1);
+    }
+}
+
+/* RTD with write-through as the default: the revert flushes what the cache holds first; errors are reported. */
+static void test_revert_to_defaults_flushes(void **state)
+{
+    static const uint8_t sdparm10[10] = { 0x55, 0x02, 0, 0, 0, 0, 0, 0, 0, 0 };
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x04 };
+    TCmd t;
+    size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+    mode_select6(&t, 0x10, list, n, n);
+    assert_good(&t);
+    assert_true(vd_blk_write_cache(blk));
+    write_block(3, 0);
+    VdBlockStats a = blk_stats(blk);
+    mode_select_cdb(&t, sdparm10, 10);
+    assert_good(&t);
+    assert_false(vd_blk_write_cache(blk));
+    assert_int_equal(blk_stats(blk).host_fdatasync, a.host_fdatasync + 1);
+
+    /* The flush of the revert fails: WRITE ERROR, and the cache is off. */
+    mode_select6(&t, 0x10, list, n, n);
+    assert_good(&t);
+    write_block(4, 0);
+    vd_blk_inject_error(blk, VD_FAULT_FLUSH, EIO, 1);
+    mode_select_cdb(&t, sdparm10, 10);
+    assert_sense(&t, 0x3, 0x0c, 0x00);
+    assert_false(vd_blk_write_cache(blk));
+}
+
+/* RTD takes no parameter list; SP=1 stays refused; both leave WCE alone. */
+static void test_revert_to_defaults_errors(void **state)
+{
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x00 };
+    TCmd t;
+    size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+    mode_select6(&t, 0x10, list, n, n);
+    assert_good(&t);
+    uint8_t cdb10[10] = { 0x55, 0x12, 0, 0, 0, 0, 0, 0, (uint8_t)n, 0 };
+    run_nx(disk, &t, 0, cdb10, 10, list, n, NULL, 0);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 7, -1);
+    mode_select6(&t, 0x02, list, n, n);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 4, -1);
+    uint8_t sp[10] = { 0x55, 0x03, 0, 0, 0, 0, 0, 0, 0, 0 };
+    mode_select_cdb(&t, sp, 10);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 1, 0);
+    assert_false(vd_blk_write_cache(blk));
+}
+
 /* MODE SELECT on a read-only disk still switches WCE; MODE SENSE shows WP. */
 static void test_mode_sense_wp(void **state)
 {
@@ -712,6 +866,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode_select_unit_attention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_select_flush_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_sense_wp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_wce_change_unit_attention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revert_to_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revert_to_defaults_flushes, setup_wt, teardown),
+        cmocka_unit_test_setup_teardown(test_revert_to_defaults_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
