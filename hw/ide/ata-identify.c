@@ -3,8 +3,8 @@
  *
  * Words 82-87 report what is supported and what is enabled right now:
  * write cache (82/85 bit 5; 85 reads the backend's state at every IDENTIFY,
- * so a change made by the host shows at the next one), look-ahead (bit 6), NOP (bit 14), power
- * management (bit 3), LBA48 and FLUSH CACHE (EXT) (83/86 bits 10, 12, 13),
+ * so a change made by the host shows at the next one), look-ahead (bit 6),
+ * NOP (bit 14), power management (bit 3), LBA48 and FLUSH CACHE (EXT) (83/86 bits 10, 12, 13),
  * FUA (84/87 bit 6).  Words 105/169 offer TRIM when the backend can
  * discard.  Word 255 carries the A5h signature and a checksum
  * that makes the 512 bytes sum to zero.
