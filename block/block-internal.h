@@ -124,6 +124,7 @@ typedef struct VdBlockOptions {
     bool aio_explicit;              /* aio= was given: no fallback */
     uint64_t size;
     bool size_set;
+    VdLocking locking;
 } VdBlockOptions;
 
 /* options.c */
