@@ -13,7 +13,7 @@ pass=0
 expect() {
   local code=$1 pat=$2
   shift 2
-  out=$("$bin" "$@" 2>&1)
+  out=$(timeout 10 "$bin" "$@" 2>&1)
   rc=$?
   if [ "$rc" -eq "$code" ] && grep -q -- "$pat" <<<"$out"; then
     pass=$((pass + 1))
