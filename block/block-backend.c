@@ -542,6 +542,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->discard_enabled = opts.discard;
     blk->aio = opts.aio;
     blk->aio_explicit = opts.aio_explicit;
+    blk->inactive = !opts.active;
     g_mutex_init(&blk->fault_lock);
     blk->wce = vd_blk_default_write_cache(blk);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
@@ -578,7 +579,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         return NULL;
     }
     if (!check_image_size(blk, errp) || !check_direct_size(blk, direct, errp) ||
-        !set_perm(blk, own_perm(blk), errp)) {
+        !set_perm(blk, blk->inactive ? VD_PERM_INACTIVE : own_perm(blk), errp)) {
         vd_blk_close(blk);
         return NULL;
     }

@@ -125,6 +125,7 @@ typedef struct VdBlockOptions {
     uint64_t size;
     bool size_set;
     VdLocking locking;
+    bool active;                    /* active=off: a migration destination, see vd_blk_open */
 } VdBlockOptions;
 
 /* options.c */

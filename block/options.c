@@ -180,13 +180,13 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 }
 
 typedef enum OptKey {
-    K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING
+    K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE
 } OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
-    { "discard", K_DISCARD }, { "locking", K_LOCKING }, { NULL, 0 },
+    { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE }, { NULL, 0 },
 };
 
 /* Split "a=1,b=x,,y" into key/value pairs, honouring ",," escapes. */
@@ -300,6 +300,12 @@ static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen,
         }
         opts->locking = v;
         return true;
+    case K_ACTIVE:
+        if (!lookup(booleans, key, value, &v, errp)) {
+            return false;
+        }
+        opts->active = v;
+        return true;
     }
     return false;
 }
@@ -317,7 +323,7 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
 {
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
                              .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
-                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO };
+                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true };
     g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
     unsigned seen = 0;
     if (!options || !split_options(options, pairs, errp)) {

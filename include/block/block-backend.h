@@ -102,7 +102,7 @@ typedef enum VdFaultOp {
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
  * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
- * wt-policy, discard, locking, size (null driver only).  Device keys such
+ * wt-policy, discard, locking, active, size (null driver only).  Device keys such
  * as if= and index= belong to the VMM, which removes them first.
  * Completions are delivered in ctx (NULL: the thread-default context).
  *
@@ -112,6 +112,11 @@ typedef enum VdFaultOp {
  * or auto (the default), a read-write open takes QEMU's "write" lock and
  * shares only reading; a read-only open shares only reading too.  Two opens
  * in one process conflict like two processes (OFD locks).
+ *
+ * active=off opens a migration destination (QEMU's spelling): inactive as
+ * after vd_blk_inactivate, holding only a shared read lock, so it opens
+ * while the source still writes; writes fail with -EPERM until
+ * vd_blk_invalidate_cache.
  */
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp);
 /* Drain every request, then close the image and free the backend. */

@@ -129,6 +129,29 @@ static void test_inactivate_handover(void **state)
     vd_blk_close(src);
 }
 
+/* A destination opened with active=off coexists with the writing source, and takes over when it inactivates. */
+static void test_incoming_destination(void **state)
+{
+    g_autoptr(GError) err = NULL;
+    VdBlockBackend *src = open_image("");
+    VdBlockBackend *dst = open_image("active=off");
+    assert_int_equal(vd_blk_pwrite_sync(dst, 0, buf, 4096, 0), -EPERM);
+    assert_int_equal(vd_blk_pread_sync(dst, 0, buf, 4096), 0);
+    assert_false(vd_blk_invalidate_cache(dst, &err));
+    g_autofree char *want = conflict_msg("writing", "Failed to get \"write\" lock");
+    assert_string_equal(err->message, want);
+    g_clear_error(&err);
+    assert_int_equal(vd_blk_pwrite_sync(dst, 0, buf, 4096, 0), -EPERM);
+    assert_int_equal(vd_blk_pwrite_sync(src, 0, buf, 4096, 0), 0);
+
+    assert_true(vd_blk_inactivate(src, &err));
+    assert_true(vd_blk_invalidate_cache(dst, &err));
+    assert_int_equal(vd_blk_pwrite_sync(dst, 0, buf, 4096, 0), 0);
+    assert_false(vd_blk_invalidate_cache(src, &err));
+    vd_blk_close(src);
+    vd_blk_close(dst);
+}
+
 /* ---- QEMU side by side ---- */
 
 /* Full path of a QEMU tool, or NULL after printing why the test is skipped. */
@@ -272,6 +295,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readers_and_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locking_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inactivate_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incoming_destination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qemu_io_against_vdisk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vdisk_against_qemu, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_locking_value, setup, teardown),

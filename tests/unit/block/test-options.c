@@ -64,6 +64,8 @@ static void test_every_accepted_value(void **state)
         { "locking=auto", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "locking=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "locking=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "active=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "active=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
         g_autofree char *opts = g_strdup_printf("file=%s,%s", img, rows[i].opt);
@@ -111,7 +113,8 @@ static void test_bad_options(void **state)
         { g_strdup_printf("file=%s,driver=nbd", img), "invalid driver 'nbd'; accepted values: file, null" },
         { g_strdup_printf("file=%s,colour=blue", img),
           "unknown option 'colour'; accepted options: file, driver, format, cache, aio, read-only, wt-policy, size, discard, "
-          "locking" },
+          "locking, active" },
+        { g_strdup_printf("file=%s,active=maybe", img), "invalid active 'maybe'; accepted values: on, off, true, false" },
         { g_strdup_printf("file=%s,locking=maybe", img), "invalid locking 'maybe'; accepted values: auto, on, off" },
         { g_strdup_printf("file=%s,cache=none,cache=unsafe", img), "option 'cache' is given twice" },
         { g_strdup_printf("file=%s,,,cache", img), "option 'cache' has no value" },
