@@ -146,11 +146,13 @@ bool vd_file_lock_change(int fd, const char *filename, VdImagePerm from, VdImage
 
 #else /* no OFD locks in this C library */
 
+/* Without F_OFD_*, locking=auto turns off and locking=on fails. */
 int vd_file_lock_probe(int fd)
 {
     return -ENOTSUP;
 }
 
+/* Unreachable: the probe failed, so the driver never locks. */
 bool vd_file_lock_change(int fd, const char *filename, VdImagePerm from, VdImagePerm to, GError **errp)
 {
     g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "file=%s: this build has no OFD locks", filename);

@@ -38,6 +38,7 @@ static VdBlockBackend *try_open(const char *extra, char **msg)
     return blk;
 }
 
+/* Open the scratch image with extra options; the test fails if it cannot. */
 static VdBlockBackend *open_image(const char *extra)
 {
     g_autofree char *opts = g_strdup_printf("file=%s%s%s", scratch.path, *extra ? "," : "", extra);
