@@ -471,6 +471,37 @@ bool vd_blk_default_write_cache(VdBlockBackend *blk)
 
 /* ---- open / close ---- */
 
+/*
+ * The one size rule for every device and tool: a whole number of sectors,
+ * at least one.  A tail shorter than a sector could never be read or
+ * written, and an empty image is no disk at all.
+ */
+static bool check_image_size(VdBlockBackend *blk, GError **errp)
+{
+    int64_t len = blk->length, up = (len + VD_BLK_SECTOR - 1) / VD_BLK_SECTOR * VD_BLK_SECTOR;
+    bool has_file = blk->bs.drv->needs_filename;
+    if (len == 0 && has_file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "file=%s is empty (0 bytes); a disk needs at least one %d-byte sector: give it a size, "
+                    "e.g. truncate -s 1G %s", blk->filename, VD_BLK_SECTOR, blk->filename);
+    } else if (len == 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "size=0 is empty; driver=%s needs at least one %d-byte sector", blk->bs.drv->name, VD_BLK_SECTOR);
+    } else if (len % VD_BLK_SECTOR && has_file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "file=%s: size %" G_GINT64_FORMAT " bytes is not a multiple of %d; its last %" G_GINT64_FORMAT
+                    " bytes could never be read or written: resize it, e.g. truncate -s %" G_GINT64_FORMAT " %s",
+                    blk->filename, len, VD_BLK_SECTOR, len % VD_BLK_SECTOR, up, blk->filename);
+    } else if (len % VD_BLK_SECTOR) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "size=%" G_GINT64_FORMAT " is not a multiple of %d bytes; use e.g. size=%" G_GINT64_FORMAT, len,
+                    VD_BLK_SECTOR, up);
+    } else {
+        return true;
+    }
+    return false;
+}
+
 /* Fail an open whose file size does not suit O_DIRECT. */
 static bool check_direct_size(VdBlockBackend *blk, bool direct, GError **errp)
 {
@@ -505,6 +536,18 @@ static void set_unique_id(VdBlockBackend *blk, bool has_file)
     g_snprintf(blk->unique_id, sizeof(blk->unique_id), "VD%016" G_GINT64_MODIFIER "X", h);
 }
 
+/* The image claim of an active backend: write unless read-only. */
+static VdImagePerm own_perm(VdBlockBackend *blk)
+{
+    return blk->read_only ? VD_PERM_READ : VD_PERM_WRITE;
+}
+
+/* Ask the driver (if it locks) to claim perm. */
+static bool set_perm(VdBlockBackend *blk, VdImagePerm perm, GError **errp)
+{
+    return !blk->bs.drv->set_perm || blk->bs.drv->set_perm(&blk->bs, perm, errp);
+}
+
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp)
 {
     VdBlockOptions opts;
@@ -521,6 +564,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->discard_enabled = opts.discard;
     blk->aio = opts.aio;
     blk->aio_explicit = opts.aio_explicit;
+    blk->inactive = !opts.active;
     g_mutex_init(&blk->fault_lock);
     blk->wce = vd_blk_default_write_cache(blk);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
@@ -529,6 +573,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     VdDriverOpenOptions dopts = {
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
+        .locking = opts.locking,
     };
     const VdBlockDriver *drv = opts.driver;
     blk->bs.drv = drv;
@@ -550,12 +595,14 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->req_align = drv->request_alignment ? MAX(drv->request_alignment(&blk->bs), 1u) : 1;
     blk->mem_align = drv->mem_alignment ? MAX(drv->mem_alignment(&blk->bs), 1u) : 1;
     if (blk->length < 0) {
-        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-blk->length), "file=%s: cannot get its size: %s",
-                    blk->filename, g_strerror(-blk->length));
+        int err = blk->length < -4095 ? EOVERFLOW : (int)-blk->length;
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(err), "file=%s: cannot get its size: %s",
+                    blk->filename, g_strerror(err));
         vd_blk_close(blk);
         return NULL;
     }
-    if (!check_direct_size(blk, direct, errp)) {
+    if (!check_image_size(blk, errp) || !check_direct_size(blk, direct, errp) ||
+        !set_perm(blk, blk->inactive ? VD_PERM_INACTIVE : own_perm(blk), errp)) {
         vd_blk_close(blk);
         return NULL;
     }
@@ -632,28 +679,42 @@ void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned co
 
 /* ---- migration ---- */
 
-int vd_blk_inactivate(VdBlockBackend *blk)
+bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp)
 {
     vd_blk_drain(blk);
     int ret = vd_blk_flush_sync(blk);
-    if (ret == 0) {
-        blk->inactive = true;
+    if (ret < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret),
+                    "file=%s: cannot hand the image over: the flush failed: %s", blk->filename, g_strerror(-ret));
+        return false;
     }
-    return ret;
+    if (!set_perm(blk, VD_PERM_INACTIVE, errp)) {
+        return false;
+    }
+    blk->inactive = true;
+    return true;
 }
 
-int vd_blk_invalidate_cache(VdBlockBackend *blk)
+bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp)
 {
     vd_blk_drain(blk);
+    if (!set_perm(blk, own_perm(blk), errp)) {
+        return false;
+    }
     int ret = 0;
     if (blk->bs.drv->drop_page_cache) {
         VdDriverReq dr = { 0 };
         ret = blk->bs.drv->drop_page_cache(&blk->bs, &dr);
     }
-    if (ret == 0) {
-        blk->inactive = false;
+    if (ret < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret), "file=%s: cannot drop the host page cache: %s",
+                    blk->filename, g_strerror(-ret));
+        /* Giving back a claim never conflicts. */
+        set_perm(blk, blk->inactive ? VD_PERM_INACTIVE : own_perm(blk), NULL);
+        return false;
     }
-    return ret;
+    blk->inactive = false;
+    return true;
 }
 
 /* ---- synchronous wrappers (tests and tools) ---- */

@@ -125,6 +125,8 @@ typedef struct VdBlockOptions {
     bool aio_explicit;              /* aio= was given: no fallback */
     uint64_t size;
     bool size_set;
+    VdLocking locking;
+    bool active;                    /* active=off: a migration destination, see vd_blk_open */
 } VdBlockOptions;
 
 /* options.c */

@@ -5,9 +5,12 @@
  * second O_DSYNC descriptor for the dsync writethrough policy, fdatasync,
  * fallocate for discard and write-zeroes, posix_fadvise to drop the page
  * cache.  With O_DIRECT the alignment comes from statx(STATX_DIOALIGN), or
- * BLKSSZGET on a block device, or 4096 when neither answers.
+ * BLKSSZGET on a block device, or 4096 when neither answers.  Image locks
+ * (locking=) are OFD locks on the main descriptor, in QEMU's byte ranges
+ * (file-lock.c).
  */
 #include "block/block-driver.h"
+#include "file-lock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +27,9 @@ typedef struct FileState {
     bool direct, read_only, is_blockdev;
     bool rwf_dsync;             /* pwritev2(RWF_DSYNC) works on this kernel */
     uint32_t req_align, mem_align;
+    bool locking;               /* locking= resolved: OFD locks are taken on fd */
+    VdImagePerm perm;           /* the claim fd holds now */
+    char *filename;             /* for lock errors */
 } FileState;
 
 /* Find the O_DIRECT alignment for an open descriptor. */
@@ -61,6 +67,20 @@ static bool probe_rwf_dsync(int fd)
 #endif
 }
 
+/* Resolve locking= for fd: auto turns off without a word where OFD locks do not work. */
+static bool resolve_locking(FileState *s, VdLocking locking, GError **errp)
+{
+    int err = locking == VD_LOCKING_OFF ? 0 : vd_file_lock_probe(s->fd);
+    s->locking = locking != VD_LOCKING_OFF && err == 0;
+    if (locking == VD_LOCKING_ON && err < 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "file=%s: locking=on, but OFD locks do not work on this file (%s); use locking=auto or locking=off",
+                    s->filename, g_strerror(-err));
+        return false;
+    }
+    return true;
+}
+
 /* Open the image (and the O_DSYNC twin if asked); refuse directories and odd files. */
 static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
 {
@@ -93,6 +113,12 @@ static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
         return false;
     }
     s->is_blockdev = S_ISBLK(st.st_mode);
+    s->filename = g_strdup(o->filename);
+    if (!resolve_locking(s, o->locking, errp)) {
+        g_free(s->filename);
+        close(s->fd);
+        return false;
+    }
     probe_alignment(s, o->filename);
     s->rwf_dsync = !o->read_only && probe_rwf_dsync(s->fd);
     if (o->open_dsync_fd) {
@@ -102,6 +128,7 @@ static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
         if (s->dsync_fd < 0) {
             g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "file=%s: cannot open an O_DSYNC descriptor: %s",
                         o->filename, g_strerror(errno));
+            g_free(s->filename);
             close(s->fd);
             return false;
         }
@@ -109,6 +136,7 @@ static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
     return true;
 }
 
+/* Closing the main descriptor releases its OFD locks. */
 static void file_close(VdBlockDriverState *bs)
 {
     FileState *s = bs->opaque;
@@ -116,6 +144,18 @@ static void file_close(VdBlockDriverState *bs)
         close(s->dsync_fd);
     }
     close(s->fd);
+    g_free(s->filename);
+}
+
+/* Claim perm on the image with OFD locks, unless locking= resolved to off. */
+static bool file_set_perm(VdBlockDriverState *bs, VdImagePerm perm, GError **errp)
+{
+    FileState *s = bs->opaque;
+    if (s->locking && !vd_file_lock_change(s->fd, s->filename, s->perm, perm, errp)) {
+        return false;
+    }
+    s->perm = perm;
+    return true;
 }
 
 static int64_t file_get_length(VdBlockDriverState *bs)
@@ -333,4 +373,5 @@ const VdBlockDriver vd_driver_file = {
     .write_zeroes = file_write_zeroes,
     .drop_page_cache = file_drop_page_cache,
     .get_fd = file_get_fd,
+    .set_perm = file_set_perm,
 };

@@ -46,6 +46,10 @@ static const VdNameValue formats[] = {
     { NULL, 0 },
 };
 
+static const VdNameValue locking_modes[] = {
+    { "auto", VD_LOCKING_AUTO }, { "on", VD_LOCKING_ON }, { "off", VD_LOCKING_OFF }, { NULL, 0 },
+};
+
 static const VdNameValue discard_modes[] = {
     { "unmap", 1 }, { "on", 1 }, { "ignore", 0 }, { "off", 0 }, { NULL, 0 },
 };
@@ -160,12 +164,29 @@ bad:
     return false;
 }
 
-typedef enum OptKey { K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD } OptKey;
+/* size=: what the backend can address (its lengths and offsets are int64_t), in whole sectors. */
+static bool parse_disk_size(const char *key, const char *value, uint64_t *out, GError **errp)
+{
+    if (!parse_size(key, value, out, errp)) {
+        return false;
+    }
+    if (*out > VD_BLK_MAX_BYTES) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "%s=%s is too large; the largest disk is %" G_GUINT64_FORMAT " bytes (2^63 - 512)", key, value,
+                    (guint64)VD_BLK_MAX_BYTES);
+        return false;
+    }
+    return true;
+}
+
+typedef enum OptKey {
+    K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE
+} OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
-    { "discard", K_DISCARD }, { NULL, 0 },
+    { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE }, { NULL, 0 },
 };
 
 /* Split "a=1,b=x,,y" into key/value pairs, honouring ",," escapes. */
@@ -266,12 +287,24 @@ static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen,
         return true;
     case K_SIZE:
         opts->size_set = true;
-        return parse_size(key, value, &opts->size, errp);
+        return parse_disk_size(key, value, &opts->size, errp);
     case K_DISCARD:
         if (!lookup(discard_modes, key, value, &v, errp)) {
             return false;
         }
         opts->discard = v;
+        return true;
+    case K_LOCKING:
+        if (!lookup(locking_modes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->locking = v;
+        return true;
+    case K_ACTIVE:
+        if (!lookup(booleans, key, value, &v, errp)) {
+            return false;
+        }
+        opts->active = v;
         return true;
     }
     return false;
@@ -290,7 +323,7 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
 {
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
                              .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
-                             .aio = VD_AIO_DEFAULT };
+                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true };
     g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
     unsigned seen = 0;
     if (!options || !split_options(options, pairs, errp)) {

@@ -177,15 +177,10 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "IDE index %d is taken", index);
         return false;
     }
-    int64_t len = vd_blk_length(blk);
-    if (len < (int64_t)IDE_SECTOR) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "an IDE disk needs at least one 512-byte sector (image has %" G_GINT64_FORMAT " bytes)", len);
-        return false;
-    }
     IdeDrive *d = &c->ch[index / 2].drive[index % 2];
     d->blk = blk;
-    d->nsectors = (uint64_t)len / IDE_SECTOR;
+    /* vd_blk_open refuses images that are empty or not whole sectors. */
+    d->nsectors = (uint64_t)vd_blk_length(blk) / IDE_SECTOR;
     if (serial && *serial) {
         g_strlcpy(d->serial, serial, sizeof(d->serial));
     } else {
