@@ -71,10 +71,10 @@ static int connect_front_end(Fx *f)
     return c;
 }
 
-/* The server's drain op: iterate until the backend is idle. */
-static void drain_blk(void *opaque)
+/* The server's drain op: the device's drain API. */
+static void drain_blk(void *opaque, VdDrainFunc *cb, void *cb_opaque)
 {
-    vd_blk_drain(opaque);
+    vd_virtio_blk_drain(opaque, cb, cb_opaque);
 }
 
 static const VdVhostUserDeviceOps dev_ops = { .drain = drain_blk };
@@ -96,7 +96,7 @@ static int setup_server(void **state)
     VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = 64 };
     f->dev = vd_virtio_blk_new(f->blk, &conf, NULL, NULL);
     assert_non_null(f->dev);
-    f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->blk, NULL, NULL);
+    f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->dev, NULL, NULL);
     assert_non_null(f->srv);
     f->memfd = memfd_create("guest", MFD_CLOEXEC);
     assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
