@@ -107,7 +107,7 @@ typedef enum VdVhostResult {
 VdVhostResult vd_vhost_dispatch(VdVhostUserServer *s, VdVhostMsg *m);
 /* Send a reply to m with the given payload; false if the socket failed. */
 bool vd_vhost_reply(VdVhostUserServer *s, const VdVhostMsg *m, const void *payload, uint32_t size);
-/* Start or stop a ring's processing to match started/enabled (vhost-user.c). */
+/* Start or stop a ring's processing to match started/enabled; stop only once drained (vhost-user.c). */
 void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r);
 /* True for requests that run only once no request of the device is in flight (vhost-user-msg.c). */
 bool vd_vhost_drains_first(uint32_t req);
