@@ -897,6 +897,22 @@ static void test_get_vring_base_with_io_in_flight(void **state)
     }
 }
 
+/* SET_VRING_ENABLE 0 with 21 reads in flight: the ack comes once all 21 are in the used ring. */
+static void test_vring_disable_with_io_in_flight(void **state)
+{
+    Fx *f = *state;
+    big_start(f);
+    GThread *t = reads_in_flight(f, 21);
+    uint32_t en[2] = { io_ring(f), 0 };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_ENABLE, en, 8, NULL, 0), 0);
+    reads_join(t);
+    assert_int_equal(ring_used(f, io_ring(f)), 21);
+    assert_int_equal(in_flight(f), 0);
+    for (unsigned n = 0; n < 21; n++) {
+        assert_int_equal(read_answer(f, n), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +928,10 @@ int main(void)
         { "get_vring_base_with_io_in_flight/blk", test_get_vring_base_with_io_in_flight, setup_big_blk, teardown,
           NULL },
         { "get_vring_base_with_io_in_flight/scsi", test_get_vring_base_with_io_in_flight, setup_big_scsi, teardown,
+          NULL },
+        { "vring_disable_with_io_in_flight/blk", test_vring_disable_with_io_in_flight, setup_big_blk, teardown,
+          NULL },
+        { "vring_disable_with_io_in_flight/scsi", test_vring_disable_with_io_in_flight, setup_big_scsi, teardown,
           NULL },
     };
     if (g_getenv("VD_TEST_FILTER")) {
