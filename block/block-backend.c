@@ -35,6 +35,28 @@ static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, 
     return req;
 }
 
+/* Completion callbacks running on this thread (a drain must never start inside one). */
+static __thread unsigned completion_depth;
+
+/* Mark the start of a completion callback; see block-backend.h. */
+void vd_blk_completion_enter(void)
+{
+    completion_depth++;
+}
+
+/* Mark the end of a completion callback. */
+void vd_blk_completion_exit(void)
+{
+    g_assert(completion_depth > 0);
+    completion_depth--;
+}
+
+/* True while a completion callback runs on this thread. */
+bool vd_blk_in_completion(void)
+{
+    return completion_depth > 0;
+}
+
 /* Last step of every request: stats, trace, then exactly one callback. */
 static void req_finish(VdRequest *req)
 {
@@ -51,7 +73,9 @@ static void req_finish(VdRequest *req)
     g_assert(blk->in_flight > 0);
     blk->in_flight--;
     if (req->cb) {
+        vd_blk_completion_enter();
         req->cb(req->opaque, req->ret);
+        vd_blk_completion_exit();
     }
     g_free(req);
 }

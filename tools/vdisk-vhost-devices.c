@@ -82,12 +82,10 @@ void vd_vhost_close_drives(VdVhostApp *a)
     g_clear_pointer(&a->backends, g_ptr_array_unref);
 }
 
-/* Wait until no backend has a request in flight. */
-static void drain_drives(VdVhostApp *a)
+/* The device's drain: cb once every virtio-blk request is answered in guest memory. */
+static void blk_drain(VdVhostApp *a, VdDrainFunc *cb, void *cb_opaque)
 {
-    for (guint i = 0; a->backends && i < a->backends->len; i++) {
-        vd_blk_drain(a->backends->pdata[i]);
-    }
+    vd_virtio_blk_drain(a->dev, cb, cb_opaque);
 }
 
 /* One "driveN key=value..." line per backend. */
@@ -148,7 +146,7 @@ static void blk_destroy(VdVhostApp *a)
 }
 
 static const VdVhostDeviceKind kind_blk = {
-    "virtio-blk", blk_create, drain_drives, blk_format_stats, blk_destroy,
+    "virtio-blk", blk_create, blk_drain, blk_format_stats, blk_destroy,
 };
 
 static const VdVhostDeviceKind *const kinds[] = {

@@ -213,11 +213,11 @@ static void stats_write(VdVhostApp *a, bool force)
     a->last_stats = g_strdup(s->str);
 }
 
-/* Server callback: iterate until the device has nothing in flight. */
-static void app_drain(void *opaque)
+/* Server callback: cb once the device has nothing in flight. */
+static void app_drain(void *opaque, VdDrainFunc *cb, void *cb_opaque)
 {
     VdVhostApp *a = opaque;
-    a->opts.kind->drain(a);
+    a->opts.kind->drain(a, cb, cb_opaque);
 }
 
 /* Server callback: a front end came or went, or config changed. */
@@ -293,7 +293,6 @@ int main(int argc, char **argv)
     g_main_loop_run(a->loop);
     vd_vhost_user_server_free(a->server);   /* drains and resets if a front end is attached */
     a->server = NULL;
-    a->opts.kind->drain(a);
     if (a->opts.stats_file) {
         /* one last time, from the final counters (the server is gone: keep its last line) */
         g_autoptr(GString) s = g_string_new(a->last_stats ? a->last_stats : "");

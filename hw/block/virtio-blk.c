@@ -1,6 +1,8 @@
 /* virtio-blk.c - the virtio block device: requests, write-cache control, merging. */
 #include "hw/virtio-blk.h"
 
+#include "hw/drain.h"
+
 #include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
@@ -17,6 +19,7 @@ struct VdVirtioBlk {
     bool merge;
     bool own_wce_change;      /* inside this device's own vd_blk_set_write_cache call */
     bool dispatching;         /* inside queue_notify: notify once at the end */
+    VdDrain drain;            /* requests popped whose status is not yet in guest memory */
     VdVirtioBlkStats stats;
 };
 
@@ -171,12 +174,19 @@ static void blk_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *
     set_wce(s, v);
 }
 
-/* Device reset: nothing in flight may outlive it; the drive's configured cache mode returns. */
+/* Every request of the reset epoch is answered: power-on state, and the reset completes. */
+static void blk_reset_drained(void *opaque)
+{
+    VdVirtioBlk *s = opaque;
+    set_wce(s, vd_blk_default_write_cache(s->blk));
+    vd_virtio_reset_done(s->vdev);
+}
+
+/* Device reset: it finishes from the drain callback once nothing is in flight (status reads 0 then). */
 static void blk_reset(VdVirtioDevice *vdev)
 {
     VdVirtioBlk *s = vd_virtio_device_opaque(vdev);
-    vd_blk_drain(s->blk);
-    set_wce(s, vd_blk_default_write_cache(s->blk));
+    vd_virtio_blk_drain(s, blk_reset_drained, s);
 }
 
 /* Copy the part [off, off+len) of an iovec array into a new array; returns its count. */
@@ -222,6 +232,7 @@ static void req_complete(BlkReq *r, uint8_t status)
         /* the driver over-filled the ring; take what waited now that a slot is free */
         vd_virtio_queue_kick(s->vdev, vd_virtq_index(vq));
     }
+    vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 
 /* Map a backend result to a status. */
@@ -295,7 +306,8 @@ static void run_submit(VdVirtioBlk *s, MergeRun *pending)
 static void run_add(VdVirtioBlk *s, MergeRun *run, BlkReq *r)
 {
     BlkReq *last = run->last;
-    bool fits = last && s->merge && last->type == r->type &&
+    /* a request without data never merges: there is nothing to join (and no iovec array) */
+    bool fits = last && s->merge && last->type == r->type && last->data_len && r->data_len &&
                 last->sector + last->data_len / VD_VIRTIO_BLK_SECTOR == r->sector &&
                 run->niov + r->ndata <= MERGE_MAX_IOV && run->bytes + r->data_len <= MERGE_MAX_BYTES &&
                 run->count < MERGE_MAX_REQS;
@@ -476,6 +488,7 @@ static void handle_request(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
         vd_virtq_elem_free(r);
         return;
     }
+    vd_drain_inc(&s->drain);   /* from here on req_complete answers it */
     const struct iovec *last = &e->in_sg[e->in_num - 1];
     r->s = s;
     r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
@@ -547,17 +560,32 @@ VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf,
     return s;
 }
 
-/* Drain outstanding I/O (its completions find the elements stale) and free. */
+/* Reset, wait for outstanding I/O (its completions find the elements stale) and free. */
 void vd_virtio_blk_free(VdVirtioBlk *s)
 {
     if (!s) {
         return;
     }
     vd_virtio_reset(s->vdev);
+    /* Teardown only: every request's answer comes from a backend callback, so an idle backend means none left. */
+    g_assert(!vd_blk_in_completion());
     vd_blk_drain(s->blk);
+    g_assert(s->drain.in_flight == 0 && !vd_virtio_resetting(s->vdev));
     vd_blk_remove_write_cache_notifier(s->blk, wce_changed, s);
     vd_virtio_device_free(s->vdev);
     g_free(s);
+}
+
+/* Requests taken from the rings whose status is not yet written to guest memory. */
+unsigned vd_virtio_blk_in_flight(VdVirtioBlk *s)
+{
+    return s->drain.in_flight;
+}
+
+/* Call cb once vd_virtio_blk_in_flight is 0; see virtio-blk.h. */
+void vd_virtio_blk_drain(VdVirtioBlk *s, VdDrainFunc *cb, void *opaque)
+{
+    vd_drain_wait(&s->drain, cb, opaque);
 }
 
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s) { return s->vdev; }

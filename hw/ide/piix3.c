@@ -137,16 +137,17 @@ VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp)
     return c;
 }
 
-/* Orphan in-flight requests, drop the IRQ lines, unmap everything, free. */
+/* Detach in-flight requests, drop the IRQ lines, unmap everything, free. */
 void vd_ide_free(VdIdeController *c)
 {
     if (!c) {
         return;
     }
+    g_assert(!c->drain.waiters);   /* nobody may wait for a controller being freed */
     for (unsigned i = 0; i < VD_IDE_CHANNELS; i++) {
         IdeChannel *ch = &c->ch[i];
         for (unsigned u = 0; u < 2; u++) {
-            ide_req_orphan(&ch->drive[u]);
+            ide_req_detach_all(&ch->drive[u]);
             ide_xfer_clear(&ch->drive[u]);
         }
         if (ch->irq_level) {
@@ -210,4 +211,16 @@ bool vd_ide_has_drive(VdIdeController *c, unsigned index)
 VdPciDevice *vd_ide_pci_device(VdIdeController *c)
 {
     return &c->pci;
+}
+
+/* Backend requests of the controller not yet called back; see ide.h. */
+unsigned vd_ide_in_flight(VdIdeController *c)
+{
+    return c->drain.in_flight;
+}
+
+/* Call cb once vd_ide_in_flight is 0; see ide.h. */
+void vd_ide_drain(VdIdeController *c, VdDrainFunc *cb, void *opaque)
+{
+    vd_drain_wait(&c->drain, cb, opaque);
 }

@@ -154,7 +154,9 @@ static gboolean vd_scsi_bh(gpointer opaque)
     VdScsiDisk *disk = opaque;
     g_source_unref(disk->bh);
     disk->bh = NULL;
+    vd_blk_completion_enter();   /* transports' callbacks run here: no drain may start inside */
     vd_scsi_run_completions(disk);
+    vd_blk_completion_exit();
     return G_SOURCE_REMOVE;
 }
 

@@ -5,6 +5,8 @@
  */
 #include "hw/virtio-scsi.h"
 
+#include "hw/drain.h"
+
 #include <gio/gio.h>
 #include <string.h>
 
@@ -17,7 +19,7 @@ struct VdVirtioScsi {
     uint32_t sense_size, cdb_size;  /* driver-writable config fields */
     GQueue events;                  /* VScsiEvent * waiting for a driver buffer */
     bool events_missed;
-    unsigned busy;                  /* commands and TMFs not yet answered */
+    VdDrain drain;                  /* commands and TMFs whose answer is not yet in guest memory */
     VdVirtioScsiStats stats;
 };
 
@@ -162,10 +164,10 @@ static void vscsi_cmd_complete(VdScsiRequest *sreq, void *opaque)
         size_t data = r->in_data_len - MIN(sreq->in_resid, r->in_data_len);
         vscsi_push(&r->elem, (uint32_t)MIN(r->resp_len + data, (size_t)UINT32_MAX));
     }
-    s->busy--;
     g_free(r->out);
     g_free(r->in);
     vd_virtq_elem_free(r);
+    vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 
 /* Validate one request-queue chain and hand its CDB to the disk. */
@@ -213,7 +215,7 @@ static void vscsi_handle_cmd(VdVirtioScsi *s, VScsiReq *r)
     q->complete = vscsi_cmd_complete;
     q->opaque = r;
     s->stats.commands++;
-    s->busy++;
+    vd_drain_inc(&s->drain);
     vd_scsi_disk_submit(disk, q);
 }
 
@@ -225,8 +227,8 @@ static void vscsi_ctrl_finish(VScsiCtrl *c)
         vd_iov_from_buf(c->elem.in_sg, c->elem.in_num, 0, &c->response, 1);
         vscsi_push(&c->elem, 1);
     }
-    s->busy--;
     vd_virtq_elem_free(c);
+    vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 
 /* A disk finished its part of a TMF. */
@@ -313,7 +315,7 @@ static void vscsi_handle_ctrl(VdVirtioScsi *s, VScsiCtrl *c)
         vd_virtq_elem_free(c);
         return;
     }
-    s->busy++;
+    vd_drain_inc(&s->drain);
     if (tmf) {
         if (e->out_len < VD_VIRTIO_SCSI_TMF_REQ) {
             s->stats.failure++;
@@ -336,8 +338,8 @@ static void vscsi_handle_ctrl(VdVirtioScsi *s, VScsiCtrl *c)
     }
     vd_iov_from_buf(e->in_sg, e->in_num, 0, resp, sizeof(resp));
     vscsi_push(e, sizeof(resp));
-    s->busy--;
     vd_virtq_elem_free(c);
+    vd_drain_dec(&s->drain);
 }
 
 /* Hand pending events to the driver's event buffers. */
@@ -485,19 +487,25 @@ static void vscsi_reset_done(void *opaque, bool found)
 {
 }
 
-/* Device reset: drain, end commands, power-on state for every LUN, default config. */
-static void vscsi_reset(VdVirtioDevice *vdev)
+/* Every command and TMF of the old epoch is answered: default config, and the reset completes. */
+static void vscsi_reset_drained(void *opaque)
 {
-    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
-    for (unsigned i = 0; i < s->disks->len; i++) {
-        VdScsiDisk *disk = g_ptr_array_index(s->disks, i);
-        vd_scsi_disk_hard_reset(disk, vscsi_reset_done, NULL);
-        vd_blk_drain(vd_scsi_disk_backend(disk));
-    }
+    VdVirtioScsi *s = opaque;
     g_queue_clear_full(&s->events, g_free);
     s->events_missed = false;
     s->sense_size = VD_VIRTIO_SCSI_SENSE_DEFAULT;
     s->cdb_size = VD_VIRTIO_SCSI_CDB_DEFAULT;
+    vd_virtio_reset_done(s->vdev);
+}
+
+/* Device reset: end every command (power-on state for every LUN), finish from the drain callback. */
+static void vscsi_reset(VdVirtioDevice *vdev)
+{
+    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
+    for (unsigned i = 0; i < s->disks->len; i++) {
+        vd_scsi_disk_hard_reset(g_ptr_array_index(s->disks, i), vscsi_reset_done, NULL);
+    }
+    vd_virtio_scsi_drain(s, vscsi_reset_drained, s);
 }
 
 static const VdVirtioDeviceOps vscsi_ops = {
@@ -578,11 +586,10 @@ void vd_virtio_scsi_free(VdVirtioScsi *s)
         return;
     }
     vd_virtio_reset(s->vdev);
+    vd_drain_sync(&s->drain, s->ctx);   /* teardown: every command and TMF answered (stale) */
+    g_assert(!vd_virtio_resetting(s->vdev));
     for (unsigned i = 0; i < s->disks->len; i++) {
         vd_scsi_disk_free(g_ptr_array_index(s->disks, i));
-    }
-    while (s->busy) {
-        g_main_context_iteration(s->ctx, TRUE);
     }
     vd_scsi_target_free(s->target);
     g_ptr_array_free(s->disks, TRUE);
@@ -590,6 +597,18 @@ void vd_virtio_scsi_free(VdVirtioScsi *s)
     vd_virtio_device_free(s->vdev);
     g_main_context_unref(s->ctx);
     g_free(s);
+}
+
+/* Commands and TMFs taken whose answer is not yet in guest memory (disk->done, disk->tmf_done included). */
+unsigned vd_virtio_scsi_in_flight(VdVirtioScsi *s)
+{
+    return s->drain.in_flight;
+}
+
+/* Call cb once vd_virtio_scsi_in_flight is 0; see virtio-scsi.h. */
+void vd_virtio_scsi_drain(VdVirtioScsi *s, VdDrainFunc *cb, void *opaque)
+{
+    vd_drain_wait(&s->drain, cb, opaque);
 }
 
 /* The virtio device, for binding a transport. */

@@ -187,6 +187,16 @@ bool vd_blk_default_write_cache(VdBlockBackend *blk);
 unsigned vd_blk_in_flight(VdBlockBackend *blk);
 /* Iterate the owner's context until nothing is in flight. */
 void vd_blk_drain(VdBlockBackend *blk);
+/*
+ * Completion-callback depth of the calling thread.  The backend brackets
+ * every request callback with enter/exit; a device that delivers
+ * completions later (the SCSI disk's idle source) brackets its own.  A
+ * device drain asserts !vd_blk_in_completion(): a drain that waits inside a
+ * completion would wait for itself.
+ */
+void vd_blk_completion_enter(void);
+void vd_blk_completion_exit(void);
+bool vd_blk_in_completion(void);
 
 /*
  * Migration.

@@ -29,6 +29,13 @@
  *    complete only once durable.
  *  - Every backend request completes through its callback even across SRST
  *    or vd_ide_free: the request object outlives the device's interest in it.
+ *  - SRST never lets an old write overtake a new one: after SRST is released
+ *    each drive keeps BSY until every request the reset abandoned has
+ *    finished on the host; the reset then finishes from that request's
+ *    callback (DRDY, signature).  No loop is iterated in a register write.
+ *  - Drain: vd_ide_in_flight counts every backend request of the
+ *    controller from submission to its callback, abandoned ones included;
+ *    vd_ide_drain calls back when it is 0.
  *
  * Threading: all functions, and every port access, run in the thread of the
  * machine's GMainContext; backend completions arrive there too.
@@ -38,6 +45,7 @@
 
 #include "block/block-backend.h"
 #include "hw/bus.h"
+#include "hw/drain.h"
 #include "hw/pci.h"
 
 #define VD_IDE_PIIX3_DEVFN      9       /* PCI 00:01.1 */
@@ -67,8 +75,19 @@ typedef struct VdIdeController VdIdeController;
  * legacy ports and register the function with BAR4 at VD_IDE_BMDMA_BASE.
  */
 VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp);
-/* Unmap everything and free; requests still in flight complete later and are discarded. */
+/*
+ * Unmap everything and free; requests still in flight complete later and are
+ * discarded.  No vd_ide_drain may be waiting.
+ */
 void vd_ide_free(VdIdeController *ide);
+/* Backend requests submitted and not yet called back (those a reset abandoned included). */
+unsigned vd_ide_in_flight(VdIdeController *ide);
+/*
+ * Call cb(opaque) once vd_ide_in_flight is 0: at once if it is 0 now,
+ * otherwise from the last request's callback (cb must not drain again).
+ * Never iterates a loop; asserts it is not called from a completion.
+ */
+void vd_ide_drain(VdIdeController *ide, VdDrainFunc *cb, void *opaque);
 
 /*
  * Attach an ATA disk at index (0..3; -1 = first free position).  The backend

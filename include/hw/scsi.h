@@ -178,7 +178,12 @@ unsigned vd_scsi_disk_lun(VdScsiDisk *disk);
 
 /* Start one command; it completes later through req->complete. */
 void vd_scsi_disk_submit(VdScsiDisk *disk, VdScsiRequest *req);
-/* Commands submitted and not yet completed (background flushes included). */
+/*
+ * Commands in the disk's in-flight list plus background flushes.  Commands
+ * that ended and wait in the completion queue (and TMFs waiting for the idle
+ * source) are NOT counted: a transport drains with its own count of answers
+ * not yet delivered (vd_virtio_scsi_drain), never with this.
+ */
 unsigned vd_scsi_disk_in_flight(VdScsiDisk *disk);
 
 /*

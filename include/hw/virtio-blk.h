@@ -33,12 +33,20 @@
  *        vd_blk_default_write_cache().
  *  - Adjacent sequential IN or OUT requests taken from one notification
  *    are merged into one host I/O (counted in merged_requests); a FLUSH or
- *    any other request type ends a merge run.
+ *    any other request type ends a merge run.  A request without data
+ *    (header and status only) is never merged.
+ *  - Drain and reset: a request counts as in flight from the moment it is
+ *    popped until its status byte and used entry are written (or, after a
+ *    reset, until its backend I/O ended).  vd_virtio_blk_drain calls back
+ *    when that count is 0; a device reset completes from that callback, so
+ *    the status register reads non-zero until the last old request's I/O
+ *    ended (virtio 1.2, 2.4.1), and no loop is iterated in the reset.
  */
 #ifndef VD_HW_VIRTIO_BLK_H
 #define VD_HW_VIRTIO_BLK_H
 
 #include "block/block-backend.h"
+#include "hw/drain.h"
 #include "hw/virtio.h"
 
 #define VD_VIRTIO_ID_BLOCK 2
@@ -127,8 +135,17 @@ typedef struct VdVirtioBlkStats {
  * VdVirtioDevice).  Bind a transport to vd_virtio_blk_device() next.
  */
 VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf, VdBus *bus, GError **errp);
-/* Drain the backend, stop listening to it and free the device (the backend stays open). */
+/* Reset, wait for every request (teardown only), stop listening to the backend and free the device (the backend stays open). */
 void vd_virtio_blk_free(VdVirtioBlk *s);
+/* Requests popped whose answer is not yet in guest memory (stale ones until their I/O ends). */
+unsigned vd_virtio_blk_in_flight(VdVirtioBlk *s);
+/*
+ * Call cb(opaque) once vd_virtio_blk_in_flight is 0: at once if it is 0
+ * now, otherwise from the completion of the last request (so cb must only
+ * finish state changes or schedule work; it must not drain again).  Never
+ * iterates a loop.  Asserts it is not called from a completion callback.
+ */
+void vd_virtio_blk_drain(VdVirtioBlk *s, VdDrainFunc *cb, void *opaque);
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s);
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s);
 /* The guest-visible writeback state (what config byte 32 reads): the backend's. */

@@ -94,6 +94,11 @@ uint64_t vd_vmmio_device_features(VdVmmio *d)
 void vd_vmmio_reset(VdVmmio *d)
 {
     vd_vmmio_write(d, VMMIO_STATUS, 0);
+    /* The device reads non-zero until its old requests have finished (virtio 1.2, 2.4.1). */
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (vd_vmmio_status(d) != 0 && g_get_monotonic_time() < end) {
+        g_usleep(1000);
+    }
     g_assert_cmpuint(vd_vmmio_status(d), ==, 0);
     d->features = 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hw/virtio-blk.h"
+#include "mock-driver.h"
 #include "vguest.h"
 
 #define RAM     (4u << 20)
@@ -47,7 +48,10 @@ static Fix *fix_new(const char *opts, const VdVirtioBlkConf *conf)
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, DISK), 0);
     close(fd);
-    g_autofree char *o = g_strdup_printf("file=%s%s%s", f->path, opts ? "," : "", opts ? opts : "");
+    /* "driver=..." options open that driver instead of the image file */
+    g_autofree char *o = opts && g_str_has_prefix(opts, "driver=")
+                             ? g_strdup(opts)
+                             : g_strdup_printf("file=%s%s%s", f->path, opts ? "," : "", opts ? opts : "");
     GError *err = NULL;
     f->blk = vd_blk_open(o, NULL, &err);
     if (!f->blk) {
@@ -675,22 +679,60 @@ static void test_bad_layout(void **state)
     fix_free(f);
 }
 
-/* A reset with I/O in flight: nothing is written to the (old) rings afterwards. */
+/* Release the held calls of one kind after a pause, from another thread. */
+static gpointer release_later(gpointer op)
+{
+    g_usleep(200 * 1000);
+    mock_release(GPOINTER_TO_INT(op));
+    return NULL;
+}
+
+/*
+ * A reset with I/O in flight finishes from a callback: status keeps reading
+ * non-zero until the old read ended (virtio 1.2, 2.4.1), the register write
+ * does not wait, and nothing is written to the (old) rings afterwards.
+ */
 static void test_reset_in_flight(void **state)
 {
-    Fix *f = fix_new(NULL, NULL);
+    static const MockConfig mock = { .fua = VD_FUA_NATIVE, .dsync = true, .zero = true };
+    mock_reset(&mock);
+    Fix *f = fix_new("driver=mock,size=4M", NULL);
     start(f, ALL_FEATURES, 1);
     uint64_t r = vg_alloc(&f->g, 65536);
     Req rq = build(f, 0, VD_VIRTIO_BLK_T_IN, 0, r, 65536);
     uint64_t used = f->g.q[0].used;
+    mock_hold(MOCK_READ);
     vg_publish(&f->g, 0, rq.head);
     vg_kick(&f->g, 0);
-    vg_wr(&f->g, VD_VMMIO_STATUS, 0);                    /* reset while the read is in flight */
-    assert_int_equal(vd_blk_in_flight(f->blk), 0);       /* the reset drained it */
+    mock_wait_held(MOCK_READ, 1);
+    GThread *t = g_thread_new("release", release_later, GINT_TO_POINTER(MOCK_READ));
+    vg_wr(&f->g, VD_VMMIO_STATUS, 0);                    /* reset while the read is held */
+    assert_int_not_equal(vg_rd(&f->g, VD_VMMIO_STATUS), 0);
+    assert_int_equal(vd_virtio_blk_in_flight(f->dev), 1);
+    assert_true(vg_reset(&f->g));                        /* reads 0 once the read has ended */
+    g_thread_join(t);
+    assert_int_equal(vd_blk_in_flight(f->blk), 0);
+    assert_int_equal(vd_virtio_blk_in_flight(f->dev), 0);
     assert_int_equal(*(uint16_t *)vg_ptr(&f->g, used + 2), 0);
     assert_int_equal(*(uint8_t *)vg_ptr(&f->g, rq.status), 0xee);
     start(f, ALL_FEATURES, 1);
     assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_IN, 0, r, 4096), VD_VIRTIO_BLK_S_OK);
+    fix_free(f);
+}
+
+/* Two adjacent requests without data (header and status only) in one kick: both answered, never merged. */
+static void test_merge_without_data(void **state)
+{
+    Fix *f = fix_new(NULL, NULL);
+    start(f, ALL_FEATURES, 1);
+    Req a = build(f, 0, VD_VIRTIO_BLK_T_OUT, 8, 0, 0);
+    Req b = build(f, 0, VD_VIRTIO_BLK_T_OUT, 8, 0, 0);
+    vg_publish(&f->g, 0, a.head);
+    vg_publish(&f->g, 0, b.head);
+    vg_kick(&f->g, 0);
+    assert_int_equal(finish(f, 0, a, NULL), VD_VIRTIO_BLK_S_OK);
+    assert_int_equal(finish(f, 0, b, NULL), VD_VIRTIO_BLK_S_OK);
+    assert_int_equal(dstats(f).merged_requests, 0);
     fix_free(f);
 }
 
@@ -774,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_backend_error),
         cmocka_unit_test(test_bad_layout),
         cmocka_unit_test(test_reset_in_flight),
+        cmocka_unit_test(test_merge_without_data),
         cmocka_unit_test(test_overfilled_ring_resumes),
         cmocka_unit_test(test_random_requests),
     };
