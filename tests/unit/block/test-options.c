@@ -111,6 +111,7 @@ static void test_bad_options(void **state)
         { g_strdup_printf("file=%s,cache=none,cache=unsafe", img), "option 'cache' is given twice" },
         { g_strdup_printf("file=%s,,,cache", img), "option 'cache' is not of the form key=value" },
         { g_strdup(",cache=none"), "empty option in ',cache=none'" },
+        { g_strdup_printf("file=%s,cache=none,", img), "empty option in 'file=" },   /* trailing comma */
         { g_strdup("cache=none"), "driver 'file' needs file=PATH" },
         { g_strdup("file="), "file= needs a path" },
         { g_strdup_printf("file=%s/missing.img", scratch.dir), "missing.img: No such file or directory" },
