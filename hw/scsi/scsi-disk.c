@@ -184,12 +184,7 @@ void vd_scsi_cmd_reply(VdScsiCmd *cmd, const void *data, size_t avail, size_t al
         vd_scsi_cmd_overrun(cmd);
         return;
     }
-    size_t done = 0;
-    for (unsigned i = 0; i < req->in_niov && done < n; i++) {
-        size_t chunk = MIN(req->in_iov[i].iov_len, n - done);
-        memcpy(req->in_iov[i].iov_base, (const uint8_t *)data + done, chunk);
-        done += chunk;
-    }
+    vd_iov_from_buf(req->in_iov, req->in_niov, 0, data, n);
     req->in_resid = cmd->in_size - n;
     vd_scsi_cmd_good(cmd);
 }

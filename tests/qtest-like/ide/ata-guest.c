@@ -253,7 +253,7 @@ AtaResult ata_identify(AtaDisk *d)
     }
     pio_in(d, raw, 1);
     for (int i = 0; i < 256; i++) {
-        d->id[i] = raw[2 * i] | raw[2 * i + 1] << 8;
+        d->id[i] = vd_ld_le16(raw + 2 * i);
     }
     parse_identify(d);
     r.status = alt_status(d);
