@@ -14,6 +14,7 @@
  * one covers it.
  */
 #include "block-internal.h"
+#include "util/iov.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -95,19 +96,6 @@ static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
 {
     uint64_t len = blk->length;
     return (offset > len || bytes > len - offset) ? -ERANGE : 0;
-}
-
-/* Total length of an iovec; saturates so an absurd one fails the range check. */
-static uint64_t iov_bytes(const struct iovec *iov, int niov)
-{
-    uint64_t bytes = 0;
-    for (int i = 0; i < niov; i++) {
-        if (iov[i].iov_len > UINT64_MAX - bytes) {
-            return UINT64_MAX;
-        }
-        bytes += iov[i].iov_len;
-    }
-    return bytes;
 }
 
 /* The request's range widened to the driver's alignment. */
@@ -278,7 +266,7 @@ static void read_done(VdRequest *req)
 void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                    VdBlockCompletionFunc *cb, void *opaque)
 {
-    uint64_t bytes = iov_bytes(iov, niov);
+    uint64_t bytes = vd_iov_size(iov, niov); /* saturates: an absurd iovec fails the range check */
     VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
     blk->stats.reads++;
     if (check_range(blk, offset, bytes) < 0) {
@@ -321,7 +309,7 @@ static void submit_modifying(VdBlockBackend *blk, VdRequest *req)
 void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                     unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
 {
-    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, iov_bytes(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);
+    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, vd_iov_size(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);
     blk->stats.writes++;
     if (flags & VD_REQ_FUA) {
         blk->stats.fua_writes++;

@@ -11,6 +11,7 @@
  */
 #include "block/block-driver.h"
 #include "file-lock.h"
+#include "util/iov.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,35 +181,12 @@ static bool file_can_zero(VdBlockDriverState *bs) { return !((FileState *)bs->op
 static uint32_t file_request_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->req_align; }
 static uint32_t file_mem_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->mem_align; }
 
-/* Advance a private iovec copy past n bytes. */
-static void iov_advance(struct iovec **iov, int *niov, size_t n)
-{
-    while (n && *niov) {
-        size_t k = MIN(n, (*iov)->iov_len);
-        (*iov)->iov_base = (char *)(*iov)->iov_base + k;
-        (*iov)->iov_len -= k;
-        n -= k;
-        if ((*iov)->iov_len == 0) {
-            (*iov)++;
-            (*niov)--;
-        }
-    }
-}
-
-/* Zero the rest of an iovec (a read past the end of the file). */
-static void iov_zero(struct iovec *iov, int niov)
-{
-    for (int i = 0; i < niov; i++) {
-        memset(iov[i].iov_base, 0, iov[i].iov_len);
-    }
-}
-
 static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
 {
     FileState *s = bs->opaque;
     g_autofree struct iovec *iov0 = g_memdup2(req->iov, sizeof(*req->iov) * req->niov);
     struct iovec *iov = iov0;
-    int niov = req->niov;
+    unsigned niov = req->niov;
     uint64_t off = req->offset, left = req->bytes;
     while (left) {
         ssize_t n = preadv(s->fd, iov, niov, off);
@@ -221,11 +199,11 @@ static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
             return -errno;
         }
         if (n == 0) {
-            iov_zero(iov, niov);
+            vd_iov_memset(iov, niov, 0, 0, SIZE_MAX); /* a read past the end of the file */
             break;
         }
         vd_drv_count(&bs->stats->host_bytes_read, n);
-        iov_advance(&iov, &niov, n);
+        vd_iov_advance(&iov, &niov, n);
         off += n;
         left -= n;
     }
@@ -258,7 +236,7 @@ static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
 {
     g_autofree struct iovec *iov0 = g_memdup2(req->iov, sizeof(*req->iov) * req->niov);
     struct iovec *iov = iov0;
-    int niov = req->niov;
+    unsigned niov = req->niov;
     uint64_t off = req->offset, left = req->bytes;
     while (left) {
         ssize_t n = write_once(bs, req, iov, niov, off, left);
@@ -272,7 +250,7 @@ static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
             return -ENOSPC;
         }
         vd_drv_count(&bs->stats->host_bytes_written, n);
-        iov_advance(&iov, &niov, n);
+        vd_iov_advance(&iov, &niov, n);
         off += n;
         left -= n;
     }

@@ -7,8 +7,8 @@
  * is accepted.
  */
 #include "block-internal.h"
+#include "util/options.h"
 
-#include <errno.h>
 #include <string.h>
 
 typedef struct VdNameValue {
@@ -134,40 +134,10 @@ static bool lookup(const VdNameValue *table, const char *key, const char *value,
     return false;
 }
 
-/* Parse a size with an optional K/M/G/T suffix (powers of 1024), QEMU style. */
-static bool parse_size(const char *key, const char *value, uint64_t *out, GError **errp)
-{
-    char *end;
-    errno = 0;
-    if (!g_ascii_isdigit(value[0])) {
-        goto bad;
-    }
-    guint64 n = g_ascii_strtoull(value, &end, 10);
-    unsigned shift = 0;
-    switch (g_ascii_toupper(*end)) {
-    case '\0': break;
-    case 'B': shift = 0; end++; break;
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    case 'T': shift = 40; end++; break;
-    default: goto bad;
-    }
-    if (*end || errno || (shift && n > (UINT64_MAX >> shift))) {
-        goto bad;
-    }
-    *out = n << shift;
-    return true;
-bad:
-    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "invalid %s '%s'; expected a number of bytes with an optional K, M, G or T suffix", key, value);
-    return false;
-}
-
 /* size=: what the backend can address (its lengths and offsets are int64_t), in whole sectors. */
 static bool parse_disk_size(const char *key, const char *value, uint64_t *out, GError **errp)
 {
-    if (!parse_size(key, value, out, errp)) {
+    if (!vd_parse_size(key, value, 0, out, errp)) {
         return false;
     }
     if (*out > VD_BLK_MAX_BYTES) {
@@ -189,47 +159,10 @@ static const VdNameValue keys[] = {
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE }, { NULL, 0 },
 };
 
-/* Split "a=1,b=x,,y" into key/value pairs, honouring ",," escapes. */
-static bool split_options(const char *s, GPtrArray *pairs, GError **errp)
-{
-    GString *cur = g_string_new(NULL);
-    bool ok = true;
-    for (const char *p = s;; p++) {
-        if (*p == ',' && p[1] == ',') {
-            g_string_append_c(cur, ',');
-            p++;
-            continue;
-        }
-        if (*p == ',' || *p == '\0') {
-            if (cur->len) {
-                g_ptr_array_add(pairs, g_strdup(cur->str));
-            } else if (*p == ',') {
-                g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "empty option in '%s'", s);
-                ok = false;
-                break;
-            }
-            g_string_truncate(cur, 0);
-            if (*p == '\0') {
-                break;
-            }
-            continue;
-        }
-        g_string_append_c(cur, *p);
-    }
-    g_string_free(cur, TRUE);
-    return ok;
-}
-
 /* Parse one key=value pair into opts. */
-static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen, GError **errp)
+static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen, GError **errp)
 {
-    const char *eq = strchr(pair, '=');
-    if (!eq) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' has no value (expected key=value)", pair);
-        return false;
-    }
-    g_autofree char *key = g_strndup(pair, eq - pair);
-    const char *value = eq + 1;
+    const char *key = pair->key, *value = pair->value;
     int k, v;
     if (!lookup(keys, "option", key, &k, NULL)) {
         g_autofree char *names = table_names(keys);
@@ -324,12 +257,14 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
                              .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
                              .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true };
-    g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) pairs = NULL;
     unsigned seen = 0;
-    if (!options || !split_options(options, pairs, errp)) {
-        if (!options) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no options given; file= is required");
-        }
+    if (!options) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no options given; file= is required");
+        return false;
+    }
+    pairs = vd_opts_split(options, errp);
+    if (!pairs) {
         return false;
     }
     for (guint i = 0; i < pairs->len; i++) {

@@ -2,48 +2,28 @@
 #include "vdisk-vhost.h"
 
 #include "hw/virtio-blk.h"
+#include "util/options.h"
 
 #include <string.h>
-
-/* Split spec at unescaped commas; ",," is a literal comma inside a value (kept escaped). */
-static GPtrArray *split_keys(const char *spec)
-{
-    GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
-    GString *cur = g_string_new(NULL);
-    for (const char *p = spec; *p; p++) {
-        if (*p == ',' && p[1] == ',') {
-            g_string_append(cur, ",,");
-            p++;
-        } else if (*p == ',') {
-            g_ptr_array_add(parts, g_string_free(cur, FALSE));
-            cur = g_string_new(NULL);
-        } else {
-            g_string_append_c(cur, *p);
-        }
-    }
-    g_ptr_array_add(parts, g_string_free(cur, FALSE));
-    return parts;
-}
 
 /* Take serial= out of a drive spec; the rest goes to vd_blk_open. */
 bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, GError **errp)
 {
-    g_autoptr(GPtrArray) parts = split_keys(spec);
+    g_autoptr(GPtrArray) parts = vd_opts_split(spec, errp);
     g_autoptr(GString) rest = g_string_new(NULL);
     *serial = NULL;
+    if (!parts) {
+        g_prefix_error(errp, "--drive %s: ", spec);
+        return false;
+    }
     for (guint i = 0; i < parts->len; i++) {
-        const char *kv = parts->pdata[i];
-        if (g_str_has_prefix(kv, "serial=")) {
+        const VdOpt *kv = parts->pdata[i];
+        if (strcmp(kv->key, "serial") == 0) {
             g_free(*serial);
-            *serial = g_strdup(kv + 7);
+            *serial = g_strdup(kv->value);
             continue;
         }
-        if (!*kv) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--drive %s: empty option", spec);
-            g_clear_pointer(serial, g_free);
-            return false;
-        }
-        g_string_append_printf(rest, "%s%s", rest->len ? "," : "", kv);
+        vd_opts_append(rest, kv->key, kv->value);
     }
     *backend_opts = g_string_free(g_steal_pointer(&rest), FALSE);
     return true;

@@ -12,6 +12,7 @@
  * 200 ms of any counter changing, on SIGUSR1, and at exit.
  */
 #include "vdisk-vhost.h"
+#include "util/options.h"
 
 #include <glib-unix.h>
 
@@ -73,31 +74,16 @@ static bool opt_drive(VdVhostOptions *o, const char *arg, GError **errp)
     return true;
 }
 
-/* Parse an unsigned decimal in [min, max]. */
-static bool parse_uint(const char *name, const char *arg, unsigned min, unsigned max, unsigned *out,
-                       GError **errp)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (errno || end == arg || *end || v < min || v > max) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s %s: expected %u..%u", name, arg, min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 /* --num-queues */
 static bool opt_num_queues(VdVhostOptions *o, const char *arg, GError **errp)
 {
-    return parse_uint("--num-queues", arg, 1, 64, &o->num_queues, errp);
+    return vd_parse_uint("--num-queues", arg, 1, 64, &o->num_queues, errp);
 }
 
 /* --queue-size: a power of two */
 static bool opt_queue_size(VdVhostOptions *o, const char *arg, GError **errp)
 {
-    if (!parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
+    if (!vd_parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
         return false;
     }
     if (o->queue_size & (o->queue_size - 1)) {

@@ -1,5 +1,8 @@
 /* virtio-blk.c - the virtio block device: requests, write-cache control, merging. */
 #include "hw/virtio-blk.h"
+#include "util/bswap.h"
+#include "util/counters.h"
+#include "util/iov.h"
 
 #include "hw/drain.h"
 
@@ -59,11 +62,6 @@ static const char *const type_names[] = {
     [VD_VIRTIO_BLK_T_GET_ID] = "get_id", [VD_VIRTIO_BLK_T_DISCARD] = "discard",
     [VD_VIRTIO_BLK_T_WRITE_ZEROES] = "write_zeroes",
 };
-
-/* Store little-endian integers into config space. */
-static void put16(uint8_t *p, uint16_t v) { v = GUINT16_TO_LE(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = GUINT32_TO_LE(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = GUINT64_TO_LE(v); memcpy(p, &v, 8); }
 
 /* The device's feature offer (the core adds VERSION_1). */
 static uint64_t blk_get_features(VdVirtioDevice *vdev)
@@ -136,21 +134,21 @@ static void blk_get_config(VdVirtioDevice *vdev, uint8_t *c)
 {
     VdVirtioBlk *s = vd_virtio_device_opaque(vdev);
     int64_t len = vd_blk_length(s->blk);
-    put64(c + VD_VIRTIO_BLK_CFG_CAPACITY, len > 0 ? (uint64_t)len / VD_VIRTIO_BLK_SECTOR : 0);
-    put32(c + VD_VIRTIO_BLK_CFG_SIZE_MAX, VD_VIRTIO_BLK_SIZE_MAX);
-    put32(c + VD_VIRTIO_BLK_CFG_SEG_MAX, s->queue_size - 2);
-    put32(c + VD_VIRTIO_BLK_CFG_BLK_SIZE, VD_VIRTIO_BLK_SECTOR);
+    vd_st_le64(c + VD_VIRTIO_BLK_CFG_CAPACITY, len > 0 ? (uint64_t)len / VD_VIRTIO_BLK_SECTOR : 0);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_SIZE_MAX, VD_VIRTIO_BLK_SIZE_MAX);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_SEG_MAX, s->queue_size - 2);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_BLK_SIZE, VD_VIRTIO_BLK_SECTOR);
     c[VD_VIRTIO_BLK_CFG_PHYS_BLOCK_EXP] = 3;          /* 4 KiB physical blocks */
     c[VD_VIRTIO_BLK_CFG_ALIGN_OFFSET] = 0;
-    put16(c + VD_VIRTIO_BLK_CFG_MIN_IO_SIZE, 8);       /* in logical blocks */
-    put32(c + VD_VIRTIO_BLK_CFG_OPT_IO_SIZE, 0);
+    vd_st_le16(c + VD_VIRTIO_BLK_CFG_MIN_IO_SIZE, 8);       /* in logical blocks */
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_OPT_IO_SIZE, 0);
     c[VD_VIRTIO_BLK_CFG_WRITEBACK] = vd_blk_write_cache(s->blk) ? 1 : 0;
-    put16(c + VD_VIRTIO_BLK_CFG_NUM_QUEUES, s->num_queues);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
-    put32(c + VD_VIRTIO_BLK_CFG_DISCARD_ALIGN, 8);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
+    vd_st_le16(c + VD_VIRTIO_BLK_CFG_NUM_QUEUES, s->num_queues);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_DISCARD_ALIGN, 8);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
     c[VD_VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 
@@ -187,27 +185,6 @@ static void blk_reset(VdVirtioDevice *vdev)
 {
     VdVirtioBlk *s = vd_virtio_device_opaque(vdev);
     vd_virtio_blk_drain(s, blk_reset_drained, s);
-}
-
-/* Copy the part [off, off+len) of an iovec array into a new array; returns its count. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len, struct iovec **out)
-{
-    struct iovec *dst = g_new(struct iovec, n ? n : 1);
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && len; i++) {
-        if (off >= src[i].iov_len) {
-            off -= src[i].iov_len;
-            continue;
-        }
-        size_t take = MIN(src[i].iov_len - off, len);
-        dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-        dst[k].iov_len = take;
-        k++;
-        len -= take;
-        off = 0;
-    }
-    *out = dst;
-    return k;
 }
 
 /* Give a request its status, return it to the driver and free it. */
@@ -343,7 +320,7 @@ static void do_in(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     VdVirtqElem *e = &r->elem;
     s->stats.in++;
-    r->ndata = iov_slice(e->in_sg, e->in_num, 0, e->in_len - 1, &r->data);
+    r->ndata = vd_iov_slice(e->in_sg, e->in_num, 0, e->in_len - 1, &r->data);
     r->data_len = e->in_len - 1;
     if (!rw_valid(s, r)) {
         req_complete(r, VD_VIRTIO_BLK_S_IOERR);
@@ -358,7 +335,7 @@ static void do_out(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     VdVirtqElem *e = &r->elem;
     s->stats.out++;
-    r->ndata = iov_slice(e->out_sg, e->out_num, 16, e->out_len - 16, &r->data);
+    r->ndata = vd_iov_slice(e->out_sg, e->out_num, 16, e->out_len - 16, &r->data);
     r->data_len = e->out_len - 16;
     if (vd_blk_is_read_only(s->blk) || !rw_valid(s, r)) {
         req_complete(r, VD_VIRTIO_BLK_S_IOERR);   /* RO: IOERR and no data written (5.2.6.1) */
@@ -601,16 +578,13 @@ void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out)
 /* "key=value" rendering of the device counters. */
 void vd_virtio_blk_format_stats(VdVirtioBlk *s, GString *out)
 {
-    const VdVirtioBlkStats *t = &s->stats;
-    g_string_append_printf(out,
-        "in=%" G_GUINT64_FORMAT " out=%" G_GUINT64_FORMAT " flush=%" G_GUINT64_FORMAT
-        " get_id=%" G_GUINT64_FORMAT " discard=%" G_GUINT64_FORMAT " write_zeroes=%" G_GUINT64_FORMAT
-        " ok=%" G_GUINT64_FORMAT " ioerr=%" G_GUINT64_FORMAT " unsupp=%" G_GUINT64_FORMAT
-        " merged_requests=%" G_GUINT64_FORMAT " merged_ios=%" G_GUINT64_FORMAT
-        " wce_changes=%" G_GUINT64_FORMAT " wce_writes_ignored=%" G_GUINT64_FORMAT
-        " wce_host_changes=%" G_GUINT64_FORMAT " wce_flush_errors=%" G_GUINT64_FORMAT " bad_layout=%" G_GUINT64_FORMAT
-        " writeback=%d",
-        t->in, t->out, t->flush, t->get_id, t->discard, t->write_zeroes, t->ok, t->ioerr, t->unsupp,
-        t->merged_requests, t->merged_ios, t->wce_changes, t->wce_writes_ignored, t->wce_host_changes,
-        t->wce_flush_errors, t->bad_layout, vd_blk_write_cache(s->blk));
+#define C(f) VD_COUNTER(VdVirtioBlkStats, f)
+    static const VdCounter counters[] = {
+        C(in), C(out), C(flush), C(get_id), C(discard), C(write_zeroes), C(ok), C(ioerr), C(unsupp),
+        C(merged_requests), C(merged_ios), C(wce_changes), C(wce_writes_ignored),
+        C(wce_host_changes), C(wce_flush_errors), C(bad_layout),
+    };
+#undef C
+    vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
+    vd_counters_append(out, "writeback", vd_blk_write_cache(s->blk));
 }

@@ -186,12 +186,7 @@ void vd_scsi_cmd_reply(VdScsiCmd *cmd, const void *data, size_t avail, size_t al
         vd_scsi_cmd_overrun(cmd);
         return;
     }
-    size_t done = 0;
-    for (unsigned i = 0; i < req->in_niov && done < n; i++) {
-        size_t chunk = MIN(req->in_iov[i].iov_len, n - done);
-        memcpy(req->in_iov[i].iov_base, (const uint8_t *)data + done, chunk);
-        done += chunk;
-    }
+    vd_iov_from_buf(req->in_iov, req->in_niov, 0, data, n);
     req->in_resid = cmd->in_size - n;
     vd_scsi_cmd_good(cmd);
 }
@@ -244,12 +239,7 @@ bool vd_scsi_cmd_fetch(VdScsiCmd *cmd, size_t need)
     g_free(cmd->buf);
     cmd->buf = g_malloc(need ? need : 1);
     cmd->buf_len = need;
-    size_t done = 0;
-    for (unsigned i = 0; i < req->out_niov && done < need; i++) {
-        size_t chunk = MIN(req->out_iov[i].iov_len, need - done);
-        memcpy(cmd->buf + done, req->out_iov[i].iov_base, chunk);
-        done += chunk;
-    }
+    vd_iov_to_buf(req->out_iov, req->out_niov, 0, cmd->buf, need);
     req->out_resid = cmd->out_size - need;
     return true;
 }
@@ -258,17 +248,7 @@ bool vd_scsi_cmd_fetch(VdScsiCmd *cmd, size_t need)
 void vd_scsi_cmd_slice(VdScsiCmd *cmd, const struct iovec *iov, unsigned niov, size_t len)
 {
     g_free(cmd->iov);
-    cmd->iov = g_new(struct iovec, niov ? niov : 1);
-    cmd->niov = 0;
-    for (unsigned i = 0; i < niov && len; i++) {
-        size_t chunk = MIN(iov[i].iov_len, len);
-        if (chunk) {
-            cmd->iov[cmd->niov].iov_base = iov[i].iov_base;
-            cmd->iov[cmd->niov].iov_len = chunk;
-            cmd->niov++;
-        }
-        len -= chunk;
-    }
+    cmd->niov = vd_iov_slice(iov, niov, 0, len, &cmd->iov);
 }
 
 /* Number of logical blocks. */
@@ -387,16 +367,6 @@ bool vd_scsi_ua_pop(VdScsiDisk *disk, unsigned nexus, VdScsiSense *out)
     memmove(&nx->ua[0], &nx->ua[1], (nx->n_ua - 1) * sizeof(nx->ua[0]));
     nx->n_ua--;
     return true;
-}
-
-/* Sum of iovec lengths. */
-static size_t vd_iov_size(const struct iovec *iov, unsigned niov)
-{
-    size_t n = 0;
-    for (unsigned i = 0; i < niov; i++) {
-        n += iov[i].iov_len;
-    }
-    return n;
 }
 
 /* Start one command: validate what every command shares, then dispatch. */

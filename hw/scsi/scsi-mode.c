@@ -78,7 +78,7 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
     unsigned pc = cdb[2] >> 6;
     uint8_t code = cdb[2] & 0x3f;
     uint8_t sub = cdb[3];
-    size_t alloc = six ? cdb[4] : vd_be16(cdb + 7);
+    size_t alloc = six ? cdb[4] : vd_ld_be16(cdb + 7);
     uint8_t buf[VD_MODE_BUF_MAX];
 
     if (pc == PC_SAVED) {
@@ -100,12 +100,12 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
     if (!dbd) {
         uint64_t blocks = vd_scsi_disk_blocks(disk);
         if (llbaa) {
-            vd_st64(buf + o, blocks);
-            vd_st32(buf + o + 12, VD_SCSI_BLOCK_SIZE);
+            vd_st_be64(buf + o, blocks);
+            vd_st_be32(buf + o + 12, VD_SCSI_BLOCK_SIZE);
             o += 16;
         } else {
-            vd_st32(buf + o, blocks > 0xffffffffull ? 0xffffffffu : (uint32_t)blocks);
-            vd_st24(buf + o + 5, VD_SCSI_BLOCK_SIZE);
+            vd_st_be32(buf + o, blocks > 0xffffffffull ? 0xffffffffu : (uint32_t)blocks);
+            vd_st_be24(buf + o + 5, VD_SCSI_BLOCK_SIZE);
             o += 8;
         }
     }
@@ -120,10 +120,10 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
         buf[2] = vd_mode_devspec(disk);
         buf[3] = bdl;
     } else {
-        vd_st16(buf, o - 2);
+        vd_st_be16(buf, o - 2);
         buf[3] = vd_mode_devspec(disk);
         buf[4] = llbaa && bdl ? 0x01 : 0;
-        vd_st16(buf + 6, bdl);
+        vd_st_be16(buf + 6, bdl);
     }
     vd_scsi_cmd_reply(cmd, buf, o, alloc);
 }
@@ -160,9 +160,9 @@ static void vd_mode_select_wce_done(void *opaque, int ret)
 static bool vd_mode_check_bd(VdScsiCmd *cmd, const uint8_t *d, size_t at, bool longlba)
 {
     uint64_t blocks = vd_scsi_disk_blocks(cmd->disk);
-    uint64_t n = longlba ? vd_be64(d) : vd_be32(d);
+    uint64_t n = longlba ? vd_ld_be64(d) : vd_ld_be32(d);
     uint64_t cur = longlba ? blocks : MIN(blocks, 0xffffffffull);
-    uint32_t blen = longlba ? vd_be32(d + 12) : vd_be24(d + 5);
+    uint32_t blen = longlba ? vd_ld_be32(d + 12) : vd_ld_be24(d + 5);
     if (n != 0 && n != cur) {
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_PARAM, false, at, -1);
         return false;
@@ -227,7 +227,7 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     VdScsiDisk *disk = cmd->disk;
     bool six = cdb[0] == 0x15;
-    size_t pll = six ? cdb[4] : vd_be16(cdb + 7);
+    size_t pll = six ? cdb[4] : vd_ld_be16(cdb + 7);
     size_t hdr = six ? 4 : 8;
 
     if (cdb[1] & 0x01) {
@@ -264,7 +264,7 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
     size_t mt_at = six ? 1 : 2;
     size_t ds_at = six ? 2 : 3;
     bool longlba = !six && (p[4] & 0x01);
-    size_t bdl = six ? p[3] : vd_be16(p + 6);
+    size_t bdl = six ? p[3] : vd_ld_be16(p + 6);
 
     /* MODE DATA LENGTH is reserved in MODE SELECT and ignored. */
     if (p[mt_at] != 0) {

@@ -1,5 +1,6 @@
 /* vhost-user-msg.c - one handler per vhost-user request, chosen from a table that also fixes its payload size. */
 #include "vhost-user-internal.h"
+#include "util/bswap.h"
 
 #include <string.h>
 
@@ -22,17 +23,13 @@ typedef struct VhostRequest {
 /* Payload readers: little-endian fields at byte offsets. */
 static uint32_t get32(const VdVhostMsg *m, size_t off)
 {
-    uint32_t v;
-    memcpy(&v, m->payload + off, 4);
-    return GUINT32_FROM_LE(v);
+    return vd_ld_le32(m->payload + off);
 }
 
 /* A little-endian u64 of the payload. */
 static uint64_t get64(const VdVhostMsg *m, size_t off)
 {
-    uint64_t v;
-    memcpy(&v, m->payload + off, 8);
-    return GUINT64_FROM_LE(v);
+    return vd_ld_le64(m->payload + off);
 }
 
 /* Reply with one u64. */

@@ -15,6 +15,7 @@
  * Threading: everything runs in the server's GMainContext.
  */
 #include "vhost-user-internal.h"
+#include "util/counters.h"
 
 #include "block/block-backend.h"
 
@@ -574,17 +575,16 @@ void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out)
 /* "key=value" rendering of the protocol counters. */
 void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
 {
-    const VdVhostUserStats *t = &s->stats;
-    g_string_append_printf(out,
-        "connections=%" G_GUINT64_FORMAT " disconnects=%" G_GUINT64_FORMAT " refused=%" G_GUINT64_FORMAT
-        " messages=%" G_GUINT64_FORMAT " bad_messages=%" G_GUINT64_FORMAT " unsupported=%" G_GUINT64_FORMAT
-        " kicks=%" G_GUINT64_FORMAT " calls=%" G_GUINT64_FORMAT " mem_tables=%" G_GUINT64_FORMAT
-        " config_reads=%" G_GUINT64_FORMAT " config_writes=%" G_GUINT64_FORMAT
-        " rings_started=%" G_GUINT64_FORMAT " rings_stopped=%" G_GUINT64_FORMAT " connected=%d"
-        " ignored_feature_bits=0x%" G_GINT64_MODIFIER "x",
-        t->connections, t->disconnects, t->refused_connections, t->messages, t->bad_messages, t->unsupported,
-        t->kicks, t->calls, t->mem_tables, t->config_reads, t->config_writes, t->rings_started,
-        t->rings_stopped, s->conn_fd >= 0, t->ignored_feature_bits);
+#define C(f) VD_COUNTER(VdVhostUserStats, f)
+    static const VdCounter counters[] = {
+        C(connections), C(disconnects), VD_COUNTER_AS(VdVhostUserStats, refused_connections, "refused"),
+        C(messages), C(bad_messages), C(unsupported), C(kicks), C(calls), C(mem_tables), C(config_reads),
+        C(config_writes), C(rings_started), C(rings_stopped),
+    };
+#undef C
+    vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
+    vd_counters_append(out, "connected", s->conn_fd >= 0);
+    g_string_append_printf(out, " ignored_feature_bits=0x%" G_GINT64_MODIFIER "x", s->stats.ignored_feature_bits);
     g_string_append(out, " ring_kicks=");
     for (unsigned i = 0; i < s->nrings; i++) {
         g_string_append_printf(out, "%s%" G_GUINT64_FORMAT, i ? "," : "", s->rings[i].kicks);

@@ -306,37 +306,3 @@ void vd_virtio_get_stats(VdVirtioDevice *vdev, VdVirtioStats *out)
 {
     *out = vdev->stats;
 }
-
-/* Copy out of an iovec array starting at offset. */
-size_t vd_iov_to_buf(const struct iovec *iov, unsigned niov, size_t offset, void *buf, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < niov && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = MIN(iov[i].iov_len - offset, len - done);
-        memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + offset, n);
-        done += n;
-        offset = 0;
-    }
-    return done;
-}
-
-/* Copy into an iovec array starting at offset. */
-size_t vd_iov_from_buf(const struct iovec *iov, unsigned niov, size_t offset, const void *buf, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < niov && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = MIN(iov[i].iov_len - offset, len - done);
-        memcpy((uint8_t *)iov[i].iov_base + offset, (const uint8_t *)buf + done, n);
-        done += n;
-        offset = 0;
-    }
-    return done;
-}

@@ -60,6 +60,7 @@
 #include <sys/uio.h>
 
 #include "hw/bus.h"
+#include "util/iov.h"   /* vd_iov_to_buf / vd_iov_from_buf for every device's element copies */
 
 /* Device status bits (virtio 1.2, 2.1). */
 #define VD_VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -257,9 +258,5 @@ typedef struct VdVirtioStats {
 void vd_virtio_get_stats(VdVirtioDevice *vdev, VdVirtioStats *out);
 /* The reason given to the last vd_virtio_set_needs_reset, or NULL. */
 const char *vd_virtio_broken_reason(VdVirtioDevice *vdev);
-
-/* iovec helpers: copy between a flat buffer and an iovec array at offset; return bytes copied. */
-size_t vd_iov_to_buf(const struct iovec *iov, unsigned niov, size_t offset, void *buf, size_t len);
-size_t vd_iov_from_buf(const struct iovec *iov, unsigned niov, size_t offset, const void *buf, size_t len);
 
 #endif

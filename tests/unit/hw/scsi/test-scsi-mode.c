@@ -57,7 +57,7 @@ static uint8_t mode_sense(TCmd *t, bool ten, uint8_t byte1, uint8_t pc, uint8_t 
     cdb[3] = sub;
     if (ten) {
         cdb[0] = 0x5a;
-        put16(cdb + 7, alloc);
+        vd_st_be16(cdb + 7, alloc);
         return run_nx(disk, t, 0, cdb, 10, NULL, 0, data, len);
     }
     cdb[0] = 0x1a;
@@ -129,7 +129,7 @@ static void test_mode_sense_matrix(void **state)
                     assert_int_equal(devspec, 0x10);                  /* DPOFUA, not WP */
                     assert_int_equal(bdl, dbd ? 0 : 8);
                     if (!dbd) {
-                        assert_int_equal(get32(data + hdr), (4u << 20) / 512);
+                        assert_int_equal(vd_ld_be32(data + hdr), (4u << 20) / 512);
                         assert_int_equal(data[hdr + 4], 0);
                         assert_int_equal(data[hdr + 5] << 16 | data[hdr + 6] << 8 | data[hdr + 7], 512);
                     }
@@ -167,8 +167,8 @@ static void test_mode_sense_fields(void **state)
     assert_good(&t);
     assert_int_equal(data[4] & 1, 1);                          /* LONGLBA */
     assert_int_equal(data[6] << 8 | data[7], 16);
-    assert_int_equal(get64(data + 8), (4u << 20) / 512);
-    assert_int_equal(get32(data + 8 + 12), 512);
+    assert_int_equal(vd_ld_be64(data + 8), (4u << 20) / 512);
+    assert_int_equal(vd_ld_be32(data + 8 + 12), 512);
     assert_int_equal(data[24] & 0x3f, 0x08);
     /* Allocation length 4: just the header, which still says how much there is. */
     memset(data, 0xee, sizeof(data));
@@ -217,7 +217,7 @@ static int linux_mode_sense(bool use10, uint8_t dbd, uint8_t page, uint8_t *buf,
     memset(buf, 0, len);
     if (use10) {
         cdb[0] = 0x5a;
-        put16(cdb + 7, len);
+        vd_st_be16(cdb + 7, len);
         run_nx(disk, &t, 0, cdb, 10, NULL, 0, buf, len);
         d->header_length = 8;
     } else {
@@ -311,9 +311,9 @@ static TCmd linux_cache_type_store(bool use10, int ct, uint8_t *sent, size_t *se
         real[3] = d.device_specific;
         real[4] = d.longlba ? 0x01 : 0;
         real[5] = 0;
-        put16(real + 6, d.block_descriptor_length);
+        vd_st_be16(real + 6, d.block_descriptor_length);
         cdb[0] = 0x55;
-        put16(cdb + 7, n);
+        vd_st_be16(cdb + 7, n);
         run_nx(disk, &t, 0, cdb, 10, real, n, NULL, 0);
     } else {
         memcpy(real + 4, buffer_data, len);
@@ -337,8 +337,8 @@ static void write_block(uint32_t lba, uint8_t flags)
 {
     TCmd t;
     uint8_t cdb[10] = { 0x2a, flags };
-    put32(cdb + 2, lba);
-    put16(cdb + 7, 1);
+    vd_st_be32(cdb + 2, lba);
+    vd_st_be16(cdb + 7, 1);
     run_nx(disk, &t, 0, cdb, 10, wbuf, 512, NULL, 0);
     assert_good(&t);
 }
@@ -588,7 +588,7 @@ static void test_mode_select_accepts(void **state)
     uint8_t list[128];
     TCmd t;
     uint8_t bd[8];
-    put32(bd, (4u << 20) / 512);
+    vd_st_be32(bd, (4u << 20) / 512);
     bd[4] = 0;
     bd[5] = 0;
     bd[6] = 0x02;
@@ -615,13 +615,13 @@ static void test_mode_select_accepts(void **state)
     /* MODE SELECT(10) with a long LBA block descriptor. */
     uint8_t l10[8 + 16 + 20] = { 0 };
     l10[4] = 0x01;
-    put16(l10 + 6, 16);
-    put64(l10 + 8, (4u << 20) / 512);
-    put32(l10 + 8 + 12, 512);
+    vd_st_be16(l10 + 6, 16);
+    vd_st_be64(l10 + 8, (4u << 20) / 512);
+    vd_st_be32(l10 + 8 + 12, 512);
     l10[24] = 0x08;
     l10[25] = 0x12;
     uint8_t cdb[10] = { 0x55, 0x10 };
-    put16(cdb + 7, sizeof(l10));
+    vd_st_be16(cdb + 7, sizeof(l10));
     RUN(disk, &t, cdb, l10, sizeof(l10), NULL, 0);
     assert_good(&t);
     assert_false(vd_blk_write_cache(blk));

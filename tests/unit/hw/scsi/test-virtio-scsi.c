@@ -246,9 +246,7 @@ static uint64_t post_events(Fix *f, unsigned n, unsigned *heads)
 
 static uint32_t le32_at(Fix *f, uint64_t a)
 {
-    uint32_t v;
-    memcpy(&v, vg_ptr(&f->g, a), 4);
-    return GUINT32_FROM_LE(v);
+    return vd_ld_le32(vg_ptr(&f->g, a));
 }
 
 /* A LUN added while the driver runs: a RESCAN event (with HOTPLUG), REPORT LUNS and 3F/0E. */

@@ -28,7 +28,9 @@ expect 0 "Usage: vdisk-vhost" --help
 expect 2 "are required"
 expect 2 "unknown (virtio-blk or virtio-scsi)" --socket "$dir/s" --device floppy --drive file="$dir/a.img"
 expect 2 "not a power of two" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img" --queue-size 100
-expect 2 "expected 1..64" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img" --num-queues 0
+expect 2 "expected a number from 1 to 64" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img" --num-queues 0
+expect 2 "expected a number from 1 to 64" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img" --num-queues " 4"
+expect 1 "option .cache. is not of the form key=value" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img",cache
 expect 2 "unknown option" --socket "$dir/s" --bogus
 expect 2 "unexpected argument" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img" extra
 expect 1 "exactly one --drive" --socket "$dir/s" --device virtio-blk --drive file="$dir/a.img" --drive file="$dir/a.img"
