@@ -185,7 +185,7 @@ static void image_ids(const char *path, char serial[65], uint64_t *naa)
     memcpy(serial, data + 4, n);
     serial[n] = 0;
     vpd(0x83, data, sizeof(data));
-    *naa = get64(data + 8 + data[7] + 4);
+    *naa = vd_ld_be64(data + 8 + data[7] + 4);
     disk = saved;
     vd_scsi_disk_free(d);
     vd_blk_close(b);
