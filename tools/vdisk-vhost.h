@@ -6,7 +6,7 @@
 #define VD_TOOLS_VDISK_VHOST_H
 
 #include "block/block-backend.h"
-#include "hw/vhost-user.h"
+#include "hw/vhost-user-server.h"
 #include "hw/virtio.h"
 
 typedef struct VdVhostApp VdVhostApp;

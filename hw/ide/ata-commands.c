@@ -54,7 +54,7 @@ static bool decode_range(IdeDrive *d, const AtaCmd *c, uint64_t *lba, uint32_t *
             unsigned sector = d->lbal[0];
             d->addr = IDE_ADDR_CHS;
             if (sector == 0 || sector > d->spt || head >= d->heads) {
-                ide_cmd_error(d, ATA_IDNF);
+                vd_ide_cmd_error(d, ATA_IDNF);
                 return false;
             }
             start = ((uint64_t)cyl * d->heads + head) * d->spt + sector - 1;
@@ -63,7 +63,7 @@ static bool decode_range(IdeDrive *d, const AtaCmd *c, uint64_t *lba, uint32_t *
     /* 28-bit commands reach the first 0FFFFFFFh sectors only (IDENTIFY words 60-61). */
     uint64_t limit = (c->flags & C_EXT) ? d->nsectors : MIN(d->nsectors, 0x0fffffffull);
     if (start >= limit || n > limit - start) {
-        ide_cmd_error(d, ATA_IDNF);
+        vd_ide_cmd_error(d, ATA_IDNF);
         return false;
     }
     *lba = start;
@@ -78,7 +78,7 @@ static uint32_t drq_block(IdeDrive *d, const AtaCmd *c)
         return 1;
     }
     if (d->multiple == 0) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
     }
     return d->multiple;
 }
@@ -86,7 +86,7 @@ static uint32_t drq_block(IdeDrive *d, const AtaCmd *c)
 /* Always-aborted commands (IDENTIFY PACKET DEVICE on a disk, NOP). */
 static void cmd_abort(IdeDrive *d, const AtaCmd *c)
 {
-    ide_cmd_error(d, ATA_ABRT);
+    vd_ide_cmd_error(d, ATA_ABRT);
 }
 
 /* READ SECTORS (EXT), READ MULTIPLE (EXT): PIO data-in. */
@@ -101,7 +101,7 @@ static void cmd_read_pio(IdeDrive *d, const AtaCmd *c)
     d->drq_sectors = drq;
     d->lba = lba;
     d->remaining = n;
-    ide_pio_disk_read(d);
+    vd_ide_pio_disk_read(d);
 }
 
 /* WRITE SECTORS (EXT), WRITE MULTIPLE (EXT), WRITE MULTIPLE FUA EXT: PIO data-out. */
@@ -116,7 +116,7 @@ static void cmd_write_pio(IdeDrive *d, const AtaCmd *c)
     d->lba = lba;
     d->remaining = n;
     d->req_flags = (c->flags & C_FUA) ? VD_REQ_FUA : 0;
-    ide_pio_disk_write_start(d);
+    vd_ide_pio_disk_write_start(d);
 }
 
 /* READ DMA (EXT), WRITE DMA (EXT), WRITE DMA FUA EXT: wait for the bus-master engine. */
@@ -132,7 +132,7 @@ static void cmd_dma(IdeDrive *d, const AtaCmd *c, IdeXfer dir)
     d->remaining = n;
     d->req_flags = (c->flags & C_FUA) ? VD_REQ_FUA : 0;
     d->status = ATA_READY | ATA_DRQ;
-    ide_dma_try_start(d->ch);
+    vd_ide_dma_try_start(d->ch);
 }
 
 /* READ DMA (EXT). */
@@ -152,7 +152,7 @@ static void cmd_dsm(IdeDrive *d, const AtaCmd *c)
 {
     uint32_t blocks = d->nsect[0] | (uint32_t)d->nsect[1] << 8;
     if (!vd_blk_can_discard(d->blk) || !(d->feature[0] & 0x01) || blocks == 0 || blocks > ATA_DSM_MAX_BLOCKS) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
     d->addr = IDE_ADDR_LBA48;
@@ -160,7 +160,7 @@ static void cmd_dsm(IdeDrive *d, const AtaCmd *c)
     d->lba = 0;
     d->remaining = blocks;
     d->status = ATA_READY | ATA_DRQ;
-    ide_dma_try_start(d->ch);
+    vd_ide_dma_try_start(d->ch);
 }
 
 /* READ VERIFY SECTORS (EXT): read the media, transfer nothing. */
@@ -173,7 +173,7 @@ static void cmd_verify(IdeDrive *d, const AtaCmd *c)
     }
     d->lba = lba;
     d->remaining = n;
-    ide_verify_start(d);
+    vd_ide_verify_start(d);
 }
 
 /* SEEK: only checks that the address exists. */
@@ -186,7 +186,7 @@ static void cmd_seek(IdeDrive *d, const AtaCmd *c)
     bool ok = decode_range(d, c, &lba, &n);
     d->nsect[0] = saved;
     if (ok) {
-        ide_cmd_ok(d);
+        vd_ide_cmd_ok(d);
     }
 }
 
@@ -197,10 +197,10 @@ static void cmd_diagnostic(IdeDrive *d, const AtaCmd *c)
     IdeDrive *reporter = ide_present(&ch->drive[0]) ? &ch->drive[0] : &ch->drive[1];
     for (int u = 0; u < 2; u++) {
         IdeDrive *t = &ch->drive[u];
-        ide_set_signature(t);
+        vd_ide_set_signature(t);
         if (ide_present(t) && t != reporter) {
-            ide_req_orphan(t);
-            ide_xfer_clear(t);
+            vd_ide_req_orphan(t);
+            vd_ide_xfer_clear(t);
             t->sleeping = false;
             t->error = 0x01;
             t->status = ATA_READY;
@@ -208,7 +208,7 @@ static void cmd_diagnostic(IdeDrive *d, const AtaCmd *c)
     }
     ch->sel = 0;
     reporter->sleeping = false;
-    ide_cmd_ok(reporter);
+    vd_ide_cmd_ok(reporter);
     reporter->error = 0x01;     /* diagnostic code: device 0 passed, device 1 passed or absent */
 }
 
@@ -216,12 +216,12 @@ static void cmd_diagnostic(IdeDrive *d, const AtaCmd *c)
 static void cmd_init_params(IdeDrive *d, const AtaCmd *c)
 {
     if (d->nsect[0] == 0) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
     d->spt = d->nsect[0];
     d->heads = (d->select & 0x0f) + 1;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* SET MULTIPLE MODE: 0 disables; otherwise a power of two up to VD_IDE_MAX_MULTIPLE. */
@@ -229,32 +229,32 @@ static void cmd_set_multiple(IdeDrive *d, const AtaCmd *c)
 {
     unsigned n = d->nsect[0];
     if (n > VD_IDE_MAX_MULTIPLE || (n & (n - 1))) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
     d->multiple = n;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* STANDBY IMMEDIATE / STANDBY. */
 static void cmd_standby(IdeDrive *d, const AtaCmd *c)
 {
     d->standby = true;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* IDLE IMMEDIATE / IDLE. */
 static void cmd_idle(IdeDrive *d, const AtaCmd *c)
 {
     d->standby = false;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* CHECK POWER MODE: count = 00h in standby, FFh active or idle. */
 static void cmd_check_power(IdeDrive *d, const AtaCmd *c)
 {
     d->nsect[0] = d->standby ? 0x00 : 0xff;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* SLEEP: every later command is aborted until a reset. */
@@ -262,7 +262,7 @@ static void cmd_sleep(IdeDrive *d, const AtaCmd *c)
 {
     d->standby = true;
     d->sleeping = true;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* The flush of FLUSH CACHE (EXT) has completed. */
@@ -270,28 +270,28 @@ static void flush_done(IdeDrive *d, IdeReq *r, int ret)
 {
     if (ret < 0) {
         uint64_t lba = d->dirty_min_lba == UINT64_MAX ? 0 : d->dirty_min_lba;
-        ide_cmd_io_error(d, ATA_ABRT, lba);
+        vd_ide_cmd_io_error(d, ATA_ABRT, lba);
         return;
     }
     d->dirty_min_lba = UINT64_MAX;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* FLUSH CACHE / FLUSH CACHE EXT: BSY until the backend's flush completes. */
 static void cmd_flush(IdeDrive *d, const AtaCmd *c)
 {
     d->addr = (c->flags & C_EXT) ? IDE_ADDR_LBA48 : IDE_ADDR_LBA28;
-    IdeReq *r = ide_req_new(d, flush_done, 0);
+    IdeReq *r = vd_ide_req_new(d, flush_done, 0);
     d->status = ATA_BSY | ATA_DRDY;
-    vd_blk_flush(d->blk, ide_req_cb, r);
+    vd_blk_flush(d->blk, vd_ide_req_cb, r);
 }
 
 /* IDENTIFY DEVICE: one 512-byte PIO data-in block. */
 static void cmd_identify(IdeDrive *d, const AtaCmd *c)
 {
     uint8_t *buf = g_malloc(IDE_SECTOR);
-    ata_identify(d, buf);
-    ide_pio_in_start(d, buf, IDE_SECTOR);
+    vd_ata_identify(d, buf);
+    vd_ide_pio_in_start(d, buf, IDE_SECTOR);
 }
 
 /*
@@ -299,7 +299,7 @@ static void cmd_identify(IdeDrive *d, const AtaCmd *c)
  * Turning it off submits the backend's drain + flush and returns true: done
  * runs when it has finished.  Otherwise returns false at once.
  */
-bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
+bool vd_ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
 {
     if (on == vd_blk_write_cache(d->blk)) {
         return false;
@@ -308,8 +308,8 @@ bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
         vd_blk_set_write_cache(d->blk, true, NULL, NULL);
         return false;
     }
-    IdeReq *r = ide_req_new(d, done, 0);
-    vd_blk_set_write_cache(d->blk, false, ide_req_cb, r);
+    IdeReq *r = vd_ide_req_new(d, done, 0);
+    vd_blk_set_write_cache(d->blk, false, vd_ide_req_cb, r);
     return true;
 }
 
@@ -317,11 +317,11 @@ bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
 static void wce_off_done(IdeDrive *d, IdeReq *r, int ret)
 {
     if (ret < 0) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
     d->dirty_min_lba = UINT64_MAX;
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* Transfer modes SET FEATURES 03h accepts (count register), as in IDENTIFY words 63/64/88. */
@@ -336,10 +336,10 @@ static void cmd_set_features(IdeDrive *d, const AtaCmd *c)
 {
     switch (d->feature[0]) {
     case 0x02:
-        ata_set_wce(d, true, NULL);
+        vd_ata_set_wce(d, true, NULL);
         break;
     case 0x82:
-        if (ata_set_wce(d, false, wce_off_done)) {
+        if (vd_ata_set_wce(d, false, wce_off_done)) {
             d->status = ATA_BSY | ATA_DRDY;
             return;
         }
@@ -347,7 +347,7 @@ static void cmd_set_features(IdeDrive *d, const AtaCmd *c)
         break;
     case 0x03:
         if (!valid_xfer_mode(d->nsect[0])) {
-            ide_cmd_error(d, ATA_ABRT);
+            vd_ide_cmd_error(d, ATA_ABRT);
             return;
         }
         d->xfer_mode = d->nsect[0];
@@ -365,18 +365,18 @@ static void cmd_set_features(IdeDrive *d, const AtaCmd *c)
         d->revert_on_reset = true;
         break;
     default:
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* READ NATIVE MAX ADDRESS (EXT): the last sector, capped at 0FFFFFFFh for the 28-bit form. */
 static void cmd_native_max(IdeDrive *d, const AtaCmd *c)
 {
     d->addr = (c->flags & C_EXT) ? IDE_ADDR_LBA48 : IDE_ADDR_LBA28;
-    ide_set_lba(d, d->nsectors - 1);
-    ide_cmd_ok(d);
+    vd_ide_set_lba(d, d->nsectors - 1);
+    vd_ide_cmd_ok(d);
 }
 
 static const AtaCmd ata_cmds[256] = {
@@ -421,15 +421,15 @@ static const AtaCmd ata_cmds[256] = {
 };
 
 /* Start a command on d (which is present and not busy). */
-void ata_exec(IdeDrive *d, uint8_t opcode)
+void vd_ata_exec(IdeDrive *d, uint8_t opcode)
 {
     const AtaCmd *c = &ata_cmds[opcode];
-    ide_req_orphan(d);          /* nothing is in flight unless BSY; defensive */
-    ide_xfer_clear(d);
+    vd_ide_req_orphan(d);          /* nothing is in flight unless BSY; defensive */
+    vd_ide_xfer_clear(d);
     d->cmd = opcode;
     d->error = 0;
     if (!c->exec || (d->sleeping && opcode != 0x90)) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
     if (c->flags & C_MEDIA) {
@@ -444,7 +444,7 @@ void ata_exec(IdeDrive *d, uint8_t opcode)
  * caller that the backend's cache is on and must be turned off (with the
  * flush the caller waits for, or not).
  */
-void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off)
+void vd_ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off)
 {
     bool wce = vd_blk_default_write_cache(d->blk);
     d->multiple = 0;
@@ -456,6 +456,6 @@ void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off)
     d->sleeping = false;
     *need_wce_off = !wce && vd_blk_write_cache(d->blk);
     if (wce) {
-        ata_set_wce(d, true, NULL);
+        vd_ata_set_wce(d, true, NULL);
     }
 }

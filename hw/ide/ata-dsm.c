@@ -14,10 +14,10 @@ static void dsm_next(IdeDrive *d);
 static void dsm_done(IdeDrive *d, IdeReq *r, int ret)
 {
     if (ret < 0) {
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
-    ide_note_write(d, r->lba, 0);
+    vd_ide_note_write(d, r->lba, 0);
     d->dsm_next++;
     dsm_next(d);
 }
@@ -26,18 +26,18 @@ static void dsm_done(IdeDrive *d, IdeReq *r, int ret)
 static void dsm_next(IdeDrive *d)
 {
     if (d->dsm_next >= d->dsm_ranges->len) {
-        ide_cmd_ok(d);
+        vd_ide_cmd_ok(d);
         return;
     }
     IdeDsmRange *rg = &g_array_index(d->dsm_ranges, IdeDsmRange, d->dsm_next);
-    IdeReq *r = ide_req_new(d, dsm_done, 0);
+    IdeReq *r = vd_ide_req_new(d, dsm_done, 0);
     r->lba = rg->lba;
     r->nsect = rg->count;
-    vd_blk_discard(d->blk, rg->lba * IDE_SECTOR, (uint64_t)rg->count * IDE_SECTOR, ide_req_cb, r);
+    vd_blk_discard(d->blk, rg->lba * IDE_SECTOR, (uint64_t)rg->count * IDE_SECTOR, vd_ide_req_cb, r);
 }
 
 /* The range list has arrived (buf is ours): validate it all, then discard range by range. */
-void ata_dsm_data(IdeDrive *d, uint8_t *buf, size_t len)
+void vd_ata_dsm_data(IdeDrive *d, uint8_t *buf, size_t len)
 {
     GArray *ranges = g_array_new(FALSE, FALSE, sizeof(IdeDsmRange));
     for (size_t off = 0; off + 8 <= len; off += 8) {
@@ -52,7 +52,7 @@ void ata_dsm_data(IdeDrive *d, uint8_t *buf, size_t len)
         if (rg.lba >= d->nsectors || rg.count > d->nsectors - rg.lba) {
             g_array_free(ranges, TRUE);
             g_free(buf);
-            ide_cmd_error(d, ATA_ABRT);
+            vd_ide_cmd_error(d, ATA_ABRT);
             return;
         }
         g_array_append_val(ranges, rg);

@@ -37,7 +37,7 @@ static uint16_t default_cylinders(uint64_t nsectors)
 }
 
 /* Fill out[] with the drive's IDENTIFY DEVICE data, little-endian words. */
-void ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR])
+void vd_ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR])
 {
     uint16_t w[256] = { 0 };
     uint64_t n = d->nsectors;

@@ -71,12 +71,12 @@ static void dma_done(IdeDrive *d, IdeReq *r, int ret)
     d->dma_running = false;
     if (ret < 0) {
         ch->bm.status &= ~BM_ST_ACTIVE;
-        ide_cmd_io_error(d, to_mem ? ATA_UNC : ATA_ABRT, r->lba);
+        vd_ide_cmd_io_error(d, to_mem ? ATA_UNC : ATA_ABRT, r->lba);
         return;
     }
     if (to_mem) {
         if (ch->bm.stopped) {
-            ide_cmd_error(d, ATA_ABRT);
+            vd_ide_cmd_error(d, ATA_ABRT);
             return;
         }
         size_t off = 0;
@@ -86,12 +86,12 @@ static void dma_done(IdeDrive *d, IdeReq *r, int ret)
             off += s->len;
         }
     } else {
-        ide_note_write(d, r->lba, d->req_flags);
+        vd_ide_note_write(d, r->lba, d->req_flags);
     }
     if (!ch->bm.long_table) {
         ch->bm.status &= ~BM_ST_ACTIVE;
     }
-    ide_cmd_ok(d);
+    vd_ide_cmd_ok(d);
 }
 
 /* The drive on ch with a DMA command waiting for the engine, or NULL. */
@@ -108,7 +108,7 @@ static IdeDrive *dma_waiting_drive(IdeChannel *ch)
 }
 
 /* Start the transfer if a drive is waiting for DMA and START is set. */
-void ide_dma_try_start(IdeChannel *ch)
+void vd_ide_dma_try_start(IdeChannel *ch)
 {
     if (!(ch->bm.cmd & BM_CMD_START)) {
         return;
@@ -120,7 +120,7 @@ void ide_dma_try_start(IdeChannel *ch)
     bool to_mem = d->xfer == IDE_XFER_DMA_IN;
     if (!!(ch->bm.cmd & BM_CMD_READ) != to_mem) {
         ch->bm.status = (ch->bm.status & ~BM_ST_ACTIVE) | BM_ST_ERROR;
-        ide_cmd_error(d, ATA_ABRT);
+        vd_ide_cmd_error(d, ATA_ABRT);
         return;
     }
     uint64_t bytes = (uint64_t)d->remaining * IDE_SECTOR;
@@ -142,12 +142,12 @@ void ide_dma_try_start(IdeChannel *ch)
     ch->bm.stopped = false;
     d->status = ATA_BSY | ATA_DRDY;
     if (to_mem) {
-        IdeReq *r = ide_req_new(d, dma_done, bytes);
+        IdeReq *r = vd_ide_req_new(d, dma_done, bytes);
         r->segs = segs;
         r->lba = d->lba;
         r->nsect = d->remaining;
         d->dma_running = true;
-        vd_blk_preadv(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, ide_req_cb, r);
+        vd_blk_preadv(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, vd_ide_req_cb, r);
         return;
     }
     /* Host to device: the data moves now, from the regions checked above. */
@@ -164,10 +164,10 @@ void ide_dma_try_start(IdeChannel *ch)
         if (!long_table) {
             ch->bm.status &= ~BM_ST_ACTIVE;
         }
-        ata_dsm_data(d, buf, bytes);
+        vd_ata_dsm_data(d, buf, bytes);
         return;
     }
-    IdeReq *r = ide_req_new(d, dma_done, 0);
+    IdeReq *r = vd_ide_req_new(d, dma_done, 0);
     r->buf = buf;
     r->len = bytes;
     r->iov = (struct iovec){ .iov_base = buf, .iov_len = bytes };
@@ -175,11 +175,11 @@ void ide_dma_try_start(IdeChannel *ch)
     r->lba = d->lba;
     r->nsect = d->remaining;
     d->dma_running = true;
-    vd_blk_pwritev(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, d->req_flags, ide_req_cb, r);
+    vd_blk_pwritev(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, d->req_flags, vd_ide_req_cb, r);
 }
 
 /* The channel's IDE interrupt line rose: latch it in the bus-master status. */
-void ide_bmdma_irq_edge(IdeChannel *ch)
+void vd_ide_bmdma_irq_edge(IdeChannel *ch)
 {
     ch->bm.status |= BM_ST_INTR;
 }
@@ -201,7 +201,7 @@ static void bm_write_cmd(IdeChannel *ch, uint8_t v)
         }
     } else if (!(old & BM_CMD_START) && (v & BM_CMD_START)) {
         ch->bm.status |= BM_ST_ACTIVE;
-        ide_dma_try_start(ch);
+        vd_ide_dma_try_start(ch);
     }
 }
 

@@ -176,49 +176,49 @@ struct VdIdeController {
 
 /* ide-regs.c */
 extern const VdIoOps vd_ide_cmd_ops, vd_ide_ctl_ops;
-void ide_raise_irq(IdeDrive *d);
-void ide_update_irq(IdeChannel *ch);
-void ide_set_signature(IdeDrive *d);
-void ide_power_on(IdeDrive *d);
-void ide_reset_begin(IdeChannel *ch);
-void ide_reset_end(IdeChannel *ch);
-void ide_reset_finish(IdeDrive *d);
+void vd_ide_raise_irq(IdeDrive *d);
+void vd_ide_update_irq(IdeChannel *ch);
+void vd_ide_set_signature(IdeDrive *d);
+void vd_ide_power_on(IdeDrive *d);
+void vd_ide_reset_begin(IdeChannel *ch);
+void vd_ide_reset_end(IdeChannel *ch);
+void vd_ide_reset_finish(IdeDrive *d);
 static inline bool ide_present(const IdeDrive *d) { return d->blk != NULL; }
 
 /* ide-xfer.c */
-IdeReq *ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len);
-VdBlockCompletionFunc ide_req_cb;
-void ide_req_orphan(IdeDrive *d);
-void ide_req_detach_all(IdeDrive *d);
-void ide_xfer_clear(IdeDrive *d);
-void ide_cmd_ok(IdeDrive *d);
-void ide_cmd_error(IdeDrive *d, uint8_t error);
-void ide_cmd_io_error(IdeDrive *d, uint8_t error, uint64_t lba);
-void ide_set_lba(IdeDrive *d, uint64_t lba);
-void ide_pio_in_start(IdeDrive *d, uint8_t *buf, size_t len);
-void ide_pio_disk_read(IdeDrive *d);
-void ide_pio_disk_write_start(IdeDrive *d);
-void ide_verify_start(IdeDrive *d);
-uint32_t ide_data_read(IdeDrive *d, unsigned size);
-void ide_data_write(IdeDrive *d, uint32_t value, unsigned size);
-void ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags);
+IdeReq *vd_ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len);
+VdBlockCompletionFunc vd_ide_req_cb;
+void vd_ide_req_orphan(IdeDrive *d);
+void vd_ide_req_detach_all(IdeDrive *d);
+void vd_ide_xfer_clear(IdeDrive *d);
+void vd_ide_cmd_ok(IdeDrive *d);
+void vd_ide_cmd_error(IdeDrive *d, uint8_t error);
+void vd_ide_cmd_io_error(IdeDrive *d, uint8_t error, uint64_t lba);
+void vd_ide_set_lba(IdeDrive *d, uint64_t lba);
+void vd_ide_pio_in_start(IdeDrive *d, uint8_t *buf, size_t len);
+void vd_ide_pio_disk_read(IdeDrive *d);
+void vd_ide_pio_disk_write_start(IdeDrive *d);
+void vd_ide_verify_start(IdeDrive *d);
+uint32_t vd_ide_data_read(IdeDrive *d, unsigned size);
+void vd_ide_data_write(IdeDrive *d, uint32_t value, unsigned size);
+void vd_ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags);
 
 /* ata-commands.c */
-void ata_exec(IdeDrive *d, uint8_t opcode);
-void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off);
-bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done);
+void vd_ata_exec(IdeDrive *d, uint8_t opcode);
+void vd_ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off);
+bool vd_ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done);
 
 /* ata-dsm.c */
 #define ATA_CMD_DSM        0x06
 #define ATA_DSM_MAX_BLOCKS 8        /* 512-byte blocks of range entries per command (word 105) */
-void ata_dsm_data(IdeDrive *d, uint8_t *buf, size_t len);
+void vd_ata_dsm_data(IdeDrive *d, uint8_t *buf, size_t len);
 
 /* ata-identify.c */
-void ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR]);
+void vd_ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR]);
 
 /* bmdma.c */
 extern const VdIoOps vd_ide_bmdma_ops;
-void ide_dma_try_start(IdeChannel *ch);
-void ide_bmdma_irq_edge(IdeChannel *ch);
+void vd_ide_dma_try_start(IdeChannel *ch);
+void vd_ide_bmdma_irq_edge(IdeChannel *ch);
 
 #endif

@@ -26,12 +26,12 @@ static bool channel_empty(const IdeChannel *ch)
 }
 
 /* Drive the channel's IRQ line from the selected device's INTRQ and nIEN. */
-void ide_update_irq(IdeChannel *ch)
+void vd_ide_update_irq(IdeChannel *ch)
 {
     IdeDrive *d = selected(ch);
     bool level = ide_present(d) && d->intrq && !(ch->ctl & ATA_NIEN);
     if (level && !ch->irq_level) {
-        ide_bmdma_irq_edge(ch);
+        vd_ide_bmdma_irq_edge(ch);
     }
     if (level != ch->irq_level) {
         ch->irq_level = level;
@@ -40,14 +40,14 @@ void ide_update_irq(IdeChannel *ch)
 }
 
 /* Assert a device's INTRQ (visible on the line only while it is selected and nIEN is 0). */
-void ide_raise_irq(IdeDrive *d)
+void vd_ide_raise_irq(IdeDrive *d)
 {
     d->intrq = true;
-    ide_update_irq(d->ch);
+    vd_ide_update_irq(d->ch);
 }
 
 /* Put the ATA-disk signature into the task file (after reset and diagnostics). */
-void ide_set_signature(IdeDrive *d)
+void vd_ide_set_signature(IdeDrive *d)
 {
     for (int i = 0; i < 2; i++) {
         d->nsect[i] = 1;
@@ -59,32 +59,32 @@ void ide_set_signature(IdeDrive *d)
 }
 
 /* Power-on state of a newly attached drive. */
-void ide_power_on(IdeDrive *d)
+void vd_ide_power_on(IdeDrive *d)
 {
     bool need_off = false;
     d->revert_on_reset = false;
-    ata_apply_power_on_defaults(d, &need_off);
+    vd_ata_apply_power_on_defaults(d, &need_off);
     if (need_off) {
         /* Nothing has been written through this drive yet, so there is nothing to wait for. */
         vd_blk_set_write_cache(d->blk, false, NULL, NULL);
     }
     d->dirty_min_lba = UINT64_MAX;
-    ide_set_signature(d);
+    vd_ide_set_signature(d);
     d->error = 0x01;
     d->status = ATA_READY;
     d->intrq = false;
 }
 
 /* SRST went 1: both devices drop what they were doing and go busy. */
-void ide_reset_begin(IdeChannel *ch)
+void vd_ide_reset_begin(IdeChannel *ch)
 {
     for (int u = 0; u < 2; u++) {
         IdeDrive *d = &ch->drive[u];
         if (!ide_present(d)) {
             continue;
         }
-        ide_req_orphan(d);
-        ide_xfer_clear(d);
+        vd_ide_req_orphan(d);
+        vd_ide_xfer_clear(d);
         d->status = ATA_BSY;
         d->intrq = false;
         d->reset_pending = false;
@@ -103,15 +103,15 @@ static void reset_wce_done(IdeDrive *d, IdeReq *r, int ret)
 /*
  * SRST went 0: diagnostics pass and signatures appear; each device stays
  * BSY until every request the reset abandoned has finished on the host (so
- * no old write can land after a new one), then finishes in ide_reset_finish,
+ * no old write can land after a new one), then finishes in vd_ide_reset_finish,
  * from the last orphan's callback if any is still running.
  */
-void ide_reset_end(IdeChannel *ch)
+void vd_ide_reset_end(IdeChannel *ch)
 {
     ch->sel = 0;
     for (int u = 0; u < 2; u++) {
         IdeDrive *d = &ch->drive[u];
-        ide_set_signature(d);
+        vd_ide_set_signature(d);
         if (!ide_present(d)) {
             continue;
         }
@@ -120,22 +120,22 @@ void ide_reset_end(IdeChannel *ch)
         d->sleeping = false;
         d->reset_pending = true;
         if (!d->orphans) {
-            ide_reset_finish(d);
+            vd_ide_reset_finish(d);
         }
     }
 }
 
 /* The reset of d completes: nothing it abandoned still runs; the drive becomes ready. */
-void ide_reset_finish(IdeDrive *d)
+void vd_ide_reset_finish(IdeDrive *d)
 {
     d->reset_pending = false;
     d->status = ATA_READY;
     if (d->revert_on_reset) {
         bool need_off = false;
-        ata_apply_power_on_defaults(d, &need_off);
+        vd_ata_apply_power_on_defaults(d, &need_off);
         if (need_off) {
             /* Reverting turns the write cache off: stay busy until it is flushed. */
-            if (ata_set_wce(d, false, reset_wce_done)) {
+            if (vd_ata_set_wce(d, false, reset_wce_done)) {
                 d->status = ATA_BSY;
             }
         }
@@ -173,12 +173,12 @@ static uint64_t cmd_read(void *opaque, uint64_t addr, unsigned size)
         return taskfile_read(ch, &ch->drive[ch->sel ^ 1], addr);
     }
     if (addr == 0) {
-        return ide_data_read(d, size);
+        return vd_ide_data_read(d, size);
     }
     if (addr == 7) {
         uint8_t st = d->status;
         d->intrq = false;        /* reading Status acknowledges the interrupt */
-        ide_update_irq(ch);
+        vd_ide_update_irq(ch);
         return st;
     }
     if (d->status & ATA_BSY) {
@@ -209,7 +209,7 @@ static void cmd_write(void *opaque, uint64_t addr, uint64_t value, unsigned size
     }
     if (addr == 0) {
         if (ide_present(d)) {
-            ide_data_write(d, value, size);
+            vd_ide_data_write(d, value, size);
         }
         return;
     }
@@ -218,13 +218,13 @@ static void cmd_write(void *opaque, uint64_t addr, uint64_t value, unsigned size
         if (!ide_present(d)) {
             /* Only EXECUTE DEVICE DIAGNOSTIC reaches a device that is not selected. */
             if (v == 0x90) {
-                ata_exec(&ch->drive[ch->sel ^ 1], v);
+                vd_ata_exec(&ch->drive[ch->sel ^ 1], v);
             }
             return;
         }
         d->intrq = false;       /* writing Command acknowledges the interrupt */
-        ide_update_irq(ch);
-        ata_exec(d, v);
+        vd_ide_update_irq(ch);
+        vd_ata_exec(d, v);
         return;
     }
     for (int u = 0; u < 2; u++) {
@@ -240,7 +240,7 @@ static void cmd_write(void *opaque, uint64_t addr, uint64_t value, unsigned size
     }
     if (addr == 6) {
         ch->sel = (v & ATA_DEV_SLAVE) ? 1 : 0;
-        ide_update_irq(ch);
+        vd_ide_update_irq(ch);
     }
 }
 
@@ -262,11 +262,11 @@ static void ctl_write(void *opaque, uint64_t addr, uint64_t value, unsigned size
     uint8_t old = ch->ctl;
     ch->ctl = value & (ATA_NIEN | ATA_SRST | ATA_HOB);
     if (!(old & ATA_SRST) && (ch->ctl & ATA_SRST)) {
-        ide_reset_begin(ch);
+        vd_ide_reset_begin(ch);
     } else if ((old & ATA_SRST) && !(ch->ctl & ATA_SRST)) {
-        ide_reset_end(ch);
+        vd_ide_reset_end(ch);
     }
-    ide_update_irq(ch);
+    vd_ide_update_irq(ch);
 }
 
 const VdIoOps vd_ide_cmd_ops = { .read = cmd_read, .write = cmd_write };

@@ -13,11 +13,11 @@
 #include <string.h>
 
 /* Allocate a request for d (with a len-byte buffer) and mark it in flight. */
-IdeReq *ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len)
+IdeReq *vd_ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len)
 {
     IdeReq *r = g_new0(IdeReq, 1);
     if (d->inflight) {
-        ide_req_orphan(d);      /* cannot happen: one command at a time per drive */
+        vd_ide_req_orphan(d);      /* cannot happen: one command at a time per drive */
     }
     r->drive = d;
     r->owner = d;
@@ -37,7 +37,7 @@ IdeReq *ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len)
  * an orphan instead leaves its owner's list, and the last one finishes a
  * pending reset.  Then free, and count the request out of the drain.
  */
-void ide_req_cb(void *opaque, int ret)
+void vd_ide_req_cb(void *opaque, int ret)
 {
     IdeReq *r = opaque;
     IdeDrive *d = r->drive;
@@ -48,7 +48,7 @@ void ide_req_cb(void *opaque, int ret)
     } else if (owner) {
         owner->orphans = g_slist_remove(owner->orphans, r);
         if (owner->reset_pending && !owner->orphans) {
-            ide_reset_finish(owner);   /* the old write has landed: the drive may report ready */
+            vd_ide_reset_finish(owner);   /* the old write has landed: the drive may report ready */
         }
     }
     g_free(r->buf);
@@ -62,7 +62,7 @@ void ide_req_cb(void *opaque, int ret)
 }
 
 /* Forget the drive's in-flight request; its callback only frees it (and may finish a reset). */
-void ide_req_orphan(IdeDrive *d)
+void vd_ide_req_orphan(IdeDrive *d)
 {
     if (d->inflight) {
         d->inflight->drive = NULL;
@@ -72,9 +72,9 @@ void ide_req_orphan(IdeDrive *d)
 }
 
 /* Controller teardown: the drive's requests run on, but must not reach it any more. */
-void ide_req_detach_all(IdeDrive *d)
+void vd_ide_req_detach_all(IdeDrive *d)
 {
-    ide_req_orphan(d);
+    vd_ide_req_orphan(d);
     for (GSList *l = d->orphans; l; l = l->next) {
         ((IdeReq *)l->data)->owner = NULL;
     }
@@ -83,7 +83,7 @@ void ide_req_detach_all(IdeDrive *d)
 }
 
 /* Drop the data phase of the current command. */
-void ide_xfer_clear(IdeDrive *d)
+void vd_ide_xfer_clear(IdeDrive *d)
 {
     g_free(d->buf);
     d->buf = NULL;
@@ -101,31 +101,31 @@ void ide_xfer_clear(IdeDrive *d)
 }
 
 /* Complete the current command successfully with an interrupt. */
-void ide_cmd_ok(IdeDrive *d)
+void vd_ide_cmd_ok(IdeDrive *d)
 {
-    ide_xfer_clear(d);
+    vd_ide_xfer_clear(d);
     d->status = ATA_READY;
-    ide_raise_irq(d);
+    vd_ide_raise_irq(d);
 }
 
 /* Complete the current command with ERR and the given error bits. */
-void ide_cmd_error(IdeDrive *d, uint8_t error)
+void vd_ide_cmd_error(IdeDrive *d, uint8_t error)
 {
-    ide_xfer_clear(d);
+    vd_ide_xfer_clear(d);
     d->error = error;
     d->status = ATA_READY | ATA_ERR;
-    ide_raise_irq(d);
+    vd_ide_raise_irq(d);
 }
 
 /* Complete with ERR and report the failing sector in the LBA registers. */
-void ide_cmd_io_error(IdeDrive *d, uint8_t error, uint64_t lba)
+void vd_ide_cmd_io_error(IdeDrive *d, uint8_t error, uint64_t lba)
 {
-    ide_set_lba(d, lba);
-    ide_cmd_error(d, error);
+    vd_ide_set_lba(d, lba);
+    vd_ide_cmd_error(d, error);
 }
 
 /* Write an address into the task file in the command's addressing mode. */
-void ide_set_lba(IdeDrive *d, uint64_t lba)
+void vd_ide_set_lba(IdeDrive *d, uint64_t lba)
 {
     switch (d->addr) {
     case IDE_ADDR_LBA48:
@@ -156,7 +156,7 @@ void ide_set_lba(IdeDrive *d, uint64_t lba)
 }
 
 /* Remember that a sector now sits in the (backend's) write cache. */
-void ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags)
+void vd_ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags)
 {
     if (vd_blk_write_cache(d->blk) && !(flags & VD_REQ_FUA)) {
         d->dirty_min_lba = MIN(d->dirty_min_lba, lba);
@@ -170,12 +170,12 @@ static void pio_next_block(IdeDrive *d, bool irq)
     d->block_end = MIN(d->buf_pos + (size_t)d->block_sectors * IDE_SECTOR, d->buf_len);
     d->status = ATA_READY | ATA_DRQ;
     if (irq) {
-        ide_raise_irq(d);
+        vd_ide_raise_irq(d);
     }
 }
 
 /* Start a device-to-host PIO transfer of a buffer the device built (IDENTIFY). */
-void ide_pio_in_start(IdeDrive *d, uint8_t *buf, size_t len)
+void vd_ide_pio_in_start(IdeDrive *d, uint8_t *buf, size_t len)
 {
     d->xfer = IDE_XFER_PIO_IN;
     d->buf = buf;
@@ -190,16 +190,16 @@ void ide_pio_in_start(IdeDrive *d, uint8_t *buf, size_t len)
 static void pio_read_done(IdeDrive *d, IdeReq *r, int ret)
 {
     if (ret < 0) {
-        ide_cmd_io_error(d, ATA_UNC, r->lba);
+        vd_ide_cmd_io_error(d, ATA_UNC, r->lba);
         return;
     }
     d->lba = r->lba + r->nsect;
     if (d->verify) {
         d->remaining -= r->nsect;
         if (d->remaining == 0) {
-            ide_cmd_ok(d);
+            vd_ide_cmd_ok(d);
         } else {
-            ide_pio_disk_read(d);
+            vd_ide_pio_disk_read(d);
         }
         return;
     }
@@ -213,21 +213,21 @@ static void pio_read_done(IdeDrive *d, IdeReq *r, int ret)
 }
 
 /* Read the next chunk of a PIO-in (or verify) command from the backend; BSY meanwhile. */
-void ide_pio_disk_read(IdeDrive *d)
+void vd_ide_pio_disk_read(IdeDrive *d)
 {
     uint32_t n = MIN(d->remaining, IDE_CHUNK_SECTORS);
-    IdeReq *r = ide_req_new(d, pio_read_done, (size_t)n * IDE_SECTOR);
+    IdeReq *r = vd_ide_req_new(d, pio_read_done, (size_t)n * IDE_SECTOR);
     r->lba = d->lba;
     r->nsect = n;
     d->status = ATA_BSY | ATA_DRDY;
-    vd_blk_preadv(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, ide_req_cb, r);
+    vd_blk_preadv(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, vd_ide_req_cb, r);
 }
 
 /* READ VERIFY: read every sector through the backend, move nothing to the guest. */
-void ide_verify_start(IdeDrive *d)
+void vd_ide_verify_start(IdeDrive *d)
 {
     d->verify = true;
-    ide_pio_disk_read(d);
+    vd_ide_pio_disk_read(d);
 }
 
 /* The guest has taken the whole current DRQ block of a PIO-in command. */
@@ -235,7 +235,7 @@ static void pio_in_block_done(IdeDrive *d)
 {
     d->remaining -= d->block_sectors;
     if (d->remaining == 0) {
-        ide_xfer_clear(d);
+        vd_ide_xfer_clear(d);
         d->status = ATA_READY;   /* no interrupt after the last block of a read */
         return;
     }
@@ -243,7 +243,7 @@ static void pio_in_block_done(IdeDrive *d)
         pio_next_block(d, true);
         return;
     }
-    ide_pio_disk_read(d);
+    vd_ide_pio_disk_read(d);
 }
 
 /* Allocate the buffer for the next chunk of a PIO-out command and ask for its first block. */
@@ -259,7 +259,7 @@ static void pio_out_chunk(IdeDrive *d, bool irq)
 }
 
 /* Start a host-to-device PIO command: the first DRQ block comes without INTRQ. */
-void ide_pio_disk_write_start(IdeDrive *d)
+void vd_ide_pio_disk_write_start(IdeDrive *d)
 {
     d->xfer = IDE_XFER_PIO_OUT;
     pio_out_chunk(d, false);
@@ -269,13 +269,13 @@ void ide_pio_disk_write_start(IdeDrive *d)
 static void pio_write_done(IdeDrive *d, IdeReq *r, int ret)
 {
     if (ret < 0) {
-        ide_cmd_io_error(d, ATA_ABRT, r->lba);
+        vd_ide_cmd_io_error(d, ATA_ABRT, r->lba);
         return;
     }
-    ide_note_write(d, r->lba, d->req_flags);
+    vd_ide_note_write(d, r->lba, d->req_flags);
     d->lba = r->lba + r->nsect;
     if (d->remaining == 0) {
-        ide_cmd_ok(d);
+        vd_ide_cmd_ok(d);
         return;
     }
     pio_out_chunk(d, true);
@@ -289,7 +289,7 @@ static void pio_out_block_done(IdeDrive *d)
         pio_next_block(d, true);
         return;
     }
-    IdeReq *r = ide_req_new(d, pio_write_done, 0);
+    IdeReq *r = vd_ide_req_new(d, pio_write_done, 0);
     r->buf = d->buf;
     r->len = d->buf_pos;
     r->iov = (struct iovec){ .iov_base = r->buf, .iov_len = r->len };
@@ -298,7 +298,7 @@ static void pio_out_block_done(IdeDrive *d)
     d->buf = NULL;
     d->buf_len = d->buf_pos = d->block_end = 0;
     d->status = ATA_BSY | ATA_DRDY;
-    vd_blk_pwritev(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, d->req_flags, ide_req_cb, r);
+    vd_blk_pwritev(d->blk, r->lba * IDE_SECTOR, &r->iov, 1, d->req_flags, vd_ide_req_cb, r);
 }
 
 /* Bytes a data-port access moves: 4 for a 32-bit access, otherwise one 16-bit word. */
@@ -308,7 +308,7 @@ static unsigned data_bytes(unsigned size)
 }
 
 /* Data-port read; outside a PIO-in DRQ block it reads as all ones and changes nothing. */
-uint32_t ide_data_read(IdeDrive *d, unsigned size)
+uint32_t vd_ide_data_read(IdeDrive *d, unsigned size)
 {
     if (d->xfer != IDE_XFER_PIO_IN || !(d->status & ATA_DRQ) || !d->buf) {
         return UINT32_MAX;
@@ -325,7 +325,7 @@ uint32_t ide_data_read(IdeDrive *d, unsigned size)
 }
 
 /* Data-port write; outside a PIO-out DRQ block it is ignored. */
-void ide_data_write(IdeDrive *d, uint32_t value, unsigned size)
+void vd_ide_data_write(IdeDrive *d, uint32_t value, unsigned size)
 {
     if (d->xfer != IDE_XFER_PIO_OUT || !(d->status & ATA_DRQ) || !d->buf) {
         return;

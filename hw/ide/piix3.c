@@ -147,8 +147,8 @@ void vd_ide_free(VdIdeController *c)
     for (unsigned i = 0; i < VD_IDE_CHANNELS; i++) {
         IdeChannel *ch = &c->ch[i];
         for (unsigned u = 0; u < 2; u++) {
-            ide_req_detach_all(&ch->drive[u]);
-            ide_xfer_clear(&ch->drive[u]);
+            vd_ide_req_detach_all(&ch->drive[u]);
+            vd_ide_xfer_clear(&ch->drive[u]);
         }
         if (ch->irq_level) {
             vd_irq_set(c->bus, ch->irq, false);
@@ -187,13 +187,13 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
     } else {
         g_strlcpy(d->serial, vd_blk_unique_id(blk), sizeof(d->serial));
     }
-    ide_power_on(d);
+    vd_ide_power_on(d);
     /* As firmware would: mark the drive DMA capable in the bus-master status. */
     d->ch->bm.status |= d->unit ? BM_ST_DRV1_DMA : BM_ST_DRV0_DMA;
     /* The other device's register copy starts with the same values. */
     IdeDrive *other = &c->ch[index / 2].drive[(index % 2) ^ 1];
     if (!ide_present(other)) {
-        ide_set_signature(other);
+        vd_ide_set_signature(other);
     }
     if (index_out) {
         *index_out = index;

@@ -1,5 +1,5 @@
-/* vhost-user-mem.c - the vhost-user memory table: mmap the front end's regions, translate addresses. */
-#include "vhost-user-internal.h"
+/* vhost-user-server-mem.c - the vhost-user memory table: mmap the front end's regions, translate addresses. */
+#include "vhost-user-server-internal.h"
 
 #include <gio/gio.h>
 

@@ -1,11 +1,11 @@
 /*
- * vhost-user-internal.h - the memory table shared by the vhost-user server's
- * files (vhost-user.c: protocol; vhost-user-mem.c: mappings and translation).
+ * vhost-user-server-internal.h - the memory table shared by the vhost-user server's
+ * files (vhost-user-server.c: protocol; vhost-user-server-mem.c: mappings and translation).
  */
 #ifndef VD_HW_VHOST_USER_INTERNAL_H
 #define VD_HW_VHOST_USER_INTERNAL_H
 
-#include "hw/vhost-user.h"
+#include "hw/vhost-user-server.h"
 
 #include <stddef.h>
 
@@ -103,13 +103,13 @@ typedef enum VdVhostResult {
     VD_VHOST_FATAL,    /* protocol violation: drop the connection */
 } VdVhostResult;
 
-/* Handle one validated message (vhost-user-msg.c). */
+/* Handle one validated message (vhost-user-server-msg.c). */
 VdVhostResult vd_vhost_dispatch(VdVhostUserServer *s, VdVhostMsg *m);
 /* Send a reply to m with the given payload; false if the socket failed. */
 bool vd_vhost_reply(VdVhostUserServer *s, const VdVhostMsg *m, const void *payload, uint32_t size);
-/* Start or stop a ring's processing to match started/enabled; stop only once drained (vhost-user.c). */
+/* Start or stop a ring's processing to match started/enabled; stop only once drained (vhost-user-server.c). */
 void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r);
-/* True for requests that run only once no request of the device is in flight (vhost-user-msg.c). */
+/* True for requests that run only once no request of the device is in flight (vhost-user-server-msg.c). */
 bool vd_vhost_drains_first(uint32_t req);
 /* Replace a ring's kick fd (-1: none) and its GSource. */
 void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd);

@@ -1,5 +1,5 @@
-/* vhost-user-msg.c - one handler per vhost-user request, chosen from a table that also fixes its payload size. */
-#include "vhost-user-internal.h"
+/* vhost-user-server-msg.c - one handler per vhost-user request, chosen from a table that also fixes its payload size. */
+#include "vhost-user-server-internal.h"
 #include "util/bswap.h"
 
 #include <string.h>

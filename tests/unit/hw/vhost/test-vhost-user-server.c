@@ -1,5 +1,5 @@
 /*
- * test-vhost-user.c - the vhost-user back end against an in-process front
+ * test-vhost-user-server.c - the vhost-user back end against an in-process front
  * end: negotiation, config (the writeback toggle reaching the backend), a
  * real virtio-blk request through a memfd memory table and eventfds,
  * GET_VRING_BASE, a disconnect with a request in flight, reconnection, and
@@ -9,7 +9,7 @@
  * (every request taken is in the used ring).
  */
 #include "block/block-backend.h"
-#include "hw/vhost-user.h"
+#include "hw/vhost-user-server.h"
 #include "hw/virtio-blk.h"
 #include "hw/virtio-scsi.h"
 #include "mock-driver.h"

@@ -1,5 +1,5 @@
 /*
- * vhost-user.c - the vhost-user back-end server: socket, message framing,
+ * vhost-user-server.c - the vhost-user back-end server: socket, message framing,
  * rings' eventfds, disconnects.
  *
  * Drain rule: a message that must not run while requests are in flight
@@ -14,7 +14,7 @@
  *
  * Threading: everything runs in the server's GMainContext.
  */
-#include "vhost-user-internal.h"
+#include "vhost-user-server-internal.h"
 #include "util/counters.h"
 
 #include "block/block-backend.h"
