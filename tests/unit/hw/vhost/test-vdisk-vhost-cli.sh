@@ -10,11 +10,12 @@ fails=0
 pass=0
 
 # expect CODE PATTERN ARGS...: exit code and a line of output matching PATTERN;
-# a refusal (exit 1 or 2) is exactly one line.
+# a refusal (exit 1 or 2) is exactly one line.  (A command line wrongly
+# accepted would serve forever: timeout ends it with 124.)
 expect() {
   local code=$1 pat=$2
   shift 2
-  out=$("$bin" "$@" 2>&1)
+  out=$(timeout 10 "$bin" "$@" 2>&1)
   rc=$?
   if [ "$rc" -eq "$code" ] && grep -q -- "$pat" <<<"$out" && { [ "$code" -eq 0 ] || [ "$(wc -l <<<"$out")" -eq 1 ]; }; then
     pass=$((pass + 1))
