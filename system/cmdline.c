@@ -48,6 +48,7 @@ static const struct BuiltinOption *find_builtin(const char *name, size_t len)
     return NULL;
 }
 
+/* Parse argv by the tool table (built-ins first), refusing repeats, then run the tool's check. */
 bool vd_cli_parse(const VdCliTool *tool, void *opts, int argc, char **argv, VdCliAction *action, GError **errp)
 {
     g_autofree guint *count = g_new0(guint, tool->n_options + 1);
@@ -98,6 +99,7 @@ bool vd_cli_parse(const VdCliTool *tool, void *opts, int argc, char **argv, VdCl
     return !tool->check || tool->check(opts, errp);
 }
 
+/* Parse, then print usage, version or the one-line error; false: exit with *status. */
 bool vd_cli_start(const VdCliTool *tool, void *opts, int argc, char **argv, int *status)
 {
     g_autoptr(GError) err = NULL;
@@ -121,11 +123,13 @@ bool vd_cli_start(const VdCliTool *tool, void *opts, int argc, char **argv, int 
     return true;
 }
 
+/* The project version from meson.build (vdisk-version.h, generated). */
 const char *vd_cli_version(void)
 {
     return VDISK_VERSION;
 }
 
+/* A decimal number in [min, max], digits only. */
 bool vd_cli_parse_uint(const char *name, const char *value, unsigned min, unsigned max, unsigned *out,
                        GError **errp)
 {

@@ -202,11 +202,13 @@ static bool check_combination(VdDriveSpec *d, guint seen, GError **errp)
     return true;
 }
 
+/* Parse a --drive string by vdisk-vmm's rules. */
 VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp)
 {
     return vd_drive_spec_parse_rules(str, &vd_drive_rules_vmm, errp);
 }
 
+/* Parse a --drive string: device keys by the tool's rules, the rest checked as the backend will. */
 VdDriveSpec *vd_drive_spec_parse_rules(const char *str, const VdDriveRules *rules, GError **errp)
 {
     if (!str || !*str) {
@@ -249,6 +251,7 @@ fail:
     return NULL;
 }
 
+/* Close the drive's backend if open, free the spec. */
 void vd_drive_spec_free(VdDriveSpec *d)
 {
     if (!d) {
@@ -278,6 +281,7 @@ static const VdDriveSpec *find_same(GPtrArray *others, size_t field, const char 
     return NULL;
 }
 
+/* Refuse d when a drive in others already has its id= or serial=. */
 bool vd_drive_spec_check_unique(const VdDriveSpec *d, GPtrArray *others, GError **errp)
 {
     /* Unique per process: a serial names one disk to the guest (/dev/disk/by-id, the SCSI NAA id). */
