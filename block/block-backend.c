@@ -560,6 +560,17 @@ static bool set_perm(VdBlockBackend *blk, VdImagePerm perm, GError **errp)
     return !blk->bs.drv->set_perm || blk->bs.drv->set_perm(&blk->bs, perm, errp);
 }
 
+/* Check an option string as vd_blk_open would, without opening anything. */
+bool vd_blk_check_options(const char *options, GError **errp)
+{
+    VdBlockOptions opts;
+    if (!vd_block_options_parse(options, &opts, errp)) {
+        return false;
+    }
+    vd_block_options_clear(&opts);
+    return true;
+}
+
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp)
 {
     VdBlockOptions opts;

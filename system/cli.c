@@ -33,21 +33,21 @@ static const char usage_text[] =
     "  --dump-dtb FILE        write the flattened device tree to FILE and exit\n"
     "  --serial FILE          append the serial port's output to FILE (default: discard)\n"
     "  -h, --help             show this help and exit\n"
+    "  --version              show the version and exit\n"
+    "\n"
+    "Every option is given at most once, except --drive.  Exit status: 0 on success,\n"
+    "--help and --version; 1 when something fails to open or run; 2 for a bad\n"
+    "command line (nothing is opened then).\n"
     "\n"
     "Without --drive, a temporary 64 MiB image is attached as if=virtio,id=demo-virtio\n"
     "and another as if=ide,id=demo-ide; both are deleted at exit.\n"
     "Without --qtest or --dump-dtb, the machine is built, described and torn down.\n";
 
-const char *vd_vmm_usage(void)
-{
-    return usage_text;
-}
-
 void vd_vmm_options_init(VdVmmOptions *o)
 {
     memset(o, 0, sizeof(*o));
     o->ram_size = VD_MACHINE_DEFAULT_RAM;
-    o->drives = g_ptr_array_new_with_free_func(g_free);
+    o->drives = g_ptr_array_new_with_free_func((GDestroyNotify)vd_drive_spec_free);
 }
 
 void vd_vmm_options_clear(VdVmmOptions *o)
@@ -59,8 +59,9 @@ void vd_vmm_options_clear(VdVmmOptions *o)
 }
 
 /* -m SIZE */
-static bool opt_memory(VdVmmOptions *o, const char *value, GError **errp)
+static bool opt_memory(void *opts, const char *value, GError **errp)
 {
+    VdVmmOptions *o = opts;
     uint64_t size;
     if (!vd_parse_size("-m", value, 20, &size, errp)) {
         return false;
@@ -74,22 +75,24 @@ static bool opt_memory(VdVmmOptions *o, const char *value, GError **errp)
     return true;
 }
 
-/* --drive SPEC: checked here, opened later by the machine. */
-static bool opt_drive(VdVmmOptions *o, const char *value, GError **errp)
+/* --drive SPEC: checked here (with the drives before it), opened later by the machine. */
+static bool opt_drive(void *opts, const char *value, GError **errp)
 {
+    VdVmmOptions *o = opts;
     VdDriveSpec *d = vd_drive_spec_parse(value, errp);
-    if (!d) {
+    if (!d || !vd_drive_spec_check_unique(d, o->drives, errp)) {
+        vd_drive_spec_free(d);
         g_prefix_error(errp, "--drive %s: ", value);
         return false;
     }
-    vd_drive_spec_free(d);
-    g_ptr_array_add(o->drives, g_strdup(value));
+    g_ptr_array_add(o->drives, d);
     return true;
 }
 
 /* --qtest TRANSPORT */
-static bool opt_qtest(VdVmmOptions *o, const char *value, GError **errp)
+static bool opt_qtest(void *opts, const char *value, GError **errp)
 {
+    VdVmmOptions *o = opts;
     if (!vd_qtest_spec_valid(value, errp)) {
         return false;
     }
@@ -111,85 +114,29 @@ static bool set_file(char **field, const char *opt, const char *value, GError **
 }
 
 /* --dump-dtb FILE */
-static bool opt_dump_dtb(VdVmmOptions *o, const char *value, GError **errp)
+static bool opt_dump_dtb(void *opts, const char *value, GError **errp)
 {
-    return set_file(&o->dump_dtb, "--dump-dtb", value, errp);
+    return set_file(&((VdVmmOptions *)opts)->dump_dtb, "--dump-dtb", value, errp);
 }
 
 /* --serial FILE */
-static bool opt_serial(VdVmmOptions *o, const char *value, GError **errp)
+static bool opt_serial(void *opts, const char *value, GError **errp)
 {
-    return set_file(&o->serial_log, "--serial", value, errp);
+    return set_file(&((VdVmmOptions *)opts)->serial_log, "--serial", value, errp);
 }
 
-/* --help */
-static bool opt_help(VdVmmOptions *o, const char *value, GError **errp)
-{
-    o->help = true;
-    return true;
-}
-
-/* The option table: names without dashes; takes_value says whether a value follows. */
-static const struct CliOption {
-    const char *name;
-    const char *alias;
-    bool takes_value;
-    bool (*apply)(VdVmmOptions *o, const char *value, GError **errp);
-} cli_options[] = {
-    { "memory", "m", true, opt_memory },
-    { "drive", NULL, true, opt_drive },
-    { "qtest", NULL, true, opt_qtest },
-    { "dump-dtb", NULL, true, opt_dump_dtb },
-    { "serial", NULL, true, opt_serial },
-    { "help", "h", false, opt_help },
+/* The option table (--help and --version are the convention's, system/cmdline.h). */
+static const VdCliOption cli_options[] = {
+    { "memory", "m", true, false, opt_memory },
+    { "drive", NULL, true, true, opt_drive },
+    { "qtest", NULL, true, false, opt_qtest },
+    { "dump-dtb", NULL, true, false, opt_dump_dtb },
+    { "serial", NULL, true, false, opt_serial },
 };
 
-/* The table entry for an option name (dashes stripped), or NULL. */
-static const struct CliOption *find_option(const char *name, size_t len)
-{
-    for (size_t i = 0; i < G_N_ELEMENTS(cli_options); i++) {
-        const struct CliOption *opt = &cli_options[i];
-        if ((strlen(opt->name) == len && strncmp(opt->name, name, len) == 0) ||
-            (opt->alias && strlen(opt->alias) == len && strncmp(opt->alias, name, len) == 0)) {
-            return opt;
-        }
-    }
-    return NULL;
-}
-
-bool vd_vmm_parse_args(VdVmmOptions *o, int argc, char **argv, GError **errp)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || arg[1] == '\0') {
-            CLI_ERROR(errp, "unexpected argument '%s' (options start with -, see --help)", arg);
-            return false;
-        }
-        const char *name = arg + (arg[1] == '-' ? 2 : 1);
-        const char *eq = strchr(name, '=');
-        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-        const struct CliOption *opt = find_option(name, name_len);
-        if (!opt) {
-            CLI_ERROR(errp, "unknown option '%.*s' (see --help)", (int)(name + name_len - arg), arg);
-            return false;
-        }
-        const char *value = NULL;
-        if (opt->takes_value) {
-            if (eq) {
-                value = eq + 1;
-            } else if (i + 1 < argc) {
-                value = argv[++i];
-            } else {
-                CLI_ERROR(errp, "option '%s' needs a value (see --help)", arg);
-                return false;
-            }
-        } else if (eq) {
-            CLI_ERROR(errp, "option '%.*s' takes no value", (int)(name + name_len - arg), arg);
-            return false;
-        }
-        if (!opt->apply(o, value, errp)) {
-            return false;
-        }
-    }
-    return true;
-}
+const VdCliTool vd_vmm_cli = {
+    .name = "vdisk-vmm",
+    .usage = usage_text,
+    .options = cli_options,
+    .n_options = G_N_ELEMENTS(cli_options),
+};

@@ -1,5 +1,8 @@
-/* drive.c - parse a QEMU-style --drive option string into a VdDriveSpec. */
-#include "system/machine.h"
+/*
+ * drive.c - parse a QEMU-style --drive option string into a VdDriveSpec: the
+ * drive -> device glue that vdisk-vmm and vdisk-vhost share (system/drive.h).
+ */
+#include "system/drive.h"
 #include "util/options.h"
 
 #include <string.h>
@@ -87,14 +90,24 @@ static const struct DeviceKey {
     { "serial", set_serial },
     { "num-queues", set_num_queues },
 };
+G_STATIC_ASSERT(VD_DRIVE_KEY_NUM_QUEUES == 1u << (G_N_ELEMENTS(device_keys) - 1)); /* bit i = device_keys[i] */
 
-/* Apply a device key through the table; false if key is not a device key. */
-static bool apply_device_key(VdDriveSpec *d, const char *key, const char *value, guint *seen,
-                             bool *handled, GError **errp)
+const VdDriveRules vd_drive_rules_vmm = {
+    .keys = VD_DRIVE_KEY_IF | VD_DRIVE_KEY_INDEX | VD_DRIVE_KEY_ID | VD_DRIVE_KEY_SERIAL | VD_DRIVE_KEY_NUM_QUEUES,
+    .interface = "ide", /* QEMU's default */
+};
+
+/* Apply a device key through the table; *handled is false if key is not a device key. */
+static bool apply_device_key(VdDriveSpec *d, const VdDriveRules *rules, const char *key, const char *value,
+                             guint *seen, bool *handled, GError **errp)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(device_keys); i++) {
         if (strcmp(key, device_keys[i].key) == 0) {
             *handled = true;
+            if (!(rules->keys & (1u << i))) {
+                DRIVE_ERROR(errp, "%s=%s: %s", key, value, rules->refusal);
+                return false;
+            }
             if (*seen & (1u << i)) {
                 DRIVE_ERROR(errp, "%s= is given twice", key);
                 return false;
@@ -110,6 +123,9 @@ static bool apply_device_key(VdDriveSpec *d, const char *key, const char *value,
 /* Checks that need more than one key. */
 static bool check_combination(VdDriveSpec *d, guint seen, GError **errp)
 {
+    if (!d->interface) {
+        return true;        /* the tool picks the device; its rules refuse if=, index=, num-queues= */
+    }
     bool is_ide = strcmp(d->interface, "ide") == 0;
     bool is_virtio = strcmp(d->interface, "virtio") == 0;
     bool is_none = strcmp(d->interface, "none") == 0;
@@ -130,20 +146,28 @@ static bool check_combination(VdDriveSpec *d, guint seen, GError **errp)
         DRIVE_ERROR(errp, "index= does not apply to if=virtio: virtio-mmio slots follow command-line order");
         return false;
     }
-    if ((is_ide || is_none) && (seen & (1u << 4))) {
+    if ((is_ide || is_none) && (seen & VD_DRIVE_KEY_NUM_QUEUES)) {
         DRIVE_ERROR(errp, "num-queues= does not apply to if=%s", d->interface);
         return false;
     }
     return true;
 }
 
+/* Parse a --drive string by vdisk-vmm's rules. */
 VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp)
 {
+    return vd_drive_spec_parse_rules(str, &vd_drive_rules_vmm, errp);
+}
+
+/* Parse a --drive string: device keys by the tool's rules, the rest checked as the backend will. */
+VdDriveSpec *vd_drive_spec_parse_rules(const char *str, const VdDriveRules *rules, GError **errp)
+{
     if (!str || !*str) {
-        DRIVE_ERROR(errp, "empty drive specification (expected file=IMAGE,if=ide|scsi|virtio,...)");
+        DRIVE_ERROR(errp, "empty drive specification (expected file=IMAGE,...)");
         return NULL;
     }
     VdDriveSpec *d = g_new0(VdDriveSpec, 1);
+    d->text = g_strdup(str);
     d->index = -1;
     d->num_queues = 1;
     g_autoptr(GPtrArray) items = vd_opts_split(str, errp);
@@ -155,7 +179,7 @@ VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp)
     for (guint i = 0; i < items->len; i++) {
         const VdOpt *item = g_ptr_array_index(items, i);
         bool handled;
-        if (!apply_device_key(d, item->key, item->value, &seen, &handled, errp)) {
+        if (!apply_device_key(d, rules, item->key, item->value, &seen, &handled, errp)) {
             goto fail;
         }
         if (!handled) {
@@ -163,9 +187,9 @@ VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp)
         }
     }
     if (!d->interface) {
-        d->interface = g_strdup("ide"); /* QEMU's default */
+        d->interface = g_strdup(rules->interface);
     }
-    if (!check_combination(d, seen, errp)) {
+    if (!check_combination(d, seen, errp) || !vd_blk_check_options(backend->str, errp)) {
         goto fail;
     }
     d->backend_options = g_strdup(backend->str);
@@ -175,6 +199,7 @@ fail:
     return NULL;
 }
 
+/* Close the drive's backend if open, free the spec. */
 void vd_drive_spec_free(VdDriveSpec *d)
 {
     if (!d) {
@@ -183,9 +208,42 @@ void vd_drive_spec_free(VdDriveSpec *d)
     if (d->blk) {
         vd_blk_close(d->blk);
     }
+    g_free(d->text);
     g_free(d->id);
     g_free(d->interface);
     g_free(d->serial);
     g_free(d->backend_options);
     g_free(d);
+}
+
+/* The first drive in others with this value of a string field, or NULL. */
+static const VdDriveSpec *find_same(GPtrArray *others, size_t field, const char *value)
+{
+    for (guint i = 0; value && i < others->len; i++) {
+        const VdDriveSpec *o = g_ptr_array_index(others, i);
+        const char *v = G_STRUCT_MEMBER(const char *, o, field);
+        if (v && strcmp(v, value) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* Refuse d when a drive in others already has its id= or serial=. */
+bool vd_drive_spec_check_unique(const VdDriveSpec *d, GPtrArray *others, GError **errp)
+{
+    /* Unique per process: a serial names one disk to the guest (/dev/disk/by-id, the SCSI NAA id). */
+    static const struct { const char *key; size_t field; } unique[] = {
+        { "id", G_STRUCT_OFFSET(VdDriveSpec, id) },
+        { "serial", G_STRUCT_OFFSET(VdDriveSpec, serial) },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(unique); i++) {
+        const char *value = G_STRUCT_MEMBER(const char *, d, unique[i].field);
+        if (find_same(others, unique[i].field, value)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "%s=%s: a drive with this %s already exists",
+                        unique[i].key, value, unique[i].key);
+            return false;
+        }
+    }
+    return true;
 }

@@ -181,21 +181,17 @@ static bool index_taken(VdMachine *m, const char *iface, int idx)
     return false;
 }
 
-/* Give the drive an id ("drive<N>") if it has none; refuse duplicates. */
-static bool assign_id(VdMachine *m, VdDriveSpec *d, GError **errp)
+/* Give the drive an id ("drive<N>") if it has none (vd_drive_spec_check_unique refused duplicates). */
+static void assign_id(VdMachine *m, VdDriveSpec *d)
 {
     if (d->id) {
-        if (vd_machine_find_drive(m, d->id)) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "id=%s: a drive with this id already exists", d->id);
-            return false;
-        }
-        return true;
+        return;
     }
     for (unsigned n = m->drives->len;; n++) {
         g_autofree char *id = g_strdup_printf("drive%u", n);
         if (!vd_machine_find_drive(m, id)) {
             d->id = g_steal_pointer(&id);
-            return true;
+            return;
         }
     }
 }
@@ -234,7 +230,11 @@ bool vd_machine_add_drive(VdMachine *m, VdDriveSpec *d, GError **errp)
     }
     int given_index = d->index;
     bool had_id = d->id != NULL;
-    if (!assign_id(m, d, errp) || !assign_index(m, iface, d, errp)) {
+    if (!vd_drive_spec_check_unique(d, m->drives, errp)) {
+        return false;
+    }
+    assign_id(m, d);
+    if (!assign_index(m, iface, d, errp)) {
         goto undo;
     }
     GError *err = NULL;

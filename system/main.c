@@ -183,12 +183,13 @@ static bool run(Vmm *v)
         v->m->serial_opaque = v->serial_log;
     }
     for (guint i = 0; i < v->opts.drives->len; i++) {
-        const char *spec = g_ptr_array_index(v->opts.drives, i);
-        if (!add_drive(v, spec, &err)) {
-            g_autofree char *prefix = g_strdup_printf("--drive %s: ", spec);
+        VdDriveSpec *d = g_ptr_array_index(v->opts.drives, i);
+        if (!vd_machine_add_drive(v->m, d, &err)) {
+            g_autofree char *prefix = g_strdup_printf("--drive %s: ", d->text);
             report(prefix, err);
             return false;
         }
+        v->opts.drives->pdata[i] = NULL;    /* the machine's now */
     }
     if (!v->opts.drives->len && !add_demo_drives(v)) {
         return false;
@@ -211,21 +212,16 @@ static bool run(Vmm *v)
     return true;
 }
 
+/* Exit status: system/cmdline.h (0 ok, 1 run-time failure, 2 bad command line). */
 int main(int argc, char **argv)
 {
     Vmm v = { 0 };
-    g_autoptr(GError) err = NULL;
+    int status;
     signal(SIGPIPE, SIG_IGN);
     vd_vmm_options_init(&v.opts);
-    if (!vd_vmm_parse_args(&v.opts, argc, argv, &err)) {
-        report("", err);
+    if (!vd_cli_start(&vd_vmm_cli, &v.opts, argc, argv, &status)) {
         vd_vmm_options_clear(&v.opts);
-        return 1;
-    }
-    if (v.opts.help) {
-        fputs(vd_vmm_usage(), stdout);
-        vd_vmm_options_clear(&v.opts);
-        return 0;
+        return status;
     }
     v.ctx = g_main_context_new();
     g_main_context_push_thread_default(v.ctx);
@@ -244,5 +240,5 @@ int main(int argc, char **argv)
     g_main_context_pop_thread_default(v.ctx);
     g_main_context_unref(v.ctx);
     vd_vmm_options_clear(&v.opts);
-    return ok ? 0 : 1;
+    return ok ? VD_EXIT_OK : VD_EXIT_FAILURE;
 }

@@ -6,43 +6,20 @@
 
 #include <string.h>
 
-/* Take serial= out of a drive spec; the rest goes to vd_blk_open. */
-bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, GError **errp)
+/* The n-th --drive. */
+const VdDriveSpec *vd_vhost_drive(VdVhostApp *a, guint n)
 {
-    g_autoptr(GPtrArray) parts = vd_opts_split(spec, errp);
-    g_autoptr(GString) rest = g_string_new(NULL);
-    *serial = NULL;
-    if (!parts) {
-        g_prefix_error(errp, "--drive %s: ", spec);
-        return false;
-    }
-    for (guint i = 0; i < parts->len; i++) {
-        const VdOpt *kv = parts->pdata[i];
-        if (strcmp(kv->key, "serial") == 0) {
-            g_free(*serial);
-            *serial = g_strdup(kv->value);
-            continue;
-        }
-        vd_opts_append(rest, kv->key, kv->value);
-    }
-    *backend_opts = g_string_free(g_steal_pointer(&rest), FALSE);
-    return true;
+    return g_ptr_array_index(a->opts.drives, n);
 }
 
-/* Open every --drive as a block backend; serials are returned in order. */
-bool vd_vhost_open_drives(VdVhostApp *a, GPtrArray *serials, GError **errp)
+/* Open every --drive as a block backend (its keys were checked when the command line was parsed). */
+bool vd_vhost_open_drives(VdVhostApp *a, GError **errp)
 {
     a->backends = g_ptr_array_new();
     for (guint i = 0; i < a->opts.drives->len; i++) {
-        g_autofree char *opts = NULL;
-        char *serial = NULL;
-        if (!vd_vhost_split_drive(a->opts.drives->pdata[i], &opts, &serial, errp)) {
-            return false;
-        }
-        g_ptr_array_add(serials, serial);
-        VdBlockBackend *blk = vd_blk_open(opts, a->ctx, errp);
+        VdBlockBackend *blk = vd_blk_open(vd_vhost_drive(a, i)->backend_options, a->ctx, errp);
         if (!blk) {
-            g_prefix_error(errp, "--drive %s: ", (char *)a->opts.drives->pdata[i]);
+            g_prefix_error(errp, "--drive %s: ", vd_vhost_drive(a, i)->text);
             return false;
         }
         g_ptr_array_add(a->backends, blk);
@@ -80,21 +57,15 @@ void vd_vhost_format_drives(VdVhostApp *a, GString *out)
     }
 }
 
-/* virtio-blk: exactly one drive. */
+/* virtio-blk: exactly one drive (the command line was checked against max_drives). */
 static bool blk_create(VdVhostApp *a, GError **errp)
 {
-    g_autoptr(GPtrArray) serials = g_ptr_array_new_with_free_func(g_free);
-    if (a->opts.drives->len != 1) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "virtio-blk takes exactly one --drive (got %u)",
-                    a->opts.drives->len);
-        return false;
-    }
-    if (!vd_vhost_open_drives(a, serials, errp)) {
+    if (!vd_vhost_open_drives(a, errp)) {
         vd_vhost_close_drives(a);
         return false;
     }
     VdVirtioBlkConf conf = {
-        .serial = serials->pdata[0],
+        .serial = vd_vhost_drive(a, 0)->serial,
         .num_queues = a->opts.num_queues ? a->opts.num_queues : 4,
         .queue_size = a->opts.queue_size,
     };
@@ -126,7 +97,7 @@ static void blk_destroy(VdVhostApp *a)
 }
 
 static const VdVhostDeviceKind kind_blk = {
-    "virtio-blk", blk_create, blk_drain, blk_format_stats, blk_destroy,
+    "virtio-blk", blk_create, blk_drain, blk_format_stats, blk_destroy, 1, VD_DRIVE_MAX_QUEUES,
 };
 
 static const VdVhostDeviceKind *const kinds[] = {

@@ -9,15 +9,10 @@ static void scsi_drain(VdVhostApp *a, VdDrainFunc *cb, void *cb_opaque)
     vd_virtio_scsi_drain(a->dev, cb, cb_opaque);
 }
 
-/* virtio-scsi: target 0, LUN n for the n-th --drive. */
+/* virtio-scsi: target 0, LUN n for the n-th --drive (at most 16 queues: max_queues). */
 static bool scsi_create(VdVhostApp *a, GError **errp)
 {
-    g_autoptr(GPtrArray) serials = g_ptr_array_new_with_free_func(g_free);
-    if (a->opts.num_queues > 16) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "virtio-scsi: at most 16 request queues");
-        return false;
-    }
-    if (!vd_vhost_open_drives(a, serials, errp)) {
+    if (!vd_vhost_open_drives(a, errp)) {
         vd_vhost_close_drives(a);
         return false;
     }
@@ -29,7 +24,7 @@ static bool scsi_create(VdVhostApp *a, GError **errp)
         return false;
     }
     for (guint i = 0; i < a->backends->len; i++) {
-        if (!vd_virtio_scsi_add_lun(s, a->backends->pdata[i], i, serials->pdata[i], errp)) {
+        if (!vd_virtio_scsi_add_lun(s, a->backends->pdata[i], i, vd_vhost_drive(a, i)->serial, errp)) {
             vd_virtio_scsi_free(s);
             vd_vhost_close_drives(a);
             return false;
@@ -58,5 +53,5 @@ static void scsi_destroy(VdVhostApp *a)
 }
 
 const VdVhostDeviceKind vd_vhost_kind_scsi = {
-    "virtio-scsi", scsi_create, scsi_drain, scsi_format_stats, scsi_destroy,
+    "virtio-scsi", scsi_create, scsi_drain, scsi_format_stats, scsi_destroy, VD_SCSI_MAX_LUNS, 16,
 };

@@ -16,11 +16,13 @@
 
 #include <glib-unix.h>
 
+#include "system/cmdline.h"
+
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage_text[] =
     "Usage: vdisk-vhost --socket PATH --device virtio-blk|virtio-scsi --drive SPEC [OPTION]...\n"
@@ -31,7 +33,8 @@ static const char usage_text[] =
     "                         per --drive, in order: LUN 0, 1, ...)\n"
     "  --drive SPEC           file=IMAGE,cache=writeback|none|writethrough|directsync|unsafe\n"
     "                         plus any other block backend key (format=raw, aio=,\n"
-    "                         read-only=on, wt-policy=fua|dsync) and serial=S\n"
+    "                         read-only=on, wt-policy=fua|dsync) and serial=S (1-20\n"
+    "                         printable characters, no spaces, unique per process)\n"
     "                         (write ,, for a comma inside a value)\n"
     "  --num-queues N         request queues (virtio-blk 1-64, default 4;\n"
     "                         virtio-scsi 1-16, default 1)\n"
@@ -39,25 +42,41 @@ static const char usage_text[] =
     "                         front end's ring size (QEMU's queue-size defaults to 128):\n"
     "                         virtio-blk advertises seg_max = N - 2\n"
     "  --stats-file PATH      keep the counters in PATH (rewritten on change, on\n"
-    "                         SIGUSR1 and at exit)\n"
+    "                         SIGUSR1 and at exit); its directory must exist\n"
     "  --once                 exit after the first front end disconnects\n"
     "  -h, --help             show this help and exit\n"
+    "  --version              show the version and exit\n"
     "\n"
-    "SIGINT/SIGTERM: finish the requests in flight, write the stats, exit 0.\n";
+    "Every option is given at most once, except --drive.\n"
+    "SIGINT/SIGTERM: finish the requests in flight, write the stats, exit 0.\n"
+    "Exit status: 0 after SIGINT/SIGTERM, --help or --version; 1 when the drives,\n"
+    "the device, the stats file or the socket cannot be set up; 2 for a bad command\n"
+    "line (nothing is opened then).\n";
 
-typedef bool OptionFunc(VdVhostOptions *o, const char *arg, GError **errp);
+/* vdisk-vhost takes serial= of the device keys: --device, the --drive order and --num-queues say the rest. */
+static const VdDriveRules drive_rules = {
+    .keys = VD_DRIVE_KEY_SERIAL,
+    .interface = NULL,
+    .refusal = "not a vdisk-vhost key (its device keys: serial=; the device is --device, "
+               "the LUN the --drive order, the queues --num-queues)",
+};
 
-/* --socket */
-static bool opt_socket(VdVhostOptions *o, const char *arg, GError **errp)
+/* --socket: a path (an empty one would be an abstract socket no front end can name). */
+static bool opt_socket(void *opts, const char *arg, GError **errp)
 {
-    g_free(o->socket);
+    VdVhostOptions *o = opts;
+    if (!*arg) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--socket needs a path");
+        return false;
+    }
     o->socket = g_strdup(arg);
     return true;
 }
 
 /* --device: a name from the device table. */
-static bool opt_device(VdVhostOptions *o, const char *arg, GError **errp)
+static bool opt_device(void *opts, const char *arg, GError **errp)
 {
+    VdVhostOptions *o = opts;
     o->kind = vd_vhost_device_kind(arg);
     if (!o->kind) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -67,23 +86,32 @@ static bool opt_device(VdVhostOptions *o, const char *arg, GError **errp)
     return true;
 }
 
-/* --drive (repeatable) */
-static bool opt_drive(VdVhostOptions *o, const char *arg, GError **errp)
+/* --drive (repeatable): checked in full (system/drive.h), against the drives before it too. */
+static bool opt_drive(void *opts, const char *arg, GError **errp)
 {
-    g_ptr_array_add(o->drives, g_strdup(arg));
+    VdVhostOptions *o = opts;
+    VdDriveSpec *d = vd_drive_spec_parse_rules(arg, &drive_rules, errp);
+    if (!d || !vd_drive_spec_check_unique(d, o->drives, errp)) {
+        vd_drive_spec_free(d);
+        g_prefix_error(errp, "--drive %s: ", arg);
+        return false;
+    }
+    g_ptr_array_add(o->drives, d);
     return true;
 }
 
-/* --num-queues */
-static bool opt_num_queues(VdVhostOptions *o, const char *arg, GError **errp)
+/* --num-queues: 1..64 here; the device's own limit is checked with the others (check_options). */
+static bool opt_num_queues(void *opts, const char *arg, GError **errp)
 {
-    return vd_parse_uint("--num-queues", arg, 1, 64, &o->num_queues, errp);
+    return vd_cli_parse_uint("--num-queues", arg, 1, VD_DRIVE_MAX_QUEUES, &((VdVhostOptions *)opts)->num_queues,
+                             errp);
 }
 
 /* --queue-size: a power of two */
-static bool opt_queue_size(VdVhostOptions *o, const char *arg, GError **errp)
+static bool opt_queue_size(void *opts, const char *arg, GError **errp)
 {
-    if (!vd_parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
+    VdVhostOptions *o = opts;
+    if (!vd_cli_parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
         return false;
     }
     if (o->queue_size & (o->queue_size - 1)) {
@@ -93,76 +121,80 @@ static bool opt_queue_size(VdVhostOptions *o, const char *arg, GError **errp)
     return true;
 }
 
-/* --stats-file */
-static bool opt_stats_file(VdVhostOptions *o, const char *arg, GError **errp)
+/* --stats-file: a path (whether it can be written is checked at start: check_stats_file). */
+static bool opt_stats_file(void *opts, const char *arg, GError **errp)
 {
-    g_free(o->stats_file);
+    VdVhostOptions *o = opts;
+    if (!*arg) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--stats-file needs a path");
+        return false;
+    }
     o->stats_file = g_strdup(arg);
     return true;
 }
 
 /* --once */
-static bool opt_once(VdVhostOptions *o, const char *arg, GError **errp)
+static bool opt_once(void *opts, const char *arg, GError **errp)
 {
-    o->once = true;
+    ((VdVhostOptions *)opts)->once = true;
     return true;
 }
 
-/* --help */
-static bool opt_help(VdVhostOptions *o, const char *arg, GError **errp)
-{
-    o->help = true;
-    return true;
-}
-
-/* The option table: getopt entry and handler side by side. */
-static const struct {
-    struct option opt;
-    OptionFunc *fn;
-} options[] = {
-    { { "socket", required_argument, NULL, 1 }, opt_socket },
-    { { "device", required_argument, NULL, 2 }, opt_device },
-    { { "drive", required_argument, NULL, 3 }, opt_drive },
-    { { "num-queues", required_argument, NULL, 4 }, opt_num_queues },
-    { { "queue-size", required_argument, NULL, 5 }, opt_queue_size },
-    { { "stats-file", required_argument, NULL, 6 }, opt_stats_file },
-    { { "once", no_argument, NULL, 7 }, opt_once },
-    { { "help", no_argument, NULL, 'h' }, opt_help },
+/* The option table (--help and --version are the convention's, system/cmdline.h). */
+static const VdCliOption options[] = {
+    { "socket", NULL, true, false, opt_socket },
+    { "device", NULL, true, false, opt_device },
+    { "drive", NULL, true, true, opt_drive },
+    { "num-queues", NULL, true, false, opt_num_queues },
+    { "queue-size", NULL, true, false, opt_queue_size },
+    { "stats-file", NULL, true, false, opt_stats_file },
+    { "once", NULL, false, false, opt_once },
 };
 
-/* Parse argv into o; false with errp set on any error. */
-static bool parse_args(int argc, char **argv, VdVhostOptions *o, GError **errp)
+/* Checks across options: the required ones, and the device's limits. */
+static bool check_options(void *opts, GError **errp)
 {
-    struct option longopts[G_N_ELEMENTS(options) + 1];
-    for (size_t i = 0; i < G_N_ELEMENTS(options); i++) {
-        longopts[i] = options[i].opt;
-    }
-    memset(&longopts[G_N_ELEMENTS(options)], 0, sizeof(struct option));
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        size_t i = 0;
-        while (i < G_N_ELEMENTS(options) && options[i].opt.val != c) {
-            i++;
-        }
-        if (i == G_N_ELEMENTS(options)) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown option or missing argument: %s",
-                        argv[optind - 1]);
-            return false;
-        }
-        if (!options[i].fn(o, optarg, errp)) {
-            return false;
-        }
-    }
-    if (optind < argc) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unexpected argument: %s", argv[optind]);
-        return false;
-    }
-    if (o->help) {
-        return true;
-    }
+    VdVhostOptions *o = opts;
     if (!o->socket || !o->kind || o->drives->len == 0) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--socket, --device and --drive are required");
+        return false;
+    }
+    if (o->drives->len > o->kind->max_drives) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--drive: %s takes %s %u (got %u)",
+                    o->kind->name, o->kind->max_drives == 1 ? "exactly" : "at most", o->kind->max_drives,
+                    o->drives->len);
+        return false;
+    }
+    if (o->num_queues > o->kind->max_queues) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--num-queues %u: %s takes at most %u",
+                    o->num_queues, o->kind->name, o->kind->max_queues);
+        return false;
+    }
+    return true;
+}
+
+static const VdCliTool vhost_cli = {
+    .name = "vdisk-vhost",
+    .usage = usage_text,
+    .options = options,
+    .n_options = G_N_ELEMENTS(options),
+    .check = check_options,
+};
+
+/* At start: the stats file's directory exists and is writable, and the path is not a directory. */
+static bool check_stats_file(const char *path, GError **errp)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    const char *problem = NULL;
+    if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        problem = "is a directory";
+    } else if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        problem = "its directory does not exist";
+    } else if (access(dir, W_OK | X_OK) < 0) {
+        problem = g_strerror(errno);
+    }
+    if (problem) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "--stats-file %s: %s", path, problem);
         return false;
     }
     return true;
@@ -243,31 +275,20 @@ static gboolean on_term(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-/* Parse, build the device, serve until SIGINT/SIGTERM (or --once), then drain and clean up. */
-int main(int argc, char **argv)
+/* Build the device and serve until SIGINT/SIGTERM (or --once), then drain; false: failed to start. */
+static bool run(VdVhostApp *a, GError **errp)
 {
-    VdVhostApp *a = &app;
-    g_autoptr(GError) err = NULL;
-    a->opts.drives = g_ptr_array_new_with_free_func(g_free);
-    a->opts.queue_size = 128;   /* QEMU's and Cloud Hypervisor's default ring size */
-    if (!parse_args(argc, argv, &a->opts, &err)) {
-        fprintf(stderr, "vdisk-vhost: %s\nTry 'vdisk-vhost --help'.\n", err->message);
-        return 2;
-    }
-    if (a->opts.help) {
-        fputs(usage_text, stdout);
-        return 0;
+    if (a->opts.stats_file && !check_stats_file(a->opts.stats_file, errp)) {
+        return false;
     }
     a->ctx = g_main_context_default();
-    if (!a->opts.kind->create(a, &err)) {
-        fprintf(stderr, "vdisk-vhost: %s\n", err->message);
-        return 1;
+    if (!a->opts.kind->create(a, errp)) {
+        return false;
     }
-    a->server = vd_vhost_user_server_new(a->opts.socket, a->vdev, &app_ops, a, a->ctx, &err);
+    a->server = vd_vhost_user_server_new(a->opts.socket, a->vdev, &app_ops, a, a->ctx, errp);
     if (!a->server) {
-        fprintf(stderr, "vdisk-vhost: %s\n", err->message);
         a->opts.kind->destroy(a);
-        return 1;
+        return false;
     }
     a->loop = g_main_loop_new(a->ctx, FALSE);
     guint tick = g_timeout_add(200, stats_tick, a);
@@ -285,6 +306,7 @@ int main(int argc, char **argv)
         char *nl = strchr(s->str, '\n');
         g_string_truncate(s, nl ? (gsize)(nl - s->str + 1) : 0);
         a->opts.kind->format_stats(a, s);
+        g_autoptr(GError) err = NULL;
         if (!write_atomically(a->opts.stats_file, s, &err)) {
             g_warning("stats file %s: %s", a->opts.stats_file, err->message);
         }
@@ -295,9 +317,27 @@ int main(int argc, char **argv)
     g_source_remove(s3);
     a->opts.kind->destroy(a);
     g_main_loop_unref(a->loop);
+    return true;
+}
+
+/* Parse (exit 0 or 2 per system/cmdline.h), then run (exit 0, or 1 when something could not be set up). */
+int main(int argc, char **argv)
+{
+    VdVhostApp *a = &app;
+    g_autoptr(GError) err = NULL;
+    int status;
+    a->opts.drives = g_ptr_array_new_with_free_func((GDestroyNotify)vd_drive_spec_free);
+    a->opts.queue_size = 128;   /* QEMU's and Cloud Hypervisor's default ring size */
+    if (vd_cli_start(&vhost_cli, &a->opts, argc, argv, &status)) {
+        status = VD_EXIT_OK;
+        if (!run(a, &err)) {
+            fprintf(stderr, "vdisk-vhost: %s\n", err->message);
+            status = VD_EXIT_FAILURE;
+        }
+    }
     g_free(a->last_stats);
     g_free(a->opts.socket);
     g_free(a->opts.stats_file);
     g_ptr_array_unref(a->opts.drives);
-    return 0;
+    return status;
 }

@@ -8,6 +8,7 @@
 #include "block/block-backend.h"
 #include "hw/vhost-user-server.h"
 #include "hw/virtio.h"
+#include "system/drive.h"
 
 typedef struct VdVhostApp VdVhostApp;
 
@@ -22,16 +23,18 @@ typedef struct VdVhostDeviceKind {
     void (*format_stats)(VdVhostApp *app, GString *out);
     /* Free the device and close the drives. */
     void (*destroy)(VdVhostApp *app);
+    unsigned max_drives;      /* --drive options it takes */
+    unsigned max_queues;      /* the highest --num-queues */
 } VdVhostDeviceKind;
 
 typedef struct VdVhostOptions {
     char *socket;
     const VdVhostDeviceKind *kind;
-    GPtrArray *drives;        /* char *: the --drive specs */
+    GPtrArray *drives;        /* VdDriveSpec *: the --drive options, parsed and checked */
     unsigned num_queues;      /* 0: the device's default */
     unsigned queue_size;
     char *stats_file;
-    bool once, help;
+    bool once;
 } VdVhostOptions;
 
 struct VdVhostApp {
@@ -49,14 +52,11 @@ struct VdVhostApp {
 /* The device kind called name, or NULL. */
 const VdVhostDeviceKind *vd_vhost_device_kind(const char *name);
 
-/*
- * Split a --drive spec into the block backend's option string and the
- * device keys (serial=); ",," stays an escaped comma.  Free with g_free.
- */
-bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, GError **errp);
-
 /* Shared by the device kinds (vdisk-vhost-devices.c). */
-bool vd_vhost_open_drives(VdVhostApp *app, GPtrArray *serials, GError **errp);
+/* The n-th --drive (its serial= is the device's). */
+const VdDriveSpec *vd_vhost_drive(VdVhostApp *app, guint n);
+/* Open every --drive as a block backend, into app->backends. */
+bool vd_vhost_open_drives(VdVhostApp *app, GError **errp);
 void vd_vhost_close_drives(VdVhostApp *app);
 void vd_vhost_format_drives(VdVhostApp *app, GString *out);
 

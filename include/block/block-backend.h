@@ -119,6 +119,11 @@ typedef enum VdFaultOp {
  * vd_blk_invalidate_cache.
  */
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp);
+/*
+ * Refuse, as vd_blk_open would, every unknown key and bad value in options;
+ * nothing is opened (a missing file= path is vd_blk_open's to find).
+ */
+bool vd_blk_check_options(const char *options, GError **errp);
 /* Drain every request, then close the image and free the backend. */
 void vd_blk_close(VdBlockBackend *blk);
 

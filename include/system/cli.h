@@ -2,13 +2,17 @@
  * cli.h - the vdisk-vmm command line (docs/vdisk-vmm.md).
  *
  * Guarantees:
- *  - Options are accepted with one or two leading dashes, as "--opt VALUE"
- *    or "--opt=VALUE", like QEMU's.
+ *  - The convention of system/cmdline.h: one or two leading dashes,
+ *    "--opt VALUE" or "--opt=VALUE", --help and --version, every option
+ *    at most once except --drive.
  *  - Every malformed argument is refused with a message that names it;
- *    nothing is opened or created while parsing.
+ *    nothing is opened or created while parsing.  Every --drive is checked
+ *    in full (system/drive.h), against the drives before it too.
  */
 #ifndef VD_SYSTEM_CLI_H
 #define VD_SYSTEM_CLI_H
+
+#include "system/cmdline.h"
 
 #include <glib.h>
 #include <stdbool.h>
@@ -19,18 +23,15 @@
 
 typedef struct VdVmmOptions {
     uint64_t ram_size;
-    GPtrArray *drives;      /* char *: --drive strings in command-line order */
+    GPtrArray *drives;      /* VdDriveSpec *: the parsed --drive options in command-line order */
     char *qtest;            /* --qtest transport, or NULL */
     char *dump_dtb;         /* --dump-dtb file, or NULL */
     char *serial_log;       /* --serial file, or NULL (output discarded) */
-    bool help;
 } VdVmmOptions;
 
 void vd_vmm_options_init(VdVmmOptions *o);
 void vd_vmm_options_clear(VdVmmOptions *o);
-/* Parse argv[1..argc-1] into o. */
-bool vd_vmm_parse_args(VdVmmOptions *o, int argc, char **argv, GError **errp);
-/* The --help text. */
-const char *vd_vmm_usage(void);
+/* The vdisk-vmm command line, for vd_cli_parse / vd_cli_start with a VdVmmOptions. */
+extern const VdCliTool vd_vmm_cli;
 
 #endif

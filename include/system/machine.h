@@ -25,6 +25,7 @@
 #include "hw/bus.h"
 #include "hw/pci.h"
 #include "hw/serial.h"
+#include "system/drive.h"
 
 #define VD_VIRTIO_MMIO_BASE  0xfeb00000ull
 #define VD_VIRTIO_MMIO_SIZE  0x200ull
@@ -34,22 +35,6 @@
 typedef struct VdMachine VdMachine;
 
 #define VD_MACHINE_DEFAULT_RAM (128ull << 20)
-#define VD_IDE_MAX_DRIVES 4     /* 2 channels x 2 units */
-#define VD_SCSI_MAX_LUNS 64
-#define VD_DRIVE_MAX_QUEUES 64
-#define VD_DRIVE_SERIAL_MAX 20  /* the shortest serial field among ATA/SCSI/virtio */
-
-/* One --drive option after parsing: device keys split from backend keys. */
-typedef struct VdDriveSpec {
-    char *id;                 /* id=, or "drive<N>" */
-    char *interface;          /* if=ide|scsi|virtio */
-    int index;                /* index=, -1 if absent */
-    char *serial;             /* serial=, or NULL */
-    unsigned num_queues;      /* num-queues= (virtio), default 1 */
-    char *backend_options;    /* everything else, for vd_blk_open */
-    VdBlockBackend *blk;      /* opened by the machine before attach */
-} VdDriveSpec;
-
 /* What the FDT and `info` say about a device. */
 typedef struct VdDeviceInfo {
     const char *name;         /* node name prefix, e.g. "virtio_mmio", "ide" */
@@ -86,10 +71,10 @@ VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp);
 /* Run the cleanups (devices first), close every drive, free RAM. */
 void vd_machine_free(VdMachine *m);
 
-/* Parse one --drive option string; device keys are split from backend keys. */
-VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp);
-void vd_drive_spec_free(VdDriveSpec *drive);
-/* Open, index and attach a drive; the machine owns it on success, the caller on failure. */
+/*
+ * Check that d's id= and serial= are unique, open, index and attach it; the
+ * machine owns it on success, the caller on failure.
+ */
 bool vd_machine_add_drive(VdMachine *m, VdDriveSpec *drive, GError **errp);
 
 /* The flattened device tree of the machine (g_free it). */

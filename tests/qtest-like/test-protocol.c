@@ -138,29 +138,32 @@ static int run_vmm(const char *const *args, char **envp, char **out, char **err)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Every bad option: exit status 1, one clear line on stderr naming it, nothing on stdout. */
+/* Every bad option: one clear line on stderr naming it, nothing on stdout; exit 2 for a bad
+ * command line, 1 for a run-time failure (system/cmdline.h). */
 static void test_cli_errors(void **state)
 {
-    static const struct { const char *args[5]; const char *message; } cases[] = {
-        { { "--frobnicate" }, "vdisk-vmm: unknown option '--frobnicate' (see --help)\n" },
-        { { "disk.img" }, "vdisk-vmm: unexpected argument 'disk.img'" },
-        { { "-m", "64X" }, "vdisk-vmm: -m=64X: not a size" },
-        { { "-m", "8G" }, "vdisk-vmm: -m 8G: RAM must be a multiple of 4K from 2M to 3G" },
-        { { "--drive" }, "vdisk-vmm: option '--drive' needs a value" },
-        { { "--drive", "if=cdrom,file=x" }, "vdisk-vmm: --drive if=cdrom,file=x: if=cdrom: unknown interface" },
-        { { "--drive", "driver=null,size=1M,if=none,bogus=1" }, "bogus" },
-        { { "--drive", "file=/nonexistent/disk.img,if=none" }, "/nonexistent/disk.img" },
-        { { "--drive", "driver=null,size=1M,if=none,id=a", "--drive", "driver=null,size=1M,if=none,id=a" },
+    static const struct { const char *args[5]; int status; const char *message; } cases[] = {
+        { { "--frobnicate" }, 2, "vdisk-vmm: unknown option '--frobnicate' (see --help)\n" },
+        { { "disk.img" }, 2, "vdisk-vmm: unexpected argument 'disk.img'" },
+        { { "-m", "64X" }, 2, "vdisk-vmm: -m=64X: not a size" },
+        { { "-m", "8G" }, 2, "vdisk-vmm: -m 8G: RAM must be a multiple of 4K from 2M to 3G" },
+        { { "--drive" }, 2, "vdisk-vmm: option '--drive' needs a value" },
+        { { "--drive", "if=cdrom,file=x" }, 2, "vdisk-vmm: --drive if=cdrom,file=x: if=cdrom: unknown interface" },
+        { { "--drive", "driver=null,size=1M,if=none,bogus=1" }, 2, "bogus" },
+        { { "--drive", "file=/nonexistent/disk.img,if=none" }, 1, "/nonexistent/disk.img" },
+        { { "--drive", "driver=null,size=1M,if=none,id=a", "--drive", "driver=null,size=1M,if=none,id=a" }, 2,
           "id=a: a drive with this id already exists" },
-        { { "--qtest", "tcp:localhost:1" }, "vdisk-vmm: --qtest tcp:localhost:1: expected stdio" },
-        { { "--qtest", "unix:/nonexistent/dir/sock", "--drive", "driver=null,size=1M,if=none" }, "cannot connect to /nonexistent/dir/sock" },
-        { { "--dump-dtb", "/nonexistent/dir/x.dtb", "--drive", "driver=null,size=1M,if=none" }, "--dump-dtb: " },
-        { { "--serial", "/nonexistent/dir/log", "--drive", "driver=null,size=1M,if=none" }, "--serial /nonexistent/dir/log: No such file or directory" },
+        { { "--qtest", "tcp:localhost:1" }, 2, "vdisk-vmm: --qtest tcp:localhost:1: expected stdio" },
+        { { "--qtest", "unix:/nonexistent/dir/sock", "--drive", "driver=null,size=1M,if=none" }, 1,
+          "cannot connect to /nonexistent/dir/sock" },
+        { { "--dump-dtb", "/nonexistent/dir/x.dtb", "--drive", "driver=null,size=1M,if=none" }, 1, "--dump-dtb: " },
+        { { "--serial", "/nonexistent/dir/log", "--drive", "driver=null,size=1M,if=none" }, 1,
+          "--serial /nonexistent/dir/log: No such file or directory" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *out = NULL, *err = NULL;
         int status = run_vmm(cases[i].args, NULL, &out, &err);
-        if (status != 1 || !strstr(err, cases[i].message) || out[0]) {
+        if (status != cases[i].status || !strstr(err, cases[i].message) || out[0]) {
             fail_msg("case %zu (%s): status %d, stderr '%s', stdout '%s'", i, cases[i].args[0], status, err, out);
         }
         /* One line: the message, not a dump of usage or a crash report. */

@@ -64,6 +64,18 @@ static void test_ids(void **state)
     assert_null(vd_machine_find_drive(m, "drive0"));
 }
 
+/* A serial number names one disk: a second drive with it is refused, whatever its interface. */
+static void test_serials(void **state)
+{
+    VdMachine *m = *state;
+    add_ok(m, "driver=null,size=1M,if=ide,serial=SN1");
+    add_ok(m, "driver=null,size=1M,if=virtio,serial=SN2");
+    g_autofree char *msg = add(m, "driver=null,size=1M,if=virtio,serial=SN1,id=dup");
+    assert_string_equal(msg, "serial=SN1: a drive with this serial already exists");
+    assert_int_equal(m->drives->len, 2);
+    assert_null(vd_machine_find_drive(m, "dup"));
+}
+
 /* IDE positions: lowest free first, explicit ones honoured, at most four. */
 static void test_ide_index(void **state)
 {
@@ -154,7 +166,7 @@ static void test_rollback(void **state)
     vd_drive_spec_free(d);
 
     unsigned calls = fake_attach_calls;
-    g_autofree char *msg = add(m, "driver=nosuch,if=ide,id=bad");
+    g_autofree char *msg = add(m, "file=/nonexistent/vdisk.img,if=ide,id=bad");
     assert_non_null(g_strstr_len(msg, -1, "drive bad: "));
     assert_int_equal(fake_attach_calls, calls); /* never reached the device */
     assert_int_equal(m->drives->len, 0);
@@ -253,6 +265,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ide_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtio_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scsi_luns, setup, teardown),
