@@ -31,7 +31,7 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out)
     VdBlockStats s;
     vd_blk_get_stats(blk, &s);
     g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s aio=%s read_only=%d in_flight=%u sticky_error=%d",
-                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->aio),
+                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->engine->kind),
                            blk->read_only, blk->in_flight, -blk->sticky_error);
     for (size_t i = 0; i < G_N_ELEMENTS(counters); i++) {
         g_string_append_printf(out, " %s=%" G_GUINT64_FORMAT, counters[i].name,
