@@ -217,7 +217,7 @@ static void test_io_uring_paths(void **state)
     s = stats_of(blk);
     assert_int_equal(s.host_dsync_writes, 1);
     assert_int_equal(s.host_fdatasync, 1); /* the 1->0 flush */
-    /* An injected fault is honoured (the request takes the pool). */
+    /* An injected fault is honoured (it fails the op where the ring would have run it). */
     vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EIO);
     vd_blk_close(blk);

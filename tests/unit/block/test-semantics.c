@@ -623,6 +623,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_alignment_bounce_and_rmw),
+        cmocka_unit_test(test_overlapping_modifications_ordered),
         cmocka_unit_test(test_rmw_serialised),
         cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
         cmocka_unit_test(test_injected_errors),
@@ -630,7 +631,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_sticky_every_sync_step_every_errno),
         cmocka_unit_test(test_failed_plain_step_not_sticky),
-        cmocka_unit_test(test_overlapping_modifications_ordered),
         cmocka_unit_test(test_checkpoint_asserts_result),
     };
     return cmocka_run_group_tests_name("block-semantics", tests, NULL, NULL);
