@@ -15,12 +15,15 @@
  *   driver-call.c     the driver-boundary checkpoint: every call into a
  *        |            driver (and every io_uring op's prepare and result)
  *   drivers           file-posix.c (prepare: the one place fd + RWF chosen), null.c
+ *        |
+ *   host-op.c         leaf: count a host op from the fd and flags submitted, trace
  *
  * Lock rules:
  *  - Everything in VdBlockBackend is owned by the thread running blk->ctx,
  *    except: blk->stats host counters (atomic, written by workers through
  *    vd_drv_count / vd_drv_count_host_op), blk->faults (under
- *    blk->fault_lock), blk->bs.fd_flags (under blk->bs.fd_lock), the
+ *    blk->fault_lock), blk->bs.fd_flags (written once under blk->bs.fd_lock,
+ *    read lock-free after n_fd_flags is published), the
  *    engine's completion queue (a GAsyncQueue), and a VdRequest's exec
  *    fields while its job runs in a worker (the request is handed over
  *    wholesale: the owner thread does not touch it until it comes back

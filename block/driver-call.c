@@ -1,6 +1,6 @@
 /*
  * driver-call.c - the driver boundary: one checkpoint for every call into a
- * driver, fault injection, and the host-op counters drivers and engines use.
+ * driver, and fault injection.
  *
  * Every call from request-exec.c goes through vd_driver_call; the io_uring
  * engine goes through vd_driver_prepare and vd_driver_check_result.  Both
@@ -8,8 +8,7 @@
  * is a programming error in the generic layer or the driver, so it aborts.
  *
  * Lock rules: runs in workers and on the owner thread.  It reads only the
- * capabilities fixed at open; blk->faults is under blk->fault_lock and
- * bs->fd_flags under bs->fd_lock.
+ * capabilities fixed at open; blk->faults is under blk->fault_lock.
  */
 #include "block-internal.h"
 
@@ -104,47 +103,6 @@ static int take_fault(VdBlockBackend *blk, VdFaultOp op)
     }
     g_mutex_unlock(&blk->fault_lock);
     return err;
-}
-
-int vd_drv_fd_flags(VdBlockDriverState *bs, int fd)
-{
-    g_mutex_lock(&bs->fd_lock);
-    for (unsigned i = 0; i < bs->n_fd_flags; i++) {
-        if (bs->fd_flags[i].fd == fd) {
-            int flags = bs->fd_flags[i].flags;
-            g_mutex_unlock(&bs->fd_lock);
-            return flags;
-        }
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags >= 0 && bs->n_fd_flags < VD_DRV_MAX_FDS) {
-        bs->fd_flags[bs->n_fd_flags++] = (VdDrvFdFlags){ .fd = fd, .flags = flags };
-    }
-    g_mutex_unlock(&bs->fd_lock);
-    return flags;
-}
-
-void vd_drv_count_host_op(VdBlockDriverState *bs, VdHostOpKind kind, int fd, int rwf)
-{
-    VdBlockStats *st = bs->stats;
-    switch (kind) {
-    case VD_HOST_READ:
-        vd_drv_count(&st->host_reads, 1);
-        break;
-    case VD_HOST_WRITE:
-        vd_drv_count(&st->host_writes, 1);
-        if (rwf & RWF_DSYNC) {
-            vd_drv_count(&st->host_rwf_dsync_writes, 1);
-        }
-        int flags = vd_drv_fd_flags(bs, fd);
-        if (flags >= 0 && (flags & O_DSYNC) == O_DSYNC) {
-            vd_drv_count(&st->host_dsync_writes, 1);
-        }
-        break;
-    case VD_HOST_FDATASYNC:
-        vd_drv_count(&st->host_fdatasync, 1);
-        break;
-    }
 }
 
 /* Assert that a prepared op is dr, as the plan asked: same range and iov, fd and flags per the flags. */

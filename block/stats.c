@@ -83,17 +83,3 @@ void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note)
     }
     blk->trace_fn(blk->trace_opaque, line->str);
 }
-
-void vd_drv_trace(VdDriverReq *req, const char *fmt, ...)
-{
-    if (!req->trace) {
-        return;
-    }
-    if (req->trace->len) {
-        g_string_append(req->trace, "; ");
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    g_string_append_vprintf(req->trace, fmt, ap);
-    va_end(ap);
-}

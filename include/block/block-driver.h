@@ -77,7 +77,7 @@ typedef struct VdBlockDriverState {
     const struct VdBlockDriver *drv;
     void *opaque;               /* drv->instance_size bytes, zeroed */
     VdBlockStats *stats;        /* host counters; update with vd_drv_count */
-    /* Owned by driver-call.c, under fd_lock: what the kernel says each descriptor is. */
+    /* Owned by driver-call.c: what the kernel says each descriptor is (written under fd_lock). */
     GMutex fd_lock;
     VdDrvFdFlags fd_flags[VD_DRV_MAX_FDS];
     unsigned n_fd_flags;
