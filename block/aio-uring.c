@@ -271,7 +271,7 @@ static void uring_submit(VdBlockBackend *blk, VdRequest *req)
     submit_or_retry(blk);
 }
 
-/* Multi-step-free completions go through the pool's queue too. */
+/* Completions without a host op go through the pool's queue, never inline. */
 static void uring_complete_later(VdBlockBackend *blk, VdRequest *req)
 {
     vd_engine_pool.complete_later(blk, req);
