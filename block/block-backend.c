@@ -26,10 +26,12 @@
  * one covers it.
  */
 #include "block-internal.h"
+#include "util/iov.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Allocate a request and count it in flight. */
 static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
@@ -44,6 +46,28 @@ static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, 
     }
     blk->in_flight++;
     return req;
+}
+
+/* Completion callbacks running on this thread (a drain must never start inside one). */
+static __thread unsigned completion_depth;
+
+/* Mark the start of a completion callback; see block-backend.h. */
+void vd_blk_completion_enter(void)
+{
+    completion_depth++;
+}
+
+/* Mark the end of a completion callback. */
+void vd_blk_completion_exit(void)
+{
+    g_assert(completion_depth > 0);
+    completion_depth--;
+}
+
+/* True while a completion callback runs on this thread. */
+bool vd_blk_in_completion(void)
+{
+    return completion_depth > 0;
 }
 
 /* Last step of every request: stats, trace, then exactly one callback. */
@@ -62,7 +86,9 @@ static void req_finish(VdRequest *req)
     g_assert(blk->in_flight > 0);
     blk->in_flight--;
     if (req->cb) {
+        vd_blk_completion_enter();
         req->cb(req->opaque, req->ret);
+        vd_blk_completion_exit();
     }
     g_free(req);
 }
@@ -95,19 +121,6 @@ static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
 {
     uint64_t len = blk->length;
     return (offset > len || bytes > len - offset) ? -ERANGE : 0;
-}
-
-/* Total length of an iovec; saturates so an absurd one fails the range check. */
-static uint64_t iov_bytes(const struct iovec *iov, int niov)
-{
-    uint64_t bytes = 0;
-    for (int i = 0; i < niov; i++) {
-        if (iov[i].iov_len > UINT64_MAX - bytes) {
-            return UINT64_MAX;
-        }
-        bytes += iov[i].iov_len;
-    }
-    return bytes;
 }
 
 /* The request's range widened to the driver's alignment. */
@@ -272,7 +285,7 @@ static void read_done(VdRequest *req)
 void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                    VdBlockCompletionFunc *cb, void *opaque)
 {
-    uint64_t bytes = iov_bytes(iov, niov);
+    uint64_t bytes = vd_iov_size(iov, niov); /* saturates: an absurd iovec fails the range check */
     VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
     blk->stats.reads++;
     if (check_range(blk, offset, bytes) < 0) {
@@ -315,7 +328,7 @@ static void submit_modifying(VdBlockBackend *blk, VdRequest *req)
 void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                     unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
 {
-    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, iov_bytes(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);
+    VdRequest *req = req_new(blk, VD_OP_WRITE, offset, vd_iov_size(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);
     blk->stats.writes++;
     if (flags & VD_REQ_FUA) {
         blk->stats.fua_writes++;
@@ -489,6 +502,37 @@ bool vd_blk_default_write_cache(VdBlockBackend *blk)
 
 /* ---- open / close ---- */
 
+/*
+ * The one size rule for every device and tool: a whole number of sectors,
+ * at least one.  A tail shorter than a sector could never be read or
+ * written, and an empty image is no disk at all.
+ */
+static bool check_image_size(VdBlockBackend *blk, GError **errp)
+{
+    int64_t len = blk->length, up = (len + VD_BLK_SECTOR - 1) / VD_BLK_SECTOR * VD_BLK_SECTOR;
+    bool has_file = blk->bs.drv->needs_filename;
+    if (len == 0 && has_file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "file=%s is empty (0 bytes); a disk needs at least one %d-byte sector: give it a size, "
+                    "e.g. truncate -s 1G %s", blk->filename, VD_BLK_SECTOR, blk->filename);
+    } else if (len == 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "size=0 is empty; driver=%s needs at least one %d-byte sector", blk->bs.drv->name, VD_BLK_SECTOR);
+    } else if (len % VD_BLK_SECTOR && has_file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "file=%s: size %" G_GINT64_FORMAT " bytes is not a multiple of %d; its last %" G_GINT64_FORMAT
+                    " bytes could never be read or written: resize it, e.g. truncate -s %" G_GINT64_FORMAT " %s",
+                    blk->filename, len, VD_BLK_SECTOR, len % VD_BLK_SECTOR, up, blk->filename);
+    } else if (len % VD_BLK_SECTOR) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "size=%" G_GINT64_FORMAT " is not a multiple of %d bytes; use e.g. size=%" G_GINT64_FORMAT, len,
+                    VD_BLK_SECTOR, up);
+    } else {
+        return true;
+    }
+    return false;
+}
+
 /* Fail an open whose file size does not suit O_DIRECT. */
 static bool check_direct_size(VdBlockBackend *blk, bool direct, GError **errp)
 {
@@ -500,6 +544,39 @@ static bool check_direct_size(VdBlockBackend *blk, bool direct, GError **errp)
         return false;
     }
     return true;
+}
+
+/*
+ * Name the image once, for devices without serial=: a hash of the file's
+ * st_dev and st_ino (the same file opened twice gets the same name), or
+ * random bits when there is no file (driver=null) or it cannot be stat'ed.
+ */
+static void set_unique_id(VdBlockBackend *blk, bool has_file)
+{
+    struct stat st;
+    uint64_t h = 0xcbf29ce484222325ull;                 /* FNV-1a 64 */
+    if (has_file && stat(blk->filename, &st) == 0) {
+        uint64_t key[2] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino };
+        const uint8_t *b = (const uint8_t *)key;
+        for (size_t i = 0; i < sizeof(key); i++) {
+            h = (h ^ b[i]) * 0x100000001b3ull;
+        }
+    } else {
+        h = (uint64_t)g_random_int() << 32 | g_random_int();
+    }
+    g_snprintf(blk->unique_id, sizeof(blk->unique_id), "VD%016" G_GINT64_MODIFIER "X", h);
+}
+
+/* The image claim of an active backend: write unless read-only. */
+static VdImagePerm own_perm(VdBlockBackend *blk)
+{
+    return blk->read_only ? VD_PERM_READ : VD_PERM_WRITE;
+}
+
+/* Ask the driver (if it locks) to claim perm. */
+static bool set_perm(VdBlockBackend *blk, VdImagePerm perm, GError **errp)
+{
+    return !blk->bs.drv->set_perm || blk->bs.drv->set_perm(&blk->bs, perm, errp);
 }
 
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp)
@@ -517,6 +594,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->discard_enabled = opts.discard;
     VdAioEngine aio = opts.aio;
     bool aio_explicit = opts.aio_explicit;
+    blk->inactive = !opts.active;
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce = vd_blk_default_write_cache(blk);
@@ -526,6 +604,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     VdDriverOpenOptions dopts = {
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
+        .locking = opts.locking,
     };
     const VdBlockDriver *drv = opts.driver;
     blk->bs.drv = drv;
@@ -538,6 +617,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         vd_blk_close(blk);
         return NULL;
     }
+    set_unique_id(blk, dopts.filename != NULL);
     blk->length = drv->get_length(&blk->bs);
     blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_EMULATE;
     blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);
@@ -546,12 +626,14 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->req_align = drv->request_alignment ? MAX(drv->request_alignment(&blk->bs), 1u) : 1;
     blk->mem_align = drv->mem_alignment ? MAX(drv->mem_alignment(&blk->bs), 1u) : 1;
     if (blk->length < 0) {
-        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-blk->length), "file=%s: cannot get its size: %s",
-                    blk->filename, g_strerror(-blk->length));
+        int err = blk->length < -4095 ? EOVERFLOW : (int)-blk->length;
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(err), "file=%s: cannot get its size: %s",
+                    blk->filename, g_strerror(err));
         vd_blk_close(blk);
         return NULL;
     }
-    if (!check_direct_size(blk, direct, errp)) {
+    if (!check_image_size(blk, errp) || !check_direct_size(blk, direct, errp) ||
+        !set_perm(blk, blk->inactive ? VD_PERM_INACTIVE : own_perm(blk), errp)) {
         vd_blk_close(blk);
         return NULL;
     }
@@ -599,6 +681,7 @@ VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk) { return blk->wt_poli
 VdAioEngine vd_blk_aio(VdBlockBackend *blk) { return blk->engine->kind; }
 const char *vd_blk_driver_name(VdBlockBackend *blk) { return blk->bs.drv->name; }
 const char *vd_blk_filename(VdBlockBackend *blk) { return blk->filename; }
+const char *vd_blk_unique_id(VdBlockBackend *blk) { return blk->unique_id; }
 bool vd_blk_fua_native(VdBlockBackend *blk) { return blk->cap_fua == VD_FUA_NATIVE; }
 bool vd_blk_is_direct(VdBlockBackend *blk) { return blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC; }
 bool vd_blk_can_discard(VdBlockBackend *blk) { return blk->discard_enabled && !blk->read_only; }
@@ -628,28 +711,42 @@ void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned co
 
 /* ---- migration ---- */
 
-int vd_blk_inactivate(VdBlockBackend *blk)
+bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp)
 {
     vd_blk_drain(blk);
     int ret = vd_blk_flush_sync(blk);
-    if (ret == 0) {
-        blk->inactive = true;
+    if (ret < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret),
+                    "file=%s: cannot hand the image over: the flush failed: %s", blk->filename, g_strerror(-ret));
+        return false;
     }
-    return ret;
+    if (!set_perm(blk, VD_PERM_INACTIVE, errp)) {
+        return false;
+    }
+    blk->inactive = true;
+    return true;
 }
 
-int vd_blk_invalidate_cache(VdBlockBackend *blk)
+bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp)
 {
     vd_blk_drain(blk);
+    if (!set_perm(blk, own_perm(blk), errp)) {
+        return false;
+    }
     int ret = 0;
     if (blk->bs.drv->drop_page_cache) {
         VdDriverReq dr = { 0 };
         ret = blk->bs.drv->drop_page_cache(&blk->bs, &dr);
     }
-    if (ret == 0) {
-        blk->inactive = false;
+    if (ret < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret), "file=%s: cannot drop the host page cache: %s",
+                    blk->filename, g_strerror(-ret));
+        /* Giving back a claim never conflicts. */
+        set_perm(blk, blk->inactive ? VD_PERM_INACTIVE : own_perm(blk), NULL);
+        return false;
     }
-    return ret;
+    blk->inactive = false;
+    return true;
 }
 
 /* ---- synchronous wrappers (tests and tools) ---- */

@@ -89,6 +89,7 @@ struct VdBlockBackend {
     bool read_only;
     bool discard_enabled;
     int64_t length;
+    char unique_id[VD_BLK_UNIQUE_ID_LEN + 1];   /* see vd_blk_unique_id */
 
     /* Capabilities, asked once at open. */
     VdFuaSupport cap_fua;
@@ -140,6 +141,8 @@ typedef struct VdBlockOptions {
     bool aio_explicit;              /* aio= was given: no fallback */
     uint64_t size;
     bool size_set;
+    VdLocking locking;
+    bool active;                    /* active=off: a migration destination, see vd_blk_open */
 } VdBlockOptions;
 
 /* options.c */

@@ -6,10 +6,14 @@
  * fallocate for discard and write-zeroes, posix_fadvise to drop the page
  * cache.  file_prepare is the only place that picks a read's, write's or
  * fdatasync's descriptor and RWF flags; the preadv/pwritev/fdatasync loops
- * here and the io_uring engine both run the op it prepared (req->op).  With O_DIRECT the alignment comes from statx(STATX_DIOALIGN), or
- * BLKSSZGET on a block device, or 4096 when neither answers.
+ * here and the io_uring engine both run the op it prepared (req->op).  With
+ * O_DIRECT the alignment comes from statx(STATX_DIOALIGN), or BLKSSZGET on a
+ * block device, or 4096 when neither answers.  Image locks (locking=) are
+ * OFD locks on the main descriptor, in QEMU's byte ranges (file-lock.c).
  */
 #include "block/block-driver.h"
+#include "file-lock.h"
+#include "util/iov.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +30,9 @@ typedef struct FileState {
     bool direct, read_only, is_blockdev;
     bool rwf_dsync;             /* pwritev2(RWF_DSYNC) works on this kernel */
     uint32_t req_align, mem_align;
+    bool locking;               /* locking= resolved: OFD locks are taken on fd */
+    VdImagePerm perm;           /* the claim fd holds now */
+    char *filename;             /* for lock errors */
 } FileState;
 
 /* Find the O_DIRECT alignment for an open descriptor. */
@@ -63,6 +70,20 @@ static bool probe_rwf_dsync(int fd)
 #endif
 }
 
+/* Resolve locking= for fd: auto turns off without a word where OFD locks do not work. */
+static bool resolve_locking(FileState *s, VdLocking locking, GError **errp)
+{
+    int err = locking == VD_LOCKING_OFF ? 0 : vd_file_lock_probe(s->fd);
+    s->locking = locking != VD_LOCKING_OFF && err == 0;
+    if (locking == VD_LOCKING_ON && err < 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "file=%s: locking=on, but OFD locks do not work on this file (%s); use locking=auto or locking=off",
+                    s->filename, g_strerror(-err));
+        return false;
+    }
+    return true;
+}
+
 /* Open the image (and the O_DSYNC twin if asked); refuse directories and odd files. */
 static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
 {
@@ -95,6 +116,12 @@ static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
         return false;
     }
     s->is_blockdev = S_ISBLK(st.st_mode);
+    s->filename = g_strdup(o->filename);
+    if (!resolve_locking(s, o->locking, errp)) {
+        g_free(s->filename);
+        close(s->fd);
+        return false;
+    }
     probe_alignment(s, o->filename);
     s->rwf_dsync = !o->read_only && probe_rwf_dsync(s->fd);
     if (o->open_dsync_fd) {
@@ -104,6 +131,7 @@ static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
         if (s->dsync_fd < 0) {
             g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "file=%s: cannot open an O_DSYNC descriptor: %s",
                         o->filename, g_strerror(errno));
+            g_free(s->filename);
             close(s->fd);
             return false;
         }
@@ -111,6 +139,7 @@ static bool file_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
     return true;
 }
 
+/* Closing the main descriptor releases its OFD locks. */
 static void file_close(VdBlockDriverState *bs)
 {
     FileState *s = bs->opaque;
@@ -118,6 +147,18 @@ static void file_close(VdBlockDriverState *bs)
         close(s->dsync_fd);
     }
     close(s->fd);
+    g_free(s->filename);
+}
+
+/* Claim perm on the image with OFD locks, unless locking= resolved to off. */
+static bool file_set_perm(VdBlockDriverState *bs, VdImagePerm perm, GError **errp)
+{
+    FileState *s = bs->opaque;
+    if (s->locking && !vd_file_lock_change(s->fd, s->filename, s->perm, perm, errp)) {
+        return false;
+    }
+    s->perm = perm;
+    return true;
 }
 
 static int64_t file_get_length(VdBlockDriverState *bs)
@@ -141,29 +182,6 @@ static bool file_can_discard(VdBlockDriverState *bs) { return !((FileState *)bs-
 static bool file_can_zero(VdBlockDriverState *bs) { return !((FileState *)bs->opaque)->is_blockdev; }
 static uint32_t file_request_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->req_align; }
 static uint32_t file_mem_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->mem_align; }
-
-/* Advance a private iovec copy past n bytes. */
-static void iov_advance(struct iovec **iov, int *niov, size_t n)
-{
-    while (n && *niov) {
-        size_t k = MIN(n, (*iov)->iov_len);
-        (*iov)->iov_base = (char *)(*iov)->iov_base + k;
-        (*iov)->iov_len -= k;
-        n -= k;
-        if ((*iov)->iov_len == 0) {
-            (*iov)++;
-            (*niov)--;
-        }
-    }
-}
-
-/* Zero the rest of an iovec (a read past the end of the file). */
-static void iov_zero(struct iovec *iov, int niov)
-{
-    for (int i = 0; i < niov; i++) {
-        memset(iov[i].iov_base, 0, iov[i].iov_len);
-    }
-}
 
 /* Describe one read, write or fdatasync as the host op to submit: descriptor and RWF flags. */
 static int file_prepare(VdBlockDriverState *bs, VdHostOpKind kind, const VdDriverReq *req, VdHostOp *out)
@@ -196,7 +214,7 @@ static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
     const VdHostOp *op = prepared(req, VD_HOST_READ);
     g_autofree struct iovec *iov0 = g_memdup2(op->iov, sizeof(*op->iov) * op->niov);
     struct iovec *iov = iov0;
-    int niov = op->niov;
+    unsigned niov = op->niov;
     uint64_t off = op->offset, left = op->bytes;
     while (left) {
         ssize_t n = op->rwf ? preadv2(op->fd, iov, niov, off, op->rwf) : preadv(op->fd, iov, niov, off);
@@ -210,11 +228,11 @@ static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
             return -err;
         }
         if (n == 0) {
-            iov_zero(iov, niov);
+            vd_iov_memset(iov, niov, 0, 0, SIZE_MAX); /* a read past the end of the file */
             break;
         }
         vd_drv_count(&bs->stats->host_bytes_read, n);
-        iov_advance(&iov, &niov, n);
+        vd_iov_advance(&iov, &niov, n);
         off += n;
         left -= n;
     }
@@ -240,7 +258,7 @@ static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
     const VdHostOp *op = prepared(req, VD_HOST_WRITE);
     g_autofree struct iovec *iov0 = g_memdup2(op->iov, sizeof(*op->iov) * op->niov);
     struct iovec *iov = iov0;
-    int niov = op->niov;
+    unsigned niov = op->niov;
     uint64_t off = op->offset, left = op->bytes;
     while (left) {
         ssize_t n = op->rwf ? pwritev2(op->fd, iov, niov, off, op->rwf) : pwritev(op->fd, iov, niov, off);
@@ -257,7 +275,7 @@ static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
             return -ENOSPC;
         }
         vd_drv_count(&bs->stats->host_bytes_written, n);
-        iov_advance(&iov, &niov, n);
+        vd_iov_advance(&iov, &niov, n);
         off += n;
         left -= n;
     }
@@ -346,4 +364,5 @@ const VdBlockDriver vd_driver_file = {
     .write_zeroes = file_write_zeroes,
     .drop_page_cache = file_drop_page_cache,
     .prepare = file_prepare,
+    .set_perm = file_set_perm,
 };

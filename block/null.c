@@ -5,6 +5,7 @@
  * O_DSYNC policy is accepted.
  */
 #include "block/block-driver.h"
+#include "util/iov.h"
 
 #include <string.h>
 
@@ -25,9 +26,7 @@ static bool null_true(VdBlockDriverState *bs) { return true; }
 
 static int null_preadv(VdBlockDriverState *bs, VdDriverReq *req)
 {
-    for (int i = 0; i < req->niov; i++) {
-        memset(req->iov[i].iov_base, 0, req->iov[i].iov_len);
-    }
+    vd_iov_memset(req->iov, req->niov, 0, 0, SIZE_MAX);
     return 0;
 }
 

@@ -7,8 +7,8 @@
  * is accepted.
  */
 #include "block-internal.h"
+#include "util/options.h"
 
-#include <errno.h>
 #include <string.h>
 
 typedef struct VdNameValue {
@@ -44,6 +44,10 @@ static const VdNameValue aio_engines[] = {
 static const VdNameValue formats[] = {
     { "raw", 0 },
     { NULL, 0 },
+};
+
+static const VdNameValue locking_modes[] = {
+    { "auto", VD_LOCKING_AUTO }, { "on", VD_LOCKING_ON }, { "off", VD_LOCKING_OFF }, { NULL, 0 },
 };
 
 static const VdNameValue discard_modes[] = {
@@ -130,85 +134,35 @@ static bool lookup(const VdNameValue *table, const char *key, const char *value,
     return false;
 }
 
-/* Parse a size with an optional K/M/G/T suffix (powers of 1024), QEMU style. */
-static bool parse_size(const char *key, const char *value, uint64_t *out, GError **errp)
+/* size=: what the backend can address (its lengths and offsets are int64_t), in whole sectors. */
+static bool parse_disk_size(const char *key, const char *value, uint64_t *out, GError **errp)
 {
-    char *end;
-    errno = 0;
-    if (!g_ascii_isdigit(value[0])) {
-        goto bad;
+    if (!vd_parse_size(key, value, 0, out, errp)) {
+        return false;
     }
-    guint64 n = g_ascii_strtoull(value, &end, 10);
-    unsigned shift = 0;
-    switch (g_ascii_toupper(*end)) {
-    case '\0': break;
-    case 'B': shift = 0; end++; break;
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    case 'T': shift = 40; end++; break;
-    default: goto bad;
+    if (*out > VD_BLK_MAX_BYTES) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "%s=%s is too large; the largest disk is %" G_GUINT64_FORMAT " bytes (2^63 - 512)", key, value,
+                    (guint64)VD_BLK_MAX_BYTES);
+        return false;
     }
-    if (*end || errno || (shift && n > (UINT64_MAX >> shift))) {
-        goto bad;
-    }
-    *out = n << shift;
     return true;
-bad:
-    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "invalid %s '%s'; expected a number of bytes with an optional K, M, G or T suffix", key, value);
-    return false;
 }
 
-typedef enum OptKey { K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD } OptKey;
+typedef enum OptKey {
+    K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE
+} OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
-    { "discard", K_DISCARD }, { NULL, 0 },
+    { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE }, { NULL, 0 },
 };
 
-/* Split "a=1,b=x,,y" into key/value pairs, honouring ",," escapes. */
-static bool split_options(const char *s, GPtrArray *pairs, GError **errp)
-{
-    GString *cur = g_string_new(NULL);
-    bool ok = true;
-    for (const char *p = s;; p++) {
-        if (*p == ',' && p[1] == ',') {
-            g_string_append_c(cur, ',');
-            p++;
-            continue;
-        }
-        if (*p == ',' || *p == '\0') {
-            if (cur->len) {
-                g_ptr_array_add(pairs, g_strdup(cur->str));
-            } else if (*p == ',') {
-                g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "empty option in '%s'", s);
-                ok = false;
-                break;
-            }
-            g_string_truncate(cur, 0);
-            if (*p == '\0') {
-                break;
-            }
-            continue;
-        }
-        g_string_append_c(cur, *p);
-    }
-    g_string_free(cur, TRUE);
-    return ok;
-}
-
 /* Parse one key=value pair into opts. */
-static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen, GError **errp)
+static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen, GError **errp)
 {
-    const char *eq = strchr(pair, '=');
-    if (!eq) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' has no value (expected key=value)", pair);
-        return false;
-    }
-    g_autofree char *key = g_strndup(pair, eq - pair);
-    const char *value = eq + 1;
+    const char *key = pair->key, *value = pair->value;
     int k, v;
     if (!lookup(keys, "option", key, &k, NULL)) {
         g_autofree char *names = table_names(keys);
@@ -266,12 +220,24 @@ static bool apply_option(const char *pair, VdBlockOptions *opts, unsigned *seen,
         return true;
     case K_SIZE:
         opts->size_set = true;
-        return parse_size(key, value, &opts->size, errp);
+        return parse_disk_size(key, value, &opts->size, errp);
     case K_DISCARD:
         if (!lookup(discard_modes, key, value, &v, errp)) {
             return false;
         }
         opts->discard = v;
+        return true;
+    case K_LOCKING:
+        if (!lookup(locking_modes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->locking = v;
+        return true;
+    case K_ACTIVE:
+        if (!lookup(booleans, key, value, &v, errp)) {
+            return false;
+        }
+        opts->active = v;
         return true;
     }
     return false;
@@ -290,13 +256,15 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
 {
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
                              .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
-                             .aio = VD_AIO_DEFAULT };
-    g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
+                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true };
+    g_autoptr(GPtrArray) pairs = NULL;
     unsigned seen = 0;
-    if (!options || !split_options(options, pairs, errp)) {
-        if (!options) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no options given; file= is required");
-        }
+    if (!options) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no options given; file= is required");
+        return false;
+    }
+    pairs = vd_opts_split(options, errp);
+    if (!pairs) {
         return false;
     }
     for (guint i = 0; i < pairs->len; i++) {

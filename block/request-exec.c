@@ -10,6 +10,7 @@
  * only the request and the driver (see block-internal.h).
  */
 #include "block-internal.h"
+#include "util/iov.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -24,30 +25,6 @@ static int call_driver(VdBlockBackend *blk, VdRequest *req, VdDrvCall call, VdDr
         req->sync_failed = true;
     }
     return ret;
-}
-
-/* Copy len bytes starting skip bytes into the iovec out to buf. */
-static void iov_to_buf(const struct iovec *iov, int niov, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-    for (int i = 0; i < niov && len; i++) {
-        size_t n = MIN(iov[i].iov_len, len);
-        memcpy(p, iov[i].iov_base, n);
-        p += n;
-        len -= n;
-    }
-}
-
-/* Copy len bytes from buf into the iovec. */
-static void iov_from_buf(const struct iovec *iov, int niov, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    for (int i = 0; i < niov && len; i++) {
-        size_t n = MIN(iov[i].iov_len, len);
-        memcpy(iov[i].iov_base, p, n);
-        p += n;
-        len -= n;
-    }
 }
 
 /* True if the request can go to the driver as it is, without a bounce buffer. */
@@ -122,7 +99,7 @@ static int exec_read(VdBlockBackend *blk, VdRequest *req)
     }
     int ret = read_aligned(blk, req, req->align_off, buf, len);
     if (ret >= 0) {
-        iov_from_buf(req->iov, req->niov, buf + (req->offset - req->align_off), req->bytes);
+        vd_iov_from_buf(req->iov, req->niov, 0, buf + (req->offset - req->align_off), req->bytes);
     }
     free(buf);
     return ret;
@@ -166,7 +143,7 @@ static int exec_write(VdBlockBackend *blk, VdRequest *req)
         }
         ret = rmw_read_edges(blk, req, buf);
         if (ret >= 0) {
-            iov_to_buf(req->iov, req->niov, buf + (req->offset - req->align_off), req->bytes);
+            vd_iov_to_buf(req->iov, req->niov, 0, buf + (req->offset - req->align_off), req->bytes);
             ret = write_aligned(blk, req, req->align_off, buf, len, req->drv_flags);
         }
         free(buf);

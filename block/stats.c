@@ -1,15 +1,13 @@
 /* stats.c - counters, the latency histogram and the per-request trace line. */
 #include "block-internal.h"
+#include "util/counters.h"
 
 #include <stddef.h>
 #include <string.h>
 
 /* Every counter of VdBlockStats by name, in the order `blockstats` prints them. */
-static const struct {
-    const char *name;
-    size_t offset;
-} counters[] = {
-#define C(f) { #f, offsetof(VdBlockStats, f) }
+static const VdCounter counters[] = {
+#define C(f) VD_COUNTER(VdBlockStats, f)
     C(reads), C(writes), C(fua_writes), C(flushes), C(discards), C(write_zeroes),
     C(bytes_read), C(bytes_written), C(wce_toggles),
     C(host_reads), C(host_writes), C(host_fdatasync), C(host_dsync_writes), C(host_rwf_dsync_writes),
@@ -21,8 +19,8 @@ static const struct {
 void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(counters); i++) {
-        uint64_t *src = (uint64_t *)((char *)&blk->stats + counters[i].offset);
-        *(uint64_t *)((char *)out + counters[i].offset) = __atomic_load_n(src, __ATOMIC_RELAXED);
+        uint64_t *src = vd_counter_ptr(&counters[i], &blk->stats);
+        *vd_counter_ptr(&counters[i], out) = __atomic_load_n(src, __ATOMIC_RELAXED);
     }
 }
 
@@ -33,10 +31,7 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out)
     g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s aio=%s read_only=%d in_flight=%u sticky_error=%d",
                            blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->engine->kind),
                            blk->read_only, blk->in_flight, -blk->sticky_error);
-    for (size_t i = 0; i < G_N_ELEMENTS(counters); i++) {
-        g_string_append_printf(out, " %s=%" G_GUINT64_FORMAT, counters[i].name,
-                               *(uint64_t *)((char *)&s + counters[i].offset));
-    }
+    vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s);
 }
 
 void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD_LAT_BUCKETS])

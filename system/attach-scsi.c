@@ -66,7 +66,7 @@ bool vd_machine_attach_scsi(VdMachine *m, VdDriveSpec *drive, GError **errp)
         return false;
     }
     if (!vd_virtio_scsi_add_lun(c->dev, drive->blk, (unsigned)drive->index,
-                                drive->serial ? drive->serial : drive->id, errp)) {
+                                drive->serial, errp)) {
         return false;
     }
     g_autofree char *desc = g_strdup_printf("virtio-scsi %s target 0 lun %d", drive->id, drive->index);

@@ -31,7 +31,6 @@ bool vd_machine_attach_virtio(VdMachine *m, VdDriveSpec *drive, GError **errp)
     }
     VdVirtioBlkConf conf = {
         .serial = drive->serial,
-        .drive_id = drive->id,
         .num_queues = drive->num_queues ? drive->num_queues : 1,
     };
     VirtioBlkSlot *slot = g_new0(VirtioBlkSlot, 1);

@@ -3,6 +3,7 @@
 
 #include "system/machine.h"
 #include "system/qtest.h"
+#include "util/options.h"
 
 #include <string.h>
 
@@ -57,39 +58,11 @@ void vd_vmm_options_clear(VdVmmOptions *o)
     g_clear_pointer(&o->serial_log, g_free);
 }
 
-bool vd_parse_size(const char *str, unsigned default_shift, uint64_t *out, GError **errp)
-{
-    static const struct { char suffix; unsigned shift; } suffixes[] = {
-        { 'b', 0 }, { 'k', 10 }, { 'm', 20 }, { 'g', 30 }, { 't', 40 },
-    };
-    size_t len = strlen(str), ndigits = strspn(str, "0123456789");
-    unsigned shift = default_shift;
-    bool ok = ndigits > 0 && (len == ndigits || len == ndigits + 1);
-    if (ok && len == ndigits + 1) {
-        ok = false;
-        for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-            if (g_ascii_tolower(str[ndigits]) == suffixes[i].suffix) {
-                shift = suffixes[i].shift;
-                ok = true;
-            }
-        }
-    }
-    guint64 v = 0;
-    g_autofree char *digits = g_strndup(str, ndigits);
-    if (!ok || !g_ascii_string_to_unsigned(digits, 10, 0, UINT64_MAX >> shift, &v, NULL)) {
-        CLI_ERROR(errp, "'%s' is not a size (digits with an optional suffix B, K, M, G or T)", str);
-        return false;
-    }
-    *out = v << shift;
-    return true;
-}
-
 /* -m SIZE */
 static bool opt_memory(VdVmmOptions *o, const char *value, GError **errp)
 {
     uint64_t size;
-    if (!vd_parse_size(value, 20, &size, errp)) {
-        g_prefix_error(errp, "-m: ");
+    if (!vd_parse_size("-m", value, 20, &size, errp)) {
         return false;
     }
     if (size < VD_RAM_MIN || size > VD_RAM_MAX || size % 4096) {

@@ -1,5 +1,6 @@
 /* drive.c - parse a QEMU-style --drive option string into a VdDriveSpec. */
 #include "system/machine.h"
+#include "util/options.h"
 
 #include <string.h>
 
@@ -8,19 +9,6 @@
 /* The interfaces a drive can use, in the order --help lists them. */
 /* "none" is QEMU's: a backend with no device, for blockstats/trace/inject and tools. */
 static const char *const interfaces[] = { "ide", "scsi", "virtio", "none" };
-
-/* Parse a decimal number in [min, max]. */
-static bool parse_uint(const char *key, const char *value, unsigned min, unsigned max, unsigned *out,
-                       GError **errp)
-{
-    guint64 v;
-    if (!g_ascii_string_to_unsigned(value, 10, min, max, &v, NULL)) {
-        DRIVE_ERROR(errp, "%s=%s: expected a number from %u to %u", key, value, min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
 
 /* if=: one of the interfaces table. */
 static bool set_interface(VdDriveSpec *d, const char *key, const char *value, GError **errp)
@@ -39,7 +27,7 @@ static bool set_interface(VdDriveSpec *d, const char *key, const char *value, GE
 static bool set_index(VdDriveSpec *d, const char *key, const char *value, GError **errp)
 {
     unsigned v;
-    if (!parse_uint(key, value, 0, 255, &v, errp)) {
+    if (!vd_parse_uint(key, value, 0, 255, &v, errp)) {
         return false;
     }
     d->index = v;
@@ -83,7 +71,7 @@ static bool set_serial(VdDriveSpec *d, const char *key, const char *value, GErro
 /* num-queues=: virtqueues for virtio-blk, request queues for virtio-scsi. */
 static bool set_num_queues(VdDriveSpec *d, const char *key, const char *value, GError **errp)
 {
-    return parse_uint(key, value, 1, VD_DRIVE_MAX_QUEUES, &d->num_queues, errp);
+    return vd_parse_uint(key, value, 1, VD_DRIVE_MAX_QUEUES, &d->num_queues, errp);
 }
 
 typedef bool DeviceKeySetter(VdDriveSpec *d, const char *key, const char *value, GError **errp);
@@ -99,43 +87,6 @@ static const struct DeviceKey {
     { "serial", set_serial },
     { "num-queues", set_num_queues },
 };
-
-/* Split at unescaped commas (",," stands for a literal comma), unescaping each item. */
-static GPtrArray *split_options(const char *str)
-{
-    GPtrArray *items = g_ptr_array_new_with_free_func(g_free);
-    GString *cur = g_string_new(NULL);
-    for (const char *p = str;; p++) {
-        if (*p == ',' && p[1] == ',') {
-            g_string_append_c(cur, ',');
-            p++;
-        } else if (*p == ',' || *p == '\0') {
-            g_ptr_array_add(items, g_string_free(cur, FALSE));
-            if (*p == '\0') {
-                break;
-            }
-            cur = g_string_new(NULL);
-        } else {
-            g_string_append_c(cur, *p);
-        }
-    }
-    return items;
-}
-
-/* Append key=value to a backend option string, re-escaping commas. */
-static void append_backend_option(GString *out, const char *key, const char *value)
-{
-    if (out->len) {
-        g_string_append_c(out, ',');
-    }
-    g_string_append_printf(out, "%s=", key);
-    for (const char *p = value; *p; p++) {
-        if (*p == ',') {
-            g_string_append_c(out, ',');
-        }
-        g_string_append_c(out, *p);
-    }
-}
 
 /* Apply a device key through the table; false if key is not a device key. */
 static bool apply_device_key(VdDriveSpec *d, const char *key, const char *value, guint *seen,
@@ -195,23 +146,20 @@ VdDriveSpec *vd_drive_spec_parse(const char *str, GError **errp)
     VdDriveSpec *d = g_new0(VdDriveSpec, 1);
     d->index = -1;
     d->num_queues = 1;
-    g_autoptr(GPtrArray) items = split_options(str);
+    g_autoptr(GPtrArray) items = vd_opts_split(str, errp);
     g_autoptr(GString) backend = g_string_new(NULL);
     guint seen = 0;
+    if (!items) {
+        goto fail;
+    }
     for (guint i = 0; i < items->len; i++) {
-        const char *item = g_ptr_array_index(items, i);
-        const char *eq = strchr(item, '=');
-        if (!eq || eq == item) {
-            DRIVE_ERROR(errp, "'%s' is not of the form key=value", item);
-            goto fail;
-        }
-        g_autofree char *key = g_strndup(item, eq - item);
+        const VdOpt *item = g_ptr_array_index(items, i);
         bool handled;
-        if (!apply_device_key(d, key, eq + 1, &seen, &handled, errp)) {
+        if (!apply_device_key(d, item->key, item->value, &seen, &handled, errp)) {
             goto fail;
         }
         if (!handled) {
-            append_backend_option(backend, key, eq + 1);
+            vd_opts_append(backend, item->key, item->value);
         }
     }
     if (!d->interface) {

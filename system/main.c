@@ -2,6 +2,7 @@
 #include "system/cli.h"
 #include "system/machine.h"
 #include "system/qtest.h"
+#include "util/options.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,13 +93,8 @@ static bool add_demo_drives(Vmm *v)
             report("", err);
             return false;
         }
-        g_autoptr(GString) spec = g_string_new("file=");
-        for (const char *p = path; *p; p++) {
-            if (*p == ',') {
-                g_string_append_c(spec, ','); /* a comma in a value is written twice */
-            }
-            g_string_append_c(spec, *p);
-        }
+        g_autoptr(GString) spec = g_string_new(NULL);
+        vd_opts_append(spec, "file", path);
         g_string_append_printf(spec, ",format=raw,if=%s,id=%s", demo_drives[i].interface, demo_drives[i].id);
         if (!add_drive(v, spec->str, &err)) {
             if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED)) {

@@ -13,6 +13,7 @@
  * Results are printed as IOPS and as a ratio to the matching raw loop.
  */
 #include "block/block-backend.h"
+#include "util/options.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -275,7 +276,7 @@ static void prepare_image(const BenchConfig *cfg)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: vdisk-bench [--image FILE] [--size BYTES] [--seconds S] [--sequential] [--compare-qemu] [--rounds N]\n"
+            "usage: vdisk-bench [--image FILE] [--size SIZE] [--seconds S] [--sequential] [--compare-qemu] [--rounds N]\n"
             "Each case runs --seconds (default 1) per round; --rounds (default 3) interleaves them; medians are shown.\n"
             "Without --image, a temporary 256 MiB image is created in $TMPDIR and removed after.\n");
 }
@@ -294,13 +295,18 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': cfg.image = optarg; break;
-        case 's':
-            cfg.size = g_ascii_strtoull(optarg, &end, 10);
-            if (*end || cfg.size < 1 << 20 || cfg.size % BLOCK) {
+        case 's': {
+            g_autoptr(GError) err = NULL;
+            if (!vd_parse_size("--size", optarg, 0, &cfg.size, &err)) {
+                fprintf(stderr, "vdisk-bench: %s\n", err->message);
+                return 2;
+            }
+            if (cfg.size < 1 << 20 || cfg.size % BLOCK) {
                 fprintf(stderr, "vdisk-bench: --size must be a multiple of 4096, at least 1 MiB\n");
                 return 2;
             }
             break;
+        }
         case 't':
             cfg.seconds = g_ascii_strtod(optarg, &end);
             if (*end || cfg.seconds <= 0 || cfg.seconds > 600) {

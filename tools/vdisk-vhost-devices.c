@@ -2,48 +2,28 @@
 #include "vdisk-vhost.h"
 
 #include "hw/virtio-blk.h"
+#include "util/options.h"
 
 #include <string.h>
-
-/* Split spec at unescaped commas; ",," is a literal comma inside a value (kept escaped). */
-static GPtrArray *split_keys(const char *spec)
-{
-    GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
-    GString *cur = g_string_new(NULL);
-    for (const char *p = spec; *p; p++) {
-        if (*p == ',' && p[1] == ',') {
-            g_string_append(cur, ",,");
-            p++;
-        } else if (*p == ',') {
-            g_ptr_array_add(parts, g_string_free(cur, FALSE));
-            cur = g_string_new(NULL);
-        } else {
-            g_string_append_c(cur, *p);
-        }
-    }
-    g_ptr_array_add(parts, g_string_free(cur, FALSE));
-    return parts;
-}
 
 /* Take serial= out of a drive spec; the rest goes to vd_blk_open. */
 bool vd_vhost_split_drive(const char *spec, char **backend_opts, char **serial, GError **errp)
 {
-    g_autoptr(GPtrArray) parts = split_keys(spec);
+    g_autoptr(GPtrArray) parts = vd_opts_split(spec, errp);
     g_autoptr(GString) rest = g_string_new(NULL);
     *serial = NULL;
+    if (!parts) {
+        g_prefix_error(errp, "--drive %s: ", spec);
+        return false;
+    }
     for (guint i = 0; i < parts->len; i++) {
-        const char *kv = parts->pdata[i];
-        if (g_str_has_prefix(kv, "serial=")) {
+        const VdOpt *kv = parts->pdata[i];
+        if (strcmp(kv->key, "serial") == 0) {
             g_free(*serial);
-            *serial = g_strdup(kv + 7);
+            *serial = g_strdup(kv->value);
             continue;
         }
-        if (!*kv) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--drive %s: empty option", spec);
-            g_clear_pointer(serial, g_free);
-            return false;
-        }
-        g_string_append_printf(rest, "%s%s", rest->len ? "," : "", kv);
+        vd_opts_append(rest, kv->key, kv->value);
     }
     *backend_opts = g_string_free(g_steal_pointer(&rest), FALSE);
     return true;
@@ -82,12 +62,10 @@ void vd_vhost_close_drives(VdVhostApp *a)
     g_clear_pointer(&a->backends, g_ptr_array_unref);
 }
 
-/* Wait until no backend has a request in flight. */
-static void drain_drives(VdVhostApp *a)
+/* The device's drain: cb once every virtio-blk request is answered in guest memory. */
+static void blk_drain(VdVhostApp *a, VdDrainFunc *cb, void *cb_opaque)
 {
-    for (guint i = 0; a->backends && i < a->backends->len; i++) {
-        vd_blk_drain(a->backends->pdata[i]);
-    }
+    vd_virtio_blk_drain(a->dev, cb, cb_opaque);
 }
 
 /* One "driveN key=value..." line per backend. */
@@ -117,7 +95,6 @@ static bool blk_create(VdVhostApp *a, GError **errp)
     }
     VdVirtioBlkConf conf = {
         .serial = serials->pdata[0],
-        .drive_id = "drive0",
         .num_queues = a->opts.num_queues ? a->opts.num_queues : 4,
         .queue_size = a->opts.queue_size,
     };
@@ -149,7 +126,7 @@ static void blk_destroy(VdVhostApp *a)
 }
 
 static const VdVhostDeviceKind kind_blk = {
-    "virtio-blk", blk_create, drain_drives, blk_format_stats, blk_destroy,
+    "virtio-blk", blk_create, blk_drain, blk_format_stats, blk_destroy,
 };
 
 static const VdVhostDeviceKind *const kinds[] = {

@@ -3,25 +3,10 @@
 
 #include "hw/virtio-scsi.h"
 
-/* True while any disk or backend still has work in flight. */
-static bool scsi_busy(VdVhostApp *a)
+/* The device's drain: cb once every command and TMF is answered in guest memory. */
+static void scsi_drain(VdVhostApp *a, VdDrainFunc *cb, void *cb_opaque)
 {
-    VdVirtioScsi *s = a->dev;
-    for (guint i = 0; i < a->backends->len; i++) {
-        VdScsiDisk *d = s ? vd_virtio_scsi_disk(s, i) : NULL;
-        if ((d && vd_scsi_disk_in_flight(d)) || vd_blk_in_flight(a->backends->pdata[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Iterate until every command (and background flush) has completed. */
-static void scsi_drain(VdVhostApp *a)
-{
-    while (a->backends && scsi_busy(a)) {
-        g_main_context_iteration(a->ctx, TRUE);
-    }
+    vd_virtio_scsi_drain(a->dev, cb, cb_opaque);
 }
 
 /* virtio-scsi: target 0, LUN n for the n-th --drive. */

@@ -12,6 +12,7 @@
  * 200 ms of any counter changing, on SIGUSR1, and at exit.
  */
 #include "vdisk-vhost.h"
+#include "util/options.h"
 
 #include <glib-unix.h>
 
@@ -73,31 +74,16 @@ static bool opt_drive(VdVhostOptions *o, const char *arg, GError **errp)
     return true;
 }
 
-/* Parse an unsigned decimal in [min, max]. */
-static bool parse_uint(const char *name, const char *arg, unsigned min, unsigned max, unsigned *out,
-                       GError **errp)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (errno || end == arg || *end || v < min || v > max) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s %s: expected %u..%u", name, arg, min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 /* --num-queues */
 static bool opt_num_queues(VdVhostOptions *o, const char *arg, GError **errp)
 {
-    return parse_uint("--num-queues", arg, 1, 64, &o->num_queues, errp);
+    return vd_parse_uint("--num-queues", arg, 1, 64, &o->num_queues, errp);
 }
 
 /* --queue-size: a power of two */
 static bool opt_queue_size(VdVhostOptions *o, const char *arg, GError **errp)
 {
-    if (!parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
+    if (!vd_parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
         return false;
     }
     if (o->queue_size & (o->queue_size - 1)) {
@@ -213,11 +199,11 @@ static void stats_write(VdVhostApp *a, bool force)
     a->last_stats = g_strdup(s->str);
 }
 
-/* Server callback: iterate until the device has nothing in flight. */
-static void app_drain(void *opaque)
+/* Server callback: cb once the device has nothing in flight. */
+static void app_drain(void *opaque, VdDrainFunc *cb, void *cb_opaque)
 {
     VdVhostApp *a = opaque;
-    a->opts.kind->drain(a);
+    a->opts.kind->drain(a, cb, cb_opaque);
 }
 
 /* Server callback: a front end came or went, or config changed. */
@@ -293,7 +279,6 @@ int main(int argc, char **argv)
     g_main_loop_run(a->loop);
     vd_vhost_user_server_free(a->server);   /* drains and resets if a front end is attached */
     a->server = NULL;
-    a->opts.kind->drain(a);
     if (a->opts.stats_file) {
         /* one last time, from the final counters (the server is gone: keep its last line) */
         g_autoptr(GString) s = g_string_new(a->last_stats ? a->last_stats : "");

@@ -16,8 +16,8 @@ typedef struct VdVhostDeviceKind {
     const char *name;
     /* Open the drives (app->opts.drives) and build app->vdev. */
     bool (*create)(VdVhostApp *app, GError **errp);
-    /* Iterate the context until nothing is in flight. */
-    void (*drain)(VdVhostApp *app);
+    /* Call cb once the device has nothing in flight (the device's drain API; never iterates). */
+    void (*drain)(VdVhostApp *app, VdDrainFunc *cb, void *cb_opaque);
     /* Append "device ...\n" and one "driveN ...\n" line per drive. */
     void (*format_stats)(VdVhostApp *app, GString *out);
     /* Free the device and close the drives. */

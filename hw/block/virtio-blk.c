@@ -1,5 +1,10 @@
 /* virtio-blk.c - the virtio block device: requests, write-cache control, merging. */
 #include "hw/virtio-blk.h"
+#include "util/bswap.h"
+#include "util/counters.h"
+#include "util/iov.h"
+
+#include "hw/drain.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -15,8 +20,9 @@ struct VdVirtioBlk {
     char id[VD_VIRTIO_BLK_ID_BYTES];
     unsigned num_queues, queue_size;
     bool merge;
-    bool wce;                 /* the guest-visible writeback byte */
+    bool own_wce_change;      /* inside this device's own vd_blk_set_write_cache call */
     bool dispatching;         /* inside queue_notify: notify once at the end */
+    VdDrain drain;            /* requests popped whose status is not yet in guest memory */
     VdVirtioBlkStats stats;
 };
 
@@ -57,11 +63,6 @@ static const char *const type_names[] = {
     [VD_VIRTIO_BLK_T_WRITE_ZEROES] = "write_zeroes",
 };
 
-/* Store little-endian integers into config space. */
-static void put16(uint8_t *p, uint16_t v) { v = GUINT16_TO_LE(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = GUINT32_TO_LE(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = GUINT64_TO_LE(v); memcpy(p, &v, 8); }
-
 /* The device's feature offer (the core adds VERSION_1). */
 static uint64_t blk_get_features(VdVirtioDevice *vdev)
 {
@@ -78,21 +79,42 @@ static uint64_t blk_get_features(VdVirtioDevice *vdev)
     return f;
 }
 
-/* Completion of a write-cache change in the backend (1->0 flushed first). */
+/*
+ * Completion of this device's write-cache change (1->0 flushed first).  A
+ * failed flush cannot be returned through a config write, so it is counted
+ * and reaches the guest through the backend's sticky error: every later
+ * FLUSH and every write made durable fails with VIRTIO_BLK_S_IOERR.
+ */
 static void wce_done(void *opaque, int ret)
 {
+    VdVirtioBlk *s = opaque;
     if (ret < 0) {
-        g_debug("virtio-blk: write cache change: flush failed: %s", g_strerror(-ret));
+        s->stats.wce_flush_errors++;
+        g_warning("virtio-blk: turning the write cache off: the flush failed (%s); "
+                  "later flushes and durable writes fail", g_strerror(-ret));
     }
 }
 
-/* Make the guest-visible writeback state and the backend agree. */
+/* Ask the backend (the one owner of the write cache) for a new state. */
 static void set_wce(VdVirtioBlk *s, bool on)
 {
-    s->wce = on;
-    if (vd_blk_write_cache(s->blk) != on) {
-        vd_blk_set_write_cache(s->blk, on, wce_done, s);
+    if (vd_blk_write_cache(s->blk) == on) {
+        return;
     }
+    s->own_wce_change = true;
+    vd_blk_set_write_cache(s->blk, on, wce_done, s);
+    s->own_wce_change = false;
+}
+
+/* The backend's write cache changed: a change made by anyone else is a config change for the driver. */
+static void wce_changed(void *opaque, bool enabled)
+{
+    VdVirtioBlk *s = opaque;
+    if (s->own_wce_change) {
+        return;
+    }
+    s->stats.wce_host_changes++;
+    vd_virtio_config_changed(s->vdev);
 }
 
 /* FEATURES_OK: without FLUSH and CONFIG_WCE the driver assumes writethrough, so give it that. */
@@ -112,21 +134,21 @@ static void blk_get_config(VdVirtioDevice *vdev, uint8_t *c)
 {
     VdVirtioBlk *s = vd_virtio_device_opaque(vdev);
     int64_t len = vd_blk_length(s->blk);
-    put64(c + VD_VIRTIO_BLK_CFG_CAPACITY, len > 0 ? (uint64_t)len / VD_VIRTIO_BLK_SECTOR : 0);
-    put32(c + VD_VIRTIO_BLK_CFG_SIZE_MAX, VD_VIRTIO_BLK_SIZE_MAX);
-    put32(c + VD_VIRTIO_BLK_CFG_SEG_MAX, s->queue_size - 2);
-    put32(c + VD_VIRTIO_BLK_CFG_BLK_SIZE, VD_VIRTIO_BLK_SECTOR);
+    vd_st_le64(c + VD_VIRTIO_BLK_CFG_CAPACITY, len > 0 ? (uint64_t)len / VD_VIRTIO_BLK_SECTOR : 0);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_SIZE_MAX, VD_VIRTIO_BLK_SIZE_MAX);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_SEG_MAX, s->queue_size - 2);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_BLK_SIZE, VD_VIRTIO_BLK_SECTOR);
     c[VD_VIRTIO_BLK_CFG_PHYS_BLOCK_EXP] = 3;          /* 4 KiB physical blocks */
     c[VD_VIRTIO_BLK_CFG_ALIGN_OFFSET] = 0;
-    put16(c + VD_VIRTIO_BLK_CFG_MIN_IO_SIZE, 8);       /* in logical blocks */
-    put32(c + VD_VIRTIO_BLK_CFG_OPT_IO_SIZE, 0);
-    c[VD_VIRTIO_BLK_CFG_WRITEBACK] = s->wce ? 1 : 0;
-    put16(c + VD_VIRTIO_BLK_CFG_NUM_QUEUES, s->num_queues);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
-    put32(c + VD_VIRTIO_BLK_CFG_DISCARD_ALIGN, 8);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
-    put32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
+    vd_st_le16(c + VD_VIRTIO_BLK_CFG_MIN_IO_SIZE, 8);       /* in logical blocks */
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_OPT_IO_SIZE, 0);
+    c[VD_VIRTIO_BLK_CFG_WRITEBACK] = vd_blk_write_cache(s->blk) ? 1 : 0;
+    vd_st_le16(c + VD_VIRTIO_BLK_CFG_NUM_QUEUES, s->num_queues);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_DISCARD_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_DISCARD_ALIGN, 8);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VD_VIRTIO_BLK_MAX_DWZ_SECTORS);
+    vd_st_le32(c + VD_VIRTIO_BLK_CFG_MAX_WZ_SEG, VD_VIRTIO_BLK_MAX_DWZ_SEG);
     c[VD_VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 
@@ -144,39 +166,25 @@ static void blk_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *
         s->stats.wce_writes_ignored++;
         return;
     }
-    if (v != s->wce) {
+    if (v != vd_blk_write_cache(s->blk)) {
         s->stats.wce_changes++;
     }
     set_wce(s, v);
 }
 
-/* Device reset: nothing in flight may outlive it; the drive's configured cache mode returns. */
+/* Every request of the reset epoch is answered: power-on state, and the reset completes. */
+static void blk_reset_drained(void *opaque)
+{
+    VdVirtioBlk *s = opaque;
+    set_wce(s, vd_blk_default_write_cache(s->blk));
+    vd_virtio_reset_done(s->vdev);
+}
+
+/* Device reset: it finishes from the drain callback once nothing is in flight (status reads 0 then). */
 static void blk_reset(VdVirtioDevice *vdev)
 {
     VdVirtioBlk *s = vd_virtio_device_opaque(vdev);
-    vd_blk_drain(s->blk);
-    set_wce(s, vd_blk_default_write_cache(s->blk));
-}
-
-/* Copy the part [off, off+len) of an iovec array into a new array; returns its count. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len, struct iovec **out)
-{
-    struct iovec *dst = g_new(struct iovec, n ? n : 1);
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && len; i++) {
-        if (off >= src[i].iov_len) {
-            off -= src[i].iov_len;
-            continue;
-        }
-        size_t take = MIN(src[i].iov_len - off, len);
-        dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-        dst[k].iov_len = take;
-        k++;
-        len -= take;
-        off = 0;
-    }
-    *out = dst;
-    return k;
+    vd_virtio_blk_drain(s, blk_reset_drained, s);
 }
 
 /* Give a request its status, return it to the driver and free it. */
@@ -201,6 +209,7 @@ static void req_complete(BlkReq *r, uint8_t status)
         /* the driver over-filled the ring; take what waited now that a slot is free */
         vd_virtio_queue_kick(s->vdev, vd_virtq_index(vq));
     }
+    vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 
 /* Map a backend result to a status. */
@@ -274,7 +283,8 @@ static void run_submit(VdVirtioBlk *s, MergeRun *pending)
 static void run_add(VdVirtioBlk *s, MergeRun *run, BlkReq *r)
 {
     BlkReq *last = run->last;
-    bool fits = last && s->merge && last->type == r->type &&
+    /* a request without data never merges: there is nothing to join (and no iovec array) */
+    bool fits = last && s->merge && last->type == r->type && last->data_len && r->data_len &&
                 last->sector + last->data_len / VD_VIRTIO_BLK_SECTOR == r->sector &&
                 run->niov + r->ndata <= MERGE_MAX_IOV && run->bytes + r->data_len <= MERGE_MAX_BYTES &&
                 run->count < MERGE_MAX_REQS;
@@ -310,7 +320,7 @@ static void do_in(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     VdVirtqElem *e = &r->elem;
     s->stats.in++;
-    r->ndata = iov_slice(e->in_sg, e->in_num, 0, e->in_len - 1, &r->data);
+    r->ndata = vd_iov_slice(e->in_sg, e->in_num, 0, e->in_len - 1, &r->data);
     r->data_len = e->in_len - 1;
     if (!rw_valid(s, r)) {
         req_complete(r, VD_VIRTIO_BLK_S_IOERR);
@@ -325,7 +335,7 @@ static void do_out(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
 {
     VdVirtqElem *e = &r->elem;
     s->stats.out++;
-    r->ndata = iov_slice(e->out_sg, e->out_num, 16, e->out_len - 16, &r->data);
+    r->ndata = vd_iov_slice(e->out_sg, e->out_num, 16, e->out_len - 16, &r->data);
     r->data_len = e->out_len - 16;
     if (vd_blk_is_read_only(s->blk) || !rw_valid(s, r)) {
         req_complete(r, VD_VIRTIO_BLK_S_IOERR);   /* RO: IOERR and no data written (5.2.6.1) */
@@ -455,6 +465,7 @@ static void handle_request(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
         vd_virtq_elem_free(r);
         return;
     }
+    vd_drain_inc(&s->drain);   /* from here on req_complete answers it */
     const struct iovec *last = &e->in_sg[e->in_num - 1];
     r->s = s;
     r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
@@ -515,32 +526,48 @@ VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf,
     s->num_queues = nq;
     s->queue_size = qs;
     s->merge = !conf->no_merge;
-    const char *id = conf->serial ? conf->serial : conf->drive_id ? conf->drive_id : "";
-    strncpy(s->id, id, sizeof(s->id));   /* NUL-padded, no terminator at 20 bytes (5.2.6) */
-    s->wce = vd_blk_default_write_cache(blk);
+    const char *id = conf->serial ? conf->serial : vd_blk_unique_id(blk);
+    memcpy(s->id, id, strnlen(id, sizeof(s->id)));   /* NUL-padded (g_new0), no terminator at 20 bytes (5.2.6) */
     s->vdev = vd_virtio_device_new(&blk_ops, s, nq, qs, bus, errp);
     if (!s->vdev) {
         g_free(s);
         return NULL;
     }
+    vd_blk_add_write_cache_notifier(blk, wce_changed, s);
     return s;
 }
 
-/* Drain outstanding I/O (its completions find the elements stale) and free. */
+/* Reset, wait for outstanding I/O (its completions find the elements stale) and free. */
 void vd_virtio_blk_free(VdVirtioBlk *s)
 {
     if (!s) {
         return;
     }
     vd_virtio_reset(s->vdev);
+    /* Teardown only: every request's answer comes from a backend callback, so an idle backend means none left. */
+    g_assert(!vd_blk_in_completion());
     vd_blk_drain(s->blk);
+    g_assert(s->drain.in_flight == 0 && !vd_virtio_resetting(s->vdev));
+    vd_blk_remove_write_cache_notifier(s->blk, wce_changed, s);
     vd_virtio_device_free(s->vdev);
     g_free(s);
 }
 
+/* Requests taken from the rings whose status is not yet written to guest memory. */
+unsigned vd_virtio_blk_in_flight(VdVirtioBlk *s)
+{
+    return s->drain.in_flight;
+}
+
+/* Call cb once vd_virtio_blk_in_flight is 0; see virtio-blk.h. */
+void vd_virtio_blk_drain(VdVirtioBlk *s, VdDrainFunc *cb, void *opaque)
+{
+    vd_drain_wait(&s->drain, cb, opaque);
+}
+
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s) { return s->vdev; }
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s) { return s->blk; }
-bool vd_virtio_blk_writeback(VdVirtioBlk *s) { return s->wce; }
+bool vd_virtio_blk_writeback(VdVirtioBlk *s) { return vd_blk_write_cache(s->blk); }
 
 /* Snapshot of the device counters. */
 void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out)
@@ -551,14 +578,13 @@ void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out)
 /* "key=value" rendering of the device counters. */
 void vd_virtio_blk_format_stats(VdVirtioBlk *s, GString *out)
 {
-    const VdVirtioBlkStats *t = &s->stats;
-    g_string_append_printf(out,
-        "in=%" G_GUINT64_FORMAT " out=%" G_GUINT64_FORMAT " flush=%" G_GUINT64_FORMAT
-        " get_id=%" G_GUINT64_FORMAT " discard=%" G_GUINT64_FORMAT " write_zeroes=%" G_GUINT64_FORMAT
-        " ok=%" G_GUINT64_FORMAT " ioerr=%" G_GUINT64_FORMAT " unsupp=%" G_GUINT64_FORMAT
-        " merged_requests=%" G_GUINT64_FORMAT " merged_ios=%" G_GUINT64_FORMAT
-        " wce_changes=%" G_GUINT64_FORMAT " wce_writes_ignored=%" G_GUINT64_FORMAT " bad_layout=%" G_GUINT64_FORMAT
-        " writeback=%d",
-        t->in, t->out, t->flush, t->get_id, t->discard, t->write_zeroes, t->ok, t->ioerr, t->unsupp,
-        t->merged_requests, t->merged_ios, t->wce_changes, t->wce_writes_ignored, t->bad_layout, s->wce);
+#define C(f) VD_COUNTER(VdVirtioBlkStats, f)
+    static const VdCounter counters[] = {
+        C(in), C(out), C(flush), C(get_id), C(discard), C(write_zeroes), C(ok), C(ioerr), C(unsupp),
+        C(merged_requests), C(merged_ios), C(wce_changes), C(wce_writes_ignored),
+        C(wce_host_changes), C(wce_flush_errors), C(bad_layout),
+    };
+#undef C
+    vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
+    vd_counters_append(out, "writeback", vd_blk_write_cache(s->blk));
 }

@@ -1,5 +1,6 @@
 /* bus.c - guest RAM, region dispatch, DMA bounds checks and IRQ lines. */
 #include "hw/bus.h"
+#include "util/bswap.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -129,24 +130,6 @@ static VdRegion *find_region(VdBus *bus, VdSpace space, uint64_t addr, unsigned 
     return NULL;
 }
 
-/* Little-endian load of size bytes. */
-static uint64_t load_le(const uint8_t *p, unsigned size)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < size; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-/* Little-endian store of size bytes. */
-static void store_le(uint8_t *p, uint64_t v, unsigned size)
-{
-    for (unsigned i = 0; i < size; i++) {
-        p[i] = v >> (8 * i);
-    }
-}
-
 /* Dispatch a guest read; RAM first for MMIO space, then device regions. */
 bool vd_bus_read(VdBus *bus, VdSpace space, uint64_t addr, unsigned size, uint64_t *value)
 {
@@ -158,7 +141,7 @@ bool vd_bus_read(VdBus *bus, VdSpace space, uint64_t addr, unsigned size, uint64
     if (space == VD_SPACE_MMIO) {
         uint8_t *p = vd_dma_map(bus, addr, size);
         if (p) {
-            *value = load_le(p, size);
+            *value = vd_ld_le_n(p, size);
             return true;
         }
     }
@@ -180,7 +163,7 @@ bool vd_bus_write(VdBus *bus, VdSpace space, uint64_t addr, uint64_t value, unsi
     if (space == VD_SPACE_MMIO) {
         uint8_t *p = vd_dma_map(bus, addr, size);
         if (p) {
-            store_le(p, value, size);
+            vd_st_le_n(p, value, size);
             return true;
         }
     }

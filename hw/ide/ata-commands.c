@@ -295,15 +295,13 @@ static void cmd_identify(IdeDrive *d, const AtaCmd *c)
 }
 
 /*
- * Set the guest-visible write cache and tell the backend.  Turning it off
- * submits the backend's drain + flush and returns true: done runs when it
- * has finished.  Otherwise returns false at once.
+ * Ask the backend (the one owner of the write cache) for a new state.
+ * Turning it off submits the backend's drain + flush and returns true: done
+ * runs when it has finished.  Otherwise returns false at once.
  */
 bool ata_set_wce(IdeDrive *d, bool on, IdeReqDone *done)
 {
-    bool was_on = vd_blk_write_cache(d->blk);
-    d->wce = on;
-    if (on == was_on) {
+    if (on == vd_blk_write_cache(d->blk)) {
         return false;
     }
     if (on) {
@@ -440,7 +438,12 @@ void ata_exec(IdeDrive *d, uint8_t opcode)
     c->exec(d, c);
 }
 
-/* Reset the settings SET FEATURES and friends change to their power-on values. */
+/*
+ * Reset the settings SET FEATURES and friends change to their power-on
+ * values.  Turning the write cache on is done here; *need_wce_off tells the
+ * caller that the backend's cache is on and must be turned off (with the
+ * flush the caller waits for, or not).
+ */
 void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off)
 {
     bool wce = vd_blk_default_write_cache(d->blk);
@@ -451,10 +454,8 @@ void ata_apply_power_on_defaults(IdeDrive *d, bool *need_wce_off)
     d->spt = 63;
     d->standby = false;
     d->sleeping = false;
-    *need_wce_off = false;
-    if (wce && !d->wce) {
+    *need_wce_off = !wce && vd_blk_write_cache(d->blk);
+    if (wce) {
         ata_set_wce(d, true, NULL);
-    } else if (!wce && d->wce) {
-        *need_wce_off = true;
     }
 }

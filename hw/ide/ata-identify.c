@@ -2,8 +2,9 @@
  * ata-identify.c - the 256-word IDENTIFY DEVICE data of the disk.
  *
  * Words 82-87 report what is supported and what is enabled right now:
- * write cache (82/85 bit 5), look-ahead (bit 6), NOP (bit 14), power
- * management (bit 3), LBA48 and FLUSH CACHE (EXT) (83/86 bits 10, 12, 13),
+ * write cache (82/85 bit 5; 85 reads the backend's state at every IDENTIFY,
+ * so a change made by the host shows at the next one), look-ahead (bit 6),
+ * NOP (bit 14), power management (bit 3), LBA48 and FLUSH CACHE (EXT) (83/86 bits 10, 12, 13),
  * FUA (84/87 bit 6).  Words 105/169 offer TRIM when the backend can
  * discard.  Word 255 carries the A5h signature and a checksum
  * that makes the 512 bytes sum to zero.
@@ -74,7 +75,7 @@ void ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR])
     w[82] = 0x4000 | 0x0040 | 0x0020 | 0x0008;  /* NOP, look-ahead, write cache, power management */
     w[83] = 0x4000 | 0x2000 | 0x1000 | 0x0400;  /* FLUSH CACHE EXT, FLUSH CACHE, LBA48 */
     w[84] = 0x4000 | 0x0040;                /* WRITE DMA/MULTIPLE FUA EXT */
-    w[85] = 0x4000 | 0x0008 | (d->lookahead ? 0x0040 : 0) | (d->wce ? 0x0020 : 0);
+    w[85] = 0x4000 | 0x0008 | (d->lookahead ? 0x0040 : 0) | (vd_blk_write_cache(d->blk) ? 0x0020 : 0);
     w[86] = 0x2000 | 0x1000 | 0x0400;
     w[87] = 0x4000 | 0x0040;
     w[88] = 0x003f;                         /* Ultra DMA 0-5 supported */

@@ -21,14 +21,9 @@
  * with ERR + ABRT.
  */
 #include "ide-internal.h"
+#include "util/bswap.h"
 
 typedef enum PrdWalk { PRD_OK, PRD_SHORT, PRD_FAULT } PrdWalk;
-
-/* Little-endian 32-bit load. */
-static uint32_t le32(const uint8_t *p)
-{
-    return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /*
  * Follow the PRD table until it covers `bytes`, collecting the segments.
@@ -43,7 +38,7 @@ static PrdWalk prd_walk(IdeChannel *ch, uint64_t bytes, GArray *segs, bool *long
         if (!vd_dma_read(bus, (uint64_t)ch->bm.prd + 8ull * i, e, sizeof(e))) {
             return PRD_FAULT;
         }
-        uint32_t base = le32(e) & ~1u;
+        uint32_t base = vd_ld_le32(e) & ~1u;
         uint32_t count = (e[4] | e[5] << 8) & 0xfffe;
         bool eot = e[7] & 0x80;
         if (count == 0) {

@@ -12,6 +12,7 @@
 #ifndef VD_HW_IDE_INTERNAL_H
 #define VD_HW_IDE_INTERNAL_H
 
+#include "hw/drain.h"
 #include "hw/ide.h"
 
 #define IDE_SECTOR            512u
@@ -70,10 +71,13 @@ typedef struct IdeDmaSeg {
 /*
  * A backend request.  It owns its buffer and lives until the backend's
  * callback, even when the drive lost interest (reset, free): then drive is
- * NULL and the callback only frees it.
+ * NULL and the callback only frees it.  owner stays set while the
+ * controller lives: the request counts in the controller's drain, and an
+ * orphan is on owner->orphans until its callback (a reset waits for it).
  */
 struct IdeReq {
     IdeDrive *drive;        /* NULL once orphaned */
+    IdeDrive *owner;        /* the drive it was made for; NULL once the controller is freed */
     IdeReqDone *done;
     uint8_t *buf;
     size_t len;
@@ -113,8 +117,7 @@ struct IdeDrive {
     uint8_t status, error;
     bool intrq;                     /* INTRQ pending */
 
-    /* Settings changed by SET FEATURES and friends. */
-    bool wce;                       /* the guest-visible write cache */
+    /* Settings changed by SET FEATURES and friends (the write cache is the backend's: vd_blk_write_cache). */
     bool lookahead;
     bool revert_on_reset;           /* SET FEATURES CCh (on) / 66h (off) */
     uint8_t multiple;               /* 0: READ/WRITE MULTIPLE disabled */
@@ -137,6 +140,8 @@ struct IdeDrive {
     uint8_t *buf;                   /* PIO data buffer */
     size_t buf_len, buf_pos, block_end;
     IdeReq *inflight;
+    GSList *orphans;                /* IdeReq * dropped by a reset or diagnostic, still running */
+    bool reset_pending;             /* SRST released; BSY until every orphan finished */
     GArray *dsm_ranges;             /* DATA SET MANAGEMENT: IdeDsmRange still to discard */
     guint dsm_next;
     uint64_t dirty_min_lba;         /* lowest sector written into the cache since the last flush */
@@ -165,6 +170,7 @@ struct IdeChannel {
 struct VdIdeController {
     VdPciDevice pci;
     VdBus *bus;
+    VdDrain drain;                  /* IdeReqs created and not yet called back (orphans included) */
     IdeChannel ch[VD_IDE_CHANNELS];
 };
 
@@ -176,12 +182,14 @@ void ide_set_signature(IdeDrive *d);
 void ide_power_on(IdeDrive *d);
 void ide_reset_begin(IdeChannel *ch);
 void ide_reset_end(IdeChannel *ch);
+void ide_reset_finish(IdeDrive *d);
 static inline bool ide_present(const IdeDrive *d) { return d->blk != NULL; }
 
 /* ide-xfer.c */
 IdeReq *ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len);
 VdBlockCompletionFunc ide_req_cb;
 void ide_req_orphan(IdeDrive *d);
+void ide_req_detach_all(IdeDrive *d);
 void ide_xfer_clear(IdeDrive *d);
 void ide_cmd_ok(IdeDrive *d);
 void ide_cmd_error(IdeDrive *d, uint8_t error);

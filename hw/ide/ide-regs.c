@@ -63,11 +63,9 @@ void ide_power_on(IdeDrive *d)
 {
     bool need_off = false;
     d->revert_on_reset = false;
-    d->wce = !vd_blk_default_write_cache(d->blk);   /* force the defaults below to apply */
     ata_apply_power_on_defaults(d, &need_off);
     if (need_off) {
-        /* Nothing has been written yet, so there is nothing to wait for. */
-        d->wce = false;
+        /* Nothing has been written through this drive yet, so there is nothing to wait for. */
         vd_blk_set_write_cache(d->blk, false, NULL, NULL);
     }
     d->dirty_min_lba = UINT64_MAX;
@@ -89,6 +87,7 @@ void ide_reset_begin(IdeChannel *ch)
         ide_xfer_clear(d);
         d->status = ATA_BSY;
         d->intrq = false;
+        d->reset_pending = false;
     }
 }
 
@@ -101,7 +100,12 @@ static void reset_wce_done(IdeDrive *d, IdeReq *r, int ret)
     d->status = ATA_READY;
 }
 
-/* SRST went 0: diagnostics pass, signatures appear, devices become ready. */
+/*
+ * SRST went 0: diagnostics pass and signatures appear; each device stays
+ * BSY until every request the reset abandoned has finished on the host (so
+ * no old write can land after a new one), then finishes in ide_reset_finish,
+ * from the last orphan's callback if any is still running.
+ */
 void ide_reset_end(IdeChannel *ch)
 {
     ch->sel = 0;
@@ -112,16 +116,27 @@ void ide_reset_end(IdeChannel *ch)
             continue;
         }
         d->error = 0x01;
-        d->status = ATA_READY;
+        d->status = ATA_BSY;
         d->sleeping = false;
-        if (d->revert_on_reset) {
-            bool need_off = false;
-            ata_apply_power_on_defaults(d, &need_off);
-            if (need_off) {
-                /* Reverting turns the write cache off: stay busy until it is flushed. */
-                if (ata_set_wce(d, false, reset_wce_done)) {
-                    d->status = ATA_BSY;
-                }
+        d->reset_pending = true;
+        if (!d->orphans) {
+            ide_reset_finish(d);
+        }
+    }
+}
+
+/* The reset of d completes: nothing it abandoned still runs; the drive becomes ready. */
+void ide_reset_finish(IdeDrive *d)
+{
+    d->reset_pending = false;
+    d->status = ATA_READY;
+    if (d->revert_on_reset) {
+        bool need_off = false;
+        ata_apply_power_on_defaults(d, &need_off);
+        if (need_off) {
+            /* Reverting turns the write cache off: stay busy until it is flushed. */
+            if (ata_set_wce(d, false, reset_wce_done)) {
+                d->status = ATA_BSY;
             }
         }
     }

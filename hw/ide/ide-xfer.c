@@ -20,6 +20,7 @@ IdeReq *ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len)
         ide_req_orphan(d);      /* cannot happen: one command at a time per drive */
     }
     r->drive = d;
+    r->owner = d;
     r->done = done;
     if (len) {
         r->buf = g_malloc(len);
@@ -27,32 +28,58 @@ IdeReq *ide_req_new(IdeDrive *d, IdeReqDone *done, size_t len)
         r->iov = (struct iovec){ .iov_base = r->buf, .iov_len = len };
     }
     d->inflight = r;
+    vd_drain_inc(&d->ch->ctrl->drain);
     return r;
 }
 
-/* Backend completion: hand the result to the drive if it still cares, then free. */
+/*
+ * Backend completion: hand the result to the drive if it still cares;
+ * an orphan instead leaves its owner's list, and the last one finishes a
+ * pending reset.  Then free, and count the request out of the drain.
+ */
 void ide_req_cb(void *opaque, int ret)
 {
     IdeReq *r = opaque;
     IdeDrive *d = r->drive;
+    IdeDrive *owner = r->owner;
     if (d) {
         d->inflight = NULL;
         r->done(d, r, ret);
+    } else if (owner) {
+        owner->orphans = g_slist_remove(owner->orphans, r);
+        if (owner->reset_pending && !owner->orphans) {
+            ide_reset_finish(owner);   /* the old write has landed: the drive may report ready */
+        }
     }
     g_free(r->buf);
     if (r->segs) {
         g_array_free(r->segs, TRUE);
     }
     g_free(r);
+    if (owner) {
+        vd_drain_dec(&owner->ch->ctrl->drain);
+    }
 }
 
-/* Forget the drive's in-flight request; its callback will only free it. */
+/* Forget the drive's in-flight request; its callback only frees it (and may finish a reset). */
 void ide_req_orphan(IdeDrive *d)
 {
     if (d->inflight) {
         d->inflight->drive = NULL;
+        d->orphans = g_slist_prepend(d->orphans, d->inflight);
         d->inflight = NULL;
     }
+}
+
+/* Controller teardown: the drive's requests run on, but must not reach it any more. */
+void ide_req_detach_all(IdeDrive *d)
+{
+    ide_req_orphan(d);
+    for (GSList *l = d->orphans; l; l = l->next) {
+        ((IdeReq *)l->data)->owner = NULL;
+    }
+    g_clear_pointer(&d->orphans, g_slist_free);
+    d->reset_pending = false;
 }
 
 /* Drop the data phase of the current command. */
@@ -128,10 +155,10 @@ void ide_set_lba(IdeDrive *d, uint64_t lba)
     }
 }
 
-/* Remember that a sector now sits in the (guest-visible) write cache. */
+/* Remember that a sector now sits in the (backend's) write cache. */
 void ide_note_write(IdeDrive *d, uint64_t lba, unsigned flags)
 {
-    if (d->wce && !(flags & VD_REQ_FUA)) {
+    if (vd_blk_write_cache(d->blk) && !(flags & VD_REQ_FUA)) {
         d->dirty_min_lba = MIN(d->dirty_min_lba, lba);
     }
 }

@@ -137,16 +137,17 @@ VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp)
     return c;
 }
 
-/* Orphan in-flight requests, drop the IRQ lines, unmap everything, free. */
+/* Detach in-flight requests, drop the IRQ lines, unmap everything, free. */
 void vd_ide_free(VdIdeController *c)
 {
     if (!c) {
         return;
     }
+    g_assert(!c->drain.waiters);   /* nobody may wait for a controller being freed */
     for (unsigned i = 0; i < VD_IDE_CHANNELS; i++) {
         IdeChannel *ch = &c->ch[i];
         for (unsigned u = 0; u < 2; u++) {
-            ide_req_orphan(&ch->drive[u]);
+            ide_req_detach_all(&ch->drive[u]);
             ide_xfer_clear(&ch->drive[u]);
         }
         if (ch->irq_level) {
@@ -177,19 +178,14 @@ bool vd_ide_attach(VdIdeController *c, int index, VdBlockBackend *blk, const cha
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "IDE index %d is taken", index);
         return false;
     }
-    int64_t len = vd_blk_length(blk);
-    if (len < (int64_t)IDE_SECTOR) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "an IDE disk needs at least one 512-byte sector (image has %" G_GINT64_FORMAT " bytes)", len);
-        return false;
-    }
     IdeDrive *d = &c->ch[index / 2].drive[index % 2];
     d->blk = blk;
-    d->nsectors = (uint64_t)len / IDE_SECTOR;
+    /* vd_blk_open refuses images that are empty or not whole sectors. */
+    d->nsectors = (uint64_t)vd_blk_length(blk) / IDE_SECTOR;
     if (serial && *serial) {
         g_strlcpy(d->serial, serial, sizeof(d->serial));
     } else {
-        g_snprintf(d->serial, sizeof(d->serial), "VDISK-IDE-%d", index);
+        g_strlcpy(d->serial, vd_blk_unique_id(blk), sizeof(d->serial));
     }
     ide_power_on(d);
     /* As firmware would: mark the drive DMA capable in the bus-master status. */
@@ -215,4 +211,16 @@ bool vd_ide_has_drive(VdIdeController *c, unsigned index)
 VdPciDevice *vd_ide_pci_device(VdIdeController *c)
 {
     return &c->pci;
+}
+
+/* Backend requests of the controller not yet called back; see ide.h. */
+unsigned vd_ide_in_flight(VdIdeController *c)
+{
+    return c->drain.in_flight;
+}
+
+/* Call cb once vd_ide_in_flight is 0; see ide.h. */
+void vd_ide_drain(VdIdeController *c, VdDrainFunc *cb, void *opaque)
+{
+    vd_drain_wait(&c->drain, cb, opaque);
 }

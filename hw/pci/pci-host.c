@@ -1,5 +1,6 @@
 /* pci-host.c - PCI configuration mechanism #1 and type-0 config space with BARs. */
 #include "hw/pci.h"
+#include "util/bswap.h"
 
 #include <string.h>
 
@@ -16,19 +17,13 @@ struct VdPciHost {
 /* Read a little-endian field of config space. */
 static uint32_t cfg_get(const VdPciDevice *dev, unsigned off, unsigned size)
 {
-    uint32_t v = 0;
-    for (unsigned i = 0; i < size; i++) {
-        v |= (uint32_t)dev->config[off + i] << (8 * i);
-    }
-    return v;
+    return (uint32_t)vd_ld_le_n(dev->config + off, size);
 }
 
 /* Write a little-endian field of config space. */
 static void cfg_set(VdPciDevice *dev, unsigned off, uint32_t v, unsigned size)
 {
-    for (unsigned i = 0; i < size; i++) {
-        dev->config[off + i] = v >> (8 * i);
-    }
+    vd_st_le_n(dev->config + off, v, size);
 }
 
 void vd_pci_device_init(VdPciDevice *dev, const char *name, uint16_t vendor, uint16_t device,

@@ -27,7 +27,7 @@ static const VdScsiOp vd_scsi_ops[256] = {
     [0x12] = { vd_scsi_cmd_inquiry, 6, OP_NO_UA, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x12, 0x01, 0xff, 0xff, 0xff, 0x00 } },
     [0x15] = { vd_scsi_cmd_mode_select, 6, 0, VD_SCSI_NO_SA,
-               (const uint8_t[]){ 0x15, 0x10, 0x00, 0x00, 0xff, 0x00 } },
+               (const uint8_t[]){ 0x15, 0x12, 0x00, 0x00, 0xff, 0x00 } },
     [0x1a] = { vd_scsi_cmd_mode_sense, 6, 0, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x1a, 0x08, 0xff, 0xff, 0xff, 0x00 } },
     [0x1b] = { vd_scsi_cmd_start_stop, 6, 0, VD_SCSI_NO_SA,
@@ -51,7 +51,7 @@ static const VdScsiOp vd_scsi_ops[256] = {
     [0x42] = { vd_scsi_cmd_unmap, 10, OP_MEDIUM | OP_LBP, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
     [0x55] = { vd_scsi_cmd_mode_select, 10, 0, VD_SCSI_NO_SA,
-               (const uint8_t[]){ 0x55, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
+               (const uint8_t[]){ 0x55, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
     [0x5a] = { vd_scsi_cmd_mode_sense, 10, 0, VD_SCSI_NO_SA,
                (const uint8_t[]){ 0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00 } },
     [0x88] = { vd_scsi_cmd_read, 16, OP_MEDIUM, VD_SCSI_NO_SA,
@@ -154,7 +154,9 @@ static gboolean vd_scsi_bh(gpointer opaque)
     VdScsiDisk *disk = opaque;
     g_source_unref(disk->bh);
     disk->bh = NULL;
+    vd_blk_completion_enter();   /* transports' callbacks run here: no drain may start inside */
     vd_scsi_run_completions(disk);
+    vd_blk_completion_exit();
     return G_SOURCE_REMOVE;
 }
 
@@ -184,12 +186,7 @@ void vd_scsi_cmd_reply(VdScsiCmd *cmd, const void *data, size_t avail, size_t al
         vd_scsi_cmd_overrun(cmd);
         return;
     }
-    size_t done = 0;
-    for (unsigned i = 0; i < req->in_niov && done < n; i++) {
-        size_t chunk = MIN(req->in_iov[i].iov_len, n - done);
-        memcpy(req->in_iov[i].iov_base, (const uint8_t *)data + done, chunk);
-        done += chunk;
-    }
+    vd_iov_from_buf(req->in_iov, req->in_niov, 0, data, n);
     req->in_resid = cmd->in_size - n;
     vd_scsi_cmd_good(cmd);
 }
@@ -242,12 +239,7 @@ bool vd_scsi_cmd_fetch(VdScsiCmd *cmd, size_t need)
     g_free(cmd->buf);
     cmd->buf = g_malloc(need ? need : 1);
     cmd->buf_len = need;
-    size_t done = 0;
-    for (unsigned i = 0; i < req->out_niov && done < need; i++) {
-        size_t chunk = MIN(req->out_iov[i].iov_len, need - done);
-        memcpy(cmd->buf + done, req->out_iov[i].iov_base, chunk);
-        done += chunk;
-    }
+    vd_iov_to_buf(req->out_iov, req->out_niov, 0, cmd->buf, need);
     req->out_resid = cmd->out_size - need;
     return true;
 }
@@ -256,17 +248,7 @@ bool vd_scsi_cmd_fetch(VdScsiCmd *cmd, size_t need)
 void vd_scsi_cmd_slice(VdScsiCmd *cmd, const struct iovec *iov, unsigned niov, size_t len)
 {
     g_free(cmd->iov);
-    cmd->iov = g_new(struct iovec, niov ? niov : 1);
-    cmd->niov = 0;
-    for (unsigned i = 0; i < niov && len; i++) {
-        size_t chunk = MIN(iov[i].iov_len, len);
-        if (chunk) {
-            cmd->iov[cmd->niov].iov_base = iov[i].iov_base;
-            cmd->iov[cmd->niov].iov_len = chunk;
-            cmd->niov++;
-        }
-        len -= chunk;
-    }
+    cmd->niov = vd_iov_slice(iov, niov, 0, len, &cmd->iov);
 }
 
 /* Number of logical blocks. */
@@ -387,16 +369,6 @@ bool vd_scsi_ua_pop(VdScsiDisk *disk, unsigned nexus, VdScsiSense *out)
     return true;
 }
 
-/* Sum of iovec lengths. */
-static size_t vd_iov_size(const struct iovec *iov, unsigned niov)
-{
-    size_t n = 0;
-    for (unsigned i = 0; i < niov; i++) {
-        n += iov[i].iov_len;
-    }
-    return n;
-}
-
 /* Start one command: validate what every command shares, then dispatch. */
 void vd_scsi_disk_submit(VdScsiDisk *disk, VdScsiRequest *req)
 {
@@ -513,7 +485,7 @@ VdScsiDisk *vd_scsi_disk_new(VdBlockBackend *blk, const VdScsiDiskConfig *cfg,
     disk->blk = blk;
     disk->ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
     disk->lun = cfg->lun;
-    disk->serial = cfg->serial ? g_strdup(cfg->serial) : g_strdup_printf("vdisk-lun%u", cfg->lun);
+    disk->serial = g_strdup(cfg->serial ? cfg->serial : vd_blk_unique_id(blk));
     /* Space-padded ASCII, as INQUIRY wants. */
     snprintf(disk->vendor, sizeof(disk->vendor), "%-8s", cfg->vendor ? cfg->vendor : "VDISK");
     snprintf(disk->product, sizeof(disk->product), "%-16s", cfg->product ? cfg->product : "VDISK DISK");
@@ -528,6 +500,7 @@ VdScsiDisk *vd_scsi_disk_new(VdBlockBackend *blk, const VdScsiDiskConfig *cfg,
     g_queue_init(&disk->done);
     g_queue_init(&disk->tmf_done);
     vd_scsi_disk_set_unit_attention(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_POWER_ON_RESET);
+    vd_blk_add_write_cache_notifier(blk, vd_scsi_wce_changed, disk);
     return disk;
 }
 
@@ -541,6 +514,7 @@ void vd_scsi_disk_free(VdScsiDisk *disk)
         g_main_context_iteration(disk->ctx, TRUE);
     }
     vd_scsi_run_completions(disk);
+    vd_blk_remove_write_cache_notifier(disk->blk, vd_scsi_wce_changed, disk);
     if (disk->bh) {
         g_source_destroy(disk->bh);
         g_source_unref(disk->bh);
@@ -640,6 +614,19 @@ void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus, VdScsiTmfDoneFun
     }
 }
 
+/* The write cache of a hard reset is off: a failed flush becomes a deferred error on every nexus. */
+static void vd_scsi_reset_wce_done(void *opaque, int ret)
+{
+    VdScsiDisk *disk = opaque;
+    if (ret < 0) {
+        for (unsigned i = 0; i < VD_SCSI_NEXUS_MAX; i++) {
+            disk->nexus[i].deferred = true;
+            disk->nexus[i].deferred_sense = vd_scsi_errno_sense(ret, true);
+        }
+    }
+    disk->bg_flushes--;
+}
+
 /* Hard reset: power-on state for the guest, see scsi.h. */
 void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque)
 {
@@ -651,9 +638,15 @@ void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *op
     }
     vd_scsi_disk_set_unit_attention(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_POWER_ON_RESET);
     bool wce = vd_blk_default_write_cache(disk->blk);
-    if (wce != vd_blk_write_cache(disk->blk)) {
-        vd_blk_set_write_cache(disk->blk, wce, NULL, NULL);
+    if (wce == vd_blk_write_cache(disk->blk)) {
+        return;
     }
+    if (wce) {
+        vd_scsi_disk_set_wce(disk, true, NULL, NULL);
+        return;
+    }
+    disk->bg_flushes++;
+    vd_scsi_disk_set_wce(disk, false, vd_scsi_reset_wce_done, disk);
 }
 
 /* Whether a command of nexus (with tag, if by_tag) is in flight. */

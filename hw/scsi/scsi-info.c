@@ -61,7 +61,7 @@ static size_t vd_scsi_vpd_devid(VdScsiDisk *disk, uint8_t *p)
     p[o + 0] = 0x01;        /* code set binary */
     p[o + 1] = 0x03;        /* association LU, type NAA */
     p[o + 3] = 8;
-    vd_st64(p + o + 4, disk->naa);
+    vd_st_be64(p + o + 4, disk->naa);
     o += 12;
     return o;
 }
@@ -70,22 +70,22 @@ static size_t vd_scsi_vpd_devid(VdScsiDisk *disk, uint8_t *p)
 static size_t vd_scsi_vpd_limits(VdScsiDisk *disk, uint8_t *p)
 {
     p[4] = 0x01;                                   /* WSNZ: WRITE SAME of 0 blocks is invalid */
-    vd_st16(p + 6, 1);                             /* optimal transfer length granularity */
-    vd_st32(p + 8, VD_SCSI_MAX_XFER_BLOCKS);       /* maximum transfer length */
-    vd_st32(p + 12, VD_SCSI_OPT_XFER_BLOCKS);      /* optimal: within what READ(10) can carry */
+    vd_st_be16(p + 6, 1);                             /* optimal transfer length granularity */
+    vd_st_be32(p + 8, VD_SCSI_MAX_XFER_BLOCKS);       /* maximum transfer length */
+    vd_st_be32(p + 12, VD_SCSI_OPT_XFER_BLOCKS);      /* optimal: within what READ(10) can carry */
     if (vd_scsi_disk_lbp(disk)) {
-        vd_st32(p + 20, VD_SCSI_MAX_UNMAP_BLOCKS);
-        vd_st32(p + 24, VD_SCSI_MAX_UNMAP_DESCS);
-        vd_st32(p + 28, 4096 / VD_SCSI_BLOCK_SIZE); /* optimal unmap granularity */
+        vd_st_be32(p + 20, VD_SCSI_MAX_UNMAP_BLOCKS);
+        vd_st_be32(p + 24, VD_SCSI_MAX_UNMAP_DESCS);
+        vd_st_be32(p + 28, 4096 / VD_SCSI_BLOCK_SIZE); /* optimal unmap granularity */
     }
-    vd_st64(p + 36, VD_SCSI_MAX_WS_BLOCKS);        /* maximum WRITE SAME length */
+    vd_st_be64(p + 36, VD_SCSI_MAX_WS_BLOCKS);        /* maximum WRITE SAME length */
     return 4 + 0x3c;
 }
 
 /* VPD 0xB1: block device characteristics: non-rotating medium. */
 static size_t vd_scsi_vpd_chars(VdScsiDisk *disk, uint8_t *p)
 {
-    vd_st16(p + 4, 0x0001);
+    vd_st_be16(p + 4, 0x0001);
     return 4 + 0x3c;
 }
 
@@ -118,7 +118,7 @@ static const struct {
 void vd_scsi_cmd_inquiry(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     uint8_t buf[256];
-    size_t alloc = vd_be16(cdb + 3);
+    size_t alloc = vd_ld_be16(cdb + 3);
 
     if (cdb[1] & 0x02) {
         /* CMDDT is obsolete: SPC-4 says reject it. */
@@ -145,7 +145,7 @@ void vd_scsi_cmd_inquiry(VdScsiCmd *cmd, const uint8_t *cdb)
             size_t n = vd_scsi_vpd_pages[i].fn(cmd->disk, buf);
             buf[0] = 0x00;          /* qualifier 0, type 0 */
             buf[1] = cdb[2];
-            vd_st16(buf + 2, n - 4);
+            vd_st_be16(buf + 2, n - 4);
             vd_scsi_cmd_reply(cmd, buf, n, alloc);
             return;
         }
@@ -158,14 +158,14 @@ void vd_scsi_cmd_read_capacity10(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     uint8_t buf[8];
     uint64_t blocks = vd_scsi_disk_blocks(cmd->disk);
-    if (!(cdb[8] & 0x01) && vd_be32(cdb + 2) != 0) {
+    if (!(cdb[8] & 0x01) && vd_ld_be32(cdb + 2) != 0) {
         /* PMI=0 requires LBA 0. */
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 2, -1);
         return;
     }
     uint64_t last = blocks ? blocks - 1 : 0;
-    vd_st32(buf, last > 0xffffffffull ? 0xffffffffu : (uint32_t)last);
-    vd_st32(buf + 4, VD_SCSI_BLOCK_SIZE);
+    vd_st_be32(buf, last > 0xffffffffull ? 0xffffffffu : (uint32_t)last);
+    vd_st_be32(buf + 4, VD_SCSI_BLOCK_SIZE);
     vd_scsi_cmd_reply(cmd, buf, sizeof(buf), sizeof(buf));
 }
 
@@ -177,24 +177,24 @@ void vd_scsi_cmd_service_action_in16(VdScsiCmd *cmd, const uint8_t *cdb)
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 1, 4);
         return;
     }
-    if (!(cdb[14] & 0x01) && vd_be64(cdb + 2) != 0) {
+    if (!(cdb[14] & 0x01) && vd_ld_be64(cdb + 2) != 0) {
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 2, -1);
         return;
     }
     uint64_t blocks = vd_scsi_disk_blocks(cmd->disk);
     memset(buf, 0, sizeof(buf));
-    vd_st64(buf, blocks ? blocks - 1 : 0);
-    vd_st32(buf + 8, VD_SCSI_BLOCK_SIZE);
+    vd_st_be64(buf, blocks ? blocks - 1 : 0);
+    vd_st_be32(buf + 8, VD_SCSI_BLOCK_SIZE);
     if (vd_scsi_disk_lbp(cmd->disk)) {
         buf[14] = 0x80;     /* LBPME */
     }
-    vd_scsi_cmd_reply(cmd, buf, sizeof(buf), vd_be32(cdb + 10));
+    vd_scsi_cmd_reply(cmd, buf, sizeof(buf), vd_ld_be32(cdb + 10));
 }
 
 /* REPORT LUNS (SPC-4 6.33): every LUN of the target, single-level addressing. */
 void vd_scsi_cmd_report_luns(VdScsiCmd *cmd, const uint8_t *cdb)
 {
-    uint32_t alloc = vd_be32(cdb + 6);
+    uint32_t alloc = vd_ld_be32(cdb + 6);
     uint8_t select = cdb[2];
     if (select > 0x02) {
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 2, -1);
@@ -209,7 +209,7 @@ void vd_scsi_cmd_report_luns(VdScsiCmd *cmd, const uint8_t *cdb)
     unsigned n = select == 0x01 ? 0 : luns->len;
     size_t len = 8 + 8 * (size_t)n;
     uint8_t *buf = g_malloc0(len);
-    vd_st32(buf, 8 * n);
+    vd_st_be32(buf, 8 * n);
     for (unsigned i = 0; i < n; i++) {
         unsigned lun = g_array_index(luns, unsigned, i);
         uint8_t *e = buf + 8 + 8 * i;

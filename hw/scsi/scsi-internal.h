@@ -15,6 +15,8 @@
 #include <gio/gio.h>
 
 #include "hw/scsi.h"
+#include "util/bswap.h"   /* CDBs and parameter data are big-endian: vd_ld_be* / vd_st_be* */
+#include "util/iov.h"
 
 #define VD_SCSI_UA_QUEUE 8          /* unit attentions queued per nexus */
 
@@ -40,6 +42,7 @@ struct VdScsiDisk {
     GSource *bh;                    /* delivers done and tmf_done */
     unsigned bg_flushes;            /* SYNCHRONIZE CACHE IMMED flushes still running */
     bool stopped;                   /* START STOP UNIT with START=0 */
+    bool own_wce_change;            /* inside the disk's own vd_blk_set_write_cache call */
     VdScsiNexus nexus[VD_SCSI_NEXUS_MAX];
     VdScsiUaNotifyFunc *ua_notify;  /* transport listener for new unit attentions */
     void *ua_opaque;
@@ -76,8 +79,6 @@ struct VdScsiCmd {
     unsigned niov;
     struct iovec one;               /* a single-buffer iovec */
     VdScsiStepFunc *step;           /* continuation after the pending requests */
-    bool wce;                       /* MODE SELECT: the new WCE */
-    bool wce_changed;
 };
 
 /* A command handler; cdb is req->cdb, already length-checked. */
@@ -154,18 +155,9 @@ VdScsiHandler vd_scsi_cmd_read, vd_scsi_cmd_write, vd_scsi_cmd_verify, vd_scsi_c
 VdScsiHandler vd_scsi_cmd_unmap, vd_scsi_cmd_write_same;
 /* Handlers (scsi-mode.c). */
 VdScsiHandler vd_scsi_cmd_mode_sense, vd_scsi_cmd_mode_select;
-
-/* Big-endian helpers. */
-static inline uint16_t vd_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t vd_be24(const uint8_t *p) { return (uint32_t)p[0] << 16 | p[1] << 8 | p[2]; }
-static inline uint32_t vd_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline uint64_t vd_be64(const uint8_t *p) { return (uint64_t)vd_be32(p) << 32 | vd_be32(p + 4); }
-static inline void vd_st16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
-static inline void vd_st24(uint8_t *p, uint32_t v) { p[0] = v >> 16; p[1] = v >> 8; p[2] = v; }
-static inline void vd_st32(uint8_t *p, uint32_t v) { vd_st16(p, v >> 16); vd_st16(p + 2, v); }
-static inline void vd_st64(uint8_t *p, uint64_t v) { vd_st32(p, v >> 32); vd_st32(p + 4, v); }
+/* The disk's own write-cache change (not announced back to it as a foreign one); cb may be NULL. */
+void vd_scsi_disk_set_wce(VdScsiDisk *disk, bool on, VdBlockCompletionFunc *cb, void *opaque);
+/* Backend write-cache notifier: a change made by anyone else raises 2A/01 on every nexus. */
+VdWriteCacheNotifyFunc vd_scsi_wce_changed;
 
 #endif

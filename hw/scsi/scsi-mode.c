@@ -5,7 +5,11 @@
  *
  * Only WCE in the caching page is changeable; it lives in the block backend
  * (vd_blk_write_cache), so MODE SENSE always shows the backend's real state.
- * Saving pages is not supported: PS is always 0, PC=3 gives 39/00, SP=1 24/00.
+ * A change made by anyone else (the host, migration, the control socket)
+ * raises MODE PARAMETERS CHANGED on every I_T nexus; the disk's own change
+ * (MODE SELECT) on every other nexus.  RTD=1 (SPC-5) reverts every page to
+ * its defaults.  Saving pages is not supported: PS is always 0, PC=3 gives
+ * 39/00, SP=1 24/00.
  */
 #include "scsi-internal.h"
 
@@ -74,7 +78,7 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
     unsigned pc = cdb[2] >> 6;
     uint8_t code = cdb[2] & 0x3f;
     uint8_t sub = cdb[3];
-    size_t alloc = six ? cdb[4] : vd_be16(cdb + 7);
+    size_t alloc = six ? cdb[4] : vd_ld_be16(cdb + 7);
     uint8_t buf[VD_MODE_BUF_MAX];
 
     if (pc == PC_SAVED) {
@@ -96,12 +100,12 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
     if (!dbd) {
         uint64_t blocks = vd_scsi_disk_blocks(disk);
         if (llbaa) {
-            vd_st64(buf + o, blocks);
-            vd_st32(buf + o + 12, VD_SCSI_BLOCK_SIZE);
+            vd_st_be64(buf + o, blocks);
+            vd_st_be32(buf + o + 12, VD_SCSI_BLOCK_SIZE);
             o += 16;
         } else {
-            vd_st32(buf + o, blocks > 0xffffffffull ? 0xffffffffu : (uint32_t)blocks);
-            vd_st24(buf + o + 5, VD_SCSI_BLOCK_SIZE);
+            vd_st_be32(buf + o, blocks > 0xffffffffull ? 0xffffffffu : (uint32_t)blocks);
+            vd_st_be24(buf + o + 5, VD_SCSI_BLOCK_SIZE);
             o += 8;
         }
     }
@@ -116,12 +120,29 @@ void vd_scsi_cmd_mode_sense(VdScsiCmd *cmd, const uint8_t *cdb)
         buf[2] = vd_mode_devspec(disk);
         buf[3] = bdl;
     } else {
-        vd_st16(buf, o - 2);
+        vd_st_be16(buf, o - 2);
         buf[3] = vd_mode_devspec(disk);
         buf[4] = llbaa && bdl ? 0x01 : 0;
-        vd_st16(buf + 6, bdl);
+        vd_st_be16(buf + 6, bdl);
     }
     vd_scsi_cmd_reply(cmd, buf, o, alloc);
+}
+
+/* Ask the backend for a new write-cache state, as this disk's own change. */
+void vd_scsi_disk_set_wce(VdScsiDisk *disk, bool on, VdBlockCompletionFunc *cb, void *opaque)
+{
+    disk->own_wce_change = true;
+    vd_blk_set_write_cache(disk->blk, on, cb, opaque);
+    disk->own_wce_change = false;
+}
+
+/* The backend's write cache changed; the disk's own changes raise their unit attentions themselves. */
+void vd_scsi_wce_changed(void *opaque, bool enabled)
+{
+    VdScsiDisk *disk = opaque;
+    if (!disk->own_wce_change) {
+        vd_scsi_ua_others(disk, VD_SCSI_NEXUS_MAX, VD_SENSE_MODE_PARAMS_CHANGED);
+    }
 }
 
 /* MODE SELECT: the write cache switch (and its flush) is done. */
@@ -139,9 +160,9 @@ static void vd_mode_select_wce_done(void *opaque, int ret)
 static bool vd_mode_check_bd(VdScsiCmd *cmd, const uint8_t *d, size_t at, bool longlba)
 {
     uint64_t blocks = vd_scsi_disk_blocks(cmd->disk);
-    uint64_t n = longlba ? vd_be64(d) : vd_be32(d);
+    uint64_t n = longlba ? vd_ld_be64(d) : vd_ld_be32(d);
     uint64_t cur = longlba ? blocks : MIN(blocks, 0xffffffffull);
-    uint32_t blen = longlba ? vd_be32(d + 12) : vd_be24(d + 5);
+    uint32_t blen = longlba ? vd_ld_be32(d + 12) : vd_ld_be24(d + 5);
     if (n != 0 && n != cur) {
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_PARAM, false, at, -1);
         return false;
@@ -169,23 +190,58 @@ static int vd_high_bit(uint8_t v)
 }
 
 /*
+ * Put WCE to newval as the command's own change: other nexuses get 2A/01;
+ * turning the cache off ends the command after the backend's flush (a
+ * failed flush ends it with the sense of a failed write).
+ */
+static void vd_mode_set_wce(VdScsiCmd *cmd, bool newval)
+{
+    VdScsiDisk *disk = cmd->disk;
+    if (newval == vd_blk_write_cache(disk->blk)) {
+        vd_scsi_cmd_good(cmd);
+        return;
+    }
+    vd_scsi_ua_others(disk, cmd->req->nexus, VD_SENSE_MODE_PARAMS_CHANGED);
+    if (newval) {
+        /* Turning the cache on takes effect at once; nothing to wait for. */
+        vd_scsi_disk_set_wce(disk, true, NULL, NULL);
+        vd_scsi_cmd_good(cmd);
+        return;
+    }
+    /* Turning it off: the backend drains and flushes, then calls back. */
+    vd_scsi_disk_set_wce(disk, false, vd_mode_select_wce_done, cmd);
+}
+
+/*
  * MODE SELECT(6/10).  Accepts PF=1 lists (header, an optional block
  * descriptor equal to the current one, whole pages).  Everything is checked
  * before anything changes.  A changed WCE goes to the backend; a switch to
  * write-through completes only after the backend's flush.  A change raises
  * MODE PARAMETERS CHANGED on every other I_T nexus (SPC-4 6.13: the pages
- * are shared by all nexuses).
+ * are shared by all nexuses).  RTD=1 (SPC-5: byte 1 bit 1 of both CDBs;
+ * PF is then ignored) takes no parameter list and reverts every page to its
+ * default values, i.e. WCE to vd_blk_default_write_cache() with the same
+ * flush, errors and unit attentions as a MODE SELECT that changes WCE.
  */
 void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     VdScsiDisk *disk = cmd->disk;
     bool six = cdb[0] == 0x15;
-    size_t pll = six ? cdb[4] : vd_be16(cdb + 7);
+    size_t pll = six ? cdb[4] : vd_ld_be16(cdb + 7);
     size_t hdr = six ? 4 : 8;
 
     if (cdb[1] & 0x01) {
         /* SP=1: saved pages are not implemented. */
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 1, 0);
+        return;
+    }
+    if (cdb[1] & 0x02) {
+        /* RTD: revert to defaults.  A parameter list is not allowed with it. */
+        if (pll != 0) {
+            vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, six ? 4 : 7, -1);
+            return;
+        }
+        vd_mode_set_wce(cmd, vd_blk_default_write_cache(disk->blk));
         return;
     }
     if (!(cdb[1] & 0x10)) {
@@ -208,7 +264,7 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
     size_t mt_at = six ? 1 : 2;
     size_t ds_at = six ? 2 : 3;
     bool longlba = !six && (p[4] & 0x01);
-    size_t bdl = six ? p[3] : vd_be16(p + 6);
+    size_t bdl = six ? p[3] : vd_ld_be16(p + 6);
 
     /* MODE DATA LENGTH is reserved in MODE SELECT and ignored. */
     if (p[mt_at] != 0) {
@@ -273,17 +329,9 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
         o += 2 + pg->len;
     }
 
-    if (!have_wce || new_wce == vd_blk_write_cache(disk->blk)) {
+    if (!have_wce) {
         vd_scsi_cmd_good(cmd);
         return;
     }
-    vd_scsi_ua_others(disk, cmd->req->nexus, VD_SENSE_MODE_PARAMS_CHANGED);
-    if (new_wce) {
-        /* Turning the cache on takes effect at once; nothing to wait for. */
-        vd_blk_set_write_cache(disk->blk, true, NULL, NULL);
-        vd_scsi_cmd_good(cmd);
-        return;
-    }
-    /* Turning it off: the backend drains and flushes, then calls back. */
-    vd_blk_set_write_cache(disk->blk, false, vd_mode_select_wce_done, cmd);
+    vd_mode_set_wce(cmd, new_wce);
 }

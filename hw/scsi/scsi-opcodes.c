@@ -19,7 +19,7 @@ static bool vd_scsi_op_supported(VdScsiDisk *disk, const VdScsiOp *op)
 static size_t vd_rsoc_timeouts(uint8_t *p)
 {
     memset(p, 0, RSOC_TIMEOUTS_LEN);
-    vd_st16(p, RSOC_TIMEOUTS_LEN - 2);
+    vd_st_be16(p, RSOC_TIMEOUTS_LEN - 2);
     return RSOC_TIMEOUTS_LEN;
 }
 
@@ -36,15 +36,15 @@ static size_t vd_rsoc_all(VdScsiDisk *disk, bool rctd, uint8_t *buf)
         memset(d, 0, 8);
         d[0] = opc;
         bool has_sa = op->sa != VD_SCSI_NO_SA;
-        vd_st16(d + 2, has_sa ? op->sa : 0);
+        vd_st_be16(d + 2, has_sa ? op->sa : 0);
         d[5] = (rctd ? 0x02 : 0) | (has_sa ? 0x01 : 0);
-        vd_st16(d + 6, op->cdb_len);
+        vd_st_be16(d + 6, op->cdb_len);
         o += 8;
         if (rctd) {
             o += vd_rsoc_timeouts(buf + o);
         }
     }
-    vd_st32(buf, o - 4);
+    vd_st_be32(buf, o - 4);
     return o;
 }
 
@@ -57,7 +57,7 @@ static size_t vd_rsoc_one(VdScsiDisk *disk, const VdScsiOp *op, bool supported, 
         return 4;
     }
     buf[1] = (rctd ? 0x80 : 0) | 0x03;
-    vd_st16(buf + 2, op->cdb_len);
+    vd_st_be16(buf + 2, op->cdb_len);
     memcpy(buf + 4, op->usage, op->cdb_len);
     size_t o = 4 + op->cdb_len;
     if (rctd) {
@@ -77,7 +77,7 @@ void vd_scsi_cmd_maintenance_in(VdScsiCmd *cmd, const uint8_t *cdb)
     bool rctd = cdb[2] & 0x80;
     unsigned options = cdb[2] & 0x07;
     const VdScsiOp *op = vd_scsi_op(cdb[3]);
-    uint16_t sa = vd_be16(cdb + 4);
+    uint16_t sa = vd_ld_be16(cdb + 4);
     bool has_sa = op->fn && op->sa != VD_SCSI_NO_SA;    /* empty slots have no service actions */
     uint8_t buf[4 + 256 * (8 + RSOC_TIMEOUTS_LEN)];
     size_t n;
@@ -114,5 +114,5 @@ void vd_scsi_cmd_maintenance_in(VdScsiCmd *cmd, const uint8_t *cdb)
         vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_CDB, true, 2, 2);
         return;
     }
-    vd_scsi_cmd_reply(cmd, buf, n, vd_be32(cdb + 6));
+    vd_scsi_cmd_reply(cmd, buf, n, vd_ld_be32(cdb + 6));
 }

@@ -22,7 +22,7 @@ static void vd_scsi_provision_done(VdScsiCmd *cmd, int ret)
 void vd_scsi_cmd_unmap(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     VdScsiDisk *disk = cmd->disk;
-    size_t pll = vd_be16(cdb + 7);
+    size_t pll = vd_ld_be16(cdb + 7);
 
     if (!vd_blk_can_discard(disk->blk)) {
         /* LBPU=0 in VPD B2: the command is not implemented. */
@@ -50,8 +50,8 @@ void vd_scsi_cmd_unmap(VdScsiCmd *cmd, const uint8_t *cdb)
         return;
     }
     const uint8_t *p = cmd->buf;
-    size_t data_len = vd_be16(p);
-    size_t bd_len = vd_be16(p + 2);
+    size_t data_len = vd_ld_be16(p);
+    size_t bd_len = vd_ld_be16(p + 2);
     if (data_len + 2 > pll || bd_len + 8 > pll) {
         vd_scsi_cmd_fail(cmd, VD_SENSE_PARAM_LIST_LENGTH);
         return;
@@ -69,8 +69,8 @@ void vd_scsi_cmd_unmap(VdScsiCmd *cmd, const uint8_t *cdb)
     uint64_t blocks = vd_scsi_disk_blocks(disk);
     for (size_t i = 0; i < ndesc; i++) {
         const uint8_t *d = p + 8 + 16 * i;
-        uint64_t lba = vd_be64(d);
-        uint32_t n = vd_be32(d + 8);
+        uint64_t lba = vd_ld_be64(d);
+        uint32_t n = vd_ld_be32(d + 8);
         if (n > VD_SCSI_MAX_UNMAP_BLOCKS) {
             vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_PARAM, false, 8 + 16 * i + 8, -1);
             return;
@@ -85,10 +85,10 @@ void vd_scsi_cmd_unmap(VdScsiCmd *cmd, const uint8_t *cdb)
     vd_scsi_io_begin(cmd);
     for (size_t i = 0; i < ndesc; i++) {
         const uint8_t *d = p + 8 + 16 * i;
-        uint32_t n = vd_be32(d + 8);
+        uint32_t n = vd_ld_be32(d + 8);
         if (n) {
             vd_scsi_io_begin(cmd);
-            vd_blk_discard(disk->blk, vd_be64(d) * VD_SCSI_BLOCK_SIZE,
+            vd_blk_discard(disk->blk, vd_ld_be64(d) * VD_SCSI_BLOCK_SIZE,
                            (uint64_t)n * VD_SCSI_BLOCK_SIZE, vd_scsi_io_cb, cmd);
         }
     }
@@ -115,8 +115,8 @@ void vd_scsi_cmd_write_same(VdScsiCmd *cmd, const uint8_t *cdb)
 {
     VdScsiDisk *disk = cmd->disk;
     bool sixteen = cdb[0] == 0x93;
-    uint64_t lba = sixteen ? vd_be64(cdb + 2) : vd_be32(cdb + 2);
-    uint64_t n = sixteen ? vd_be32(cdb + 10) : vd_be16(cdb + 7);
+    uint64_t lba = sixteen ? vd_ld_be64(cdb + 2) : vd_ld_be32(cdb + 2);
+    uint64_t n = sixteen ? vd_ld_be32(cdb + 10) : vd_ld_be16(cdb + 7);
     bool ndob = sixteen && (cdb[1] & 0x01);
     bool unmap = cdb[1] & 0x08;
 

@@ -25,25 +25,25 @@ static VdScsiRw vd_scsi_decode_rw(const uint8_t *cdb)
     switch (vd_scsi_cdb_length(cdb[0])) {
     case 6:
         rw.six = true;
-        rw.lba = vd_be24(cdb + 1) & 0x1fffff;
+        rw.lba = vd_ld_be24(cdb + 1) & 0x1fffff;
         rw.len = cdb[4] ? cdb[4] : 256;     /* READ(6)/WRITE(6): 0 means 256 blocks */
         rw.len_byte = 4;
         break;
     case 10:
-        rw.lba = vd_be32(cdb + 2);
-        rw.len = vd_be16(cdb + 7);
+        rw.lba = vd_ld_be32(cdb + 2);
+        rw.len = vd_ld_be16(cdb + 7);
         rw.len_byte = 7;
         rw.flags = cdb[1];
         break;
     case 12:
-        rw.lba = vd_be32(cdb + 2);
-        rw.len = vd_be32(cdb + 6);
+        rw.lba = vd_ld_be32(cdb + 2);
+        rw.len = vd_ld_be32(cdb + 6);
         rw.len_byte = 6;
         rw.flags = cdb[1];
         break;
     default:
-        rw.lba = vd_be64(cdb + 2);
-        rw.len = vd_be32(cdb + 10);
+        rw.lba = vd_ld_be64(cdb + 2);
+        rw.len = vd_ld_be32(cdb + 10);
         rw.len_byte = 10;
         rw.flags = cdb[1];
         break;
@@ -163,22 +163,6 @@ void vd_scsi_cmd_write(VdScsiCmd *cmd, const uint8_t *cdb)
     vd_scsi_start_write(cmd, vd_scsi_write_done);
 }
 
-/* Copy len bytes at offset off of an iovec array into dst. */
-static void vd_iov_copy_out(const struct iovec *iov, unsigned niov, size_t off, uint8_t *dst, size_t len)
-{
-    for (unsigned i = 0; i < niov && len; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        size_t chunk = MIN(iov[i].iov_len - off, len);
-        memcpy(dst, (const uint8_t *)iov[i].iov_base + off, chunk);
-        dst += chunk;
-        len -= chunk;
-        off = 0;
-    }
-}
-
 /*
  * The verification loop: read the range VD_SCSI_VERIFY_CHUNK bytes at a
  * time into cmd->buf2 (so a VERIFY costs a bounded amount of host memory
@@ -198,7 +182,7 @@ static void vd_scsi_verify_step(VdScsiCmd *cmd, int ret)
     if (cmd->pos && cmd->bytchk) {
         size_t base = cmd->pos - cmd->chunk;
         if (cmd->bytchk == 1) {
-            vd_iov_copy_out(cmd->req->out_iov, cmd->req->out_niov, base, cmd->buf, cmd->chunk);
+            vd_iov_to_buf(cmd->req->out_iov, cmd->req->out_niov, base, cmd->buf, cmd->chunk);
         }
         for (size_t i = 0; i < cmd->chunk; i++) {
             size_t exp = cmd->bytchk == 3 ? (base + i) % VD_SCSI_BLOCK_SIZE : i;
@@ -206,7 +190,7 @@ static void vd_scsi_verify_step(VdScsiCmd *cmd, int ret)
                 vd_scsi_cmd_fail(cmd, VD_SENSE_MISCOMPARE_VERIFY);
                 /* INFORMATION: offset of the first byte that differs (SBC-3 5.32). */
                 cmd->req->sense[0] |= 0x80;
-                vd_st32(cmd->req->sense + 3, (uint32_t)(cmd->bytchk == 3 ? exp : base + i));
+                vd_st_be32(cmd->req->sense + 3, (uint32_t)(cmd->bytchk == 3 ? exp : base + i));
                 return;
             }
         }
@@ -340,11 +324,11 @@ void vd_scsi_cmd_sync_cache(VdScsiCmd *cmd, const uint8_t *cdb)
     bool immed = cdb[1] & 0x02;
     uint64_t lba, n;
     if (cdb[0] == 0x35) {
-        lba = vd_be32(cdb + 2);
-        n = vd_be16(cdb + 7);
+        lba = vd_ld_be32(cdb + 2);
+        n = vd_ld_be16(cdb + 7);
     } else {
-        lba = vd_be64(cdb + 2);
-        n = vd_be32(cdb + 10);
+        lba = vd_ld_be64(cdb + 2);
+        n = vd_ld_be32(cdb + 10);
     }
     if (!vd_scsi_check_range(cmd, lba, n)) {
         return;

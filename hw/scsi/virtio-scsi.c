@@ -4,6 +4,11 @@
  * asynchronous notification) and the event queue (LUN hotplug).
  */
 #include "hw/virtio-scsi.h"
+#include "util/bswap.h"
+#include "util/counters.h"
+#include "util/iov.h"
+
+#include "hw/drain.h"
 
 #include <gio/gio.h>
 #include <string.h>
@@ -17,7 +22,7 @@ struct VdVirtioScsi {
     uint32_t sense_size, cdb_size;  /* driver-writable config fields */
     GQueue events;                  /* VScsiEvent * waiting for a driver buffer */
     bool events_missed;
-    unsigned busy;                  /* commands and TMFs not yet answered */
+    VdDrain drain;                  /* commands and TMFs whose answer is not yet in guest memory */
     VdVirtioScsiStats stats;
 };
 
@@ -43,55 +48,6 @@ typedef struct VScsiCtrl {
 typedef struct VScsiEvent {
     uint8_t bytes[VD_VIRTIO_SCSI_EVENT_SIZE];
 } VScsiEvent;
-
-/* Little-endian config-space stores and request loads. */
-
-/* Store a le32. */
-static void st_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-    p[2] = v >> 16;
-    p[3] = v >> 24;
-}
-
-/* Store a le16. */
-static void st_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = v;
-    p[1] = v >> 8;
-}
-
-/* Load a le32. */
-static uint32_t ld_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Load a le64. */
-static uint64_t ld_le64(const uint8_t *p)
-{
-    return (uint64_t)ld_le32(p) | (uint64_t)ld_le32(p + 4) << 32;
-}
-
-/* Copy the part of an iovec array from byte off on into a new array; returns its count. */
-static unsigned iov_tail(const struct iovec *src, unsigned n, uint64_t off, struct iovec **out)
-{
-    struct iovec *dst = g_new(struct iovec, n ? n : 1);
-    unsigned k = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (off >= src[i].iov_len) {
-            off -= src[i].iov_len;
-            continue;
-        }
-        dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-        dst[k].iov_len = src[i].iov_len - off;
-        k++;
-        off = 0;
-    }
-    *out = dst;
-    return k;
-}
 
 /*
  * Decode the 8-byte LUN field: 1, target, then single-level LUN in
@@ -127,7 +83,7 @@ static void vscsi_push(VdVirtqElem *e, uint32_t written)
 static void vscsi_answer(VdVirtioScsi *s, VScsiReq *r, uint8_t response)
 {
     uint8_t hdr[VD_VIRTIO_SCSI_RESP_HDR] = { 0 };
-    st_le32(hdr + 4, (uint32_t)MIN(r->elem.in_len - r->resp_len, (uint64_t)UINT32_MAX));  /* nothing moved */
+    vd_st_le32(hdr + 4, (uint32_t)MIN(r->elem.in_len - r->resp_len, (uint64_t)UINT32_MAX));  /* nothing moved */
     hdr[11] = response;
     vd_iov_from_buf(r->elem.in_sg, r->elem.in_num, 0, hdr, sizeof(hdr));
     vscsi_push(&r->elem, (uint32_t)r->resp_len);
@@ -152,8 +108,8 @@ static void vscsi_cmd_complete(VdScsiRequest *sreq, void *opaque)
     uint32_t sense_len = MIN(sreq->sense_len, s->sense_size);
     size_t resid = r->in_data_len ? sreq->in_resid : sreq->out_resid;
     uint8_t hdr[VD_VIRTIO_SCSI_RESP_HDR] = { 0 };
-    st_le32(hdr, sense_len);
-    st_le32(hdr + 4, (uint32_t)MIN(resid, (size_t)UINT32_MAX));
+    vd_st_le32(hdr, sense_len);
+    vd_st_le32(hdr + 4, (uint32_t)MIN(resid, (size_t)UINT32_MAX));
     hdr[10] = sreq->status;
     hdr[11] = responses[sreq->response];
     if (!vd_virtq_elem_stale(&r->elem)) {
@@ -162,10 +118,10 @@ static void vscsi_cmd_complete(VdScsiRequest *sreq, void *opaque)
         size_t data = r->in_data_len - MIN(sreq->in_resid, r->in_data_len);
         vscsi_push(&r->elem, (uint32_t)MIN(r->resp_len + data, (size_t)UINT32_MAX));
     }
-    s->busy--;
     g_free(r->out);
     g_free(r->in);
     vd_virtq_elem_free(r);
+    vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 
 /* Validate one request-queue chain and hand its CDB to the disk. */
@@ -198,14 +154,14 @@ static void vscsi_handle_cmd(VdVirtioScsi *s, VScsiReq *r)
         return;
     }
     /* task_attr (hdr[16]) is not used: every command is a SIMPLE task. */
-    r->nout = iov_tail(e->out_sg, e->out_num, req_len, &r->out);
-    r->nin = iov_tail(e->in_sg, e->in_num, r->resp_len, &r->in);
+    r->nout = vd_iov_slice(e->out_sg, e->out_num, req_len, SIZE_MAX, &r->out);
+    r->nin = vd_iov_slice(e->in_sg, e->in_num, r->resp_len, SIZE_MAX, &r->in);
     r->in_data_len = e->in_len - r->resp_len;
     VdScsiRequest *q = &r->sreq;
     memcpy(q->cdb, hdr + VD_VIRTIO_SCSI_REQ_HDR, cdb_len);
     q->cdb_len = cdb_len;
     q->nexus = 0;
-    q->tag = ld_le64(hdr + 8);
+    q->tag = vd_ld_le64(hdr + 8);
     q->out_iov = r->out;
     q->out_niov = r->nout;
     q->in_iov = r->in;
@@ -213,7 +169,7 @@ static void vscsi_handle_cmd(VdVirtioScsi *s, VScsiReq *r)
     q->complete = vscsi_cmd_complete;
     q->opaque = r;
     s->stats.commands++;
-    s->busy++;
+    vd_drain_inc(&s->drain);
     vd_scsi_disk_submit(disk, q);
 }
 
@@ -225,8 +181,8 @@ static void vscsi_ctrl_finish(VScsiCtrl *c)
         vd_iov_from_buf(c->elem.in_sg, c->elem.in_num, 0, &c->response, 1);
         vscsi_push(&c->elem, 1);
     }
-    s->busy--;
     vd_virtq_elem_free(c);
+    vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 
 /* A disk finished its part of a TMF. */
@@ -241,9 +197,9 @@ static void vscsi_tmf_done(void *opaque, bool found)
 /* A task management function (virtio 1.2, 5.6.6.2.1). */
 static void vscsi_handle_tmf(VdVirtioScsi *s, VScsiCtrl *c, const uint8_t *req)
 {
-    uint32_t subtype = ld_le32(req + 4);
+    uint32_t subtype = vd_ld_le32(req + 4);
     const uint8_t *lun = req + 8;
-    uint64_t tag = ld_le64(req + 16);
+    uint64_t tag = vd_ld_le64(req + 16);
     VdScsiDisk *disk;
     uint8_t resp = vscsi_find(s, lun, &disk);
     s->stats.tmfs++;
@@ -302,7 +258,7 @@ static void vscsi_handle_ctrl(VdVirtioScsi *s, VScsiCtrl *c)
     uint8_t req[VD_VIRTIO_SCSI_TMF_REQ] = { 0 };
     c->s = s;
     size_t got = vd_iov_to_buf(e->out_sg, e->out_num, 0, req, sizeof(req));
-    uint32_t type = got >= 4 ? ld_le32(req) : UINT32_MAX;
+    uint32_t type = got >= 4 ? vd_ld_le32(req) : UINT32_MAX;
     bool tmf = type == VD_VIRTIO_SCSI_T_TMF;
     bool an = type == VD_VIRTIO_SCSI_T_AN_QUERY || type == VD_VIRTIO_SCSI_T_AN_SUBSCRIBE;
     uint64_t resp_len = tmf ? 1 : VD_VIRTIO_SCSI_AN_RESP;
@@ -313,7 +269,7 @@ static void vscsi_handle_ctrl(VdVirtioScsi *s, VScsiCtrl *c)
         vd_virtq_elem_free(c);
         return;
     }
-    s->busy++;
+    vd_drain_inc(&s->drain);
     if (tmf) {
         if (e->out_len < VD_VIRTIO_SCSI_TMF_REQ) {
             s->stats.failure++;
@@ -336,8 +292,8 @@ static void vscsi_handle_ctrl(VdVirtioScsi *s, VScsiCtrl *c)
     }
     vd_iov_from_buf(e->in_sg, e->in_num, 0, resp, sizeof(resp));
     vscsi_push(e, sizeof(resp));
-    s->busy--;
     vd_virtq_elem_free(c);
+    vd_drain_dec(&s->drain);
 }
 
 /* Hand pending events to the driver's event buffers. */
@@ -362,7 +318,7 @@ static void vscsi_flush_events(VdVirtioScsi *s)
         }
         VScsiEvent *ev = g_queue_pop_head(&s->events);
         if (s->events_missed) {
-            st_le32(ev->bytes, ld_le32(ev->bytes) | VD_VIRTIO_SCSI_T_EVENTS_MISSED);
+            vd_st_le32(ev->bytes, vd_ld_le32(ev->bytes) | VD_VIRTIO_SCSI_T_EVENTS_MISSED);
             s->events_missed = false;
         }
         vd_iov_from_buf(e->in_sg, e->in_num, 0, ev->bytes, sizeof(ev->bytes));
@@ -386,12 +342,12 @@ static void vscsi_post_event(VdVirtioScsi *s, uint32_t event, unsigned lun, uint
         return;
     }
     VScsiEvent *ev = g_new0(VScsiEvent, 1);
-    st_le32(ev->bytes, event);
+    vd_st_le32(ev->bytes, event);
     ev->bytes[4] = 1;
     ev->bytes[5] = 0;
     ev->bytes[6] = 0x40 | (lun >> 8);
     ev->bytes[7] = lun & 0xff;
-    st_le32(ev->bytes + 12, reason);
+    vd_st_le32(ev->bytes + 12, reason);
     g_queue_push_tail(&s->events, ev);
     vscsi_flush_events(s);
 }
@@ -447,16 +403,16 @@ static void vscsi_get_config(VdVirtioDevice *vdev, uint8_t *cfg)
 {
     VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
     memset(cfg, 0, VD_VIRTIO_SCSI_CONFIG_SIZE);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_NUM_QUEUES, s->num_queues);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_SEG_MAX, s->queue_size - 2);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_MAX_SECTORS, VD_SCSI_MAX_XFER_BLOCKS);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_CMD_PER_LUN, s->queue_size);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_EVENT_INFO_SIZE, VD_VIRTIO_SCSI_EVENT_SIZE);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_SENSE_SIZE, s->sense_size);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_CDB_SIZE, s->cdb_size);
-    st_le16(cfg + VD_VIRTIO_SCSI_CFG_MAX_CHANNEL, 0);
-    st_le16(cfg + VD_VIRTIO_SCSI_CFG_MAX_TARGET, 0);
-    st_le32(cfg + VD_VIRTIO_SCSI_CFG_MAX_LUN, VD_SCSI_LUN_MAX - 1);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_NUM_QUEUES, s->num_queues);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_SEG_MAX, s->queue_size - 2);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_MAX_SECTORS, VD_SCSI_MAX_XFER_BLOCKS);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_CMD_PER_LUN, s->queue_size);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_EVENT_INFO_SIZE, VD_VIRTIO_SCSI_EVENT_SIZE);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_SENSE_SIZE, s->sense_size);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_CDB_SIZE, s->cdb_size);
+    vd_st_le16(cfg + VD_VIRTIO_SCSI_CFG_MAX_CHANNEL, 0);
+    vd_st_le16(cfg + VD_VIRTIO_SCSI_CFG_MAX_TARGET, 0);
+    vd_st_le32(cfg + VD_VIRTIO_SCSI_CFG_MAX_LUN, VD_SCSI_LUN_MAX - 1);
 }
 
 /*
@@ -472,7 +428,7 @@ static void vscsi_config_write(VdVirtioDevice *vdev, uint32_t offset, const uint
         if (offset != fields[i] || len != 4) {
             continue;
         }
-        uint32_t v = ld_le32(buf);
+        uint32_t v = vd_ld_le32(buf);
         if (v > 256) {
             return;
         }
@@ -485,19 +441,25 @@ static void vscsi_reset_done(void *opaque, bool found)
 {
 }
 
-/* Device reset: drain, end commands, power-on state for every LUN, default config. */
-static void vscsi_reset(VdVirtioDevice *vdev)
+/* Every command and TMF of the old epoch is answered: default config, and the reset completes. */
+static void vscsi_reset_drained(void *opaque)
 {
-    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
-    for (unsigned i = 0; i < s->disks->len; i++) {
-        VdScsiDisk *disk = g_ptr_array_index(s->disks, i);
-        vd_scsi_disk_hard_reset(disk, vscsi_reset_done, NULL);
-        vd_blk_drain(vd_scsi_disk_backend(disk));
-    }
+    VdVirtioScsi *s = opaque;
     g_queue_clear_full(&s->events, g_free);
     s->events_missed = false;
     s->sense_size = VD_VIRTIO_SCSI_SENSE_DEFAULT;
     s->cdb_size = VD_VIRTIO_SCSI_CDB_DEFAULT;
+    vd_virtio_reset_done(s->vdev);
+}
+
+/* Device reset: end every command (power-on state for every LUN), finish from the drain callback. */
+static void vscsi_reset(VdVirtioDevice *vdev)
+{
+    VdVirtioScsi *s = vd_virtio_device_opaque(vdev);
+    for (unsigned i = 0; i < s->disks->len; i++) {
+        vd_scsi_disk_hard_reset(g_ptr_array_index(s->disks, i), vscsi_reset_done, NULL);
+    }
+    vd_virtio_scsi_drain(s, vscsi_reset_drained, s);
 }
 
 static const VdVirtioDeviceOps vscsi_ops = {
@@ -578,11 +540,10 @@ void vd_virtio_scsi_free(VdVirtioScsi *s)
         return;
     }
     vd_virtio_reset(s->vdev);
+    vd_drain_sync(&s->drain, s->ctx);   /* teardown: every command and TMF answered (stale) */
+    g_assert(!vd_virtio_resetting(s->vdev));
     for (unsigned i = 0; i < s->disks->len; i++) {
         vd_scsi_disk_free(g_ptr_array_index(s->disks, i));
-    }
-    while (s->busy) {
-        g_main_context_iteration(s->ctx, TRUE);
     }
     vd_scsi_target_free(s->target);
     g_ptr_array_free(s->disks, TRUE);
@@ -590,6 +551,18 @@ void vd_virtio_scsi_free(VdVirtioScsi *s)
     vd_virtio_device_free(s->vdev);
     g_main_context_unref(s->ctx);
     g_free(s);
+}
+
+/* Commands and TMFs taken whose answer is not yet in guest memory (disk->done, disk->tmf_done included). */
+unsigned vd_virtio_scsi_in_flight(VdVirtioScsi *s)
+{
+    return s->drain.in_flight;
+}
+
+/* Call cb once vd_virtio_scsi_in_flight is 0; see virtio-scsi.h. */
+void vd_virtio_scsi_drain(VdVirtioScsi *s, VdDrainFunc *cb, void *opaque)
+{
+    vd_drain_wait(&s->drain, cb, opaque);
 }
 
 /* The virtio device, for binding a transport. */
@@ -619,13 +592,12 @@ void vd_virtio_scsi_get_stats(VdVirtioScsi *s, VdVirtioScsiStats *out)
 /* "key=value" rendering of the adapter counters. */
 void vd_virtio_scsi_format_stats(VdVirtioScsi *s, GString *out)
 {
-    const VdVirtioScsiStats *t = &s->stats;
-    g_string_append_printf(out,
-        "commands=%" G_GUINT64_FORMAT " bad_target=%" G_GUINT64_FORMAT " incorrect_lun=%" G_GUINT64_FORMAT
-        " failure=%" G_GUINT64_FORMAT " overrun=%" G_GUINT64_FORMAT " aborted=%" G_GUINT64_FORMAT
-        " reset=%" G_GUINT64_FORMAT " tmfs=%" G_GUINT64_FORMAT " an_requests=%" G_GUINT64_FORMAT
-        " events=%" G_GUINT64_FORMAT " events_missed=%" G_GUINT64_FORMAT " bad_layout=%" G_GUINT64_FORMAT
-        " luns=%u",
-        t->commands, t->bad_target, t->incorrect_lun, t->failure, t->overrun, t->aborted, t->reset, t->tmfs,
-        t->an_requests, t->events, t->events_missed, t->bad_layout, vd_scsi_target_count(s->target));
+#define C(f) VD_COUNTER(VdVirtioScsiStats, f)
+    static const VdCounter counters[] = {
+        C(commands), C(bad_target), C(incorrect_lun), C(failure), C(overrun), C(aborted), C(reset), C(tmfs),
+        C(an_requests), C(events), C(events_missed), C(bad_layout),
+    };
+#undef C
+    vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
+    vd_counters_append(out, "luns", vd_scsi_target_count(s->target));
 }

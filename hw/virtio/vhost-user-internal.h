@@ -53,7 +53,8 @@ typedef struct VdVhostRing {
     GSource *kick_src;
     bool started;    /* a kick fd arrived (or a kick), until GET_VRING_BASE */
     bool enabled;    /* SET_VRING_ENABLE (always, without PROTOCOL_FEATURES) */
-    bool stopping;   /* being drained: kicks are ignored */
+    bool stopping;   /* the device drains: kicks are remembered, not run */
+    bool kick_pending; /* kicked while stopping: run the queue when the drain ends */
     uint64_t kicks;  /* kicks seen on this ring (shows which queues a guest uses) */
 } VdVhostRing;
 
@@ -64,6 +65,9 @@ typedef struct VdVhostMsg {
     int fds[VD_VHOST_USER_MAX_REGIONS];
     unsigned nfds;
 } VdVhostMsg;
+
+/* A step that runs from the loop once the device has nothing in flight. */
+typedef void VdVhostAfterDrain(VdVhostUserServer *s);
 
 struct VdVhostUserServer {
     char *path;
@@ -77,7 +81,10 @@ struct VdVhostUserServer {
     uint8_t hdr[VD_VHOST_USER_HDR_SIZE];
     size_t got;
     bool in_payload;
-    VdVhostMsg msg;
+    VdVhostMsg msg;                  /* held (not read past) while after_drain is set */
+    VdVhostAfterDrain *after_drain;  /* waiting for the device's drain callback */
+    GSource *drained_src;            /* the idle source that runs after_drain */
+    bool closing;                    /* a disconnect waits for the drain */
     /* negotiated state of the current connection */
     uint64_t acked_features;
     bool features_set, protocol_features_acked;
@@ -100,13 +107,13 @@ typedef enum VdVhostResult {
 VdVhostResult vd_vhost_dispatch(VdVhostUserServer *s, VdVhostMsg *m);
 /* Send a reply to m with the given payload; false if the socket failed. */
 bool vd_vhost_reply(VdVhostUserServer *s, const VdVhostMsg *m, const void *payload, uint32_t size);
-/* Start or stop a ring's processing to match started/enabled (vhost-user.c). */
+/* Start or stop a ring's processing to match started/enabled; stop only once drained (vhost-user.c). */
 void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r);
-/* Let the device finish every request in flight, ignoring kicks meanwhile. */
-void vd_vhost_drain(VdVhostUserServer *s);
+/* True for requests that run only once no request of the device is in flight (vhost-user-msg.c). */
+bool vd_vhost_drains_first(uint32_t req);
 /* Replace a ring's kick fd (-1: none) and its GSource. */
 void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd);
-/* Stop every ring, drain, reset the device as at power-on. */
+/* Stop every ring and reset the device as at power-on (the caller drained it). */
 void vd_vhost_device_reset(VdVhostUserServer *s);
 
 #endif

@@ -1,5 +1,6 @@
 /* vhost-user-msg.c - one handler per vhost-user request, chosen from a table that also fixes its payload size. */
 #include "vhost-user-internal.h"
+#include "util/bswap.h"
 
 #include <string.h>
 
@@ -16,22 +17,19 @@ typedef struct VhostRequest {
     VhostHandler *handler;
     uint32_t size_min, size_max;   /* accepted payload sizes */
     unsigned fds_max;              /* file descriptors it may carry */
+    bool drain_first;              /* runs only once the device has nothing in flight */
 } VhostRequest;
 
 /* Payload readers: little-endian fields at byte offsets. */
 static uint32_t get32(const VdVhostMsg *m, size_t off)
 {
-    uint32_t v;
-    memcpy(&v, m->payload + off, 4);
-    return GUINT32_FROM_LE(v);
+    return vd_ld_le32(m->payload + off);
 }
 
 /* A little-endian u64 of the payload. */
 static uint64_t get64(const VdVhostMsg *m, size_t off)
 {
-    uint64_t v;
-    memcpy(&v, m->payload + off, 8);
-    return GUINT64_FROM_LE(v);
+    return vd_ld_le64(m->payload + off);
 }
 
 /* Reply with one u64. */
@@ -140,7 +138,7 @@ static VdVhostResult h_reset_owner(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* SET_MEM_TABLE: map the regions; requests in flight finish on the old mapping first. */
+/* SET_MEM_TABLE: map the regions (drain first: every answer went through the old mapping). */
 static VdVhostResult h_set_mem_table(VdVhostUserServer *s, VdVhostMsg *m)
 {
     uint32_t n = get32(m, 0);
@@ -157,7 +155,6 @@ static VdVhostResult h_set_mem_table(VdVhostUserServer *s, VdVhostMsg *m)
         fds[i] = m->fds[i];
         m->fds[i] = -1;   /* vd_vhost_mem_set closes them */
     }
-    vd_vhost_drain(s);
     g_autoptr(GError) err = NULL;
     if (!vd_vhost_mem_set(&s->mem, regions, fds, n, &err)) {
         g_warning("vhost-user: SET_MEM_TABLE: %s", err->message);
@@ -222,7 +219,7 @@ static VdVhostResult h_set_vring_base(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* GET_VRING_BASE: let requests in flight complete, stop the ring, say where it stopped. */
+/* GET_VRING_BASE (drain first: every request taken is in the used ring): stop the ring, say where. */
 static VdVhostResult h_get_vring_base(VdVhostUserServer *s, VdVhostMsg *m)
 {
     VdVhostRing *r = ring_of(s, get32(m, 0));
@@ -230,7 +227,7 @@ static VdVhostResult h_get_vring_base(VdVhostUserServer *s, VdVhostMsg *m)
         return VD_VHOST_FATAL;
     }
     r->started = false;
-    vd_vhost_ring_update(s, r);   /* drains, then stops */
+    vd_vhost_ring_update(s, r);   /* stops */
     /*
      * Forget the kick fd: the front end takes the notifier back (QEMU polls
      * it itself while the back end is stopped), so only a new SET_VRING_KICK
@@ -408,23 +405,23 @@ static VdVhostResult h_unsupported(VdVhostUserServer *s, VdVhostMsg *m)
 
 static const VhostRequest requests[VD_VHOST_USER_REQ_MAX] = {
     [VD_VHOST_USER_GET_FEATURES] = { "GET_FEATURES", h_get_features, 0, 0, 0 },
-    [VD_VHOST_USER_SET_FEATURES] = { "SET_FEATURES", h_set_features, 8, 8, 0 },
+    [VD_VHOST_USER_SET_FEATURES] = { "SET_FEATURES", h_set_features, 8, 8, 0, true },
     [VD_VHOST_USER_SET_OWNER] = { "SET_OWNER", h_set_owner, 0, 0, 0 },
-    [VD_VHOST_USER_RESET_OWNER] = { "RESET_OWNER", h_reset_owner, 0, 8, 0 },
-    [VD_VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", h_set_mem_table, 8, MEM_MAX, VD_VHOST_USER_MAX_REGIONS },
+    [VD_VHOST_USER_RESET_OWNER] = { "RESET_OWNER", h_reset_owner, 0, 8, 0, true },
+    [VD_VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", h_set_mem_table, 8, MEM_MAX, VD_VHOST_USER_MAX_REGIONS, true },
     [VD_VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", h_unsupported, 0, 16, 1 },
     [VD_VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", h_unsupported, 0, 8, 1 },
     [VD_VHOST_USER_SET_VRING_NUM] = { "SET_VRING_NUM", h_set_vring_num, VRING_STATE, VRING_STATE, 0 },
     [VD_VHOST_USER_SET_VRING_ADDR] = { "SET_VRING_ADDR", h_set_vring_addr, VRING_ADDR, VRING_ADDR, 0 },
     [VD_VHOST_USER_SET_VRING_BASE] = { "SET_VRING_BASE", h_set_vring_base, VRING_STATE, VRING_STATE, 0 },
-    [VD_VHOST_USER_GET_VRING_BASE] = { "GET_VRING_BASE", h_get_vring_base, VRING_STATE, VRING_STATE, 0 },
+    [VD_VHOST_USER_GET_VRING_BASE] = { "GET_VRING_BASE", h_get_vring_base, VRING_STATE, VRING_STATE, 0, true },
     [VD_VHOST_USER_SET_VRING_KICK] = { "SET_VRING_KICK", h_set_vring_kick, 8, 8, 1 },
     [VD_VHOST_USER_SET_VRING_CALL] = { "SET_VRING_CALL", h_set_vring_call, 8, 8, 1 },
     [VD_VHOST_USER_SET_VRING_ERR] = { "SET_VRING_ERR", h_set_vring_err, 8, 8, 1 },
     [VD_VHOST_USER_GET_PROTOCOL_FEATURES] = { "GET_PROTOCOL_FEATURES", h_get_protocol_features, 0, 0, 0 },
     [VD_VHOST_USER_SET_PROTOCOL_FEATURES] = { "SET_PROTOCOL_FEATURES", h_set_protocol_features, 8, 8, 0 },
     [VD_VHOST_USER_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", h_get_queue_num, 0, 0, 0 },
-    [VD_VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", h_set_vring_enable, VRING_STATE, VRING_STATE, 0 },
+    [VD_VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", h_set_vring_enable, VRING_STATE, VRING_STATE, 0, true },
     [VD_VHOST_USER_GET_CONFIG] = { "GET_CONFIG", h_get_config, VD_VHOST_USER_CONFIG_HDR, CONFIG_MAX, 0 },
     [VD_VHOST_USER_SET_CONFIG] = { "SET_CONFIG", h_set_config, VD_VHOST_USER_CONFIG_HDR, CONFIG_MAX, 0 },
 };
@@ -433,6 +430,12 @@ static const VhostRequest requests[VD_VHOST_USER_REQ_MAX] = {
 const char *vd_vhost_user_request_name(uint32_t req)
 {
     return req < VD_VHOST_USER_REQ_MAX && requests[req].name ? requests[req].name : "?";
+}
+
+/* True if req must wait until the device has nothing in flight. */
+bool vd_vhost_drains_first(uint32_t req)
+{
+    return req < VD_VHOST_USER_REQ_MAX && requests[req].drain_first;
 }
 
 /* Check a message against its table row, then run its handler. */

@@ -1,5 +1,23 @@
-/* vhost-user.c - the vhost-user back-end server: socket, message framing, rings' eventfds, disconnects. */
+/*
+ * vhost-user.c - the vhost-user back-end server: socket, message framing,
+ * rings' eventfds, disconnects.
+ *
+ * Drain rule: a message that must not run while requests are in flight
+ * (vd_vhost_drains_first: SET_MEM_TABLE, GET_VRING_BASE, SET_VRING_ENABLE,
+ * SET_FEATURES, RESET_OWNER) and a disconnect never wait inside a handler.
+ * The server stops reading the socket and taking kicks (they are
+ * remembered), asks the device to call back once every request's answer is
+ * in guest memory (VdVhostUserDeviceOps.drain), and runs the message (or
+ * the teardown) from an idle source after that callback.  Then it replays
+ * remembered kicks and reads the socket again.  Nothing iterates the loop,
+ * except vd_vhost_user_server_free (teardown, from the top level).
+ *
+ * Threading: everything runs in the server's GMainContext.
+ */
 #include "vhost-user-internal.h"
+#include "util/counters.h"
+
+#include "block/block-backend.h"
 
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -13,6 +31,8 @@
 #include <unistd.h>
 
 static void conn_close(VdVhostUserServer *s);
+static void listen_attach(VdVhostUserServer *s);
+static void conn_attach(VdVhostUserServer *s);
 
 /* Close an fd if open and mark it closed. */
 static void close_fd(int *fd)
@@ -53,16 +73,53 @@ static void vhost_notify(void *opaque, int queue)
 
 static const VdVirtioTransportOps vhost_transport = { .notify = vhost_notify };
 
-/* Let the device finish everything in flight; kicks are held off meanwhile. */
-void vd_vhost_drain(VdVhostUserServer *s)
+/* Kicks taken while draining: run each live ring that was kicked. */
+static void rings_resume(VdVhostUserServer *s)
 {
+    for (unsigned i = 0; i < s->nrings; i++) {
+        VdVhostRing *r = &s->rings[i];
+        bool kicked = r->kick_pending;
+        r->stopping = false;
+        r->kick_pending = false;
+        if (kicked && r->started && vd_virtq_ready(vd_virtio_queue(s->vdev, i))) {
+            vd_virtio_queue_kick(s->vdev, i);
+        }
+    }
+}
+
+/* Idle source after the device drained: run the waiting step, then take kicks again. */
+static gboolean drained_ready(gpointer opaque)
+{
+    VdVhostUserServer *s = opaque;
+    VdVhostAfterDrain *fn = s->after_drain;
+    g_source_unref(s->drained_src);
+    s->drained_src = NULL;
+    s->after_drain = NULL;
+    fn(s);
+    if (!s->after_drain) {   /* fn may have started another drain (a disconnect) */
+        rings_resume(s);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* The device's drain callback (possibly inside a completion): continue from the loop. */
+static void device_drained(void *opaque)
+{
+    VdVhostUserServer *s = opaque;
+    s->drained_src = g_idle_source_new();
+    g_source_set_callback(s->drained_src, drained_ready, s, NULL);
+    g_source_attach(s->drained_src, s->ctx);
+}
+
+/* Stop taking kicks and run fn from the loop once no request of the device is in flight. */
+static void drain_then(VdVhostUserServer *s, VdVhostAfterDrain *fn)
+{
+    g_assert(!s->after_drain);
+    s->after_drain = fn;
     for (unsigned i = 0; i < s->nrings; i++) {
         s->rings[i].stopping = true;
     }
-    s->ops->drain(s->opaque);
-    for (unsigned i = 0; i < s->nrings; i++) {
-        s->rings[i].stopping = false;
-    }
+    s->ops->drain(s->opaque, device_drained, s);
 }
 
 /* The ring's kick eventfd became readable: consume it and run the queue. */
@@ -79,6 +136,7 @@ static gboolean kick_ready(gint fd, GIOCondition cond, gpointer opaque)
     s->stats.kicks++;
     r->kicks++;
     if (r->stopping) {
+        r->kick_pending = true;   /* replayed once the drain is over */
         return TRUE;
     }
     if (!r->started) {
@@ -117,7 +175,7 @@ void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r)
         return;
     }
     if (!want) {
-        vd_vhost_drain(s);   /* completions must reach the used ring while it is live */
+        /* Only from a drain-first message: every completion already reached the live used ring. */
         vd_virtq_set_ready(vq, false);
         s->stats.rings_stopped++;
         return;
@@ -146,19 +204,19 @@ static void rings_clear(VdVhostUserServer *s)
         vd_vhost_ring_set_kick(s, r, -1);
         close_fd(&r->call_fd);
         close_fd(&r->err_fd);
-        r->started = r->enabled = r->stopping = false;
+        r->started = r->enabled = r->stopping = r->kick_pending = false;
     }
 }
 
-/* Finish in-flight requests, then reset the device as at power-on. */
+/* Reset the device as at power-on; the caller drained it, so the reset completes at once. */
 void vd_vhost_device_reset(VdVhostUserServer *s)
 {
-    vd_vhost_drain(s);
     for (unsigned i = 0; i < s->nrings; i++) {
         s->rings[i].started = false;
         vd_virtq_set_ready(vd_virtio_queue(s->vdev, i), false);
     }
     vd_virtio_reset(s->vdev);
+    g_assert(!vd_virtio_resetting(s->vdev));
     s->features_set = false;
     s->acked_features = 0;
 }
@@ -246,11 +304,10 @@ static bool header_valid(VdVhostUserServer *s)
     return true;
 }
 
-/* A whole message is in: dispatch it and send the REPLY_ACK if asked; false to drop the connection. */
-static bool message_complete(VdVhostUserServer *s)
+/* Dispatch the received message and send the REPLY_ACK if asked; false to drop the connection. */
+static bool message_run(VdVhostUserServer *s)
 {
     VdVhostMsg *m = &s->msg;
-    s->stats.messages++;
     VdVhostResult res = vd_vhost_dispatch(s, m);
     if (res == VD_VHOST_FATAL) {
         s->stats.bad_messages++;
@@ -265,6 +322,18 @@ static bool message_complete(VdVhostUserServer *s)
         }
     }
     return s->conn_fd >= 0;
+}
+
+/* The device drained for the held message: run it, then read the socket again. */
+static void run_held_message(VdVhostUserServer *s)
+{
+    bool keep = message_run(s);
+    msg_done(s);
+    if (!keep) {
+        conn_close(s);
+        return;
+    }
+    conn_attach(s);
 }
 
 /* Read what the socket has, one message part at a time (so fds stay with their message). */
@@ -307,7 +376,14 @@ static gboolean conn_ready(gint fd, GIOCondition cond, gpointer opaque)
                 continue;
             }
         }
-        bool keep = message_complete(s);
+        s->stats.messages++;
+        if (vd_vhost_drains_first(s->msg.req)) {
+            /* Hold the message (and its fds), stop reading, run it once the device drained. */
+            drop_source(&s->conn_src);   /* safe while it dispatches */
+            drain_then(s, run_held_message);
+            return FALSE;
+        }
+        bool keep = message_run(s);
         msg_done(s);
         if (!keep) {
             break;
@@ -317,15 +393,17 @@ static gboolean conn_ready(gint fd, GIOCondition cond, gpointer opaque)
     return FALSE;
 }
 
-/* Tear down the connection: nothing in flight is lost, then the device is as at power-on. */
-static void conn_close(VdVhostUserServer *s)
+/* Watch the connection's socket for the next message. */
+static void conn_attach(VdVhostUserServer *s)
 {
-    if (s->conn_fd < 0) {
-        return;
-    }
-    if (s->conn_src) {
-        drop_source(&s->conn_src);
-    }
+    s->conn_src = g_unix_fd_source_new(s->conn_fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+    g_source_set_callback(s->conn_src, G_SOURCE_FUNC(conn_ready), s, NULL);
+    g_source_attach(s->conn_src, s->ctx);
+}
+
+/* The device drained after a disconnect: reset it, unmap, close, accept the next front end. */
+static void conn_close_drained(VdVhostUserServer *s)
+{
     vd_vhost_device_reset(s);
     rings_clear(s);
     vd_vhost_mem_clear(&s->mem);
@@ -334,10 +412,29 @@ static void conn_close(VdVhostUserServer *s)
     s->protocol_features = 0;
     s->protocol_features_acked = false;
     s->stats.disconnects++;
+    s->closing = false;
+    listen_attach(s);
     g_message("vhost-user: front end disconnected; waiting for the next one on %s", s->path);
     if (s->ops->changed) {
         s->ops->changed(s->opaque);
     }
+}
+
+/*
+ * Tear down the connection: stop reading and accepting, let every request
+ * in flight complete into guest memory (nothing is lost), then finish in
+ * conn_close_drained.
+ */
+static void conn_close(VdVhostUserServer *s)
+{
+    if (s->conn_fd < 0 || s->closing) {
+        return;
+    }
+    s->closing = true;
+    drop_source(&s->conn_src);
+    drop_source(&s->listen_src);   /* a new front end waits in the backlog until we are done */
+    msg_done(s);
+    drain_then(s, conn_close_drained);
 }
 
 /* A front end connects: take it if we have none, refuse it otherwise. */
@@ -355,14 +452,20 @@ static gboolean listen_ready(gint fd, GIOCondition cond, gpointer opaque)
     }
     s->conn_fd = c;
     s->stats.connections++;
-    s->conn_src = g_unix_fd_source_new(c, G_IO_IN | G_IO_HUP | G_IO_ERR);
-    g_source_set_callback(s->conn_src, G_SOURCE_FUNC(conn_ready), s, NULL);
-    g_source_attach(s->conn_src, s->ctx);
+    conn_attach(s);
     g_message("vhost-user: front end connected on %s", s->path);
     if (s->ops->changed) {
         s->ops->changed(s->opaque);
     }
     return TRUE;
+}
+
+/* Watch the listening socket for front ends. */
+static void listen_attach(VdVhostUserServer *s)
+{
+    s->listen_src = g_unix_fd_source_new(s->listen_fd, G_IO_IN);
+    g_source_set_callback(s->listen_src, G_SOURCE_FUNC(listen_ready), s, NULL);
+    g_source_attach(s->listen_src, s->ctx);
 }
 
 /* Bind and listen on path, replacing a stale socket file. */
@@ -424,10 +527,17 @@ VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vd
     }
     vd_virtio_set_translate(vdev, vd_vhost_mem_translate, &s->mem);
     vd_virtio_set_transport(vdev, &vhost_transport, s);
-    s->listen_src = g_unix_fd_source_new(fd, G_IO_IN);
-    g_source_set_callback(s->listen_src, G_SOURCE_FUNC(listen_ready), s, NULL);
-    g_source_attach(s->listen_src, s->ctx);
+    listen_attach(s);
     return s;
+}
+
+/* Teardown (top level only): let a held message and the disconnect finish. */
+static void wait_idle(VdVhostUserServer *s)
+{
+    g_assert(!vd_blk_in_completion());
+    while (s->after_drain || s->drained_src) {
+        g_main_context_iteration(s->ctx, TRUE);
+    }
 }
 
 /* Disconnect, stop listening, remove the socket file. */
@@ -436,7 +546,9 @@ void vd_vhost_user_server_free(VdVhostUserServer *s)
     if (!s) {
         return;
     }
+    wait_idle(s);
     conn_close(s);
+    wait_idle(s);
     drop_source(&s->listen_src);
     close_fd(&s->listen_fd);
     unlink(s->path);
@@ -463,17 +575,16 @@ void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out)
 /* "key=value" rendering of the protocol counters. */
 void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
 {
-    const VdVhostUserStats *t = &s->stats;
-    g_string_append_printf(out,
-        "connections=%" G_GUINT64_FORMAT " disconnects=%" G_GUINT64_FORMAT " refused=%" G_GUINT64_FORMAT
-        " messages=%" G_GUINT64_FORMAT " bad_messages=%" G_GUINT64_FORMAT " unsupported=%" G_GUINT64_FORMAT
-        " kicks=%" G_GUINT64_FORMAT " calls=%" G_GUINT64_FORMAT " mem_tables=%" G_GUINT64_FORMAT
-        " config_reads=%" G_GUINT64_FORMAT " config_writes=%" G_GUINT64_FORMAT
-        " rings_started=%" G_GUINT64_FORMAT " rings_stopped=%" G_GUINT64_FORMAT " connected=%d"
-        " ignored_feature_bits=0x%" G_GINT64_MODIFIER "x",
-        t->connections, t->disconnects, t->refused_connections, t->messages, t->bad_messages, t->unsupported,
-        t->kicks, t->calls, t->mem_tables, t->config_reads, t->config_writes, t->rings_started,
-        t->rings_stopped, s->conn_fd >= 0, t->ignored_feature_bits);
+#define C(f) VD_COUNTER(VdVhostUserStats, f)
+    static const VdCounter counters[] = {
+        C(connections), C(disconnects), VD_COUNTER_AS(VdVhostUserStats, refused_connections, "refused"),
+        C(messages), C(bad_messages), C(unsupported), C(kicks), C(calls), C(mem_tables), C(config_reads),
+        C(config_writes), C(rings_started), C(rings_stopped),
+    };
+#undef C
+    vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
+    vd_counters_append(out, "connected", s->conn_fd >= 0);
+    g_string_append_printf(out, " ignored_feature_bits=0x%" G_GINT64_MODIFIER "x", s->stats.ignored_feature_bits);
     g_string_append(out, " ring_kicks=");
     for (unsigned i = 0; i < s->nrings; i++) {
         g_string_append_printf(out, "%s%" G_GUINT64_FORMAT, i ? "," : "", s->rings[i].kicks);

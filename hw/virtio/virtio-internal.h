@@ -34,6 +34,7 @@ struct VdVirtioDevice {
     uint8_t status;
     uint32_t generation;
     uint64_t epoch;               /* bumped on every reset; stale elements die */
+    bool resetting;               /* status 0 written; the device still has requests in flight */
     bool broken;
     char *broken_reason;
     unsigned nq;

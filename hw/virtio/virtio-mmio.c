@@ -1,5 +1,6 @@
 /* virtio-mmio.c - the virtio-mmio version 2 register window for one virtio device. */
 #include "hw/virtio-mmio.h"
+#include "util/bswap.h"
 
 #include <gio/gio.h>
 
@@ -39,11 +40,7 @@ static uint64_t config_read(VdVirtioMmio *m, uint64_t off, unsigned size)
 {
     uint8_t buf[8];
     vd_virtio_config_read(m->vdev, off, buf, size);
-    uint64_t v = 0;
-    for (unsigned i = 0; i < size; i++) {
-        v |= (uint64_t)buf[i] << (8 * i);
-    }
-    return v;
+    return vd_ld_le_n(buf, size);
 }
 
 /* Read a 32-bit register. */
@@ -168,9 +165,7 @@ static void mmio_write(void *opaque, uint64_t addr, uint64_t value, unsigned siz
     VdVirtioMmio *m = opaque;
     if (addr >= VD_VMMIO_CONFIG) {
         uint8_t buf[8];
-        for (unsigned i = 0; i < size; i++) {
-            buf[i] = value >> (8 * i);
-        }
+        vd_st_le_n(buf, value, size);
         vd_virtio_config_write(m->vdev, addr - VD_VMMIO_CONFIG, buf, size);
         return;
     }

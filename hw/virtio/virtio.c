@@ -99,7 +99,7 @@ bool vd_virtio_has_feature(VdVirtioDevice *vdev, unsigned bit)
 /* Accept the driver's feature bits until FEATURES_OK. */
 void vd_virtio_set_guest_features(VdVirtioDevice *vdev, uint64_t features)
 {
-    if (vdev->status & VD_VIRTIO_STATUS_FEATURES_OK) {
+    if ((vdev->status & VD_VIRTIO_STATUS_FEATURES_OK) || vdev->resetting) {
         return;
     }
     vdev->guest_features = features;
@@ -155,13 +155,18 @@ void vd_virtio_raise(VdVirtioDevice *vdev, int queue)
     }
 }
 
-/* Reset to the power-on state: status 0, no features, queues off, old requests dead. */
+/*
+ * Start a reset: the queues stop and every request popped so far is stale
+ * at once; the status register keeps its value until the device has nothing
+ * in flight (virtio 1.2, 2.4.1: the driver waits for status to read back 0)
+ * and calls vd_virtio_reset_done.
+ */
 void vd_virtio_reset(VdVirtioDevice *vdev)
 {
-    vdev->status = 0;
-    vdev->guest_features = 0;
-    vdev->broken = false;
-    g_clear_pointer(&vdev->broken_reason, g_free);
+    if (vdev->resetting) {
+        return;   /* one reset at a time; it finishes from the device's callback */
+    }
+    vdev->resetting = true;
     vdev->epoch++;
     vdev->stats.resets++;
     for (unsigned i = 0; i < vdev->nq; i++) {
@@ -169,7 +174,29 @@ void vd_virtio_reset(VdVirtioDevice *vdev)
     }
     if (vdev->ops->reset) {
         vdev->ops->reset(vdev);
+    } else {
+        vd_virtio_reset_done(vdev);
     }
+}
+
+/* The device is quiescent: power-on state, status reads 0 from now on. */
+void vd_virtio_reset_done(VdVirtioDevice *vdev)
+{
+    g_assert(vdev->resetting);
+    vdev->resetting = false;
+    vdev->status = 0;
+    vdev->guest_features = 0;
+    vdev->broken = false;
+    g_clear_pointer(&vdev->broken_reason, g_free);
+    for (unsigned i = 0; i < vdev->nq; i++) {
+        vd_virtq_reset(&vdev->vqs[i]);
+    }
+}
+
+/* True between a reset's start and vd_virtio_reset_done. */
+bool vd_virtio_resetting(VdVirtioDevice *vdev)
+{
+    return vdev->resetting;
 }
 
 /* FEATURES_OK: the driver's set must be offered, include VERSION_1 and suit the device. */
@@ -188,6 +215,9 @@ static bool negotiate(VdVirtioDevice *vdev)
 /* The status register state machine (virtio 1.2, 3.1.1 and 2.1.2). */
 void vd_virtio_set_status(VdVirtioDevice *vdev, uint8_t status)
 {
+    if (vdev->resetting) {
+        return;   /* the driver must wait for status to read 0 first */
+    }
     if (status == 0) {
         vd_virtio_reset(vdev);
         return;
@@ -265,7 +295,7 @@ void vd_virtio_queue_kick(VdVirtioDevice *vdev, unsigned index)
 {
     VdVirtQueue *vq = vd_virtio_queue(vdev, index);
     vdev->stats.kicks++;
-    if (!vq || !vq->ready || vdev->broken || !(vdev->status & VD_VIRTIO_STATUS_DRIVER_OK)) {
+    if (!vq || !vq->ready || vdev->broken || vdev->resetting || !(vdev->status & VD_VIRTIO_STATUS_DRIVER_OK)) {
         return;
     }
     vdev->ops->queue_notify(vdev, vq);
@@ -275,38 +305,4 @@ void vd_virtio_queue_kick(VdVirtioDevice *vdev, unsigned index)
 void vd_virtio_get_stats(VdVirtioDevice *vdev, VdVirtioStats *out)
 {
     *out = vdev->stats;
-}
-
-/* Copy out of an iovec array starting at offset. */
-size_t vd_iov_to_buf(const struct iovec *iov, unsigned niov, size_t offset, void *buf, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < niov && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = MIN(iov[i].iov_len - offset, len - done);
-        memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + offset, n);
-        done += n;
-        offset = 0;
-    }
-    return done;
-}
-
-/* Copy into an iovec array starting at offset. */
-size_t vd_iov_from_buf(const struct iovec *iov, unsigned niov, size_t offset, const void *buf, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < niov && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = MIN(iov[i].iov_len - offset, len - done);
-        memcpy((uint8_t *)iov[i].iov_base + offset, (const uint8_t *)buf + done, n);
-        done += n;
-        offset = 0;
-    }
-    return done;
 }

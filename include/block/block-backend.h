@@ -98,13 +98,30 @@ typedef enum VdFaultOp {
     VD_FAULT_READ, VD_FAULT_WRITE, VD_FAULT_FLUSH, VD_FAULT_DISCARD, VD_FAULT__MAX
 } VdFaultOp;
 
+/* Every image is a whole number of these, at least one: vd_blk_open refuses others. */
+#define VD_BLK_SECTOR 512
+/* The largest image the backend addresses: INT64_MAX rounded down to a sector (size= limit). */
+#define VD_BLK_MAX_BYTES ((uint64_t)INT64_MAX / VD_BLK_SECTOR * VD_BLK_SECTOR)
+
 /*
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
  * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
- * wt-policy, size (null driver only).  Device keys such as if= and index=
- * belong to the VMM, which removes them first.  Completions are delivered
- * in ctx (NULL: the thread-default context).
+ * wt-policy, discard, locking, active, size (null driver only).  Device keys such
+ * as if= and index= belong to the VMM, which removes them first.
+ * Completions are delivered in ctx (NULL: the thread-default context).
+ *
+ * Fails with one line naming the file if the image is empty or its size is
+ * not a multiple of VD_BLK_SECTOR (every device and tool gets the same
+ * rule), or if another user holds a conflicting image lock: with locking=on
+ * or auto (the default), a read-write open takes QEMU's "write" lock and
+ * shares only reading; a read-only open shares only reading too.  Two opens
+ * in one process conflict like two processes (OFD locks).
+ *
+ * active=off opens a migration destination (QEMU's spelling): inactive as
+ * after vd_blk_inactivate, holding only a shared read lock, so it opens
+ * while the source still writes; writes fail with -EPERM until
+ * vd_blk_invalidate_cache.
  */
 VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **errp);
 /* Drain every request, then close the image and free the backend. */
@@ -123,6 +140,15 @@ VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk);
 VdAioEngine vd_blk_aio(VdBlockBackend *blk);
 const char *vd_blk_driver_name(VdBlockBackend *blk);
 const char *vd_blk_filename(VdBlockBackend *blk);
+/*
+ * A name for the image, fixed at open, that devices use as their default
+ * serial: "VD" and 16 upper-case hex digits hashed from the file's st_dev
+ * and st_ino, so the same file opened twice (or by two processes) gets the
+ * same name and two files get different ones.  Random per open for
+ * driver=null.  It changes when the image is copied (a new inode).
+ */
+#define VD_BLK_UNIQUE_ID_LEN 18
+const char *vd_blk_unique_id(VdBlockBackend *blk);
 /* True if the image is open with O_DIRECT (cache=none, cache=directsync). */
 bool vd_blk_is_direct(VdBlockBackend *blk);
 /* True if the backend can do a native (single-syscall) FUA write. */
@@ -166,15 +192,34 @@ bool vd_blk_default_write_cache(VdBlockBackend *blk);
 unsigned vd_blk_in_flight(VdBlockBackend *blk);
 /* Iterate the owner's context until nothing is in flight. */
 void vd_blk_drain(VdBlockBackend *blk);
+/*
+ * Completion-callback depth of the calling thread.  The backend brackets
+ * every request callback with enter/exit; a device that delivers
+ * completions later (the SCSI disk's idle source) brackets its own.  A
+ * device drain asserts !vd_blk_in_completion(): a drain that waits inside a
+ * completion would wait for itself.
+ */
+void vd_blk_completion_enter(void);
+void vd_blk_completion_exit(void);
+bool vd_blk_in_completion(void);
 
 /*
- * Migration.  inactivate (source): drain, flush to stable storage, then
- * fail every later write with -EPERM until invalidate_cache.
- * invalidate_cache (destination): fdatasync, drop the host page cache for
- * the image, and allow writes again.
+ * Migration.
+ * inactivate (source): drain, flush to stable storage (fdatasync unless
+ * cache=unsafe), release the write lock while keeping a shared read lock
+ * that lets another process write, then fail every later write with -EPERM
+ * until invalidate_cache.  On a failed flush it returns false and stays
+ * active.
+ * invalidate_cache (destination): drain, take the image lock of this open
+ * again (the write lock unless read-only), drop the host page cache of the
+ * image (posix_fadvise DONTNEED; nothing to drop with O_DIRECT), and allow
+ * writes.  It makes no host flush: the destination has written nothing,
+ * and the source's inactivate made the image durable.  If another process
+ * holds a conflicting lock it returns false naming it, and the backend
+ * stays as it was.
  */
-int vd_blk_inactivate(VdBlockBackend *blk);
-int vd_blk_invalidate_cache(VdBlockBackend *blk);
+bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp);
+bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp);
 
 /* Observability. */
 void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out);

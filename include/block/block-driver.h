@@ -56,6 +56,24 @@ typedef enum VdFuaSupport {
 #define VD_DRV_DSYNC     (1u << 1) /* write through the O_DSYNC descriptor */
 #define VD_DRV_MAY_UNMAP (1u << 2)
 
+/* Image locking (locking=): docs/cache-modes.md, "Image locking". */
+typedef enum VdLocking {
+    VD_LOCKING_AUTO, /* on where the host supports OFD locks, else off without a word */
+    VD_LOCKING_ON,   /* on; an open fails where the host cannot lock */
+    VD_LOCKING_OFF,  /* no locks taken, none checked */
+} VdLocking;
+
+/*
+ * What one open of an image uses and refuses to share with other users, in
+ * QEMU's permission model (each maps to QEMU's perm / shared-perm bits).
+ */
+typedef enum VdImagePerm {
+    VD_PERM_NONE,     /* no claim at all (before the first lock, after close) */
+    VD_PERM_READ,     /* read; others may read, nobody may write */
+    VD_PERM_WRITE,    /* read and write; others may read, nobody else may write */
+    VD_PERM_INACTIVE, /* migrated away: read, and let anyone write */
+} VdImagePerm;
+
 /* Options a driver is opened with, already parsed and validated. */
 typedef struct VdDriverOpenOptions {
     const char *filename;       /* NULL for drivers without a file */
@@ -63,6 +81,7 @@ typedef struct VdDriverOpenOptions {
     bool direct;                /* O_DIRECT */
     bool open_dsync_fd;         /* also open a second, O_DSYNC descriptor */
     uint64_t size;              /* null driver: image size in bytes */
+    VdLocking locking;          /* file drivers: whether set_perm locks */
 } VdDriverOpenOptions;
 
 /* Descriptor open flags learnt from the kernel (F_GETFL), cached per open. */
@@ -145,6 +164,15 @@ typedef struct VdBlockDriver {
      * own callbacks can run it).
      */
     int (*prepare)(VdBlockDriverState *bs, VdHostOpKind kind, const VdDriverReq *req, VdHostOp *out);
+
+    /*
+     * Optional, owner thread: claim perm on the image against other users
+     * (other processes, and other opens in this one), or fail with one line
+     * naming the file and the other user's mode and leave the old claim in
+     * place.  The generic layer calls it after open (READ or WRITE), on
+     * inactivate (INACTIVE) and on invalidate_cache.  NULL: nothing to lock.
+     */
+    bool (*set_perm)(VdBlockDriverState *bs, VdImagePerm perm, GError **errp);
 } VdBlockDriver;
 
 extern const VdBlockDriver vd_driver_file;

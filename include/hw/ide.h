@@ -15,15 +15,27 @@
  *    at most VD_IDE_PRD_MAX_ENTRIES entries per transfer), data-port accesses
  *    at any time.  No guest action crashes the process or touches memory
  *    outside guest RAM or sectors outside the disk.
- *  - The write cache seen by the guest (IDENTIFY word 85 bit 5) is the
- *    backend's: SET FEATURES 02h enables it, 82h disables it and completes
- *    only after the backend has flushed (BSY held meanwhile).  Its power-on
- *    state is vd_blk_default_write_cache().
+ *  - The write cache is the backend's and only the backend's: the drive
+ *    keeps no copy.  IDENTIFY word 85 bit 5 is vd_blk_write_cache() at the
+ *    moment the guest reads it, so a change made by anyone else (the host,
+ *    migration, the control socket) shows at the next IDENTIFY DEVICE; ATA
+ *    has no way to announce it sooner.  SET FEATURES 02h asks the backend
+ *    to enable it; 82h asks it to disable it and completes only after the
+ *    backend has flushed (BSY held meanwhile), with ERR and ABRT if that
+ *    flush failed.  Attaching a drive puts the backend's write cache to its
+ *    power-on state, vd_blk_default_write_cache().
  *  - FLUSH CACHE (EXT) completes only after vd_blk_flush has completed;
  *    WRITE DMA FUA EXT and WRITE MULTIPLE FUA EXT are VD_REQ_FUA writes and
  *    complete only once durable.
  *  - Every backend request completes through its callback even across SRST
  *    or vd_ide_free: the request object outlives the device's interest in it.
+ *  - SRST never lets an old write overtake a new one: after SRST is released
+ *    each drive keeps BSY until every request the reset abandoned has
+ *    finished on the host; the reset then finishes from that request's
+ *    callback (DRDY, signature).  No loop is iterated in a register write.
+ *  - Drain: vd_ide_in_flight counts every backend request of the
+ *    controller from submission to its callback, abandoned ones included;
+ *    vd_ide_drain calls back when it is 0.
  *
  * Threading: all functions, and every port access, run in the thread of the
  * machine's GMainContext; backend completions arrive there too.
@@ -33,6 +45,7 @@
 
 #include "block/block-backend.h"
 #include "hw/bus.h"
+#include "hw/drain.h"
 #include "hw/pci.h"
 
 #define VD_IDE_PIIX3_DEVFN      9       /* PCI 00:01.1 */
@@ -62,13 +75,25 @@ typedef struct VdIdeController VdIdeController;
  * legacy ports and register the function with BAR4 at VD_IDE_BMDMA_BASE.
  */
 VdIdeController *vd_ide_piix3_new(VdPciHost *pci, unsigned devfn, GError **errp);
-/* Unmap everything and free; requests still in flight complete later and are discarded. */
+/*
+ * Unmap everything and free; requests still in flight complete later and are
+ * discarded.  No vd_ide_drain may be waiting.
+ */
 void vd_ide_free(VdIdeController *ide);
+/* Backend requests submitted and not yet called back (those a reset abandoned included). */
+unsigned vd_ide_in_flight(VdIdeController *ide);
+/*
+ * Call cb(opaque) once vd_ide_in_flight is 0: at once if it is 0 now,
+ * otherwise from the last request's callback (cb must not drain again).
+ * Never iterates a loop; asserts it is not called from a completion.
+ */
+void vd_ide_drain(VdIdeController *ide, VdDrainFunc *cb, void *opaque);
 
 /*
  * Attach an ATA disk at index (0..3; -1 = first free position).  The backend
  * stays owned by the caller and must outlive the controller.  serial may be
- * NULL (a serial derived from the index is used).  On success *index_out
+ * NULL or empty: IDENTIFY words 10-19 then carry vd_blk_unique_id(blk), the
+ * same for the same image file and different for different ones.  On success *index_out
  * (if not NULL) holds the position used.
  */
 bool vd_ide_attach(VdIdeController *ide, int index, VdBlockBackend *blk, const char *serial,

@@ -23,9 +23,16 @@
  *  - SYNCHRONIZE CACHE completes after the backend flush; with IMMED=1 it
  *    completes GOOD at once and the flush still runs (a failure is reported
  *    as a deferred error on the next command from the same I_T nexus).
- *  - MODE SELECT of the caching page changes the write cache through
+ *  - The write cache is the backend's (vd_blk_write_cache); the disk keeps
+ *    no copy, and MODE SENSE reads it every time.  MODE SELECT of the
+ *    caching page (or with RTD=1, which reverts WCE to
+ *    vd_blk_default_write_cache()) changes it through
  *    vd_blk_set_write_cache() and completes only after its callback, i.e.
- *    after the flush that a switch to write-through implies.
+ *    after the flush that a switch to write-through implies; a failed flush
+ *    ends it in CHECK CONDITION with the sense of a failed write.  It raises
+ *    MODE PARAMETERS CHANGED (2A/01) on every other nexus.  A change made by
+ *    anyone else (the host, migration, the control socket) raises 2A/01 on
+ *    every nexus.
  *
  * I_T nexuses: each request names its I_T nexus (0 .. VD_SCSI_NEXUS_MAX-1).
  * Unit attention conditions are kept per nexus.  virtio-scsi has a single
@@ -151,7 +158,8 @@ struct VdScsiRequest {
 /* Static configuration of a disk. */
 typedef struct VdScsiDiskConfig {
     unsigned lun;                   /* its LUN, for REPORT LUNS of a lone disk */
-    const char *serial;             /* VPD 0x80; NULL: "vdisk-lun<N>" */
+    const char *serial;             /* VPD 0x80, hashed with the LUN into the NAA id of VPD 0x83;
+                                       NULL: vd_blk_unique_id() of the backend */
     const char *vendor;             /* INQUIRY vendor (8 chars max), NULL: "VDISK" */
     const char *product;            /* INQUIRY product (16 chars max), NULL: "VDISK DISK" */
 } VdScsiDiskConfig;
@@ -170,7 +178,12 @@ unsigned vd_scsi_disk_lun(VdScsiDisk *disk);
 
 /* Start one command; it completes later through req->complete. */
 void vd_scsi_disk_submit(VdScsiDisk *disk, VdScsiRequest *req);
-/* Commands submitted and not yet completed (background flushes included). */
+/*
+ * Commands in the disk's in-flight list plus background flushes.  Commands
+ * that ended and wait in the completion queue (and TMFs waiting for the idle
+ * source) are NOT counted: a transport drains with its own count of answers
+ * not yet delivered (vd_virtio_scsi_drain), never with this.
+ */
 unsigned vd_scsi_disk_in_flight(VdScsiDisk *disk);
 
 /*
@@ -195,7 +208,8 @@ void vd_scsi_disk_nexus_reset(VdScsiDisk *disk, unsigned nexus,
 /*
  * Hard reset (the adapter was reset, i.e. power-on for the guest): end every
  * command with RESET, start a stopped unit, drop deferred errors, put the
- * write cache back to its power-on state (vd_blk_default_write_cache) and
+ * write cache back to its power-on state (vd_blk_default_write_cache; if
+ * the flush of that change fails, every nexus gets it as a deferred error) and
  * leave POWER ON, RESET 29/00 as the only unit attention of every nexus.
  */
 void vd_scsi_disk_hard_reset(VdScsiDisk *disk, VdScsiTmfDoneFunc *done, void *opaque);

@@ -16,10 +16,16 @@
  *    physical range is translated only if it lies wholly inside one mapped
  *    region, and ring addresses (front-end virtual addresses) are converted
  *    the same way.  This is the virtio core's translate hook.
- *  - GET_VRING_BASE first lets every request already taken from that ring
- *    complete (the used ring is updated, nothing is dropped), then stops the
- *    ring, drops its kick fd (only a new SET_VRING_KICK restarts it) and
- *    returns the next avail index.
+ *  - Drain first: SET_MEM_TABLE, GET_VRING_BASE, SET_VRING_ENABLE,
+ *    SET_FEATURES and RESET_OWNER run only once the device has nothing in
+ *    flight, i.e. every request it took has its answer written to guest
+ *    memory (the device's drain API counts answers still queued for
+ *    delivery).  Until then the server reads no further message and no
+ *    reply is sent; kicks are remembered and run afterwards.  No handler
+ *    iterates the loop.  So SET_MEM_TABLE never unmaps a region an answer
+ *    is still to be written through, and GET_VRING_BASE returns an avail
+ *    index whose every request is in the used ring; it then stops the ring,
+ *    drops its kick fd (only a new SET_VRING_KICK restarts it).
  *  - When the front end disconnects, every request in flight completes
  *    (its data reaches the backend), the device is reset as at power-on
  *    (virtio-blk: the cache mode's default write cache returns), the
@@ -48,6 +54,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hw/drain.h"
 #include "hw/virtio.h"
 
 /* Request codes (front end -> back end). */
@@ -98,8 +105,12 @@ typedef struct VdVhostUserServer VdVhostUserServer;
 
 /* What the owner of the device supplies. */
 typedef struct VdVhostUserDeviceOps {
-    /* Iterate the context until no request of the device is in flight. */
-    void (*drain)(void *opaque);
+    /*
+     * Call cb(cb_opaque) once no request of the device is in flight (its
+     * answer is in guest memory): vd_virtio_blk_drain / vd_virtio_scsi_drain.
+     * At once if none is; never by iterating the loop.
+     */
+    void (*drain)(void *opaque, VdDrainFunc *cb, void *cb_opaque);
     /* Observable state changed (a front end came or went).  Optional. */
     void (*changed)(void *opaque);
 } VdVhostUserDeviceOps;

@@ -12,12 +12,19 @@
  *    DISCARD/WRITE_ZEROES flags).  A chain without room for the header or
  *    the status byte is answered with len 0 and puts the device in
  *    NEEDS_RESET (there is nowhere to put a status).
- *  - Write cache, exactly as virtio 1.2 5.2.6 says:
- *      * the writeback byte (config offset 32) reads 0 or 1 only; a driver
- *        that negotiated CONFIG_WCE may write 0 or 1 there, which sets the
- *        backend write cache (1->0 flushes first); any other value is
- *        ignored (the byte keeps its value); writes without CONFIG_WCE are
- *        ignored;
+ *  - Write cache, exactly as virtio 1.2 5.2.6 says.  The backend owns it
+ *    (vd_blk_write_cache); the device keeps no copy:
+ *      * the writeback byte (config offset 32) reads the backend's state,
+ *        0 or 1; a driver that negotiated CONFIG_WCE may write 0 or 1
+ *        there, which sets the backend write cache (1->0 flushes first);
+ *        any other value is ignored (the byte keeps its value); writes
+ *        without CONFIG_WCE are ignored;
+ *      * a change made by anyone else (the host, migration, the control
+ *        socket) bumps the config generation and raises a configuration
+ *        change interrupt once DRIVER_OK (wce_host_changes counts them);
+ *      * a config write has no status: when the flush of a 1->0 change
+ *        fails, wce_flush_errors counts it and the backend's sticky error
+ *        fails every later FLUSH and durable write with IOERR;
  *      * at FEATURES_OK, a driver with neither FLUSH nor CONFIG_WCE gets
  *        writethrough (backend write cache off); with FLUSH but no
  *        CONFIG_WCE the drive keeps its configured mode (the driver treats
@@ -26,12 +33,20 @@
  *        vd_blk_default_write_cache().
  *  - Adjacent sequential IN or OUT requests taken from one notification
  *    are merged into one host I/O (counted in merged_requests); a FLUSH or
- *    any other request type ends a merge run.
+ *    any other request type ends a merge run.  A request without data
+ *    (header and status only) is never merged.
+ *  - Drain and reset: a request counts as in flight from the moment it is
+ *    popped until its status byte and used entry are written (or, after a
+ *    reset, until its backend I/O ended).  vd_virtio_blk_drain calls back
+ *    when that count is 0; a device reset completes from that callback, so
+ *    the status register reads non-zero until the last old request's I/O
+ *    ended (virtio 1.2, 2.4.1), and no loop is iterated in the reset.
  */
 #ifndef VD_HW_VIRTIO_BLK_H
 #define VD_HW_VIRTIO_BLK_H
 
 #include "block/block-backend.h"
+#include "hw/drain.h"
 #include "hw/virtio.h"
 
 #define VD_VIRTIO_ID_BLOCK 2
@@ -96,8 +111,7 @@
 typedef struct VdVirtioBlk VdVirtioBlk;
 
 typedef struct VdVirtioBlkConf {
-    const char *serial;     /* GET_ID string (first 20 bytes); NULL: the drive id */
-    const char *drive_id;
+    const char *serial;     /* GET_ID string (first 20 bytes); NULL: vd_blk_unique_id() */
     unsigned num_queues;    /* request queues, default 1 */
     unsigned queue_size;    /* entries per queue (power of two), default 256 */
     bool no_merge;          /* disable request merging */
@@ -110,6 +124,8 @@ typedef struct VdVirtioBlkStats {
     uint64_t merged_ios;          /* host I/Os that carried more than one request */
     uint64_t wce_changes;         /* guest writes to writeback that changed it */
     uint64_t wce_writes_ignored;  /* guest writes to writeback ignored (bad value / no CONFIG_WCE) */
+    uint64_t wce_host_changes;    /* write-cache changes made by others: config interrupts */
+    uint64_t wce_flush_errors;    /* 1->0 changes of this device whose flush failed */
     uint64_t bad_layout;          /* chains without header or status: NEEDS_RESET */
 } VdVirtioBlkStats;
 
@@ -119,11 +135,20 @@ typedef struct VdVirtioBlkStats {
  * VdVirtioDevice).  Bind a transport to vd_virtio_blk_device() next.
  */
 VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf, VdBus *bus, GError **errp);
-/* Drain the backend and free the device (the backend stays open). */
+/* Reset, wait for every request (teardown only), stop listening to the backend and free the device (the backend stays open). */
 void vd_virtio_blk_free(VdVirtioBlk *s);
+/* Requests popped whose answer is not yet in guest memory (stale ones until their I/O ends). */
+unsigned vd_virtio_blk_in_flight(VdVirtioBlk *s);
+/*
+ * Call cb(opaque) once vd_virtio_blk_in_flight is 0: at once if it is 0
+ * now, otherwise from the completion of the last request (so cb must only
+ * finish state changes or schedule work; it must not drain again).  Never
+ * iterates a loop.  Asserts it is not called from a completion callback.
+ */
+void vd_virtio_blk_drain(VdVirtioBlk *s, VdDrainFunc *cb, void *opaque);
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s);
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s);
-/* The guest-visible writeback state (what config byte 32 reads). */
+/* The guest-visible writeback state (what config byte 32 reads): the backend's. */
 bool vd_virtio_blk_writeback(VdVirtioBlk *s);
 void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out);
 /* Print the counters as "key=value" pairs, space separated. */

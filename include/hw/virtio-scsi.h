@@ -32,14 +32,21 @@
  *  - Event queue: events wait for a driver buffer; if more than
  *    VD_VIRTIO_SCSI_EVENTS_PENDING pile up, the next delivered event has
  *    VIRTIO_SCSI_T_EVENTS_MISSED set.
- *  - Device reset: the backends are drained (no DMA into guest memory after
- *    the reset), in-flight commands are ended, each disk's write cache goes
+ *  - Device reset: in-flight commands are ended, each disk's write cache goes
  *    back to its power-on state and each disk reports POWER ON, RESET 29/00.
+ *    The reset completes (status reads 0) from the drain callback, once
+ *    every old command's I/O has ended: no DMA into guest memory after it.
+ *  - Drain: a command or TMF counts as in flight from the moment it is
+ *    popped until its response is written to guest memory, including the
+ *    time it waits in the disk's completion queues (disk->done,
+ *    disk->tmf_done) for the idle source.  vd_virtio_scsi_drain calls back
+ *    when that count is 0; it never iterates a loop.
  */
 #ifndef VD_HW_VIRTIO_SCSI_H
 #define VD_HW_VIRTIO_SCSI_H
 
 #include "block/block-backend.h"
+#include "hw/drain.h"
 #include "hw/scsi.h"
 #include "hw/virtio.h"
 
@@ -145,6 +152,15 @@ VdVirtioDevice *vd_virtio_scsi_device(VdVirtioScsi *s);
 bool vd_virtio_scsi_add_lun(VdVirtioScsi *s, VdBlockBackend *blk, unsigned lun, const char *serial,
                             GError **errp);
 VdScsiDisk *vd_virtio_scsi_disk(VdVirtioScsi *s, unsigned lun);
+/* Commands and TMFs taken whose response is not yet in guest memory. */
+unsigned vd_virtio_scsi_in_flight(VdVirtioScsi *s);
+/*
+ * Call cb(opaque) once vd_virtio_scsi_in_flight is 0: at once if it is 0
+ * now, otherwise from the delivery of the last response (cb must not drain
+ * again; schedule work instead).  Asserts it is not called from a
+ * completion callback.
+ */
+void vd_virtio_scsi_drain(VdVirtioScsi *s, VdDrainFunc *cb, void *opaque);
 unsigned vd_virtio_scsi_lun_count(VdVirtioScsi *s);
 void vd_virtio_scsi_get_stats(VdVirtioScsi *s, VdVirtioScsiStats *out);
 /* Print the counters as "key=value" pairs, space separated. */

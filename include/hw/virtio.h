@@ -26,6 +26,12 @@
  *  - Elements popped before a reset are dead after it: vd_virtq_push of such
  *    an element is a no-op (returns false), so late backend completions never
  *    write into a ring the driver has since reconfigured.
+ *  - A reset (status 0 written) finishes from a callback: the queues stop
+ *    and old elements die at once, but the status register keeps its value
+ *    until the device has nothing in flight and calls vd_virtio_reset_done
+ *    (virtio 1.2, 2.4.1: the driver waits for status to read back 0).  No
+ *    backend I/O of an old request touches guest memory after status reads
+ *    0, and no main loop is iterated inside the register write.
  *  - Feature bits the driver sets that the device did not offer make
  *    FEATURES_OK fail (it reads back clear); VERSION_1 is required.
  *  - The config generation counter changes whenever the device changes its
@@ -54,6 +60,7 @@
 #include <sys/uio.h>
 
 #include "hw/bus.h"
+#include "util/iov.h"   /* vd_iov_to_buf / vd_iov_from_buf for every device's element copies */
 
 /* Device status bits (virtio 1.2, 2.1). */
 #define VD_VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -140,7 +147,13 @@ typedef struct VdVirtioDeviceOps {
     void (*driver_ok)(VdVirtioDevice *vdev);
     /* The driver notified queue vq (which is ready and the device is not broken). */
     void (*queue_notify)(VdVirtioDevice *vdev, VdVirtQueue *vq);
-    /* The device was reset (status 0 written); restore power-on device state. */
+    /*
+     * A reset started (status 0 written; the queues are already stopped and
+     * every popped element is stale).  Once nothing of the device is in
+     * flight, restore power-on device state and call vd_virtio_reset_done
+     * (before returning if nothing is in flight now).  Optional: without it
+     * the reset finishes at once.
+     */
     void (*reset)(VdVirtioDevice *vdev);
 } VdVirtioDeviceOps;
 
@@ -173,7 +186,12 @@ bool vd_virtio_has_feature(VdVirtioDevice *vdev, unsigned bit);
 uint8_t vd_virtio_get_status(VdVirtioDevice *vdev);
 /* Write the status register: 0 resets; FEATURES_OK negotiates; DRIVER_OK starts. */
 void vd_virtio_set_status(VdVirtioDevice *vdev, uint8_t status);
+/* Start a device reset; it finishes when the device calls vd_virtio_reset_done. */
 void vd_virtio_reset(VdVirtioDevice *vdev);
+/* Called by the device (from its drain callback): the reset is complete, status reads 0. */
+void vd_virtio_reset_done(VdVirtioDevice *vdev);
+/* True while a reset waits for the device's requests in flight. */
+bool vd_virtio_resetting(VdVirtioDevice *vdev);
 uint32_t vd_virtio_config_generation(VdVirtioDevice *vdev);
 uint32_t vd_virtio_config_size(VdVirtioDevice *vdev);
 /* Read/write device config space; out-of-range bytes read 0 and writes are dropped. */
@@ -240,9 +258,5 @@ typedef struct VdVirtioStats {
 void vd_virtio_get_stats(VdVirtioDevice *vdev, VdVirtioStats *out);
 /* The reason given to the last vd_virtio_set_needs_reset, or NULL. */
 const char *vd_virtio_broken_reason(VdVirtioDevice *vdev);
-
-/* iovec helpers: copy between a flat buffer and an iovec array at offset; return bytes copied. */
-size_t vd_iov_to_buf(const struct iovec *iov, unsigned niov, size_t offset, void *buf, size_t len);
-size_t vd_iov_from_buf(const struct iovec *iov, unsigned niov, size_t offset, const void *buf, size_t len);
 
 #endif

@@ -33,11 +33,4 @@ bool vd_vmm_parse_args(VdVmmOptions *o, int argc, char **argv, GError **errp);
 /* The --help text. */
 const char *vd_vmm_usage(void);
 
-/*
- * A QEMU-style size: digits with an optional suffix B, K, M, G or T
- * (powers of 1024, either case).  Without a suffix the number is in units
- * of 2^default_shift bytes (20 for -m, as QEMU's -m means MiB).
- */
-bool vd_parse_size(const char *str, unsigned default_shift, uint64_t *out, GError **errp);
-
 #endif

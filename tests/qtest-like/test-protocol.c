@@ -144,7 +144,7 @@ static void test_cli_errors(void **state)
     static const struct { const char *args[5]; const char *message; } cases[] = {
         { { "--frobnicate" }, "vdisk-vmm: unknown option '--frobnicate' (see --help)\n" },
         { { "disk.img" }, "vdisk-vmm: unexpected argument 'disk.img'" },
-        { { "-m", "64X" }, "vdisk-vmm: -m: '64X' is not a size" },
+        { { "-m", "64X" }, "vdisk-vmm: -m=64X: not a size" },
         { { "-m", "8G" }, "vdisk-vmm: -m 8G: RAM must be a multiple of 4K from 2M to 3G" },
         { { "--drive" }, "vdisk-vmm: option '--drive' needs a value" },
         { { "--drive", "if=cdrom,file=x" }, "vdisk-vmm: --drive if=cdrom,file=x: if=cdrom: unknown interface" },

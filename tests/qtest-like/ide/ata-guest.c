@@ -9,6 +9,7 @@
  * and the control block: +0 alternate status / device control.
  */
 #include "ata-guest.h"
+#include "util/bswap.h"
 
 #include <libfdt.h>
 #include <setjmp.h>
@@ -252,7 +253,7 @@ AtaResult ata_identify(AtaDisk *d)
     }
     pio_in(d, raw, 1);
     for (int i = 0; i < 256; i++) {
-        d->id[i] = raw[2 * i] | raw[2 * i + 1] << 8;
+        d->id[i] = vd_ld_le16(raw + 2 * i);
     }
     parse_identify(d);
     r.status = alt_status(d);
@@ -433,9 +434,7 @@ AtaResult ata_trim(AtaDisk *d, uint64_t lba, uint32_t count)
     for (unsigned i = 0; i < 64 && count > 0; i++) {
         uint32_t n = MIN(count, 0xffffu);
         uint64_t v = (lba & 0xffffffffffffull) | (uint64_t)n << 48;
-        for (int b = 0; b < 8; b++) {
-            block[8 * i + b] = v >> (8 * b);
-        }
+        vd_st_le64(block + 8 * i, v);
         lba += n;
         count -= n;
     }

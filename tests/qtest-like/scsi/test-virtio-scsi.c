@@ -127,11 +127,15 @@ static void test_discovery(void **state)
     vd_vscsi_cmd(&h->s, 0, tur, 6, NULL, 0, NULL, 0, &r);
     assert_check(r, 0x6, 0x2900);
     assert_int_equal(vd_vscsi_cmd(&h->s, 0, tur, 6, NULL, 0, NULL, 0, &r), 0);
-    /* VPD 0x80: the serial is the drive id. */
+    /* VPD 0x80 without serial=: each image's own id ("VD" + 16 hex digits), one per drive. */
     uint8_t vpd[6] = { 0x12, 1, 0x80, 0, 64, 0 };
+    uint8_t data0[64];
     assert_int_equal(vd_vscsi_cmd(&h->s, 1, vpd, 6, NULL, 0, data, 64, &r), 0);
-    assert_int_equal(data[3], 6);
-    assert_memory_equal(data + 4, "drive1", 6);
+    assert_int_equal(data[3], 18);
+    assert_memory_equal(data + 4, "VD", 2);
+    assert_int_equal(vd_vscsi_cmd(&h->s, 0, vpd, 6, NULL, 0, data0, 64, &r), 0);
+    assert_int_equal(data0[3], 18);
+    assert_memory_not_equal(data0 + 4, data + 4, 18);
     h_stop(h);
 }
 

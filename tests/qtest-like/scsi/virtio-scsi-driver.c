@@ -1,29 +1,10 @@
 /* virtio-scsi-driver.c - reference virtio-scsi guest driver (commands, TMFs, events, sd's cache control). */
 #include "virtio-scsi-driver.h"
+#include "util/bswap.h"   /* the wire structures are little-endian */
 
 #include <string.h>
 
 #define F(b) (1ull << (b))
-
-/* Little-endian stores and loads for the wire structures. */
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = v >> (8 * i);
-    }
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = v >> (8 * i);
-    }
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* 5.6.6.1: byte 0 is 1, byte 1 the target, bytes 2-3 the LUN in flat space (0x40 | lun >> 8). */
 void vd_vscsi_lun(uint8_t out[8], unsigned target, unsigned lun)
@@ -87,7 +68,7 @@ VdVscsiReq vd_vscsi_submit(VdVscsi *s, const uint8_t lun[8], const uint8_t *cdb,
     uint32_t req_len = 19 + s->cdb_size;
     uint8_t req[19 + VSCSI_CDB_SIZE] = { 0 };
     memcpy(req, lun, 8);
-    put_le64(req + 8, r.tag);
+    vd_st_le64(req + 8, r.tag);
     req[16] = 0;                         /* task_attr SIMPLE */
     memcpy(req + 19, cdb, MIN(cdb_len, (size_t)s->cdb_size));
     uint64_t hdr = vd_guest_alloc(s->alloc, req_len, 8);
@@ -143,8 +124,8 @@ void vd_vscsi_collect(VdVscsi *s, const VdVscsiReq *r, VdVscsiResult *res, void 
     }
     uint8_t resp[12 + VSCSI_SENSE_SIZE];
     vd_qtest_memread(s->dev.qt, r->resp, resp, 12 + s->sense_size);
-    res->sense_len = get_le32(resp);
-    res->resid = get_le32(resp + 4);
+    res->sense_len = vd_ld_le32(resp);
+    res->resid = vd_ld_le32(resp + 4);
     res->status = resp[10];
     res->response = resp[11];
     memcpy(res->sense, resp + 12, MIN(res->sense_len, (uint32_t)VSCSI_SENSE_SIZE));
@@ -190,10 +171,10 @@ static bool ctrl_request(VdVscsi *s, const uint8_t *req, uint32_t req_len, uint8
 uint8_t vd_vscsi_tmf(VdVscsi *s, uint32_t subtype, const uint8_t lun[8], uint64_t tag)
 {
     uint8_t req[24] = { 0 };
-    put_le32(req, VSCSI_T_TMF);
-    put_le32(req + 4, subtype);
+    vd_st_le32(req, VSCSI_T_TMF);
+    vd_st_le32(req + 4, subtype);
     memcpy(req + 8, lun, 8);
-    put_le64(req + 16, tag);
+    vd_st_le64(req + 16, tag);
     uint8_t resp = VSCSI_NO_ANSWER;
     return ctrl_request(s, req, sizeof(req), &resp, 1) ? resp : VSCSI_NO_ANSWER;
 }
@@ -202,14 +183,14 @@ uint8_t vd_vscsi_tmf(VdVscsi *s, uint32_t subtype, const uint8_t lun[8], uint64_
 uint8_t vd_vscsi_an(VdVscsi *s, uint32_t type, const uint8_t lun[8], uint32_t requested, uint32_t *actual)
 {
     uint8_t req[16] = { 0 };
-    put_le32(req, type);
+    vd_st_le32(req, type);
     memcpy(req + 4, lun, 8);
-    put_le32(req + 12, requested);
+    vd_st_le32(req + 12, requested);
     uint8_t resp[5];
     if (!ctrl_request(s, req, sizeof(req), resp, sizeof(resp))) {
         return VSCSI_NO_ANSWER;
     }
-    *actual = get_le32(resp);
+    *actual = vd_ld_le32(resp);
     return resp[4];
 }
 

@@ -1,5 +1,6 @@
 /* virtio-blk-driver.c - reference virtio-blk guest driver (requests, write cache) over virtio-mmio. */
 #include "virtio-blk-driver.h"
+#include "util/bswap.h"
 
 #include <string.h>
 
@@ -55,12 +56,8 @@ VdVblkReq vd_vblk_submit(VdVblk *b, unsigned q, uint32_t type, uint64_t sector, 
     VdVblkReq r = { .q = q, .len = len, .type = type };
     r.hdr = vd_guest_alloc(b->alloc, 16, 16);
     uint8_t hdr[16] = { 0 };
-    for (int i = 0; i < 4; i++) {
-        hdr[i] = type >> (8 * i);
-    }
-    for (int i = 0; i < 8; i++) {
-        hdr[8 + i] = sector >> (8 * i);
-    }
+    vd_st_le32(hdr, type);
+    vd_st_le64(hdr + 8, sector);
     vd_qtest_memwrite(qt, r.hdr, hdr, sizeof(hdr));
     VdVqBuf bufs[3] = { { r.hdr, 16, false } };
     unsigned n = 1;
@@ -135,13 +132,9 @@ uint8_t vd_vblk_get_id(VdVblk *b, char id[20])
 uint8_t vd_vblk_dwz(VdVblk *b, uint32_t type, uint64_t sector, uint32_t nsectors, uint32_t flags)
 {
     uint8_t seg[16];
-    for (int i = 0; i < 8; i++) {
-        seg[i] = sector >> (8 * i);
-    }
-    for (int i = 0; i < 4; i++) {
-        seg[8 + i] = nsectors >> (8 * i);
-        seg[12 + i] = flags >> (8 * i);
-    }
+    vd_st_le64(seg, sector);
+    vd_st_le32(seg + 8, nsectors);
+    vd_st_le32(seg + 12, flags);
     return vd_vblk_request(b, 0, type, 0, seg, sizeof(seg));
 }
 

@@ -1,5 +1,6 @@
 /* virtio-mmio-driver.c - reference virtio-mmio v2 + split virtqueue guest driver over qtest. */
 #include "virtio-mmio-driver.h"
+#include "util/bswap.h"
 
 #include <libfdt.h>
 #include <string.h>
@@ -94,6 +95,11 @@ uint64_t vd_vmmio_device_features(VdVmmio *d)
 void vd_vmmio_reset(VdVmmio *d)
 {
     vd_vmmio_write(d, VMMIO_STATUS, 0);
+    /* The device reads non-zero until its old requests have finished (virtio 1.2, 2.4.1). */
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (vd_vmmio_status(d) != 0 && g_get_monotonic_time() < end) {
+        g_usleep(1000);
+    }
     g_assert_cmpuint(vd_vmmio_status(d), ==, 0);
     d->features = 0;
 }
@@ -210,16 +216,10 @@ void vd_vq_write_desc(VdVmmio *d, uint64_t table, unsigned idx, uint64_t addr, u
                       uint16_t next)
 {
     uint8_t raw[16];
-    for (int i = 0; i < 8; i++) {
-        raw[i] = addr >> (8 * i);
-    }
-    for (int i = 0; i < 4; i++) {
-        raw[8 + i] = len >> (8 * i);
-    }
-    raw[12] = flags;
-    raw[13] = flags >> 8;
-    raw[14] = next;
-    raw[15] = next >> 8;
+    vd_st_le64(raw, addr);
+    vd_st_le32(raw + 8, len);
+    vd_st_le16(raw + 12, flags);
+    vd_st_le16(raw + 14, next);
     vd_qtest_memwrite(d->qt, table + 16ull * idx, raw, sizeof(raw));
 }
 

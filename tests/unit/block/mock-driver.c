@@ -1,5 +1,6 @@
 /* mock-driver.c - see mock-driver.h.  Lock rule: every field of `m` is under m.lock. */
 #include "mock-driver.h"
+#include "util/iov.h"
 
 #include <errno.h>
 #include <string.h>
@@ -62,11 +63,7 @@ static uint32_t mock_align(VdBlockDriverState *bs) { return m.cfg.req_align ? m.
 static int mock_preadv(VdBlockDriverState *bs, VdDriverReq *req)
 {
     int err = enter(MOCK_READ, "%" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT, req->offset, req->bytes);
-    uint64_t off = req->offset;
-    for (int i = 0; i < req->niov; i++) {
-        memcpy(req->iov[i].iov_base, m.data + off, req->iov[i].iov_len);
-        off += req->iov[i].iov_len;
-    }
+    vd_iov_from_buf(req->iov, req->niov, 0, m.data + req->offset, vd_iov_size(req->iov, req->niov));
     return err;
 }
 
@@ -78,11 +75,7 @@ static int mock_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
     }
     g_mutex_lock(&m.lock);
     m.last_write_flags = req->flags;
-    uint64_t off = req->offset;
-    for (int i = 0; i < req->niov; i++) {
-        memcpy(m.data + off, req->iov[i].iov_base, req->iov[i].iov_len);
-        off += req->iov[i].iov_len;
-    }
+    vd_iov_to_buf(req->iov, req->niov, 0, m.data + req->offset, vd_iov_size(req->iov, req->niov));
     g_mutex_unlock(&m.lock);
     return 0;
 }

@@ -277,17 +277,6 @@ static void test_direct_unaligned(void **state)
     vd_blk_close(blk);
 }
 
-/* O_DIRECT needs an aligned image size: a clear error otherwise. */
-static void test_direct_size_error(void **state)
-{
-    assert_int_equal(truncate(scratch.path, (4 << 20) + 100), 0);
-    g_autofree char *opts = g_strdup_printf("file=%s,cache=none", scratch.path);
-    GError *err = NULL;
-    assert_null(vd_blk_open(opts, NULL, &err));
-    assert_non_null(strstr(err->message, "not a multiple of the O_DIRECT alignment"));
-    g_error_free(err);
-}
-
 /* Discard punches a hole; write-zeroes uses ZERO_RANGE; both read back as zeroes. */
 static void test_discard_and_zeroes(void **state)
 {
@@ -343,19 +332,80 @@ static size_t resident_pages(void)
     return n;
 }
 
-/* Migration: the source flushes and stops writing; the destination drops its page cache. */
+/*
+ * Migration: the source flushes and stops writing; the destination drops its
+ * page cache (checked with mincore) and makes no host flush of its own, as
+ * block-backend.h promises.
+ */
 static void test_migration_handover(void **state)
 {
     VdBlockBackend *blk = open_image("cache=writeback");
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 65536, 0), 0);
-    assert_int_equal(vd_blk_inactivate(blk), 0);
+    assert_true(vd_blk_inactivate(blk, NULL));
     assert_int_equal(stats_of(blk).host_fdatasync, 1);
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EPERM);
     assert_int_equal(vd_blk_pread_sync(blk, 0, buf, 4096), 0);
     assert_true(resident_pages() > 0);
-    assert_int_equal(vd_blk_invalidate_cache(blk), 0);
+    assert_true(vd_blk_invalidate_cache(blk, NULL));
     assert_int_equal(resident_pages(), 0);
+    assert_int_equal(stats_of(blk).host_fdatasync, 1);
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+    vd_blk_close(blk);
+}
+
+/* A failed flush at inactivate keeps the source active and says why. */
+static void test_inactivate_flush_error(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+    vd_blk_inject_error(blk, VD_FAULT_FLUSH, ENOSPC, 1);
+    GError *err = NULL;
+    assert_false(vd_blk_inactivate(blk, &err));
+    g_autofree char *want = g_strdup_printf("file=%s: cannot hand the image over: the flush failed: %s", scratch.path,
+                                            g_strerror(ENOSPC));
+    assert_string_equal(err->message, want);
+    g_error_free(err);
+    assert_int_not_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EPERM);
+    vd_blk_close(blk);
+}
+
+/* Empty images and images with a partial last sector are refused, naming the file, its size and the fix. */
+static void test_size_rule(void **state)
+{
+    static const struct {
+        off_t size;
+        const char *fmt; /* %1$s: the path */
+    } rows[] = {
+        { 0, "file=%1$s is empty (0 bytes); a disk needs at least one 512-byte sector: give it a size, "
+             "e.g. truncate -s 1G %1$s" },
+        { 1, "file=%1$s: size 1 bytes is not a multiple of 512; its last 1 bytes could never be read or written: "
+             "resize it, e.g. truncate -s 512 %1$s" },
+        { 1000, "file=%1$s: size 1000 bytes is not a multiple of 512; its last 488 bytes could never be read or "
+                "written: resize it, e.g. truncate -s 1024 %1$s" },
+        { (4 << 20) + 100, "file=%1$s: size 4194404 bytes is not a multiple of 512; its last 100 bytes could never be "
+                           "read or written: resize it, e.g. truncate -s 4194816 %1$s" },
+    };
+    static const char *const modes[] = { "cache=writeback", "cache=writethrough,aio=threads", "read-only=on",
+                                         "cache=none" };
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        assert_int_equal(truncate(scratch.path, rows[i].size), 0);
+        for (size_t m = 0; m < G_N_ELEMENTS(modes); m++) {
+            g_autofree char *opts = g_strdup_printf("file=%s,%s", scratch.path, modes[m]);
+            GError *err = NULL;
+            VdBlockBackend *blk = vd_blk_open(opts, NULL, &err);
+            if (blk) {
+                vd_blk_close(blk);
+                fail_msg("a %lld-byte image was accepted with %s", (long long)rows[i].size, modes[m]);
+            }
+            g_autofree char *want = g_strdup_printf(rows[i].fmt, scratch.path);
+            assert_string_equal(err->message, want);
+            g_error_free(err);
+        }
+    }
+    /* One sector is the smallest disk. */
+    assert_int_equal(truncate(scratch.path, 512), 0);
+    VdBlockBackend *blk = open_image("cache=writeback");
+    assert_int_equal(vd_blk_length(blk), 512);
     vd_blk_close(blk);
 }
 
@@ -384,9 +434,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_io_uring_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsync_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_direct_size_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_and_zeroes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inactivate_flush_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
     };
     return cmocka_run_group_tests_name("block-file", tests, NULL, NULL);

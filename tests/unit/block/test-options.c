@@ -61,6 +61,11 @@ static void test_every_accepted_value(void **state)
         { "discard=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "discard=ignore", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
         { "discard=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "locking=auto", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "locking=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "locking=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "active=on", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
+        { "active=off", VD_CACHE_WRITEBACK, VD_WT_FUA, 0 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
         g_autofree char *opts = g_strdup_printf("file=%s,%s", img, rows[i].opt);
@@ -80,7 +85,7 @@ static void test_every_accepted_value(void **state)
         const char *size;
         int64_t bytes;
     } sizes[] = { { "4096", 4096 }, { "1K", 1024 }, { "2k", 2048 }, { "3M", 3 << 20 }, { "1G", 1ll << 30 },
-                  { "2T", 2ll << 40 }, { "512B", 512 } };
+                  { "2T", 2ll << 40 }, { "512B", 512 }, { "9223372036854775296", 9223372036854775296ll } };
     for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
         g_autofree char *opts = g_strdup_printf("driver=null,size=%s", sizes[i].size);
         VdBlockBackend *blk = open_ok(opts);
@@ -107,19 +112,34 @@ static void test_bad_options(void **state)
         { g_strdup_printf("file=%s,discard=maybe", img), "invalid discard 'maybe'; accepted values: unmap, on, ignore, off" },
         { g_strdup_printf("file=%s,driver=nbd", img), "invalid driver 'nbd'; accepted values: file, null" },
         { g_strdup_printf("file=%s,colour=blue", img),
-          "unknown option 'colour'; accepted options: file, driver, format, cache, aio, read-only, wt-policy, size, discard" },
+          "unknown option 'colour'; accepted options: file, driver, format, cache, aio, read-only, wt-policy, size, discard, "
+          "locking, active" },
+        { g_strdup_printf("file=%s,active=maybe", img), "invalid active 'maybe'; accepted values: on, off, true, false" },
+        { g_strdup_printf("file=%s,locking=maybe", img), "invalid locking 'maybe'; accepted values: auto, on, off" },
         { g_strdup_printf("file=%s,cache=none,cache=unsafe", img), "option 'cache' is given twice" },
-        { g_strdup_printf("file=%s,,,cache", img), "option 'cache' has no value" },
+        { g_strdup_printf("file=%s,,,cache", img), "option 'cache' is not of the form key=value" },
         { g_strdup(",cache=none"), "empty option in ',cache=none'" },
+        { g_strdup_printf("file=%s,cache=none,", img), "empty option in 'file=" },   /* trailing comma */
         { g_strdup("cache=none"), "driver 'file' needs file=PATH" },
         { g_strdup("file="), "file= needs a path" },
         { g_strdup_printf("file=%s/missing.img", scratch.dir), "missing.img: No such file or directory" },
         { g_strdup_printf("file=%s", scratch.dir), "is a directory, not a disk image" },
         { g_strdup("file=/dev/null"), "/dev/null is a special file, not a regular file or block device" },
         { g_strdup("driver=null"), "driver 'null' needs size=BYTES" },
-        { g_strdup("driver=null,size=12Q"), "invalid size '12Q'; expected a number of bytes" },
-        { g_strdup("driver=null,size=-1"), "invalid size '-1'" },
-        { g_strdup("driver=null,size=99999999999T"), "invalid size '99999999999T'" },
+        { g_strdup("driver=null,size=12Q"), "size=12Q: not a size" },
+        { g_strdup("driver=null,size=-1"), "size=-1: not a size" },
+        { g_strdup("driver=null,size=99999999999T"), "size=99999999999T: too large" },
+        /* The backend addresses INT64_MAX bytes, rounded down to a sector; the rest is refused by name. */
+        { g_strdup("driver=null,size=9223372036854775808"),
+          "size=9223372036854775808 is too large; the largest disk is 9223372036854775296 bytes (2^63 - 512)" },
+        { g_strdup("driver=null,size=9223372036854775807"),
+          "size=9223372036854775807 is too large; the largest disk is 9223372036854775296 bytes (2^63 - 512)" },
+        { g_strdup("driver=null,size=18446744073709551615"), "size=18446744073709551615 is too large" },
+        { g_strdup("driver=null,size=8388608T"), "size=8388608T is too large" },
+        /* Every image is whole 512-byte sectors, at least one (the file driver's rows are in test-file-driver.c). */
+        { g_strdup("driver=null,size=0"), "size=0 is empty; driver=null needs at least one 512-byte sector" },
+        { g_strdup("driver=null,size=1000"), "size=1000 is not a multiple of 512 bytes; use e.g. size=1024" },
+        { g_strdup("driver=null,size=9223372036854775295"), "size=9223372036854775295 is not a multiple of 512 bytes" },
         { g_strdup_printf("driver=null,size=1M,file=%s", img), "driver 'null' takes no file= option" },
         { g_strdup_printf("file=%s,size=1M", img), "size= is only for driver=null" },
         { g_strdup(""), "driver 'file' needs file=PATH" },

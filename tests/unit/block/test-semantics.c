@@ -336,6 +336,19 @@ static void test_out_of_range(void **state)
     vd_blk_close(blk);
 }
 
+/* O_DIRECT needs an image size that is a multiple of the driver's alignment, beyond whole sectors. */
+static void test_direct_size_error(void **state)
+{
+    MockConfig cfg = native;
+    cfg.req_align = 4096;
+    mock_reset(&cfg);
+    GError *err = NULL;
+    assert_null(vd_blk_open("driver=mock,size=1049088,cache=none", NULL, &err));
+    assert_non_null(strstr(err->message, "size 1049088 is not a multiple of the O_DIRECT alignment 4096 required by "
+                                         "cache=none"));
+    g_error_free(err);
+}
+
 /* Unaligned requests are expanded: reads bounce, writes read-modify-write. */
 static void test_alignment_bounce_and_rmw(void **state)
 {
@@ -629,6 +642,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_injected_errors),
         cmocka_unit_test(test_trace_and_latency),
         cmocka_unit_test(test_close_drains),
+        cmocka_unit_test(test_direct_size_error),
         cmocka_unit_test(test_sticky_every_sync_step_every_errno),
         cmocka_unit_test(test_failed_plain_step_not_sticky),
         cmocka_unit_test(test_checkpoint_asserts_result),

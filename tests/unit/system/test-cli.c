@@ -8,30 +8,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-/* Sizes: suffixes in either case, the default unit, and refusals. */
-static void test_sizes(void **state)
-{
-    static const struct { const char *str; unsigned shift; uint64_t bytes; } good[] = {
-        { "256M", 0, 256ull << 20 }, { "1G", 0, 1ull << 30 }, { "4k", 0, 4096 }, { "512", 0, 512 },
-        { "256", 20, 256ull << 20 }, { "7b", 20, 7 }, { "2T", 0, 2ull << 40 }, { "0", 20, 0 },
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
-        uint64_t v = 1;
-        assert_true(vd_parse_size(good[i].str, good[i].shift, &v, NULL));
-        assert_int_equal(v, good[i].bytes);
-    }
-    static const char *const bad[] = { "", "M", "0x10", "-1", "1.5G", "12Q", "1MB", " 1M", "99999999999999999999",
-                                       "16777216T" };
-    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-        GError *err = NULL;
-        uint64_t v = 42;
-        assert_false(vd_parse_size(bad[i], 0, &v, &err));
-        assert_non_null(strstr(err->message, "is not a size"));
-        assert_int_equal(v, 42);
-        g_error_free(err);
-    }
-}
-
 /* Parse an argument list given as a NULL-terminated vector; returns the error message or NULL. */
 static char *parse(VdVmmOptions *o, const char *const *args)
 {
@@ -89,7 +65,7 @@ static void test_bad_args(void **state)
         { { "-m", "4G" }, "-m 4G: RAM must be" },
         { { "-m", "1M" }, "-m 1M: RAM must be" },
         { { "-m", "3001K" }, "-m 3001K: RAM must be" },
-        { { "-m", "lots" }, "-m: 'lots' is not a size" },
+        { { "-m", "lots" }, "-m=lots: not a size" },
         { { "--qtest", "tcp:1234" }, "--qtest tcp:1234: expected stdio" },
         { { "--qtest", "unix:" }, "the socket path must be non-empty" },
         { { "--dump-dtb=" }, "--dump-dtb needs a file name" },
@@ -135,7 +111,7 @@ static void test_drive_errors(void **state)
         { "", "empty drive specification" },
         { "file", "'file' is not of the form key=value" },
         { "=x", "'=x' is not of the form key=value" },
-        { "file=a,", "'' is not of the form key=value" },
+        { "file=a,", "empty option in 'file=a,'" },
         { "file=a,if=ide,if=ide", "if= is given twice" },
         { "file=a,index=x", "index=x: expected a number from 0 to 255" },
         { "file=a,index=-1", "index=-1: expected a number" },
@@ -166,7 +142,6 @@ static void test_drive_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_good_args),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_drive_split),

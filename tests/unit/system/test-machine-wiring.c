@@ -94,6 +94,38 @@ static void test_virtio_slots(void **state)
     assert_int_equal(m->drives->len, VD_VIRTIO_MMIO_SLOTS);
 }
 
+/* One image as two drives is refused by the image lock; odd-sized images by the size rule, on every bus. */
+static void test_image_lock_and_size(void **state)
+{
+    VdMachine *m = *state;
+    g_autofree char *dir = g_dir_make_tmp("vdisk-wiring-XXXXXX", NULL);
+    g_autofree char *img = g_build_filename(dir, "disk.img", NULL);
+    g_autofree char *odd = g_build_filename(dir, "odd.img", NULL);
+    assert_int_equal(g_file_set_contents(img, "", 0, NULL), TRUE);
+    assert_int_equal(truncate(img, 1 << 20), 0);
+    assert_int_equal(g_file_set_contents(odd, "x", 1, NULL), TRUE);
+
+    g_autofree char *ide = g_strdup_printf("file=%s,if=ide", img);
+    add_ok(m, ide);
+    static const char *const buses[] = { "virtio", "scsi", "ide" };
+    for (size_t i = 0; i < G_N_ELEMENTS(buses); i++) {
+        g_autofree char *spec = g_strdup_printf("file=%s,if=%s,id=x", img, buses[i]);
+        g_autofree char *msg = add(m, spec);
+        g_autofree char *want = g_strdup_printf("drive x: file=%s: in use by another process for writing "
+                                                "(Failed to get \"write\" lock); use locking=off to override", img);
+        assert_string_equal(msg, want);
+        g_autofree char *odd_spec = g_strdup_printf("file=%s,if=%s,id=y", odd, buses[i]);
+        g_autofree char *odd_msg = add(m, odd_spec);
+        assert_non_null(strstr(odd_msg, "size 1 bytes is not a multiple of 512"));
+    }
+    g_autofree char *shared = g_strdup_printf("file=%s,if=virtio,locking=off", img);
+    add_ok(m, shared);
+    assert_int_equal(m->drives->len, 2);
+    unlink(img);
+    unlink(odd);
+    rmdir(dir);
+}
+
 /* SCSI: the index is the LUN, allocated lowest-free; one controller slot for all of them. */
 static void test_scsi_luns(void **state)
 {
@@ -225,6 +257,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_virtio_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scsi_luns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_lock_and_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fdt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* ide-test.c - the in-process rig shared by the IDE unit tests (see ide-test.h). */
 #include "ide-test.h"
+#include "util/bswap.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -247,7 +248,7 @@ uint8_t ata_identify_dev(Rig *r, unsigned ch, unsigned unit, uint16_t id[256])
     ata_command(r, ch, 0xec);
     uint8_t st = ata_pio_in(r, ch, raw, 1, 1);
     for (int i = 0; i < 256; i++) {
-        id[i] = raw[2 * i] | raw[2 * i + 1] << 8;
+        id[i] = vd_ld_le16(raw + 2 * i);
     }
     return st;
 }
@@ -275,8 +276,9 @@ void prd_write(Rig *r, uint64_t gpa, const uint32_t *addrs, const uint32_t *coun
     for (unsigned i = 0; i < n; i++) {
         uint8_t *e = ram + gpa + 8 * i;
         uint32_t a = addrs[i], c = counts[i] & 0xffff;
-        e[0] = a; e[1] = a >> 8; e[2] = a >> 16; e[3] = a >> 24;
-        e[4] = c; e[5] = c >> 8; e[6] = 0;
+        vd_st_le32(e, a);
+        vd_st_le16(e + 4, c);
+        e[6] = 0;
         e[7] = (eot_last && i == n - 1) ? 0x80 : 0;
     }
 }

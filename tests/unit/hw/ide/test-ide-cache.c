@@ -122,6 +122,47 @@ static void test_wce_off_waits_for_flush(void **state)
     rig_free(r);
 }
 
+/*
+ * Issue 1/8 finding 1 for ATA: the guest turns the cache off, the HOST turns
+ * the backend's cache on; the next IDENTIFY shows word 85 bit 5 set, and a
+ * later 82h really flushes (the drive has no copy that could say "already off").
+ */
+static void test_host_wce_change_in_identify(void **state)
+{
+    Rig *r = rig_new();
+    VdBlockBackend *blk = rig_attach(r, 0, "file=%F,cache=writeback");
+    assert_int_equal(set_features(r, 0, 0x82), ST_DRDY | ST_DSC);
+    assert_false(identify_wce(r, 0));
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, true), 0);
+    assert_true(identify_wce(r, 0));
+    assert_int_equal(pio_write(r, 3, 1, 7), ST_DRDY | ST_DSC);
+    VdBlockStats s0 = rig_stats(blk);
+    assert_int_equal(set_features(r, 0, 0x82), ST_DRDY | ST_DSC);
+    assert_int_equal(rig_stats(blk).host_fdatasync, s0.host_fdatasync + 1);
+    assert_false(vd_blk_write_cache(blk));
+    assert_false(identify_wce(r, 0));
+    /* and a host change to off shows too */
+    assert_int_equal(set_features(r, 0, 0x02), ST_DRDY | ST_DSC);
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    assert_false(identify_wce(r, 0));
+    rig_free(r);
+}
+
+/* SET FEATURES 82h whose flush fails: ERR + ABRT, the cache is off, later flushes fail (sticky). */
+static void test_wce_off_flush_error_aborts(void **state)
+{
+    Rig *r = rig_new();
+    VdBlockBackend *blk = rig_attach(r, 0, "file=%F,cache=writeback");
+    assert_int_equal(pio_write(r, 5, 2, 9), ST_DRDY | ST_DSC);
+    vd_blk_inject_error(blk, VD_FAULT_FLUSH, EIO, 1);
+    assert_int_equal(set_features(r, 0, 0x82), ST_DRDY | ST_DSC | ST_ERR);
+    assert_int_equal(inb(r, cmd_port(0) + 1), ER_ABRT);
+    assert_false(identify_wce(r, 0));
+    ata_tf28(r, 0, 0, 0, 0, 0);
+    assert_true(ata_nodata(r, 0, 0xe7) & ST_ERR);
+    rig_free(r);
+}
+
 /* FLUSH CACHE and FLUSH CACHE EXT hold BSY (and ignore the command block) until the flush completes. */
 static void test_flush_holds_bsy(void **state)
 {
@@ -332,6 +373,8 @@ int main(void)
         cmocka_unit_test(test_power_on_wce),
         cmocka_unit_test(test_wce_toggle_host_ops),
         cmocka_unit_test(test_wce_off_waits_for_flush),
+        cmocka_unit_test(test_host_wce_change_in_identify),
+        cmocka_unit_test(test_wce_off_flush_error_aborts),
         cmocka_unit_test(test_flush_holds_bsy),
         cmocka_unit_test(test_flush_host_ops),
         cmocka_unit_test(test_flush_error_lba),

@@ -6,6 +6,7 @@
  */
 #include "ide-test.h"
 #include "mock-driver.h"
+#include "util/bswap.h"
 
 #include <errno.h>
 #include <string.h>
@@ -375,9 +376,7 @@ static void dsm_block(Rig *r, uint32_t gpa, const uint64_t *lba, const uint16_t 
     memset(e, 0, 512);
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = (lba[i] & 0xffffffffffffull) | (uint64_t)count[i] << 48;
-        for (int b = 0; b < 8; b++) {
-            e[8 * i + b] = v >> (8 * b);
-        }
+        vd_st_le64(e + 8 * i, v);
     }
 }
 

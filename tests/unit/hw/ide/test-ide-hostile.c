@@ -16,7 +16,10 @@ static const MockConfig mock_native = { .fua = VD_FUA_NATIVE, .dsync = true, .ze
 
 #define PRD 0x2000
 
-/* SRST during a DMA read: the late completion neither interrupts nor writes guest RAM. */
+/*
+ * SRST during a DMA read: the drive stays BSY until the abandoned read has
+ * finished; its late completion neither interrupts nor writes guest RAM.
+ */
 static void test_reset_during_dma_read(void **state)
 {
     mock_reset(&mock_native);
@@ -36,7 +39,8 @@ static void test_reset_during_dma_read(void **state)
     outb(r, ctl_port(0), 0x04);
     outb(r, ctl_port(0), 0x00);
     bm_stop(r, 0);
-    assert_int_equal(inb(r, cmd_port(0) + 7), ST_DRDY | ST_DSC);
+    assert_int_equal(inb(r, cmd_port(0) + 7), ST_BSY);
+    assert_int_equal(vd_ide_in_flight(r->ide), 1);
     unsigned before = r->raises[14];
     mock_release(MOCK_READ);
     vd_blk_drain(blk);
@@ -50,7 +54,7 @@ static void test_reset_during_dma_read(void **state)
     rig_free(r);
 }
 
-/* SRST during a FLUSH and during a PIO write chunk: completions arrive later and are dropped. */
+/* SRST during a FLUSH and during a PIO write chunk: BSY until each finished; no interrupt from them. */
 static void test_reset_during_flush_and_write(void **state)
 {
     mock_reset(&mock_native);
@@ -66,9 +70,14 @@ static void test_reset_during_flush_and_write(void **state)
     mock_wait_held(MOCK_FLUSH_DISK, 1);
     outb(r, ctl_port(0), 0x04);
     outb(r, ctl_port(0), 0x00);
+    assert_int_equal(inb(r, cmd_port(0) + 7), ST_BSY);   /* the abandoned flush still runs */
+    unsigned before = r->raises[14];
+    mock_release(MOCK_FLUSH_DISK);
+    vd_blk_drain(blk);
+    rig_settle(r);
     assert_int_equal(inb(r, cmd_port(0) + 7), ST_DRDY | ST_DSC);
 
-    /* A new command while the old flush is still held: a PIO write, held too. */
+    /* A PIO write chunk held at the host, then SRST. */
     mock_hold(MOCK_WRITE);
     ata_tf28(r, 0, 0, 9, 1, 0);
     ata_command(r, 0, 0x30);
@@ -79,14 +88,53 @@ static void test_reset_during_flush_and_write(void **state)
     mock_wait_held(MOCK_WRITE, 1);
     outb(r, ctl_port(0), 0x04);
     outb(r, ctl_port(0), 0x00);
-    unsigned before = r->raises[14];
-    mock_release(MOCK_FLUSH_DISK);
+    assert_int_equal(inb(r, ctl_port(0)), ST_BSY);
     mock_release(MOCK_WRITE);
     vd_blk_drain(blk);
     rig_settle(r);
     assert_int_equal(r->raises[14], before);
     assert_int_equal(inb(r, cmd_port(0) + 7), ST_DRDY | ST_DSC);
     assert_int_equal(ata_nodata(r, 0, 0xe7), ST_DRDY | ST_DSC);
+    rig_free(r);
+}
+
+/*
+ * SRST while a DMA write is in flight must not let it overtake a newer write
+ * to the same sector: the drive stays BSY (a command written meanwhile is
+ * ignored) until the old write has landed, then the new write lands last.
+ */
+static void test_reset_write_not_overtaken(void **state)
+{
+    mock_reset(&mock_native);
+    Rig *r = rig_new();
+    VdBlockBackend *blk = rig_attach(r, 0, "driver=mock,size=8M");
+    uint8_t *ram = vd_bus_ram(r->bus);
+    memset(ram + 0x10000, 0xaa, 4096);   /* the old data */
+    memset(ram + 0x20000, 0xbb, 4096);   /* the new data */
+    const uint32_t a[1] = { 0x10000 }, c[1] = { 4096 };
+    prd_write(r, PRD, a, c, 1, true);
+    bm_setup(r, 0, PRD, false);
+    mock_hold(MOCK_WRITE);
+    ata_tf48(r, 0, 0, 0, 8);
+    ata_command(r, 0, 0x35);
+    bm_start(r, 0, false);
+    mock_wait_held(MOCK_WRITE, 1);
+    outb(r, ctl_port(0), 0x04);
+    outb(r, ctl_port(0), 0x00);
+    bm_stop(r, 0);
+    assert_int_equal(inb(r, ctl_port(0)), ST_BSY);
+    ata_command(r, 0, 0xe7);                          /* ignored while BSY */
+    rig_settle(r);
+    assert_int_equal(inb(r, ctl_port(0)), ST_BSY);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 0);
+    mock_release(MOCK_WRITE);
+    vd_blk_drain(blk);
+    rig_settle(r);
+    assert_int_equal(inb(r, cmd_port(0) + 7), ST_DRDY | ST_DSC);
+    assert_int_equal(vd_ide_in_flight(r->ide), 0);
+    assert_int_equal(ata_dma(r, 0, 0, 0x35, 0, 8, 0x20000), ST_DRDY | ST_DSC);
+    assert_int_equal(mock_data()[0], 0xbb);
+    assert_int_equal(mock_data()[4095], 0xbb);
     rig_free(r);
 }
 
@@ -295,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reset_during_dma_read),
         cmocka_unit_test(test_reset_during_flush_and_write),
+        cmocka_unit_test(test_reset_write_not_overtaken),
         cmocka_unit_test(test_free_during_io),
         cmocka_unit_test(test_data_port_abuse),
         cmocka_unit_test(test_random_walk),

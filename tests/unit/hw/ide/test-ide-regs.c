@@ -5,6 +5,8 @@
  */
 #include "ide-test.h"
 
+#include <unistd.h>
+
 #include <string.h>
 
 /* PCI identity, BAR4 preassigned and decoding, IDETIM decode bits. */
@@ -224,6 +226,39 @@ static uint8_t identify_sum(const uint16_t id[256])
     return s;
 }
 
+/* IDENTIFY words 10-19 of a drive as a string. */
+static char *identify_serial(Rig *r, unsigned unit)
+{
+    uint16_t id[256];
+    assert_int_equal(ata_identify_dev(r, 0, unit, id), ST_DRDY | ST_DSC);
+    char *serial = g_malloc0(21);
+    for (int i = 0; i < 10; i++) {
+        serial[2 * i] = id[10 + i] >> 8;
+        serial[2 * i + 1] = id[10 + i];
+    }
+    return serial;
+}
+
+/* Without serial=: two images, two serials; the same image opened again later, the same serial. */
+static void test_default_serial_per_image(void **state)
+{
+    Rig *r = rig_new();
+    rig_attach(r, 0, "file=%F");
+    rig_attach(r, 1, "file=%F");
+    g_autofree char *s0 = identify_serial(r, 0);
+    g_autofree char *s1 = identify_serial(r, 1);
+    assert_string_not_equal(s0, s1);
+    g_autofree char *path = g_steal_pointer(&r->path[0]);   /* keep the image past rig_free */
+    rig_free(r);
+    Rig *r2 = rig_new();
+    g_autofree char *o = g_strdup_printf("file=%s", path);
+    rig_attach(r2, 0, o);
+    g_autofree char *s2 = identify_serial(r2, 0);
+    assert_string_equal(s0, s2);
+    rig_free(r2);
+    unlink(path);
+}
+
 /* IDENTIFY: capacity, feature words, strings, checksum. */
 static void test_identify(void **state)
 {
@@ -268,7 +303,9 @@ static void test_identify(void **state)
         serial[2 * i + 1] = id[10 + i];
     }
     serial[20] = 0;
-    assert_memory_equal(serial, "VDISK-IDE-0 ", 12);
+    /* No serial=: the image's own id, space padded. */
+    g_autofree char *want = g_strdup_printf("%-20s", vd_blk_unique_id(r->blk[0]));
+    assert_string_equal(serial, want);
     /* The checksum stays right when settings change the data. */
     ata_tf28(r, 0, 0, 0, 8, 0);
     assert_int_equal(ata_nodata(r, 0, 0xc6) & ST_ERR, 0);
@@ -307,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_srst),
         cmocka_unit_test(test_identify),
         cmocka_unit_test(test_identify_small),
+        cmocka_unit_test(test_default_serial_per_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

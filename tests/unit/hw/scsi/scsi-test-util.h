@@ -6,6 +6,7 @@
 #define VD_SCSI_TEST_UTIL_H
 
 #include "hw/scsi.h"
+#include "util/bswap.h"   /* CDBs are big-endian: vd_st_be* / vd_ld_be* */
 
 #include <fcntl.h>
 #include <setjmp.h>
@@ -167,15 +168,5 @@ static inline void unlink_image(char *path)
     g_free(dir);
     g_free(path);
 }
-
-/* Big-endian stores for building CDBs. */
-static inline void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
-static inline void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v); }
-static inline void put64(uint8_t *p, uint64_t v) { put32(p, v >> 32); put32(p + 4, v); }
-static inline uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
 #endif

@@ -171,6 +171,43 @@ static unsigned vpd(uint8_t page, uint8_t *data, size_t len)
     return (unsigned)(data[2] << 8 | data[3]);
 }
 
+/* VPD 0x80 serial and the NAA id of VPD 0x83 of a fresh disk on an image file (no serial=). */
+static void image_ids(const char *path, char serial[65], uint64_t *naa)
+{
+    g_autofree char *opts = g_strdup_printf("file=%s", path);
+    VdBlockBackend *b = blk_open_ok(opts);
+    VdScsiDisk *d = disk_new_ok(b, 0);
+    VdScsiDisk *saved = disk;
+    disk = d;
+    uint8_t data[255];
+    unsigned n = vpd(0x80, data, sizeof(data));
+    assert_true(n > 0 && n <= 64);
+    memcpy(serial, data + 4, n);
+    serial[n] = 0;
+    vpd(0x83, data, sizeof(data));
+    *naa = vd_ld_be64(data + 8 + data[7] + 4);
+    disk = saved;
+    vd_scsi_disk_free(d);
+    vd_blk_close(b);
+}
+
+/* Issue 8/8 finding 7: two images give two serials and NAA ids; the same image opened again, the same. */
+static void test_default_ids_per_image(void **state)
+{
+    char *a = make_image(1u << 20), *b = make_image(1u << 20);
+    char sa[65], sb[65], sa2[65];
+    uint64_t na, nb, na2;
+    image_ids(a, sa, &na);
+    image_ids(b, sb, &nb);
+    image_ids(a, sa2, &na2);
+    assert_string_not_equal(sa, sb);
+    assert_true(na != nb);
+    assert_string_equal(sa, sa2);
+    assert_true(na == na2);
+    unlink_image(a);
+    unlink_image(b);
+}
+
 /* Every VPD page, and an unsupported one. */
 static void test_inquiry_vpd(void **state)
 {
@@ -179,16 +216,20 @@ static void test_inquiry_vpd(void **state)
     assert_int_equal(vpd(0x00, data, sizeof(data)), sizeof(pages));
     assert_memory_equal(data + 4, pages, sizeof(pages));
 
+    /* No serial=: the image's own id (random for driver=null). */
+    const char *uid = vd_blk_unique_id(blk);
     unsigned n = vpd(0x80, data, sizeof(data));
-    assert_int_equal(n, strlen("vdisk-lun0"));
-    assert_memory_equal(data + 4, "vdisk-lun0", n);
+    assert_int_equal(n, strlen(uid));
+    assert_memory_equal(data + 4, uid, n);
 
     n = vpd(0x83, data, sizeof(data));
     /* T10 vendor designator, then NAA. */
     assert_int_equal(data[4] & 0x0f, 2);
     assert_int_equal(data[5] & 0x3f, 0x01);
     unsigned l1 = data[7];
-    assert_memory_equal(data + 8, "VDISK   vdisk-lun0", l1);
+    g_autofree char *t10 = g_strdup_printf("VDISK   %s", uid);
+    assert_int_equal(l1, strlen(t10));
+    assert_memory_equal(data + 8, t10, l1);
     const uint8_t *naa = data + 8 + l1;
     assert_int_equal(naa[0] & 0x0f, 1);
     assert_int_equal(naa[1] & 0x3f, 0x03);
@@ -198,11 +239,11 @@ static void test_inquiry_vpd(void **state)
 
     assert_int_equal(vpd(0xb0, data, sizeof(data)), 0x3c);
     assert_int_equal(data[4] & 1, 1);                            /* WSNZ */
-    assert_int_equal(get32(data + 8), VD_SCSI_MAX_XFER_BLOCKS);
-    assert_int_equal(get32(data + 12), VD_SCSI_OPT_XFER_BLOCKS);
-    assert_int_equal(get32(data + 20), VD_SCSI_MAX_UNMAP_BLOCKS);
-    assert_int_equal(get32(data + 24), VD_SCSI_MAX_UNMAP_DESCS);
-    assert_int_equal(get64(data + 36), VD_SCSI_MAX_WS_BLOCKS);
+    assert_int_equal(vd_ld_be32(data + 8), VD_SCSI_MAX_XFER_BLOCKS);
+    assert_int_equal(vd_ld_be32(data + 12), VD_SCSI_OPT_XFER_BLOCKS);
+    assert_int_equal(vd_ld_be32(data + 20), VD_SCSI_MAX_UNMAP_BLOCKS);
+    assert_int_equal(vd_ld_be32(data + 24), VD_SCSI_MAX_UNMAP_DESCS);
+    assert_int_equal(vd_ld_be64(data + 36), VD_SCSI_MAX_WS_BLOCKS);
 
     assert_int_equal(vpd(0xb1, data, sizeof(data)), 0x3c);
     assert_int_equal(data[4] << 8 | data[5], 1);                 /* non-rotating */
@@ -226,8 +267,8 @@ static void test_read_capacity(void **state)
     uint8_t rc10[10] = { 0x25 };
     RUN(disk, &t, rc10, NULL, 0, data, 8);
     assert_good(&t);
-    assert_int_equal(get32(data), NULL_BLOCKS - 1);
-    assert_int_equal(get32(data + 4), 512);
+    assert_int_equal(vd_ld_be32(data), NULL_BLOCKS - 1);
+    assert_int_equal(vd_ld_be32(data + 4), 512);
     uint8_t rc10_lba[10] = { 0x25, 0, 0, 0, 0, 1 };
     RUN(disk, &t, rc10_lba, NULL, 0, data, 8);
     assert_sense(&t, 0x5, 0x24, 0x00);
@@ -237,13 +278,13 @@ static void test_read_capacity(void **state)
     assert_good(&t);
 
     uint8_t rc16[16] = { 0x9e, 0x10 };
-    put32(rc16 + 10, 32);
+    vd_st_be32(rc16 + 10, 32);
     RUN(disk, &t, rc16, NULL, 0, data, 32);
     assert_good(&t);
-    assert_int_equal(get64(data), NULL_BLOCKS - 1);
-    assert_int_equal(get32(data + 8), 512);
+    assert_int_equal(vd_ld_be64(data), NULL_BLOCKS - 1);
+    assert_int_equal(vd_ld_be32(data + 8), 512);
     assert_int_equal(data[14] & 0x80, 0x80);                     /* LBPME */
-    put32(rc16 + 10, 12);
+    vd_st_be32(rc16 + 10, 12);
     memset(data, 0xee, sizeof(data));
     RUN(disk, &t, rc16, NULL, 0, data, 32);
     assert_good(&t);
@@ -265,11 +306,11 @@ static void test_read_capacity_large(void **state)
     uint8_t rc10[10] = { 0x25 };
     RUN(d, &t, rc10, NULL, 0, data, 8);
     assert_good(&t);
-    assert_int_equal(get32(data), 0xffffffffu);
+    assert_int_equal(vd_ld_be32(data), 0xffffffffu);
     uint8_t rc16[16] = { 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32 };
     RUN(d, &t, rc16, NULL, 0, data, 32);
     assert_good(&t);
-    assert_int_equal(get64(data), (4398046511104ull / 512) - 1);
+    assert_int_equal(vd_ld_be64(data), (4398046511104ull / 512) - 1);
     vd_scsi_disk_free(d);
     vd_blk_close(b);
 }
@@ -282,7 +323,7 @@ static void test_report_luns(void **state)
     uint8_t rl[12] = { 0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 128, 0, 0 };
     RUN(disk, &t, rl, NULL, 0, data, sizeof(data));
     assert_good(&t);
-    assert_int_equal(get32(data), 8);
+    assert_int_equal(vd_ld_be32(data), 8);
     assert_int_equal(t.req.in_resid, 128 - 16);
 
     VdScsiTarget *tg = vd_scsi_target_new();
@@ -309,7 +350,7 @@ static void test_report_luns(void **state)
 
     RUN(d3, &t, rl, NULL, 0, data, sizeof(data));
     assert_good(&t);
-    assert_int_equal(get32(data), 24);
+    assert_int_equal(vd_ld_be32(data), 24);
     static const uint8_t want[24] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
                                       0x41, 0x2c, 0, 0, 0, 0, 0, 0 };
     assert_memory_equal(data + 8, want, 24);
@@ -317,7 +358,7 @@ static void test_report_luns(void **state)
     uint8_t rl1[12] = { 0xa0, 0, 1, 0, 0, 0, 0, 0, 0, 128, 0, 0 };
     RUN(d3, &t, rl1, NULL, 0, data, sizeof(data));
     assert_good(&t);
-    assert_int_equal(get32(data), 0);
+    assert_int_equal(vd_ld_be32(data), 0);
     uint8_t rlbad[12] = { 0xa0, 0, 3, 0, 0, 0, 0, 0, 0, 128, 0, 0 };
     RUN(d3, &t, rlbad, NULL, 0, data, sizeof(data));
     assert_sense(&t, 0x5, 0x24, 0x00);
@@ -401,8 +442,8 @@ static void test_prevent_allow(void **state)
 static void rsoc(TCmd *t, uint8_t byte2, uint8_t opc, uint16_t sa, uint8_t *data, size_t len)
 {
     uint8_t cdb[12] = { 0xa3, 0x0c, byte2, opc };
-    put16(cdb + 4, sa);
-    put32(cdb + 6, (uint32_t)len);
+    vd_st_be16(cdb + 4, sa);
+    vd_st_be32(cdb + 6, (uint32_t)len);
     RUN(disk, t, cdb, NULL, 0, data, len);
 }
 
@@ -413,13 +454,13 @@ static void test_report_supported_opcodes(void **state)
     static uint8_t data[8192];
     rsoc(&t, 0x00, 0, 0, data, sizeof(data));
     assert_good(&t);
-    uint32_t len = get32(data);
+    uint32_t len = vd_ld_be32(data);
     assert_int_equal(len % 8, 0);
     assert_int_equal(len / 8, 30);                  /* every slot of the table; UNMAP too (null discards) */
     bool seen_ws16 = false, seen_rc16 = false;
     for (uint32_t o = 4; o < 4 + len; o += 8) {
         /* Every listed opcode executes (not INVALID OPCODE). */
-        uint8_t cdb[16] = { data[o], (uint8_t)get32(data + o) };
+        uint8_t cdb[16] = { data[o], (uint8_t)vd_ld_be32(data + o) };
         cdb[1] = data[o + 3];
         TCmd u;
         run_nx(disk, &u, 0, cdb, data[o + 7], NULL, 0, NULL, 0);
@@ -432,7 +473,7 @@ static void test_report_supported_opcodes(void **state)
     /* With RCTD every descriptor carries a 12-byte timeouts descriptor. */
     rsoc(&t, 0x80, 0, 0, data, sizeof(data));
     assert_good(&t);
-    assert_int_equal(get32(data), 30 * 20);
+    assert_int_equal(vd_ld_be32(data), 30 * 20);
     assert_int_equal(data[4 + 5] & 0x02, 0x02);
     assert_int_equal(data[4 + 8 + 1], 0x0a);
     /* One command, as Linux's scsi_report_opcode asks (options 1): WRITE SAME(16) is supported. */
@@ -520,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_sense, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inquiry_standard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inquiry_vpd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_ids_per_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_capacity_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_luns, setup, teardown),

@@ -6,6 +6,7 @@
  * still work afterwards.  The seed is fixed (and printed) so a failure replays.
  */
 #include "scsi-test-util.h"
+#include "util/iov.h"
 
 #define ITERATIONS 20000
 #define IN_FLIGHT  16
@@ -83,13 +84,7 @@ static void check_and_release(Slot *s)
         assert_int_equal(r->status, VD_SCSI_GOOD);
         assert_int_equal(r->sense_len, 0);
     }
-    size_t in_size = 0, out_size = 0;
-    for (unsigned i = 0; i < r->in_niov; i++) {
-        in_size += r->in_iov[i].iov_len;
-    }
-    for (unsigned i = 0; i < r->out_niov; i++) {
-        out_size += r->out_iov[i].iov_len;
-    }
+    size_t in_size = vd_iov_size(r->in_iov, r->in_niov), out_size = vd_iov_size(r->out_iov, r->out_niov);
     assert_true(r->in_resid <= in_size);
     assert_true(r->out_resid <= out_size);
     g_free(s->out);

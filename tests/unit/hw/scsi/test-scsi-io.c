@@ -67,20 +67,20 @@ static size_t rw_cdb(uint8_t *cdb, unsigned size, bool write, uint64_t lba, uint
     case 10:
         cdb[0] = write ? 0x2a : 0x28;
         cdb[1] = flags;
-        put32(cdb + 2, (uint32_t)lba);
-        put16(cdb + 7, n);
+        vd_st_be32(cdb + 2, (uint32_t)lba);
+        vd_st_be16(cdb + 7, n);
         break;
     case 12:
         cdb[0] = write ? 0xaa : 0xa8;
         cdb[1] = flags;
-        put32(cdb + 2, (uint32_t)lba);
-        put32(cdb + 6, n);
+        vd_st_be32(cdb + 2, (uint32_t)lba);
+        vd_st_be32(cdb + 6, n);
         break;
     default:
         cdb[0] = write ? 0x8a : 0x88;
         cdb[1] = flags;
-        put64(cdb + 2, lba);
-        put32(cdb + 10, n);
+        vd_st_be64(cdb + 2, lba);
+        vd_st_be32(cdb + 10, n);
         break;
     }
     return size;
@@ -299,12 +299,12 @@ static size_t verify(unsigned size, uint64_t lba, uint32_t n, uint8_t byte1)
     memset(verify_cdb, 0, sizeof(verify_cdb));
     if (size == 10) {
         verify_cdb[0] = 0x2f;
-        put32(verify_cdb + 2, (uint32_t)lba);
-        put16(verify_cdb + 7, n);
+        vd_st_be32(verify_cdb + 2, (uint32_t)lba);
+        vd_st_be16(verify_cdb + 7, n);
     } else {
         verify_cdb[0] = 0x8f;
-        put64(verify_cdb + 2, lba);
-        put32(verify_cdb + 10, n);
+        vd_st_be64(verify_cdb + 2, lba);
+        vd_st_be32(verify_cdb + 10, n);
     }
     verify_cdb[1] = byte1;
     return size;
@@ -329,7 +329,7 @@ static void test_verify(void **state)
         run_nx(disk, &t, 0, verify_cdb, l, bad, sizeof(bad), NULL, 0);
         assert_sense(&t, 0xe, 0x1d, 0x00);
         assert_int_equal(t.req.sense[0], 0xf0);             /* VALID: INFORMATION holds the offset */
-        assert_int_equal(get32(t.req.sense + 3), 1234);
+        assert_int_equal(vd_ld_be32(t.req.sense + 3), 1234);
         /* Too little data-out. */
         run_nx(disk, &t, 0, verify_cdb, l, wbuf, 100, NULL, 0);
         assert_int_equal(t.req.response, VD_SCSI_RESP_OVERRUN);
@@ -356,7 +356,7 @@ static void test_verify(void **state)
     pattern[7] = 0;
     run_nx(disk, &t, 0, verify_cdb, l, pattern, 512, NULL, 0);
     assert_sense(&t, 0xe, 0x1d, 0x00);
-    assert_int_equal(get32(t.req.sense + 3), 7);
+    assert_int_equal(vd_ld_be32(t.req.sense + 3), 7);
     /* A read error during verification is a MEDIUM ERROR. */
     vd_blk_inject_error(blk, VD_FAULT_READ, EIO, 1);
     l = verify(10, 50, 1, 0x00);
@@ -374,8 +374,8 @@ static void test_verify_long(void **state)
         big[i] = (uint8_t)(i * 31 + i / 4096);
     }
     uint8_t w16[16] = { 0x8a };
-    put64(w16 + 2, 1000);
-    put32(w16 + 10, 5000);
+    vd_st_be64(w16 + 2, 1000);
+    vd_st_be32(w16 + 10, 5000);
     RUN(disk, &t, w16, big, len, NULL, 0);
     assert_good(&t);
     size_t l = verify(16, 1000, 5000, 0x02);
@@ -390,7 +390,7 @@ static void test_verify_long(void **state)
     l = verify(16, 1000, 5000, 0x02);
     run_nx(disk, &t, 0, verify_cdb, l, big, len, NULL, 0);
     assert_sense(&t, 0xe, 0x1d, 0x00);
-    assert_int_equal(get32(t.req.sense + 3), (1u << 20) + 4321);
+    assert_int_equal(vd_ld_be32(t.req.sense + 3), (1u << 20) + 4321);
     g_free(big);
 }
 
@@ -403,12 +403,12 @@ static void test_write_and_verify(void **state)
             uint8_t cdb[16] = { 0 };
             if (size == 10) {
                 cdb[0] = 0x2e;
-                put32(cdb + 2, 300);
-                put16(cdb + 7, 3);
+                vd_st_be32(cdb + 2, 300);
+                vd_st_be16(cdb + 7, 3);
             } else {
                 cdb[0] = 0x8e;
-                put64(cdb + 2, 300);
-                put32(cdb + 10, 3);
+                vd_st_be64(cdb + 2, 300);
+                vd_st_be32(cdb + 10, 3);
             }
             cdb[1] = bytchk;
             wbuf[0] = (uint8_t)(size + bytchk);
@@ -439,11 +439,11 @@ static void test_write_and_verify(void **state)
 static size_t unmap_list(uint8_t *p, const uint64_t *lba, const uint32_t *n, unsigned count)
 {
     memset(p, 0, 8 + 16 * count);
-    put16(p, 6 + 16 * count);
-    put16(p + 2, 16 * count);
+    vd_st_be16(p, 6 + 16 * count);
+    vd_st_be16(p + 2, 16 * count);
     for (unsigned i = 0; i < count; i++) {
-        put64(p + 8 + 16 * i, lba[i]);
-        put32(p + 8 + 16 * i + 8, n[i]);
+        vd_st_be64(p + 8 + 16 * i, lba[i]);
+        vd_st_be32(p + 8 + 16 * i + 8, n[i]);
     }
     return 8 + 16 * count;
 }
@@ -457,7 +457,7 @@ static void test_unmap(void **state)
     uint32_t ns[3] = { 8, 0, 2048 };
     size_t len = unmap_list(list, lbas, ns, 3);
     uint8_t cdb[10] = { 0x42 };
-    put16(cdb + 7, len);
+    vd_st_be16(cdb + 7, len);
     VdBlockStats a = blk_stats(blk);
     RUN(disk, &t, cdb, list, len, NULL, 0);
     assert_good(&t);
@@ -475,12 +475,12 @@ static void test_unmap(void **state)
     assert_sense(&t, 0x5, 0x1a, 0x00);
     /* Descriptor length beyond the list. */
     len = unmap_list(list, lbas, ns, 2);
-    put16(cdb + 7, len - 16);
+    vd_st_be16(cdb + 7, len - 16);
     RUN(disk, &t, cdb, list, len, NULL, 0);
     assert_sense(&t, 0x5, 0x1a, 0x00);
     /* UNMAP DATA LENGTH too small for the descriptors. */
-    put16(cdb + 7, len);
-    put16(list, 6);
+    vd_st_be16(cdb + 7, len);
+    vd_st_be16(list, 6);
     RUN(disk, &t, cdb, list, len, NULL, 0);
     assert_sense(&t, 0x5, 0x26, 0x00);
     assert_field(&t, false, 0, -1);
@@ -488,7 +488,7 @@ static void test_unmap(void **state)
     uint64_t many_l[VD_SCSI_MAX_UNMAP_DESCS + 1] = { 0 };
     uint32_t many_n[VD_SCSI_MAX_UNMAP_DESCS + 1] = { 0 };
     len = unmap_list(list, many_l, many_n, VD_SCSI_MAX_UNMAP_DESCS + 1);
-    put16(cdb + 7, len);
+    vd_st_be16(cdb + 7, len);
     RUN(disk, &t, cdb, list, len, NULL, 0);
     assert_sense(&t, 0x5, 0x26, 0x00);
     assert_field(&t, false, 2, -1);
@@ -496,7 +496,7 @@ static void test_unmap(void **state)
     uint64_t l2[2] = { 0, IMG_BLOCKS - 1 };
     uint32_t n2[2] = { 8, 2 };
     len = unmap_list(list, l2, n2, 2);
-    put16(cdb + 7, len);
+    vd_st_be16(cdb + 7, len);
     a = blk_stats(blk);
     RUN(disk, &t, cdb, list, len, NULL, 0);
     assert_sense(&t, 0x5, 0x21, 0x00);
@@ -505,7 +505,7 @@ static void test_unmap(void **state)
     uint64_t l3[1] = { 0 };
     uint32_t n3[1] = { VD_SCSI_MAX_UNMAP_BLOCKS + 1 };
     len = unmap_list(list, l3, n3, 1);
-    put16(cdb + 7, len);
+    vd_st_be16(cdb + 7, len);
     RUN(disk, &t, cdb, list, len, NULL, 0);
     assert_sense(&t, 0x5, 0x26, 0x00);
     assert_field(&t, false, 16, -1);
@@ -529,8 +529,8 @@ static void test_write_same(void **state)
     }
     /* WRITE SAME(16) of a pattern over more than one chunk (1 MiB = 2048 blocks). */
     uint8_t ws16[16] = { 0x93 };
-    put64(ws16 + 2, 100);
-    put32(ws16 + 10, 5000);
+    vd_st_be64(ws16 + 2, 100);
+    vd_st_be32(ws16 + 10, 5000);
     RUN(disk, &t, ws16, pattern, 512, NULL, 0);
     assert_good(&t);
     uint8_t blkbuf[512];
@@ -554,8 +554,8 @@ static void test_write_same(void **state)
     assert_memory_equal(blkbuf, zeros, 512);
     /* NDOB (16 only): zeros without a data-out buffer. */
     uint8_t ndob[16] = { 0x93, 0x01 };
-    put64(ndob + 2, 200);
-    put32(ndob + 10, 4);
+    vd_st_be64(ndob + 2, 200);
+    vd_st_be32(ndob + 10, 4);
     RUN(disk, &t, ndob, NULL, 0, NULL, 0);
     assert_good(&t);
     assert_int_equal(blk_stats(blk).write_zeroes, b.write_zeroes + 1);
@@ -567,7 +567,7 @@ static void test_write_same(void **state)
     assert_sense(&t, 0x5, 0x24, 0x00);
     assert_field(&t, true, 7, -1);
     uint8_t big[16] = { 0x93 };
-    put32(big + 10, VD_SCSI_MAX_WS_BLOCKS + 1);
+    vd_st_be32(big + 10, VD_SCSI_MAX_WS_BLOCKS + 1);
     RUN(disk, &t, big, pattern, 512, NULL, 0);
     assert_sense(&t, 0x5, 0x24, 0x00);
     uint8_t ndob10[10] = { 0x41, 0x01, 0, 0, 0, 0, 0, 0, 1, 0 };
@@ -627,6 +627,8 @@ static void test_write_through_writes_durable(void **state)
     TCmd t;
     assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
     VdBlockStats a = blk_stats(blk);
+    rw(&t, 10, true, 0, 2, 0, 1024);
+    assert_sense(&t, 0x6, 0x2a, 0x01);       /* the host changed WCE: MODE PARAMETERS CHANGED first */
     rw(&t, 10, true, 0, 2, 0, 1024);
     assert_good(&t);
     VdBlockStats b = blk_stats(blk);

@@ -57,7 +57,7 @@ static uint8_t mode_sense(TCmd *t, bool ten, uint8_t byte1, uint8_t pc, uint8_t 
     cdb[3] = sub;
     if (ten) {
         cdb[0] = 0x5a;
-        put16(cdb + 7, alloc);
+        vd_st_be16(cdb + 7, alloc);
         return run_nx(disk, t, 0, cdb, 10, NULL, 0, data, len);
     }
     cdb[0] = 0x1a;
@@ -129,7 +129,7 @@ static void test_mode_sense_matrix(void **state)
                     assert_int_equal(devspec, 0x10);                  /* DPOFUA, not WP */
                     assert_int_equal(bdl, dbd ? 0 : 8);
                     if (!dbd) {
-                        assert_int_equal(get32(data + hdr), (4u << 20) / 512);
+                        assert_int_equal(vd_ld_be32(data + hdr), (4u << 20) / 512);
                         assert_int_equal(data[hdr + 4], 0);
                         assert_int_equal(data[hdr + 5] << 16 | data[hdr + 6] << 8 | data[hdr + 7], 512);
                     }
@@ -167,8 +167,8 @@ static void test_mode_sense_fields(void **state)
     assert_good(&t);
     assert_int_equal(data[4] & 1, 1);                          /* LONGLBA */
     assert_int_equal(data[6] << 8 | data[7], 16);
-    assert_int_equal(get64(data + 8), (4u << 20) / 512);
-    assert_int_equal(get32(data + 8 + 12), 512);
+    assert_int_equal(vd_ld_be64(data + 8), (4u << 20) / 512);
+    assert_int_equal(vd_ld_be32(data + 8 + 12), 512);
     assert_int_equal(data[24] & 0x3f, 0x08);
     /* Allocation length 4: just the header, which still says how much there is. */
     memset(data, 0xee, sizeof(data));
@@ -217,7 +217,7 @@ static int linux_mode_sense(bool use10, uint8_t dbd, uint8_t page, uint8_t *buf,
     memset(buf, 0, len);
     if (use10) {
         cdb[0] = 0x5a;
-        put16(cdb + 7, len);
+        vd_st_be16(cdb + 7, len);
         run_nx(disk, &t, 0, cdb, 10, NULL, 0, buf, len);
         d->header_length = 8;
     } else {
@@ -311,9 +311,9 @@ static TCmd linux_cache_type_store(bool use10, int ct, uint8_t *sent, size_t *se
         real[3] = d.device_specific;
         real[4] = d.longlba ? 0x01 : 0;
         real[5] = 0;
-        put16(real + 6, d.block_descriptor_length);
+        vd_st_be16(real + 6, d.block_descriptor_length);
         cdb[0] = 0x55;
-        put16(cdb + 7, n);
+        vd_st_be16(cdb + 7, n);
         run_nx(disk, &t, 0, cdb, 10, real, n, NULL, 0);
     } else {
         memcpy(real + 4, buffer_data, len);
@@ -337,8 +337,8 @@ static void write_block(uint32_t lba, uint8_t flags)
 {
     TCmd t;
     uint8_t cdb[10] = { 0x2a, flags };
-    put32(cdb + 2, lba);
-    put16(cdb + 7, 1);
+    vd_st_be32(cdb + 2, lba);
+    vd_st_be16(cdb + 7, 1);
     run_nx(disk, &t, 0, cdb, 10, wbuf, 512, NULL, 0);
     assert_good(&t);
 }
@@ -588,7 +588,7 @@ static void test_mode_select_accepts(void **state)
     uint8_t list[128];
     TCmd t;
     uint8_t bd[8];
-    put32(bd, (4u << 20) / 512);
+    vd_st_be32(bd, (4u << 20) / 512);
     bd[4] = 0;
     bd[5] = 0;
     bd[6] = 0x02;
@@ -615,13 +615,13 @@ static void test_mode_select_accepts(void **state)
     /* MODE SELECT(10) with a long LBA block descriptor. */
     uint8_t l10[8 + 16 + 20] = { 0 };
     l10[4] = 0x01;
-    put16(l10 + 6, 16);
-    put64(l10 + 8, (4u << 20) / 512);
-    put32(l10 + 8 + 12, 512);
+    vd_st_be16(l10 + 6, 16);
+    vd_st_be64(l10 + 8, (4u << 20) / 512);
+    vd_st_be32(l10 + 8 + 12, 512);
     l10[24] = 0x08;
     l10[25] = 0x12;
     uint8_t cdb[10] = { 0x55, 0x10 };
-    put16(cdb + 7, sizeof(l10));
+    vd_st_be16(cdb + 7, sizeof(l10));
     RUN(disk, &t, cdb, l10, sizeof(l10), NULL, 0);
     assert_good(&t);
     assert_false(vd_blk_write_cache(blk));
@@ -682,6 +682,160 @@ static void test_mode_select_flush_failure(void **state)
     assert_sense(&t, 0x3, 0x0c, 0x00);
 }
 
+/* WCE of the current caching page, read with MODE SENSE(6) on nexus. */
+static bool sense_wce(unsigned nexus)
+{
+    uint8_t data[64];
+    uint8_t cdb[6] = { 0x1a, 0x08, 0x08, 0, 64, 0 };
+    TCmd t;
+    run_nx(disk, &t, nexus, cdb, 6, NULL, 0, data, 64);
+    assert_good(&t);
+    assert_int_equal(data[4], 0x08);
+    return data[6] & 0x04;
+}
+
+/* TEST UNIT READY on nexus: the next unit attention must be 2A/01, then none. */
+static void expect_params_changed(unsigned nexus)
+{
+    uint8_t tur[6] = { 0 };
+    TCmd t;
+    run_nx(disk, &t, nexus, tur, 6, NULL, 0, NULL, 0);
+    assert_sense(&t, 0x6, 0x2a, 0x01);
+    run_nx(disk, &t, nexus, tur, 6, NULL, 0, NULL, 0);
+    assert_good(&t);
+}
+
+/* TEST UNIT READY on nexus finds no unit attention. */
+static void expect_no_ua(unsigned nexus)
+{
+    uint8_t tur[6] = { 0 };
+    TCmd t;
+    run_nx(disk, &t, nexus, tur, 6, NULL, 0, NULL, 0);
+    assert_good(&t);
+}
+
+/*
+ * Issue 1/8 finding 1 for SCSI: the guest turns the cache off, the HOST turns
+ * the backend's cache on.  Every nexus (the one that changed it included) gets
+ * MODE PARAMETERS CHANGED, then MODE SENSE shows WCE=1.  A freed disk stops listening.
+ */
+static void test_host_wce_change_unit_attention(void **state)
+{
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x00 };
+    TCmd t;
+    clear_power_on_ua(disk, 1);                           /* disk_new_ok cleared nexus 0's */
+    size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+    mode_select6(&t, 0x10, list, n, n);                   /* the guest's own change, on nexus 0 */
+    assert_good(&t);
+    expect_no_ua(0);
+    expect_params_changed(1);
+    assert_false(sense_wce(0));
+
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, true), 0);   /* the host's */
+    expect_params_changed(0);
+    expect_params_changed(1);
+    assert_true(sense_wce(0));
+    assert_true(sense_wce(1));
+
+    /* Free the disk: a host change must not reach it any more (ASan). */
+    vd_scsi_disk_free(disk);
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    disk = disk_new_ok(blk, 0);
+}
+
+/* Run a MODE SELECT CDB with no parameter list on nexus 0. */
+static void mode_select_cdb(TCmd *t, const uint8_t *cdb, size_t len)
+{
+    run_nx(disk, t, 0, cdb, len, NULL, 0, NULL, 0);
+}
+
+/*
+ * Issue 8/8 finding 8: MODE SELECT with RTD=1 (SPC-5) reverts every page to
+ * its defaults, whatever PF says: sdparm --defaults --defaults sends
+ * 55 02 00 ...; 55 12 00 ... and MODE SELECT(6) 15 02 00 ... do the same.
+ * Here the default is write-back: WCE comes back on, other nexuses get 2A/01.
+ */
+static void test_revert_to_defaults(void **state)
+{
+    static const uint8_t sdparm10[10] = { 0x55, 0x02, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t pf_rtd10[10] = { 0x55, 0x12, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t sdparm6[6] = { 0x15, 0x02, 0, 0, 0, 0 };
+    const uint8_t *cdbs[] = { sdparm10, pf_rtd10, sdparm6 };
+    const size_t lens[] = { 10, 10, 6 };
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x00 };
+    TCmd t;
+    clear_power_on_ua(disk, 1);
+    for (size_t i = 0; i < G_N_ELEMENTS(cdbs); i++) {
+        size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+        mode_select6(&t, 0x10, list, n, n);
+        assert_good(&t);
+        assert_false(vd_blk_write_cache(blk));
+        expect_params_changed(1);
+        mode_select_cdb(&t, cdbs[i], lens[i]);
+        assert_good(&t);
+        assert_true(vd_blk_write_cache(blk));
+        assert_true(sense_wce(0));
+        expect_params_changed(1);
+        /* Already at the defaults: nothing changes, no unit attention. */
+        mode_select_cdb(&t, cdbs[i], lens[i]);
+        assert_good(&t);
+        expect_no_ua(1);
+    }
+}
+
+/* RTD with write-through as the default: the revert flushes what the cache holds first; errors are reported. */
+static void test_revert_to_defaults_flushes(void **state)
+{
+    static const uint8_t sdparm10[10] = { 0x55, 0x02, 0, 0, 0, 0, 0, 0, 0, 0 };
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x04 };
+    TCmd t;
+    size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+    mode_select6(&t, 0x10, list, n, n);
+    assert_good(&t);
+    assert_true(vd_blk_write_cache(blk));
+    write_block(3, 0);
+    VdBlockStats a = blk_stats(blk);
+    mode_select_cdb(&t, sdparm10, 10);
+    assert_good(&t);
+    assert_false(vd_blk_write_cache(blk));
+    assert_int_equal(blk_stats(blk).host_fdatasync, a.host_fdatasync + 1);
+
+    /* The flush of the revert fails: WRITE ERROR, and the cache is off. */
+    mode_select6(&t, 0x10, list, n, n);
+    assert_good(&t);
+    write_block(4, 0);
+    vd_blk_inject_error(blk, VD_FAULT_FLUSH, EIO, 1);
+    mode_select_cdb(&t, sdparm10, 10);
+    assert_sense(&t, 0x3, 0x0c, 0x00);
+    assert_false(vd_blk_write_cache(blk));
+}
+
+/* RTD takes no parameter list; SP=1 stays refused; both leave WCE alone. */
+static void test_revert_to_defaults_errors(void **state)
+{
+    uint8_t list[64];
+    uint8_t caching[20] = { 0x08, 0x12, 0x00 };
+    TCmd t;
+    size_t n = ms6_list(list, 0, 0, NULL, caching, 20);
+    mode_select6(&t, 0x10, list, n, n);
+    assert_good(&t);
+    uint8_t cdb10[10] = { 0x55, 0x12, 0, 0, 0, 0, 0, 0, (uint8_t)n, 0 };
+    run_nx(disk, &t, 0, cdb10, 10, list, n, NULL, 0);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 7, -1);
+    mode_select6(&t, 0x02, list, n, n);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 4, -1);
+    uint8_t sp[10] = { 0x55, 0x03, 0, 0, 0, 0, 0, 0, 0, 0 };
+    mode_select_cdb(&t, sp, 10);
+    assert_sense(&t, 0x5, 0x24, 0x00);
+    assert_field(&t, true, 1, 0);
+    assert_false(vd_blk_write_cache(blk));
+}
+
 /* MODE SELECT on a read-only disk still switches WCE; MODE SENSE shows WP. */
 static void test_mode_sense_wp(void **state)
 {
@@ -712,6 +866,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode_select_unit_attention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_select_flush_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_sense_wp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_wce_change_unit_attention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revert_to_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revert_to_defaults_flushes, setup_wt, teardown),
+        cmocka_unit_test_setup_teardown(test_revert_to_defaults_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

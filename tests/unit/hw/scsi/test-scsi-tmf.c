@@ -180,6 +180,46 @@ static void test_nexus_reset(void **state)
     assert_sense(&u, 0x6, 0x29, 0x07);
 }
 
+/*
+ * A hard reset that turns the write cache off (write-through default) waits
+ * for its flush; a failed flush is not dropped: after 29/00 every nexus gets
+ * it as a deferred error (response code 71h, WRITE ERROR).
+ */
+static void test_hard_reset_flush_error(void **state)
+{
+    vd_scsi_disk_free(disk);
+    vd_blk_close(blk);
+    g_autofree char *opts = g_strdup_printf("file=%s,cache=writethrough", image);
+    blk = blk_open_ok(opts);
+    disk = disk_new_ok(blk, 0);
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, true), 0);
+    static uint8_t data[512];
+    uint8_t wr[10] = { 0x2a, 0, 0, 0, 0, 9, 0, 0, 1, 0 };
+    TCmd u;
+    run_nx(disk, &u, 0, wr, 10, data, sizeof(data), NULL, 0);
+    assert_sense(&u, 0x6, 0x2a, 0x01);                   /* the host's change above */
+    run_nx(disk, &u, 0, wr, 10, data, sizeof(data), NULL, 0);
+    assert_good(&u);
+    vd_blk_inject_error(blk, VD_FAULT_FLUSH, EIO, 1);
+    TmfResult r = { 0 };
+    vd_scsi_disk_hard_reset(disk, tmf_done, &r);
+    wait_tmf(&r);
+    while (vd_scsi_disk_in_flight(disk)) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    assert_false(vd_blk_write_cache(blk));
+    uint8_t tur[6] = { 0 };
+    for (unsigned nx = 0; nx < 2; nx++) {
+        run_nx(disk, &u, nx, tur, 6, NULL, 0, NULL, 0);
+        assert_sense(&u, 0x6, 0x29, 0x00);
+        run_nx(disk, &u, nx, tur, 6, NULL, 0, NULL, 0);
+        assert_sense(&u, 0x3, 0x0c, 0x00);
+        assert_int_equal(u.req.sense[0] & 0x7f, 0x71);
+        run_nx(disk, &u, nx, tur, 6, NULL, 0, NULL, 0);
+        assert_good(&u);
+    }
+}
+
 /* Hard reset: WCE back to the power-on value; 29/00 replaces older unit attentions. */
 static void test_hard_reset(void **state)
 {
@@ -258,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lun_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nexus_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hard_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hard_reset_flush_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_attention_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_commands_in_flight, setup, teardown),
     };

@@ -4,10 +4,15 @@
  * real virtio-blk request through a memfd memory table and eventfds,
  * GET_VRING_BASE, a disconnect with a request in flight, reconnection, and
  * a hostile front end (every malformed message drops only its connection).
+ * With I/O in flight, for virtio-blk and virtio-scsi: SET_MEM_TABLE (the
+ * old mapping stays until every answer is written) and GET_VRING_BASE
+ * (every request taken is in the used ring).
  */
 #include "block/block-backend.h"
 #include "hw/vhost-user.h"
 #include "hw/virtio-blk.h"
+#include "hw/virtio-scsi.h"
+#include "mock-driver.h"
 
 #include <glib/gstdio.h>
 
@@ -45,11 +50,14 @@ typedef struct Fx {
     char *dir, *sock, *img;
     VdBlockBackend *blk;
     VdVirtioBlk *dev;
+    VdVirtioScsi *scsi;    /* the drain tests' virtio-scsi (dev is NULL then) */
     VdVhostUserServer *srv;
     int c;                 /* the front end's socket */
     int memfd;
     uint8_t *mem;          /* our view of "guest memory" (GPA_BASE..) */
+    size_t mem_size;
     int kick, call;
+    int kicks[3];          /* the drain tests: one kick eventfd per ring */
 } Fx;
 
 /* Run everything the context has ready. */
@@ -71,13 +79,28 @@ static int connect_front_end(Fx *f)
     return c;
 }
 
-/* The server's drain op: iterate until the backend is idle. */
-static void drain_blk(void *opaque)
+/* The server's drain op: the device's drain API. */
+static void drain_blk(void *opaque, VdDrainFunc *cb, void *cb_opaque)
 {
-    vd_blk_drain(opaque);
+    vd_virtio_blk_drain(opaque, cb, cb_opaque);
 }
 
 static const VdVhostUserDeviceOps dev_ops = { .drain = drain_blk };
+
+/* Guest memory (a memfd of size bytes) and the eventfds. */
+static void guest_memory_new(Fx *f, size_t size)
+{
+    f->mem_size = size;
+    f->memfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(f->memfd, size), 0);
+    f->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+    assert_true(f->mem != MAP_FAILED);
+    f->kick = eventfd(0, EFD_CLOEXEC);
+    f->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    for (unsigned i = 0; i < 3; i++) {
+        f->kicks[i] = eventfd(0, EFD_CLOEXEC);
+    }
+}
 
 /* A 1 MiB image behind virtio-blk, served on a fresh socket, with one front end connected. */
 static int setup_server(void **state)
@@ -96,14 +119,9 @@ static int setup_server(void **state)
     VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = 64 };
     f->dev = vd_virtio_blk_new(f->blk, &conf, NULL, NULL);
     assert_non_null(f->dev);
-    f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->blk, NULL, NULL);
+    f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->dev, NULL, NULL);
     assert_non_null(f->srv);
-    f->memfd = memfd_create("guest", MFD_CLOEXEC);
-    assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
-    f->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
-    assert_true(f->mem != MAP_FAILED);
-    f->kick = eventfd(0, EFD_CLOEXEC);
-    f->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    guest_memory_new(f, MEM_SIZE);
     *state = f;
     f->c = connect_front_end(f);
     return 0;
@@ -118,11 +136,15 @@ static int teardown(void **state)
     pump();
     vd_vhost_user_server_free(f->srv);
     vd_virtio_blk_free(f->dev);
+    vd_virtio_scsi_free(f->scsi);
     vd_blk_close(f->blk);
-    munmap(f->mem, MEM_SIZE);
+    munmap(f->mem, f->mem_size);
     close(f->memfd);
     close(f->kick);
     close(f->call);
+    for (unsigned i = 0; i < 3; i++) {
+        close(f->kicks[i]);
+    }
     g_unlink(f->img);
     g_rmdir(f->dir);
     g_free(f->img);
@@ -216,15 +238,20 @@ static bool dropped(Fx *f)
     return recv(f->c, &b, 1, MSG_DONTWAIT) == 0;
 }
 
-/* Protocol features with REPLY_ACK, then the device features. */
-static void negotiate(Fx *f)
+/* Protocol features with REPLY_ACK, then the given device features. */
+static void negotiate_features(Fx *f, uint64_t feat)
 {
     uint64_t pf = get_u64(f, VD_VHOST_USER_GET_PROTOCOL_FEATURES);
     assert_int_equal(pf, (1u << VD_VHOST_USER_PROTOCOL_F_MQ) | (1u << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK) |
                              (1u << VD_VHOST_USER_PROTOCOL_F_CONFIG));
     send_msg(f, VD_VHOST_USER_SET_PROTOCOL_FEATURES, 1, &pf, 8, NULL, 0);
-    uint64_t feat = ACK_FEATURES;
     assert_int_equal(acked(f, VD_VHOST_USER_SET_FEATURES, &feat, 8, NULL, 0), 0);
+}
+
+/* Protocol features with REPLY_ACK, then the virtio-blk features. */
+static void negotiate(Fx *f)
+{
+    negotiate_features(f, ACK_FEATURES);
 }
 
 /* GET_CONFIG of the whole virtio-blk config space. */
@@ -568,6 +595,324 @@ static void test_random_messages(void **state)
     assert_true(st.messages > 150 && st.bad_messages > 20);   /* both paths were exercised */
 }
 
+/* ---- drain with I/O in flight (issue 17 #1 and #2), for virtio-blk and virtio-scsi ---- */
+#define BIG_MEM     (34u << 20)                     /* rings and headers, then the data buffer */
+#define BIG_IMG     (64u << 20)
+#define BIG_QSZ     128
+#define B_RING(i)   (GPA_BASE + 0x4000ull * (i))    /* desc +0, avail +0x800, used +0x1000 */
+#define B_HDR(n)    (GPA_BASE + 0x10000 + 0x100ull * (n))
+#define B_RESP(n)   (GPA_BASE + 0x20000 + 0x100ull * (n))
+#define B_DATA      (GPA_BASE + (1u << 20))
+#define SCSI_REQ    (VD_VIRTIO_SCSI_REQ_HDR + VD_VIRTIO_SCSI_CDB_DEFAULT)
+#define SCSI_RESP   (VD_VIRTIO_SCSI_RESP_HDR + VD_VIRTIO_SCSI_SENSE_DEFAULT)
+#define SCSI_READ_BLOCKS 65535u                     /* READ(10) of 65535 blocks, as the fuzzer sent */
+#define BLK_READ_BYTES   (1u << 20)                 /* virtio-blk: one segment of SIZE_MAX */
+
+/* The virtio-scsi server's drain op. */
+static void drain_scsi(void *opaque, VdDrainFunc *cb, void *cb_opaque)
+{
+    vd_virtio_scsi_drain(opaque, cb, cb_opaque);
+}
+
+static const VdVhostUserDeviceOps scsi_ops = { .drain = drain_scsi };
+
+/* A 64 MiB image behind virtio-blk or virtio-scsi (one request queue), BIG_MEM of guest memory, connected. */
+static void big_new(void **state, bool scsi)
+{
+    Fx *f = g_new0(Fx, 1);
+    f->dir = g_dir_make_tmp("vhost-XXXXXX", NULL);
+    f->sock = g_build_filename(f->dir, "s.sock", NULL);
+    f->img = g_build_filename(f->dir, "d.img", NULL);
+    FILE *fp = fopen(f->img, "w");
+    assert_non_null(fp);
+    assert_int_equal(ftruncate(fileno(fp), BIG_IMG), 0);
+    fclose(fp);
+    /* virtio-blk answers straight from the backend callback: hold its reads in the mock driver */
+    static const MockConfig mock = { .fua = VD_FUA_NATIVE, .dsync = true, .zero = true };
+    mock_reset(&mock);
+    g_autofree char *o = scsi ? g_strdup_printf("file=%s,cache=writeback", f->img)
+                              : g_strdup_printf("driver=mock,size=%u", BIG_IMG);
+    f->blk = vd_blk_open(o, NULL, NULL);
+    assert_non_null(f->blk);
+    if (scsi) {
+        VdVirtioScsiConf conf = { .num_queues = 1, .queue_size = BIG_QSZ };
+        f->scsi = vd_virtio_scsi_new(&conf, NULL, NULL);
+        assert_non_null(f->scsi);
+        assert_true(vd_virtio_scsi_add_lun(f->scsi, f->blk, 0, NULL, NULL));
+        f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_scsi_device(f->scsi), &scsi_ops, f->scsi, NULL, NULL);
+    } else {
+        VdVirtioBlkConf conf = { .num_queues = 1, .queue_size = BIG_QSZ };
+        f->dev = vd_virtio_blk_new(f->blk, &conf, NULL, NULL);
+        assert_non_null(f->dev);
+        f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->dev, NULL, NULL);
+    }
+    assert_non_null(f->srv);
+    guest_memory_new(f, BIG_MEM);
+    *state = f;
+    f->c = connect_front_end(f);
+}
+
+/* cmocka setup: virtio-blk on the mock driver. */
+static int setup_big_blk(void **state) { big_new(state, false); return 0; }
+/* cmocka setup: virtio-scsi on an image file. */
+static int setup_big_scsi(void **state) { big_new(state, true); return 0; }
+
+/* Requests the device took whose answer is not yet in guest memory. */
+static unsigned in_flight(Fx *f)
+{
+    return f->scsi ? vd_virtio_scsi_in_flight(f->scsi) : vd_virtio_blk_in_flight(f->dev);
+}
+
+/* The ring that carries reads: virtio-scsi's first request queue, virtio-blk's queue 0. */
+static unsigned io_ring(Fx *f)
+{
+    return f->scsi ? 2 : 0;
+}
+
+/* Used index of ring i in guest memory. */
+static uint16_t ring_used(Fx *f, unsigned i)
+{
+    uint16_t v;
+    memcpy(&v, f->mem + B_RING(i) + 0x1000 + 2 - GPA_BASE, 2);
+    return v;
+}
+
+/* Configure, start and enable ring i at the B_RING layout. */
+static void big_ring(Fx *f, unsigned i)
+{
+    uint32_t num[2] = { i, BIG_QSZ };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);
+    uint8_t addr[40] = { 0 };
+    uint64_t base = UVA_BASE + (B_RING(i) - GPA_BASE);
+    uint64_t a[4] = { base, base + 0x1000, base + 0x800, 0 };   /* desc, used, avail, log */
+    memcpy(addr, &i, 4);
+    memcpy(addr + 8, a, 32);
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_ADDR, addr, 40, NULL, 0), 0);
+    uint32_t b[2] = { i, 0 };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_BASE, b, 8, NULL, 0), 0);
+    uint64_t idx = i;
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_CALL, &idx, 8, &f->call, 1), 0);
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_KICK, &idx, 8, &f->kicks[i], 1), 0);
+    uint32_t en[2] = { i, 1 };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_ENABLE, en, 8, NULL, 0), 0);
+}
+
+/* Negotiate, map BIG_MEM, start the rings the device uses. */
+static void big_start(Fx *f)
+{
+    negotiate_features(f, (1ull << VD_VIRTIO_F_VERSION_1) | F_PROTOCOL);
+    assert_int_equal(set_mem_table(f, BIG_MEM), 0);
+    big_ring(f, 0);
+    if (f->scsi) {
+        big_ring(f, 2);
+    }
+}
+
+/* Publish a chain of three descriptors (readable first) as avail entry n of ring i. */
+static void post_chain(Fx *f, unsigned i, unsigned n, const uint64_t desc[3][2], unsigned nout)
+{
+    unsigned d = 3 * n;
+    for (unsigned k = 0; k < 3; k++) {
+        uint64_t at = B_RING(i) + 16 * (d + k);
+        g64(f, at, desc[k][0]);
+        g32(f, at + 8, desc[k][1]);
+        g16(f, at + 12, (k < 2 ? VD_VRING_DESC_F_NEXT : 0) | (k >= nout ? VD_VRING_DESC_F_WRITE : 0));
+        g16(f, at + 14, d + k + 1);
+    }
+    g16(f, B_RING(i) + 0x800 + 4 + 2 * (n % BIG_QSZ), d);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    g16(f, B_RING(i) + 0x800 + 2, n + 1);
+}
+
+/* A long read as avail entry n of the I/O ring (virtio-blk IN of 1 MiB; READ(10) of 65535 blocks). */
+static void post_read(Fx *f, unsigned n)
+{
+    memset(f->mem + B_RESP(n) - GPA_BASE, 0xff, SCSI_RESP);
+    if (f->scsi) {
+        uint8_t *h = f->mem + B_HDR(n) - GPA_BASE;
+        static const uint8_t lun[8] = { 1, 0, 0x40, 0 };
+        memset(h, 0, SCSI_REQ);
+        memcpy(h, lun, 8);
+        g64(f, B_HDR(n) + 8, n);                                  /* tag */
+        uint8_t cdb[10] = { 0x28, 0, 0, 0, 0, 0, 0, SCSI_READ_BLOCKS >> 8, SCSI_READ_BLOCKS & 0xff, 0 };
+        memcpy(h + VD_VIRTIO_SCSI_REQ_HDR, cdb, sizeof(cdb));
+        const uint64_t desc[3][2] = { { B_HDR(n), SCSI_REQ }, { B_RESP(n), SCSI_RESP },
+                                      { B_DATA, SCSI_READ_BLOCKS * 512ull } };
+        post_chain(f, io_ring(f), n, desc, 1);
+        return;
+    }
+    g32(f, B_HDR(n), VD_VIRTIO_BLK_T_IN);
+    g32(f, B_HDR(n) + 4, 0);
+    g64(f, B_HDR(n) + 8, 0);
+    const uint64_t desc[3][2] = { { B_HDR(n), 16 }, { B_DATA, BLK_READ_BYTES }, { B_RESP(n), 1 } };
+    post_chain(f, io_ring(f), n, desc, 1);
+}
+
+/* The answer of read n as written to guest memory: the virtio-scsi response byte, the virtio-blk status. */
+static uint8_t read_answer(Fx *f, unsigned n)
+{
+    return f->mem[B_RESP(n) + (f->scsi ? 11 : 0) - GPA_BASE];
+}
+
+/* Release the held mock reads after a pause, from another thread. */
+static gpointer release_later(gpointer unused)
+{
+    g_usleep(100 * 1000);
+    mock_release(MOCK_READ);
+    return NULL;
+}
+
+/*
+ * Queue and kick count reads, and let the server take them (one loop
+ * iteration: nothing can complete yet).  virtio-blk's reads are held in the
+ * mock driver and released 100 ms later; the returned thread is joined by
+ * reads_join.
+ */
+static GThread *reads_in_flight(Fx *f, unsigned count)
+{
+    GThread *t = NULL;
+    if (!f->scsi) {
+        mock_hold(MOCK_READ);
+    }
+    for (unsigned n = 0; n < count; n++) {
+        post_read(f, n);
+    }
+    eventfd_write(f->kicks[io_ring(f)], 1);
+    g_main_context_iteration(NULL, FALSE);
+    assert_int_equal(in_flight(f), count);
+    if (!f->scsi) {
+        mock_wait_held(MOCK_READ, 1);
+        t = g_thread_new("release", release_later, NULL);
+    }
+    return t;
+}
+
+/* Join the releasing thread, if any. */
+static void reads_join(GThread *t)
+{
+    if (t) {
+        g_thread_join(t);
+    }
+}
+
+/* Send SET_MEM_TABLE (NEED_REPLY) with the same memfd plus one new region; the ack is read later. */
+static void mem_table_plus_one_send(Fx *f)
+{
+    int extra = memfd_create("hotplug", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(extra, 1 << 20), 0);
+    uint8_t p[8 + 64] = { 0 };
+    uint32_t n = 2;
+    uint64_t r[8] = { GPA_BASE, BIG_MEM, UVA_BASE, 0, 0x40000000, 1 << 20, UVA_BASE + 0x40000000, 0 };
+    memcpy(p, &n, 4);
+    memcpy(p + 8, r, 64);
+    int fds[2] = { f->memfd, extra };
+    send_msg(f, VD_VHOST_USER_SET_MEM_TABLE, VD_VHOST_USER_VERSION | VD_VHOST_USER_NEED_REPLY, p, sizeof(p), fds, 2);
+    close(extra);
+}
+
+/* Read the REPLY_ACK of SET_MEM_TABLE (0: success). */
+static uint64_t mem_table_ack(Fx *f)
+{
+    uint64_t v = 99;
+    assert_int_equal(recv_reply(f, VD_VHOST_USER_SET_MEM_TABLE, &v, sizeof(v)), 8);
+    return v;
+}
+
+/* SET_MEM_TABLE with the same memfd plus one new region, acked. */
+static void mem_table_plus_one(Fx *f)
+{
+    mem_table_plus_one_send(f);
+    assert_int_equal(mem_table_ack(f), 0);
+}
+
+/*
+ * SET_MEM_TABLE with 40 long reads in flight: every answer lands before the
+ * old mapping goes.  A read queued and kicked while the message waits is
+ * remembered and served through the new table.
+ */
+static void test_mem_table_with_io_in_flight(void **state)
+{
+    Fx *f = *state;
+    big_start(f);
+    GThread *t = reads_in_flight(f, 40);
+    mem_table_plus_one_send(f);
+    post_read(f, 40);
+    eventfd_write(f->kicks[io_ring(f)], 1);
+    pump();
+    assert_int_equal(mem_table_ack(f), 0);
+    reads_join(t);
+    assert_true(ring_used(f, io_ring(f)) >= 40);
+    for (unsigned n = 0; n < 40; n++) {
+        assert_int_equal(read_answer(f, n), 0);   /* VIRTIO_SCSI_S_OK / VIRTIO_BLK_S_OK */
+    }
+    for (int i = 0; i < 5000 && ring_used(f, io_ring(f)) != 41; i++) {
+        pump();
+        g_usleep(1000);
+    }
+    assert_int_equal(ring_used(f, io_ring(f)), 41);
+    assert_int_equal(read_answer(f, 40), 0);
+}
+
+/* SET_MEM_TABLE while an ABORT TASK of an unknown tag waits for the idle source to answer it. */
+static void test_mem_table_with_tmf_pending(void **state)
+{
+    Fx *f = *state;
+    big_start(f);
+    uint8_t *h = f->mem + B_HDR(0) - GPA_BASE;
+    static const uint8_t lun[8] = { 1, 0, 0x40, 0 };
+    memset(h, 0, VD_VIRTIO_SCSI_TMF_REQ);
+    g32(f, B_HDR(0), VD_VIRTIO_SCSI_T_TMF);
+    g32(f, B_HDR(0) + 4, VD_VIRTIO_SCSI_T_TMF_ABORT_TASK);
+    memcpy(h + 8, lun, 8);
+    g64(f, B_HDR(0) + 16, 0xdead);
+    f->mem[B_RESP(0) - GPA_BASE] = 0xff;
+    f->mem[B_RESP(1) - GPA_BASE] = 0xff;
+    const uint64_t desc[3][2] = { { B_HDR(0), VD_VIRTIO_SCSI_TMF_REQ }, { B_RESP(0), 1 }, { B_RESP(1), 1 } };
+    post_chain(f, 0, 0, desc, 1);
+    eventfd_write(f->kicks[0], 1);
+    g_main_context_iteration(NULL, FALSE);
+    assert_int_equal(in_flight(f), 1);
+    mem_table_plus_one(f);
+    assert_int_equal(in_flight(f), 0);
+    assert_int_equal(ring_used(f, 0), 1);
+    assert_int_equal(f->mem[B_RESP(0) - GPA_BASE], VD_VIRTIO_SCSI_S_FUNCTION_COMPLETE);
+}
+
+/* GET_VRING_BASE with 21 reads in flight: last_avail 21, and all 21 are in the used ring. */
+static void test_get_vring_base_with_io_in_flight(void **state)
+{
+    Fx *f = *state;
+    big_start(f);
+    GThread *t = reads_in_flight(f, 21);
+    uint32_t st[2] = { io_ring(f), 0 };
+    send_msg(f, VD_VHOST_USER_GET_VRING_BASE, 1, st, 8, NULL, 0);
+    assert_int_equal(recv_reply(f, VD_VHOST_USER_GET_VRING_BASE, st, 8), 8);
+    reads_join(t);
+    assert_int_equal(st[0], io_ring(f));
+    assert_int_equal(st[1], 21);
+    assert_int_equal(ring_used(f, io_ring(f)), 21);
+    assert_int_equal(in_flight(f), 0);
+    for (unsigned n = 0; n < 21; n++) {
+        assert_int_equal(read_answer(f, n), 0);
+    }
+}
+
+/* SET_VRING_ENABLE 0 with 21 reads in flight: the ack comes once all 21 are in the used ring. */
+static void test_vring_disable_with_io_in_flight(void **state)
+{
+    Fx *f = *state;
+    big_start(f);
+    GThread *t = reads_in_flight(f, 21);
+    uint32_t en[2] = { io_ring(f), 0 };
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_ENABLE, en, 8, NULL, 0), 0);
+    reads_join(t);
+    assert_int_equal(ring_used(f, io_ring(f)), 21);
+    assert_int_equal(in_flight(f), 0);
+    for (unsigned n = 0; n < 21; n++) {
+        assert_int_equal(read_answer(f, n), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +922,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_messages, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup_server, teardown),
+        { "mem_table_with_io_in_flight/blk", test_mem_table_with_io_in_flight, setup_big_blk, teardown, NULL },
+        { "mem_table_with_io_in_flight/scsi", test_mem_table_with_io_in_flight, setup_big_scsi, teardown, NULL },
+        { "mem_table_with_tmf_pending/scsi", test_mem_table_with_tmf_pending, setup_big_scsi, teardown, NULL },
+        { "get_vring_base_with_io_in_flight/blk", test_get_vring_base_with_io_in_flight, setup_big_blk, teardown,
+          NULL },
+        { "get_vring_base_with_io_in_flight/scsi", test_get_vring_base_with_io_in_flight, setup_big_scsi, teardown,
+          NULL },
+        { "vring_disable_with_io_in_flight/blk", test_vring_disable_with_io_in_flight, setup_big_blk, teardown,
+          NULL },
+        { "vring_disable_with_io_in_flight/scsi", test_vring_disable_with_io_in_flight, setup_big_scsi, teardown,
+          NULL },
     };
+    if (g_getenv("VD_TEST_FILTER")) {
+        cmocka_set_test_filter(g_getenv("VD_TEST_FILTER"));   /* run one test (e.g. to check a mutation) */
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hw/virtio-blk.h"
+#include "mock-driver.h"
 #include "vguest.h"
 
 #define RAM     (4u << 20)
@@ -47,7 +48,10 @@ static Fix *fix_new(const char *opts, const VdVirtioBlkConf *conf)
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, DISK), 0);
     close(fd);
-    g_autofree char *o = g_strdup_printf("file=%s%s%s", f->path, opts ? "," : "", opts ? opts : "");
+    /* "driver=..." options open that driver instead of the image file */
+    g_autofree char *o = opts && g_str_has_prefix(opts, "driver=")
+                             ? g_strdup(opts)
+                             : g_strdup_printf("file=%s%s%s", f->path, opts ? "," : "", opts ? opts : "");
     GError *err = NULL;
     f->blk = vd_blk_open(o, NULL, &err);
     if (!f->blk) {
@@ -342,10 +346,19 @@ static void test_guest_without_flush(void **state)
     fix_free(f);
 }
 
-/* GET_ID returns the serial (or the drive id), NUL padded to 20 bytes. */
+/* Issue GET_ID and return the 20 bytes in a NUL-terminated string. */
+static char *get_id(Fix *f)
+{
+    uint64_t id = vg_alloc(&f->g, 20);
+    memset(vg_ptr(&f->g, id), 0x55, 20);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_GET_ID, 0, id, 20), VD_VIRTIO_BLK_S_OK);
+    return g_strndup(vg_ptr(&f->g, id), 20);
+}
+
+/* GET_ID returns the serial, NUL padded to 20 bytes. */
 static void test_get_id(void **state)
 {
-    VdVirtioBlkConf conf = { .serial = "SERIAL-0123456789-ABCDEF", .drive_id = "drive0" };
+    VdVirtioBlkConf conf = { .serial = "SERIAL-0123456789-ABCDEF" };
     Fix *f = fix_new(NULL, &conf);
     start(f, ALL_FEATURES, 1);
     uint64_t id = vg_alloc(&f->g, 32);
@@ -355,15 +368,103 @@ static void test_get_id(void **state)
     assert_int_equal(*(uint8_t *)vg_ptr(&f->g, id + 20), 0x55);     /* nothing beyond 20 bytes */
     assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_GET_ID, 0, id, 8), VD_VIRTIO_BLK_S_IOERR);
     fix_free(f);
+}
 
-    VdVirtioBlkConf conf2 = { .drive_id = "drive7" };
-    f = fix_new(NULL, &conf2);
+/*
+ * Without serial= the ID is the image's own (vd_blk_unique_id): two images
+ * give two IDs, the same image opened again later gives the same one.
+ */
+static void test_default_id_per_image(void **state)
+{
+    Fix *a = fix_new(NULL, NULL);
+    Fix *b = fix_new(NULL, NULL);
+    start(a, ALL_FEATURES, 1);
+    start(b, ALL_FEATURES, 1);
+    g_autofree char *ida = get_id(a);
+    g_autofree char *idb = get_id(b);
+    assert_int_equal(strlen(ida), VD_BLK_UNIQUE_ID_LEN);
+    assert_string_equal(ida, vd_blk_unique_id(a->blk));
+    assert_string_not_equal(ida, idb);
+    fix_free(b);
+
+    /* Close the first image and open the same file again. */
+    g_autofree char *o = g_strdup_printf("file=%s", a->path);
+    vd_virtio_mmio_free(a->mmio);
+    vd_virtio_blk_free(a->dev);
+    vd_blk_close(a->blk);
+    a->blk = vd_blk_open(o, NULL, NULL);
+    assert_non_null(a->blk);
+    a->dev = vd_virtio_blk_new(a->blk, NULL, a->bus, NULL);
+    a->mmio = vd_virtio_mmio_new(a->bus, BASE, 0x200, IRQ, vd_virtio_blk_device(a->dev), NULL);
+    vg_init(&a->g, a->bus, BASE, IRQ);
+    start(a, ALL_FEATURES, 1);
+    g_autofree char *again = get_id(a);
+    assert_string_equal(ida, again);
+    fix_free(a);
+}
+
+/*
+ * Issue 1/8 finding 1: the guest turns the cache off, the HOST turns the
+ * backend's cache on.  The guest must read writeback=1, with a new config
+ * generation and a configuration-change interrupt; its own changes raise none.
+ */
+static void test_host_write_cache_change(void **state)
+{
+    Fix *f = fix_new("cache=writeback", NULL);
     start(f, ALL_FEATURES, 1);
-    id = vg_alloc(&f->g, 20);
-    memset(vg_ptr(&f->g, id), 0x55, 20);
-    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_GET_ID, 0, id, 20), VD_VIRTIO_BLK_S_OK);
-    static const char expect[20] = "drive7";
-    assert_memory_equal(vg_ptr(&f->g, id), expect, 20);
+    vg_ack(&f->g);
+    uint32_t gen0 = vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION);
+    set_writeback(f, 0);                                   /* the guest's own change */
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_equal(vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION), gen0);
+    assert_int_equal(vg_ack(&f->g) & VD_VIRTIO_ISR_CONFIG, 0);
+
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, true), 0);   /* the host's */
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 1);
+    assert_true(vd_virtio_blk_writeback(f->dev));
+    uint32_t gen1 = vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION);
+    assert_int_not_equal(gen1, gen0);
+    assert_int_equal(vg_ack(&f->g) & VD_VIRTIO_ISR_CONFIG, VD_VIRTIO_ISR_CONFIG);
+    assert_int_equal(dstats(f).wce_host_changes, 1);
+
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, false), 0);  /* and back */
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_not_equal(vg_rd(&f->g, VD_VMMIO_CONFIG_GENERATION), gen1);
+    assert_int_equal(vg_ack(&f->g) & VD_VIRTIO_ISR_CONFIG, VD_VIRTIO_ISR_CONFIG);
+    assert_int_equal(dstats(f).wce_host_changes, 2);
+
+    /* A freed device no longer listens: a host change after it must not touch it (ASan). */
+    vd_virtio_mmio_free(f->mmio);
+    vd_virtio_blk_free(f->dev);                  /* its reset put the default (on) back */
+    assert_true(vd_blk_write_cache(f->blk));
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, false), 0);
+    vd_blk_close(f->blk);
+    vd_bus_free(f->bus);
+    unlink(f->path);
+    g_free(f);
+}
+
+/*
+ * The guest turns the cache off and the flush of that change fails: a config
+ * write has no status, so the device counts it and every later FLUSH and
+ * durable write reports IOERR (the backend's sticky error).
+ */
+static void test_writeback_off_flush_error(void **state)
+{
+    Fix *f = fix_new("cache=writeback", NULL);
+    start(f, ALL_FEATURES, 1);
+    uint64_t w = pattern(f, 4096, 3);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_OUT, 0, w, 4096), VD_VIRTIO_BLK_S_OK);
+    vd_blk_inject_error(f->blk, VD_FAULT_FLUSH, EIO, 1);
+    set_writeback(f, 0);
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_equal(dstats(f).wce_flush_errors, 1);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_OUT, 8, w, 4096), VD_VIRTIO_BLK_S_IOERR);
+    assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_FLUSH, 0, 0, 0), VD_VIRTIO_BLK_S_IOERR);
+    GString *str = g_string_new(NULL);
+    vd_virtio_blk_format_stats(f->dev, str);
+    assert_non_null(strstr(str->str, "wce_flush_errors=1"));
+    g_string_free(str, TRUE);
     fix_free(f);
 }
 
@@ -578,22 +679,60 @@ static void test_bad_layout(void **state)
     fix_free(f);
 }
 
-/* A reset with I/O in flight: nothing is written to the (old) rings afterwards. */
+/* Release the held calls of one kind after a pause, from another thread. */
+static gpointer release_later(gpointer op)
+{
+    g_usleep(200 * 1000);
+    mock_release(GPOINTER_TO_INT(op));
+    return NULL;
+}
+
+/*
+ * A reset with I/O in flight finishes from a callback: status keeps reading
+ * non-zero until the old read ended (virtio 1.2, 2.4.1), the register write
+ * does not wait, and nothing is written to the (old) rings afterwards.
+ */
 static void test_reset_in_flight(void **state)
 {
-    Fix *f = fix_new(NULL, NULL);
+    static const MockConfig mock = { .fua = VD_FUA_NATIVE, .dsync = true, .zero = true };
+    mock_reset(&mock);
+    Fix *f = fix_new("driver=mock,size=4M", NULL);
     start(f, ALL_FEATURES, 1);
     uint64_t r = vg_alloc(&f->g, 65536);
     Req rq = build(f, 0, VD_VIRTIO_BLK_T_IN, 0, r, 65536);
     uint64_t used = f->g.q[0].used;
+    mock_hold(MOCK_READ);
     vg_publish(&f->g, 0, rq.head);
     vg_kick(&f->g, 0);
-    vg_wr(&f->g, VD_VMMIO_STATUS, 0);                    /* reset while the read is in flight */
-    assert_int_equal(vd_blk_in_flight(f->blk), 0);       /* the reset drained it */
+    mock_wait_held(MOCK_READ, 1);
+    GThread *t = g_thread_new("release", release_later, GINT_TO_POINTER(MOCK_READ));
+    vg_wr(&f->g, VD_VMMIO_STATUS, 0);                    /* reset while the read is held */
+    assert_int_not_equal(vg_rd(&f->g, VD_VMMIO_STATUS), 0);
+    assert_int_equal(vd_virtio_blk_in_flight(f->dev), 1);
+    assert_true(vg_reset(&f->g));                        /* reads 0 once the read has ended */
+    g_thread_join(t);
+    assert_int_equal(vd_blk_in_flight(f->blk), 0);
+    assert_int_equal(vd_virtio_blk_in_flight(f->dev), 0);
     assert_int_equal(*(uint16_t *)vg_ptr(&f->g, used + 2), 0);
     assert_int_equal(*(uint8_t *)vg_ptr(&f->g, rq.status), 0xee);
     start(f, ALL_FEATURES, 1);
     assert_int_equal(request(f, 0, VD_VIRTIO_BLK_T_IN, 0, r, 4096), VD_VIRTIO_BLK_S_OK);
+    fix_free(f);
+}
+
+/* Two adjacent requests without data (header and status only) in one kick: both answered, never merged. */
+static void test_merge_without_data(void **state)
+{
+    Fix *f = fix_new(NULL, NULL);
+    start(f, ALL_FEATURES, 1);
+    Req a = build(f, 0, VD_VIRTIO_BLK_T_OUT, 8, 0, 0);
+    Req b = build(f, 0, VD_VIRTIO_BLK_T_OUT, 8, 0, 0);
+    vg_publish(&f->g, 0, a.head);
+    vg_publish(&f->g, 0, b.head);
+    vg_kick(&f->g, 0);
+    assert_int_equal(finish(f, 0, a, NULL), VD_VIRTIO_BLK_S_OK);
+    assert_int_equal(finish(f, 0, b, NULL), VD_VIRTIO_BLK_S_OK);
+    assert_int_equal(dstats(f).merged_requests, 0);
     fix_free(f);
 }
 
@@ -667,6 +806,9 @@ int main(void)
         cmocka_unit_test(test_writeback_needs_config_wce),
         cmocka_unit_test(test_guest_without_flush),
         cmocka_unit_test(test_get_id),
+        cmocka_unit_test(test_default_id_per_image),
+        cmocka_unit_test(test_host_write_cache_change),
+        cmocka_unit_test(test_writeback_off_flush_error),
         cmocka_unit_test(test_discard_write_zeroes),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_multiqueue),
@@ -674,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_backend_error),
         cmocka_unit_test(test_bad_layout),
         cmocka_unit_test(test_reset_in_flight),
+        cmocka_unit_test(test_merge_without_data),
         cmocka_unit_test(test_overfilled_ring_resumes),
         cmocka_unit_test(test_random_requests),
     };

@@ -63,10 +63,21 @@ uint64_t vg_device_features(VGuest *g)
     return hi << 32 | vg_rd(g, VD_VMMIO_DEVICE_FEATURES);
 }
 
+/* Write 0 to status and wait (running the loop) until it reads back 0 (virtio 1.2, 2.4.1); false on timeout. */
+bool vg_reset(VGuest *g)
+{
+    vg_wr(g, VD_VMMIO_STATUS, 0);
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (vg_rd(g, VD_VMMIO_STATUS) != 0 && g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+    }
+    return vg_rd(g, VD_VMMIO_STATUS) == 0;
+}
+
 /* The virtio 1.2 3.1.1 initialisation sequence up to FEATURES_OK. */
 bool vg_negotiate(VGuest *g, uint64_t features)
 {
-    vg_wr(g, VD_VMMIO_STATUS, 0);
+    vg_reset(g);
     for (unsigned i = 0; i < VG_MAX_QUEUES; i++) {
         memset(&g->q[i], 0, sizeof(g->q[i]));
     }

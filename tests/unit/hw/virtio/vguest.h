@@ -45,6 +45,8 @@ void *vg_ptr(VGuest *g, uint64_t gpa);
 /* Allocate zeroed guest RAM, 16-byte aligned. */
 uint64_t vg_alloc(VGuest *g, uint64_t len);
 /* Reset, ACKNOWLEDGE, DRIVER, write features, FEATURES_OK; true if FEATURES_OK stuck. */
+/* Reset the device and wait until status reads 0 (running the default context); false on timeout. */
+bool vg_reset(VGuest *g);
 bool vg_negotiate(VGuest *g, uint64_t features);
 uint64_t vg_device_features(VGuest *g);
 /* Set up queue q with num entries; true if QueueReady reads back 1. */

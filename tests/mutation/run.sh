@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# run.sh - seeded-mutation check: break one durability rule at a time and show
+# that the test suite notices.  Each line of mutations.txt names a rule, the
+# file, a perl substitution that must match exactly once, and the tests that
+# must fail with it.  The tree is copied to a scratch work tree (HEAD), so the
+# checkout is never modified.  This is a tool, not a test: it rebuilds once
+# per mutation (a few minutes in all).
+#
+#   bash tests/mutation/run.sh [ID ...]     # default: every mutation
+#
+# Output: one line per mutation, "KILLED id by test" or "SURVIVED id", and a
+# closing "N killed, N survived, N stale" line; exit 1 unless all are killed.
+set -uo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+list=$src/tests/mutation/mutations.txt
+scratch=$(mktemp -d /tmp/vdisk-mutation.XXXXXX)
+trap 'git -C "$src" worktree remove --force "$scratch/tree" >/dev/null 2>&1; rm -rf "$scratch"' EXIT
+git -C "$src" worktree add --detach -q "$scratch/tree" HEAD
+tree=$scratch/tree
+meson setup "$tree/build" "$tree" -Dbuildtype=debug -Dwerror=false >/dev/null || exit 1
+ninja -C "$tree/build" >/dev/null || { echo "baseline build failed"; exit 1; }
+
+killed=0 survived=0 stale=0
+while IFS='|' read -r id file subst tests; do
+  id=$(echo "$id" | xargs); file=$(echo "$file" | xargs); tests=$(echo "$tests" | xargs)
+  [ -z "$id" ] || [ "${id:0:1}" = "#" ] && continue
+  [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$id" && continue
+  subst=$(echo "$subst" | sed 's/^ *//;s/ *$//')
+  cp "$tree/$file" "$scratch/orig"
+  n=$(MUT="$subst" perl -0ne 'BEGIN{$n=0} $n += eval "\$_ =~ $ENV{MUT}"; END{print $n}' "$tree/$file")
+  if [ "$n" != 1 ]; then
+    echo "STALE    $id ($file: the substitution matched $n times)"; stale=$((stale + 1)); continue
+  fi
+  MUT="$subst" perl -0pi -e 'eval "\$_ =~ $ENV{MUT}"' "$tree/$file"
+  if ! ninja -C "$tree/build" >/dev/null 2>&1; then
+    echo "STALE    $id (does not build)"; stale=$((stale + 1))
+  else
+    who=""
+    for t in $tests; do
+      if ! meson test -C "$tree/build" --no-rebuild "$t" >/dev/null 2>&1; then who="$who $t"; fi
+    done
+    if [ -n "$who" ]; then echo "KILLED   $id by$who"; killed=$((killed + 1))
+    else echo "SURVIVED $id (ran: $tests)"; survived=$((survived + 1)); fi
+  fi
+  cp "$scratch/orig" "$tree/$file"
+done < "$list"
+ninja -C "$tree/build" >/dev/null 2>&1
+echo "$killed killed, $survived survived, $stale stale"
+[ "$survived" = 0 ] && [ "$stale" = 0 ]
