@@ -1,14 +1,18 @@
 /*
- * aio-uring.c - the io_uring engine (aio=io_uring).
+ * aio-uring.c - the io_uring engine (aio=io_uring, the default), VdEngineOps.
  *
- * Single-step requests go straight to io_uring: an aligned read, an aligned
- * write (plain; or, with O_DIRECT, RWF_DSYNC for native FUA or on the O_DSYNC
- * descriptor), and a flush that is only an fdatasync.  Durable buffered
- * writes stay in the pool (see single_op_fd).  Everything with several steps
- * (bounce/RMW, emulated FUA, write-zeroes, discard, stage-1 flushes) and
- * anything with an injected fault pending goes to the thread pool, which
- * runs the same driver operations.  A short read or write is run again, as
- * a whole, through the thread pool.
+ * A request that is one host op goes straight to io_uring: an aligned read,
+ * an aligned write (plain; or, with O_DIRECT, a durable one: RWF_DSYNC for
+ * native FUA or on the O_DSYNC descriptor), and a flush that is only an
+ * fdatasync.  The op is prepared by the driver through the checkpoint
+ * (vd_driver_prepare), so its descriptor and RWF flags are the ones the
+ * pool path would use, and it is counted from the SQE actually submitted.
+ * Everything with several steps (bounce/RMW, emulated FUA, write-zeroes,
+ * discard, stage-1 flushes), durable buffered writes (see single_call) and
+ * drivers without prepare go down to the thread-pool engine, which runs the
+ * same driver operations.  A short read or write is run again, as a whole,
+ * through the pool.  An injected fault fails the op at preparation, and the
+ * request completes through the pool's queue, like a failed CQE would.
  *
  * The ring's completions are signalled on an eventfd watched by a GSource in
  * the owner's context, so callbacks run there like the pool's.  Lock rule:
@@ -17,6 +21,7 @@
 #include "block-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -34,6 +39,7 @@ typedef struct VdUring {
 /* Push queued SQEs to the kernel; on failure try again shortly, so none is stranded. */
 static void submit_or_retry(VdBlockBackend *blk);
 
+/* Timer callback: push the SQEs a failed io_uring_submit left in the ring. */
 static gboolean retry_submit(gpointer opaque)
 {
     VdBlockBackend *blk = opaque;
@@ -58,35 +64,45 @@ static void submit_or_retry(VdBlockBackend *blk)
     }
 }
 
-/* Count and trace one completed io_uring op like the driver would have. */
-static void account(VdBlockBackend *blk, VdRequest *req, int res)
+/* The checkpoint's name for the driver call a prepared op stands for. */
+static VdDrvCall call_of(VdHostOpKind kind)
+{
+    static const VdDrvCall calls[] = {
+        [VD_HOST_READ] = VD_CALL_READ, [VD_HOST_WRITE] = VD_CALL_WRITE, [VD_HOST_FDATASYNC] = VD_CALL_FLUSH_DISK,
+    };
+    return calls[kind];
+}
+
+/* Count the bytes of one completed op and trace it as it was submitted. */
+static void account_completion(VdBlockBackend *blk, VdRequest *req, int res)
 {
     VdBlockStats *st = &blk->stats;
-    vd_drv_count(&st->uring_ops, 1);
-    const char *extra = (req->drv_flags & VD_DRV_FUA) ? ",RWF_DSYNC" : (req->drv_flags & VD_DRV_DSYNC) ? ",O_DSYNC fd" : "";
-    switch (req->type) {
-    case VD_OP_READ:
-        vd_drv_count(&st->host_reads, 1);
+    const VdHostOp *op = &req->uring_op;
+    if (op->kind == VD_HOST_READ) {
         vd_drv_count(&st->host_bytes_read, res > 0 ? res : 0);
-        break;
-    case VD_OP_WRITE:
-        vd_drv_count(&st->host_writes, 1);
+    } else if (op->kind == VD_HOST_WRITE) {
         vd_drv_count(&st->host_bytes_written, res > 0 ? res : 0);
-        vd_drv_count((req->drv_flags & VD_DRV_FUA) ? &st->host_rwf_dsync_writes : &st->host_dsync_writes,
-                     (req->drv_flags & (VD_DRV_FUA | VD_DRV_DSYNC)) ? 1 : 0);
-        break;
-    default:
-        vd_drv_count(&st->host_fdatasync, 1);
-        break;
     }
-    if (req->trace) {
-        VdDriverReq dr = { .trace = req->trace };
-        if (req->type == VD_OP_FLUSH) {
-            vd_drv_trace(&dr, "io_uring fsync(DATASYNC)=%d", res);
-        } else {
-            vd_drv_trace(&dr, "io_uring %s(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT "%s)=%d",
-                         req->type == VD_OP_READ ? "readv" : "writev", req->offset, req->bytes, extra, res);
-        }
+    if (!req->trace) {
+        return;
+    }
+    VdDriverReq dr = { .trace = req->trace };
+    if (op->kind == VD_HOST_FDATASYNC) {
+        vd_drv_trace(&dr, "io_uring fsync(DATASYNC)=%d", res);
+        return;
+    }
+    int fl = vd_drv_fd_flags(&blk->bs, op->fd);
+    const char *extra = (op->rwf & RWF_DSYNC) ? ",RWF_DSYNC" : (fl >= 0 && (fl & O_DSYNC) == O_DSYNC) ? ",O_DSYNC fd" : "";
+    vd_drv_trace(&dr, "io_uring %s(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT "%s)=%d",
+                 op->kind == VD_HOST_READ ? "readv" : "writev", op->offset, op->bytes, extra, res);
+}
+
+/* Record an op's failure in req; a failed sync step makes the generic layer's error sticky. */
+static void set_result(VdRequest *req, VdDrvCall call, unsigned flags, int res)
+{
+    req->ret = res < 0 ? res : 0;
+    if (res < 0 && vd_driver_call_is_sync(call, flags)) {
+        req->sync_failed = true;
     }
 }
 
@@ -105,26 +121,33 @@ static gboolean uring_ready(gint fd, GIOCondition cond, gpointer opaque)
         VdRequest *req = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
-        account(blk, req, res);
-        if (req->type != VD_OP_FLUSH && res >= 0 && (uint64_t)res != req->bytes) {
+        const VdHostOp *op = &req->uring_op;
+        vd_driver_check_result(op->bytes, res);
+        account_completion(blk, req, res);
+        if (op->kind != VD_HOST_FDATASYNC && res >= 0 && (uint64_t)res != op->bytes) {
             /* Short transfer: let the pool's loop run the whole request again. */
-            vd_aio_submit_to_pool(blk, req);
+            vd_engine_pool.submit(blk, req);
             continue;
         }
-        req->ret = res < 0 ? res : 0;
+        set_result(req, call_of(op->kind), op->kind == VD_HOST_WRITE ? req->drv_flags : 0, res);
         req->done(req);
     }
     return G_SOURCE_CONTINUE;
 }
 
-bool vd_uring_init(VdBlockBackend *blk, GError **errp)
+/* Set up the pool (for multi-step requests) and the ring. */
+static bool uring_init(VdBlockBackend *blk, GError **errp)
 {
+    if (!vd_engine_pool.init(blk, errp)) {
+        return false;
+    }
     VdUring *u = g_new0(VdUring, 1);
     int ret = io_uring_queue_init(VD_URING_ENTRIES, &u->ring, 0);
     if (ret < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret), "aio=io_uring: io_uring_queue_init: %s; use aio=threads",
                     g_strerror(-ret));
         g_free(u);
+        vd_engine_pool.cleanup(blk);
         return false;
     }
     u->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -135,6 +158,7 @@ bool vd_uring_init(VdBlockBackend *blk, GError **errp)
         }
         io_uring_queue_exit(&u->ring);
         g_free(u);
+        vd_engine_pool.cleanup(blk);
         return false;
     }
     u->source = g_unix_fd_source_new(u->event_fd, G_IO_IN);
@@ -144,89 +168,120 @@ bool vd_uring_init(VdBlockBackend *blk, GError **errp)
     return true;
 }
 
-void vd_uring_cleanup(VdBlockBackend *blk)
+/* Tear down the ring, then the pool under it. */
+static void uring_cleanup(VdBlockBackend *blk)
 {
     VdUring *u = blk->uring;
-    if (!u) {
+    if (u) {
+        g_source_destroy(u->source);
+        g_source_unref(u->source);
+        if (u->retry) {
+            g_source_destroy(u->retry);
+            g_source_unref(u->retry);
+        }
+        io_uring_queue_exit(&u->ring);
+        close(u->event_fd);
+        g_free(u);
+        blk->uring = NULL;
+    }
+    vd_engine_pool.cleanup(blk);
+}
+
+/*
+ * The driver call req is as one host op, or VD_CALL__MAX if it takes
+ * several steps (or should run in the pool).
+ */
+static VdDrvCall single_call(VdBlockBackend *blk, VdRequest *req)
+{
+    bool direct = blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC;
+    switch (req->type) {
+    case VD_OP_READ:
+        return vd_request_is_aligned(blk, req) ? VD_CALL_READ : VD_CALL__MAX;
+    case VD_OP_WRITE:
+        if (req->fua_emulate || !vd_request_is_aligned(blk, req)) {
+            return VD_CALL__MAX;
+        }
+        /*
+         * io-wq runs buffered writes to one file one at a time, so durable
+         * buffered writes would lose the parallelism that lets the file
+         * system batch their journal commits (measured: 3x fewer IOPS at
+         * QD32).  The pool's threads keep it.
+         */
+        return req->durable && !direct ? VD_CALL__MAX : VD_CALL_WRITE;
+    case VD_OP_FLUSH:
+        return req->stage2 && !blk->bs.drv->flush_to_os && blk->bs.drv->flush_to_disk ? VD_CALL_FLUSH_DISK
+                                                                                        : VD_CALL__MAX;
+    default:
+        return VD_CALL__MAX;
+    }
+}
+
+/* Fill an SQE with the prepared op, exactly, and count what it carries. */
+static void fill_sqe(VdBlockBackend *blk, struct io_uring_sqe *sqe, const VdHostOp *op)
+{
+    switch (op->kind) {
+    case VD_HOST_READ:
+        io_uring_prep_readv(sqe, op->fd, op->iov, op->niov, op->offset);
+        sqe->rw_flags = op->rwf;
+        break;
+    case VD_HOST_WRITE:
+        io_uring_prep_writev(sqe, op->fd, op->iov, op->niov, op->offset);
+        sqe->rw_flags = op->rwf;
+        break;
+    case VD_HOST_FDATASYNC:
+        io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+        break;
+    }
+    vd_drv_count(&blk->stats.uring_ops, 1);
+    vd_drv_count_host_op(&blk->bs, op->kind, sqe->fd, op->kind == VD_HOST_FDATASYNC ? 0 : (int)sqe->rw_flags);
+}
+
+/* Submit req as one io_uring op if it is one host op; otherwise hand it to the pool. */
+static void uring_submit(VdBlockBackend *blk, VdRequest *req)
+{
+    struct io_uring *ring = &blk->uring->ring;
+    VdDrvCall call = single_call(blk, req);
+    if (call != VD_CALL__MAX && io_uring_sq_space_left(ring) == 0) {
+        submit_or_retry(blk);
+    }
+    if (call == VD_CALL__MAX || io_uring_sq_space_left(ring) == 0) {
+        vd_engine_pool.submit(blk, req);
         return;
     }
-    g_source_destroy(u->source);
-    g_source_unref(u->source);
-    if (u->retry) {
-        g_source_destroy(u->retry);
-        g_source_unref(u->retry);
+    VdDriverReq dr = { .trace = req->trace };
+    if (call != VD_CALL_FLUSH_DISK) {
+        dr = (VdDriverReq){ .offset = req->offset, .bytes = req->bytes, .iov = req->iov, .niov = req->niov,
+                            .flags = call == VD_CALL_WRITE ? req->drv_flags : 0, .trace = req->trace };
     }
-    io_uring_queue_exit(&u->ring);
-    close(u->event_fd);
-    g_free(u);
-    blk->uring = NULL;
-}
-
-/* The descriptor for a single-op request, or -1 if it needs the pool. */
-static int single_op_fd(VdBlockBackend *blk, VdRequest *req)
-{
-    const VdBlockDriver *drv = blk->bs.drv;
-    if (req->skip_exec || !drv->get_fd) {
-        return -1;
+    int ret = vd_driver_prepare(blk, call, &dr, &req->uring_op);
+    if (ret == -ENOTSUP) {
+        vd_engine_pool.submit(blk, req);
+        return;
     }
-    switch (req->type) {
-    case VD_OP_READ:
-        if (vd_fault_pending(blk, VD_FAULT_READ) || !vd_request_is_aligned(blk, req)) {
-            return -1;
-        }
-        return drv->get_fd(&blk->bs, 0);
-    case VD_OP_WRITE:
-        if (req->fua_emulate || vd_fault_pending(blk, VD_FAULT_WRITE) || !vd_request_is_aligned(blk, req)) {
-            return -1;
-        }
-        if (req->durable && !vd_blk_is_direct(blk)) {
-            /*
-             * io-wq runs buffered writes to one file one at a time, so
-             * durable buffered writes would lose the parallelism that lets
-             * the file system batch their journal commits (measured: 3x
-             * fewer IOPS at QD32).  The pool's threads keep it.
-             */
-            return -1;
-        }
-        return drv->get_fd(&blk->bs, req->drv_flags);
-    case VD_OP_FLUSH:
-        if (!req->stage2 || drv->flush_to_os || vd_fault_pending(blk, VD_FAULT_FLUSH)) {
-            return -1;
-        }
-        return drv->get_fd(&blk->bs, 0);
-    default:
-        return -1;
+    if (ret < 0) {
+        /* An injected fault: the op fails as its CQE would have. */
+        set_result(req, call, dr.flags, ret);
+        vd_engine_pool.complete_later(blk, req);
+        return;
     }
-}
-
-bool vd_uring_try_submit(VdBlockBackend *blk, VdRequest *req)
-{
-    int fd = single_op_fd(blk, req);
-    if (fd < 0) {
-        return false;
-    }
-    struct io_uring *ring = &blk->uring->ring;
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    if (!sqe) {
-        submit_or_retry(blk);
-        sqe = io_uring_get_sqe(ring);
-        if (!sqe) {
-            return false;
-        }
-    }
-    switch (req->type) {
-    case VD_OP_READ:
-        io_uring_prep_readv(sqe, fd, req->iov, req->niov, req->offset);
-        break;
-    case VD_OP_WRITE:
-        io_uring_prep_writev(sqe, fd, req->iov, req->niov, req->offset);
-        sqe->rw_flags = (req->drv_flags & VD_DRV_FUA) ? RWF_DSYNC : 0;
-        break;
-    default:
-        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-        break;
-    }
+    g_assert(sqe);
+    fill_sqe(blk, sqe, &req->uring_op);
     io_uring_sqe_set_data(sqe, req);
     submit_or_retry(blk);
-    return true;
 }
+
+/* Completions without a host op go through the pool's queue, never inline. */
+static void uring_complete_later(VdBlockBackend *blk, VdRequest *req)
+{
+    vd_engine_pool.complete_later(blk, req);
+}
+
+const VdEngineOps vd_engine_uring = {
+    .name = "io_uring",
+    .kind = VD_AIO_IO_URING,
+    .init = uring_init,
+    .cleanup = uring_cleanup,
+    .submit = uring_submit,
+    .complete_later = uring_complete_later,
+};

@@ -2,10 +2,22 @@
  * block-backend.c - the generic block layer: every rule of docs/cache-modes.md.
  *
  * This file runs on the owner thread only (see block-internal.h for the lock
- * rules).  A request is validated and planned here, its host operations run
- * in a worker (request-exec.c), and it comes back here through the
- * completion queue (aio-pool.c) to update the flush generations, the stats
- * and the trace before its callback runs.
+ * rules and the layers).  A request is validated and planned here, handed
+ * down to the engine chosen at open (blk->engine: io_uring or the thread
+ * pool), and comes back here through req->done, on the owner thread, to
+ * update the flush generations, the sticky error, the stats and the trace
+ * before its callback runs.
+ *
+ * Ordering: every modifying request (write, write-zeroes, discard) is
+ * registered in blk->serialising while it runs; a newer one that overlaps
+ * a running or queued older one (in the driver's alignment) waits in
+ * blk->serial_waiters, so no write overtakes an older write to the same
+ * sector, whatever the device.
+ *
+ * Sticky errors: vd_blk_sync_failed is the one place that sets
+ * blk->sticky_error, for every failed sync step (a flush's fdatasync, the
+ * flush of an emulated FUA, a durable RWF_DSYNC/O_DSYNC write), whatever
+ * the errno and the engine.
  *
  * Flush bookkeeping: write_gen counts completed writes that are not durable
  * by themselves; flushed_gen is the write_gen that the last successful host
@@ -88,7 +100,20 @@ static void req_complete_later(VdRequest *req, int ret, const char *note)
     req->note = note;
     req->skip_exec = true;
     req->done = req_finish;
-    vd_aio_complete_later(req->blk, req);
+    req->blk->engine->complete_later(req->blk, req);
+}
+
+/*
+ * A sync step failed with err (negative).  The kernel reports a writeback
+ * error once, so later syncs may succeed without the data: remember the
+ * first failure and fail every later flush and durable write with it.
+ */
+static void vd_blk_sync_failed(VdBlockBackend *blk, int err)
+{
+    g_assert(err < 0);
+    if (!blk->sticky_error) {
+        blk->sticky_error = err;
+    }
 }
 
 /* 0 if [offset, offset+bytes) lies in the image, else -ERANGE (overflow-safe). */
@@ -104,7 +129,6 @@ static void set_aligned_range(VdBlockBackend *blk, VdRequest *req)
     uint32_t ra = blk->req_align;
     req->align_off = req->offset / ra * ra;
     req->align_end = (req->offset + req->bytes + ra - 1) / ra * ra;
-    req->rmw = req->offset % ra || req->bytes % ra;
 }
 
 /* Checks shared by every modifying request; 0 or the errno to fail with. */
@@ -141,7 +165,7 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
         return 0;
     }
     if (blk->sticky_error) {
-        req->note = "an earlier host flush failed (sticky)";
+        req->note = "an earlier sync step failed (sticky)";
         return blk->sticky_error;
     }
     req->durable = true;
@@ -157,22 +181,22 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
     return 0;
 }
 
-/* True if a and b touch a common aligned block and either read-modify-writes it. */
-static bool rmw_overlap(const VdRequest *a, const VdRequest *b)
+/* True if a and b touch a common block of the driver's alignment. */
+static bool ranges_overlap(const VdRequest *a, const VdRequest *b)
 {
-    return (a->rmw || b->rmw) && a->align_off < b->align_end && b->align_off < a->align_end;
+    return a->align_off < b->align_end && b->align_off < a->align_end;
 }
 
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
 static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
     for (GList *l = blk->serialising; l; l = l->next) {
-        if (rmw_overlap(req, l->data)) {
+        if (ranges_overlap(req, l->data)) {
             return true;
         }
     }
     for (GList *l = blk->serial_waiters.head; l && l != until_waiter; l = l->next) {
-        if (rmw_overlap(req, l->data)) {
+        if (ranges_overlap(req, l->data)) {
             return true;
         }
     }
@@ -181,16 +205,14 @@ static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_wa
 
 static void modify_done(VdRequest *req);
 
-/* Hand a validated request to a worker, registering it for RMW ordering. */
+/* Hand a validated modifying request to the engine, registering it as in flight for ordering. */
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
-    if (req->serialised) {
-        blk->serialising = g_list_prepend(blk->serialising, req);
-    }
-    vd_aio_submit(blk, req);
+    blk->serialising = g_list_prepend(blk->serialising, req);
+    blk->engine->submit(blk, req);
 }
 
-/* Start queued writes whose overlapping RMW neighbours have finished. */
+/* Start queued modifying requests whose overlapping older ones have finished. */
 static void wake_serial_waiters(VdBlockBackend *blk)
 {
     GList *l = blk->serial_waiters.head;
@@ -205,13 +227,12 @@ static void wake_serial_waiters(VdBlockBackend *blk)
     }
 }
 
-/* Submit a modifying request, after any overlapping read-modify-write. */
+/* Submit a modifying request once no older overlapping one is in flight or queued. */
 static void submit_modify(VdBlockBackend *blk, VdRequest *req)
 {
     set_aligned_range(blk, req);
     req->done = modify_done;
-    req->serialised = blk->req_align > 1;
-    if (req->serialised && serial_conflict(blk, req, NULL)) {
+    if (serial_conflict(blk, req, NULL)) {
         g_queue_push_tail(&blk->serial_waiters, req);
         return;
     }
@@ -232,16 +253,14 @@ static void run_wce_off_waiters(VdBlockBackend *blk)
 static void modify_done(VdRequest *req)
 {
     VdBlockBackend *blk = req->blk;
-    if (req->serialised) {
-        blk->serialising = g_list_remove(blk->serialising, req);
-    }
+    blk->serialising = g_list_remove(blk->serialising, req);
     if (!req->durable || req->ret < 0) {
         /* Not durable by itself (or maybe partly written): a flush must cover it. */
         blk->write_gen++;
     }
-    if (req->durable && req->ret == -EIO) {
-        /* The sync part may have consumed the kernel's one-shot writeback error. */
-        blk->sticky_error = -EIO;
+    if (req->sync_failed) {
+        /* The durable write or the emulated-FUA flush may have consumed the one-shot error. */
+        vd_blk_sync_failed(blk, req->ret);
     }
     if (req->was_cached_write) {
         blk->cached_writes_in_flight--;
@@ -279,7 +298,7 @@ void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov
     }
     set_aligned_range(blk, req);
     req->done = read_done;
-    vd_aio_submit(blk, req);
+    blk->engine->submit(blk, req);
 }
 
 /* Common path of write, write-zeroes and discard. */
@@ -351,7 +370,7 @@ static void start_host_flush(VdBlockBackend *blk, VdRequest *req)
     req->flush_gen = blk->write_gen;
     req->done = flush_done;
     blk->active_flush = req;
-    vd_aio_submit(blk, req);
+    blk->engine->submit(blk, req);
 }
 
 /* Validate a flush and skip it, join the running one, or start a host flush. */
@@ -363,7 +382,7 @@ static void flush_submit(VdBlockBackend *blk, VdRequest *req)
         return;
     }
     if (blk->sticky_error) {
-        req_complete_later(req, blk->sticky_error, "an earlier host flush failed (sticky)");
+        req_complete_later(req, blk->sticky_error, "an earlier sync step failed (sticky)");
         return;
     }
     req->flush_gen = blk->write_gen;
@@ -384,10 +403,10 @@ static void flush_done(VdRequest *req)
 {
     VdBlockBackend *blk = req->blk;
     blk->active_flush = NULL;
-    if (req->ret < 0) {
-        if (req->stage2) {
-            blk->sticky_error = req->ret;
-        }
+    if (req->sync_failed) {
+        vd_blk_sync_failed(blk, req->ret);
+    } else if (req->ret < 0) {
+        /* Stage 1 failed before any sync: the next flush may retry. */
     } else if (req->flush_gen > blk->flushed_gen) {
         blk->flushed_gen = req->flush_gen;
     }
@@ -579,16 +598,16 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     }
     VdBlockBackend *blk = g_new0(VdBlockBackend, 1);
     blk->ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
-    blk->event_fd = -1;
     blk->filename = g_strdup(opts.file ? opts.file : "(null)");
     blk->cache_mode = opts.cache;
     blk->wt_policy = opts.wt_policy;
     blk->read_only = opts.read_only;
     blk->discard_enabled = opts.discard;
-    blk->aio = opts.aio;
-    blk->aio_explicit = opts.aio_explicit;
+    VdAioEngine aio = opts.aio;
+    bool aio_explicit = opts.aio_explicit;
     blk->inactive = !opts.active;
     g_mutex_init(&blk->fault_lock);
+    g_mutex_init(&blk->bs.fd_lock);
     blk->wce = vd_blk_default_write_cache(blk);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
 
@@ -611,7 +630,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     }
     set_unique_id(blk, dopts.filename != NULL);
     blk->length = drv->get_length(&blk->bs);
-    blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_NONE;
+    blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_EMULATE;
     blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);
     blk->cap_discard = drv->discard && drv->can_discard && drv->can_discard(&blk->bs);
     blk->cap_zero = drv->write_zeroes && drv->can_zero && drv->can_zero(&blk->bs);
@@ -635,7 +654,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         return NULL;
     }
     memset(blk->zero_buf, 0, VD_ZERO_BUF_SIZE);
-    if (!vd_aio_init(blk, errp)) {
+    if (!vd_engine_open(blk, aio, aio_explicit, errp)) {
         vd_blk_close(blk);
         return NULL;
     }
@@ -647,16 +666,17 @@ void vd_blk_close(VdBlockBackend *blk)
     if (!blk) {
         return;
     }
-    if (blk->pool) {
+    if (blk->engine) {
         vd_blk_drain(blk);
+        blk->engine->cleanup(blk);
     }
-    vd_aio_cleanup(blk);
     if (blk->bs.drv) {
         blk->bs.drv->close(&blk->bs);
         g_free(blk->bs.opaque);
     }
     free(blk->zero_buf);
     g_mutex_clear(&blk->fault_lock);
+    g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);
     g_main_context_unref(blk->ctx);
     g_free(blk->filename);
@@ -669,7 +689,7 @@ int64_t vd_blk_length(VdBlockBackend *blk) { return blk->length; }
 bool vd_blk_is_read_only(VdBlockBackend *blk) { return blk->read_only; }
 VdCacheMode vd_blk_cache_mode(VdBlockBackend *blk) { return blk->cache_mode; }
 VdWritethroughPolicy vd_blk_wt_policy(VdBlockBackend *blk) { return blk->wt_policy; }
-VdAioEngine vd_blk_aio(VdBlockBackend *blk) { return blk->aio; }
+VdAioEngine vd_blk_aio(VdBlockBackend *blk) { return blk->engine->kind; }
 const char *vd_blk_driver_name(VdBlockBackend *blk) { return blk->bs.drv->name; }
 const char *vd_blk_filename(VdBlockBackend *blk) { return blk->filename; }
 const char *vd_blk_unique_id(VdBlockBackend *blk) { return blk->unique_id; }

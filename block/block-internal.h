@@ -1,14 +1,34 @@
 /*
  * block-internal.h - shared between the files of the generic block layer.
  *
+ * Layers (each calls only the ones below it; results come back up only as
+ * completion callbacks, req->done, run on the owner thread):
+ *
+ *   block-backend.c   generic layer: validation, durability plan, overlap
+ *        |            serialisation, flush generations, sticky errors
+ *   engine.c          chooses the engine once at open (VdEngineOps)
+ *        |
+ *   aio-uring.c ----> aio-pool.c     io_uring runs single host ops itself and
+ *        |               |           hands multi-step ones down to the pool
+ *        |          request-exec.c   worker side: bounce, RMW, FUA emulation
+ *        |               |
+ *   driver-call.c     the driver-boundary checkpoint: every call into a
+ *        |            driver (and every io_uring op's prepare and result)
+ *   drivers           file-posix.c (prepare: the one place fd + RWF chosen), null.c
+ *        |
+ *   host-op.c         leaf: count a host op from the fd and flags submitted, trace
+ *
  * Lock rules:
  *  - Everything in VdBlockBackend is owned by the thread running blk->ctx,
  *    except: blk->stats host counters (atomic, written by workers through
- *    vd_drv_count), blk->faults (written under blk->fault_lock; count is
- *    stored atomically so vd_fault_pending may peek without the lock), and a VdRequest's
- *    exec fields while its job runs in a worker (the request is handed over
+ *    vd_drv_count / vd_drv_count_host_op), blk->faults (under
+ *    blk->fault_lock), blk->bs.fd_flags (written once under blk->bs.fd_lock,
+ *    read lock-free after n_fd_flags is published), the
+ *    engine's completion queue (a GAsyncQueue), and a VdRequest's exec
+ *    fields while its job runs in a worker (the request is handed over
  *    wholesale: the owner thread does not touch it until it comes back
  *    through the completion queue).
+ *  - The io_uring ring belongs to the owner thread only.
  */
 #ifndef VD_BLOCK_INTERNAL_H
 #define VD_BLOCK_INTERNAL_H
@@ -42,12 +62,12 @@ struct VdRequest {
     bool stage2;                    /* flush: also flush the OS to disk */
     bool internal;                  /* a write-cache toggle, not a guest flush */
     bool wce_target;                /* internal: the write-cache state asked for */
-    bool serialised;                /* write range registered for RMW ordering */
+    bool sync_failed;               /* exec: a sync step (flush_to_disk, durable write) failed */
     uint64_t align_off, align_end;  /* request expanded to the driver alignment */
     uint64_t flush_gen;             /* flush: write generation it must cover */
     bool was_cached_write;          /* counted in cached_writes_in_flight */
-    bool rmw;                       /* offset or length not aligned: read-modify-write */
     const char *note;               /* why no host op happened, for the trace */
+    VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
 };
 
 typedef struct VdWceNotifier {
@@ -79,7 +99,7 @@ struct VdBlockBackend {
     bool wce;
     GArray *wce_notifiers;          /* VdWceNotifier, in the order added */
     bool inactive;
-    int sticky_error;               /* 0, or the errno of the failed host flush */
+    int sticky_error;               /* 0, or the -errno of the first failed sync step */
 
     /* Flush state: generations count completed writes that still need a flush. */
     uint64_t write_gen, flushed_gen;
@@ -89,17 +109,13 @@ struct VdBlockBackend {
     unsigned in_flight;
     unsigned cached_writes_in_flight;
     GQueue wce_off_waiters;         /* VdRequest (internal flush) waiting for cached writes */
-    GList *serialising;             /* in-flight writes when req_align > 1 */
-    GQueue serial_waiters;          /* writes waiting for an overlapping write */
+    GList *serialising;             /* in-flight modifying requests (write, zeroes, discard) */
+    GQueue serial_waiters;          /* modifying requests waiting for an overlapping older one */
 
-    /* I/O engines. */
-    VdAioEngine aio;
-    bool aio_explicit;
-    struct VdUring *uring;          /* aio=io_uring */
-    GThreadPool *pool;
-    GAsyncQueue *completions;
-    int event_fd;
-    GSource *event_source;
+    /* The I/O engine, chosen once at open; NULL until then. */
+    const struct VdEngineOps *engine;
+    struct VdPool *pool;            /* aio-pool.c state (also used by io_uring) */
+    struct VdUring *uring;          /* aio-uring.c state */
     void *zero_buf;                 /* VD_ZERO_BUF_SIZE aligned zero bytes */
 
     VdBlockStats stats;
@@ -133,26 +149,51 @@ typedef struct VdBlockOptions {
 bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp);
 void vd_block_options_clear(VdBlockOptions *opts);
 
-/* aio-pool.c: run req's job in a worker; req->done then runs on the owner thread. */
-bool vd_aio_init(VdBlockBackend *blk, GError **errp);
-void vd_aio_cleanup(VdBlockBackend *blk);
-void vd_aio_submit(VdBlockBackend *blk, VdRequest *req);
-void vd_aio_submit_to_pool(VdBlockBackend *blk, VdRequest *req);
-/* Queue req for completion without running a job (deferred, never inline). */
-void vd_aio_complete_later(VdBlockBackend *blk, VdRequest *req);
+/*
+ * An I/O engine.  The generic layer talks to the engine only through this
+ * table.  submit runs req's host ops and later, on the owner thread, calls
+ * req->done; complete_later calls req->done later without any host op.
+ * Neither ever calls req->done from inside the submitting call.
+ */
+typedef struct VdEngineOps {
+    const char *name;
+    VdAioEngine kind;
+    bool (*init)(VdBlockBackend *blk, GError **errp);  /* cleans up after itself on failure */
+    void (*cleanup)(VdBlockBackend *blk);             /* nothing may be in flight */
+    void (*submit)(VdBlockBackend *blk, VdRequest *req);
+    void (*complete_later)(VdBlockBackend *blk, VdRequest *req);
+} VdEngineOps;
+
+/* engine.c: set blk->engine; the default (not explicit) io_uring falls back to threads. */
+bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp);
+
+/* aio-pool.c: a GThreadPool running request-exec.c jobs. */
+extern const VdEngineOps vd_engine_pool;
+/* aio-uring.c: io_uring for single host ops, the pool for the rest. */
+extern const VdEngineOps vd_engine_uring;
 
 /* request-exec.c: the worker-side job (host ops) for one request. */
 void vd_request_execute(VdBlockBackend *blk, VdRequest *req);
 /* True if req can reach the driver without a bounce buffer. */
 bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req);
-/* True if an injected fault of this kind is pending. */
-bool vd_fault_pending(VdBlockBackend *blk, VdFaultOp op);
 
-/* aio-uring.c: the io_uring engine for single-step ops. */
-bool vd_uring_init(VdBlockBackend *blk, GError **errp);
-void vd_uring_cleanup(VdBlockBackend *blk);
-/* Submit req through io_uring if it is a single aligned op; false: use the pool. */
-bool vd_uring_try_submit(VdBlockBackend *blk, VdRequest *req);
+/* driver-call.c: the driver-boundary checkpoint. */
+typedef enum VdDrvCall {
+    VD_CALL_READ, VD_CALL_WRITE, VD_CALL_FLUSH_OS, VD_CALL_FLUSH_DISK, VD_CALL_DISCARD, VD_CALL_ZEROES,
+    VD_CALL__MAX
+} VdDrvCall;
+/* Check dr, take an injected fault or prepare the host op, call the driver, check its result. */
+int vd_driver_call(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr);
+/*
+ * For an engine that submits host ops itself: check dr like vd_driver_call,
+ * then take an injected fault (returned as its -errno) or have the driver
+ * prepare the op (0; the op is checked against dr and the plan), or -ENOTSUP.
+ */
+int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHostOp *op);
+/* Assert that a driver's (or a CQE's) result is 0, a byte count <= bytes, or -4095..-1. */
+void vd_driver_check_result(uint64_t bytes, int64_t ret);
+/* True if a failure of this call may have consumed a one-shot writeback error (a sync step). */
+bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags);
 
 /* stats.c */
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);

@@ -4,10 +4,12 @@
  * Host operations: preadv/pwritev, pwritev2(RWF_DSYNC) as native FUA, a
  * second O_DSYNC descriptor for the dsync writethrough policy, fdatasync,
  * fallocate for discard and write-zeroes, posix_fadvise to drop the page
- * cache.  With O_DIRECT the alignment comes from statx(STATX_DIOALIGN), or
- * BLKSSZGET on a block device, or 4096 when neither answers.  Image locks
- * (locking=) are OFD locks on the main descriptor, in QEMU's byte ranges
- * (file-lock.c).
+ * cache.  file_prepare is the only place that picks a read's, write's or
+ * fdatasync's descriptor and RWF flags; the preadv/pwritev/fdatasync loops
+ * here and the io_uring engine both run the op it prepared (req->op).  With
+ * O_DIRECT the alignment comes from statx(STATX_DIOALIGN), or BLKSSZGET on a
+ * block device, or 4096 when neither answers.  Image locks (locking=) are
+ * OFD locks on the main descriptor, in QEMU's byte ranges (file-lock.c).
  */
 #include "block/block-driver.h"
 #include "file-lock.h"
@@ -181,22 +183,49 @@ static bool file_can_zero(VdBlockDriverState *bs) { return !((FileState *)bs->op
 static uint32_t file_request_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->req_align; }
 static uint32_t file_mem_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->mem_align; }
 
-static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
+/* Describe one read, write or fdatasync as the host op to submit: descriptor and RWF flags. */
+static int file_prepare(VdBlockDriverState *bs, VdHostOpKind kind, const VdDriverReq *req, VdHostOp *out)
 {
     FileState *s = bs->opaque;
-    g_autofree struct iovec *iov0 = g_memdup2(req->iov, sizeof(*req->iov) * req->niov);
+    *out = (VdHostOp){ .kind = kind, .fd = s->fd, .iov = req->iov, .niov = req->niov, .offset = req->offset,
+                       .bytes = req->bytes };
+    if (kind != VD_HOST_WRITE) {
+        return 0;
+    }
+    if (req->flags & VD_DRV_DSYNC) {
+        g_assert(s->dsync_fd >= 0); /* can_dsync said so */
+        out->fd = s->dsync_fd;
+    } else if (req->flags & VD_DRV_FUA) {
+        g_assert(s->rwf_dsync);     /* can_fua said NATIVE */
+        out->rwf = RWF_DSYNC;
+    }
+    return 0;
+}
+
+/* The prepared op of a data call; the checkpoint always prepares this driver's calls. */
+static const VdHostOp *prepared(VdDriverReq *req, VdHostOpKind kind)
+{
+    g_assert(req->op && req->op->kind == kind);
+    return req->op;
+}
+
+static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    const VdHostOp *op = prepared(req, VD_HOST_READ);
+    g_autofree struct iovec *iov0 = g_memdup2(op->iov, sizeof(*op->iov) * op->niov);
     struct iovec *iov = iov0;
-    unsigned niov = req->niov;
-    uint64_t off = req->offset, left = req->bytes;
+    unsigned niov = op->niov;
+    uint64_t off = op->offset, left = op->bytes;
     while (left) {
-        ssize_t n = preadv(s->fd, iov, niov, off);
-        vd_drv_count(&bs->stats->host_reads, 1);
+        ssize_t n = op->rwf ? preadv2(op->fd, iov, niov, off, op->rwf) : preadv(op->fd, iov, niov, off);
+        int err = n < 0 ? errno : 0;
+        vd_drv_count_host_op(bs, VD_HOST_READ, op->fd, op->rwf);
         vd_drv_trace(req, "preadv(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
-        if (n < 0 && errno == EINTR) {
+        if (err == EINTR) {
             continue;
         }
-        if (n < 0) {
-            return -errno;
+        if (err) {
+            return -err;
         }
         if (n == 0) {
             vd_iov_memset(iov, niov, 0, 0, SIZE_MAX); /* a read past the end of the file */
@@ -210,41 +239,37 @@ static int file_preadv(VdBlockDriverState *bs, VdDriverReq *req)
     return 0;
 }
 
-/* One write syscall of the kind the flags ask for; counted and traced. */
-static ssize_t write_once(VdBlockDriverState *bs, VdDriverReq *req, const struct iovec *iov, int niov, uint64_t off,
-                          uint64_t left)
+/* Trace one write syscall as it was made: descriptor kind and flags. */
+static void trace_write(VdBlockDriverState *bs, VdDriverReq *req, const VdHostOp *op, uint64_t off, uint64_t left,
+                        ssize_t n)
 {
-    FileState *s = bs->opaque;
-    ssize_t n;
-    vd_drv_count(&bs->stats->host_writes, 1);
-    if (req->flags & VD_DRV_DSYNC) {
-        n = pwritev(s->dsync_fd, iov, niov, off);
-        vd_drv_count(&bs->stats->host_dsync_writes, 1);
-        vd_drv_trace(req, "pwritev(O_DSYNC fd,off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
-    } else if (req->flags & VD_DRV_FUA) {
-        n = pwritev2(s->fd, iov, niov, off, RWF_DSYNC);
-        vd_drv_count(&bs->stats->host_rwf_dsync_writes, 1);
+    int fl = vd_drv_fd_flags(bs, op->fd);
+    if (op->rwf & RWF_DSYNC) {
         vd_drv_trace(req, "pwritev2(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ",RWF_DSYNC)=%zd", off, left, n);
+    } else if (fl >= 0 && (fl & O_DSYNC) == O_DSYNC) {
+        vd_drv_trace(req, "pwritev(O_DSYNC fd,off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
     } else {
-        n = pwritev(s->fd, iov, niov, off);
         vd_drv_trace(req, "pwritev(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT ")=%zd", off, left, n);
     }
-    return n;
 }
 
 static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
 {
-    g_autofree struct iovec *iov0 = g_memdup2(req->iov, sizeof(*req->iov) * req->niov);
+    const VdHostOp *op = prepared(req, VD_HOST_WRITE);
+    g_autofree struct iovec *iov0 = g_memdup2(op->iov, sizeof(*op->iov) * op->niov);
     struct iovec *iov = iov0;
-    unsigned niov = req->niov;
-    uint64_t off = req->offset, left = req->bytes;
+    unsigned niov = op->niov;
+    uint64_t off = op->offset, left = op->bytes;
     while (left) {
-        ssize_t n = write_once(bs, req, iov, niov, off, left);
-        if (n < 0 && errno == EINTR) {
+        ssize_t n = op->rwf ? pwritev2(op->fd, iov, niov, off, op->rwf) : pwritev(op->fd, iov, niov, off);
+        int err = n < 0 ? errno : 0;
+        vd_drv_count_host_op(bs, VD_HOST_WRITE, op->fd, op->rwf);
+        trace_write(bs, req, op, off, left, n);
+        if (err == EINTR) {
             continue;
         }
-        if (n < 0) {
-            return -errno;
+        if (err) {
+            return -err;
         }
         if (n == 0) {
             return -ENOSPC;
@@ -259,14 +284,14 @@ static int file_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
 
 static int file_flush_to_disk(VdBlockDriverState *bs, VdDriverReq *req)
 {
-    FileState *s = bs->opaque;
-    int ret;
+    const VdHostOp *op = prepared(req, VD_HOST_FDATASYNC);
+    int err;
     do {
-        ret = fdatasync(s->fd);
-    } while (ret < 0 && errno == EINTR);
-    vd_drv_count(&bs->stats->host_fdatasync, 1);
-    vd_drv_trace(req, "fdatasync()=%d", ret < 0 ? -errno : 0);
-    return ret < 0 ? -errno : 0;
+        err = fdatasync(op->fd) < 0 ? errno : 0;
+        vd_drv_count_host_op(bs, VD_HOST_FDATASYNC, op->fd, 0);
+    } while (err == EINTR);
+    vd_drv_trace(req, "fdatasync()=%d", -err);
+    return -err;
 }
 
 /* fallocate with a mode, mapping "not supported here" to -ENOTSUP. */
@@ -319,18 +344,6 @@ static int file_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
     return -ret;
 }
 
-static int file_get_fd(VdBlockDriverState *bs, unsigned drv_flags)
-{
-    FileState *s = bs->opaque;
-    if (drv_flags & VD_DRV_DSYNC) {
-        return s->dsync_fd;
-    }
-    if ((drv_flags & VD_DRV_FUA) && !s->rwf_dsync) {
-        return -1;
-    }
-    return s->fd;
-}
-
 const VdBlockDriver vd_driver_file = {
     .name = "file",
     .instance_size = sizeof(FileState),
@@ -350,6 +363,6 @@ const VdBlockDriver vd_driver_file = {
     .discard = file_discard,
     .write_zeroes = file_write_zeroes,
     .drop_page_cache = file_drop_page_cache,
-    .get_fd = file_get_fd,
+    .prepare = file_prepare,
     .set_perm = file_set_perm,
 };

@@ -5,8 +5,9 @@
  * (VdRequest.durable, fua_emulate, drv_flags, stage2).  This file turns the
  * plan into driver calls, adding bounce buffers and read-modify-write where
  * the request is not aligned to what the driver needs, and the flush that
- * emulates FUA where the driver has no native FUA.  Runs in a worker thread;
- * touches only the request and the driver (see block-internal.h).
+ * emulates FUA where the driver has no native FUA.  Every driver call goes
+ * through the checkpoint (driver-call.c).  Runs in a worker thread; touches
+ * only the request and the driver (see block-internal.h).
  */
 #include "block-internal.h"
 #include "util/iov.h"
@@ -16,37 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int VdDriverOp(VdBlockDriverState *bs, VdDriverReq *req);
-
-/* Consume one injected fault of this kind, if any; returns its errno or 0. */
-static int take_fault(VdBlockBackend *blk, VdFaultOp op)
+/* Call the driver through the checkpoint; note in req when a failed call was a sync step. */
+static int call_driver(VdBlockBackend *blk, VdRequest *req, VdDrvCall call, VdDriverReq *dr)
 {
-    int err = 0;
-    g_mutex_lock(&blk->fault_lock);
-    VdFaultSlot *slot = &blk->faults[op];
-    if (slot->count) {
-        __atomic_store_n(&slot->count, slot->count - 1, __ATOMIC_RELEASE);
-        err = slot->err;
+    int ret = vd_driver_call(blk, call, dr);
+    if (ret < 0 && vd_driver_call_is_sync(call, dr->flags)) {
+        req->sync_failed = true;
     }
-    g_mutex_unlock(&blk->fault_lock);
-    return err;
-}
-
-/* Lock-free peek for the submission path: count is only ever written under fault_lock, atomically. */
-bool vd_fault_pending(VdBlockBackend *blk, VdFaultOp op)
-{
-    return __atomic_load_n(&blk->faults[op].count, __ATOMIC_ACQUIRE) > 0;
-}
-
-/* Call a driver op, or fail it with an injected fault. */
-static int call_driver(VdBlockBackend *blk, VdFaultOp fault, VdDriverOp *op, VdDriverReq *dr)
-{
-    int err = take_fault(blk, fault);
-    if (err) {
-        vd_drv_trace(dr, "injected-fault=-%s", g_strerror(err));
-        return -err;
-    }
-    return op(&blk->bs, dr);
+    return ret;
 }
 
 /* True if the request can go to the driver as it is, without a bounce buffer. */
@@ -78,7 +56,7 @@ static int read_aligned(VdBlockBackend *blk, VdRequest *req, uint64_t off, void 
 {
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     VdDriverReq dr = { .offset = off, .bytes = len, .iov = &iov, .niov = 1, .trace = req->trace };
-    return call_driver(blk, VD_FAULT_READ, blk->bs.drv->preadv, &dr);
+    return call_driver(blk, req, VD_CALL_READ, &dr);
 }
 
 /* Write [off, off+len) (aligned) from buf through the driver with flags. */
@@ -86,7 +64,7 @@ static int write_aligned(VdBlockBackend *blk, VdRequest *req, uint64_t off, cons
 {
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     VdDriverReq dr = { .offset = off, .bytes = len, .iov = &iov, .niov = 1, .flags = flags, .trace = req->trace };
-    return call_driver(blk, VD_FAULT_WRITE, blk->bs.drv->pwritev, &dr);
+    return call_driver(blk, req, VD_CALL_WRITE, &dr);
 }
 
 /* Stage 1 (driver caches to the OS) and, if asked, stage 2 (the OS to disk). */
@@ -95,13 +73,13 @@ static int flush_stages(VdBlockBackend *blk, VdRequest *req, bool stage2)
     const VdBlockDriver *drv = blk->bs.drv;
     VdDriverReq dr = { .trace = req->trace };
     if (drv->flush_to_os) {
-        int ret = drv->flush_to_os(&blk->bs, &dr);
+        int ret = call_driver(blk, req, VD_CALL_FLUSH_OS, &dr);
         if (ret < 0) {
             return ret;
         }
     }
     if (stage2 && drv->flush_to_disk) {
-        return call_driver(blk, VD_FAULT_FLUSH, drv->flush_to_disk, &dr);
+        return call_driver(blk, req, VD_CALL_FLUSH_DISK, &dr);
     }
     return 0;
 }
@@ -112,7 +90,7 @@ static int exec_read(VdBlockBackend *blk, VdRequest *req)
     if (vd_request_is_aligned(blk, req)) {
         VdDriverReq dr = { .offset = req->offset, .bytes = req->bytes, .iov = req->iov, .niov = req->niov,
                            .trace = req->trace };
-        return call_driver(blk, VD_FAULT_READ, blk->bs.drv->preadv, &dr);
+        return call_driver(blk, req, VD_CALL_READ, &dr);
     }
     size_t len = req->align_end - req->align_off;
     uint8_t *buf = bounce_alloc(blk, len);
@@ -156,7 +134,7 @@ static int exec_write(VdBlockBackend *blk, VdRequest *req)
     if (vd_request_is_aligned(blk, req)) {
         VdDriverReq dr = { .offset = req->offset, .bytes = req->bytes, .iov = req->iov, .niov = req->niov,
                            .flags = req->drv_flags, .trace = req->trace };
-        ret = call_driver(blk, VD_FAULT_WRITE, blk->bs.drv->pwritev, &dr);
+        ret = call_driver(blk, req, VD_CALL_WRITE, &dr);
     } else {
         size_t len = req->align_end - req->align_off;
         uint8_t *buf = bounce_alloc(blk, len);
@@ -203,7 +181,7 @@ static int zero_aligned(VdBlockBackend *blk, VdRequest *req, uint64_t off, uint6
     if (blk->cap_zero) {
         VdDriverReq dr = { .offset = off, .bytes = bytes, .trace = req->trace,
                            .flags = (req->flags & VD_REQ_MAY_UNMAP) ? VD_DRV_MAY_UNMAP : 0 };
-        int ret = call_driver(blk, VD_FAULT_WRITE, blk->bs.drv->write_zeroes, &dr);
+        int ret = call_driver(blk, req, VD_CALL_ZEROES, &dr);
         if (ret != -ENOTSUP) {
             return ret;
         }
@@ -259,7 +237,7 @@ static int exec_discard(VdBlockBackend *blk, VdRequest *req)
     int ret = 0;
     if (blk->cap_discard && end > start) {
         VdDriverReq dr = { .offset = start, .bytes = end - start, .trace = req->trace };
-        ret = call_driver(blk, VD_FAULT_DISCARD, blk->bs.drv->discard, &dr);
+        ret = call_driver(blk, req, VD_CALL_DISCARD, &dr);
         if (ret == -ENOTSUP) {
             ret = 0;
         }

@@ -29,7 +29,7 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out)
     VdBlockStats s;
     vd_blk_get_stats(blk, &s);
     g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s aio=%s read_only=%d in_flight=%u sticky_error=%d",
-                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->aio),
+                           blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->engine->kind),
                            blk->read_only, blk->in_flight, -blk->sticky_error);
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s);
 }
@@ -77,18 +77,4 @@ void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note)
         g_string_append_printf(line, " => error %s", g_strerror(-req->ret));
     }
     blk->trace_fn(blk->trace_opaque, line->str);
-}
-
-void vd_drv_trace(VdDriverReq *req, const char *fmt, ...)
-{
-    if (!req->trace) {
-        return;
-    }
-    if (req->trace->len) {
-        g_string_append(req->trace, "; ");
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    g_string_append_vprintf(req->trace, fmt, ap);
-    va_end(ap);
 }

@@ -16,8 +16,13 @@
  *  - With the write cache off, a write is durable when it completes.
  *  - A VD_REQ_FUA write is durable when it completes (except cache=unsafe).
  *  - A flush covers every write that completed before it was submitted.
- *  - After a failed host flush, every later flush and durable write fails
- *    with the same error until the backend is reopened (sticky error).
+ *  - After a failed sync step (a host flush's fdatasync, the flush of an
+ *    emulated-FUA or WCE=0 write, or a durable RWF_DSYNC/O_DSYNC write),
+ *    whatever its errno and the engine, every later flush and durable
+ *    write fails with the same error until the backend is reopened (sticky
+ *    error).
+ *  - No write, write-zeroes or discard overtakes an older one to the same
+ *    sector: a request overlapping an older one still in flight waits for it.
  *
  * Threading: all functions must be called from the thread that runs the
  * owner's GMainContext.  The synchronous wrappers (vd_blk_*_sync) iterate
@@ -72,8 +77,8 @@ typedef struct VdBlockStats {
     /* host operations: syscalls, or io_uring operations with aio=io_uring */
     uint64_t host_reads, host_writes;     /* preadv/pwritev(2) calls */
     uint64_t host_fdatasync;              /* fdatasync(2) calls */
-    uint64_t host_dsync_writes;           /* writes on the O_DSYNC descriptor */
-    uint64_t host_rwf_dsync_writes;       /* pwritev2(RWF_DSYNC) calls */
+    uint64_t host_dsync_writes;           /* writes on a descriptor the kernel reports O_DSYNC */
+    uint64_t host_rwf_dsync_writes;       /* writes submitted with RWF_DSYNC (pwritev2 or SQE) */
     uint64_t host_discards, host_zero_ranges; /* fallocate(2) calls */
     uint64_t host_bytes_read, host_bytes_written;
     uint64_t bounce_rmw;                  /* read-modify-write cycles */

@@ -10,17 +10,28 @@
  *  - open/close and the capability callbacks run on the owner's thread;
  *    capabilities are asked once per open and cached.
  *  - I/O callbacks run in a worker thread of the I/O engine's pool and may
- *    block.  Several may run concurrently on the same state.
- *  - Every offset and length is inside the image and a multiple of
+ *    block.  Several may run concurrently on the same state.  prepare may
+ *    also run on the owner thread (the io_uring engine).
+ *  - Every call passes one checkpoint (block/driver-call.c) that asserts:
+ *    every offset and length is inside the image and a multiple of
  *    request_alignment; every iov buffer address and length is a multiple of
- *    mem_alignment.
- *  - VD_DRV_FUA is passed only if can_fua returned VD_FUA_NATIVE, and
- *    VD_DRV_DSYNC only if can_dsync returned true.
+ *    mem_alignment and the iov adds up to bytes; VD_DRV_FUA is passed only if
+ *    can_fua returned VD_FUA_NATIVE, VD_DRV_DSYNC only if can_dsync returned
+ *    true (never both), VD_DRV_MAY_UNMAP only to write_zeroes.
  *
- * A driver returns >= 0 on success and a negative errno on failure.  It
- * counts every host syscall it makes in req->stats (atomically, with
- * vd_drv_count) and, when req->trace is non-NULL, appends one
- * "syscall(args)=result" entry per syscall with vd_drv_trace.
+ * A driver returns 0 or a byte count (<= bytes) on success and a negative
+ * errno (-4095..-1) on failure; the checkpoint asserts that too.
+ *
+ * Durability of a host op is decided once.  The generic layer chooses the
+ * plan (VD_DRV_FUA, VD_DRV_DSYNC, or a plain write followed by a flush); a
+ * driver that talks to a descriptor turns it into one VdHostOp in prepare:
+ * the only place that picks the descriptor and the RWF_* flags.  The
+ * checkpoint prepares each read, write and flush_to_disk call and hands the
+ * op to the driver in req->op; the io_uring engine submits the same op as
+ * an SQE.  Whoever makes the syscall counts it with vd_drv_count_host_op
+ * from the descriptor and flags it really used.  Other host counters are
+ * counted with vd_drv_count; when req->trace is non-NULL, a driver appends
+ * one "syscall(args)=result" entry per syscall with vd_drv_trace.
  */
 #ifndef VD_BLOCK_DRIVER_H
 #define VD_BLOCK_DRIVER_H
@@ -29,9 +40,14 @@
 
 #include <stdarg.h>
 
+/*
+ * How a durable write reaches the disk.  There is no "none": a driver
+ * without a durable single write must make writes durable with its
+ * flush_to_disk, which is what EMULATE means (the old VD_FUA_NONE meant the
+ * same and was merged into it).  A can_fua of NULL means EMULATE.
+ */
 typedef enum VdFuaSupport {
-    VD_FUA_NONE,     /* no durable single write: the generic layer flushes after */
-    VD_FUA_EMULATE,  /* the driver's flush makes a write durable: write + flush */
+    VD_FUA_EMULATE,  /* write, then the driver's flush_to_disk, before completion */
     VD_FUA_NATIVE,   /* pwritev with VD_DRV_FUA is durable by itself */
 } VdFuaSupport;
 
@@ -68,12 +84,40 @@ typedef struct VdDriverOpenOptions {
     VdLocking locking;          /* file drivers: whether set_perm locks */
 } VdDriverOpenOptions;
 
+/* Descriptor open flags learnt from the kernel (F_GETFL), cached per open. */
+#define VD_DRV_MAX_FDS 4
+typedef struct VdDrvFdFlags {
+    int fd;
+    int flags;
+} VdDrvFdFlags;
+
 /* The per-open driver state.  The driver's own data lives in opaque. */
 typedef struct VdBlockDriverState {
     const struct VdBlockDriver *drv;
     void *opaque;               /* drv->instance_size bytes, zeroed */
     VdBlockStats *stats;        /* host counters; update with vd_drv_count */
+    /* Owned by driver-call.c: what the kernel says each descriptor is (written under fd_lock). */
+    GMutex fd_lock;
+    VdDrvFdFlags fd_flags[VD_DRV_MAX_FDS];
+    unsigned n_fd_flags;
 } VdBlockDriverState;
+
+/* The kind of one host syscall (or io_uring op) a driver can prepare. */
+typedef enum VdHostOpKind { VD_HOST_READ, VD_HOST_WRITE, VD_HOST_FDATASYNC } VdHostOpKind;
+
+/*
+ * One host op exactly as it will be submitted: preadv2/pwritev2(fd, iov,
+ * niov, offset, rwf) or fdatasync(fd), or the io_uring SQE with the same
+ * fields.  rwf is RWF_DSYNC for native FUA, else 0.
+ */
+typedef struct VdHostOp {
+    VdHostOpKind kind;
+    int fd;
+    int rwf;
+    const struct iovec *iov;
+    int niov;
+    uint64_t offset, bytes;
+} VdHostOp;
 
 /* One host-level request as a driver sees it. */
 typedef struct VdDriverReq {
@@ -83,6 +127,7 @@ typedef struct VdDriverReq {
     int niov;
     unsigned flags;             /* VD_DRV_* */
     GString *trace;             /* non-NULL: append syscall trace entries */
+    const VdHostOp *op;         /* preadv/pwritev/flush_to_disk of a driver with prepare: run this */
 } VdDriverReq;
 
 typedef struct VdBlockDriver {
@@ -112,12 +157,13 @@ typedef struct VdBlockDriver {
     int (*drop_page_cache)(VdBlockDriverState *bs, VdDriverReq *req);
 
     /*
-     * Optional, for aio=io_uring: the descriptor that a single aligned
-     * read/write with these VD_DRV_* flags (RWF_DSYNC is added by the engine
-     * for VD_DRV_FUA), or a datasync flush (flags 0), can be issued on.
-     * -1: not possible, the thread pool runs the driver op instead.
+     * Optional, for drivers that talk to a descriptor: describe req (a read,
+     * a write with its VD_DRV_* flags, or a flush_to_disk) as one host op.
+     * The only place where the descriptor and the RWF_* flags are chosen.
+     * 0, or -ENOTSUP if it cannot be one host op (then only the driver's
+     * own callbacks can run it).
      */
-    int (*get_fd)(VdBlockDriverState *bs, unsigned drv_flags);
+    int (*prepare)(VdBlockDriverState *bs, VdHostOpKind kind, const VdDriverReq *req, VdHostOp *out);
 
     /*
      * Optional, owner thread: claim perm on the image against other users
@@ -139,6 +185,15 @@ static inline void vd_drv_count(uint64_t *counter, uint64_t n)
 {
     __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
 }
+
+/*
+ * Count one host op at submission from what was really submitted: the
+ * descriptor (host_dsync_writes if the kernel says it is O_DSYNC) and the
+ * RWF flags (host_rwf_dsync_writes for RWF_DSYNC).  Any thread.
+ */
+void vd_drv_count_host_op(VdBlockDriverState *bs, VdHostOpKind kind, int fd, int rwf);
+/* The open flags (F_GETFL) of one of the driver's descriptors, cached; -1 if fd is bad. */
+int vd_drv_fd_flags(VdBlockDriverState *bs, int fd);
 
 /* Append one "syscall(...)=result" trace entry if tracing is on. */
 void vd_drv_trace(VdDriverReq *req, const char *fmt, ...) G_GNUC_PRINTF(2, 3);

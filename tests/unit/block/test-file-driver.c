@@ -82,7 +82,8 @@ static void check_mode_table(const char *aio)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(mode_rows); i++) {
         const ModeRow *row = &mode_rows[i];
-        g_autofree char *opt = g_strdup_printf("cache=%s,aio=%s", row->cache, aio);
+        g_autofree char *opt = aio ? g_strdup_printf("cache=%s,aio=%s", row->cache, aio)
+                                   : g_strdup_printf("cache=%s", row->cache);
         VdBlockBackend *blk = open_image(opt);
         unsigned n;
         int any_direct, any_dsync, all_direct;
@@ -116,7 +117,7 @@ static void check_mode_table(const char *aio)
         assert_int_equal(s.host_rwf_dsync_writes, row->flush_syncs ? 2 : 0);
         assert_int_equal(s.host_writes, 4);
         /* With io_uring, the single-step ops went through the ring. */
-        if (strcmp(aio, "io_uring") == 0) {
+        if (vd_blk_aio(blk) == VD_AIO_IO_URING) {
             assert_true(s.uring_ops >= 4);
         } else {
             assert_int_equal(s.uring_ops, 0);
@@ -133,6 +134,65 @@ static void test_mode_table(void **state)
 static void test_mode_table_io_uring(void **state)
 {
     check_mode_table("io_uring");
+}
+
+/* The default engine (io_uring here) keeps every row too: counted from what was submitted. */
+static void test_mode_table_default_engine(void **state)
+{
+    check_mode_table(NULL);
+}
+
+/* The O_DSYNC descriptor carries WCE=0 writes on every engine; its writes are counted from the fd really used. */
+static void test_dsync_policy_engines(void **state)
+{
+    static const char *const engines[] = { ",aio=threads", ",aio=io_uring", "" };
+    for (size_t e = 0; e < G_N_ELEMENTS(engines); e++) {
+        for (int direct = 0; direct < 2; direct++) {
+            g_autofree char *opt = g_strdup_printf("cache=%s,wt-policy=dsync%s", direct ? "directsync" : "writethrough",
+                                                   engines[e]);
+            VdBlockBackend *blk = open_image(opt);
+            assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+            assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 4096, 0), 0);
+            VdBlockStats s = stats_of(blk);
+            assert_int_equal(s.host_writes, 2);
+            assert_int_equal(s.host_dsync_writes, 2);
+            assert_int_equal(s.host_rwf_dsync_writes, 0);
+            assert_int_equal(s.host_fdatasync, 0);
+            bool ring = vd_blk_aio(blk) == VD_AIO_IO_URING && direct;
+            assert_int_equal(s.uring_ops, ring ? 2 : 0);
+            vd_blk_close(blk);
+        }
+    }
+}
+
+/*
+ * A failed durable write sticks for every errno on every engine (with the
+ * default engine and O_DIRECT the write is an io_uring op): every later
+ * flush and durable write fails with no host call.
+ */
+static void test_sticky_durable_write_engines(void **state)
+{
+    static const char *const engines[] = { ",aio=threads", "" };
+    static const char *const setups[] = { "cache=directsync", "cache=writethrough", "cache=directsync,wt-policy=dsync" };
+    static const int errs[] = { ENOSPC, EDQUOT };
+    for (size_t e = 0; e < G_N_ELEMENTS(engines); e++) {
+        for (size_t m = 0; m < G_N_ELEMENTS(setups); m++) {
+            for (size_t i = 0; i < G_N_ELEMENTS(errs); i++) {
+                g_autofree char *opt = g_strdup_printf("%s%s", setups[m], engines[e]);
+                VdBlockBackend *blk = open_image(opt);
+                vd_blk_inject_error(blk, VD_FAULT_WRITE, errs[i], 1);
+                assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -errs[i]);
+                VdBlockStats before = stats_of(blk);
+                assert_int_equal(vd_blk_flush_sync(blk), -errs[i]);
+                assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 4096, 0), -errs[i]);
+                assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 4096, VD_REQ_FUA), -errs[i]);
+                VdBlockStats after = stats_of(blk);
+                assert_int_equal(after.host_writes, before.host_writes);
+                assert_int_equal(after.host_fdatasync, before.host_fdatasync);
+                vd_blk_close(blk);
+            }
+        }
+    }
 }
 
 /* aio=io_uring: data round-trips, unaligned requests fall back to the pool, faults still apply. */
@@ -157,7 +217,7 @@ static void test_io_uring_paths(void **state)
     s = stats_of(blk);
     assert_int_equal(s.host_dsync_writes, 1);
     assert_int_equal(s.host_fdatasync, 1); /* the 1->0 flush */
-    /* An injected fault is honoured (the request takes the pool). */
+    /* An injected fault is honoured (it fails the op where the ring would have run it). */
     vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -EIO);
     vd_blk_close(blk);
@@ -368,6 +428,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mode_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_table_io_uring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mode_table_default_engine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsync_policy_engines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sticky_durable_write_engines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsync_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),

@@ -6,7 +6,9 @@
 #include "mock-driver.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static const MockConfig native = { .fua = VD_FUA_NATIVE, .dsync = true, .zero = true };
 static const MockConfig emulate = { .fua = VD_FUA_EMULATE, .dsync = false, .zero = true };
@@ -478,8 +480,144 @@ static void test_close_drains(void **state)
     assert_int_equal(c.ret, 0);
 }
 
-int main(void)
+/* The engines every rule must hold on: the pool, and the default (io_uring over the pool). */
+static const char *const engine_opts[] = { ",aio=threads", "" };
+
+/* After a failed sync step, every later flush and durable write fails with its errno, with no host call. */
+static void check_sticky(VdBlockBackend *blk, int err)
 {
+    unsigned flushes = mock_calls(MOCK_FLUSH_DISK), writes = mock_calls(MOCK_WRITE);
+    assert_int_equal(vd_blk_flush_sync(blk), -err);
+    assert_int_equal(vd_blk_flush_sync(blk), -err);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 512, VD_REQ_FUA), -err);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), flushes);
+    assert_int_equal(mock_calls(MOCK_WRITE), writes);
+    if (vd_blk_write_cache(blk)) {
+        assert_int_equal(vd_blk_set_write_cache_sync(blk, false), -err); /* its flush fails too */
+    }
+    assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 512, 0), -err); /* WCE=0: durable */
+}
+
+/*
+ * One sticky rule for every failed sync step and every errno, on every
+ * engine: ENOSPC and EDQUOT from the flush of an emulated FUA write, from
+ * the flush of a WCE=0 write without native FUA, and from a WCE=0 write
+ * with native FUA (the durable write itself).
+ */
+static void test_sticky_every_sync_step_every_errno(void **state)
+{
+    static const int errs[] = { ENOSPC, EDQUOT };
+    for (size_t e = 0; e < G_N_ELEMENTS(engine_opts); e++) {
+        for (size_t i = 0; i < G_N_ELEMENTS(errs); i++) {
+            int err = errs[i];
+            g_autofree char *wb = g_strdup_printf("driver=mock,size=1M%s", engine_opts[e]);
+            g_autofree char *wt = g_strdup_printf("driver=mock,size=1M,cache=writethrough%s", engine_opts[e]);
+
+            mock_reset(&emulate); /* emulated FUA: its flush fails */
+            VdBlockBackend *blk = open_ok(wb);
+            vd_blk_inject_error(blk, VD_FAULT_FLUSH, err, 1);
+            assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), -err);
+            check_sticky(blk, err);
+            vd_blk_close(blk);
+
+            mock_reset(&emulate); /* WCE=0 write = write + flush: the flush fails */
+            blk = open_ok(wt);
+            vd_blk_inject_error(blk, VD_FAULT_FLUSH, err, 1);
+            assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -err);
+            check_sticky(blk, err);
+            vd_blk_close(blk);
+
+            mock_reset(&native); /* WCE=0 write = one FUA write: it fails */
+            blk = open_ok(wt);
+            vd_blk_inject_error(blk, VD_FAULT_WRITE, err, 1);
+            assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -err);
+            check_sticky(blk, err);
+            vd_blk_close(blk);
+        }
+    }
+}
+
+/* A failed plain write under emulated FUA is no sync step: the next flush still runs. */
+static void test_failed_plain_step_not_sticky(void **state)
+{
+    mock_reset(&emulate);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    vd_blk_inject_error(blk, VD_FAULT_WRITE, ENOSPC, 1);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), -ENOSPC);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), 1);
+    vd_blk_close(blk);
+}
+
+/*
+ * No modifying request overtakes an older overlapping one, aligned or not,
+ * on any engine: a held write A keeps an overlapping write B, and a
+ * write-zeroes and a discard overlapping them, from the driver; a
+ * non-overlapping write C goes at once.
+ */
+static void test_overlapping_modifications_ordered(void **state)
+{
+    for (size_t e = 0; e < G_N_ELEMENTS(engine_opts); e++) {
+        mock_reset(&native);
+        g_autofree char *opts = g_strdup_printf("driver=mock,size=1M%s", engine_opts[e]);
+        VdBlockBackend *blk = open_ok(opts);
+        static uint8_t a[4096], b[4096], c[512];
+        memset(a, 0xa1, sizeof(a));
+        memset(b, 0xb2, sizeof(b));
+        struct iovec va = { a, sizeof(a) }, vb = { b, sizeof(b) }, vc = { c, sizeof(c) };
+        Completion ca = { 0 }, cb = { 0 }, cc = { 0 }, cz = { 0 }, cd = { 0 };
+        mock_hold(MOCK_WRITE);
+        vd_blk_pwritev(blk, 0, &va, 1, 0, completion_cb, &ca);
+        mock_wait_held(MOCK_WRITE, 1);
+        vd_blk_pwritev(blk, 2048, &vb, 1, 0, completion_cb, &cb);
+        vd_blk_pwritev(blk, 65536, &vc, 1, 0, completion_cb, &cc);
+        mock_wait_held(MOCK_WRITE, 2); /* C reached the driver while A is held */
+        vd_blk_write_zeroes(blk, 0, 512, 0, completion_cb, &cz);
+        vd_blk_discard(blk, 5000, 1000, completion_cb, &cd);
+        settle();
+        assert_int_equal(mock_calls(MOCK_WRITE), 2); /* B waits for A */
+        assert_int_equal(mock_calls(MOCK_ZERO), 0);  /* waits for A */
+        assert_int_equal(mock_calls(MOCK_DISCARD), 0); /* waits for B */
+        mock_release(MOCK_WRITE);
+        vd_blk_drain(blk);
+        assert_int_equal(ca.ret | cb.ret | cc.ret | cz.ret | cd.ret, 0);
+        const char *log = mock_log();
+        assert_true(strstr(log, "W0+4096 ") < strstr(log, "W2048+4096 "));
+        assert_true(strstr(log, "W0+4096 ") < strstr(log, "Z0+512 "));
+        assert_true(strstr(log, "W2048+4096 ") < strstr(log, "D5000+1000 "));
+        assert_int_equal(mock_data()[2048], 0xb2);
+        assert_int_equal(mock_data()[0], 0);
+        vd_blk_close(blk);
+    }
+}
+
+/* Child of test_checkpoint_asserts_result: a driver returning an impossible errno must abort. */
+static int checkpoint_child(void)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = vd_blk_open("driver=mock,size=1M,aio=threads", NULL, NULL);
+    mock_fail_next(MOCK_WRITE, -5000);
+    vd_blk_pwrite_sync(blk, 0, buf, 512, 0);
+    vd_blk_close(blk);
+    return 0;
+}
+
+/* The driver-boundary checkpoint asserts the result: 0, a byte count, or -4095..-1. */
+static void test_checkpoint_asserts_result(void **state)
+{
+    char *argv[] = { "/proc/self/exe", "--checkpoint-child", NULL };
+    int status = 0;
+    GError *err = NULL;
+    assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, &err));
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--checkpoint-child") == 0) {
+        return checkpoint_child();
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_completion_deferred_once),
         cmocka_unit_test(test_fua_native),
@@ -498,12 +636,16 @@ int main(void)
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_alignment_bounce_and_rmw),
+        cmocka_unit_test(test_overlapping_modifications_ordered),
         cmocka_unit_test(test_rmw_serialised),
         cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
         cmocka_unit_test(test_injected_errors),
         cmocka_unit_test(test_trace_and_latency),
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_direct_size_error),
+        cmocka_unit_test(test_sticky_every_sync_step_every_errno),
+        cmocka_unit_test(test_failed_plain_step_not_sticky),
+        cmocka_unit_test(test_checkpoint_asserts_result),
     };
     return cmocka_run_group_tests_name("block-semantics", tests, NULL, NULL);
 }

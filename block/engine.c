@@ -1,0 +1,34 @@
+/*
+ * engine.c - choose the I/O engine once, at open.
+ *
+ * aio=threads and aio=io_uring name an engine; without aio= the default
+ * (io_uring) falls back to the thread pool where io_uring cannot be set up
+ * (an old kernel, a seccomp sandbox).  An explicit aio= never falls back.
+ * Owner thread only.
+ */
+#include "block-internal.h"
+
+static const VdEngineOps *const engines[] = {
+    [VD_AIO_THREADS] = &vd_engine_pool,
+    [VD_AIO_IO_URING] = &vd_engine_uring,
+};
+
+bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp)
+{
+    g_return_val_if_fail(aio < G_N_ELEMENTS(engines), false);
+    g_autoptr(GError) err = NULL;
+    if (engines[aio]->init(blk, &err)) {
+        blk->engine = engines[aio];
+        return true;
+    }
+    if (aio_explicit || aio == VD_AIO_THREADS) {
+        g_propagate_error(errp, g_steal_pointer(&err));
+        return false;
+    }
+    g_debug("%s; falling back to aio=threads", err->message);
+    if (!vd_engine_pool.init(blk, errp)) {
+        return false;
+    }
+    blk->engine = &vd_engine_pool;
+    return true;
+}
