@@ -48,6 +48,7 @@ struct VdRequest {
     bool was_cached_write;          /* counted in cached_writes_in_flight */
     bool rmw;                       /* offset or length not aligned: read-modify-write */
     const char *note;               /* why no host op happened, for the trace */
+    struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
 };
 
 typedef struct VdWceNotifier {
@@ -108,6 +109,8 @@ struct VdBlockBackend {
 
     GMutex fault_lock;
     VdFaultSlot faults[VD_FAULT__MAX];
+
+    struct VdCrashSim *crash;       /* the crashsim filter in the driver chain, or NULL */
 };
 
 #define VD_ZERO_BUF_SIZE (1u << 20)
@@ -124,6 +127,10 @@ typedef struct VdBlockOptions {
     bool aio_explicit;              /* aio= was given: no fallback */
     uint64_t size;
     bool size_set;
+    const VdBlockDriver *child;     /* a filter's child driver */
+    unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
+    unsigned crash_samples;         /* crashsim: states per sampled cut */
+    bool crash_set;                 /* a crashsim-only option was given */
 } VdBlockOptions;
 
 /* options.c */
