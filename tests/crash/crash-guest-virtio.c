@@ -78,6 +78,8 @@ static void submit(CrashGuest *g, unsigned slot, uint32_t type, uint64_t lba, ui
         b[n++] = (VgBuf){ g->data[slot], len, false };
     }
     b[n++] = (VgBuf){ g->status[slot], 1, true };
+    /* Each slot owns descriptors 3*slot..3*slot+2: a rolling allocator could reuse a chain still in flight. */
+    g->g.q[0].next_desc = 3 * slot;
     g->head[slot] = vg_chain(&g->g, 0, b, n);
     g->busy[slot] = true;
     vg_publish(&g->g, 0, g->head[slot]);

@@ -375,7 +375,10 @@ static void dir_crash(Runner *r, char **argv, char *rest)
 {
     g_autofree char *cmd = g_strdup_printf("crash %s", rest);
     g_autofree char *reply = run_command(r, cmd);
-    if (!g_str_has_prefix(reply, "OK ") || !strstr(reply, " failures=0")) {
+    if (!g_str_has_prefix(reply, "OK ")) {
+        seq_fail(r, "'%s' failed: '%s'", cmd, reply);
+    }
+    if (!strstr(reply, " failures=0")) {
         seq_fail(r, "'%s': a promised write was lost: '%s'", cmd, reply);
     }
 }
