@@ -58,7 +58,7 @@ static void promise_free(gpointer p)
 }
 
 /* Guest writes -> the promised sectors and what each may read back as. */
-static GHashTable *collect_promises(VdCrashSim *cs)
+static GHashTable *collect_promises(VdCrashGuest *cs)
 {
     GHashTable *t = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, promise_free);
     for (guint i = 0; i < cs->gwrites->len; i++) {
@@ -216,10 +216,10 @@ static uint64_t check_state(const GArray *risks, bool exhaustive, uint64_t seed,
     return 0;
 }
 
-/* Enumerate or sample the states of this cut and run the oracle on each. */
-static void run_cut(VdCrashSim *cs, VdCrashReport *out)
+/* Enumerate or sample the states of this cut and run the oracle on each, for the promises of g. */
+static void run_cut(VdCrashSim *cs, VdCrashGuest *g, VdCrashReport *out)
 {
-    g_autoptr(GHashTable) promises = collect_promises(cs);
+    g_autoptr(GHashTable) promises = collect_promises(g);
     g_autoptr(GArray) units = collect_units(cs);
     g_autoptr(GArray) risks = collect_risks(cs, promises, units);
     out->promised = g_hash_table_size(promises);
@@ -246,6 +246,11 @@ bool vd_blk_has_crashsim(VdBlockBackend *blk)
 
 bool vd_blk_crash_check(VdBlockBackend *blk, uint64_t seed, VdCrashReport *out, GError **errp)
 {
+    return vd_blk_crash_check_guest(blk, blk->crash ? blk->crash->seen : NULL, seed, out, errp);
+}
+
+bool vd_blk_crash_check_guest(VdBlockBackend *blk, VdCrashGuest *g, uint64_t seed, VdCrashReport *out, GError **errp)
+{
     VdCrashSim *cs = blk->crash;
     if (!cs) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
@@ -254,7 +259,7 @@ bool vd_blk_crash_check(VdBlockBackend *blk, uint64_t seed, VdCrashReport *out, 
     }
     *out = (VdCrashReport){ .seed = seed, .unsafe = blk->cache_mode == VD_CACHE_UNSAFE };
     g_mutex_lock(&cs->lock);
-    run_cut(cs, out);
+    run_cut(cs, g, out);
     g_autofree char *mark = g_strdup_printf("cut-%u", ++cs->cuts);
     vd_crash_log_add(cs, VD_CRASH_LOG_MARK, NULL, mark);
     g_mutex_unlock(&cs->lock);

@@ -11,8 +11,9 @@
  *  - host side (durable, pending, log, host_seq): written by worker threads
  *    inside driver ops and read by a cut on the owner thread, always under
  *    cs->lock.
- *  - guest side (gwrites, gseq, toggle state): the owner thread only (the
- *    backend's submit and completion paths, and the cut).
+ *  - guest side (cs->seen, a VdCrashGuest): the owner thread only (the
+ *    backend's submit and completion paths, and the cut); so is a guest's
+ *    own VdCrashGuest.
  *  A cut takes cs->lock for its whole duration: a power cut is an instant,
  *  and workers that want to record an op simply wait for it.
  */
@@ -65,7 +66,16 @@ typedef struct VdCrashGuestWrite {
     bool promised;
 } VdCrashGuestWrite;
 
-/* A guest request's record, hung on VdRequest.crash between submit and completion. */
+/* The guest-level log: whose view it is does not matter (the backend's hooks, or a guest's own). */
+struct VdCrashGuest {
+    uint64_t zero_hash;
+    uint64_t gseq;
+    GPtrArray *gwrites;         /* VdCrashGuestWrite*, in submission order */
+    uint64_t off_seq;           /* seq of the latest write-cache 1->0 switch, 0: none */
+    bool off_done;              /* ... and its drain-and-flush completed */
+};
+
+/* A backend request's record, hung on VdRequest.crash between submit and completion. */
 typedef struct VdCrashGuestOp {
     uint64_t submit_seq;
     VdCrashGuestWrite *w;       /* modifying requests only */
@@ -84,18 +94,17 @@ typedef struct VdCrashSim {
     GPtrArray *log;             /* VdCrashLogEntry*, in dm-log-writes order */
     unsigned flushes_running;
 
-    /* guest side, owner thread */
-    uint64_t gseq;
-    GPtrArray *gwrites;         /* VdCrashGuestWrite*, in submission order */
-    uint64_t off_seq;           /* guest seq of the latest write-cache 1->0 switch, 0: none */
-    bool off_done;              /* ... and its drain-and-flush completed */
+    /* guest side, owner thread: what the backend promised */
+    VdCrashGuest *seen;
     unsigned cuts;              /* crash checks so far (names the MARK entries) */
 } VdCrashSim;
 
 /* crashsim.c */
 uint64_t vd_crash_hash_sector(const uint8_t *p);
+/* Tokens of a range that holds one value (zeroes or a discard), partial edge sectors ANY. */
+uint64_t *vd_crash_fill_tokens(uint64_t offset, uint64_t bytes, uint64_t token, uint64_t *sector, uint64_t *nsect);
 /* Per-sector tokens of an iovec covering [offset, offset+bytes); sets *sector, *nsect. */
-uint64_t *vd_crash_hash_iov(VdCrashSim *cs, uint64_t offset, uint64_t bytes, const struct iovec *iov, int niov,
+uint64_t *vd_crash_hash_iov(uint64_t offset, uint64_t bytes, const struct iovec *iov, int niov,
                             uint64_t *sector, uint64_t *nsect);
 void vd_crash_host_write_free(VdCrashHostWrite *w);
 
@@ -103,7 +112,6 @@ void vd_crash_host_write_free(VdCrashHostWrite *w);
 VdCrashGuestOp *vd_crash_note_submit(VdCrashSim *cs, VdRequest *req);
 void vd_crash_note_done(VdCrashSim *cs, VdRequest *req);
 void vd_crash_note_wce(VdCrashSim *cs, bool enabled);
-void vd_crash_guest_free(VdCrashSim *cs);
 
 /* crashsim-log.c (lock held) */
 void vd_crash_log_add(VdCrashSim *cs, VdCrashLogKind kind, VdCrashHostWrite *op, const char *mark);

@@ -64,8 +64,7 @@ static void mark_partial_edges(uint64_t *hash, uint64_t offset, uint64_t bytes, 
     }
 }
 
-/* Tokens of a range that holds one value (zeroes or a discard), partial edges ANY. */
-static uint64_t *fill_tokens(uint64_t offset, uint64_t bytes, uint64_t token, uint64_t *sector, uint64_t *nsect)
+uint64_t *vd_crash_fill_tokens(uint64_t offset, uint64_t bytes, uint64_t token, uint64_t *sector, uint64_t *nsect)
 {
     sector_span(offset, bytes, sector, nsect);
     uint64_t *hash = g_new(uint64_t, MAX(*nsect, 1));
@@ -76,7 +75,7 @@ static uint64_t *fill_tokens(uint64_t offset, uint64_t bytes, uint64_t token, ui
     return hash;
 }
 
-uint64_t *vd_crash_hash_iov(VdCrashSim *cs, uint64_t offset, uint64_t bytes, const struct iovec *iov, int niov,
+uint64_t *vd_crash_hash_iov(uint64_t offset, uint64_t bytes, const struct iovec *iov, int niov,
                             uint64_t *sector, uint64_t *nsect)
 {
     sector_span(offset, bytes, sector, nsect);
@@ -118,12 +117,12 @@ static VdCrashHostWrite *host_begin(VdCrashSim *cs, VdCrashOpKind kind, VdDriver
     w->kind = kind;
     w->fua = req->flags & (VD_DRV_FUA | VD_DRV_DSYNC);
     if (kind == VD_CRASH_OP_WRITE) {
-        w->hash = vd_crash_hash_iov(cs, req->offset, req->bytes, req->iov, req->niov, &w->sector, &w->nsect);
+        w->hash = vd_crash_hash_iov(req->offset, req->bytes, req->iov, req->niov, &w->sector, &w->nsect);
         w->data = g_malloc0(w->nsect * VD_CRASH_SECTOR);
         iov_copy_out(req->iov, req->niov, 0, w->data + (req->offset - w->sector * VD_CRASH_SECTOR), req->bytes);
     } else {
         uint64_t token = kind == VD_CRASH_OP_ZEROES ? cs->zero_hash : VD_CRASH_DISCARD;
-        w->hash = fill_tokens(req->offset, req->bytes, token, &w->sector, &w->nsect);
+        w->hash = vd_crash_fill_tokens(req->offset, req->bytes, token, &w->sector, &w->nsect);
     }
     g_mutex_lock(&cs->lock);
     w->start_seq = ++cs->host_seq;
@@ -215,10 +214,10 @@ static bool crash_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GEr
     cs->samples = o->crash_samples;
     uint8_t zero[VD_CRASH_SECTOR] = { 0 };
     cs->zero_hash = vd_crash_hash_sector(zero);
+    cs->seen = vd_crash_guest_new();
     cs->durable = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     cs->pending = g_ptr_array_new_with_free_func((GDestroyNotify)vd_crash_host_write_free);
     cs->log = g_ptr_array_new_with_free_func(vd_crash_log_entry_free);
-    cs->gwrites = g_ptr_array_new();
     return true;
 }
 
@@ -229,7 +228,7 @@ static void crash_close(VdBlockDriverState *bs)
     if (!cs->durable) {
         return;
     }
-    vd_crash_guest_free(cs);
+    vd_crash_guest_free(cs->seen);
     g_hash_table_destroy(cs->durable);
     g_ptr_array_free(cs->pending, TRUE);
     g_ptr_array_free(cs->log, TRUE);

@@ -6,13 +6,16 @@
  * cache x FUA use), it runs random guest command sequences in-process
  * against a backend opened with driver=crashsim over the null driver, and
  * cuts the power at random points, with requests in flight or not.  Each
- * cut checks every legal crash state (vd_blk_crash_check).  A sequence is
- * fully determined by its seed, printed with any failure for --replay.
+ * cut checks every legal crash state against what the GUEST was promised
+ * (its own VdCrashGuest log, so a device that loses a FUA bit or a FLUSH is
+ * caught) and against what the backend promised (its own view, which also
+ * knows when the backend's WCE 1->0 drain really finished); --oracle picks one.  A sequence
+ * is fully determined by its seed, printed with any failure for --replay.
  *
  * Usage: vdisk-crashtest [--device ide|virtio-blk|scsi|all] [--cache MODE|all]
  *          [--wce on|off|all] [--fua on|off|all] [--cuts N] [--seed S]
  *          [--tear off|512|4k] [--driver crashsim|broken-fua|broken-flush]
- *          [--expect-failures] [--replay SEED] [--json]
+ *          [--oracle both|guest|backend] [--expect-failures] [--replay SEED] [--json]
  * Exit status: 0 if no failure (with --expect-failures: if every combination
  * failed within its budget of crash states), 1 otherwise, 2 for a usage error.
  */
@@ -41,6 +44,7 @@ typedef struct Config {
     const char *tear;
     const char *driver;
     bool expect_failures, json, replay;
+    bool guest_oracle, backend_oracle; /* whose promises each cut checks */
     uint64_t replay_seed;
 } Config;
 
@@ -49,16 +53,26 @@ typedef struct Tally {
     uint64_t cuts, checks, promised, failures, sequences, device_errors;
     double secs;
     bool failed;
-    uint64_t fail_seq, fail_op, fail_state, fail_lba, cuts_at_failure;
+    uint64_t fail_seq, fail_op, fail_state, fail_lba, cuts_at_failure, checks_at_failure;
+    const char *fail_view;
 } Tally;
+
+/* What a slot holds: a write (its guest-log record) or a flush (its seq). */
+typedef struct SlotUse {
+    bool busy;
+    VdCrashGuestWrite *write;
+    uint64_t flush;
+} SlotUse;
 
 /* One running sequence. */
 typedef struct Seq {
     const CrashGuestOps *ops;
     CrashGuest *g;
     VdBlockBackend *blk;
+    VdCrashGuest *view;         /* the guest's own promises */
+    const Config *c;
     uint64_t rng;
-    bool busy[CG_MAX_DEPTH];
+    SlotUse slot[CG_MAX_DEPTH];
     bool wce;
     uint64_t writes;
     uint8_t buf[CG_MAX_SECTORS * 512];
@@ -85,7 +99,13 @@ static bool reap(Seq *s, Tally *t)
     if (!s->ops->poll(s->g, &slot, &ok)) {
         return false;
     }
-    s->busy[slot] = false;
+    SlotUse *u = &s->slot[slot];
+    if (u->write) {
+        vd_crash_guest_write_done(s->view, u->write, ok, !s->wce);
+    } else {
+        vd_crash_guest_flush_done(s->view, u->flush, ok);
+    }
+    *u = (SlotUse){ 0 };
     t->device_errors += !ok;
     return true;
 }
@@ -97,7 +117,7 @@ static unsigned free_slot(Seq *s, Tally *t)
         while (reap(s, t)) {
         }
         for (unsigned i = 0; i < s->ops->depth; i++) {
-            if (!s->busy[i]) {
+            if (!s->slot[i].busy) {
                 return i;
             }
         }
@@ -113,7 +133,7 @@ static void wait_idle(Seq *s, Tally *t)
         }
         bool any = false;
         for (unsigned i = 0; i < s->ops->depth; i++) {
-            any |= s->busy[i];
+            any |= s->slot[i].busy;
         }
         if (!any) {
             return;
@@ -122,18 +142,20 @@ static void wait_idle(Seq *s, Tally *t)
     }
 }
 
-/* Cut the power now and add the findings to the tally. */
-static void cut(Seq *s, Tally *t, uint64_t seq_seed, uint64_t op, bool verbose)
+/* Cut the power now, check one view's promises, and add the findings to the tally. */
+static void cut_view(Seq *s, Tally *t, VdCrashGuest *view, uint64_t seq_seed, uint64_t op)
 {
     VdCrashReport r;
     g_autoptr(GError) err = NULL;
-    if (!vd_blk_crash_check(s->blk, seq_seed ^ (op << 32), &r, &err)) {
+    bool ok = view ? vd_blk_crash_check_guest(s->blk, view, seq_seed ^ (op << 32), &r, &err)
+                   : vd_blk_crash_check(s->blk, seq_seed ^ (op << 32), &r, &err);
+    if (!ok) {
         g_error("%s", err->message);
     }
-    if (verbose) {
+    if (s->c->replay) {
         g_autoptr(GString) line = g_string_new(NULL);
         vd_crash_report_format(&r, line);
-        printf("  op %3" G_GUINT64_FORMAT ": %s\n", op, line->str);
+        printf("  op %3" G_GUINT64_FORMAT " %s view: %s\n", op, view ? "guest" : "backend", line->str);
     }
     if (r.failures && !t->failed && !r.unsafe) {
         t->failed = true;
@@ -142,11 +164,24 @@ static void cut(Seq *s, Tally *t, uint64_t seq_seed, uint64_t op, bool verbose)
         t->fail_state = r.first_cut;
         t->fail_lba = r.first_lba;
         t->cuts_at_failure = t->cuts + r.first_cut + 1;
+        t->checks_at_failure = t->checks + 1;
+        t->fail_view = view ? "guest" : "backend";
     }
     t->cuts += r.cuts;
     t->checks++;
     t->promised += r.promised;
     t->failures += r.unsafe ? 0 : r.failures;
+}
+
+/* Cut the power now: check the guest's promises and the backend's, as configured. */
+static void cut(Seq *s, Tally *t, uint64_t seq_seed, uint64_t op)
+{
+    if (s->c->guest_oracle) {
+        cut_view(s, t, s->view, seq_seed, op);
+    }
+    if (s->c->backend_oracle) {
+        cut_view(s, t, NULL, seq_seed, op);
+    }
 }
 
 /* Start one random write. */
@@ -163,14 +198,29 @@ static void random_write(Seq *s, Tally *t, const Mode *m)
         memcpy(p, &id, sizeof(id));
         memcpy(p + 8, &i, sizeof(i));
     }
+    s->slot[slot] = (SlotUse){ .busy = true, .write = vd_crash_guest_write(s->view, lba * 512, s->buf, nsect * 512, fua) };
     s->ops->submit_write(s->g, slot, lba, nsect, fua, s->buf);
-    s->busy[slot] = true;
+}
+
+/* Switch the write cache the device's way, and note what that promises. */
+static void switch_wce(Seq *s, Tally *t, bool on)
+{
+    if (s->ops->depth == 1) {
+        wait_idle(s, t); /* one command at a time */
+    }
+    uint64_t sw = on ? 0 : vd_crash_guest_cache_off(s->view);
+    s->wce = on;
+    bool ok = s->ops->set_wce(s->g, on);
+    t->device_errors += !ok;
+    if (!on && s->ops->switch_drains) {
+        vd_crash_guest_cache_off_done(s->view, sw, ok);
+    }
 }
 
 /* Run one sequence; false if the backend or device could not be set up. */
 static bool run_sequence(const Config *c, const CrashGuestOps *ops, const Mode *m, uint64_t seq_seed, Tally *t)
 {
-    Seq s = { .ops = ops, .rng = seq_seed };
+    Seq s = { .ops = ops, .rng = seq_seed, .view = vd_crash_guest_new(), .c = c };
     g_autoptr(GError) err = NULL;
     g_autofree char *opts = g_strdup_printf("driver=%s,child=null,size=16M,cache=%s,aio=threads%s%s", c->driver,
                                             vd_cache_mode_name(m->cache), c->tear ? ",tear=" : "",
@@ -180,28 +230,23 @@ static bool run_sequence(const Config *c, const CrashGuestOps *ops, const Mode *
     if (!s.g) {
         fprintf(stderr, "vdisk-crashtest: %s %s: %s\n", ops->name, opts, err->message);
         vd_blk_close(s.blk);
+        vd_crash_guest_free(s.view);
         return false;
     }
-    s.wce = m->wce;
-    if (!ops->set_wce(s.g, s.wce)) {
-        t->device_errors++;
-    }
+    s.wce = vd_blk_write_cache(s.blk); /* the power-on state, which the guest reads from the device */
+    switch_wce(&s, t, m->wce);
     for (uint64_t op = 0; op < OPS_PER_SEQUENCE; op++) {
         unsigned r = next_rand(&s.rng) % 100;
         if (r < 60) {
             random_write(&s, t, m);
         } else if (r < 72) {
             unsigned slot = free_slot(&s, t);
+            s.slot[slot] = (SlotUse){ .busy = true, .flush = vd_crash_guest_flush(s.view) };
             ops->submit_flush(s.g, slot);
-            s.busy[slot] = true;
         } else if (r < 76) {
-            if (ops->depth == 1) {
-                wait_idle(&s, t); /* one command at a time */
-            }
-            s.wce = !s.wce;
-            t->device_errors += !ops->set_wce(s.g, s.wce);
+            switch_wce(&s, t, !s.wce);
         } else {
-            cut(&s, t, seq_seed, op, c->replay);
+            cut(&s, t, seq_seed, op);
         }
         if (next_rand(&s.rng) % 2) {
             g_main_context_iteration(NULL, FALSE);
@@ -210,9 +255,10 @@ static bool run_sequence(const Config *c, const CrashGuestOps *ops, const Mode *
         }
     }
     wait_idle(&s, t);
-    cut(&s, t, seq_seed, OPS_PER_SEQUENCE, c->replay);
+    cut(&s, t, seq_seed, OPS_PER_SEQUENCE);
     ops->close(s.g);
     vd_blk_close(s.blk);
+    vd_crash_guest_free(s.view);
     t->sequences++;
     return true;
 }
@@ -258,9 +304,10 @@ static void print_combo(const Config *c, const CrashGuestOps *ops, const Mode *m
                m->fua ? "true" : "false", t->cuts, t->checks, t->sequences, t->promised, t->failures, t->device_errors,
                t->secs, rate);
         if (t->failed) {
-            printf(", \"first_failure\": {\"seed\": %" G_GUINT64_FORMAT ", \"op\": %" G_GUINT64_FORMAT
+            printf(", \"first_failure\": {\"view\": \"%s\", \"seed\": %" G_GUINT64_FORMAT ", \"op\": %" G_GUINT64_FORMAT
                    ", \"state\": %" G_GUINT64_FORMAT ", \"lba\": %" G_GUINT64_FORMAT ", \"after_cuts\": %" G_GUINT64_FORMAT
-                   ", \"replay\": \"%s\"}", t->fail_seq, t->fail_op, t->fail_state, t->fail_lba, t->cuts_at_failure, replay);
+                   ", \"after_checks\": %" G_GUINT64_FORMAT ", \"replay\": \"%s\"}", t->fail_view, t->fail_seq, t->fail_op,
+                   t->fail_state, t->fail_lba, t->cuts_at_failure, t->checks_at_failure, replay);
         }
         printf("}");
         return;
@@ -273,9 +320,10 @@ static void print_combo(const Config *c, const CrashGuestOps *ops, const Mode *m
         printf("  %" G_GUINT64_FORMAT " device errors\n", t->device_errors);
     }
     if (t->failed) {
-        printf("  FAILURE after %" G_GUINT64_FORMAT " cuts: seed=%" G_GUINT64_FORMAT " op=%" G_GUINT64_FORMAT
-               " state=%" G_GUINT64_FORMAT " lba=%" G_GUINT64_FORMAT "\n  replay: vdisk-crashtest %s\n",
-               t->cuts_at_failure, t->fail_seq, t->fail_op, t->fail_state, t->fail_lba, replay);
+        printf("  FAILURE (%s view) after %" G_GUINT64_FORMAT " cuts, %" G_GUINT64_FORMAT " checks: seed=%" G_GUINT64_FORMAT
+               " op=%" G_GUINT64_FORMAT " state=%" G_GUINT64_FORMAT " lba=%" G_GUINT64_FORMAT "\n  replay: vdisk-crashtest %s\n",
+               t->fail_view, t->cuts_at_failure, t->checks_at_failure, t->fail_seq, t->fail_op, t->fail_state, t->fail_lba,
+               replay);
     }
 }
 
@@ -314,11 +362,12 @@ static const char *const cache_names[] = { "writeback", "none", "writethrough", 
 static const char *const onoff_names[] = { "off", "on", NULL };
 static const char *const driver_names[] = { "crashsim", "broken-fua", "broken-flush", NULL };
 static const char *const tear_names[] = { "off", "512", "4k", NULL };
+static const char *const oracle_names[] = { "both", "guest", "backend", NULL };
 
 /* Parse the command line into c; false on a usage error (already reported). */
 static bool parse_args(int argc, char **argv, Config *c)
 {
-    int dev = -1, drv = 0, tear = 0;
+    int dev = -1, drv = 0, tear = 0, oracle = 0;
     *c = (Config){ .cache = -1, .wce = -1, .fua = -1, .budget = 10000, .seed = 1, .driver = "crashsim" };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -341,6 +390,8 @@ static bool parse_args(int argc, char **argv, Config *c)
             ok = parse_choice("driver", v, driver_names, 3, &drv) && drv >= 0;
         } else if (strcmp(a, "--tear") == 0) {
             ok = parse_choice("tear", v, tear_names, 3, &tear) && tear >= 0;
+        } else if (strcmp(a, "--oracle") == 0) {
+            ok = parse_choice("oracle", v, oracle_names, 3, &oracle) && oracle >= 0;
         } else if (strcmp(a, "--cuts") == 0) {
             ok = parse_u64("cuts", v, &c->budget);
         } else if (strcmp(a, "--seed") == 0) {
@@ -358,6 +409,8 @@ static bool parse_args(int argc, char **argv, Config *c)
         i += takes;
     }
     c->driver = driver_names[drv];
+    c->guest_oracle = oracle != 2;
+    c->backend_oracle = oracle != 1;
     c->tear = tear > 0 ? tear_names[tear] : NULL;
     for (unsigned d = 0; d < 3; d++) {
         if (dev < 0 || (unsigned)dev == d) {

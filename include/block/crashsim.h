@@ -43,6 +43,31 @@ bool vd_blk_crash_check(VdBlockBackend *blk, uint64_t seed, VdCrashReport *out, 
 /* "cuts=N promised=N failures=N [...]": the qtest reply after OK. */
 void vd_crash_report_format(const VdCrashReport *r, GString *out);
 
+/*
+ * The guest-level log from a GUEST's own view, for a guest (a test driver,
+ * the runner) that wants its promises checked, not the ones the backend saw:
+ * that catches a device that drops a FUA bit or a FLUSH before the backend.
+ * The guest reports each write it submits (its data, and whether it asked
+ * for FUA) and how it completed, each FLUSH, and each switch of the write
+ * cache to off (done: the device acknowledged a switch that drains, as ATA
+ * SET FEATURES 82h and SCSI MODE SELECT do; a virtio-blk config write has no
+ * acknowledgement, so call only vd_crash_guest_cache_off).  The promise rules
+ * are the oracle's (docs/crash-testing.md).  Owner thread.
+ */
+typedef struct VdCrashGuest VdCrashGuest;
+typedef struct VdCrashGuestWrite VdCrashGuestWrite;
+VdCrashGuest *vd_crash_guest_new(void);
+void vd_crash_guest_free(VdCrashGuest *g);
+VdCrashGuestWrite *vd_crash_guest_write(VdCrashGuest *g, uint64_t offset, const void *data, uint64_t bytes, bool fua);
+/* cache_off: the guest had switched the write cache off (it submitted the switch) when the write completed. */
+void vd_crash_guest_write_done(VdCrashGuest *g, VdCrashGuestWrite *w, bool ok, bool cache_off);
+uint64_t vd_crash_guest_flush(VdCrashGuest *g);
+void vd_crash_guest_flush_done(VdCrashGuest *g, uint64_t flush, bool ok);
+uint64_t vd_crash_guest_cache_off(VdCrashGuest *g);
+void vd_crash_guest_cache_off_done(VdCrashGuest *g, uint64_t sw, bool ok);
+/* vd_blk_crash_check, with the promises of g instead of the ones the backend saw. */
+bool vd_blk_crash_check_guest(VdBlockBackend *blk, VdCrashGuest *g, uint64_t seed, VdCrashReport *out, GError **errp);
+
 /* Write the host op log so far in dm-log-writes format (replay-log reads it). */
 bool vd_blk_crash_write_log(VdBlockBackend *blk, const char *path, GError **errp);
 

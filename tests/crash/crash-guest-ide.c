@@ -134,6 +134,6 @@ static void ide_close(CrashGuest *g)
 }
 
 const CrashGuestOps crash_guest_ide = {
-    .name = "ide", .depth = 1, .has_fua = true, .open = ide_open, .submit_write = ide_submit_write,
+    .name = "ide", .depth = 1, .has_fua = true, .switch_drains = true, .open = ide_open, .submit_write = ide_submit_write,
     .submit_flush = ide_submit_flush, .set_wce = ide_set_wce, .poll = ide_poll, .close = ide_close,
 };

@@ -135,7 +135,7 @@ static void scsi_close(CrashGuest *g)
 }
 
 const CrashGuestOps crash_guest_scsi = {
-    .name = "scsi", .depth = CG_MAX_DEPTH, .has_fua = true, .open = scsi_open,
+    .name = "scsi", .depth = CG_MAX_DEPTH, .has_fua = true, .switch_drains = true, .open = scsi_open,
     .submit_write = scsi_submit_write, .submit_flush = scsi_submit_flush, .set_wce = scsi_set_wce,
     .poll = scsi_poll, .close = scsi_close,
 };

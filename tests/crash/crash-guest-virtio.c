@@ -131,7 +131,7 @@ static void vblk_close(CrashGuest *g)
 }
 
 const CrashGuestOps crash_guest_virtio_blk = {
-    .name = "virtio-blk", .depth = CG_MAX_DEPTH, .has_fua = false, .open = vblk_open,
+    .name = "virtio-blk", .depth = CG_MAX_DEPTH, .has_fua = false, .switch_drains = false, .open = vblk_open,
     .submit_write = vblk_submit_write, .submit_flush = vblk_submit_flush, .set_wce = vblk_set_wce,
     .poll = vblk_poll, .close = vblk_close,
 };

@@ -24,6 +24,7 @@ typedef struct CrashGuestOps {
     const char *name;
     unsigned depth;             /* requests in flight at most */
     bool has_fua;               /* the device has a FUA write */
+    bool switch_drains;         /* set_wce(false) returns once earlier writes are durable (ATA 82h, MODE SELECT) */
     CrashGuest *(*open)(VdBlockBackend *blk, GError **errp);
     /* data: nsect * 512 bytes, copied into guest memory before submission */
     void (*submit_write)(CrashGuest *g, unsigned slot, uint64_t lba, unsigned nsect, bool fua, const uint8_t *data);

@@ -210,6 +210,45 @@ static void test_file_child(void **state)
     unlink(path);
 }
 
+/* A guest's own view catches a device that drops FUA before the backend; the backend's view cannot. */
+static void test_guest_view(void **state)
+{
+    VdBlockBackend *blk = open_ok("driver=crashsim,child=null,size=" SIZE);
+    VdCrashGuest *g = vd_crash_guest_new();
+    uint8_t buf[4096];
+    memset(buf, 0x5a, sizeof(buf));
+    VdCrashGuestWrite *w = vd_crash_guest_write(g, 0, buf, sizeof(buf), true);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, sizeof(buf), 0), 0); /* the "device" lost the FUA bit */
+    vd_crash_guest_write_done(g, w, true, false);
+    VdCrashReport r;
+    g_autoptr(GError) err = NULL;
+    assert_true(vd_blk_crash_check_guest(blk, g, 5, &r, &err));
+    assert_int_equal(r.promised, 8);
+    assert_int_equal(r.failures, 1);
+    assert_int_equal(cut(blk, 5).promised, 0);
+    /* A flush the guest submitted and the device did perform makes it hold. */
+    uint64_t f = vd_crash_guest_flush(g);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    vd_crash_guest_flush_done(g, f, true);
+    assert_true(vd_blk_crash_check_guest(blk, g, 5, &r, &err));
+    assert_int_equal(r.failures, 0);
+    /* A write in flight at a draining switch is promised once the switch is acknowledged. */
+    memset(buf, 0x5b, sizeof(buf));
+    w = vd_crash_guest_write(g, 8192, buf, sizeof(buf), false);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 8192, buf, sizeof(buf), 0), 0);
+    uint64_t sw = vd_crash_guest_cache_off(g);
+    vd_crash_guest_write_done(g, w, true, true);
+    assert_true(vd_blk_crash_check_guest(blk, g, 5, &r, &err));
+    assert_int_equal(r.promised, 8);               /* not yet: the switch has not been acknowledged */
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    vd_crash_guest_cache_off_done(g, sw, true);
+    assert_true(vd_blk_crash_check_guest(blk, g, 5, &r, &err));
+    assert_int_equal(r.promised, 16);
+    assert_int_equal(r.failures, 0);
+    vd_crash_guest_free(g);
+    vd_blk_close(blk);
+}
+
 /* Read a little-endian u64 at p. */
 static uint64_t le64(const uint8_t *p)
 {
@@ -263,7 +302,7 @@ int main(void)
         cmocka_unit_test(test_promises),   cmocka_unit_test(test_wce_off),   cmocka_unit_test(test_wce_switch),
         cmocka_unit_test(test_broken_stacks), cmocka_unit_test(test_later_write), cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_unsafe),     cmocka_unit_test(test_options),   cmocka_unit_test(test_file_child),
-        cmocka_unit_test(test_log),
+        cmocka_unit_test(test_log),        cmocka_unit_test(test_guest_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
