@@ -22,8 +22,6 @@
 VdCrashGuest *vd_crash_guest_new(void)
 {
     VdCrashGuest *g = g_new0(VdCrashGuest, 1);
-    uint8_t zero[VD_CRASH_SECTOR] = { 0 };
-    g->zero_hash = vd_crash_hash_sector(zero);
     g->gwrites = g_ptr_array_new();
     return g;
 }

@@ -2,8 +2,8 @@
  * crashsim-internal.h - the power-cut simulator, shared by its files:
  *   crashsim.c        the filter driver: the HOST-level model (durable map,
  *                     volatile and in-flight writes), fed by every driver op
- *   crashsim-guest.c  the GUEST-level log: what the backend completed and
- *                     promised, fed by two hooks in block-backend.c
+ *   crashsim-guest.c  the GUEST-level log (VdCrashGuest): what was promised,
+ *                     fed by hooks in block-backend.c or by a guest itself
  *   crashsim-cut.c    a cut: enumerate or sample crash states, run the oracle
  *   crashsim-log.c    the op log in dm-log-writes format
  *
@@ -57,10 +57,10 @@ typedef struct VdCrashLogEntry {
     char *mark;                 /* LOG_MARK */
 } VdCrashLogEntry;
 
-/* One guest-level modifying request, as the backend saw it. */
+/* One guest-level modifying request (as the backend saw it, or as a guest submitted it). */
 typedef struct VdCrashGuestWrite {
-    uint64_t sector, nsect;     /* whole sectors covered */
-    uint64_t *hash;             /* nsect tokens at completion; NULL: discard or failed (anything goes) */
+    uint64_t sector, nsect;     /* sectors touched (partly covered ones hold ANY) */
+    uint64_t *hash;             /* nsect tokens; NULL: discard or failed (anything goes) */
     uint64_t submit_seq, done_seq; /* guest order; done_seq 0 while in flight */
     bool fua;
     bool promised;
@@ -68,7 +68,6 @@ typedef struct VdCrashGuestWrite {
 
 /* The guest-level log: whose view it is does not matter (the backend's hooks, or a guest's own). */
 struct VdCrashGuest {
-    uint64_t zero_hash;
     uint64_t gseq;
     GPtrArray *gwrites;         /* VdCrashGuestWrite*, in submission order */
     uint64_t off_seq;           /* seq of the latest write-cache 1->0 switch, 0: none */

@@ -16,8 +16,10 @@
  *          [--wce on|off|all] [--fua on|off|all] [--cuts N] [--seed S]
  *          [--tear off|512|4k] [--driver crashsim|broken-fua|broken-flush]
  *          [--oracle both|guest|backend] [--expect-failures] [--replay SEED] [--json]
- * Exit status: 0 if no failure (with --expect-failures: if every combination
- * failed within its budget of crash states), 1 otherwise, 2 for a usage error.
+ * --cuts N: crash states checked per combination (default 10000); --checks N:
+ * cut points instead.  Exit status: 0 if no failure (with --expect-failures:
+ * if every combination failed within its budget), 1 otherwise, 2 for a usage
+ * error.
  */
 #include "block/crashsim.h"
 #include "broken-drivers.h"
@@ -40,6 +42,7 @@ typedef struct Config {
     unsigned ndevices;
     int cache, wce, fua;      /* -1: all */
     uint64_t budget;          /* crash states per combination */
+    uint64_t check_budget;    /* cut points per combination instead (--checks), 0: none */
     uint64_t seed;
     const char *tear;
     const char *driver;
@@ -263,7 +266,20 @@ static bool run_sequence(const Config *c, const CrashGuestOps *ops, const Mode *
     return true;
 }
 
-/* Run one device x mode until its budget of crash states is spent (or the first failure). */
+/* True once a combination has used its budget: crash states, or cut points with --checks. */
+static bool spent(const Config *c, const Tally *t)
+{
+    return c->check_budget ? t->checks >= c->check_budget : t->cuts >= c->budget;
+}
+
+/* True if a combination's first failure came within its budget. */
+static bool failed_in_budget(const Config *c, const Tally *t)
+{
+    return t->failed && (c->replay || (c->check_budget ? t->checks_at_failure <= c->check_budget
+                                                       : t->cuts_at_failure <= c->budget));
+}
+
+/* Run one device x mode until its budget is spent (or the first failure). */
 static bool run_combo(const Config *c, const CrashGuestOps *ops, const Mode *m, unsigned combo, Tally *t)
 {
     gint64 start = g_get_monotonic_time();
@@ -272,7 +288,7 @@ static bool run_combo(const Config *c, const CrashGuestOps *ops, const Mode *m, 
             return false;
         }
     }
-    for (uint64_t k = 0; !c->replay && t->cuts < c->budget && !(c->expect_failures && t->failed); k++) {
+    for (uint64_t k = 0; !c->replay && !spent(c, t) && !(c->expect_failures && t->failed); k++) {
         uint64_t seq_seed = next_rand(&(uint64_t){ c->seed ^ ((uint64_t)combo << 40) ^ k });
         if (!run_sequence(c, ops, m, seq_seed, t)) {
             return false;
@@ -394,6 +410,8 @@ static bool parse_args(int argc, char **argv, Config *c)
             ok = parse_choice("oracle", v, oracle_names, 3, &oracle) && oracle >= 0;
         } else if (strcmp(a, "--cuts") == 0) {
             ok = parse_u64("cuts", v, &c->budget);
+        } else if (strcmp(a, "--checks") == 0) {
+            ok = parse_u64("checks", v, &c->check_budget);
         } else if (strcmp(a, "--seed") == 0) {
             ok = parse_u64("seed", v, &c->seed);
         } else if (strcmp(a, "--replay") == 0) {
@@ -455,7 +473,7 @@ int main(int argc, char **argv)
                     print_combo(&c, c.devices[d], &m, &t, first);
                     first = false;
                     combos++;
-                    failed_combos += t.failed && (c.replay || t.cuts_at_failure <= c.budget);
+                    failed_combos += failed_in_budget(&c, &t);
                     total.cuts += t.cuts;
                     total.checks += t.checks;
                     total.failures += t.failures;
