@@ -249,6 +249,68 @@ static void test_guest_view(void **state)
     vd_blk_close(blk);
 }
 
+/* ---- a child whose flush waits for the test: a write can complete while it runs ---- */
+
+static int gate_started, gate_release; /* atomics: the flush began; the test lets it finish */
+
+/* flush_to_disk of the gate driver: hold the flush open until the test releases it. */
+static int gate_flush(VdBlockDriverState *bs, VdDriverReq *req)
+{
+    g_atomic_int_set(&gate_started, 1);
+    while (!g_atomic_int_get(&gate_release)) {
+        g_usleep(100);
+    }
+    return 0;
+}
+
+static bool gate_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
+{
+    *(uint64_t *)bs->opaque = o->size;
+    return true;
+}
+static void gate_close(VdBlockDriverState *bs) {}
+static int64_t gate_length(VdBlockDriverState *bs) { return *(uint64_t *)bs->opaque; }
+static VdFuaSupport gate_can_fua(VdBlockDriverState *bs) { return VD_FUA_NATIVE; }
+static int gate_ok(VdBlockDriverState *bs, VdDriverReq *req) { return 0; }
+
+static const VdBlockDriver gate_driver = {
+    .name = "gate", .instance_size = sizeof(uint64_t), .open = gate_open, .close = gate_close,
+    .get_length = gate_length, .can_fua = gate_can_fua, .preadv = gate_ok, .pwritev = gate_ok,
+    .flush_to_disk = gate_flush,
+};
+
+/* Completion of the held flush. */
+static void flush_cb(void *opaque, int ret)
+{
+    *(int *)opaque = ret + 1;
+}
+
+/* A write that completes while a flush runs belongs to the next epoch (the CrashMonkey rule). */
+static void test_flush_epoch(void **state)
+{
+    vd_block_register_driver(&gate_driver);
+    VdBlockBackend *blk = open_ok("driver=crashsim,child=gate,size=" SIZE ",aio=threads");
+    write_pat(blk, 0, 1, 0x10, 0);
+    int flushed = 0;
+    g_atomic_int_set(&gate_started, 0);
+    g_atomic_int_set(&gate_release, 0);
+    vd_blk_flush(blk, flush_cb, &flushed);
+    while (!g_atomic_int_get(&gate_started)) {
+        g_usleep(100);
+    }
+    write_pat(blk, 8, 1, 0x20, 0);          /* completes while the flush is held */
+    g_atomic_int_set(&gate_release, 1);
+    while (!flushed) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    assert_int_equal(flushed, 1);
+    VdCrashReport r = cut(blk, 1);
+    assert_int_equal(r.promised, 1);        /* the first write: done before the flush was submitted */
+    assert_int_equal(r.pending, 1);         /* the second one is still volatile */
+    assert_int_equal(r.failures, 0);
+    vd_blk_close(blk);
+}
+
 /* Read a little-endian u64 at p. */
 static uint64_t le64(const uint8_t *p)
 {
@@ -302,7 +364,7 @@ int main(void)
         cmocka_unit_test(test_promises),   cmocka_unit_test(test_wce_off),   cmocka_unit_test(test_wce_switch),
         cmocka_unit_test(test_broken_stacks), cmocka_unit_test(test_later_write), cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_unsafe),     cmocka_unit_test(test_options),   cmocka_unit_test(test_file_child),
-        cmocka_unit_test(test_log),        cmocka_unit_test(test_guest_view),
+        cmocka_unit_test(test_log),        cmocka_unit_test(test_guest_view), cmocka_unit_test(test_flush_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
