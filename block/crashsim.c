@@ -198,6 +198,7 @@ static void flush_epoch_durable(VdCrashSim *cs, uint64_t epoch)
     vd_crash_log_add(cs, VD_CRASH_LOG_FLUSH, NULL, NULL);
 }
 
+/* Open the child with the same options, then the empty model. */
 static bool crash_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
 {
     VdCrashSim *cs = bs->opaque;
@@ -221,6 +222,7 @@ static bool crash_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GEr
     return true;
 }
 
+/* Close the child and free the model, the guest log and the op log. */
 static void crash_close(VdBlockDriverState *bs)
 {
     VdCrashSim *cs = bs->opaque;
@@ -235,6 +237,7 @@ static void crash_close(VdBlockDriverState *bs)
     g_mutex_clear(&cs->lock);
 }
 
+/* Length and capabilities: the child's, so they combine down the chain. */
 static int64_t crash_get_length(VdBlockDriverState *bs) { return bs->child->drv->get_length(bs->child); }
 static VdFuaSupport crash_can_fua(VdBlockDriverState *bs) { return vd_bdrv_can_fua(bs->child); }
 static bool crash_can_dsync(VdBlockDriverState *bs) { return vd_bdrv_can_dsync(bs->child); }
@@ -243,11 +246,13 @@ static bool crash_can_zero(VdBlockDriverState *bs) { return vd_bdrv_can_zero(bs-
 static uint32_t crash_request_alignment(VdBlockDriverState *bs) { return vd_bdrv_request_alignment(bs->child); }
 static uint32_t crash_mem_alignment(VdBlockDriverState *bs) { return vd_bdrv_mem_alignment(bs->child); }
 
+/* Reads change nothing: straight to the child. */
 static int crash_preadv(VdBlockDriverState *bs, VdDriverReq *req)
 {
     return bs->child->drv->preadv(bs->child, req);
 }
 
+/* A write: in flight while the child runs it, then durable or volatile. */
 static int crash_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
 {
     VdCrashHostWrite *w = host_begin(bs->opaque, VD_CRASH_OP_WRITE, req);
@@ -256,6 +261,7 @@ static int crash_pwritev(VdBlockDriverState *bs, VdDriverReq *req)
     return ret;
 }
 
+/* A discard: recorded like a write whose sectors may read back as anything. */
 static int crash_discard(VdBlockDriverState *bs, VdDriverReq *req)
 {
     VdCrashHostWrite *w = host_begin(bs->opaque, VD_CRASH_OP_DISCARD, req);
@@ -264,6 +270,7 @@ static int crash_discard(VdBlockDriverState *bs, VdDriverReq *req)
     return ret;
 }
 
+/* Write-zeroes: recorded like a write of zero sectors. */
 static int crash_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req)
 {
     VdCrashHostWrite *w = host_begin(bs->opaque, VD_CRASH_OP_ZEROES, req);
@@ -294,6 +301,7 @@ static int crash_flush_to_disk(VdBlockDriverState *bs, VdDriverReq *req)
     return ret;
 }
 
+/* Migration's cache drop: the child's, if it has one. */
 static int crash_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
 {
     return bs->child->drv->drop_page_cache ? bs->child->drv->drop_page_cache(bs->child, req) : 0;

@@ -7,6 +7,7 @@ static bool broken_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GE
     return vd_bdrv_open_child(bs, &vd_driver_crashsim, o, errp);
 }
 
+/* Everything but the lie passes straight down to crashsim. */
 static void broken_close(VdBlockDriverState *bs) { vd_bdrv_close_child(bs); }
 static int64_t broken_get_length(VdBlockDriverState *bs) { return bs->child->drv->get_length(bs->child); }
 static VdFuaSupport broken_can_fua(VdBlockDriverState *bs) { return vd_bdrv_can_fua(bs->child); }

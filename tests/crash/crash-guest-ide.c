@@ -34,6 +34,7 @@ static uint8_t inb(CrashGuest *g, uint16_t port)
     return v;
 }
 
+/* A bus, the PCI host and a PIIX3 with blk as primary master. */
 static CrashGuest *ide_open(VdBlockBackend *blk, GError **errp)
 {
     CrashGuest *g = g_new0(CrashGuest, 1);
@@ -71,6 +72,7 @@ static void tf48(CrashGuest *g, uint64_t lba, uint16_t count)
     outb(g, CMD + 5, lba >> 16);
 }
 
+/* WRITE DMA (FUA) EXT of nsect sectors through a one-entry PRD table. */
 static void ide_submit_write(CrashGuest *g, unsigned slot, uint64_t lba, unsigned nsect, bool fua, const uint8_t *data)
 {
     uint8_t *ram = vd_bus_ram(g->bus);
@@ -87,6 +89,7 @@ static void ide_submit_write(CrashGuest *g, unsigned slot, uint64_t lba, unsigne
     g->busy = g->dma = true;
 }
 
+/* FLUSH CACHE EXT. */
 static void ide_submit_flush(CrashGuest *g, unsigned slot)
 {
     outb(g, CMD + 6, 0x40);
@@ -95,6 +98,7 @@ static void ide_submit_flush(CrashGuest *g, unsigned slot)
     g->dma = false;
 }
 
+/* The command finished when INTRQ is up: stop the engine, read (and acknowledge) the status. */
 static bool ide_poll(CrashGuest *g, unsigned *slot, bool *ok)
 {
     if (!g->busy || !vd_irq_level(g->bus, VD_IDE_PRIMARY_IRQ)) {
@@ -110,6 +114,7 @@ static bool ide_poll(CrashGuest *g, unsigned *slot, bool *ok)
     return true;
 }
 
+/* SET FEATURES 02h/82h, run to completion (82h stays BSY until the cache is drained). */
 static bool ide_set_wce(CrashGuest *g, bool on)
 {
     outb(g, CMD + 6, 0x40);
@@ -125,6 +130,7 @@ static bool ide_set_wce(CrashGuest *g, bool on)
     return ok;
 }
 
+/* Free the controller and the machine pieces. */
 static void ide_close(CrashGuest *g)
 {
     vd_ide_free(g->ide);

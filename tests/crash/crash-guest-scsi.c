@@ -66,6 +66,7 @@ static bool run_sync(CrashGuest *g, const uint8_t *cdb, size_t cdb_len, size_t o
     return good(sl);
 }
 
+/* A SCSI disk on blk, its power-on unit attention taken. */
 static CrashGuest *scsi_open(VdBlockBackend *blk, GError **errp)
 {
     CrashGuest *g = g_new0(CrashGuest, 1);
@@ -80,6 +81,7 @@ static CrashGuest *scsi_open(VdBlockBackend *blk, GError **errp)
     return g;
 }
 
+/* WRITE(10), with the FUA bit if asked. */
 static void scsi_submit_write(CrashGuest *g, unsigned slot, uint64_t lba, unsigned nsect, bool fua, const uint8_t *data)
 {
     uint8_t cdb[10] = { 0x2a, fua ? 0x08 : 0, lba >> 24, lba >> 16, lba >> 8, lba, 0, nsect >> 8, nsect, 0 };
@@ -87,12 +89,14 @@ static void scsi_submit_write(CrashGuest *g, unsigned slot, uint64_t lba, unsign
     start(g, slot, cdb, 10, nsect * 512, 0);
 }
 
+/* SYNCHRONIZE CACHE(10) of the whole disk. */
 static void scsi_submit_flush(CrashGuest *g, unsigned slot)
 {
     static const uint8_t cdb[10] = { 0x35 };
     start(g, slot, cdb, 10, 0, 0);
 }
 
+/* The first finished command slot. */
 static bool scsi_poll(CrashGuest *g, unsigned *slot, bool *ok)
 {
     for (unsigned i = 0; i < CG_MAX_DEPTH; i++) {
@@ -128,6 +132,7 @@ static bool scsi_set_wce(CrashGuest *g, bool on)
     return run_sync(g, cdb, 6, 4 + plen, 0);
 }
 
+/* Free the disk (it waits for its commands). */
 static void scsi_close(CrashGuest *g)
 {
     vd_scsi_disk_free(g->disk);

@@ -26,6 +26,7 @@ struct CrashGuest {
     bool busy[CG_MAX_DEPTH];
 };
 
+/* virtio-blk on virtio-mmio, FLUSH and CONFIG_WCE negotiated, one queue, per-slot buffers. */
 static CrashGuest *vblk_open(VdBlockBackend *blk, GError **errp)
 {
     CrashGuest *g = g_new0(CrashGuest, 1);
@@ -86,17 +87,20 @@ static void submit(CrashGuest *g, unsigned slot, uint32_t type, uint64_t lba, ui
     vg_kick(&g->g, 0);
 }
 
+/* VIRTIO_BLK_T_OUT of nsect sectors. */
 static void vblk_submit_write(CrashGuest *g, unsigned slot, uint64_t lba, unsigned nsect, bool fua, const uint8_t *data)
 {
     memcpy(vg_ptr(&g->g, g->data[slot]), data, nsect * 512);
     submit(g, slot, VD_VIRTIO_BLK_T_OUT, lba, nsect * 512);
 }
 
+/* VIRTIO_BLK_T_FLUSH. */
 static void vblk_submit_flush(CrashGuest *g, unsigned slot)
 {
     submit(g, slot, VD_VIRTIO_BLK_T_FLUSH, 0, 0);
 }
 
+/* The next used entry, mapped back to its slot. */
 static bool vblk_poll(CrashGuest *g, unsigned *slot, bool *ok)
 {
     uint32_t id, len;
@@ -122,6 +126,7 @@ static bool vblk_set_wce(CrashGuest *g, bool on)
     return vg_config_read(&g->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1) == on;
 }
 
+/* Free the transport, the device and the bus. */
 static void vblk_close(CrashGuest *g)
 {
     vd_virtio_mmio_free(g->mmio);

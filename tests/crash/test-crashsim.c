@@ -263,6 +263,7 @@ static int gate_flush(VdBlockDriverState *bs, VdDriverReq *req)
     return 0;
 }
 
+/* The rest of the gate driver: a disk of size= bytes that stores nothing. */
 static bool gate_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
 {
     *(uint64_t *)bs->opaque = o->size;
