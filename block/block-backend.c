@@ -27,6 +27,7 @@
  */
 #include "block-internal.h"
 #include "util/iov.h"
+#include "crashsim-internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@ static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, 
                         .flags = flags, .cb = cb, .opaque = opaque, .start_us = g_get_monotonic_time() };
     if (blk->trace_fn) {
         req->trace = g_string_new(NULL);
+    }
+    if (blk->crash) {
+        req->crash = vd_crash_note_submit(blk->crash, req);
     }
     blk->in_flight++;
     return req;
@@ -82,6 +86,9 @@ static void req_finish(VdRequest *req)
     if (blk->trace_fn) {
         vd_stats_emit_trace(blk, req, req->note);
         g_string_free(req->trace, TRUE);
+    }
+    if (req->crash) {
+        vd_crash_note_done(blk->crash, req);
     }
     g_assert(blk->in_flight > 0);
     blk->in_flight--;
@@ -453,6 +460,9 @@ static void set_wce_state(VdBlockBackend *blk, bool enable)
     }
     blk->wce = enable;
     blk->stats.wce_toggles++;
+    if (blk->crash) {
+        vd_crash_note_wce(blk->crash, enable);
+    }
     for (guint i = 0; i < blk->wce_notifiers->len; i++) {
         VdWceNotifier *n = &g_array_index(blk->wce_notifiers, VdWceNotifier, i);
         n->fn(n->opaque, enable);
@@ -616,6 +626,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
         .locking = opts.locking,
+        .child = opts.child, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
     };
     const VdBlockDriver *drv = opts.driver;
     blk->bs.drv = drv;
@@ -629,6 +640,8 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         return NULL;
     }
     set_unique_id(blk, dopts.filename != NULL);
+    VdBlockDriverState *crash_bs = vd_bdrv_find(&blk->bs, &vd_driver_crashsim);
+    blk->crash = crash_bs ? crash_bs->opaque : NULL;
     blk->length = drv->get_length(&blk->bs);
     blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_EMULATE;
     blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);

@@ -68,6 +68,7 @@ struct VdRequest {
     bool was_cached_write;          /* counted in cached_writes_in_flight */
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
+    struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
 };
 
 typedef struct VdWceNotifier {
@@ -125,6 +126,8 @@ struct VdBlockBackend {
 
     GMutex fault_lock;
     VdFaultSlot faults[VD_FAULT__MAX];
+
+    struct VdCrashSim *crash;       /* the crashsim filter in the driver chain, or NULL */
 };
 
 #define VD_ZERO_BUF_SIZE (1u << 20)
@@ -143,6 +146,10 @@ typedef struct VdBlockOptions {
     bool size_set;
     VdLocking locking;
     bool active;                    /* active=off: a migration destination, see vd_blk_open */
+    const VdBlockDriver *child;     /* a filter's child driver */
+    unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
+    unsigned crash_samples;         /* crashsim: states per sampled cut */
+    bool crash_set;                 /* a crashsim-only option was given */
 } VdBlockOptions;
 
 /* options.c */

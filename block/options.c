@@ -54,7 +54,14 @@ static const VdNameValue discard_modes[] = {
     { "unmap", 1 }, { "on", 1 }, { "ignore", 0 }, { "off", 0 }, { NULL, 0 },
 };
 
-static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null };
+/* crashsim: tear= granularity in bytes (0: whole writes only). */
+static const VdNameValue tear_sizes[] = {
+    { "off", 0 }, { "512", 512 }, { "4k", 4096 }, { "4096", 4096 }, { NULL, 0 },
+};
+
+#define VD_CRASH_MAX_SAMPLES 1000000
+
+static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null, &vd_driver_crashsim };
 static GPtrArray *extra_drivers; /* vd_block_register_driver; owner thread at startup */
 
 void vd_block_register_driver(const VdBlockDriver *drv)
@@ -150,13 +157,15 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 }
 
 typedef enum OptKey {
-    K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE
+    K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
+    K_CHILD, K_TEAR, K_SAMPLES,
 } OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
-    { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE }, { NULL, 0 },
+    { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
+    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { NULL, 0 },
 };
 
 /* Parse one key=value pair into opts. */
@@ -182,13 +191,33 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         }
         opts->file = g_strdup(value);
         return true;
-    case K_DRIVER: {
-        opts->driver = find_driver(value);
-        if (!opts->driver) {
+    case K_DRIVER:
+    case K_CHILD: {
+        const VdBlockDriver *drv = find_driver(value);
+        if (!drv) {
             g_autofree char *names = driver_names();
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid driver '%s'; accepted values: %s", value, names);
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid %s '%s'; accepted values: %s", key, value, names);
             return false;
         }
+        *(k == K_DRIVER ? &opts->driver : &opts->child) = drv;
+        return true;
+    }
+    case K_TEAR:
+        if (!lookup(tear_sizes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->crash_tear = v;
+        opts->crash_set = true;
+        return true;
+    case K_SAMPLES: {
+        guint64 n;
+        opts->crash_set = true;
+        if (!g_ascii_string_to_unsigned(value, 10, 1, VD_CRASH_MAX_SAMPLES, &n, NULL)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "invalid samples '%s'; expected a number from 1 to %u", value, VD_CRASH_MAX_SAMPLES);
+            return false;
+        }
+        opts->crash_samples = n;
         return true;
     }
     case K_FORMAT:
@@ -243,6 +272,46 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
     return false;
 }
 
+/* A filter gets a protocol child (file= alone implies child=file); the chain options need a filter. */
+static bool check_chain(VdBlockOptions *o, GError **errp)
+{
+    if (o->driver->is_filter && !o->child && o->file) {
+        o->child = &vd_driver_file;
+    }
+    if (o->driver->is_filter && !o->child) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "driver '%s' needs a child: child=file,file=PATH or child=null,size=BYTES", o->driver->name);
+    } else if (!o->driver->is_filter && o->child) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "child= is only for a filter driver (crashsim), not driver '%s'", o->driver->name);
+    } else if (o->child && o->child->is_filter) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "invalid child '%s': a filter's child must be a protocol driver (file, null)", o->child->name);
+    } else if (o->crash_set && !o->driver->is_filter) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "tear= and samples= are only for driver=crashsim");
+    } else {
+        return true;
+    }
+    return false;
+}
+
+/* file= and size= as the protocol at the bottom of the chain needs them. */
+static bool check_protocol(const VdBlockDriver *proto, const VdBlockOptions *o, GError **errp)
+{
+    if (proto->needs_filename && !o->file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs file=PATH", proto->name);
+    } else if (!proto->needs_filename && o->file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' takes no file= option", proto->name);
+    } else if (o->size_set && proto->needs_filename) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "size= is only for driver=null; a file's size is its length");
+    } else if (!proto->needs_filename && !o->size_set) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs size=BYTES", proto->name);
+    } else {
+        return true;
+    }
+    return false;
+}
+
 /* The writethrough policy used when wt-policy= is absent: see docs/cache-modes.md. */
 #define VD_WT_POLICY_DEFAULT VD_WT_FUA
 /*
@@ -273,15 +342,7 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
             return false;
         }
     }
-    if (out->driver->needs_filename && !out->file) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs file=PATH", out->driver->name);
-    } else if (!out->driver->needs_filename && out->file) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' takes no file= option", out->driver->name);
-    } else if (out->size_set && out->driver->needs_filename) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "size= is only for driver=null; a file's size is its length");
-    } else if (!out->driver->needs_filename && !out->size_set) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs size=BYTES", out->driver->name);
-    } else {
+    if (check_chain(out, errp) && check_protocol(out->child ? out->child : out->driver, out, errp)) {
         return true;
     }
     vd_block_options_clear(out);

@@ -1,5 +1,7 @@
-/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject. */
+/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, crash, crashlog. */
 #include "qtest-internal.h"
+
+#include "block/crashsim.h"
 
 #include <errno.h>
 
@@ -206,3 +208,33 @@ void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply
     g_string_assign(reply, "OK");
 }
 
+
+/* crash ID [SEED]: cut the power now and check every crash state (extension, docs/crash-testing.md) */
+void vd_qtest_cmd_crash(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    uint64_t seed = 1;
+    if (!d || (argc > 2 && !vd_qtest_parse_num(argv[2], UINT64_MAX, "SEED", &seed, reply))) {
+        return;
+    }
+    g_autoptr(GError) err = NULL;
+    VdCrashReport r;
+    if (!vd_blk_crash_check(d->blk, seed, &r, &err)) {
+        vd_qtest_fail(reply, "%s: %s", d->id, err->message);
+        return;
+    }
+    g_string_assign(reply, "OK ");
+    vd_crash_report_format(&r, reply);
+}
+
+/* crashlog ID PATH: write drive ID's host op log in dm-log-writes format (extension) */
+void vd_qtest_cmd_crashlog(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    g_autoptr(GError) err = NULL;
+    if (d && !vd_blk_crash_write_log(d->blk, argv[2], &err)) {
+        vd_qtest_fail(reply, "%s: %s", d->id, err->message);
+    } else if (d) {
+        g_string_assign(reply, "OK");
+    }
+}

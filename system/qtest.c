@@ -83,6 +83,8 @@ static const struct QtestCommand {
     { "dtb", 0, 0, vd_qtest_cmd_dtb, "" },
     { "trace", 2, 2, vd_qtest_cmd_trace, "ID on|off" },
     { "inject", 4, 4, vd_qtest_cmd_inject, "ID read|write|flush|discard ERRNO COUNT" },
+    { "crash", 1, 2, vd_qtest_cmd_crash, "ID [SEED]" },
+    { "crashlog", 2, 2, vd_qtest_cmd_crashlog, "ID PATH" },
 };
 
 /* Run one command line and send its reply. */

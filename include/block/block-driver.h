@@ -82,6 +82,9 @@ typedef struct VdDriverOpenOptions {
     bool open_dsync_fd;         /* also open a second, O_DSYNC descriptor */
     uint64_t size;              /* null driver: image size in bytes */
     VdLocking locking;          /* file drivers: whether set_perm locks */
+    const struct VdBlockDriver *child; /* a filter's child driver (child=, or file when file= is given) */
+    unsigned crash_tear;        /* crashsim: tear writes at 0 (never), 512 or 4096 bytes */
+    unsigned crash_samples;     /* crashsim: states sampled per cut when too many to enumerate */
 } VdDriverOpenOptions;
 
 /* Descriptor open flags learnt from the kernel (F_GETFL), cached per open. */
@@ -100,6 +103,7 @@ typedef struct VdBlockDriverState {
     GMutex fd_lock;
     VdDrvFdFlags fd_flags[VD_DRV_MAX_FDS];
     unsigned n_fd_flags;
+    struct VdBlockDriverState *child; /* a filter's child (the rest of the chain), or NULL */
 } VdBlockDriverState;
 
 /* The kind of one host syscall (or io_uring op) a driver can prepare. */
@@ -134,6 +138,7 @@ typedef struct VdBlockDriver {
     const char *name;           /* "file", "null" */
     size_t instance_size;
     bool needs_filename;
+    bool is_filter;             /* has a child: open it with vd_bdrv_open_child */
 
     bool (*open)(VdBlockDriverState *bs, const VdDriverOpenOptions *opts, GError **errp);
     void (*close)(VdBlockDriverState *bs);
@@ -179,6 +184,36 @@ extern const VdBlockDriver vd_driver_file;
 /* Make a further driver (e.g. a test's) available to driver=NAME. */
 void vd_block_register_driver(const VdBlockDriver *drv);
 extern const VdBlockDriver vd_driver_null;
+
+/*
+ * The driver chain (driver-chain.c).  A filter opens its child with the same
+ * options; the vd_bdrv_* helpers call a driver's callback, or give the
+ * answer for a driver that has none, so a filter passes each one down.
+ */
+bool vd_bdrv_open_child(VdBlockDriverState *parent, const VdBlockDriver *drv, const VdDriverOpenOptions *opts,
+                        GError **errp);
+void vd_bdrv_close_child(VdBlockDriverState *parent);
+/* The first driver state of type drv in the chain starting at bs, or NULL. */
+VdBlockDriverState *vd_bdrv_find(VdBlockDriverState *bs, const VdBlockDriver *drv);
+VdFuaSupport vd_bdrv_can_fua(VdBlockDriverState *bs);
+bool vd_bdrv_can_dsync(VdBlockDriverState *bs);
+bool vd_bdrv_can_discard(VdBlockDriverState *bs);
+bool vd_bdrv_can_zero(VdBlockDriverState *bs);
+uint32_t vd_bdrv_request_alignment(VdBlockDriverState *bs);
+uint32_t vd_bdrv_mem_alignment(VdBlockDriverState *bs);
+/* Stage 1 of a flush: this driver's caches to its child, then the child's, down the chain. */
+int vd_bdrv_flush_to_os(VdBlockDriverState *bs, VdDriverReq *req);
+/* Stage 2: the protocol at the bottom of the chain flushes to the disk. */
+int vd_bdrv_flush_to_disk(VdBlockDriverState *bs, VdDriverReq *req);
+/* A child's read or write; its host op is prepared here when the child prepares its own. */
+int vd_bdrv_preadv(VdBlockDriverState *bs, VdDriverReq *req);
+int vd_bdrv_pwritev(VdBlockDriverState *bs, VdDriverReq *req);
+/* Pass an image claim (locking) down to a child. */
+bool vd_bdrv_set_perm(VdBlockDriverState *bs, VdImagePerm perm, GError **errp);
+int vd_bdrv_discard(VdBlockDriverState *bs, VdDriverReq *req);
+int vd_bdrv_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req);
+
+extern const VdBlockDriver vd_driver_crashsim;
 
 /* Add n to a host counter from any thread. */
 static inline void vd_drv_count(uint64_t *counter, uint64_t n)

@@ -19,6 +19,8 @@
  *   @delta ID KEY OP N          the counter's change since @mark ID, compared with N
  *   @sleep MS                   let MS milliseconds pass, collecting asynchronous lines
  *   @say TEXT                   print TEXT (in --narrate mode)
+ *   @crash ID [SEED]            cut the power of drive ID here: every crash state must keep
+ *                               every promise (failures=0; docs/crash-testing.md)
  *
  * Exit status: 0 pass, 1 mismatch or error (file:line and both texts on stderr), 77 skip.
  */
@@ -368,6 +370,19 @@ static void dir_say(Runner *r, char **argv, char *rest)
     }
 }
 
+/* @crash ID [SEED] */
+static void dir_crash(Runner *r, char **argv, char *rest)
+{
+    g_autofree char *cmd = g_strdup_printf("crash %s", rest);
+    g_autofree char *reply = run_command(r, cmd);
+    if (!g_str_has_prefix(reply, "OK ")) {
+        seq_fail(r, "'%s' failed: '%s'", cmd, reply);
+    }
+    if (!strstr(reply, " failures=0")) {
+        seq_fail(r, "'%s': a promised write was lost: '%s'", cmd, reply);
+    }
+}
+
 /* Directive table: name, minimum word count (with the name), handler. */
 static const struct Directive {
     const char *name;
@@ -376,7 +391,7 @@ static const struct Directive {
 } directives[] = {
     { "vmm", 2, dir_vmm }, { "require", 3, dir_require }, { "wait", 4, dir_wait }, { "irq", 3, dir_irq },
     { "until", 3, dir_until }, { "async", 2, dir_async }, { "mark", 2, dir_mark }, { "stat", 5, dir_stat },
-    { "delta", 5, dir_delta }, { "sleep", 2, dir_sleep }, { "say", 1, dir_say },
+    { "delta", 5, dir_delta }, { "sleep", 2, dir_sleep }, { "say", 1, dir_say }, { "crash", 2, dir_crash },
 };
 
 /* A line starting with '@'. */
