@@ -2,6 +2,16 @@
  * virtio-blk.h - the virtio block device (virtio 1.2, 5.2) on top of the
  * virtio core and one VdBlockBackend.
  *
+ * Ownership: the caller owns the VdVirtioBlk (vd_virtio_blk_new /
+ * vd_virtio_blk_free).  The VdVirtioDevice inside it (vd_virtio_blk_device)
+ * belongs to the VdVirtioBlk: bind a transport to it, never free it;
+ * vd_virtio_blk_free frees it.  The backend and the bus are borrowed and
+ * must outlive the device.  Teardown: the transport (vd_virtio_mmio_free),
+ * then vd_virtio_blk_free, then vd_blk_close, then vd_bus_free.
+ *
+ * Threading: every function runs on the thread that owns the backend's
+ * GMainContext (the same context as the bus); completions arrive there.
+ *
  * Guarantees:
  *  - Offered features: SIZE_MAX, SEG_MAX, BLK_SIZE, FLUSH, TOPOLOGY,
  *    CONFIG_WCE, MQ, RING_INDIRECT_DESC, RING_EVENT_IDX, VERSION_1; RO for a
@@ -127,8 +137,13 @@ typedef struct VdVirtioBlkStats {
  * VdVirtioDevice).  Bind a transport to vd_virtio_blk_device() next.
  */
 VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf, VdBus *bus, GError **errp);
-/* Drain the backend, stop listening to it and free the device (the backend stays open). */
+/*
+ * Reset the device, drain the backend, stop listening to it and free the
+ * VdVirtioBlk together with its VdVirtioDevice (the backend stays open).
+ * Free the transport first.
+ */
 void vd_virtio_blk_free(VdVirtioBlk *s);
+/* The virtio device, borrowed: valid until vd_virtio_blk_free, which frees it. */
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s);
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s);
 /* The guest-visible writeback state (what config byte 32 reads): the backend's. */
