@@ -106,6 +106,7 @@ static void test_teardown_busy(void **state)
     vmm_teardown(&v);
 }
 
+/* Run the teardown cases; LSan checks for leaks at exit. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
