@@ -4,7 +4,8 @@
 # `pkg-config --cflags --libs vdisk` (and `--static`) and nothing else.
 #
 # Fails when: a public header is missing, a private one is installed, an
-# installed header does not compile on its own, the pc file lacks -luring
+# installed header does not compile on its own, libvdisk.so exports a symbol
+# outside the vd_ namespace, the pc file lacks -luring
 # for static linking, the example does not build (shared or static), or the
 # example's own guest/host checks fail (its exit code and output).
 #
@@ -50,6 +51,11 @@ done
 for f in libvdisk.a libvdisk.so vdisk.pc; do
     [ -n "$(find "$stage$libdir" -name "$f")" ] || fail "$f is not installed under $libdir"
 done
+
+# The shared library exports the vd_ namespace only (libvdisk.map).
+so=$(find "$stage$libdir" -name 'libvdisk.so.*.*.*' | head -n1)
+leaked=$(nm -D --defined-only "$so" | awk '$3 !~ /^vd_/ { print $3 }' | head -n5)
+[ -z "$leaked" ] || fail "libvdisk.so exports symbols outside vd_: $leaked"
 
 # 3. Every installed header compiles on its own with the pc file's flags.
 cflags=$(pkg-config --cflags vdisk) || fail "pkg-config --cflags vdisk failed"
