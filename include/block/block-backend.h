@@ -6,6 +6,18 @@
  * (read, write, FUA write, flush, discard, write-zeroes, write-cache toggle)
  * into host operations according to the host cache mode.
  *
+ * Ownership:
+ *  - vd_blk_open returns a backend the caller owns; vd_blk_close drains it
+ *    and frees it.  Devices only borrow a backend: free every device
+ *    attached to it (vd_ide_free, vd_virtio_blk_free, vd_virtio_scsi_free)
+ *    before vd_blk_close.
+ *  - Strings the backend returns (names, filename, unique id) are its own,
+ *    valid until vd_blk_close; never free them.
+ *  - Buffers and iovec arrays passed to an asynchronous call stay the
+ *    caller's and must stay valid until its callback has run.  The opaque
+ *    of a callback, notifier or trace sink is the caller's; remove a
+ *    notifier before freeing what its opaque points to.
+ *
  * Guarantees (the full table is docs/cache-modes.md):
  *  - Every asynchronous request completes exactly once, by calling its
  *    callback from the GMainContext given at open time, never from inside the
@@ -25,8 +37,13 @@
  *    sector: a request overlapping an older one still in flight waits for it.
  *
  * Threading: all functions must be called from the thread that runs the
- * owner's GMainContext.  The synchronous wrappers (vd_blk_*_sync) iterate
- * that context and are for tests and tools only.
+ * owner's GMainContext (the ctx given to vd_blk_open).  The I/O engines use
+ * worker threads and io_uring internally, but every callback (completion,
+ * write-cache notifier, trace sink) runs on the owner thread, from an
+ * iteration of that context: the owner must keep iterating it
+ * (g_main_context_iteration or a GMainLoop) or nothing completes.  The
+ * synchronous wrappers (vd_blk_*_sync) iterate that context and are for
+ * tests and tools only.
  */
 #ifndef VD_BLOCK_BACKEND_H
 #define VD_BLOCK_BACKEND_H

@@ -5,6 +5,18 @@
  * register regions; the VMM (qtest server or KVM runner) dispatches guest
  * accesses through vd_bus_read / vd_bus_write.
  *
+ * Ownership:
+ *  - The VMM owns the VdBus (vd_bus_new / vd_bus_free) and, through it,
+ *    guest RAM: one zeroed, page-aligned anonymous mapping of ram_size
+ *    bytes at vd_bus_ram(), unmapped by vd_bus_free.  A KVM VMM hands
+ *    exactly that mapping to KVM_SET_USER_MEMORY_REGION.
+ *  - A VdRegion belongs to the device that mapped it, which unmaps it in its
+ *    own free function.  ops (and opaque) are borrowed and must stay valid
+ *    while the region is mapped (use a static const VdIoOps); name is copied.
+ *  - The IRQ listener and its opaque are the VMM's; one per bus.
+ *  - Free every device on the bus, then vd_bus_free.  vd_bus_free unmaps
+ *    regions left behind, but their devices would still point at the bus.
+ *
  * Guarantees:
  *  - vd_dma_map returns a pointer only when [gpa, gpa+len) lies wholly
  *    inside guest RAM (overflow-safe); devices must never touch guest memory
@@ -14,7 +26,13 @@
  *  - Regions never overlap: vd_bus_map refuses an overlapping region.
  *  - IRQ lines are level-triggered; the listener hears only real changes.
  *
- * Threading: the bus belongs to the machine's main loop thread.
+ * Threading: the bus belongs to the thread that runs its GMainContext (the
+ * ctx given to vd_bus_new; NULL: the thread-default one).  Every function,
+ * vd_bus_read/write included, runs on that thread, and so do the region
+ * callbacks and the IRQ listener: the listener is called synchronously from
+ * vd_irq_set, i.e. from inside a register access or a backend completion.
+ * A VMM whose vCPUs run on other threads hands each I/O exit to that thread
+ * and waits for the answer (docs/embedding.md).
  */
 #ifndef VD_HW_BUS_H
 #define VD_HW_BUS_H

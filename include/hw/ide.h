@@ -8,6 +8,12 @@
  * PCI config space).  Each attached drive is an ATA disk backed by a
  * VdBlockBackend.  The guest-driver guide is docs/guest-drivers/ide.md.
  *
+ * Ownership: the VMM owns the controller (vd_ide_piix3_new / vd_ide_free).
+ * The PCI host, the bus and every attached backend are borrowed.
+ * Teardown: vd_ide_free, then vd_blk_close of each backend (it drains the
+ * requests vd_ide_free left in flight), then vd_pci_host_free, then
+ * vd_bus_free.
+ *
  * Guarantees:
  *  - Every guest-controlled value is validated: LBAs and sector counts
  *    (out of range: ERR + IDNF), opcodes (unknown: ERR + ABRT), PRD tables
@@ -38,7 +44,8 @@
  *    vd_ide_drain calls back when it is 0.
  *
  * Threading: all functions, and every port access, run in the thread of the
- * machine's GMainContext; backend completions arrive there too.
+ * machine's GMainContext (the bus's, which must also be the backends'
+ * context); backend completions arrive there too.
  */
 #ifndef VD_HW_IDE_H
 #define VD_HW_IDE_H

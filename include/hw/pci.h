@@ -2,6 +2,15 @@
  * pci.h - a PCI host bridge (configuration mechanism #1 at 0xcf8/0xcfc) and
  * type-0 function config space with BARs.
  *
+ * Ownership: the VMM owns the VdPciHost (vd_pci_host_new /
+ * vd_pci_host_free) and frees it after the functions plugged into it
+ * (vd_ide_free first) and before vd_bus_free.  A VdPciDevice is owned by
+ * the device model that embeds it (the IDE controller); the host only keeps
+ * a pointer while it is registered, and vd_pci_host_free unregisters what
+ * is left.
+ *
+ * Threading: the thread of the bus's GMainContext, like the bus.
+ *
  * Guarantees:
  *  - Config reads of an absent function return all ones.
  *  - Only writable bits change: command, BARs (size-aligned), interrupt line,

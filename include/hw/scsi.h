@@ -7,6 +7,13 @@
  * transport has already bounds-checked) and a completion callback, and hands
  * it to vd_scsi_disk_submit().
  *
+ * Ownership: whoever calls vd_scsi_disk_new owns the disk and frees it with
+ * vd_scsi_disk_free (a VMM using virtio-scsi never does: the adapter owns
+ * its disks).  The backend is borrowed and must outlive the disk.  A
+ * VdScsiRequest and the buffers it points to belong to the transport and
+ * must stay valid from submit until req->complete has run.  A VdScsiTarget
+ * does not own its disks.
+ *
  * Guarantees:
  *  - Every submitted request completes exactly once, by calling req->complete
  *    from the disk's GMainContext, never from inside vd_scsi_disk_submit().
@@ -40,7 +47,8 @@
  * "other I_T nexuses" then exist only for a second transport (for example a
  * vhost-user front end) sharing the same disk.
  *
- * Threading: everything runs in the disk's GMainContext.
+ * Threading: everything runs in the thread of the disk's GMainContext; the
+ * completion and unit-attention callbacks are called there.
  */
 #ifndef VD_HW_SCSI_H
 #define VD_HW_SCSI_H

@@ -1,6 +1,10 @@
 /*
  * serial.h - a 16550A UART on the port-I/O bus (the PC's COM1 at 0x3f8, IRQ 4).
  *
+ * Ownership: the VMM owns the VdSerial (vd_serial_new / vd_serial_free,
+ * before vd_bus_free); the output sink and its opaque are the VMM's and
+ * must outlive the UART.
+ *
  * Guarantees:
  *  - Registers behave as the 16550A data sheet says for a UART whose
  *    transmitter is infinitely fast: a byte written to THR is handed to the
@@ -13,7 +17,8 @@
  *  - Loopback (MCR bit 4) routes THR into the receiver and MCR bits into MSR.
  *  - Any register access, with any value, is safe.
  *
- * Threading: the machine's main loop thread.
+ * Threading: the thread of the bus's GMainContext; the output sink is called
+ * on it, from inside the guest's THR write.
  */
 #ifndef VD_HW_SERIAL_H
 #define VD_HW_SERIAL_H

@@ -2,6 +2,16 @@
  * virtio-blk.h - the virtio block device (virtio 1.2, 5.2) on top of the
  * virtio core and one VdBlockBackend.
  *
+ * Ownership: the caller owns the VdVirtioBlk (vd_virtio_blk_new /
+ * vd_virtio_blk_free).  The VdVirtioDevice inside it (vd_virtio_blk_device)
+ * belongs to the VdVirtioBlk: bind a transport to it, never free it;
+ * vd_virtio_blk_free frees it.  The backend and the bus are borrowed and
+ * must outlive the device.  Teardown: the transport (vd_virtio_mmio_free),
+ * then vd_virtio_blk_free, then vd_blk_close, then vd_bus_free.
+ *
+ * Threading: every function runs on the thread that owns the backend's
+ * GMainContext (the same context as the bus); completions arrive there.
+ *
  * Guarantees:
  *  - Offered features: SIZE_MAX, SEG_MAX, BLK_SIZE, FLUSH, TOPOLOGY,
  *    CONFIG_WCE, MQ, RING_INDIRECT_DESC, RING_EVENT_IDX, VERSION_1; RO for a
@@ -135,7 +145,11 @@ typedef struct VdVirtioBlkStats {
  * VdVirtioDevice).  Bind a transport to vd_virtio_blk_device() next.
  */
 VdVirtioBlk *vd_virtio_blk_new(VdBlockBackend *blk, const VdVirtioBlkConf *conf, VdBus *bus, GError **errp);
-/* Reset, wait for every request (teardown only), stop listening to the backend and free the device (the backend stays open). */
+/*
+ * Reset the device, drain the backend, stop listening to it and free the
+ * VdVirtioBlk together with its VdVirtioDevice (the backend stays open).
+ * Free the transport first.
+ */
 void vd_virtio_blk_free(VdVirtioBlk *s);
 /* Requests popped whose answer is not yet in guest memory (stale ones until their I/O ends). */
 unsigned vd_virtio_blk_in_flight(VdVirtioBlk *s);
@@ -146,6 +160,7 @@ unsigned vd_virtio_blk_in_flight(VdVirtioBlk *s);
  * iterates a loop.  Asserts it is not called from a completion callback.
  */
 void vd_virtio_blk_drain(VdVirtioBlk *s, VdDrainFunc *cb, void *opaque);
+/* The virtio device, borrowed: valid until vd_virtio_blk_free, which frees it. */
 VdVirtioDevice *vd_virtio_blk_device(VdVirtioBlk *s);
 VdBlockBackend *vd_virtio_blk_backend(VdVirtioBlk *s);
 /* The guest-visible writeback state (what config byte 32 reads): the backend's. */

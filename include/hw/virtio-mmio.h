@@ -1,8 +1,19 @@
 /*
  * virtio-mmio.h - the virtio-mmio version 2 transport (virtio 1.2, 4.2).
  *
- * A VdVirtioMmio claims one 0x200-byte MMIO window on a VdBus for a
- * VdVirtioDevice and drives one level-triggered IRQ line.
+ * A VdVirtioMmio claims one VD_VIRTIO_MMIO_SIZE (0x200-byte) MMIO window on
+ * a VdBus for a VdVirtioDevice and drives one level-triggered IRQ line.
+ *
+ * Ownership: the caller owns the VdVirtioMmio and frees it with
+ * vd_virtio_mmio_free.  The VdVirtioDevice it serves is borrowed: it belongs
+ * to its device model (vd_virtio_blk_free / vd_virtio_scsi_free free it) and
+ * must outlive the transport.  Teardown order: vd_virtio_mmio_free first
+ * (it unbinds itself from the device), then the device model's free, then
+ * vd_blk_close, then vd_bus_free.  Freeing the device model first leaves the
+ * transport pointing at a freed device.
+ *
+ * Threading: every function, and every access dispatched to the window,
+ * runs on the thread that owns the bus's GMainContext.
  *
  * Guarantees:
  *  - Registers follow virtio 1.2 4.2.2 (Version reads 2; legacy
@@ -22,6 +33,8 @@
 #define VD_VIRTIO_MMIO_MAGIC   0x74726976u  /* "virt" */
 #define VD_VIRTIO_MMIO_VERSION 2
 #define VD_VIRTIO_MMIO_VENDOR  0x4b534456u  /* "VDSK" */
+/* The window one device needs: registers 0x000-0x0ff, config space 0x100-0x1ff. */
+#define VD_VIRTIO_MMIO_SIZE    0x200ull
 
 /* Register offsets. */
 enum {
@@ -43,7 +56,11 @@ typedef struct VdVirtioMmio VdVirtioMmio;
 /* Map vdev's registers at base (window VD_VIRTIO_MMIO_SIZE bytes) with IRQ line irq. */
 VdVirtioMmio *vd_virtio_mmio_new(VdBus *bus, uint64_t base, uint64_t size, unsigned irq, VdVirtioDevice *vdev,
                                  GError **errp);
-/* Unmap the window and lower the IRQ (the device itself is not freed). */
+/*
+ * Unmap the window, unbind from vdev and lower the IRQ.  vdev is not freed
+ * here and must not be freed by the caller either: its device model's free
+ * does that (call it after this).
+ */
 void vd_virtio_mmio_free(VdVirtioMmio *mmio);
 uint32_t vd_virtio_mmio_isr(VdVirtioMmio *mmio);
 

@@ -7,6 +7,17 @@
  * arrive on I_T nexus 0 of each disk (a virtio-scsi adapter is one initiator
  * port).
  *
+ * Ownership: the caller owns the VdVirtioScsi (vd_virtio_scsi_new /
+ * vd_virtio_scsi_free).  The adapter owns its VdVirtioDevice
+ * (vd_virtio_scsi_device: borrowed, never freed by the caller) and the
+ * VdScsiDisk of each LUN (vd_virtio_scsi_disk: borrowed).  The backends and
+ * the bus are borrowed and must outlive the adapter.  Teardown: the
+ * transport, then vd_virtio_scsi_free, then vd_blk_close of each backend,
+ * then vd_bus_free.
+ *
+ * Threading: every function runs on the thread that owns the adapter's
+ * GMainContext (conf->ctx or the bus's); disk completions arrive there.
+ *
  * Guarantees:
  *  - Queues: 0 control, 1 event, 2.. requests (num_queues of them).
  *  - Offered features: HOTPLUG (a LUN added after DRIVER_OK is announced
@@ -144,6 +155,7 @@ typedef struct VdVirtioScsiStats {
 VdVirtioScsi *vd_virtio_scsi_new(const VdVirtioScsiConf *conf, VdBus *bus, GError **errp);
 /* Reset the device, wait for every command, free the disks and the adapter (backends stay open). */
 void vd_virtio_scsi_free(VdVirtioScsi *s);
+/* The virtio device, borrowed: valid until vd_virtio_scsi_free, which frees it. */
 VdVirtioDevice *vd_virtio_scsi_device(VdVirtioScsi *s);
 /*
  * Add a SCSI disk on blk (not owned) as LUN lun of target 0.  If the driver

@@ -10,6 +10,20 @@
  *    driver's register writes to the vd_virtio_* setters and delivers the
  *    notifications the core asks for through VdVirtioTransportOps.
  *
+ * Ownership:
+ *  - A VdVirtioDevice belongs to the device model that created it with
+ *    vd_virtio_device_new, and only that model frees it, from its own free
+ *    function (vd_virtio_blk_free, vd_virtio_scsi_free).  A VMM only ever
+ *    borrows one (vd_virtio_blk_device, vd_virtio_scsi_device) to bind a
+ *    transport: it never calls vd_virtio_device_free, and the pointer dies
+ *    with the model.
+ *  - A transport (VdVirtioMmio, a vhost-user server) borrows the device and
+ *    must be freed before it.  The VdBus (or the translate hook's opaque)
+ *    must outlive the device.
+ *  - A VdVirtqElem from vd_virtq_pop belongs to the device model until it
+ *    frees it with vd_virtq_elem_free, after vd_virtq_push (or after finding
+ *    it stale).  Its iovecs point into guest memory, owned by the VMM.
+ *
  * Guarantees:
  *  - Guest memory is touched only through the device's translate hook
  *    (default: vd_dma_map on the VdBus given to vd_virtio_device_new), so a
@@ -46,9 +60,12 @@
  * DRIVER_OK and forward kicks with vd_virtio_queue_kick.  Queues are only
  * processed while DRIVER_OK is set and the device is not broken.
  *
- * Threading: one device belongs to one GMainContext thread.  Ring accesses
- * use the memory barriers the spec asks for, so a driver on another CPU
- * (KVM vCPU, vhost-user front end) sees a consistent ring.
+ * Threading: one device belongs to one GMainContext thread; every function
+ * here, every hook and every register access a transport forwards runs on
+ * it (a VMM whose vCPUs run on other threads hands their exits to that
+ * thread).  Ring accesses use the memory barriers the spec asks for, so a
+ * driver on another CPU (KVM vCPU, vhost-user front end) sees a consistent
+ * ring.
  */
 #ifndef VD_HW_VIRTIO_H
 #define VD_HW_VIRTIO_H
@@ -171,6 +188,11 @@ typedef struct VdVirtioTransportOps {
  */
 VdVirtioDevice *vd_virtio_device_new(const VdVirtioDeviceOps *ops, void *opaque, unsigned num_queues,
                                      unsigned queue_max, VdBus *bus, GError **errp);
+/*
+ * Free a device.  Only for the device model that created it, from its own
+ * free function; never on a device obtained from vd_virtio_blk_device or
+ * vd_virtio_scsi_device (vd_virtio_blk_free already frees that one).
+ */
 void vd_virtio_device_free(VdVirtioDevice *vdev);
 void *vd_virtio_device_opaque(VdVirtioDevice *vdev);
 const VdVirtioDeviceOps *vd_virtio_device_ops(VdVirtioDevice *vdev);

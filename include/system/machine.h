@@ -26,9 +26,9 @@
 #include "hw/pci.h"
 #include "hw/serial.h"
 #include "system/drive.h"
+#include "hw/virtio-mmio.h" /* VD_VIRTIO_MMIO_SIZE, the window of each slot */
 
 #define VD_VIRTIO_MMIO_BASE  0xfeb00000ull
-#define VD_VIRTIO_MMIO_SIZE  0x200ull
 #define VD_VIRTIO_MMIO_SLOTS 8
 #define VD_VIRTIO_MMIO_IRQ0  16
 
