@@ -79,6 +79,7 @@ struct VdBlockBackend {
     bool wce;
     GArray *wce_notifiers;          /* VdWceNotifier, in the order added */
     bool inactive;
+    VdLocking locking;              /* locking= as given (the driver resolves auto) */
     int sticky_error;               /* 0, or the errno of the failed host flush */
 
     /* Flush state: generations count completed writes that still need a flush. */
@@ -132,6 +133,8 @@ typedef struct VdBlockOptions {
 /* options.c */
 bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp);
 void vd_block_options_clear(VdBlockOptions *opts);
+/* The locking= spelling of a mode. */
+const char *vd_locking_name(VdLocking locking);
 
 /* aio-pool.c: run req's job in a worker; req->done then runs on the owner thread. */
 bool vd_aio_init(VdBlockBackend *blk, GError **errp);
