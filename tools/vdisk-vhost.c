@@ -13,6 +13,8 @@
  */
 #include "vdisk-vhost.h"
 
+#include "system/control.h"
+
 #include <glib-unix.h>
 
 #include <errno.h>
@@ -39,6 +41,8 @@ static const char usage_text[] =
     "                         virtio-blk advertises seg_max = N - 2\n"
     "  --stats-file PATH      keep the counters in PATH (rewritten on change, on\n"
     "                         SIGUSR1 and at exit)\n"
+    "  --control unix:PATH    serve the QMP control socket on PATH (docs/control.md);\n"
+    "                         --qmp unix:PATH,server is the same, in QEMU's spelling\n"
     "  --once                 exit after the first front end disconnects\n"
     "  -h, --help             show this help and exit\n"
     "\n"
@@ -115,6 +119,14 @@ static bool opt_stats_file(VdVhostOptions *o, const char *arg, GError **errp)
     return true;
 }
 
+/* --control/--qmp */
+static bool opt_control(VdVhostOptions *o, const char *arg, GError **errp)
+{
+    g_free(o->control);
+    o->control = g_strdup(arg);
+    return vd_control_spec_valid(arg, errp);
+}
+
 /* --once */
 static bool opt_once(VdVhostOptions *o, const char *arg, GError **errp)
 {
@@ -141,6 +153,8 @@ static const struct {
     { { "queue-size", required_argument, NULL, 5 }, opt_queue_size },
     { { "stats-file", required_argument, NULL, 6 }, opt_stats_file },
     { { "once", no_argument, NULL, 7 }, opt_once },
+    { { "control", required_argument, NULL, 8 }, opt_control },
+    { { "qmp", required_argument, NULL, 9 }, opt_control },
     { { "help", no_argument, NULL, 'h' }, opt_help },
 };
 
@@ -235,6 +249,29 @@ static void app_changed(void *opaque)
 
 static const VdVhostUserDeviceOps app_ops = { .drain = app_drain, .changed = app_changed };
 
+/* Control socket quit: leave the loop as SIGTERM does. */
+static void control_quit(void *opaque)
+{
+    g_main_loop_quit(((VdVhostApp *)opaque)->loop);
+}
+
+static const VdControlOps control_ops = { .quit = control_quit };
+
+/* --control: listen, with the drives known as drive0, drive1, ... (as in the stats file). */
+static VdControlServer *control_start(VdVhostApp *a, GError **errp)
+{
+    VdControlServer *c = vd_control_new(a->ctx, &control_ops, a);
+    for (guint i = 0; i < a->backends->len; i++) {
+        g_autofree char *id = g_strdup_printf("drive%u", i);
+        vd_control_add_drive(c, id, a->backends->pdata[i]);
+    }
+    if (!vd_control_listen(c, a->opts.control, errp)) {
+        vd_control_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* Periodic stats refresh. */
 static gboolean stats_tick(gpointer opaque)
 {
@@ -277,9 +314,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "vdisk-vhost: %s\n", err->message);
         return 1;
     }
+    VdControlServer *control = NULL;
+    if (a->opts.control && !(control = control_start(a, &err))) {
+        fprintf(stderr, "vdisk-vhost: %s\n", err->message);
+        a->opts.kind->destroy(a);
+        return 1;
+    }
     a->server = vd_vhost_user_server_new(a->opts.socket, a->vdev, &app_ops, a, a->ctx, &err);
     if (!a->server) {
         fprintf(stderr, "vdisk-vhost: %s\n", err->message);
+        vd_control_free(control);
         a->opts.kind->destroy(a);
         return 1;
     }
@@ -291,6 +335,7 @@ int main(int argc, char **argv)
     stats_write(a, true);
     g_message("vdisk-vhost: serving %s on %s", a->opts.kind->name, a->opts.socket);
     g_main_loop_run(a->loop);
+    vd_control_free(control);
     vd_vhost_user_server_free(a->server);   /* drains and resets if a front end is attached */
     a->server = NULL;
     a->opts.kind->drain(a);
@@ -313,6 +358,7 @@ int main(int argc, char **argv)
     g_free(a->last_stats);
     g_free(a->opts.socket);
     g_free(a->opts.stats_file);
+    g_free(a->opts.control);
     g_ptr_array_unref(a->opts.drives);
     return 0;
 }

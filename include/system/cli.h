@@ -21,6 +21,7 @@ typedef struct VdVmmOptions {
     uint64_t ram_size;
     GPtrArray *drives;      /* char *: --drive strings in command-line order */
     char *qtest;            /* --qtest transport, or NULL */
+    char *control;          /* --control/--qmp socket spec, or NULL (docs/control.md) */
     char *dump_dtb;         /* --dump-dtb file, or NULL */
     char *serial_log;       /* --serial file, or NULL (output discarded) */
     bool help;
