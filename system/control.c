@@ -389,8 +389,8 @@ static bool parse_spec(const char *spec, char **path, GError **errp)
                     "--control %s: expected unix:PATH (optionally ,server and ,wait=off as QEMU's -qmp)", spec);
         return false;
     }
-    g_auto(GStrv) parts = g_strsplit(spec + 5, ",", -1);
-    for (char **p = parts + 1; *p; p++) {
+    g_auto(GStrv) parts = g_strsplit(spec + 5, ",", -1); /* "" splits into no parts at all */
+    for (char **p = parts[0] ? parts + 1 : parts; *p; p++) {
         bool known = false;
         for (size_t i = 0; i < G_N_ELEMENTS(spec_flags); i++) {
             known |= strcmp(*p, spec_flags[i]) == 0;
@@ -401,7 +401,7 @@ static bool parse_spec(const char *spec, char **path, GError **errp)
             return false;
         }
     }
-    if (!parts[0][0] || strlen(parts[0]) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    if (!parts[0] || !parts[0][0] || strlen(parts[0]) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "--control %s: the socket path must be non-empty, without commas, and under %zu bytes", spec,
                     sizeof(((struct sockaddr_un *)0)->sun_path));
