@@ -491,6 +491,32 @@ static void test_set_active_after_async(void **state)
     client_free(c);
 }
 
+/*
+ * Handlers never nest: while A's inactivate waits for its flush (iterating
+ * the loop), B's activate, already readable, must wait for A to return.
+ * Nested, it would run inside A and A would then leave the drive inactive.
+ */
+static void test_handlers_never_nest(void **state)
+{
+    T *t = *state;
+    Client *a = client_new(t, true), *b = client_new(t, true);
+    char buf[512] = { 1 };
+    assert_int_equal(vd_blk_pwrite_sync(t->d0, 0, buf, sizeof(buf), 0), 0); /* the flush has work to do */
+    const char *off = "{\"execute\": \"blockdev-set-active\", \"arguments\": {\"node-name\": \"d0\", "
+                      "\"active\": false}}\n";
+    const char *on = "{\"execute\": \"blockdev-set-active\", \"arguments\": {\"node-name\": \"d0\", "
+                     "\"active\": true}}\n";
+    assert_int_equal(send(a->fd, off, strlen(off), 0), (ssize_t)strlen(off));
+    assert_int_equal(send(b->fd, on, strlen(on), 0), (ssize_t)strlen(on));
+    g_autoptr(JsonObject) ra = recv_obj(t, a);
+    g_autoptr(JsonObject) rb = recv_obj(t, b);
+    assert_true(json_object_has_member(ra, "return"));
+    assert_true(json_object_has_member(rb, "return"));
+    assert_true(vd_blk_is_active(t->d0)); /* B ran after A */
+    client_free(a);
+    client_free(b);
+}
+
 /* stop and cont are refused clearly until the devices can pause. */
 static void test_stop_cont(void **state)
 {
@@ -655,6 +681,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_write_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_active_after_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handlers_never_nest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cont, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_io_error_event, setup, teardown),
