@@ -73,7 +73,8 @@ static int setup(void **state)
     t->ctx = g_main_context_new();
     g_main_context_push_thread_default(t->ctx);
     t->dir = g_dir_make_tmp("vdisk-control-XXXXXX", NULL);
-    t->d0 = open_image(t, "d0.img", "cache=writeback");
+    /* aio=threads: every completion comes through one source (the pool's eventfd) */
+    t->d0 = open_image(t, "d0.img", "cache=writeback,aio=threads");
     t->d1 = open_image(t, "d1.img", "cache=unsafe,read-only=on,locking=off");
     vd_blk_add_write_cache_notifier(t->d0, on_wce, t);
     t->s = vd_control_new(t->ctx, &ops, t);
