@@ -305,9 +305,15 @@ static void test_framing(void **state)
     /* a value split across writes, two values in one write, no newline between them */
     send_text(t, c, "{\"execute\": \"query-");
     send_text(t, c, "version\", \"id\": 1}{\"execute\": \"query-version\", \"id\": \"}{\"}");
-    for (int i = 0; i < 2; i++) {
+    /* escaped quotes and backslashes inside strings do not end them */
+    send_text(t, c, "{\"execute\": \"query-version\", \"id\": \"a\\\"}b\"}{\"execute\": \"query-version\", "
+                    "\"id\": \"c\\\\\"}\n");
+    static const char *const ids[] = { "1", "\"}{\"", "\"a\\\"}b\"", "\"c\\\\\"" };
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
         g_autoptr(JsonObject) r = recv_obj(t, c);
         assert_non_null(json_object_get_object_member(r, "return"));
+        g_autofree char *id = json_to_string(json_object_get_member(r, "id"), FALSE);
+        assert_string_equal(id, ids[i]);
     }
     /* too deep, then too long: both skipped up to the next newline */
     g_autoptr(GString) deep = g_string_new("{\"execute\": \"query-version\", \"arguments\": ");
