@@ -419,6 +419,7 @@ static const struct ControlCommand {
     { "quit", cmd_quit, false, { { NULL } } },
 };
 
+/* query-commands: every name in the table, in table order. */
 static void cmd_query_commands(ControlCmd *cmd)
 {
     JsonArray *a = json_array_new();

@@ -78,7 +78,9 @@ typedef struct ControlCmd {
 } ControlCmd;
 
 /* control.c */
+/* Take a reference on c. */
 ControlClient *vd_control_client_ref(ControlClient *c);
+/* Drop a reference; the last one frees c (it is closed by then). */
 void vd_control_client_unref(ControlClient *c);
 /* Queue one message (a newline is added); nothing happens if c is closed. */
 void vd_control_send(ControlClient *c, JsonNode *msg);

@@ -87,13 +87,16 @@ static bool client_flush(ControlClient *c)
 static gboolean on_output(gint fd, GIOCondition cond, gpointer opaque)
 {
     ControlClient *c = opaque;
-    if (client_flush(c) && !c->out->len) {
-        g_source_unref(c->out_source);
-        c->out_source = NULL;
-        client_close_if_done(c);
-        return G_SOURCE_REMOVE;
+    if (!client_flush(c)) {
+        return G_SOURCE_REMOVE; /* closed (c may be freed) */
     }
-    return c->server ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    if (c->out->len) {
+        return G_SOURCE_CONTINUE;
+    }
+    g_source_unref(c->out_source);
+    c->out_source = NULL;
+    client_close_if_done(c);
+    return G_SOURCE_REMOVE;
 }
 
 void vd_control_send(ControlClient *c, JsonNode *msg)

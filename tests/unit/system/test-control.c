@@ -291,6 +291,7 @@ static void test_framing(void **state)
     static const struct { const char *req, *desc; } bad[] = {
         { "{\"execute\": }", "JSON parse error" },
         { "}", "JSON parse error" },
+        { "{\"execute\": \"q\xff\"}", "JSON parse error, JSON data must be UTF-8 encoded" },
         { "[1, 2]", "must be a JSON object" },
         { "42", "must be a JSON object" },
         { "\"a string\"", "must be a JSON object" },
