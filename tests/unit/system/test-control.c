@@ -644,6 +644,29 @@ static void test_half_close(void **state)
     client_free(c);
 }
 
+/* A client that stops reading, then hangs up with replies still queued: dropped cleanly. */
+static void test_hangup_with_output_queued(void **state)
+{
+    T *t = *state;
+    Client *c = client_new(t, true);
+    g_autoptr(GString) many = g_string_new(NULL);
+    for (int i = 0; i < 2000; i++) {
+        g_string_append(many, "{\"execute\": \"query-blockstats\"}\n"); /* ~2 MB of replies */
+    }
+    send_text(t, c, many->str);
+    shutdown(c->fd, SHUT_WR);
+    settle(t);
+    assert_int_equal(vd_control_num_clients(t->s), 1); /* still sending what the socket takes */
+    close(c->fd);
+    c->fd = -1;
+    gint64 deadline = g_get_monotonic_time() + DEADLINE_US;
+    while (vd_control_num_clients(t->s)) {
+        g_main_context_iteration(t->ctx, FALSE);
+        assert_true(g_get_monotonic_time() < deadline);
+    }
+    client_free(c);
+}
+
 /* The unix socket transport, and --control argument checks. */
 static void test_unix_socket(void **state)
 {
@@ -696,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_several_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_mid_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hangup_with_output_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
