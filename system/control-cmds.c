@@ -185,7 +185,7 @@ static JsonNode *block_info(ControlDrive *d)
     json_builder_set_member_name(b, "file");
     json_builder_add_string_value(b, vd_blk_filename(blk));
     json_builder_set_member_name(b, "drv");
-    json_builder_add_string_value(b, vd_blk_driver_name(blk));
+    json_builder_add_string_value(b, "raw"); /* QEMU's drv is the format; raw is the only one */
     json_builder_set_member_name(b, "ro");
     json_builder_add_boolean_value(b, vd_blk_is_read_only(blk));
     json_builder_set_member_name(b, "active");
@@ -213,6 +213,8 @@ static JsonNode *block_info(ControlDrive *d)
     json_builder_set_member_name(b, "virtual-size");
     json_builder_add_int_value(b, vd_blk_length(blk));
     json_builder_end_object(b);
+    json_builder_set_member_name(b, "x-vdisk-driver");
+    json_builder_add_string_value(b, vd_blk_driver_name(blk));
     json_builder_set_member_name(b, "x-vdisk-cache-mode");
     json_builder_add_string_value(b, vd_cache_mode_name(mode));
     json_builder_set_member_name(b, "x-vdisk-locking");

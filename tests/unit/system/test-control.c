@@ -357,7 +357,8 @@ static void test_query_block(void **state)
     JsonObject *info = json_array_get_object_element(json_node_get_array(r), 0);
     assert_string_equal(json_object_get_string_member(info, "device"), "d0");
     JsonObject *i0 = inserted(r, 0), *i1 = inserted(r, 1);
-    assert_string_equal(json_object_get_string_member(i0, "drv"), "file");
+    assert_string_equal(json_object_get_string_member(i0, "drv"), "raw");
+    assert_string_equal(json_object_get_string_member(i0, "x-vdisk-driver"), "file");
     assert_non_null(strstr(json_object_get_string_member(i0, "file"), "d0.img"));
     assert_false(json_object_get_boolean_member(i0, "ro"));
     assert_true(json_object_get_boolean_member(i0, "active"));
