@@ -276,6 +276,10 @@ static void test_negotiation(void **state)
     g_autofree char *id = json_to_string(json_object_get_member(r, "id"), FALSE);
     assert_string_equal(id, "{\"tag\":[1,\"x\"]}");
     expect_error(t, c, "{\"execute\": \"qmp_capabilities\"}", "CommandNotFound", "already complete");
+    /* output is ASCII, as QMP's: other characters are escaped (a surrogate pair above U+FFFF) */
+    send_text(t, c, "{\"execute\": \"query-version\", \"id\": \"\xc3\xa9\xf0\x9f\x92\xbe\"}\n");
+    g_autofree char *line = recv_line(t, c);
+    assert_non_null(strstr(line, "\"id\":\"\\u00e9\\ud83d\\udcbe\""));
     g_autoptr(JsonObject) e = call(t, c, "{\"execute\": \"nope\", \"id\": 7}");
     assert_int_equal(json_object_get_int_member(e, "id"), 7);
     assert_string_equal(json_object_get_string_member(json_object_get_object_member(e, "error"), "class"),
