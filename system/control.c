@@ -99,13 +99,37 @@ static gboolean on_output(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * Append text as QMP's ASCII output: every other character becomes a \uXXXX
+ * escape (a surrogate pair above U+FFFF); a byte that is not UTF-8 (a file
+ * name from the command line) becomes U+FFFD.  Outside strings json-glib
+ * writes only ASCII, so the escapes always land inside strings.
+ */
+static void append_ascii(GString *out, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        gunichar ch = g_utf8_get_char_validated(p, -1);
+        bool valid = ch != (gunichar)-1 && ch != (gunichar)-2;
+        if (valid && ch < 0x80) {
+            g_string_append_c(out, (char)ch);
+        } else if (valid && ch >= 0x10000) {
+            ch -= 0x10000;
+            g_string_append_printf(out, "\\u%04x\\u%04x", 0xd800 + (ch >> 10), 0xdc00 + (ch & 0x3ff));
+        } else {
+            g_string_append_printf(out, "\\u%04x", valid ? ch : 0xfffd);
+        }
+        p = valid ? g_utf8_next_char(p) : p + 1;
+    }
+}
+
 void vd_control_send(ControlClient *c, JsonNode *msg)
 {
     if (!c->server) {
         return; /* hung up: the reply is dropped */
     }
     g_autofree char *text = json_to_string(msg, FALSE);
-    g_string_append(c->out, text);
+    append_ascii(c->out, text);
     g_string_append_c(c->out, '\n');
     if (!client_flush(c) || !c->out->len) {
         return;
