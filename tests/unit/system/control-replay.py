@@ -13,8 +13,8 @@ followed by a fenced block of "-> request" and "<- reply" lines:
     <- {"return": {}}
     ```
 
-The binary is started with "--control unix:TMP" (vdisk-vhost also gets
-"--socket TMP"); every "->" line is piped through `socat - UNIX-CONNECT:`
+vdisk-vmm is started with "--control unix:TMP", vdisk-vhost with QEMU's
+spelling "--qmp unix:TMP,server,wait=off" and "--socket TMP"; every "->" line is piped through `socat - UNIX-CONNECT:`
 (which then shuts down its sending side, so the server answers everything and
 closes), and the replies must equal the "<-" lines, in order, as JSON values.
 In an expected object, a member "...": "..." allows further members, and
@@ -69,9 +69,11 @@ def replay(build, command, body, tmp):
     """Run one session; returns a list of mismatch descriptions (empty if it matched)."""
     args = shlex.split(command)
     qmp = os.path.join(tmp, "qmp.sock")
-    argv = [os.path.join(build, BINARIES[args[0]])] + args[1:] + ["--control", "unix:" + qmp]
+    argv = [os.path.join(build, BINARIES[args[0]])] + args[1:]
     if args[0] == "vdisk-vhost":
-        argv += ["--socket", os.path.join(tmp, "vhost.sock")]
+        argv += ["--socket", os.path.join(tmp, "vhost.sock"), "--qmp", "unix:%s,server,wait=off" % qmp]
+    else:
+        argv += ["--control", "unix:" + qmp]
     requests, expected = [], []
     for line in body.splitlines():
         if line.startswith("-> "):
