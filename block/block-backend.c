@@ -616,6 +616,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     VdAioEngine aio = opts.aio;
     bool aio_explicit = opts.aio_explicit;
     blk->inactive = !opts.active;
+    blk->locking = opts.locking;
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce = vd_blk_default_write_cache(blk);
@@ -710,6 +711,8 @@ bool vd_blk_fua_native(VdBlockBackend *blk) { return blk->cap_fua == VD_FUA_NATI
 bool vd_blk_is_direct(VdBlockBackend *blk) { return blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC; }
 bool vd_blk_can_discard(VdBlockBackend *blk) { return blk->discard_enabled && !blk->read_only; }
 unsigned vd_blk_in_flight(VdBlockBackend *blk) { return blk->in_flight; }
+bool vd_blk_is_active(VdBlockBackend *blk) { return !blk->inactive; }
+const char *vd_blk_locking_name(VdBlockBackend *blk) { return vd_locking_name(blk->locking); }
 
 void vd_blk_drain(VdBlockBackend *blk)
 {

@@ -100,6 +100,7 @@ struct VdBlockBackend {
     bool wce;
     GArray *wce_notifiers;          /* VdWceNotifier, in the order added */
     bool inactive;
+    VdLocking locking;              /* locking= as given (the driver resolves auto) */
     int sticky_error;               /* 0, or the -errno of the first failed sync step */
 
     /* Flush state: generations count completed writes that still need a flush. */
@@ -155,6 +156,8 @@ typedef struct VdBlockOptions {
 /* options.c */
 bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp);
 void vd_block_options_clear(VdBlockOptions *opts);
+/* The locking= spelling of a mode. */
+const char *vd_locking_name(VdLocking locking);
 
 /*
  * An I/O engine.  The generic layer talks to the engine only through this

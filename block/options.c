@@ -116,6 +116,7 @@ static const char *table_name(const VdNameValue *table, int value)
 const char *vd_cache_mode_name(VdCacheMode mode) { return table_name(cache_modes, mode); }
 const char *vd_wt_policy_name(VdWritethroughPolicy policy) { return table_name(wt_policies, policy); }
 const char *vd_aio_name(VdAioEngine aio) { return table_name(aio_engines, aio); }
+const char *vd_locking_name(VdLocking locking) { return table_name(locking_modes, locking); }
 
 /* "a, b, c" from a table's names. */
 static char *table_names(const VdNameValue *table)

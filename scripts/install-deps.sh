@@ -4,8 +4,8 @@
 set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
-  libglib2.0-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
-  strace python3
+  libglib2.0-dev libjson-glib-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
+  strace python3 socat
   qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod
 )
 missing=()

@@ -1,6 +1,7 @@
 /* cli.c - parse the vdisk-vmm command line. */
 #include "system/cli.h"
 
+#include "system/control.h"
 #include "system/machine.h"
 #include "system/qtest.h"
 #include "util/options.h"
@@ -30,6 +31,8 @@ static const char usage_text[] =
     "                         (write ,, for a comma inside a value)\n"
     "  --qtest stdio|unix:PATH|unix:PATH,server\n"
     "                         serve the qtest-like protocol (docs/qtest-protocol.md)\n"
+    "  --control unix:PATH    serve the QMP control socket on PATH (docs/control.md);\n"
+    "  --qmp unix:PATH,server the same, in QEMU's spelling\n"
     "  --dump-dtb FILE        write the flattened device tree to FILE and exit\n"
     "  --serial FILE          append the serial port's output to FILE (default: discard)\n"
     "  -h, --help             show this help and exit\n"
@@ -41,7 +44,7 @@ static const char usage_text[] =
     "\n"
     "Without --drive, a temporary 64 MiB image is attached as if=virtio,id=demo-virtio\n"
     "and another as if=ide,id=demo-ide; both are deleted at exit.\n"
-    "Without --qtest or --dump-dtb, the machine is built, described and torn down.\n";
+    "Without --qtest, --control or --dump-dtb, the machine is built, described and torn down.\n";
 
 void vd_vmm_options_init(VdVmmOptions *o)
 {
@@ -54,6 +57,7 @@ void vd_vmm_options_clear(VdVmmOptions *o)
 {
     g_clear_pointer(&o->drives, g_ptr_array_unref);
     g_clear_pointer(&o->qtest, g_free);
+    g_clear_pointer(&o->control, g_free);
     g_clear_pointer(&o->dump_dtb, g_free);
     g_clear_pointer(&o->serial_log, g_free);
 }
@@ -101,6 +105,18 @@ static bool opt_qtest(void *opts, const char *value, GError **errp)
     return true;
 }
 
+/* --control/--qmp SPEC */
+static bool opt_control(void *opts, const char *value, GError **errp)
+{
+    VdVmmOptions *o = opts;
+    if (!vd_control_spec_valid(value, errp)) {
+        return false;
+    }
+    g_free(o->control);
+    o->control = g_strdup(value);
+    return true;
+}
+
 /* Store a non-empty file name. */
 static bool set_file(char **field, const char *opt, const char *value, GError **errp)
 {
@@ -130,6 +146,7 @@ static const VdCliOption cli_options[] = {
     { "memory", "m", true, false, opt_memory },
     { "drive", NULL, true, true, opt_drive },
     { "qtest", NULL, true, false, opt_qtest },
+    { "control", "qmp", true, false, opt_control },
     { "dump-dtb", NULL, true, false, opt_dump_dtb },
     { "serial", NULL, true, false, opt_serial },
 };

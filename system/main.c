@@ -1,5 +1,6 @@
 /* main.c - vdisk-vmm: build the machine from the command line and serve it. */
 #include "system/cli.h"
+#include "system/control.h"
 #include "system/machine.h"
 #include "system/qtest.h"
 #include "util/options.h"
@@ -139,11 +140,39 @@ static gboolean on_signal(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-/* Serve the qtest protocol until the client goes away or a signal arrives. */
+/* Control socket quit: leave the loop as a signal does. */
+static void control_quit(void *opaque)
+{
+    ((Vmm *)opaque)->quit = true;
+}
+
+static const VdControlOps control_ops = { .quit = control_quit };
+
+/* --control: listen, with every drive known by its id. */
+static VdControlServer *control_start(Vmm *v, GError **errp)
+{
+    VdControlServer *c = vd_control_new(v->ctx, &control_ops, v);
+    for (guint i = 0; i < v->m->drives->len; i++) {
+        VdDriveSpec *d = g_ptr_array_index(v->m->drives, i);
+        vd_control_add_drive(c, d->id, d->blk);
+    }
+    if (!vd_control_listen(c, v->opts.control, errp)) {
+        vd_control_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Serve qtest and/or the control socket until the qtest client goes away, quit, or a signal. */
 static bool serve(Vmm *v, GError **errp)
 {
-    VdQtestServer *s = vd_qtest_server_open(v->m, v->opts.qtest, errp);
-    if (!s) {
+    VdControlServer *ctl = NULL;
+    if (v->opts.control && !(ctl = control_start(v, errp))) {
+        return false;
+    }
+    VdQtestServer *s = v->opts.qtest ? vd_qtest_server_open(v->m, v->opts.qtest, errp) : NULL;
+    if (v->opts.qtest && !s) {
+        vd_control_free(ctl);
         return false;
     }
     int sigs[] = { SIGINT, SIGTERM };
@@ -153,7 +182,7 @@ static bool serve(Vmm *v, GError **errp)
         g_source_set_callback(sources[i], on_signal, v, NULL);
         g_source_attach(sources[i], v->ctx);
     }
-    while (!v->quit && !vd_qtest_server_done(s)) {
+    while (!v->quit && !(s && vd_qtest_server_done(s))) {
         g_main_context_iteration(v->ctx, TRUE);
     }
     for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
@@ -161,6 +190,7 @@ static bool serve(Vmm *v, GError **errp)
         g_source_unref(sources[i]);
     }
     vd_qtest_server_free(s);
+    vd_control_free(ctl);
     return true;
 }
 
@@ -201,7 +231,7 @@ static bool run(Vmm *v)
         }
         return true;
     }
-    if (v->opts.qtest) {
+    if (v->opts.qtest || v->opts.control) {
         if (!serve(v, &err)) {
             report("", err);
             return false;

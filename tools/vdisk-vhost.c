@@ -14,6 +14,8 @@
 #include "vdisk-vhost.h"
 #include "util/options.h"
 
+#include "system/control.h"
+
 #include <glib-unix.h>
 
 #include "system/cmdline.h"
@@ -43,6 +45,8 @@ static const char usage_text[] =
     "                         virtio-blk advertises seg_max = N - 2\n"
     "  --stats-file PATH      keep the counters in PATH (rewritten on change, on\n"
     "                         SIGUSR1 and at exit); its directory must exist\n"
+    "  --control unix:PATH    serve the QMP control socket on PATH (docs/control.md);\n"
+    "                         --qmp unix:PATH,server is the same, in QEMU's spelling\n"
     "  --once                 exit after the first front end disconnects\n"
     "  -h, --help             show this help and exit\n"
     "  --version              show the version and exit\n"
@@ -133,6 +137,15 @@ static bool opt_stats_file(void *opts, const char *arg, GError **errp)
     return true;
 }
 
+/* --control/--qmp */
+static bool opt_control(void *opts, const char *arg, GError **errp)
+{
+    VdVhostOptions *o = opts;
+    g_free(o->control);
+    o->control = g_strdup(arg);
+    return vd_control_spec_valid(arg, errp);
+}
+
 /* --once */
 static bool opt_once(void *opts, const char *arg, GError **errp)
 {
@@ -149,6 +162,7 @@ static const VdCliOption options[] = {
     { "queue-size", NULL, true, false, opt_queue_size },
     { "stats-file", NULL, true, false, opt_stats_file },
     { "once", NULL, false, false, opt_once },
+    { "control", "qmp", true, false, opt_control },
 };
 
 /* Checks across options: the required ones, and the device's limits. */
@@ -253,6 +267,29 @@ static void app_changed(void *opaque)
 
 static const VdVhostUserDeviceOps app_ops = { .drain = app_drain, .changed = app_changed };
 
+/* Control socket quit: leave the loop as SIGTERM does. */
+static void control_quit(void *opaque)
+{
+    g_main_loop_quit(((VdVhostApp *)opaque)->loop);
+}
+
+static const VdControlOps control_ops = { .quit = control_quit };
+
+/* --control: listen, with the drives known as drive0, drive1, ... (as in the stats file). */
+static VdControlServer *control_start(VdVhostApp *a, GError **errp)
+{
+    VdControlServer *c = vd_control_new(a->ctx, &control_ops, a);
+    for (guint i = 0; i < a->backends->len; i++) {
+        g_autofree char *id = g_strdup_printf("drive%u", i);
+        vd_control_add_drive(c, id, a->backends->pdata[i]);
+    }
+    if (!vd_control_listen(c, a->opts.control, errp)) {
+        vd_control_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* Periodic stats refresh. */
 static gboolean stats_tick(gpointer opaque)
 {
@@ -285,8 +322,14 @@ static bool run(VdVhostApp *a, GError **errp)
     if (!a->opts.kind->create(a, errp)) {
         return false;
     }
+    VdControlServer *control = NULL;
+    if (a->opts.control && !(control = control_start(a, errp))) {
+        a->opts.kind->destroy(a);
+        return false;
+    }
     a->server = vd_vhost_user_server_new(a->opts.socket, a->vdev, &app_ops, a, a->ctx, errp);
     if (!a->server) {
+        vd_control_free(control);
         a->opts.kind->destroy(a);
         return false;
     }
@@ -298,6 +341,7 @@ static bool run(VdVhostApp *a, GError **errp)
     stats_write(a, true);
     g_message("vdisk-vhost: serving %s on %s", a->opts.kind->name, a->opts.socket);
     g_main_loop_run(a->loop);
+    vd_control_free(control);
     vd_vhost_user_server_free(a->server);   /* drains and resets if a front end is attached */
     a->server = NULL;
     if (a->opts.stats_file) {
@@ -338,6 +382,7 @@ int main(int argc, char **argv)
     g_free(a->last_stats);
     g_free(a->opts.socket);
     g_free(a->opts.stats_file);
+    g_free(a->opts.control);
     g_ptr_array_unref(a->opts.drives);
     return status;
 }

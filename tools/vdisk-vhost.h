@@ -34,6 +34,7 @@ typedef struct VdVhostOptions {
     unsigned num_queues;      /* 0: the device's default */
     unsigned queue_size;
     char *stats_file;
+    char *control;            /* --control/--qmp socket spec (docs/control.md) */
     bool once;
 } VdVhostOptions;
 

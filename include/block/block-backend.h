@@ -176,6 +176,10 @@ bool vd_blk_is_direct(VdBlockBackend *blk);
 /* True if the backend can do a native (single-syscall) FUA write. */
 bool vd_blk_fua_native(VdBlockBackend *blk);
 bool vd_blk_can_discard(VdBlockBackend *blk);
+/* False between vd_blk_inactivate (or an active=off open) and vd_blk_invalidate_cache. */
+bool vd_blk_is_active(VdBlockBackend *blk);
+/* The locking= option as given: "auto", "on" or "off". */
+const char *vd_blk_locking_name(VdBlockBackend *blk);
 
 /* Asynchronous I/O.  iov must stay valid until the callback runs. */
 void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,

@@ -25,6 +25,7 @@ typedef struct VdVmmOptions {
     uint64_t ram_size;
     GPtrArray *drives;      /* VdDriveSpec *: the parsed --drive options in command-line order */
     char *qtest;            /* --qtest transport, or NULL */
+    char *control;          /* --control/--qmp socket spec, or NULL (docs/control.md) */
     char *dump_dtb;         /* --dump-dtb file, or NULL */
     char *serial_log;       /* --serial file, or NULL (output discarded) */
 } VdVmmOptions;

@@ -20,30 +20,46 @@ tree=$scratch/tree
 meson setup "$tree/build" "$tree" -Dbuildtype=debug -Dwerror=false >/dev/null || exit 1
 ninja -C "$tree/build" >/dev/null || { echo "baseline build failed"; exit 1; }
 
+# One mutation = the consecutive lines that share an id.
+mapfile -t lines < <(grep -v '^\s*#' "$list" | grep -v '^\s*$')
+ids=()
+for l in "${lines[@]}"; do
+  id=$(echo "${l%%|*}" | xargs)
+  [ "${#ids[@]}" -gt 0 ] && [ "${ids[-1]}" = "$id" ] || ids+=("$id")
+done
+
 killed=0 survived=0 stale=0
-while IFS='|' read -r id file subst tests; do
-  id=$(echo "$id" | xargs); file=$(echo "$file" | xargs); tests=$(echo "$tests" | xargs)
-  [ -z "$id" ] || [ "${id:0:1}" = "#" ] && continue
+for id in "${ids[@]}"; do
   [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$id" && continue
-  subst=$(echo "$subst" | sed 's/^ *//;s/ *$//')
-  cp "$tree/$file" "$scratch/orig"
-  n=$(MUT="$subst" perl -0ne 'BEGIN{$n=0} $n += eval "\$_ =~ $ENV{MUT}"; END{print $n}' "$tree/$file")
-  if [ "$n" != 1 ]; then
-    echo "STALE    $id ($file: the substitution matched $n times)"; stale=$((stale + 1)); continue
-  fi
-  MUT="$subst" perl -0pi -e 'eval "\$_ =~ $ENV{MUT}"' "$tree/$file"
-  if ! ninja -C "$tree/build" >/dev/null 2>&1; then
+  ok=1 tests="" files=()
+  for l in "${lines[@]}"; do
+    IFS='|' read -r lid file subst t <<< "$l"
+    [ "$(echo "$lid" | xargs)" = "$id" ] || continue
+    file=$(echo "$file" | xargs); subst=$(echo "$subst" | sed 's/^ *//;s/ *$//')
+    [ -n "$(echo "$t" | xargs)" ] && tests=$(echo "$t" | xargs)
+    [ -f "$scratch/orig.${file//\//_}" ] || cp "$tree/$file" "$scratch/orig.${file//\//_}"
+    files+=("$file")
+    n=$(MUT="$subst" perl -0ne 'BEGIN{$n=0} my $c = eval "\$_ =~ $ENV{MUT}g"; $n += $c || 0; END{print $n}' "$tree/$file")
+    if [ "$n" != 1 ]; then
+      echo "STALE    $id ($file: the substitution matched $n times)"; ok=0; break
+    fi
+    MUT="$subst" perl -0pi -e 'eval "\$_ =~ $ENV{MUT}"' "$tree/$file"
+  done
+  if [ $ok = 0 ]; then
+    stale=$((stale + 1))
+  elif ! ninja -C "$tree/build" >/dev/null 2>&1; then
     echo "STALE    $id (does not build)"; stale=$((stale + 1))
   else
     who=""
     for t in $tests; do
       if ! meson test -C "$tree/build" --no-rebuild "$t" >/dev/null 2>&1; then who="$who $t"; fi
     done
-    if [ -n "$who" ]; then echo "KILLED   $id by$who"; killed=$((killed + 1))
+    if [ -n "$who" ]; then echo "KILLED   $id by$who (of: $tests)"; killed=$((killed + 1))
     else echo "SURVIVED $id (ran: $tests)"; survived=$((survived + 1)); fi
   fi
-  cp "$scratch/orig" "$tree/$file"
-done < "$list"
-ninja -C "$tree/build" >/dev/null 2>&1
+  for f in "${files[@]}"; do
+    [ -f "$scratch/orig.${f//\//_}" ] && mv "$scratch/orig.${f//\//_}" "$tree/$f"
+  done
+done
 echo "$killed killed, $survived survived, $stale stale"
 [ "$survived" = 0 ] && [ "$stale" = 0 ]

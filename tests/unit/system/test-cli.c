@@ -57,6 +57,15 @@ static void test_good_args(void **state)
     assert_null(o.qtest);
     vd_vmm_options_clear(&o);
     assert_non_null(strstr(vd_vmm_cli.usage, "--drive SPEC"));
+
+    const char *control[] = { "--control", "unix:/tmp/c.sock", NULL };
+    assert_null(parse(&o, control));
+    assert_string_equal(o.control, "unix:/tmp/c.sock");
+    vd_vmm_options_clear(&o);
+    const char *qmp[] = { "-qmp", "unix:/tmp/c.sock,server,wait=off", NULL }; /* QEMU's spelling */
+    assert_null(parse(&o, qmp));
+    assert_string_equal(o.control, "unix:/tmp/c.sock,server,wait=off");
+    vd_vmm_options_clear(&o);
 }
 
 /* --help and --version end parsing at once (what follows them is not looked at); the rest before them is. */
@@ -100,6 +109,8 @@ static void test_bad_args(void **state)
         { { "--qtest", "tcp:1234" }, "--qtest tcp:1234: expected stdio" },
         { { "--qtest", "unix:" }, "the socket path must be non-empty" },
         { { "--dump-dtb=" }, "--dump-dtb needs a file name" },
+        { { "--control", "tcp:4444" }, "--control tcp:4444: expected unix:PATH" },
+        { { "--qmp", "unix:/x,server,wait=on" }, "unknown flag 'wait=on'" },
         { { "--drive", "if=floppy,file=x" }, "--drive if=floppy,file=x: if=floppy: unknown interface" },
         { { "-m", "1G", "--memory=2G" }, "option '--memory' is given twice" },
         { { "--qtest", "stdio", "-qtest=stdio" }, "option '-qtest' is given twice" },
