@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite: install what is missing, build with
-# warnings as errors under ASan+UBSan, and run every meson test suite.
+# warnings as errors under ASan+UBSan, run every meson test suite, then
+# a short run of every fuzz target (the block at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -22,4 +23,12 @@ for line in open(sys.argv[1]):
     counts[key] += 1
 print(f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
 PY
+
+# Fuzz smoke (docs/fuzzing.md): build the libFuzzer targets with clang in build-fuzz, run each one
+# for FUZZ_SECONDS (default 15; seven targets stay under 3 minutes of fuzzing) from a fixed seed,
+# and run every kept input (tests/fuzz/corpus, tests/fuzz/regress).  FUZZ_SECONDS=0 skips it.
+fuzz_seconds=${FUZZ_SECONDS:-15}
+if [ "$fuzz_seconds" != 0 ]; then
+  bash scripts/fuzz.sh --smoke "$fuzz_seconds" || status=1
+fi
 exit $status
