@@ -51,6 +51,7 @@ static uint64_t pin(Rig *r, uint16_t port, unsigned size)
     return v;
 }
 
+/* Port write of the given width. */
 static void pout(Rig *r, uint16_t port, uint64_t v, unsigned size)
 {
     vd_bus_write(r->bus, VD_SPACE_PIO, port, v, size);

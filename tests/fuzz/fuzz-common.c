@@ -8,6 +8,7 @@
 
 #define FZ_WAIT_US (5 * G_USEC_PER_SEC)
 
+/* Take up to len bytes of input. */
 size_t fz_bytes(FzIn *in, void *buf, size_t len)
 {
     size_t n = MIN(len, in->n);
@@ -17,6 +18,7 @@ size_t fz_bytes(FzIn *in, void *buf, size_t len)
     return n;
 }
 
+/* Take one byte (0 past the end). */
 uint8_t fz_u8(FzIn *in)
 {
     uint8_t v = 0;
@@ -24,6 +26,7 @@ uint8_t fz_u8(FzIn *in)
     return v;
 }
 
+/* Take a little-endian u16. */
 uint16_t fz_u16(FzIn *in)
 {
     uint8_t b[2] = { 0 };
@@ -31,6 +34,7 @@ uint16_t fz_u16(FzIn *in)
     return b[0] | b[1] << 8;
 }
 
+/* Take a little-endian u32. */
 uint32_t fz_u32(FzIn *in)
 {
     uint8_t b[4] = { 0 };
@@ -38,12 +42,14 @@ uint32_t fz_u32(FzIn *in)
     return b[0] | b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* Take a little-endian u64. */
 uint64_t fz_u64(FzIn *in)
 {
     uint64_t lo = fz_u32(in);
     return lo | (uint64_t)fz_u32(in) << 32;
 }
 
+/* Print the violated oracle and abort: libFuzzer keeps the input. */
 void fz_fail(const char *fmt, ...)
 {
     va_list ap;
@@ -66,6 +72,7 @@ static void quiet_log(const gchar *domain, GLogLevelFlags level, const gchar *me
 {
 }
 
+/* Silence device logs (unless VD_FUZZ_VERBOSE) and add the loop tick, once. */
 void fz_init(void)
 {
     static bool done;
@@ -79,12 +86,14 @@ void fz_init(void)
     g_timeout_add(20, tick, NULL);
 }
 
+/* Dispatch what is ready, without blocking. */
 void fz_pump(unsigned n)
 {
     for (unsigned i = 0; i < n && g_main_context_iteration(NULL, FALSE); i++) {
     }
 }
 
+/* Iterate until done, failing the input after 5 s. */
 void fz_wait(bool (*done)(void *opaque), void *opaque, const char *what)
 {
     gint64 deadline = g_get_monotonic_time() + FZ_WAIT_US;
@@ -102,11 +111,13 @@ static bool blk_idle(void *opaque)
     return vd_blk_in_flight(opaque) == 0;
 }
 
+/* Wait for the backend to go idle. */
 void fz_drain_blk(VdBlockBackend *blk)
 {
     fz_wait(blk_idle, blk, "backend request never completed");
 }
 
+/* The process-wide backend for opts, idle and at its power-on write cache. */
 VdBlockBackend *fz_backend(const char *opts)
 {
     static GHashTable *open_backends;
@@ -130,6 +141,7 @@ VdBlockBackend *fz_backend(const char *opts)
     return blk;
 }
 
+/* The process-wide bus, its RAM zeroed. */
 VdBus *fz_bus(uint64_t ram)
 {
     static VdBus *bus;

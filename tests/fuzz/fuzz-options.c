@@ -69,8 +69,9 @@ static void drive_spec(const char *s)
         check_error("vd_drive_spec_parse", err, s);
         return;
     }
-    if (d->backend_options && g_str_has_prefix(d->backend_options, "driver=null")) {
-        try_open("vd_blk_open after --drive", d->backend_options + strlen("driver=null"));
+    const char *rest = d->backend_options;
+    if (rest && g_str_has_prefix(rest, "driver=null") && (rest[11] == ',' || !rest[11])) {
+        try_open("vd_blk_open after --drive", rest + (rest[11] ? 12 : 11));
     }
     vd_drive_spec_free(d);
 }

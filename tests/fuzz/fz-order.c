@@ -30,6 +30,7 @@ typedef struct FzReq {
 static GList *outstanding;   /* FzReq *, oldest first */
 static uint64_t next_seq, epoch;
 
+/* The linker's names for the real functions and for these wrappers (-Wl,--wrap). */
 void __real_vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                           VdBlockCompletionFunc *cb, void *opaque);
 void __real_vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
@@ -93,6 +94,7 @@ static uint64_t iov_bytes(const struct iovec *iov, int niov)
     return n;
 }
 
+/* Track a read, then submit it. */
 void __wrap_vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                           VdBlockCompletionFunc *cb, void *opaque)
 {
@@ -100,6 +102,7 @@ void __wrap_vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iov
     __real_vd_blk_preadv(blk, offset, iov, niov, tracked_done, r);
 }
 
+/* Track a write, then submit it. */
 void __wrap_vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                            unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
 {
@@ -107,6 +110,7 @@ void __wrap_vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct io
     __real_vd_blk_pwritev(blk, offset, iov, niov, flags, tracked_done, r);
 }
 
+/* Track a write-zeroes, then submit it. */
 void __wrap_vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, unsigned flags,
                                 VdBlockCompletionFunc *cb, void *opaque)
 {
@@ -114,6 +118,7 @@ void __wrap_vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t b
     __real_vd_blk_write_zeroes(blk, offset, bytes, flags, tracked_done, r);
 }
 
+/* Track a discard, then submit it. */
 void __wrap_vd_blk_discard(VdBlockBackend *blk, uint64_t offset, uint64_t bytes,
                            VdBlockCompletionFunc *cb, void *opaque)
 {
@@ -121,6 +126,7 @@ void __wrap_vd_blk_discard(VdBlockBackend *blk, uint64_t offset, uint64_t bytes,
     __real_vd_blk_discard(blk, offset, bytes, tracked_done, r);
 }
 
+/* The quiescence oracle; then a new guest epoch. */
 void fz_quiescent(const char *where)
 {
     if (outstanding) {
@@ -132,6 +138,7 @@ void fz_quiescent(const char *where)
     epoch++;
 }
 
+/* True if name is listed in VD_FUZZ_KNOWN. */
 bool fz_known(const char *name)
 {
     static char **known;
@@ -142,6 +149,7 @@ bool fz_known(const char *name)
     return g_strv_contains((const gchar *const *)known, name);
 }
 
+/* The quiescence oracle, waived (epoch only) for a listed known finding. */
 void fz_quiescent_unless_known(const char *where, const char *known)
 {
     if (outstanding && fz_known(known)) {
@@ -151,11 +159,13 @@ void fz_quiescent_unless_known(const char *where, const char *known)
     fz_quiescent(where);
 }
 
+/* Tracked requests not yet completed. */
 unsigned fz_order_outstanding(void)
 {
     return g_list_length(outstanding);
 }
 
+/* Drop all tracking. */
 void fz_order_reset(void)
 {
     g_list_free_full(outstanding, g_free);

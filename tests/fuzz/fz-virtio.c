@@ -27,6 +27,7 @@ static void bring_up(FzVirtio *v)
     vg_driver_ok(&v->g);
 }
 
+/* Set up the guest and bring the device to DRIVER_OK. */
 void fzv_start(FzVirtio *v, VdBus *bus, uint64_t features, unsigned nq, unsigned skip_q)
 {
     memset(v, 0, sizeof(*v));
@@ -40,6 +41,7 @@ void fzv_start(FzVirtio *v, VdBus *bus, uint64_t features, unsigned nq, unsigned
     bring_up(v);
 }
 
+/* Rolling allocation in the data area. */
 uint64_t fzv_alloc(FzVirtio *v, uint32_t len)
 {
     len = MIN(len, FZV_RAM - FZV_DATA);
@@ -51,6 +53,7 @@ uint64_t fzv_alloc(FzVirtio *v, uint32_t len)
     return a;
 }
 
+/* Chain, publish and kick one request. */
 void fzv_submit(FzVirtio *v, unsigned q, const VgBuf *bufs, unsigned n, bool indirect)
 {
     q %= v->nq;
@@ -131,6 +134,7 @@ static void op_reset(FzVirtio *v)
     v->unchecked = false;
 }
 
+/* Dispatch one generic operation. */
 void fzv_op(FzVirtio *v, FzIn *in, unsigned op)
 {
     switch (op) {
@@ -194,6 +198,7 @@ static bool all_answered(void *opaque)
     return true;
 }
 
+/* Kick every queue, wait for the answers, check the oracles. */
 void fzv_settle(FzVirtio *v)
 {
     /* A kick on every queue, as a driver that lost a notification would send. */
