@@ -47,6 +47,8 @@ void fz_fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN;
 void fz_init(void);
 /* Run whatever the default context has ready, up to n dispatches, without blocking. */
 void fz_pump(unsigned n);
+/* Iterate the loop until done(opaque) is true; false after 5 s. */
+bool fz_wait_for(bool (*done)(void *opaque), void *opaque);
 /* Iterate the loop until done(opaque) is true; fz_fail with what after 5 s. */
 void fz_wait(bool (*done)(void *opaque), void *opaque, const char *what);
 /* Wait until blk has nothing in flight (a request that never completes fails). */
