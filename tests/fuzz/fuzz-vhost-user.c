@@ -145,6 +145,21 @@ static int request(Fe *f, uint32_t req, const void *payload, uint32_t size, void
     return -1;
 }
 
+static void settle(Fe *f);
+
+/*
+ * Known finding vhost-scsi-mem-table-in-flight (issue 17 finding 1): while it is listed, let
+ * virtio-scsi answer everything before a new memory table, as a polite front end would, so
+ * that runs get past it (it is an ASan SEGV, which no oracle can waive).
+ */
+static void before_mem_table(Fe *f)
+{
+    if (f->scsi && fz_known("vhost-scsi-mem-table-in-flight")) {
+        settle(f);
+        fz_pump(256);
+    }
+}
+
 /* The well-formed memory table: the memfd as one region, sometimes a second view of its upper half. */
 static void op_mem_table(Fe *f, FzIn *in)
 {
@@ -160,6 +175,7 @@ static void op_mem_table(Fe *f, FzIn *in)
     memcpy(p + 8, r0, 32);
     memcpy(p + 40, r1, 32);
     int fds[2] = { memfd, memfd };
+    before_mem_table(f);
     f->have_mem = !(v & 2);
     f->unchecked |= !f->have_mem;
     send_msg(f, VD_VHOST_USER_SET_MEM_TABLE, VD_VHOST_USER_VERSION | VD_VHOST_USER_NEED_REPLY, p, 8 + 32 * n, fds, n);
@@ -338,6 +354,9 @@ static void op_raw(Fe *f, FzIn *in)
         if (fdmask & (1u << i)) {
             fds[nfds++] = (fdmask & 0x80) ? f->call[i % NQ] : memfd;
         }
+    }
+    if (req == VD_VHOST_USER_SET_MEM_TABLE) {
+        before_mem_table(f);
     }
     f->unchecked = true;
     send_msg(f, req, (flags & 0x0c) | VD_VHOST_USER_VERSION, p, size, fds, nfds);
