@@ -147,6 +147,19 @@ static int request(Fe *f, uint32_t req, const void *payload, uint32_t size, void
 
 static void settle(Fe *f);
 
+/* fz_wait condition: no virtio-scsi command or backend request in flight. */
+static bool scsi_idle(void *opaque)
+{
+    Fe *f = opaque;
+    for (guint i = 0; i < f->app.backends->len; i++) {
+        VdScsiDisk *d = vd_virtio_scsi_disk(f->app.dev, i);
+        if ((d && vd_scsi_disk_in_flight(d)) || vd_blk_in_flight(f->app.backends->pdata[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * Known finding vhost-scsi-mem-table-in-flight (issue 17 finding 1): while it is listed, let
  * virtio-scsi answer everything before a new memory table, as a polite front end would, so
@@ -155,7 +168,8 @@ static void settle(Fe *f);
 static void before_mem_table(Fe *f)
 {
     if (f->scsi && fz_known("vhost-scsi-mem-table-in-flight")) {
-        settle(f);
+        fz_pump(256);
+        fz_wait(scsi_idle, f, "vhost-user: virtio-scsi never went idle");
         fz_pump(256);
     }
 }
