@@ -11,7 +11,11 @@
  * request answered; at every "all answered" point the backends are idle.
  */
 #include "fuzz-common.h"
+#ifdef VD_FUZZ_ASYNC_DRAIN
+#include "hw/vhost-user-server.h"   /* the drain API of hw/drain.h: a callback, never a loop */
+#else
 #include "hw/vhost-user.h"
+#endif
 #include "hw/virtio-blk.h"
 #include "hw/virtio-scsi.h"
 #include "vdisk-vhost.h"
@@ -405,12 +409,47 @@ static void settle(Fe *f)
     fz_quiescent("vhost-user: every request of every running ring is in the used ring");
 }
 
+#ifdef VD_FUZZ_ASYNC_DRAIN
+/* The server's drain op: the tool's drain for the device kind. */
+static void app_drain(void *opaque, VdDrainFunc *cb, void *cb_opaque)
+{
+    Fe *f = opaque;
+    f->kind->drain(&f->app, cb, cb_opaque);
+}
+
+/* Drain callback: the device has nothing in flight. */
+static void drained(void *opaque)
+{
+    *(bool *)opaque = true;
+}
+
+/* fz_wait condition: the drain called back. */
+static bool flag_set(void *opaque)
+{
+    return *(bool *)opaque;
+}
+
+/* Wait for the device kind's drain, as vdisk-vhost does before freeing it. */
+static void kind_drain(Fe *f)
+{
+    bool done = false;
+    f->kind->drain(&f->app, drained, &done);
+    fz_wait(flag_set, &done, "vhost-user: the device's drain never called back");
+}
+#else
 /* The server's drain op: the tool's drain for the device kind. */
 static void app_drain(void *opaque)
 {
     Fe *f = opaque;
     f->kind->drain(&f->app);
 }
+
+/* The device kind's drain, as vdisk-vhost runs it before freeing the device. */
+static void kind_drain(Fe *f)
+{
+    f->kind->drain(&f->app);
+}
+#endif
 
 static const VdVhostUserDeviceOps dev_ops = { .drain = app_drain };
 
@@ -528,7 +567,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fz_pump(64);
     vd_vhost_user_server_free(f.srv);
-    f.kind->drain(&f.app);
+    kind_drain(&f);
     if (f.scsi) {
         vd_virtio_scsi_free(f.app.dev);
     } else {
