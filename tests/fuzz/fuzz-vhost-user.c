@@ -494,7 +494,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         f.app.dev = s;
         f.app.vdev = s ? vd_virtio_scsi_device(s) : NULL;
     } else {
-        VdVirtioBlkConf conf = { .num_queues = NQ, .queue_size = 64, .drive_id = "drive0" };
+        VdVirtioBlkConf conf = { .num_queues = NQ, .queue_size = 64 };
         VdVirtioBlk *b = vd_virtio_blk_new(f.app.backends->pdata[0], &conf, NULL, NULL);
         f.app.dev = b;
         f.app.vdev = b ? vd_virtio_blk_device(b) : NULL;
