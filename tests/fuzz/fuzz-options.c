@@ -7,12 +7,16 @@
  *      backend keys it leaves when they stay on the null driver;
  *   2: vd_vmm_parse_args with NUL-separated arguments;
  *   3: vd_parse_size;
- *   4: vd_vhost_split_drive (vdisk-vhost --drive).
+ *   4: vd_vhost_split_drive (vdisk-vhost --drive), or the shared --drive parser once
+ *      the command-line tables of include/system/cmdline.h are in the tree.
  * Oracles: no crash or sanitizer report, and every refusal carries one
  * non-empty error line that is not a stray errno text ("Success").
  */
 #include "fuzz-common.h"
 #include "system/cli.h"
+#ifdef VD_FUZZ_CLI_TABLES
+#include "system/cmdline.h"
+#endif
 #include "system/machine.h"
 #include "vdisk-vhost.h"
 
@@ -90,7 +94,13 @@ static void vmm_args(const char *data, size_t size)
     VdVmmOptions o;
     vd_vmm_options_init(&o);
     GError *err = NULL;
-    if (!vd_vmm_parse_args(&o, argv->len - 1, (char **)argv->pdata, &err)) {
+#ifdef VD_FUZZ_CLI_TABLES
+    VdCliAction action;
+    bool ok = vd_cli_parse(&vd_vmm_cli, &o, argv->len - 1, (char **)argv->pdata, &action, &err);
+#else
+    bool ok = vd_vmm_parse_args(&o, argv->len - 1, (char **)argv->pdata, &err);
+#endif
+    if (!ok) {
         g_autofree char *line = g_strjoinv(" ", (char **)argv->pdata);
         check_error("vd_vmm_parse_args", err, line);
     }
@@ -127,10 +137,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     default: {
+#ifdef VD_FUZZ_CLI_TABLES
+        drive_spec(s);    /* vdisk-vhost shares vdisk-vmm's --drive parser */
+#else
         g_autofree char *backend = NULL, *serial = NULL;
         if (!vd_vhost_split_drive(s, &backend, &serial, &err)) {
             check_error("vd_vhost_split_drive", err, s);
         }
+#endif
         break;
     }
     }
