@@ -17,6 +17,9 @@
 #ifdef VD_FUZZ_CLI_TABLES
 #include "system/cmdline.h"
 #endif
+#ifdef VD_FUZZ_UTIL_OPTIONS
+#include "util/options.h"           /* vd_parse_size(key, value, ...) */
+#endif
 #include "system/machine.h"
 #include "vdisk-vhost.h"
 
@@ -131,7 +134,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 3: {
         uint64_t v;
-        if (!vd_parse_size(s, data[0] % 41, &v, &err)) {
+#ifdef VD_FUZZ_UTIL_OPTIONS
+        bool ok = vd_parse_size("size", s, data[0] % 41, &v, &err);
+#else
+        bool ok = vd_parse_size(s, data[0] % 41, &v, &err);
+#endif
+        if (!ok) {
             check_error("vd_parse_size", err, s);
         }
         break;
