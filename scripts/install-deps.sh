@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# install-deps.sh - install the Debian 12 packages vdisk needs to build, test and demo.
+# install-deps.sh - install the Debian 12 packages vdisk needs to build, test (clang: the fuzz
+# targets of tests/fuzz) and demo.
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
   libglib2.0-dev libjson-glib-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
   strace python3 socat
+  clang libclang-rt-14-dev
   qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod
 )
 missing=()

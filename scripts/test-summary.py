@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""test-summary.py TESTLOG_JSON - the closing lines of scripts/test.sh.
+"""test-summary.py TESTLOG_JSON [MORE_JSON...] - the closing lines of scripts/test.sh.
+
+Every file holds one JSON object per line with "name" and "result" (meson's
+testlog.json; the fuzz smoke writes the same shape).
 
 Prints one line per skipped test, "SKIP <name>: <reason>", the reason being
 the last line the test printed that starts with "SKIP" (guest tests, the
@@ -26,27 +29,29 @@ def skip_reason(record):
     return reason
 
 
-def main(path):
+def main(paths):
     counts = {"passed": 0, "failed": 0, "skipped": 0}
-    with open(path) as f:
-        for line in f:
-            r = json.loads(line)
-            result = r["result"]
-            if result in ("OK", "EXPECTEDFAIL"):
-                counts["passed"] += 1
-            elif result == "SKIP":
-                reason = skip_reason(r)
-                if reason:
-                    print(f"SKIP {r['name']}: {reason}")
-                    counts["skipped"] += 1
-                else:
-                    print(f"FAIL {r['name']}: skipped without printing a reason")
-                    counts["failed"] += 1
+    records = []
+    for path in paths:
+        with open(path) as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    for r in records:
+        result = r["result"]
+        if result in ("OK", "EXPECTEDFAIL"):
+            counts["passed"] += 1
+        elif result == "SKIP":
+            reason = skip_reason(r)
+            if reason:
+                print(f"SKIP {r['name']}: {reason}")
+                counts["skipped"] += 1
             else:
+                print(f"FAIL {r['name']}: skipped without printing a reason")
                 counts["failed"] += 1
+        else:
+            counts["failed"] += 1
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
     return 1 if counts["failed"] else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

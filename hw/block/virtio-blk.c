@@ -261,8 +261,10 @@ static void run_submit(VdVirtioBlk *s, MergeRun *pending)
         run->joined = g_new(struct iovec, run->niov);
         unsigned k = 0;
         for (BlkReq *m = r; m; m = m->next) {
-            memcpy(run->joined + k, m->data, m->ndata * sizeof(struct iovec));
-            k += m->ndata;
+            if (m->ndata) {   /* header+status only: no iovec, and joined may be NULL (NULL + 0 is UB) */
+                memcpy(run->joined + k, m->data, m->ndata * sizeof(struct iovec));
+                k += m->ndata;
+            }
         }
         iov = run->joined;
         s->stats.merged_ios++;
