@@ -7,7 +7,9 @@
  * the next command ("..." in it matches any text).  Every other "< " line is
  * an asynchronous line (IRQ, TRACE) that must arrive, in order, within the
  * session timeout.  A "crashlog ID FILE" command's FILE must then start with
- * the dm-log-writes magic.  Runs in a temporary directory.
+ * the dm-log-writes magic.  Runs in a temporary directory, where each
+ * relative "file=NAME" image of VMM-ARGS that does not exist is created
+ * first (64 MiB, sparse), so a page can show "--drive file=disk.img,...".
  *
  * Usage: test-transcripts FILE.md...   (exit 0: every block replayed)
  */
@@ -90,6 +92,26 @@ static bool is_reply(const char *line)
     return g_str_has_prefix(line, "OK") || g_str_has_prefix(line, "FAIL");
 }
 
+/* Create every relative file=NAME image of the VMM arguments that does not exist yet. */
+static void create_images(Replay *r, char **argv)
+{
+    for (char **a = argv; *a; a++) {
+        const char *f = strstr(*a, "file=");
+        if (!f || (f != *a && f[-1] != ',')) {
+            continue;
+        }
+        g_autofree char *name = g_strndup(f + 5, strcspn(f + 5, ","));
+        if (g_path_is_absolute(name) || g_file_test(name, G_FILE_TEST_EXISTS)) {
+            continue;
+        }
+        FILE *img = fopen(name, "w");
+        if (!img || ftruncate(fileno(img), 64 << 20) != 0) {
+            fail(r, "cannot create the image %s", name);
+        }
+        fclose(img);
+    }
+}
+
 /* Replay one block (lines[start] is the first line inside the fence); returns the closing fence's index. */
 static guint replay_block(Replay *r, char **lines, guint start, const char *vmm_args)
 {
@@ -97,6 +119,7 @@ static guint replay_block(Replay *r, char **lines, guint start, const char *vmm_
     if (!g_shell_parse_argv(vmm_args, NULL, &argv, NULL)) {
         fail(r, "bad replay arguments '%s'", vmm_args);
     }
+    create_images(r, argv);
     VdQtest *q = vd_qtest_startv((const char *const *)argv);
     vd_qtest_set_async_hook(q, on_async, r);
     g_ptr_array_set_size(r->async, 0);

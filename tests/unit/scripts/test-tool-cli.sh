@@ -63,7 +63,9 @@ vdisk-seq)
   check 1 "" "^vdisk-seq: the VMM closed its output (it exited with status 2)" \
     bash -c '"$0" "$1" --bogus-vmm-option 2>&1 >/dev/null | grep -v "^vdisk-vmm:" >&2; exit ${PIPESTATUS[0]}' \
     "$bin" "$dir/ok.seq"
-  # Where vdisk-vmm is found: beside the runner, on PATH, or nowhere (one line, exit 1).
+  # Where vdisk-vmm is found: the build tree's for the uninstalled runner (the command
+  # docs/guest-drivers/ide.md shows), beside the runner, on PATH, or nowhere (one line, exit 1).
+  check 0 "^PASS" "" env -u VDISK_VMM PATH=/usr/bin:/bin "$bin" "$dir/ok.seq"
   mkdir -p "$dir/beside" "$dir/alone" "$dir/path"
   cp "$bin" "$dir/beside/vdisk-seq"
   cp "$bin" "$dir/alone/vdisk-seq"
