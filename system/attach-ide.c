@@ -15,6 +15,12 @@ static void free_ide(void *opaque)
     vd_ide_free(opaque);
 }
 
+/* The machine's drain: every request of the controller answered. */
+static void drain_ide(void *dev, VdDrainFunc *cb, void *opaque)
+{
+    vd_ide_drain(dev, cb, opaque);
+}
+
 /* The controller, created on first use. */
 static VdIdeController *machine_ide(VdMachine *m, GError **errp)
 {
@@ -25,6 +31,7 @@ static VdIdeController *machine_ide(VdMachine *m, GError **errp)
         }
         m->ide = ide;
         vd_machine_on_free(m, free_ide, ide);
+        vd_machine_on_drain(m, drain_ide, ide);
     }
     return m->ide;
 }

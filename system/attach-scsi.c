@@ -29,6 +29,12 @@ static void scsi_controller_free(void *opaque)
     g_free(c);
 }
 
+/* The machine's drain: every response of the adapter (all LUNs) in guest memory. */
+static void scsi_controller_drain(void *dev, VdDrainFunc *cb, void *opaque)
+{
+    vd_virtio_scsi_drain(dev, cb, opaque);
+}
+
 /* Create the controller in the next virtio-mmio slot. */
 static ScsiController *scsi_controller_new(VdMachine *m, VdDriveSpec *drive, GError **errp)
 {
@@ -50,6 +56,7 @@ static ScsiController *scsi_controller_new(VdMachine *m, VdDriveSpec *drive, GEr
         return NULL;
     }
     vd_machine_on_free(m, scsi_controller_free, c);
+    vd_machine_on_drain(m, scsi_controller_drain, c->dev);
     m->scsi = c;
     return c;
 }

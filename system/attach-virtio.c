@@ -21,6 +21,12 @@ static void virtio_blk_slot_free(void *opaque)
     g_free(slot);
 }
 
+/* The machine's drain: every answer of the device in guest memory. */
+static void virtio_blk_slot_drain(void *dev, VdDrainFunc *cb, void *opaque)
+{
+    vd_virtio_blk_drain(dev, cb, opaque);
+}
+
 /* Claim the next virtio-mmio slot and put a virtio-blk device for drive there. */
 bool vd_machine_attach_virtio(VdMachine *m, VdDriveSpec *drive, GError **errp)
 {
@@ -57,5 +63,6 @@ bool vd_machine_attach_virtio(VdMachine *m, VdDriveSpec *drive, GError **errp)
     };
     vd_machine_add_device(m, &info);
     vd_machine_on_free(m, virtio_blk_slot_free, slot);
+    vd_machine_on_drain(m, virtio_blk_slot_drain, slot->dev);
     return true;
 }

@@ -49,12 +49,30 @@ static const struct BuiltinOption *find_builtin(const char *name, size_t len)
     return NULL;
 }
 
+/* Is arg where a tool with operands stops taking options ("--", "-" or a word)? */
+static bool starts_operands(const VdCliTool *tool, const char *arg)
+{
+    return tool->operand && (arg[0] != '-' || arg[1] == '\0' || strcmp(arg, "--") == 0);
+}
+
+/* Hand argv[first..] to the tool's operand function, in order; a leading "--" is dropped. */
+static bool apply_operands(const VdCliTool *tool, void *opts, int argc, char **argv, int first, GError **errp)
+{
+    for (int i = first + (strcmp(argv[first], "--") == 0); i < argc; i++) {
+        if (!tool->operand(opts, argv[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Parse argv by the tool table (built-ins first), refusing repeats, then run the tool's check. */
 bool vd_cli_parse(const VdCliTool *tool, void *opts, int argc, char **argv, VdCliAction *action, GError **errp)
 {
     g_autofree guint *count = g_new0(guint, tool->n_options + 1);
     *action = VD_CLI_RUN;
-    for (int i = 1; i < argc; i++) {
+    int i = 1;
+    for (; i < argc && !starts_operands(tool, argv[i]); i++) {
         const char *arg = argv[i];
         if (arg[0] != '-' || arg[1] == '\0') {
             CLI_ERROR(errp, "unexpected argument '%s' (options start with -, see --help)", arg);
@@ -96,6 +114,9 @@ bool vd_cli_parse(const VdCliTool *tool, void *opts, int argc, char **argv, VdCl
         if (!opt->apply(opts, value, errp)) {
             return false;
         }
+    }
+    if (i < argc && !apply_operands(tool, opts, argc, argv, i, errp)) {
+        return false;
     }
     return !tool->check || tool->check(opts, errp);
 }

@@ -8,6 +8,22 @@ typedef struct VdMachineCleanup {
     void *opaque;
 } VdMachineCleanup;
 
+/* One device's drain, registered by its attach function. */
+typedef struct VdMachineDrainer {
+    VdMachineDrainFunc *fn;
+    void *dev;
+} VdMachineDrainer;
+
+/*
+ * A machine-wide drain: one reference for the caller and one for each
+ * device that has not called back, so a caller that gives up (a drain
+ * timeout) never leaves a device calling back into freed memory.
+ */
+struct VdMachineDrain {
+    unsigned refs;
+    unsigned pending;
+};
+
 /* if=none: the backend alone, with no device (as in QEMU); nothing to wire. */
 static bool attach_none(VdMachine *m, VdDriveSpec *drive, GError **errp)
 {
@@ -71,6 +87,7 @@ VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp)
     m->devices = g_array_new(FALSE, TRUE, sizeof(VdDeviceInfo));
     g_array_set_clear_func(m->devices, device_info_clear);
     m->cleanups = g_ptr_array_new_with_free_func(g_free);
+    m->drainers = g_ptr_array_new_with_free_func(g_free);
 
     m->pci = vd_pci_host_new(bus, errp);
     if (!m->pci) {
@@ -100,7 +117,16 @@ void vd_machine_free(VdMachine *m)
     if (!m) {
         return;
     }
-    /* Let every request complete while its device still exists. */
+    /*
+     * Let every request complete, and its answer reach guest memory, while its
+     * device still exists (a device frees answers it has not delivered); then
+     * the backends (drives without a device).
+     */
+    VdMachineDrain *drain = vd_machine_drain_start(m);
+    while (vd_machine_drain_pending(drain)) {
+        g_main_context_iteration(m->ctx, TRUE);
+    }
+    vd_machine_drain_unref(drain);
     for (guint i = 0; i < m->drives->len; i++) {
         VdDriveSpec *d = g_ptr_array_index(m->drives, i);
         vd_blk_drain(d->blk);
@@ -110,6 +136,7 @@ void vd_machine_free(VdMachine *m)
         c->fn(c->opaque);
     }
     g_ptr_array_free(m->cleanups, TRUE);
+    g_ptr_array_free(m->drainers, TRUE);
     g_ptr_array_free(m->drives, TRUE);
     g_array_free(m->devices, TRUE);
     vd_bus_free(m->bus);
@@ -132,6 +159,45 @@ void vd_machine_on_free(VdMachine *m, void (*fn)(void *opaque), void *opaque)
     VdMachineCleanup *c = g_new(VdMachineCleanup, 1);
     *c = (VdMachineCleanup){ fn, opaque };
     g_ptr_array_add(m->cleanups, c);
+}
+
+void vd_machine_on_drain(VdMachine *m, VdMachineDrainFunc *fn, void *dev)
+{
+    VdMachineDrainer *d = g_new(VdMachineDrainer, 1);
+    *d = (VdMachineDrainer){ fn, dev };
+    g_ptr_array_add(m->drainers, d);
+}
+
+/* A device has delivered every answer: one fewer pending, and its reference goes. */
+static void device_drained(void *opaque)
+{
+    VdMachineDrain *d = opaque;
+    d->pending--;
+    vd_machine_drain_unref(d);
+}
+
+VdMachineDrain *vd_machine_drain_start(VdMachine *m)
+{
+    VdMachineDrain *d = g_new0(VdMachineDrain, 1);
+    d->refs = 1 + m->drainers->len;
+    d->pending = m->drainers->len;
+    for (guint i = 0; i < m->drainers->len; i++) {
+        VdMachineDrainer *dr = g_ptr_array_index(m->drainers, i);
+        dr->fn(dr->dev, device_drained, d);
+    }
+    return d;
+}
+
+unsigned vd_machine_drain_pending(const VdMachineDrain *d)
+{
+    return d->pending;
+}
+
+void vd_machine_drain_unref(VdMachineDrain *d)
+{
+    if (--d->refs == 0) {
+        g_free(d);
+    }
 }
 
 bool vd_machine_next_virtio_slot(VdMachine *m, uint64_t *base, unsigned *irq, GError **errp)

@@ -27,7 +27,7 @@ static void on_trace(void *opaque, const char *text)
     vd_qtest_send_line(t->s, msg);
 }
 
-/* Requests in flight over every drive. */
+/* Requests in flight over every drive's backend (drives without a device included). */
 static unsigned total_in_flight(VdMachine *m)
 {
     unsigned n = 0;
@@ -44,7 +44,11 @@ static gboolean drain_expired(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-/* drain [TIMEOUT_MS]: run the loop until no drive has a request in flight (extension). */
+/*
+ * drain [TIMEOUT_MS]: run the loop until every device has delivered every
+ * answer to guest memory (its IRQ raised) and no backend has a request in
+ * flight (extension).
+ */
 void vd_qtest_cmd_drain(VdQtestServer *s, int argc, char **argv, GString *reply)
 {
     uint64_t timeout = VD_QTEST_DRAIN_TIMEOUT_MS;
@@ -55,14 +59,17 @@ void vd_qtest_cmd_drain(VdQtestServer *s, int argc, char **argv, GString *reply)
     GSource *timer = g_timeout_source_new(timeout);
     g_source_set_callback(timer, drain_expired, &expired, NULL);
     g_source_attach(timer, s->m->ctx);
-    while (total_in_flight(s->m) && !expired) {
+    VdMachineDrain *drain = vd_machine_drain_start(s->m);
+    while ((vd_machine_drain_pending(drain) || total_in_flight(s->m)) && !expired) {
         g_main_context_iteration(s->m->ctx, TRUE);
     }
     g_source_destroy(timer);
     g_source_unref(timer);
-    unsigned left = total_in_flight(s->m);
-    if (left) {
-        vd_qtest_fail(reply, "%u requests still in flight after %" PRIu64 " ms", left, timeout);
+    unsigned devices = vd_machine_drain_pending(drain), left = total_in_flight(s->m);
+    vd_machine_drain_unref(drain);
+    if (devices || left) {
+        vd_qtest_fail(reply, "%u requests still in flight, %u devices with answers not delivered, after %" PRIu64
+                      " ms", left, devices, timeout);
     } else {
         g_string_assign(reply, "OK");
     }

@@ -11,13 +11,15 @@
  *     block layer, same image, same cache mode, same queue depth).  qemu-img
  *     bench only writes sequentially, so --compare-qemu implies --sequential.
  * Results are printed as IOPS and as a ratio to the matching raw loop.
+ * The command line follows system/cmdline.h; usage_text is its manual.
  */
 #include "block/block-backend.h"
+#include "system/cmdline.h"
 #include "util/options.h"
 
+#include <gio/gio.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +33,9 @@ typedef struct BenchConfig {
     uint64_t size;
     double seconds;
     bool sequential;
-    const char *qemu_img;          /* non-NULL: compare with qemu-img bench */
-    int rounds;
+    bool compare_qemu;             /* --compare-qemu */
+    const char *qemu_img;          /* with --compare-qemu: the qemu-img found on PATH */
+    unsigned rounds;
 } BenchConfig;
 
 static uint8_t *block_buf;
@@ -259,8 +262,8 @@ static void prepare_image(const BenchConfig *cfg)
 {
     int fd = open(cfg->image, O_RDWR | O_CREAT, 0644);
     if (fd < 0 || ftruncate(fd, cfg->size) < 0) {
-        fprintf(stderr, "%s: %s\n", cfg->image, strerror(errno));
-        exit(1);
+        fprintf(stderr, "vdisk-bench: --image %s: %s\n", cfg->image, strerror(errno));
+        exit(VD_EXIT_FAILURE);
     }
     uint8_t *zero = g_malloc0(1 << 20);
     for (uint64_t off = 0; off < cfg->size; off += 1 << 20) {
@@ -273,71 +276,117 @@ static void prepare_image(const BenchConfig *cfg)
     close(fd);
 }
 
-static void usage(FILE *out)
+static const char usage_text[] =
+    "Usage: vdisk-bench [OPTION]...\n"
+    "Measure the block backend against the raw syscall loop: 4 KiB writes on the page\n"
+    "cache and with O_DIRECT, and the ways to make a write durable (O_DSYNC,\n"
+    "RWF_DSYNC, fdatasync, the backend's wt-policy=fua and =dsync).  Results are IOPS\n"
+    "and the ratio to the matching raw loop (docs/benchmarks.md).\n"
+    "\n"
+    "  --image FILE           the image to write (created or extended; default: a\n"
+    "                         temporary image in $TMPDIR, removed after)\n"
+    "  --size SIZE            image size (default 256M; suffix K, M, G; a multiple of\n"
+    "                         4096, at least 1M)\n"
+    "  --seconds S            seconds per case per round (default 1; more than 0, at\n"
+    "                         most 600)\n"
+    "  --rounds N             interleaved rounds, the median is shown (default 3; 1 to 9)\n"
+    "  --sequential           sequential instead of random offsets\n"
+    "  --compare-qemu         also run `qemu-img bench` (QEMU's block layer) on the same\n"
+    "                         image and cache mode; implies --sequential\n"
+    "  -h, --help             show this help and exit\n"
+    "  --version              show the version and exit\n"
+    "\n"
+    "Every option is given at most once.  Exit status: 0 on success, --help and\n"
+    "--version; 1 when something fails at run time (the image cannot be created,\n"
+    "qemu-img is missing, a write fails); 2 for a bad command line.\n";
+
+#define CLI_ERROR(errp, ...) g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* --image FILE */
+static bool opt_image(void *opts, const char *value, GError **errp)
 {
-    fprintf(out,
-            "usage: vdisk-bench [--image FILE] [--size SIZE] [--seconds S] [--sequential] [--compare-qemu] [--rounds N]\n"
-            "Each case runs --seconds (default 1) per round; --rounds (default 3) interleaves them; medians are shown.\n"
-            "Without --image, a temporary 256 MiB image is created in $TMPDIR and removed after.\n");
+    ((BenchConfig *)opts)->image = value;
+    return true;
 }
+
+/* --size SIZE: whole 4 KiB blocks, at least 1 MiB. */
+static bool opt_size(void *opts, const char *value, GError **errp)
+{
+    BenchConfig *cfg = opts;
+    if (!vd_parse_size("--size", value, 0, &cfg->size, errp)) {
+        return false;
+    }
+    if (cfg->size < 1 << 20 || cfg->size % BLOCK) {
+        CLI_ERROR(errp, "--size %s: must be a multiple of 4096, at least 1M", value);
+        return false;
+    }
+    return true;
+}
+
+/* --seconds S: (0, 600]. */
+static bool opt_seconds(void *opts, const char *value, GError **errp)
+{
+    BenchConfig *cfg = opts;
+    char *end;
+    cfg->seconds = g_ascii_strtod(value, &end);
+    if (!*value || *end || !(cfg->seconds > 0 && cfg->seconds <= 600)) {
+        CLI_ERROR(errp, "--seconds %s: expected a number of seconds, more than 0 and at most 600", value);
+        return false;
+    }
+    return true;
+}
+
+/* --rounds N */
+static bool opt_rounds(void *opts, const char *value, GError **errp)
+{
+    return vd_cli_parse_uint("--rounds", value, 1, MAX_ROUNDS, &((BenchConfig *)opts)->rounds, errp);
+}
+
+/* --sequential */
+static bool opt_sequential(void *opts, const char *value, GError **errp)
+{
+    ((BenchConfig *)opts)->sequential = true;
+    return true;
+}
+
+/* --compare-qemu (qemu-img is looked for once the command line is accepted). */
+static bool opt_compare_qemu(void *opts, const char *value, GError **errp)
+{
+    BenchConfig *cfg = opts;
+    cfg->compare_qemu = true;
+    cfg->sequential = true;
+    return true;
+}
+
+static const VdCliOption bench_options[] = {
+    { "image", NULL, true, false, opt_image },
+    { "size", NULL, true, false, opt_size },
+    { "seconds", NULL, true, false, opt_seconds },
+    { "rounds", NULL, true, false, opt_rounds },
+    { "sequential", NULL, false, false, opt_sequential },
+    { "compare-qemu", NULL, false, false, opt_compare_qemu },
+};
+
+static const VdCliTool bench_cli = {
+    .name = "vdisk-bench",
+    .usage = usage_text,
+    .options = bench_options,
+    .n_options = G_N_ELEMENTS(bench_options),
+};
 
 int main(int argc, char **argv)
 {
     BenchConfig cfg = { .size = 256ull << 20, .seconds = 1.0, .rounds = 3 };
-    static const struct option longopts[] = {
-        { "image", required_argument, NULL, 'i' }, { "size", required_argument, NULL, 's' },
-        { "seconds", required_argument, NULL, 't' }, { "sequential", no_argument, NULL, 'q' },
-        { "compare-qemu", no_argument, NULL, 'Q' }, { "rounds", required_argument, NULL, 'r' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-    };
-    int c;
-    char *end;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'i': cfg.image = optarg; break;
-        case 's': {
-            g_autoptr(GError) err = NULL;
-            if (!vd_parse_size("--size", optarg, 0, &cfg.size, &err)) {
-                fprintf(stderr, "vdisk-bench: %s\n", err->message);
-                return 2;
-            }
-            if (cfg.size < 1 << 20 || cfg.size % BLOCK) {
-                fprintf(stderr, "vdisk-bench: --size must be a multiple of 4096, at least 1 MiB\n");
-                return 2;
-            }
-            break;
-        }
-        case 't':
-            cfg.seconds = g_ascii_strtod(optarg, &end);
-            if (*end || cfg.seconds <= 0 || cfg.seconds > 600) {
-                fprintf(stderr, "vdisk-bench: --seconds must be in (0, 600]\n");
-                return 2;
-            }
-            break;
-        case 'q': cfg.sequential = true; break;
-        case 'r':
-            cfg.rounds = atoi(optarg);
-            if (cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS) {
-                fprintf(stderr, "vdisk-bench: --rounds must be 1..%d\n", MAX_ROUNDS);
-                return 2;
-            }
-            break;
-        case 'Q':
-            cfg.qemu_img = g_find_program_in_path("qemu-img");
-            if (!cfg.qemu_img) {
-                fprintf(stderr, "vdisk-bench: --compare-qemu needs qemu-img (apt-get install qemu-utils)\n");
-                return 2;
-            }
-            cfg.sequential = true;
-            break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
+    int status;
+    if (!vd_cli_start(&bench_cli, &cfg, argc, argv, &status)) {
+        return status;
     }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
+    g_autofree char *qemu_img = cfg.compare_qemu ? g_find_program_in_path("qemu-img") : NULL;
+    if (cfg.compare_qemu && !qemu_img) {
+        fprintf(stderr, "vdisk-bench: --compare-qemu needs qemu-img on PATH (apt-get install qemu-utils)\n");
+        return VD_EXIT_FAILURE;
     }
+    cfg.qemu_img = qemu_img;
     g_autofree char *tmpdir = NULL, *tmpimg = NULL;
     if (!cfg.image) {
         tmpdir = g_dir_make_tmp("vdisk-bench-XXXXXX", NULL);
@@ -350,7 +399,7 @@ int main(int argc, char **argv)
     memset(block_buf, 0xa5, BLOCK);
     prepare_image(&cfg);
     const char *pattern = cfg.sequential ? "sequential" : "random";
-    printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %d interleaved rounds, image %s (%" G_GUINT64_FORMAT
+    printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %u interleaved rounds, image %s (%" G_GUINT64_FORMAT
            " MiB)\n", pattern, cfg.seconds, cfg.rounds, cfg.image, cfg.size >> 20);
 
     BenchSection sections[] = {
@@ -396,7 +445,7 @@ int main(int argc, char **argv)
     };
     /* Rounds interleave the cases so a noisy disk affects all of them alike. */
     for (size_t i = 0; i < G_N_ELEMENTS(sections); i++) {
-        for (int r = 0; r < cfg.rounds; r++) {
+        for (unsigned r = 0; r < cfg.rounds; r++) {
             run_round(&cfg, &sections[i], r);
         }
         print_section(&cfg, &sections[i], cfg.rounds);

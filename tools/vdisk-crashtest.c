@@ -12,19 +12,14 @@
  * knows when the backend's WCE 1->0 drain really finished); --oracle picks one.  A sequence
  * is fully determined by its seed, printed with any failure for --replay.
  *
- * Usage: vdisk-crashtest [--device ide|virtio-blk|scsi|all] [--cache MODE|all]
- *          [--wce on|off|all] [--fua on|off|all] [--cuts N] [--seed S]
- *          [--tear off|512|4k] [--driver crashsim|broken-fua|broken-flush]
- *          [--oracle both|guest|backend] [--expect-failures] [--replay SEED] [--json]
- * --cuts N: crash states checked per combination (default 10000); --checks N:
- * cut points instead.  Exit status: 0 if no failure (with --expect-failures:
- * if every combination failed within its budget), 1 otherwise, 2 for a usage
- * error.
+ * The command line follows system/cmdline.h; usage_text is its manual.
  */
 #include "block/crashsim.h"
 #include "broken-drivers.h"
 #include "crash-guests.h"
+#include "system/cmdline.h"
 
+#include <gio/gio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,36 +338,6 @@ static void print_combo(const Config *c, const CrashGuestOps *ops, const Mode *m
     }
 }
 
-/* True if the value of --NAME is one of the table's names (or "all"); sets *out (-1: all). */
-static bool parse_choice(const char *name, const char *value, const char *const *names, unsigned n, int *out)
-{
-    if (strcmp(value, "all") == 0) {
-        *out = -1;
-        return true;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        if (strcmp(value, names[i]) == 0) {
-            *out = i;
-            return true;
-        }
-    }
-    g_autofree char *list = g_strjoinv(", ", (char **)names);
-    fprintf(stderr, "vdisk-crashtest: invalid --%s '%s'; accepted values: %s, all\n", name, value, list);
-    return false;
-}
-
-/* Parse a decimal number option. */
-static bool parse_u64(const char *name, const char *value, uint64_t *out)
-{
-    guint64 v;
-    if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXUINT64, &v, NULL)) {
-        fprintf(stderr, "vdisk-crashtest: invalid --%s '%s'; expected a decimal number\n", name, value);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static const char *const device_names[] = { "ide", "virtio-blk", "scsi", NULL };
 static const char *const cache_names[] = { "writeback", "none", "writethrough", "directsync", "unsafe", NULL };
 static const char *const onoff_names[] = { "off", "on", NULL };
@@ -380,73 +345,212 @@ static const char *const driver_names[] = { "crashsim", "broken-fua", "broken-fl
 static const char *const tear_names[] = { "off", "512", "4k", NULL };
 static const char *const oracle_names[] = { "both", "guest", "backend", NULL };
 
-/* Parse the command line into c; false on a usage error (already reported). */
-static bool parse_args(int argc, char **argv, Config *c)
+static const char usage_text[] =
+    "Usage: vdisk-crashtest [OPTION]...\n"
+    "Power-cut the emulated disks (IDE, virtio-blk, SCSI) at random points and check\n"
+    "every durability promise in every legal crash state (docs/crash-testing.md).\n"
+    "Each device x mode combination runs random guest command sequences in-process\n"
+    "against a driver=crashsim backend; a failure prints its seed for --replay.\n"
+    "\n"
+    "  --device ide|virtio-blk|scsi|all          (default all)\n"
+    "  --cache writeback|none|writethrough|directsync|unsafe|all   (default all)\n"
+    "  --wce on|off|all       the guest's initial write cache (default all)\n"
+    "  --fua on|off|all       the guest uses FUA writes (default all; virtio-blk has none)\n"
+    "  --cuts N               crash states checked per combination (default 10000)\n"
+    "  --checks N             cut points per combination instead of --cuts\n"
+    "  --seed S               the first sequence's seed (default 1)\n"
+    "  --tear off|512|4k      torn writes at that granularity (default off)\n"
+    "  --driver crashsim|broken-fua|broken-flush\n"
+    "                         the host stack under test; the broken ones must be caught\n"
+    "  --oracle both|guest|backend  whose promises each cut checks (default both)\n"
+    "  --expect-failures      succeed only if every combination fails within its budget\n"
+    "  --replay SEED          run one sequence (needs one --device, --cache, --wce, --fua)\n"
+    "  --json                 print the results as JSON\n"
+    "  -h, --help             show this help and exit\n"
+    "  --version              show the version and exit\n"
+    "\n"
+    "Every option is given at most once.  Exit status: 0 no failure (with\n"
+    "--expect-failures: every combination failed within its budget), and for --help\n"
+    "and --version; 1 otherwise; 2 for a bad command line.\n";
+
+/* The command line as parsed: each choice as an index into its names table (-1: all). */
+typedef struct CrashArgs {
+    Config *c;
+    int device, driver, tear, oracle;
+} CrashArgs;
+
+#define CLI_ERROR(errp, ...) g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* The value of option opt as an index into names (-1 for "all", if all_ok); false names the accepted values. */
+static bool parse_choice(const char *opt, const char *value, const char *const *names, bool all_ok, int *out,
+                         GError **errp)
 {
-    int dev = -1, drv = 0, tear = 0, oracle = 0;
-    *c = (Config){ .cache = -1, .wce = -1, .fua = -1, .budget = 10000, .seed = 1, .driver = "crashsim" };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true, takes = true;
-        if (strcmp(a, "--json") == 0 || strcmp(a, "--expect-failures") == 0) {
-            *(a[2] == 'j' ? &c->json : &c->expect_failures) = true;
-            takes = false;
-        } else if (!v) {
-            fprintf(stderr, "vdisk-crashtest: unknown option or missing value: '%s' (see the usage in the source)\n", a);
-            return false;
-        } else if (strcmp(a, "--device") == 0) {
-            ok = parse_choice("device", v, device_names, 3, &dev);
-        } else if (strcmp(a, "--cache") == 0) {
-            ok = parse_choice("cache", v, cache_names, 5, &c->cache);
-        } else if (strcmp(a, "--wce") == 0) {
-            ok = parse_choice("wce", v, onoff_names, 2, &c->wce);
-        } else if (strcmp(a, "--fua") == 0) {
-            ok = parse_choice("fua", v, onoff_names, 2, &c->fua);
-        } else if (strcmp(a, "--driver") == 0) {
-            ok = parse_choice("driver", v, driver_names, 3, &drv) && drv >= 0;
-        } else if (strcmp(a, "--tear") == 0) {
-            ok = parse_choice("tear", v, tear_names, 3, &tear) && tear >= 0;
-        } else if (strcmp(a, "--oracle") == 0) {
-            ok = parse_choice("oracle", v, oracle_names, 3, &oracle) && oracle >= 0;
-        } else if (strcmp(a, "--cuts") == 0) {
-            ok = parse_u64("cuts", v, &c->budget);
-        } else if (strcmp(a, "--checks") == 0) {
-            ok = parse_u64("checks", v, &c->check_budget);
-        } else if (strcmp(a, "--seed") == 0) {
-            ok = parse_u64("seed", v, &c->seed);
-        } else if (strcmp(a, "--replay") == 0) {
-            ok = parse_u64("replay", v, &c->replay_seed);
-            c->replay = true;
-        } else {
-            fprintf(stderr, "vdisk-crashtest: unknown option '%s' (see the usage in the source)\n", a);
-            return false;
-        }
-        if (!ok) {
-            return false;
-        }
-        i += takes;
+    if (all_ok && strcmp(value, "all") == 0) {
+        *out = -1;
+        return true;
     }
-    c->driver = driver_names[drv];
-    c->guest_oracle = oracle != 2;
-    c->backend_oracle = oracle != 1;
-    c->tear = tear > 0 ? tear_names[tear] : NULL;
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(value, names[i]) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    g_autofree char *list = g_strjoinv(", ", (char **)names);
+    CLI_ERROR(errp, "%s %s: accepted values: %s%s", opt, value, list, all_ok ? ", all" : "");
+    return false;
+}
+
+/* A decimal number option. */
+static bool parse_u64(const char *opt, const char *value, uint64_t *out, GError **errp)
+{
+    guint64 v;
+    if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXUINT64, &v, NULL)) {
+        CLI_ERROR(errp, "%s %s: expected a decimal number", opt, value);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* --device */
+static bool opt_device(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--device", v, device_names, true, &((CrashArgs *)o)->device, errp);
+}
+
+/* --cache */
+static bool opt_cache(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--cache", v, cache_names, true, &((CrashArgs *)o)->c->cache, errp);
+}
+
+/* --wce */
+static bool opt_wce(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--wce", v, onoff_names, true, &((CrashArgs *)o)->c->wce, errp);
+}
+
+/* --fua */
+static bool opt_fua(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--fua", v, onoff_names, true, &((CrashArgs *)o)->c->fua, errp);
+}
+
+/* --driver */
+static bool opt_driver(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--driver", v, driver_names, false, &((CrashArgs *)o)->driver, errp);
+}
+
+/* --tear */
+static bool opt_tear(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--tear", v, tear_names, false, &((CrashArgs *)o)->tear, errp);
+}
+
+/* --oracle */
+static bool opt_oracle(void *o, const char *v, GError **errp)
+{
+    return parse_choice("--oracle", v, oracle_names, false, &((CrashArgs *)o)->oracle, errp);
+}
+
+/* --cuts */
+static bool opt_cuts(void *o, const char *v, GError **errp)
+{
+    return parse_u64("--cuts", v, &((CrashArgs *)o)->c->budget, errp);
+}
+
+/* --checks */
+static bool opt_checks(void *o, const char *v, GError **errp)
+{
+    return parse_u64("--checks", v, &((CrashArgs *)o)->c->check_budget, errp);
+}
+
+/* --seed */
+static bool opt_seed(void *o, const char *v, GError **errp)
+{
+    return parse_u64("--seed", v, &((CrashArgs *)o)->c->seed, errp);
+}
+
+/* --replay SEED */
+static bool opt_replay(void *o, const char *v, GError **errp)
+{
+    ((CrashArgs *)o)->c->replay = true;
+    return parse_u64("--replay", v, &((CrashArgs *)o)->c->replay_seed, errp);
+}
+
+/* --expect-failures */
+static bool opt_expect_failures(void *o, const char *v, GError **errp)
+{
+    ((CrashArgs *)o)->c->expect_failures = true;
+    return true;
+}
+
+/* --json */
+static bool opt_json(void *o, const char *v, GError **errp)
+{
+    ((CrashArgs *)o)->c->json = true;
+    return true;
+}
+
+/* Cross-option rules, then the Config's derived fields. */
+static bool check_args(void *o, GError **errp)
+{
+    CrashArgs *a = o;
+    Config *c = a->c;
+    c->driver = driver_names[a->driver];
+    c->guest_oracle = a->oracle != 2;
+    c->backend_oracle = a->oracle != 1;
+    c->tear = a->tear > 0 ? tear_names[a->tear] : NULL;
+    bool any_fua = false;
     for (unsigned d = 0; d < 3; d++) {
-        if (dev < 0 || (unsigned)dev == d) {
+        if (a->device < 0 || (unsigned)a->device == d) {
             c->devices[c->ndevices++] = all_devices[d];
+            any_fua |= all_devices[d]->has_fua;
         }
     }
-    if (c->replay && (dev < 0 || c->cache < 0 || c->wce < 0 || c->fua < 0)) {
-        fprintf(stderr, "vdisk-crashtest: --replay needs one --device, --cache, --wce and --fua\n");
+    if (c->replay && (a->device < 0 || c->cache < 0 || c->wce < 0 || c->fua < 0)) {
+        CLI_ERROR(errp, "--replay needs one --device, --cache, --wce and --fua");
+        return false;
+    }
+    if (c->fua == 1 && !any_fua) {
+        CLI_ERROR(errp, "--device %s --fua on: %s has no FUA write", device_names[a->device], device_names[a->device]);
         return false;
     }
     return true;
 }
 
+static const VdCliOption crash_options[] = {
+    { "device", NULL, true, false, opt_device },
+    { "cache", NULL, true, false, opt_cache },
+    { "wce", NULL, true, false, opt_wce },
+    { "fua", NULL, true, false, opt_fua },
+    { "cuts", NULL, true, false, opt_cuts },
+    { "checks", NULL, true, false, opt_checks },
+    { "seed", NULL, true, false, opt_seed },
+    { "tear", NULL, true, false, opt_tear },
+    { "driver", NULL, true, false, opt_driver },
+    { "oracle", NULL, true, false, opt_oracle },
+    { "expect-failures", NULL, false, false, opt_expect_failures },
+    { "replay", NULL, true, false, opt_replay },
+    { "json", NULL, false, false, opt_json },
+};
+
+static const VdCliTool crash_cli = {
+    .name = "vdisk-crashtest",
+    .usage = usage_text,
+    .options = crash_options,
+    .n_options = G_N_ELEMENTS(crash_options),
+    .check = check_args,
+};
+
 int main(int argc, char **argv)
 {
-    Config c;
-    if (!parse_args(argc, argv, &c)) {
-        return 2;
+    Config c = { .cache = -1, .wce = -1, .fua = -1, .budget = 10000, .seed = 1 };
+    CrashArgs args = { .c = &c, .device = -1 };
+    int status;
+    if (!vd_cli_start(&crash_cli, &args, argc, argv, &status)) {
+        return status;
     }
     broken_drivers_register();
     Tally total = { 0 };
@@ -493,10 +597,6 @@ int main(int argc, char **argv)
         printf("total: %u combinations, %" G_GUINT64_FORMAT " cuts in %" G_GUINT64_FORMAT " checks, %.1f s, %.0f states/s, "
                "%" G_GUINT64_FORMAT " failures in %u combinations\n", combos, total.cuts, total.checks, total.secs, rate,
                total.failures, failed_combos);
-    }
-    if (!combos) {
-        fprintf(stderr, "vdisk-crashtest: no device x mode combination matches (virtio-blk has no FUA write)\n");
-        return 2;
     }
     if (c.expect_failures) {
         return failed_combos == combos ? 0 : 1;

@@ -7,6 +7,10 @@
  *    argument or after '=' ("--opt VALUE", "-opt=VALUE"), as QEMU's do.
  *  - --help (-h) and --version are built in: the first of them ends parsing,
  *    prints the usage or "TOOL (vdisk) VERSION" on stdout, exit status 0.
+ *  - A tool with operands (VdCliTool.operand) takes the first argument that
+ *    is not an option, and every argument after it, as operands ("--" ends
+ *    the options too), as getopt does in POSIX mode: "TOOL -x FILE -y" gives
+ *    FILE and "-y" to the operand function.
  *  - Every malformed argument is refused with one line naming the option:
  *    an unknown option, a missing or unexpected value, a stray argument, an
  *    option that is not repeatable given twice, or the option's own check.
@@ -47,6 +51,8 @@ typedef struct VdCliTool {
     size_t n_options;
     /* Checks across options once all are parsed (required ones, limits), or NULL. */
     bool (*check)(void *opts, GError **errp);
+    /* Takes each operand in order (see above), or NULL: an operand is refused as a stray argument. */
+    VdCliApplyFunc *operand;
 } VdCliTool;
 
 /* What the command line asks for. */

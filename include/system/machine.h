@@ -23,6 +23,7 @@
 
 #include "block/block-backend.h"
 #include "hw/bus.h"
+#include "hw/drain.h"
 #include "hw/pci.h"
 #include "hw/serial.h"
 #include "system/drive.h"
@@ -59,6 +60,7 @@ struct VdMachine {
     GPtrArray *drives;          /* VdDriveSpec * */
     GArray *devices;            /* VdDeviceInfo (strings owned by the machine) */
     GPtrArray *cleanups;        /* VdMachineCleanup *, run in reverse at free */
+    GPtrArray *drainers;        /* VdMachineDrainer *: every device's drain (vd_machine_on_drain) */
     void *ide;                  /* the IDE controller once created (hw/ide) */
     void *scsi;                 /* the virtio-scsi controller once created (hw/scsi) */
     VdSerial *serial;           /* the 16550A at 0x3f8 */
@@ -66,10 +68,37 @@ struct VdMachine {
     void *serial_opaque;
 };
 
+/*
+ * A device's drain API (vd_virtio_blk_drain, vd_virtio_scsi_drain,
+ * vd_ide_drain): cb(opaque) once every request the device took has its
+ * answer in guest memory; at once if none is in flight.  Never iterates a loop.
+ */
+typedef void VdMachineDrainFunc(void *dev, VdDrainFunc *cb, void *opaque);
+
+/* A machine-wide drain started by vd_machine_drain_start (reference-counted). */
+typedef struct VdMachineDrain VdMachineDrain;
+
 /* Create a machine: RAM at 0, the PCI host bridge and the serial port. */
 VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp);
-/* Run the cleanups (devices first), close every drive, free RAM. */
+/*
+ * Drain every device (iterating the machine's context until each has
+ * delivered every answer, then every backend), run the cleanups (devices
+ * first), close every drive, free RAM.  Not from a callback of the context.
+ */
 void vd_machine_free(VdMachine *m);
+
+/* Register dev's drain: vd_machine_drain_start and teardown wait for it. */
+void vd_machine_on_drain(VdMachine *m, VdMachineDrainFunc *fn, void *dev);
+/*
+ * Ask every device to call back once it has delivered every answer; never
+ * iterates a loop.  The drain is done (vd_machine_drain_pending is 0) when
+ * all have called back; the caller holds one reference.
+ */
+VdMachineDrain *vd_machine_drain_start(VdMachine *m);
+/* Devices that have not called back yet. */
+unsigned vd_machine_drain_pending(const VdMachineDrain *d);
+/* Drop the caller's reference (devices still to call back hold their own). */
+void vd_machine_drain_unref(VdMachineDrain *d);
 
 /*
  * Check that d's id= and serial= are unique, open, index and attach it; the

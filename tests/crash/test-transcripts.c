@@ -7,7 +7,15 @@
  * the next command ("..." in it matches any text).  Every other "< " line is
  * an asynchronous line (IRQ, TRACE) that must arrive, in order, within the
  * session timeout.  A "crashlog ID FILE" command's FILE must then start with
- * the dm-log-writes magic.  Runs in a temporary directory.
+ * the dm-log-writes magic.  Runs in a temporary directory, where each
+ * relative "file=NAME" image of VMM-ARGS that does not exist is created
+ * first (64 MiB, sparse), so a page can show "--drive file=disk.img,...".
+ *
+ * A fenced block right after "<!-- replay-shell: SETUP -->" is a shell
+ * session: SETUP runs first (sh, in the temporary directory), then each
+ * "$ COMMAND" runs in sh with the directory of $VDISK_VMM first on PATH, and
+ * its output (stdout and stderr) must be the lines under it ("..." matches
+ * any text).
  *
  * Usage: test-transcripts FILE.md...   (exit 0: every block replayed)
  */
@@ -90,6 +98,26 @@ static bool is_reply(const char *line)
     return g_str_has_prefix(line, "OK") || g_str_has_prefix(line, "FAIL");
 }
 
+/* Create every relative file=NAME image of the VMM arguments that does not exist yet. */
+static void create_images(Replay *r, char **argv)
+{
+    for (char **a = argv; *a; a++) {
+        const char *f = strstr(*a, "file=");
+        if (!f || (f != *a && f[-1] != ',')) {
+            continue;
+        }
+        g_autofree char *name = g_strndup(f + 5, strcspn(f + 5, ","));
+        if (g_path_is_absolute(name) || g_file_test(name, G_FILE_TEST_EXISTS)) {
+            continue;
+        }
+        FILE *img = fopen(name, "w");
+        if (!img || ftruncate(fileno(img), 64 << 20) != 0) {
+            fail(r, "cannot create the image %s", name);
+        }
+        fclose(img);
+    }
+}
+
 /* Replay one block (lines[start] is the first line inside the fence); returns the closing fence's index. */
 static guint replay_block(Replay *r, char **lines, guint start, const char *vmm_args)
 {
@@ -97,6 +125,7 @@ static guint replay_block(Replay *r, char **lines, guint start, const char *vmm_
     if (!g_shell_parse_argv(vmm_args, NULL, &argv, NULL)) {
         fail(r, "bad replay arguments '%s'", vmm_args);
     }
+    create_images(r, argv);
     VdQtest *q = vd_qtest_startv((const char *const *)argv);
     vd_qtest_set_async_hook(q, on_async, r);
     g_ptr_array_set_size(r->async, 0);
@@ -124,6 +153,49 @@ static guint replay_block(Replay *r, char **lines, guint start, const char *vmm_
     }
     if (vd_qtest_quit(q) != 0) {
         fail(r, "vdisk-vmm did not exit cleanly");
+    }
+    return i;
+}
+
+/* Run a shell command (stderr into stdout) with vdisk-vmm on PATH; its output. */
+static char *run_shell(Replay *r, const char *cmd)
+{
+    g_autofree char *full = g_strdup_printf("exec 2>&1; %s", cmd);
+    g_autofree char *bindir = g_path_get_dirname(vd_qtest_vmm_path());
+    g_autofree char *path = g_strdup_printf("%s:%s", bindir, g_getenv("PATH") ? g_getenv("PATH") : "/usr/bin:/bin");
+    g_auto(GStrv) env = g_environ_setenv(g_get_environ(), "PATH", path, TRUE);
+    const char *argv[] = { "/bin/sh", "-c", full, NULL };
+    char *out = NULL;
+    g_autoptr(GError) err = NULL;
+    if (!g_spawn_sync(NULL, (char **)argv, env, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, NULL, &err)) {
+        fail(r, "cannot run '%s': %s", cmd, err->message);
+    }
+    return out;
+}
+
+/* Replay a shell block (lines[start] is the first line inside the fence); returns the closing fence's index. */
+static guint replay_shell_block(Replay *r, char **lines, guint start, const char *setup)
+{
+    g_free(run_shell(r, setup));
+    guint i = start;
+    while (lines[i] && !g_str_has_prefix(lines[i], "```")) {
+        r->line = i + 1;
+        if (!g_str_has_prefix(lines[i], "$ ")) {
+            fail(r, "expected a '$ command' line, got '%s'", lines[i]);
+        }
+        const char *cmd = lines[i] + 2;
+        g_autofree char *out = run_shell(r, cmd);
+        g_auto(GStrv) got = g_strsplit(g_strchomp(out), "\n", -1);
+        guint k = 0;
+        for (i++; lines[i] && !g_str_has_prefix(lines[i], "$ ") && !g_str_has_prefix(lines[i], "```"); i++, k++) {
+            g_autofree char *pat = pattern_of(lines[i]);
+            if (!got[k] || !g_pattern_match_simple(pat, got[k])) {
+                fail(r, "'%s': expected '%s', got '%s'", cmd, lines[i], got[k] ? got[k] : "(no more output)");
+            }
+        }
+        if (got[k] && *got[k]) {
+            fail(r, "'%s': unexpected output '%s'", cmd, got[k]);
+        }
     }
     return i;
 }
@@ -166,12 +238,19 @@ int main(int argc, char **argv)
             return 1;
         }
         for (guint i = 0; lines[i]; i++) {
-            const char *m = strstr(lines[i], "<!-- replay:");
+            const char *m = strstr(lines[i], "<!-- replay");
             if (!m || !lines[i + 1] || !g_str_has_prefix(lines[i + 1], "```")) {
                 continue;
             }
-            g_autofree char *args = g_strndup(m + 12, strstr(m, "-->") ? (gsize)(strstr(m, "-->") - m - 12) : 0);
-            i = replay_block(&r, lines, i + 2, g_strstrip(args));
+            bool shell = g_str_has_prefix(m, "<!-- replay-shell:");
+            if (!shell && !g_str_has_prefix(m, "<!-- replay:")) {
+                continue;
+            }
+            const char *arg = strchr(m, ':') + 1, *end = strstr(arg, "-->");
+            g_autofree char *args = g_strndup(arg, end ? (gsize)(end - arg) : 0);
+            r.line = i + 1;
+            i = shell ? replay_shell_block(&r, lines, i + 2, g_strstrip(args))
+                      : replay_block(&r, lines, i + 2, g_strstrip(args));
             blocks++;
         }
         check_logs(&r);
@@ -180,7 +259,7 @@ int main(int argc, char **argv)
     }
     g_rmdir(tmp);
     if (!blocks) {
-        fprintf(stderr, "test-transcripts: no '<!-- replay: ... -->' block found\n");
+        fprintf(stderr, "test-transcripts: no '<!-- replay: ... -->' or '<!-- replay-shell: ... -->' block found\n");
         return 1;
     }
     printf("PASS %u transcript blocks\n", blocks);

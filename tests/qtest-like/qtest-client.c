@@ -26,15 +26,29 @@ struct VdQtest {
     bool eof;
 };
 
-/* Print why the session cannot go on, then abort the test. */
+/* Set once by a program (vd_qtest_set_program): its name; NULL in tests, which abort. */
+static const char *program_name;
+
+void vd_qtest_set_program(const char *program)
+{
+    program_name = program;
+}
+
+/* Print why the session cannot go on, then abort the test (or exit 1, in a program). */
 G_GNUC_PRINTF(2, 3) G_GNUC_NORETURN static void die(VdQtest *q, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "qtest-client: ");
+    fprintf(stderr, "%s: ", program_name ? program_name : "qtest-client");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (last command: %s)\n", q && q->last_cmd ? q->last_cmd : "none");
+    if (q && q->last_cmd) {
+        fprintf(stderr, " (last command: %s)", q->last_cmd);
+    }
+    fputc('\n', stderr);
     va_end(ap);
+    if (program_name) {
+        exit(1);
+    }
     abort();
 }
 
@@ -190,6 +204,25 @@ static void send_raw(VdQtest *q, const char *data, size_t len)
     }
 }
 
+/* How the VMM ended after closing its output: its exit status if it exits within a second (static text). */
+static const char *vmm_end_text(VdQtest *q)
+{
+    static char text[64];
+    int status;
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(q->pid, &status, WNOHANG) == q->pid) {
+            if (WIFEXITED(status)) {
+                snprintf(text, sizeof(text), "it exited with status %d", WEXITSTATUS(status));
+            } else {
+                snprintf(text, sizeof(text), "it was killed by signal %d", WTERMSIG(status));
+            }
+            return text;
+        }
+        g_usleep(1000);
+    }
+    return "it is still running";
+}
+
 /* Wait for the reply line, handling asynchronous lines that come first. */
 static char *wait_reply(VdQtest *q)
 {
@@ -197,7 +230,10 @@ static char *wait_reply(VdQtest *q)
     for (;;) {
         char *line = read_line(q, deadline);
         if (!line) {
-            die(q, q->eof ? "the VMM closed its output (did it crash?)" : "no reply within %u ms", q->timeout_ms);
+            if (q->eof) {
+                die(q, "the VMM closed its output (%s)", vmm_end_text(q));
+            }
+            die(q, "no reply within %u ms", q->timeout_ms);
         }
         if (is_reply(line)) {
             return line;

@@ -12,6 +12,9 @@
  *  - Asynchronous lines are consumed wherever they arrive: "IRQ raise|lower N"
  *    updates the tracked level and raise count of line N, "TRACE" and "INFO"
  *    lines are collected in arrival order.
+ *  - A program that is not a test (vdisk-seq) calls vd_qtest_set_program:
+ *    then each of those failures prints "PROGRAM: what went wrong" and exits
+ *    with status 1 instead of aborting.
  *  - vd_qtest_quit closes the session and returns the VMM's exit status, so
  *    a test can assert the VMM ended cleanly (ASan reports make it non-zero).
  */
@@ -40,7 +43,9 @@ void vd_qtest_set_timeout(VdQtest *q, unsigned ms);
 void vd_qtest_set_async_hook(VdQtest *q, VdQtestAsyncHook *fn, void *opaque);
 /* The VMM's process id (for signal tests). */
 GPid vd_qtest_pid(VdQtest *q);
-/* The VMM binary: $VDISK_VMM; aborts if unset. */
+/* Failures exit(1) with one "program: ..." line instead of aborting (process-wide; call once at start). */
+void vd_qtest_set_program(const char *program);
+/* The VMM binary: $VDISK_VMM; a failure (above) if unset. */
 const char *vd_qtest_vmm_path(void);
 
 /* Send one command line, return its reply line ("OK ..." or "FAIL ..."; g_free it). */

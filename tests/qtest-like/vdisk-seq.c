@@ -1,30 +1,17 @@
 /*
  * vdisk-seq - run a plain-text guest command sequence against vdisk-vmm.
  *
- * Usage: vdisk-seq [--narrate] [--vmm PATH] FILE.seq [VMM-ARG]...
- *
- * The format (docs/qtest-protocol.md, "Sequence files"):
- *   # comment
- *   COMMAND                     send it; any OK reply will do
- *   COMMAND => PATTERN          send it; the reply must match PATTERN (* and ? wildcards)
- *   @vmm ARGS                   VMM arguments (before the first command)
- *   @require drive ID           skip (exit 77) unless the machine has drive ID
- *   @wait irq N raise|lower [MS]  wait until IRQ line N has that level
- *   @irq N 0|1                  the IRQ line's level, as reported so far
- *   @until MS COMMAND => PATTERN  repeat COMMAND until its reply matches, for up to MS
- *   @async PATTERN              an asynchronous line (IRQ/TRACE/INFO) matching PATTERN has
- *                               arrived since the last command (waits up to the timeout)
- *   @mark ID                    remember drive ID's counters
- *   @stat ID KEY OP N           counter KEY of drive ID compared with N (OP: = != < <= > >=)
- *   @delta ID KEY OP N          the counter's change since @mark ID, compared with N
- *   @sleep MS                   let MS milliseconds pass, collecting asynchronous lines
- *   @say TEXT                   print TEXT (in --narrate mode)
- *   @crash ID [SEED]            cut the power of drive ID here: every crash state must keep
- *                               every promise (failures=0; docs/crash-testing.md)
- *
- * Exit status: 0 pass, 1 mismatch or error (file:line and both texts on stderr), 77 skip.
+ * Its --help text (usage_text below) is its manual: options, how it finds
+ * vdisk-vmm, the sequence format (docs/qtest-protocol.md, "Sequence
+ * files") and the exit status.  The command line follows the convention of
+ * every vdisk tool (system/cmdline.h): 0 pass (and --help, --version), 1 a
+ * mismatch or a run-time failure (FILE:LINE and both texts, or one line
+ * saying what failed, on stderr), 2 a bad command line, 77 skipped.
  */
 #include "qtest-client.h"
+#include "system/cmdline.h"
+
+#include <gio/gio.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +19,54 @@
 
 #define EXIT_SKIP 77
 
+static const char usage_text[] =
+    "Usage: vdisk-seq [OPTION]... FILE.seq [VMM-ARG]...\n"
+    "Run a plain-text guest command sequence against vdisk-vmm and check every reply.\n"
+    "\n"
+    "  --narrate              print each command, its reply, and under it the host\n"
+    "                         operations and IRQ changes it caused\n"
+    "  --vmm PATH             the vdisk-vmm to run\n"
+    "  -h, --help             show this help and exit\n"
+    "  --version              show the version and exit\n"
+    "\n"
+    "Options end at FILE.seq (or at --); every argument after it goes to vdisk-vmm,\n"
+    "after the sequence's own @vmm arguments.\n"
+    "\n"
+    "vdisk-vmm is the first of: --vmm PATH; $VDISK_VMM; the vdisk-vmm beside\n"
+    "vdisk-seq (run from a build tree: that tree's system/vdisk-vmm); the first\n"
+    "vdisk-vmm on $PATH.\n"
+    "\n"
+    "Sequence file lines (docs/qtest-protocol.md, \"Sequence files\"):\n"
+    "  # text                       a comment\n"
+    "  COMMAND                      send it; the reply must start with OK\n"
+    "  COMMAND => PATTERN           the reply must match PATTERN (* any text, ? one character)\n"
+    "  @vmm ARGS                    vdisk-vmm arguments (before the first command)\n"
+    "  @require drive ID            skip (exit 77) unless the machine has drive ID\n"
+    "  @wait irq N raise|lower [MS] wait until IRQ line N has that level\n"
+    "  @irq N 0|1                   the IRQ line's level, as reported so far\n"
+    "  @until MS COMMAND => PATTERN repeat COMMAND until its reply matches, for up to MS\n"
+    "  @async PATTERN               an asynchronous line (IRQ/TRACE/INFO) matching PATTERN\n"
+    "                               arrived since the last command (waits up to 10 s)\n"
+    "  @mark ID                     remember drive ID's counters\n"
+    "  @stat ID KEY OP N            counter KEY of drive ID compared with N (= != < <= > >=)\n"
+    "  @delta ID KEY OP N           the counter's change since @mark ID, compared with N\n"
+    "  @sleep MS                    collect asynchronous lines for MS milliseconds\n"
+    "  @say TEXT                    print TEXT (with --narrate)\n"
+    "  @crash ID [SEED]             cut drive ID's power here; every crash state must keep\n"
+    "                               every promise (docs/crash-testing.md)\n"
+    "\n"
+    "Exit status: 0 every reply matched, and for --help and --version; 1 a mismatch\n"
+    "(FILE:LINE: 'command': expected '...', got '...') or a run-time failure (the file\n"
+    "cannot be read, vdisk-vmm cannot be found, started, or ends badly); 2 a bad\n"
+    "command line; 77 the sequence was skipped (@require).\n"
+    "\n"
+    "Example: vdisk-seq --narrate tests/qtest-like/sequences/demo.seq\n";
+
 typedef struct Runner {
     const char *file;
     unsigned lineno;
     bool narrate;
-    const char *vmm_path;
+    const char *vmm_path;       /* --vmm, or NULL */
     GPtrArray *vmm_args;        /* char *: from @vmm, then the command line */
     VdQtest *q;
     GPtrArray *async;           /* asynchronous lines since the last command */
@@ -95,9 +125,6 @@ static void on_async(void *opaque, const char *line)
 static VdQtest *vmm(Runner *r)
 {
     if (!r->q) {
-        if (r->vmm_path) {
-            g_setenv("VDISK_VMM", r->vmm_path, TRUE);
-        }
         g_ptr_array_add(r->vmm_args, NULL);
         r->q = vd_qtest_startv((const char *const *)r->vmm_args->pdata);
         g_ptr_array_remove_index(r->vmm_args, r->vmm_args->len - 1);
@@ -423,34 +450,115 @@ static void do_directive(Runner *r, char *line)
     seq_fail(r, "unknown directive '@%s'", name);
 }
 
+/* --narrate */
+static bool opt_narrate(void *opts, const char *value, GError **errp)
+{
+    ((Runner *)opts)->narrate = true;
+    return true;
+}
+
+/* --vmm PATH */
+static bool opt_vmm(void *opts, const char *value, GError **errp)
+{
+    ((Runner *)opts)->vmm_path = value;
+    return true;
+}
+
+/* FILE.seq, then the VMM's arguments. */
+static bool take_operand(void *opts, const char *value, GError **errp)
+{
+    Runner *r = opts;
+    if (!r->file) {
+        r->file = value;
+    } else {
+        g_ptr_array_add(r->vmm_args, g_strdup(value));
+    }
+    return true;
+}
+
+/* The sequence file is required. */
+static bool check_args(void *opts, GError **errp)
+{
+    if (!((Runner *)opts)->file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "no sequence file given (see --help)");
+        return false;
+    }
+    return true;
+}
+
+static const VdCliOption seq_options[] = {
+    { "narrate", NULL, false, false, opt_narrate },
+    { "vmm", NULL, true, false, opt_vmm },
+};
+
+static const VdCliTool seq_cli = {
+    .name = "vdisk-seq",
+    .usage = usage_text,
+    .options = seq_options,
+    .n_options = G_N_ELEMENTS(seq_options),
+    .check = check_args,
+    .operand = take_operand,
+};
+
+/* An executable vdisk-vmm in dir, or NULL. */
+static char *vmm_in(const char *dir)
+{
+    char *path = g_build_filename(dir, "vdisk-vmm", NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_EXECUTABLE) && !g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        return path;
+    }
+    g_free(path);
+    return NULL;
+}
+
+/* The vdisk-vmm to run (see usage_text), or NULL with the places looked at. */
+static char *find_vmm(const Runner *r, GError **errp)
+{
+    const char *env = g_getenv("VDISK_VMM");
+    if (r->vmm_path || (env && *env)) {
+        return g_strdup(r->vmm_path ? r->vmm_path : env);
+    }
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    g_autofree char *self_dir = self ? g_path_get_dirname(self) : NULL;
+#ifdef VDISK_SEQ_BUILD_DIR
+    /* The uninstalled runner uses its own build tree's vdisk-vmm. */
+    if (self_dir && strcmp(self_dir, VDISK_SEQ_BUILD_DIR) == 0) {
+        return g_strdup(VDISK_VMM_BUILD_PATH);
+    }
+#endif
+    char *path = self_dir ? vmm_in(self_dir) : NULL;
+    if (!path) {
+        path = g_find_program_in_path("vdisk-vmm");
+    }
+    if (!path) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "cannot find vdisk-vmm: not beside %s and not on PATH (give --vmm PATH or set VDISK_VMM)",
+                    self ? self : "vdisk-seq");
+    }
+    return path;
+}
+
 int main(int argc, char **argv)
 {
     Runner r = { .vmm_args = g_ptr_array_new_with_free_func(g_free) };
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-        if (strcmp(argv[i], "--narrate") == 0) {
-            r.narrate = true;
-        } else if (strcmp(argv[i], "--vmm") == 0 && i + 1 < argc) {
-            r.vmm_path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: vdisk-seq [--narrate] [--vmm PATH] FILE.seq [VMM-ARG]...\n");
-            return 1;
-        }
+    int status;
+    if (!vd_cli_start(&seq_cli, &r, argc, argv, &status)) {
+        g_ptr_array_free(r.vmm_args, TRUE);
+        return status;
     }
-    if (i >= argc) {
-        fprintf(stderr, "usage: vdisk-seq [--narrate] [--vmm PATH] FILE.seq [VMM-ARG]...\n");
-        return 1;
-    }
-    r.file = argv[i++];
-    for (; i < argc; i++) {
-        g_ptr_array_add(r.vmm_args, g_strdup(argv[i]));
-    }
+    vd_qtest_set_program("vdisk-seq");
     g_autofree char *text = NULL;
     g_autoptr(GError) err = NULL;
     if (!g_file_get_contents(r.file, &text, NULL, &err)) {
         fprintf(stderr, "vdisk-seq: %s\n", err->message);
-        return 1;
+        return VD_EXIT_FAILURE;
     }
+    g_autofree char *vmm_path = find_vmm(&r, &err);
+    if (!vmm_path) {
+        fprintf(stderr, "vdisk-seq: %s\n", err->message);
+        return VD_EXIT_FAILURE;
+    }
+    g_setenv("VDISK_VMM", vmm_path, TRUE);
     r.async = g_ptr_array_new_with_free_func(g_free);
     r.held = g_ptr_array_new_with_free_func(g_free);
     r.marks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
@@ -467,10 +575,10 @@ int main(int argc, char **argv)
             do_command(&r, line);
         }
     }
-    int status = r.q ? vd_qtest_quit(r.q) : 0;
+    status = r.q ? vd_qtest_quit(r.q) : 0;
     if (status != 0) {
         fprintf(stderr, "%s: vdisk-vmm exited with status %d\n", r.file, status);
-        return 1;
+        return VD_EXIT_FAILURE;
     }
     if (!r.narrate) {
         printf("PASS %s (%u commands)\n", r.file, r.commands);

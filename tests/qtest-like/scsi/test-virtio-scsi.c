@@ -8,6 +8,7 @@
 #include "virtio-scsi-driver.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -659,6 +660,41 @@ static void test_writethrough_and_read_only(void **state)
     h_stop(h);
 }
 
+/*
+ * drain answers OK only once every answer is in guest memory: the IRQ of a
+ * WRITE's response arrives before drain's OK, even when the backend I/O ended
+ * and the response still waits in the disk's completion queue.
+ */
+static void test_drain_delivers(void **state)
+{
+    H *h = h_start("");
+    h_init(h);
+    uint8_t w[4096], lun[8];
+    memset(w, 0x5a, sizeof(w));
+    vd_vscsi_lun(lun, 0, 0);
+    uint8_t wr10[10] = { 0x2a, 0, 0, 0, 0, 8, 0, 0, 8, 0 };
+    for (int round = 0; round < 20; round++) {
+        uint32_t isr = vd_qtest_readl(h->q, h->dev.base + VMMIO_INTERRUPT_STATUS);
+        vd_qtest_writel(h->q, h->dev.base + VMMIO_INTERRUPT_ACK, isr);
+        assert_false(vd_qtest_irq_level(h->q, h->dev.irq));
+        VdVscsiReq r = vd_vscsi_submit(&h->s, lun, wr10, sizeof(wr10), w, sizeof(w), 0);
+        /* Kick and drain in one write: the VMM handles both without running its loop in between. */
+        g_autofree char *cmds = g_strdup_printf("writel 0x%" PRIx64 " %u\ndrain\n",
+                                                h->dev.base + VMMIO_QUEUE_NOTIFY, h->s.vq[VSCSI_REQQ].index);
+        g_autofree char *kicked = vd_qtest_raw(h->q, cmds, strlen(cmds));
+        assert_string_equal(kicked, "OK");
+        g_autofree char *drained = vd_qtest_raw(h->q, "", 0);
+        assert_string_equal(drained, "OK");
+        if (!vd_qtest_irq_level(h->q, h->dev.irq)) {
+            fail_msg("round %d: drain answered OK before the response's IRQ", round);
+        }
+        VdVscsiResult res;
+        vd_vscsi_collect(&h->s, &r, &res, NULL);
+        assert_int_equal(res.status, 0);
+    }
+    h_stop(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -674,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_tmf),
         cmocka_unit_test(test_device_reset),
         cmocka_unit_test(test_writethrough_and_read_only),
+        cmocka_unit_test(test_drain_delivers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

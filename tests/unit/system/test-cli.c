@@ -256,6 +256,49 @@ static void test_parse_uint(void **state)
     assert_int_equal(v, 64);
 }
 
+/* Operand tool: each operand is appended to the GString, after a '|'. */
+static bool take_operand(void *opts, const char *value, GError **errp)
+{
+    g_string_append_printf(opts, "|%s", value);
+    return true;
+}
+
+/* Operand tool's -x: recorded as "x". */
+static bool take_x(void *opts, const char *value, GError **errp)
+{
+    g_string_append(opts, "x");
+    return true;
+}
+
+/* A tool with operands takes options up to the first operand or "--", then every argument as an operand. */
+static void test_operands(void **state)
+{
+    static const VdCliOption options[] = { { "x", NULL, false, true, take_x } };
+    static const VdCliTool tool = { .name = "t", .usage = "", .options = options, .n_options = 1,
+                                    .operand = take_operand };
+    static const struct { const char *args[5]; const char *result; } cases[] = {
+        { { "-x", "FILE", "-x", "--bogus" }, "x|FILE|-x|--bogus" },
+        { { "-x", "--", "-x" }, "x|-x" },
+        { { "-", "-x" }, "|-|-x" },
+        { { "FILE", "--" }, "|FILE|--" },
+        { { "--bogus", "FILE" }, NULL },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_ptr_array_add(argv, "t");
+        for (const char *const *a = cases[i].args; *a; a++) {
+            g_ptr_array_add(argv, (char *)*a);
+        }
+        g_autoptr(GString) got = g_string_new(NULL);
+        g_autoptr(GError) err = NULL;
+        VdCliAction action;
+        bool ok = vd_cli_parse(&tool, got, argv->len, (char **)argv->pdata, &action, &err);
+        if (ok != !!cases[i].result || (ok && strcmp(got->str, cases[i].result) != 0)) {
+            fail_msg("case %zu: got '%s' (%s)", i, got->str, err ? err->message : "ok");
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_parse_uint),
         cmocka_unit_test(test_drive_split),
         cmocka_unit_test(test_drive_errors),
+        cmocka_unit_test(test_operands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

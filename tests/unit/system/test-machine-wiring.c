@@ -261,6 +261,52 @@ static void test_fdt(void **state)
     }
 }
 
+/* A device whose answers reach guest memory from an idle source, as virtio-scsi's do. */
+typedef struct SlowDevice {
+    VdDrainFunc *cb;
+    void *cb_opaque;
+    bool delivered;         /* its answer reached guest memory */
+    bool freed_after;       /* its cleanup ran after the delivery */
+} SlowDevice;
+
+/* Idle source: deliver the answer, then tell the drain. */
+static gboolean slow_deliver(gpointer opaque)
+{
+    SlowDevice *d = opaque;
+    d->delivered = true;
+    d->cb(d->cb_opaque);
+    return G_SOURCE_REMOVE;
+}
+
+/* The device's drain: calls back once its queued answer is delivered. */
+static void slow_drain(void *dev, VdDrainFunc *cb, void *opaque)
+{
+    SlowDevice *d = dev;
+    d->cb = cb;
+    d->cb_opaque = opaque;
+    g_idle_add(slow_deliver, d);
+}
+
+/* The device's cleanup: records whether its answer was delivered first. */
+static void slow_free(void *opaque)
+{
+    SlowDevice *d = opaque;
+    d->freed_after = d->delivered;
+}
+
+/* Teardown waits for every device's drain (not only the backends) before any cleanup runs. */
+static void test_teardown_drains_devices(void **state)
+{
+    VdMachine *m = vd_machine_new(RAM, NULL, NULL);
+    assert_non_null(m);
+    SlowDevice d = { 0 };
+    vd_machine_on_free(m, slow_free, &d);
+    vd_machine_on_drain(m, slow_drain, &d);
+    vd_machine_free(m);
+    assert_true(d.delivered);
+    assert_true(d.freed_after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_lock_and_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fdt, setup, teardown),
+        cmocka_unit_test(test_teardown_drains_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
