@@ -83,8 +83,11 @@ static void req_finish(VdRequest *req)
         blk->stats.errors++;
     }
     vd_stats_record_latency(blk, req);
-    if (blk->trace_fn) {
-        vd_stats_emit_trace(blk, req, req->note);
+    if (req->trace) {
+        /* Tracing may have been switched off (or on) since the request was made. */
+        if (blk->trace_fn) {
+            vd_stats_emit_trace(blk, req, req->note);
+        }
         g_string_free(req->trace, TRUE);
     }
     if (req->crash) {

@@ -468,6 +468,32 @@ static void test_trace_and_latency(void **state)
     vd_blk_close(blk);
 }
 
+/* Tracing switched on or off while requests are in flight: each request keeps the choice it was made with. */
+static void test_trace_toggled_in_flight(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    Completion w1 = { 0 }, w2 = { 0 };
+    trace_lines = g_string_new(NULL);
+    mock_hold(MOCK_WRITE);
+    write_async(blk, 0, 512, 0, &w1);             /* made without a trace */
+    mock_wait_held(MOCK_WRITE, 1);
+    vd_blk_set_trace(blk, collect_trace, NULL);
+    mock_release(MOCK_WRITE);
+    wait_completion(&w1);
+    mock_hold(MOCK_WRITE);
+    write_async(blk, 4096, 512, 0, &w2);          /* made with a trace, finished without */
+    mock_wait_held(MOCK_WRITE, 1);
+    vd_blk_set_trace(blk, NULL, NULL);
+    mock_release(MOCK_WRITE);
+    wait_completion(&w2);
+    assert_int_equal(w1.ret, 0);
+    assert_int_equal(w2.ret, 0);
+    assert_int_equal(trace_lines->len, 0);        /* neither had both ends traced */
+    g_string_free(trace_lines, TRUE);
+    vd_blk_close(blk);
+}
+
 /* Close drains: a request in flight at close still completes exactly once. */
 static void test_close_drains(void **state)
 {
@@ -641,6 +667,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
         cmocka_unit_test(test_injected_errors),
         cmocka_unit_test(test_trace_and_latency),
+        cmocka_unit_test(test_trace_toggled_in_flight),
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_direct_size_error),
         cmocka_unit_test(test_sticky_every_sync_step_every_errno),
