@@ -2,7 +2,7 @@
 # run.sh - seeded-mutation check: break one durability rule at a time and show
 # that the test suite notices.  Each line of mutations.txt names a rule, the
 # file, a perl substitution that must match exactly once, and the tests that
-# must fail with it.  The tree is copied to a scratch work tree (HEAD), so the
+# must fail with it, separated by "@@".  The tree is copied to a scratch work tree (HEAD), so the
 # checkout is never modified.  This is a tool, not a test: it rebuilds once
 # per mutation (a few minutes in all).
 #
@@ -21,10 +21,11 @@ meson setup "$tree/build" "$tree" -Dbuildtype=debug -Dwerror=false >/dev/null ||
 ninja -C "$tree/build" >/dev/null || { echo "baseline build failed"; exit 1; }
 
 # One mutation = the consecutive lines that share an id.
-mapfile -t lines < <(grep -v '^\s*#' "$list" | grep -v '^\s*$')
+# Fields are separated by "@@" (a substitution may hold '|'); \x1f is what the loop splits on.
+mapfile -t lines < <(grep -v '^\s*#' "$list" | grep -v '^\s*$' | awk -F' *@@ *' -v OFS=$'\x1f' '{ $1 = $1; print $1, $2, $3, $4 }')
 ids=()
 for l in "${lines[@]}"; do
-  id=$(echo "${l%%|*}" | xargs)
+  id=${l%%$'\x1f'*}
   [ "${#ids[@]}" -gt 0 ] && [ "${ids[-1]}" = "$id" ] || ids+=("$id")
 done
 
@@ -33,10 +34,9 @@ for id in "${ids[@]}"; do
   [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$id" && continue
   ok=1 tests="" files=()
   for l in "${lines[@]}"; do
-    IFS='|' read -r lid file subst t <<< "$l"
-    [ "$(echo "$lid" | xargs)" = "$id" ] || continue
-    file=$(echo "$file" | xargs); subst=$(echo "$subst" | sed 's/^ *//;s/ *$//')
-    [ -n "$(echo "$t" | xargs)" ] && tests=$(echo "$t" | xargs)
+    IFS=$'\x1f' read -r lid file subst t <<< "$l"
+    [ "$lid" = "$id" ] || continue
+    [ -n "$t" ] && tests=$t
     [ -f "$scratch/orig.${file//\//_}" ] || cp "$tree/$file" "$scratch/orig.${file//\//_}"
     files+=("$file")
     n=$(MUT="$subst" perl -0ne 'BEGIN{$n=0} my $c = eval "\$_ =~ $ENV{MUT}g"; $n += $c || 0; END{print $n}' "$tree/$file")
