@@ -6,7 +6,7 @@ packages=(
   build-essential meson ninja-build pkg-config
   libglib2.0-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
   strace python3
-  qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod
+  qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod e2fsprogs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -89,6 +89,7 @@ class Log:
             raise ValueError(f"{path}: {len(self.raw) - pos} bytes after the last entry")
 
     def writes(self):
+        """How many writes and discards the log holds."""
         return sum(len(e.ops) for e in self.epochs)
 
     def cut(self, seed, k):
@@ -199,6 +200,7 @@ def check_cut(img, records, t_us, scratch):
 
 
 def main():
+    """The command line: list the epochs, or materialise (and check) one cut."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--log", required=True)
     ap.add_argument("--base")

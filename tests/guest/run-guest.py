@@ -453,10 +453,11 @@ def crash_run(a, guest, work, cache, seed, cuts):
         print(f"    cut {k:2}: epoch {e:3}/{len(L.epochs)} kept {kept:3}/{pending:3} writes; {what}; "
               f"{n:2} fsynced files, {len(lost)} lost{': ' + lost_txt if lost else ''}", flush=True)
         if (not clean or lost) and cache != "unsafe":
-            os.makedirs(keep, exist_ok=True)
-            for src in (base, log):
-                crashcut.copy_image(src, os.path.join(keep, os.path.basename(src)))
-            print("      " + fsck_out.strip().replace("\n", "\n      ")[:2000])
+            if not os.path.exists(os.path.join(keep, os.path.basename(log))):   # the first failing cut
+                os.makedirs(keep, exist_ok=True)
+                for src in (base, log):
+                    crashcut.copy_image(src, os.path.join(keep, os.path.basename(src)))
+                print("      " + "\n      ".join(fsck_out.strip().splitlines()[:20]))
             print(f"      replay: tests/guest/crashcut.py --log {keep}/{cache}.log --base {keep}/{cache}.base.img "
                   f"--seed {seed} --index {k} --out cut.img --check")
     print(f"    {cuts} cuts in {time.time() - t0:.1f}s: {not_clean} not clean under e2fsck -fn, {losing} lost "
@@ -472,6 +473,7 @@ def case_ext4_crash(a, guest, work):
         print(f"SKIP: {', '.join(missing)} not installed (package e2fsprogs); the ext4 crash test needs them")
         return 77
     seed = int(os.environ.get("VDISK_CRASH_SEED", "2026"))
+    shutil.rmtree(os.path.join(a.results, "ext4-crash"), ignore_errors=True)   # a failing cut's base and log
     t0 = time.time()
     not_clean, losing, lost, checked = crash_run(a, guest, work, "writeback", seed, CRASH_CUTS)
     check(not_clean == 0, f"cache=writeback: all {CRASH_CUTS} cuts are clean under e2fsck -fn (seed {seed})")
