@@ -432,6 +432,10 @@ def crash_run(a, guest, work, cache, seed, cuts):
                                   label=label)
     vh.stop()
     records = fsynced_records(lines)
+    begin = next((t for t, line in lines if "VDT-BEGIN" in line), None)
+    end = next((t for t, line in lines if line.startswith("VDT crashload")), None)
+    if begin and end:
+        print(f"    guest workload: {(end - begin) / 1e6:.1f}s of the boot", flush=True)
     check(len(records) >= 30, f"{label}: the guest fsynced {len(records)} file versions (>= 30)")
     L = crashcut.Log(log)
     print(f"    op log: {L.writes()} writes, {L.flushes} flushes, {len(L.epochs)} epochs; "
