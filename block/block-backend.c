@@ -626,11 +626,13 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
+    g_autofree char *crash_log = g_steal_pointer(&opts.crash_log);
     VdDriverOpenOptions dopts = {
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
         .locking = opts.locking,
         .child = opts.child, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
+        .crash_log = crash_log,
     };
     const VdBlockDriver *drv = opts.driver;
     blk->bs.drv = drv;

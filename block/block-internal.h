@@ -150,6 +150,7 @@ typedef struct VdBlockOptions {
     const VdBlockDriver *child;     /* a filter's child driver */
     unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
     unsigned crash_samples;         /* crashsim: states per sampled cut */
+    char *crash_log;                /* crashsim: log=, the op log written at close */
     bool crash_set;                 /* a crashsim-only option was given */
 } VdBlockOptions;
 

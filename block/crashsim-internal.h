@@ -55,6 +55,7 @@ typedef struct VdCrashLogEntry {
     VdCrashLogKind kind;
     VdCrashHostWrite *op;       /* LOG_OP (owned by the log) */
     char *mark;                 /* LOG_MARK */
+    int64_t when;               /* LOG_FLUSH: g_get_monotonic_time() when it was logged */
 } VdCrashLogEntry;
 
 /* One guest-level modifying request (as the backend saw it, or as a guest submitted it). */
@@ -83,6 +84,7 @@ typedef struct VdCrashGuestOp {
 typedef struct VdCrashSim {
     GMutex lock;
     unsigned tear;              /* 0, 512 or 4096 */
+    char *log_path;             /* log=: the op log is written here at close (with time stamps), or NULL */
     unsigned samples;
     uint64_t zero_hash;         /* the token of a 512-byte zero sector */
 
@@ -115,5 +117,7 @@ void vd_crash_note_wce(VdCrashSim *cs, bool enabled);
 /* crashsim-log.c (lock held) */
 void vd_crash_log_add(VdCrashSim *cs, VdCrashLogKind kind, VdCrashHostWrite *op, const char *mark);
 void vd_crash_log_entry_free(gpointer p);
+/* Write the op log to path (cs NULL: an empty one); stamps: a MARK "t=MICROSECONDS" after each FLUSH (takes the lock). */
+bool vd_crash_log_write(VdCrashSim *cs, const char *path, bool stamps, GError **errp);
 
 #endif

@@ -11,6 +11,9 @@
  * header sector (sector, nr_sectors, flags, data_len, then a mark's text),
  * followed by nr_sectors of data for writes.  Write-zeroes is logged as a
  * write of zeroes.  Little-endian.  Lock rules: crashsim-internal.h.
+ * The log a drive writes at close (log=PATH) also has a MARK "t=N" after
+ * each FLUSH: when it was logged, in CLOCK_MONOTONIC microseconds, so a
+ * host-side event (a guest's console line) can be placed in the log.
  */
 #include "crashsim-internal.h"
 
@@ -30,6 +33,7 @@ void vd_crash_log_add(VdCrashSim *cs, VdCrashLogKind kind, VdCrashHostWrite *op,
     e->kind = kind;
     e->op = op;
     e->mark = g_strdup(mark);
+    e->when = kind == VD_CRASH_LOG_FLUSH ? g_get_monotonic_time() : 0;
     g_ptr_array_add(cs->log, e);
 }
 
@@ -68,8 +72,20 @@ static void put_op(GByteArray *out, const VdCrashHostWrite *w)
     put_entry(out, w->sector, w->nsect, flags, NULL, w->kind == VD_CRASH_OP_WRITE ? w->data : zeroes);
 }
 
+/* Append a FLUSH entry, and its time stamp MARK if asked; returns the number of entries. */
+static uint64_t put_flush(GByteArray *out, const VdCrashLogEntry *e, bool stamps)
+{
+    put_entry(out, 0, 0, LOG_FLUSH_FLAG, NULL, NULL);
+    if (!stamps) {
+        return 1;
+    }
+    g_autofree char *stamp = g_strdup_printf("t=%" G_GINT64_FORMAT, e->when);
+    put_entry(out, 0, 0, LOG_MARK_FLAG, stamp, NULL);
+    return 2;
+}
+
 /* Serialise the log (lock held); returns the number of entries. */
-static uint64_t serialise(VdCrashSim *cs, GByteArray *out)
+static uint64_t serialise(VdCrashSim *cs, GByteArray *out, bool stamps)
 {
     uint64_t n = 0;
     for (guint i = 0; i < cs->log->len; i++, n++) {
@@ -77,7 +93,7 @@ static uint64_t serialise(VdCrashSim *cs, GByteArray *out)
         if (e->kind == VD_CRASH_LOG_OP) {
             put_op(out, e->op);
         } else if (e->kind == VD_CRASH_LOG_FLUSH) {
-            put_entry(out, 0, 0, LOG_FLUSH_FLAG, NULL, NULL);
+            n += put_flush(out, e, stamps) - 1;
         } else {
             put_entry(out, 0, 0, LOG_MARK_FLAG, e->mark, NULL);
         }
@@ -92,23 +108,30 @@ static uint64_t serialise(VdCrashSim *cs, GByteArray *out)
     return n;
 }
 
-bool vd_blk_crash_write_log(VdBlockBackend *blk, const char *path, GError **errp)
+bool vd_crash_log_write(VdCrashSim *cs, const char *path, bool stamps, GError **errp)
 {
-    VdCrashSim *cs = blk->crash;
-    if (!cs) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "drive has no crashsim filter (open it with driver=crashsim,child=...)");
-        return false;
-    }
     g_autoptr(GByteArray) out = g_byte_array_new();
     uint8_t super[VD_CRASH_SECTOR] = { 0 };
     g_byte_array_append(out, super, sizeof(super));
-    g_mutex_lock(&cs->lock);
-    uint64_t n = serialise(cs, out);
-    g_mutex_unlock(&cs->lock);
+    uint64_t n = 0;
+    if (cs) {
+        g_mutex_lock(&cs->lock);
+        n = serialise(cs, out, stamps);
+        g_mutex_unlock(&cs->lock);
+    }
     uint64_t s[3] = { GUINT64_TO_LE(WRITE_LOG_MAGIC), GUINT64_TO_LE(WRITE_LOG_VERSION), GUINT64_TO_LE(n) };
     uint32_t sectorsize = GUINT32_TO_LE(VD_CRASH_SECTOR);
     memcpy(out->data, s, sizeof(s));
     memcpy(out->data + sizeof(s), &sectorsize, sizeof(sectorsize));
     return g_file_set_contents(path, (const char *)out->data, out->len, errp);
+}
+
+bool vd_blk_crash_write_log(VdBlockBackend *blk, const char *path, GError **errp)
+{
+    if (!blk->crash) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "drive has no crashsim filter (open it with driver=crashsim,child=...)");
+        return false;
+    }
+    return vd_crash_log_write(blk->crash, path, false, errp);
 }

@@ -207,6 +207,11 @@ static bool crash_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GEr
                     "driver 'crashsim' needs a child: child=file,file=PATH or child=null,size=BYTES");
         return false;
     }
+    /* log=: write an empty log now, so that a path that cannot be written fails the open. */
+    if (o->crash_log && !vd_crash_log_write(NULL, o->crash_log, true, errp)) {
+        g_prefix_error(errp, "log=%s: ", o->crash_log);
+        return false;
+    }
     if (!vd_bdrv_open_child(bs, o->child, o, errp)) {
         return false;
     }
@@ -219,10 +224,11 @@ static bool crash_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GEr
     cs->durable = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     cs->pending = g_ptr_array_new_with_free_func((GDestroyNotify)vd_crash_host_write_free);
     cs->log = g_ptr_array_new_with_free_func(vd_crash_log_entry_free);
+    cs->log_path = g_strdup(o->crash_log);
     return true;
 }
 
-/* Close the child and free the model, the guest log and the op log. */
+/* Close the child, write the op log if log= asked for it, and free the model, the guest log and the op log. */
 static void crash_close(VdBlockDriverState *bs)
 {
     VdCrashSim *cs = bs->opaque;
@@ -230,6 +236,11 @@ static void crash_close(VdBlockDriverState *bs)
     if (!cs->durable) {
         return;
     }
+    g_autoptr(GError) err = NULL;
+    if (cs->log_path && !vd_crash_log_write(cs, cs->log_path, true, &err)) {
+        g_warning("crashsim: log=%s: %s", cs->log_path, err->message);
+    }
+    g_free(cs->log_path);
     vd_crash_guest_free(cs->seen);
     g_hash_table_destroy(cs->durable);
     g_ptr_array_free(cs->pending, TRUE);

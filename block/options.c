@@ -159,14 +159,15 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 
 typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
-    K_CHILD, K_TEAR, K_SAMPLES,
+    K_CHILD, K_TEAR, K_SAMPLES, K_LOG,
 } OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
-    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { NULL, 0 },
+    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { "log", K_LOG },
+    { NULL, 0 },
 };
 
 /* Parse one key=value pair into opts. */
@@ -221,6 +222,14 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         opts->crash_samples = n;
         return true;
     }
+    case K_LOG:
+        opts->crash_set = true;
+        if (!*value) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "log= needs a path");
+            return false;
+        }
+        opts->crash_log = g_strdup(value);
+        return true;
     case K_FORMAT:
         return lookup(formats, key, value, &v, errp);
     case K_CACHE:
@@ -289,7 +298,7 @@ static bool check_chain(VdBlockOptions *o, GError **errp)
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "invalid child '%s': a filter's child must be a protocol driver (file, null)", o->child->name);
     } else if (o->crash_set && !o->driver->is_filter) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "tear= and samples= are only for driver=crashsim");
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "tear=, samples= and log= are only for driver=crashsim");
     } else {
         return true;
     }
@@ -353,4 +362,5 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
 void vd_block_options_clear(VdBlockOptions *opts)
 {
     g_clear_pointer(&opts->file, g_free);
+    g_clear_pointer(&opts->crash_log, g_free);
 }

@@ -8,7 +8,7 @@ packages=(
   libglib2.0-dev libjson-glib-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
   strace python3 socat
   clang libclang-rt-14-dev
-  qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod
+  qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod e2fsprogs
 )
 missing=()
 for p in "${packages[@]}"; do

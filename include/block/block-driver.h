@@ -85,6 +85,7 @@ typedef struct VdDriverOpenOptions {
     const struct VdBlockDriver *child; /* a filter's child driver (child=, or file when file= is given) */
     unsigned crash_tear;        /* crashsim: tear writes at 0 (never), 512 or 4096 bytes */
     unsigned crash_samples;     /* crashsim: states sampled per cut when too many to enumerate */
+    const char *crash_log;      /* crashsim: write the op log to this path at close (log=), or NULL */
 } VdDriverOpenOptions;
 
 /* Descriptor open flags learnt from the kernel (F_GETFL), cached per open. */

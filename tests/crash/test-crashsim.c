@@ -170,7 +170,7 @@ static void test_options(void **state)
         { "driver=crashsim,child=nosuch,size=1M", "invalid child 'nosuch'; accepted values: *" },
         { "driver=crashsim,child=null,size=1M,tear=3", "invalid tear '3'; accepted values: off, 512, 4k, 4096" },
         { "driver=crashsim,child=null,size=1M,samples=0", "invalid samples '0'; expected a number from 1 to 1000000" },
-        { "driver=null,size=1M,tear=512", "tear= and samples= are only for driver=crashsim" },
+        { "driver=null,size=1M,tear=512", "tear=, samples= and log= are only for driver=crashsim" },
         { "driver=crashsim,child=null", "driver 'null' needs size=BYTES" },
         { "driver=crashsim,child=file,size=1M", "driver 'file' needs file=PATH" },
     };
@@ -359,6 +359,49 @@ static void test_log(void **state)
     assert_int_equal(e - log, (ptrdiff_t)len);
 }
 
+/* log=PATH: the log is written at close, each FLUSH followed by its time stamp MARK; a bad path fails the open. */
+static void test_log_option(void **state)
+{
+    char path[] = "/tmp/vd-crashlog-XXXXXX";
+    close(mkstemp(path));
+    g_autofree char *opts = g_strdup_printf("driver=crashsim,child=null,size=" SIZE ",log=%s", path);
+    VdBlockBackend *blk = open_ok(opts);
+    int64_t before = g_get_monotonic_time();
+    write_pat(blk, 8, 2, 0xc1, 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    write_pat(blk, 4, 1, 0xc2, 0);
+    int64_t after = g_get_monotonic_time();
+    vd_blk_close(blk);
+    g_autofree uint8_t *log = NULL;
+    gsize len;
+    assert_true(g_file_get_contents(path, (char **)&log, &len, NULL));
+    unlink(path);
+    assert_int_equal(le64(log + 16), 4);  /* write, FLUSH, MARK t=..., the volatile write */
+    static const struct { uint64_t sector, nsect, flags, data; } want[] = {
+        { 8, 2, 0, 2 }, { 0, 0, 1, 0 }, { 0, 0, 8, 0 }, { 4, 1, 0, 1 },
+    };
+    const uint8_t *e = log + 512;
+    for (size_t i = 0; i < G_N_ELEMENTS(want); i++) {
+        assert_int_equal(le64(e), want[i].sector);
+        assert_int_equal(le64(e + 16), want[i].flags);
+        if (want[i].flags == 8) {
+            g_autofree char *mark = g_strndup((const char *)e + 32, le64(e + 24));
+            assert_true(g_str_has_prefix(mark, "t="));
+            gint64 t = g_ascii_strtoll(mark + 2, NULL, 10);
+            assert_true(t >= before && t <= after);
+        }
+        e += 512 + want[i].data * 512;
+    }
+    assert_int_equal(e - log, (ptrdiff_t)len);
+
+    g_autoptr(GError) err = NULL;
+    assert_null(vd_blk_open("driver=crashsim,child=null,size=1M,log=/nonexistent/dir/x.log", NULL, &err));
+    assert_true(g_str_has_prefix(err->message, "log=/nonexistent/dir/x.log: "));
+    g_clear_error(&err);
+    assert_null(vd_blk_open("driver=crashsim,child=null,size=1M,log=", NULL, &err));
+    assert_string_equal(err->message, "log= needs a path");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_broken_stacks), cmocka_unit_test(test_later_write), cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_unsafe),     cmocka_unit_test(test_options),   cmocka_unit_test(test_file_child),
         cmocka_unit_test(test_log),        cmocka_unit_test(test_guest_view), cmocka_unit_test(test_flush_epoch),
+        cmocka_unit_test(test_log_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-initramfs.sh OUTDIR - build the guest kit into OUTDIR: vmlinuz (Debian's
 # linux-image-6.1.0-*-amd64) and initrd.gz (busybox-static, the virtio/SCSI
-# modules, the static vdtest program and the guest scripts).  Downloaded .debs
+# and ext4 modules, the static vdtest and crashload programs and the guest scripts).  Downloaded .debs
 # are cached in OUTDIR/cache; a rebuild happens only when an input changed.
 # Concurrent callers are serialised with flock.
 set -euo pipefail
@@ -11,7 +11,7 @@ mkdir -p "$out/cache"
 exec 9>"$out/.lock"
 flock 9
 
-stamp_inputs() { cat "$src/vdtest.c" "$src/init" "$src/guest-tests.sh" "$0" | sha256sum | cut -d' ' -f1; }
+stamp_inputs() { cat "$src/vdtest.c" "$src/crashload.c" "$src/init" "$src/guest-tests.sh" "$0" | sha256sum | cut -d' ' -f1; }
 want=$(stamp_inputs)
 if [ -f "$out/initrd.gz" ] && [ -f "$out/vmlinuz" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
@@ -46,11 +46,13 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,lib/modules}
 cp busybox/bin/busybox "$root/bin/busybox"
 gcc -static -O2 -Wall -Werror -o "$root/bin/vdtest" "$src/vdtest.c"
+gcc -static -O2 -Wall -Werror -o "$root/bin/crashload" "$src/crashload.c"
 # Load order matters (no modprobe/depmod in the guest): dependencies first.
 mods="drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev
       drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/block/virtio_blk
       drivers/scsi/scsi_common drivers/scsi/scsi_mod crypto/crct10dif_common lib/crc-t10dif
-      lib/crc64 lib/crc64-rocksoft block/t10-pi drivers/scsi/sd_mod drivers/scsi/virtio_scsi"
+      lib/crc64 lib/crc64-rocksoft block/t10-pi drivers/scsi/sd_mod drivers/scsi/virtio_scsi
+      lib/crc16 fs/mbcache fs/jbd2/jbd2 crypto/crc32c_generic fs/ext4/ext4"
 : > "$root/lib/modules/order"
 for m in $mods; do
   f=$(ls "$moddir/$m".ko* | head -1)

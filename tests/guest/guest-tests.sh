@@ -106,6 +106,17 @@ scenario_verify() {
   for n in 1 2 3 4; do run vdtest verify /dev/$1 ${n}M 256K $((seed + n)); done
 }
 
+# The real-guest crash test: ext4 (made on the host) mounted with its defaults
+# (data=ordered, barriers), crashload's fsynced files recorded on the console.
+# No umount: the power goes with whatever the page cache still holds.
+# SEED is crashload's seed; the number of steps is fixed.
+scenario_ext4_crash() {
+  wait_dev "$1" || return
+  mkdir -p /mnt
+  if ! mount -t ext4 /dev/$1 /mnt; then echo "VDT mount dev=$1 FAIL"; rc=1; return; fi
+  run crashload /mnt "$seed" 80
+}
+
 # QD1 O_DIRECT throughput (the benchmark); SEED is the seconds per run (0: 3).
 scenario_bench() {
   wait_dev "$1" || return
@@ -122,6 +133,7 @@ case "$scenario" in
   blk-wt) scenario_wt vda ;;
   blk-verify) scenario_verify vda ;;
   blk-bench) scenario_bench vda ;;
+  ext4-crash) scenario_ext4_crash vda ;;
   scsi-wb|scsi-wt)
     d0=$(scsi_lun 0) && d1=$(scsi_lun 1) || { echo "VDT scsi disks missing FAIL"; exit 1; }
     label=lun0
