@@ -61,6 +61,7 @@ struct VdRequest {
     unsigned drv_flags;             /* VD_DRV_* for the data op */
     bool stage2;                    /* flush: also flush the OS to disk */
     bool internal;                  /* a write-cache toggle, not a guest flush */
+    bool report_only;               /* the host's own request (migration): werror= never holds it */
     bool wce_target;                /* internal: the write-cache state asked for */
     bool sync_failed;               /* exec: a sync step (flush_to_disk, durable write) failed */
     uint64_t align_off, align_end;  /* request expanded to the driver alignment */
@@ -69,12 +70,18 @@ struct VdRequest {
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
     struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
+    uint64_t seq;                   /* submission order, for resuming held requests in order */
 };
 
 typedef struct VdWceNotifier {
     VdWriteCacheNotifyFunc *fn;
     void *opaque;
 } VdWceNotifier;
+
+typedef struct VdStopNotifier {
+    VdStopNotifyFunc *fn;
+    void *opaque;
+} VdStopNotifier;
 
 typedef struct VdFaultSlot {
     int err;
@@ -128,6 +135,14 @@ struct VdBlockBackend {
     VdFaultSlot faults[VD_FAULT__MAX];
 
     struct VdCrashSim *crash;       /* the crashsim filter in the driver chain, or NULL */
+
+    /* Error policy (block-backend.c, "error policy"); owner thread. */
+    VdErrorPolicy werror, rerror;
+    bool stopped;                   /* new requests go to stop_queue, not to the engine */
+    GQueue held;                    /* failed requests kept for a retry, in seq order */
+    GQueue stop_queue;              /* requests submitted while stopped, in order */
+    GArray *stop_notifiers;         /* VdStopNotifier */
+    uint64_t next_seq;
 };
 
 #define VD_ZERO_BUF_SIZE (1u << 20)
@@ -150,6 +165,7 @@ typedef struct VdBlockOptions {
     unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
     unsigned crash_samples;         /* crashsim: states per sampled cut */
     bool crash_set;                 /* a crashsim-only option was given */
+    VdErrorPolicy werror, rerror;
 } VdBlockOptions;
 
 /* options.c */
@@ -201,6 +217,15 @@ int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHo
 void vd_driver_check_result(uint64_t bytes, int64_t ret);
 /* True if a failure of this call may have consumed a one-shot writeback error (a sync step). */
 bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags);
+
+/*
+ * error-policy.c: the action (VD_ERR_REPORT, VD_ERR_IGNORE or VD_ERR_STOP)
+ * for a request that failed with err (negative) under policy; ignorable is
+ * false for flushes and durable writes, which are never acknowledged on error.
+ */
+VdErrorPolicy vd_error_action(VdErrorPolicy policy, int err, bool ignorable);
+/* Run every stop notifier, in the order added. */
+void vd_error_notify_stop(VdBlockBackend *blk, bool is_read, int err);
 
 /* stats.c */
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);

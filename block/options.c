@@ -59,6 +59,12 @@ static const VdNameValue tear_sizes[] = {
     { "off", 0 }, { "512", 512 }, { "4k", 4096 }, { "4096", 4096 }, { NULL, 0 },
 };
 
+/* werror=, rerror= (QEMU's spellings). */
+static const VdNameValue error_policies[] = {
+    { "report", VD_ERR_REPORT }, { "ignore", VD_ERR_IGNORE }, { "stop", VD_ERR_STOP }, { "enospc", VD_ERR_ENOSPC },
+    { NULL, 0 },
+};
+
 #define VD_CRASH_MAX_SAMPLES 1000000
 
 static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null, &vd_driver_crashsim };
@@ -116,6 +122,7 @@ static const char *table_name(const VdNameValue *table, int value)
 const char *vd_cache_mode_name(VdCacheMode mode) { return table_name(cache_modes, mode); }
 const char *vd_wt_policy_name(VdWritethroughPolicy policy) { return table_name(wt_policies, policy); }
 const char *vd_aio_name(VdAioEngine aio) { return table_name(aio_engines, aio); }
+const char *vd_error_policy_name(VdErrorPolicy policy) { return table_name(error_policies, policy); }
 
 /* "a, b, c" from a table's names. */
 static char *table_names(const VdNameValue *table)
@@ -158,14 +165,15 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 
 typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
-    K_CHILD, K_TEAR, K_SAMPLES,
+    K_CHILD, K_TEAR, K_SAMPLES, K_WERROR, K_RERROR,
 } OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
-    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { NULL, 0 },
+    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES },
+    { "werror", K_WERROR }, { "rerror", K_RERROR }, { NULL, 0 },
 };
 
 /* Parse one key=value pair into opts. */
@@ -268,6 +276,13 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         }
         opts->active = v;
         return true;
+    case K_WERROR:
+    case K_RERROR:
+        if (!lookup(error_policies, key, value, &v, errp)) {
+            return false;
+        }
+        *(k == K_WERROR ? &opts->werror : &opts->rerror) = v;
+        return true;
     }
     return false;
 }
@@ -325,7 +340,8 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
 {
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
                              .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
-                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true };
+                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true,
+                             .werror = VD_ERR_ENOSPC, .rerror = VD_ERR_REPORT };
     g_autoptr(GPtrArray) pairs = NULL;
     unsigned seen = 0;
     if (!options) {

@@ -1,4 +1,4 @@
-/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, crash, crashlog. */
+/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, crash, crashlog, stop, cont. */
 #include "qtest-internal.h"
 
 #include "block/crashsim.h"
@@ -27,12 +27,13 @@ static void on_trace(void *opaque, const char *text)
     vd_qtest_send_line(t->s, msg);
 }
 
-/* Requests in flight over every drive. */
+/* Requests issued and not completed over every drive (held or queued ones wait for cont, not the loop). */
 static unsigned total_in_flight(VdMachine *m)
 {
     unsigned n = 0;
     for (guint i = 0; i < m->drives->len; i++) {
-        n += vd_blk_in_flight(((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk);
+        VdBlockBackend *blk = ((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk;
+        n += vd_blk_in_flight(blk) - vd_blk_parked(blk);
     }
     return n;
 }
@@ -208,6 +209,26 @@ void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply
     g_string_assign(reply, "OK");
 }
 
+/* stop ID: drive ID issues no new request until cont (what werror=stop does on an error) (extension) */
+void vd_qtest_cmd_stop(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (d) {
+        vd_blk_stop(d->blk);
+        g_string_assign(reply, "OK");
+    }
+}
+
+/* cont ID: retry drive ID's held requests in order, then issue the queued ones; OK N: how many (extension) */
+void vd_qtest_cmd_cont(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (d) {
+        unsigned n = vd_blk_parked(d->blk);
+        vd_blk_resume(d->blk);
+        g_string_printf(reply, "OK %u", n);
+    }
+}
 
 /* crash ID [SEED]: cut the power now and check every crash state (extension, docs/crash-testing.md) */
 void vd_qtest_cmd_crash(VdQtestServer *s, int argc, char **argv, GString *reply)

@@ -85,6 +85,8 @@ static const struct QtestCommand {
     { "inject", 4, 4, vd_qtest_cmd_inject, "ID read|write|flush|discard ERRNO COUNT" },
     { "crash", 1, 2, vd_qtest_cmd_crash, "ID [SEED]" },
     { "crashlog", 2, 2, vd_qtest_cmd_crashlog, "ID PATH" },
+    { "stop", 1, 1, vd_qtest_cmd_stop, "ID" },
+    { "cont", 1, 1, vd_qtest_cmd_cont, "ID" },
 };
 
 /* Run one command line and send its reply. */

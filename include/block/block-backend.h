@@ -124,7 +124,7 @@ typedef enum VdFaultOp {
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
  * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
- * wt-policy, discard, locking, active, size (null driver only).  Device keys such
+ * wt-policy, discard, locking, active, werror, rerror, size (null driver only).  Device keys such
  * as if= and index= belong to the VMM, which removes them first.
  * Completions are delivered in ctx (NULL: the thread-default context).
  *
@@ -258,6 +258,41 @@ void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque);
 
 /* Fault injection for tests: the next `count` host ops of kind `op` fail with -err. */
 void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count);
+
+/*
+ * Error policy (werror= for writes, write-zeroes, discard and flushes;
+ * rerror= for reads), QEMU's spellings and defaults (werror=enospc,
+ * rerror=report).  The backend decides, once, when a request fails:
+ *  - report: complete it with the error (the device maps it to its standard's error);
+ *  - ignore: complete it as a success.  Never for a flush or a durable write
+ *    (FUA, or the write cache off): acknowledging those would lose acknowledged
+ *    data, so they are reported;
+ *  - stop: hold the request (no callback) and stop the backend: every request
+ *    submitted while stopped is queued, not issued, and the stop notifiers run;
+ *  - enospc: stop for ENOSPC, report anything else.
+ * A request that failed without a host op (range, read-only, sticky error) is
+ * always reported.  vd_blk_resume re-issues the held requests in submission
+ * order, re-planning each (so a held flush or durable write after a failed sync
+ * step completes with the sticky error), then issues the queued ones in order.
+ * vd_blk_drain waits for issued requests only; vd_blk_close completes held
+ * requests with their error and queued ones with -ECANCELED.
+ */
+typedef enum VdErrorPolicy { VD_ERR_REPORT, VD_ERR_IGNORE, VD_ERR_STOP, VD_ERR_ENOSPC } VdErrorPolicy;
+const char *vd_error_policy_name(VdErrorPolicy policy);
+VdErrorPolicy vd_blk_werror(VdBlockBackend *blk);
+VdErrorPolicy vd_blk_rerror(VdBlockBackend *blk);
+/* Stop notification: fn runs on the owner thread when the backend enters the
+ * stopped state; err is the held request's -errno, or 0 for vd_blk_stop. */
+typedef void VdStopNotifyFunc(void *opaque, bool is_read, int err);
+void vd_blk_add_stop_notifier(VdBlockBackend *blk, VdStopNotifyFunc *fn, void *opaque);
+void vd_blk_remove_stop_notifier(VdBlockBackend *blk, VdStopNotifyFunc *fn, void *opaque);
+/* Stop issuing requests (as a held error would; QMP stop); requests already issued still complete. */
+void vd_blk_stop(VdBlockBackend *blk);
+/* Leave the stopped state: retry the held requests in order, then issue the queued ones (cont). */
+void vd_blk_resume(VdBlockBackend *blk);
+bool vd_blk_is_stopped(VdBlockBackend *blk);
+/* Requests held after an error or queued while stopped (counted in vd_blk_in_flight). */
+unsigned vd_blk_parked(VdBlockBackend *blk);
 
 /* Synchronous wrappers for tests and tools; they iterate the owner's context. */
 int vd_blk_pread_sync(VdBlockBackend *blk, uint64_t offset, void *buf, size_t bytes);
