@@ -810,6 +810,8 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->stop_notifiers = g_array_new(FALSE, FALSE, sizeof(VdStopNotifier));
     blk->werror = opts.werror;
     blk->rerror = opts.rerror;
+    memcpy(blk->faults, opts.faults, sizeof(blk->faults));
+    memcpy(blk->delay_us, opts.delay_us, sizeof(blk->delay_us));
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     VdDriverOpenOptions dopts = {
@@ -916,15 +918,6 @@ void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque)
 {
     blk->trace_fn = fn;
     blk->trace_opaque = opaque;
-}
-
-void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count)
-{
-    g_return_if_fail(op < VD_FAULT__MAX && err > 0);
-    g_mutex_lock(&blk->fault_lock);
-    blk->faults[op].err = err;
-    __atomic_store_n(&blk->faults[op].count, count, __ATOMIC_RELEASE);
-    g_mutex_unlock(&blk->fault_lock);
 }
 
 typedef struct SyncWait {

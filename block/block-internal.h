@@ -83,11 +83,6 @@ typedef struct VdStopNotifier {
     void *opaque;
 } VdStopNotifier;
 
-typedef struct VdFaultSlot {
-    int err;
-    unsigned count;
-} VdFaultSlot;
-
 struct VdBlockBackend {
     GMainContext *ctx;
     VdBlockDriverState bs;
@@ -132,7 +127,8 @@ struct VdBlockBackend {
     void *trace_opaque;
 
     GMutex fault_lock;
-    VdFaultSlot faults[VD_FAULT__MAX];
+    VdFaultRule faults[VD_FAULT__MAX];  /* fault.c */
+    unsigned delay_us[VD_FAULT__MAX];
 
     struct VdCrashSim *crash;       /* the crashsim filter in the driver chain, or NULL */
 
@@ -166,6 +162,8 @@ typedef struct VdBlockOptions {
     unsigned crash_samples;         /* crashsim: states per sampled cut */
     bool crash_set;                 /* a crashsim-only option was given */
     VdErrorPolicy werror, rerror;
+    VdFaultRule faults[VD_FAULT__MAX];  /* fault.OP= */
+    unsigned delay_us[VD_FAULT__MAX];   /* delay.OP= */
 } VdBlockOptions;
 
 /* options.c */
@@ -226,6 +224,14 @@ bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags);
 VdErrorPolicy vd_error_action(VdErrorPolicy policy, int err, bool ignorable);
 /* Run every stop notifier, in the order added. */
 void vd_error_notify_stop(VdBlockBackend *blk, bool is_read, int err);
+
+/* fault.c: parse fault.OP= (ERRNO[@N[+]][/START-END]) and delay.OP= (2ms) values. */
+bool vd_fault_rule_parse(const char *key, const char *value, VdFaultRule *out, GError **errp);
+bool vd_fault_delay_parse(const char *key, const char *value, unsigned *us, GError **errp);
+/* The checkpoint: the errno an op of kind op at [offset, offset+bytes) fails with under the rules, or 0. */
+int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes);
+/* The delay of ops of kind op, in microseconds. */
+unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op);
 
 /* stats.c */
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);

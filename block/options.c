@@ -166,6 +166,8 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
     K_CHILD, K_TEAR, K_SAMPLES, K_WERROR, K_RERROR,
+    K_FAULT_READ, K_FAULT_WRITE, K_FAULT_FLUSH, K_FAULT_DISCARD,   /* in VdFaultOp order */
+    K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD,
 } OptKey;
 
 static const VdNameValue keys[] = {
@@ -173,7 +175,10 @@ static const VdNameValue keys[] = {
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
     { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES },
-    { "werror", K_WERROR }, { "rerror", K_RERROR }, { NULL, 0 },
+    { "werror", K_WERROR }, { "rerror", K_RERROR },
+    { "fault.read", K_FAULT_READ }, { "fault.write", K_FAULT_WRITE }, { "fault.flush", K_FAULT_FLUSH },
+    { "fault.discard", K_FAULT_DISCARD }, { "delay.read", K_DELAY_READ }, { "delay.write", K_DELAY_WRITE },
+    { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { NULL, 0 },
 };
 
 /* Parse one key=value pair into opts. */
@@ -283,6 +288,16 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         }
         *(k == K_WERROR ? &opts->werror : &opts->rerror) = v;
         return true;
+    case K_FAULT_READ:
+    case K_FAULT_WRITE:
+    case K_FAULT_FLUSH:
+    case K_FAULT_DISCARD:
+        return vd_fault_rule_parse(key, value, &opts->faults[k - K_FAULT_READ], errp);
+    case K_DELAY_READ:
+    case K_DELAY_WRITE:
+    case K_DELAY_FLUSH:
+    case K_DELAY_DISCARD:
+        return vd_fault_delay_parse(key, value, &opts->delay_us[k - K_DELAY_READ], errp);
     }
     return false;
 }

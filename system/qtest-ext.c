@@ -1,4 +1,4 @@
-/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, crash, crashlog, stop, cont. */
+/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, delay, crash, crashlog, stop, cont. */
 #include "qtest-internal.h"
 
 #include "block/crashsim.h"
@@ -161,38 +161,25 @@ void vd_qtest_cmd_trace(VdQtestServer *s, int argc, char **argv, GString *reply)
     g_string_assign(reply, "OK");
 }
 
-/* inject ID read|write|flush|discard ERRNO COUNT: fail the next COUNT host ops (extension) */
+/*
+ * inject ID OP ERRNO COUNT [AFTER [START-END]]: the op kind's host ops (read,
+ * write, flush, discard) that touch [START, END) fail with -ERRNO, COUNT
+ * times (a number, or "always") after AFTER of them passed (extension).
+ */
 void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply)
 {
-    static const struct { const char *name; VdFaultOp op; } ops[] = {
-        { "read", VD_FAULT_READ }, { "write", VD_FAULT_WRITE },
-        { "flush", VD_FAULT_FLUSH }, { "discard", VD_FAULT_DISCARD },
-    };
-    static const struct { const char *name; int err; } errnos[] = {
-        { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EROFS", EROFS }, { "EPERM", EPERM },
-        { "EINVAL", EINVAL }, { "ENOMEM", ENOMEM }, { "EDQUOT", EDQUOT }, { "ENOTSUP", ENOTSUP },
-    };
     VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
     if (!d) {
         return;
     }
-    int op = -1, err = 0;
-    for (size_t i = 0; i < G_N_ELEMENTS(ops); i++) {
-        if (strcmp(argv[2], ops[i].name) == 0) {
-            op = ops[i].op;
-        }
-    }
-    if (op < 0) {
+    VdFaultOp op;
+    if (!vd_fault_op_parse(argv[2], &op)) {
         vd_qtest_fail(reply, "unknown operation '%s' (read, write, flush or discard)", argv[2]);
         return;
     }
-    for (size_t i = 0; i < G_N_ELEMENTS(errnos); i++) {
-        if (strcmp(argv[3], errnos[i].name) == 0) {
-            err = errnos[i].err;
-        }
-    }
-    uint64_t num, count;
-    if (!err) {
+    VdFaultRule rule = { 0 };
+    uint64_t num;
+    if (!vd_fault_errno_parse(argv[3], &rule.err)) {
         if (!vd_qtest_parse_num(argv[3], 4095, "ERRNO", &num, reply)) {
             return;
         }
@@ -200,12 +187,55 @@ void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply
             vd_qtest_fail(reply, "ERRNO must not be 0");
             return;
         }
-        err = num;
+        rule.err = num;
     }
-    if (!vd_qtest_parse_num(argv[4], UINT32_MAX, "COUNT", &count, reply)) {
+    if (strcmp(argv[4], "always") == 0) {
+        rule.count = VD_FAULT_ALWAYS;
+    } else if (vd_qtest_parse_num(argv[4], UINT32_MAX - 1, "COUNT", &num, reply)) {
+        rule.count = num;
+    } else {
         return;
     }
-    vd_blk_inject_error(d->blk, op, err, count);
+    if (argc > 5 && !vd_qtest_parse_num(argv[5], UINT64_MAX, "AFTER", &rule.after, reply)) {
+        return;
+    }
+    if (argc > 6) {
+        char *dash = strchr(argv[6], '-');
+        if (!dash) {
+            vd_qtest_fail(reply, "range '%s' must be START-END", argv[6]);
+            return;
+        }
+        *dash = '\0';
+        if (!vd_qtest_parse_num(argv[6], UINT64_MAX, "START", &rule.start, reply) ||
+            !vd_qtest_parse_num(dash + 1, UINT64_MAX, "END", &rule.end, reply)) {
+            return;
+        }
+        if (rule.end <= rule.start) {
+            vd_qtest_fail(reply, "range %s-%s is empty: START must be below END", argv[6], dash + 1);
+            return;
+        }
+    }
+    vd_blk_set_fault(d->blk, op, &rule);
+    g_string_assign(reply, "OK");
+}
+
+/* delay ID OP US: hold every host op of that kind US microseconds (0: none; extension) */
+void vd_qtest_cmd_delay(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (!d) {
+        return;
+    }
+    VdFaultOp op;
+    uint64_t us;
+    if (!vd_fault_op_parse(argv[2], &op)) {
+        vd_qtest_fail(reply, "unknown operation '%s' (read, write, flush or discard)", argv[2]);
+        return;
+    }
+    if (!vd_qtest_parse_num(argv[3], VD_FAULT_MAX_DELAY_US, "US", &us, reply)) {
+        return;
+    }
+    vd_blk_set_delay(d->blk, op, us);
     g_string_assign(reply, "OK");
 }
 

@@ -124,7 +124,8 @@ typedef enum VdFaultOp {
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
  * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
- * wt-policy, discard, locking, active, werror, rerror, size (null driver only).  Device keys such
+ * wt-policy, discard, locking, active, werror, rerror, fault.OP and
+ * delay.OP (OP: read, write, flush, discard), size (null driver only).  Device keys such
  * as if= and index= belong to the VMM, which removes them first.
  * Completions are delivered in ctx (NULL: the thread-default context).
  *
@@ -256,8 +257,30 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out);
 typedef void VdTraceFunc(void *opaque, const char *line);
 void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque);
 
+/*
+ * Host faults (blkdebug's role; docs/cache-modes.md, "Host faults"): one rule
+ * per op kind, taken at the driver-boundary checkpoint.  The op kind's ops
+ * that touch [start, end) (any offset when end is 0; a flush has none) are
+ * counted: the first `after` pass, then `count` of them fail with -err
+ * (VD_FAULT_ALWAYS: every later one).  err 0 clears the rule.
+ */
+#define VD_FAULT_ALWAYS UINT32_MAX
+typedef struct VdFaultRule {
+    int err;
+    unsigned count;
+    uint64_t after;
+    uint64_t start, end;
+} VdFaultRule;
+void vd_blk_set_fault(VdBlockBackend *blk, VdFaultOp op, const VdFaultRule *rule);
+/* Delay every host op of kind op by delay_us (at most 10 s) before it runs; 0: none. */
+#define VD_FAULT_MAX_DELAY_US 10000000u
+void vd_blk_set_delay(VdBlockBackend *blk, VdFaultOp op, unsigned delay_us);
 /* Fault injection for tests: the next `count` host ops of kind `op` fail with -err. */
 void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count);
+/* Names: "read", "write", "flush", "discard"; errno names "EIO", "ENOSPC", "EDQUOT", ... */
+const char *vd_fault_op_name(VdFaultOp op);
+bool vd_fault_op_parse(const char *name, VdFaultOp *op);
+bool vd_fault_errno_parse(const char *name, int *err);
 
 /*
  * Error policy (werror= for writes, write-zeroes, discard and flushes;
