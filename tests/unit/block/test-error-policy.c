@@ -216,7 +216,8 @@ static void test_stop_then_resume(void **state)
 /*
  * A held flush whose sync step failed is retried by re-planning it: the
  * sticky error is set, so the retry completes with it (never a success),
- * without stopping again; a held durable write likewise.
+ * without stopping again; a write queued meanwhile and a held FUA write
+ * whose durable write failed likewise.
  */
 static void test_stop_flush_error_sticks(void **state)
 {
@@ -238,6 +239,20 @@ static void test_stop_flush_error_sticks(void **state)
             assert_int_equal(w.ret, -errs[i]);
             assert_false(vd_blk_is_stopped(blk));
             assert_int_equal(vd_blk_flush_sync(blk), -errs[i]);
+            vd_blk_close(blk);
+
+            /* A held FUA write whose durable write failed: its retry fails with the sticky error. */
+            blk = open_image(setups[s], "werror=stop");
+            Completion fw = { 0 };
+            vd_blk_inject_error(blk, VD_FAULT_WRITE, errs[i], 1);
+            write_async(blk, 0, buf_a, VD_REQ_FUA, &fw);
+            settle();
+            assert_int_equal(fw.calls, 0);
+            assert_true(vd_blk_is_stopped(blk));
+            vd_blk_resume(blk);
+            wait_completion(&fw);
+            assert_int_equal(fw.ret, -errs[i]);
+            assert_false(vd_blk_is_stopped(blk));
             vd_blk_close(blk);
         }
     }
