@@ -616,25 +616,36 @@ void vd_blk_resume(VdBlockBackend *blk)
     }
 }
 
-/* Closing while stopped: complete held requests with their error and queued ones with -ECANCELED. */
-static void abandon_parked(VdBlockBackend *blk)
+/*
+ * A drain (device teardown, close) ends the stop: the held requests are
+ * reported (they complete with their error) and the queued ones issued, in
+ * order, so that the drain can wait for every request.
+ */
+static void end_stop_for_drain(VdBlockBackend *blk)
 {
+    GQueue held = blk->held, queued = blk->stop_queue;
+    g_queue_init(&blk->held);
+    g_queue_init(&blk->stop_queue);
+    blk->stopped = false;
     VdRequest *req;
-    while ((req = g_queue_pop_head(&blk->held))) {
-        if (req->type != VD_OP_READ && req->type != VD_OP_FLUSH) {
+    while ((req = g_queue_pop_head(&held))) {
+        bool modifying = req->type != VD_OP_READ && req->type != VD_OP_FLUSH;
+        if (modifying) {
             blk->serialising = g_list_remove(blk->serialising, req);
         }
         if (req->was_cached_write) {
             blk->cached_writes_in_flight--;
         }
+        req->note = "held, then drained: reported";
         req_finish(req);
+        if (modifying) {
+            wake_serial_waiters(blk);
+            run_wce_off_waiters(blk);
+        }
     }
-    while ((req = g_queue_pop_head(&blk->stop_queue))) {
-        req->ret = -ECANCELED;
-        req->note = "the backend was closed while stopped";
-        req_finish(req);
+    while ((req = g_queue_pop_head(&queued))) {
+        submit_fn[req->type](blk, req);
     }
-    blk->stopped = false;
 }
 
 /* ---- the guest write cache ---- */
@@ -873,8 +884,6 @@ void vd_blk_close(VdBlockBackend *blk)
     }
     if (blk->engine) {
         vd_blk_drain(blk);
-        abandon_parked(blk);
-        vd_blk_drain(blk);
         blk->engine->cleanup(blk);
     }
     if (blk->bs.drv) {
@@ -908,8 +917,10 @@ unsigned vd_blk_in_flight(VdBlockBackend *blk) { return blk->in_flight; }
 
 void vd_blk_drain(VdBlockBackend *blk)
 {
-    /* Held and queued requests wait for vd_blk_resume, not for the loop. */
-    while (blk->in_flight > vd_blk_parked(blk)) {
+    if (blk->stopped) {
+        end_stop_for_drain(blk);
+    }
+    while (blk->in_flight) {
         g_main_context_iteration(blk->ctx, TRUE);
     }
 }

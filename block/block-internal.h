@@ -13,7 +13,8 @@
  *        |          request-exec.c   worker side: bounce, RMW, FUA emulation
  *        |               |
  *   driver-call.c     the driver-boundary checkpoint: every call into a
- *        |            driver (and every io_uring op's prepare and result)
+ *        |            driver (and every io_uring op's prepare and result);
+ *        |            takes the host faults and delays of fault.c
  *   drivers           file-posix.c (prepare: the one place fd + RWF chosen), null.c
  *        |
  *   host-op.c         leaf: count a host op from the fd and flags submitted, trace

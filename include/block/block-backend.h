@@ -35,6 +35,8 @@
  *    error).
  *  - No write, write-zeroes or discard overtakes an older one to the same
  *    sector: a request overlapping an older one still in flight waits for it.
+ *  - A failed request is reported, ignored or held per werror=/rerror=
+ *    (see "Error policy" below); a held one completes after vd_blk_resume.
  *
  * Threading: all functions must be called from the thread that runs the
  * owner's GMainContext (the ctx given to vd_blk_open).  The I/O engines use
@@ -211,9 +213,13 @@ void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyF
 /* The power-on write-cache state that the cache mode implies. */
 bool vd_blk_default_write_cache(VdBlockBackend *blk);
 
-/* Number of requests submitted and not yet completed. */
+/* Number of requests submitted and not yet completed (held and queued ones included). */
 unsigned vd_blk_in_flight(VdBlockBackend *blk);
-/* Iterate the owner's context until nothing is in flight. */
+/*
+ * Iterate the owner's context until nothing is in flight.  On a stopped
+ * backend (see "Error policy") it first ends the stop: held requests
+ * complete with their error, queued ones are issued.  For teardown.
+ */
 void vd_blk_drain(VdBlockBackend *blk);
 /*
  * Completion-callback depth of the calling thread.  The backend brackets
@@ -297,8 +303,9 @@ bool vd_fault_errno_parse(const char *name, int *err);
  * always reported.  vd_blk_resume re-issues the held requests in submission
  * order, re-planning each (so a held flush or durable write after a failed sync
  * step completes with the sticky error), then issues the queued ones in order.
- * vd_blk_drain waits for issued requests only; vd_blk_close completes held
- * requests with their error and queued ones with -ECANCELED.
+ * vd_blk_drain and vd_blk_close on a stopped backend report the held requests
+ * (their error) and issue the queued ones: nothing waits forever.  A device
+ * that waits for its own requests (a reset) waits until then or vd_blk_resume.
  */
 typedef enum VdErrorPolicy { VD_ERR_REPORT, VD_ERR_IGNORE, VD_ERR_STOP, VD_ERR_ENOSPC } VdErrorPolicy;
 const char *vd_error_policy_name(VdErrorPolicy policy);

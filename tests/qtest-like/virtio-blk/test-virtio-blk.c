@@ -507,6 +507,21 @@ static void test_werror_stop_cont(void **state)
     h_stop(h);
 }
 
+/* Quitting while a drive is stopped with a held write: teardown reports it and the VMM exits cleanly. */
+static void test_quit_while_stopped(void **state)
+{
+    H *h = h_start("werror=stop");
+    assert_true(h_init(h, vd_vblk_all_features(), false, 1));
+    uint8_t buf[4096];
+    fill(buf, sizeof(buf), 3);
+    vd_qtest_inject(h->q, "drive0", "write", 5, 1);
+    vd_vblk_submit(&h->b, 0, VBLK_T_OUT, 8, buf, sizeof(buf));
+    vd_vq_kick(&h->b.vq[0]);
+    vd_qtest_poll(h->q, 100);
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "parked"), 1);
+    h_stop(h);
+}
+
 /* A reset with requests in flight drains them before it completes; the device then works. */
 static void test_reset_with_io_in_flight(void **state)
 {
@@ -543,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_merge_and_indirect),
         cmocka_unit_test(test_malformed_chains),
         cmocka_unit_test(test_werror_stop_cont),
+        cmocka_unit_test(test_quit_while_stopped),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_reset_with_io_in_flight),
     };

@@ -181,7 +181,6 @@ static void test_stop_then_resume(void **state)
                 VdBlockStats before = stats_of(blk);
                 write_async(blk, 4096, buf_b, 0, &w2);
                 vd_blk_flush(blk, completion_cb, &f);
-                vd_blk_drain(blk); /* returns: parked requests wait for resume */
                 settle();
                 assert_int_equal(w2.calls + f.calls, 0);
                 assert_int_equal(stats_of(blk).host_writes, before.host_writes);
@@ -318,20 +317,38 @@ static void test_resume_keeps_order(void **state)
     }
 }
 
-/* Closing while stopped completes every parked request exactly once. */
-static void test_close_while_stopped(void **state)
+/*
+ * Draining or closing while stopped (device teardown) completes every
+ * parked request exactly once: the held one with its error, the queued one
+ * issued; a newer write to the held one's sector runs after it.
+ */
+static void test_drain_while_stopped(void **state)
 {
-    VdBlockBackend *blk = open_image("cache=writeback", "werror=stop");
-    Completion w1 = { 0 }, w2 = { 0 };
-    vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
-    write_async(blk, 0, buf_a, 0, &w1);
-    settle();
-    write_async(blk, 4096, buf_b, 0, &w2);
-    vd_blk_close(blk);
-    assert_int_equal(w1.calls, 1);
-    assert_int_equal(w1.ret, -EIO);
-    assert_int_equal(w2.calls, 1);
-    assert_int_equal(w2.ret, -ECANCELED);
+    for (int close_it = 0; close_it < 2; close_it++) {
+        VdBlockBackend *blk = open_image("cache=writeback", "werror=stop");
+        Completion w1 = { 0 }, w2 = { 0 }, w3 = { 0 };
+        vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
+        write_async(blk, 0, buf_a, 0, &w1);
+        settle();
+        write_async(blk, 4096, buf_b, 0, &w2);
+        write_async(blk, 0, buf_b, 0, &w3);
+        if (close_it) {
+            vd_blk_close(blk);
+        } else {
+            vd_blk_drain(blk);
+            assert_false(vd_blk_is_stopped(blk));
+            assert_int_equal(vd_blk_in_flight(blk), 0);
+            assert_true(reads_back(blk, 0, buf_b));
+            assert_true(reads_back(blk, 4096, buf_b));
+            vd_blk_close(blk);
+        }
+        assert_int_equal(w1.calls, 1);
+        assert_int_equal(w1.ret, -EIO);
+        assert_int_equal(w2.calls, 1);
+        assert_int_equal(w2.ret, 0);
+        assert_int_equal(w3.calls, 1);
+        assert_int_equal(w3.ret, 0);
+    }
 }
 
 /* vd_blk_stop (QMP stop): in-flight requests finish, new ones wait for resume. */
@@ -365,7 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_flush_error_sticks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_keeps_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_while_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_while_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manual_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
