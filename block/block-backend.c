@@ -19,6 +19,14 @@
  * flush of an emulated FUA, a durable RWF_DSYNC/O_DSYNC write), whatever
  * the errno and the engine.
  *
+ * Error policy (werror=/rerror=): every request that failed after reaching
+ * the engine passes through apply_policy in its done step.  Under stop it is
+ * held in blk->held (still counted in flight; a modifying request stays in
+ * blk->serialising so nothing overlapping overtakes it) and the backend stops:
+ * start_request queues every new request in blk->stop_queue.  vd_blk_resume
+ * retries the held ones in seq order, each re-planned from scratch, then
+ * starts the queued ones in order.
+ *
  * Flush bookkeeping: write_gen counts completed writes that are not durable
  * by themselves; flushed_gen is the write_gen that the last successful host
  * flush covered.  A flush records write_gen when submitted; it is skipped if
@@ -48,6 +56,7 @@ static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, 
     if (blk->crash) {
         req->crash = vd_crash_note_submit(blk->crash, req);
     }
+    req->seq = blk->next_seq++;
     blk->in_flight++;
     return req;
 }
@@ -111,6 +120,51 @@ static void req_complete_later(VdRequest *req, int ret, const char *note)
     req->skip_exec = true;
     req->done = req_finish;
     req->blk->engine->complete_later(req->blk, req);
+}
+
+/* Keep a failed request for vd_blk_resume, in submission order, and stop the backend. */
+static void hold(VdBlockBackend *blk, VdRequest *req)
+{
+    GList *l = blk->held.head;
+    while (l && ((VdRequest *)l->data)->seq < req->seq) {
+        l = l->next;
+    }
+    if (l) {
+        g_queue_insert_before(&blk->held, l, req);
+    } else {
+        g_queue_push_tail(&blk->held, req);
+    }
+    if (!blk->stopped) {
+        blk->stopped = true;
+        vd_error_notify_stop(blk, req->type == VD_OP_READ, req->ret);
+    }
+}
+
+/*
+ * Apply werror=/rerror= to a request at its done step: true if it was held
+ * (its caller stops there); on ignore its error becomes success.  A request
+ * that failed without a host op (skip_exec: range, read-only, sticky) is
+ * reported, so a re-planned retry that fails again never loops.
+ */
+static bool apply_policy(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    if (req->ret >= 0 || req->skip_exec || req->report_only) {
+        return false;
+    }
+    bool is_read = req->type == VD_OP_READ;
+    bool ignorable = is_read || (req->type != VD_OP_FLUSH && !req->durable);
+    switch (vd_error_action(is_read ? blk->rerror : blk->werror, req->ret, ignorable)) {
+    case VD_ERR_STOP:
+        hold(blk, req);
+        return true;
+    case VD_ERR_IGNORE:
+        req->note = is_read ? "error ignored (rerror=ignore)" : "error ignored (werror=ignore)";
+        req->ret = 0;
+        return false;
+    default:
+        return false;
+    }
 }
 
 /*
@@ -263,7 +317,6 @@ static void run_wce_off_waiters(VdBlockBackend *blk)
 static void modify_done(VdRequest *req)
 {
     VdBlockBackend *blk = req->blk;
-    blk->serialising = g_list_remove(blk->serialising, req);
     if (!req->durable || req->ret < 0) {
         /* Not durable by itself (or maybe partly written): a flush must cover it. */
         blk->write_gen++;
@@ -272,6 +325,10 @@ static void modify_done(VdRequest *req)
         /* The durable write or the emulated-FUA flush may have consumed the one-shot error. */
         vd_blk_sync_failed(blk, req->ret);
     }
+    if (apply_policy(req)) {
+        return; /* held: stays in serialising (and counted as a cached write) until retried */
+    }
+    blk->serialising = g_list_remove(blk->serialising, req);
     if (req->was_cached_write) {
         blk->cached_writes_in_flight--;
     }
@@ -286,23 +343,23 @@ static void modify_done(VdRequest *req)
 /* Owner-thread step after a read. */
 static void read_done(VdRequest *req)
 {
+    if (apply_policy(req)) {
+        return;
+    }
     if (req->ret == 0) {
         req->blk->stats.bytes_read += req->bytes;
     }
     req_finish(req);
 }
 
-void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
-                   VdBlockCompletionFunc *cb, void *opaque)
+/* Validate and issue a read. */
+static void read_submit(VdBlockBackend *blk, VdRequest *req)
 {
-    uint64_t bytes = vd_iov_size(iov, niov); /* saturates: an absurd iovec fails the range check */
-    VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
-    blk->stats.reads++;
-    if (check_range(blk, offset, bytes) < 0) {
+    if (check_range(blk, req->offset, req->bytes) < 0) {
         req_complete_later(req, -ERANGE, "out of range");
         return;
     }
-    if (bytes == 0) {
+    if (req->bytes == 0) {
         req_complete_later(req, 0, "empty request");
         return;
     }
@@ -311,9 +368,44 @@ void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov
     blk->engine->submit(blk, req);
 }
 
-/* Common path of write, write-zeroes and discard. */
-static void submit_modifying(VdBlockBackend *blk, VdRequest *req)
+static void modifying_submit(VdBlockBackend *blk, VdRequest *req);
+static void flush_submit(VdBlockBackend *blk, VdRequest *req);
+
+typedef void VdSubmitFunc(VdBlockBackend *blk, VdRequest *req);
+
+/* The first step of each request type: validate, plan and issue. */
+static VdSubmitFunc *const submit_fn[] = {
+    [VD_OP_READ] = read_submit, [VD_OP_WRITE] = modifying_submit, [VD_OP_FLUSH] = flush_submit,
+    [VD_OP_DISCARD] = modifying_submit, [VD_OP_ZEROES] = modifying_submit,
+};
+
+/* Start a new guest request, or queue it while the backend is stopped. */
+static void start_request(VdBlockBackend *blk, VdRequest *req)
 {
+    if (blk->stopped) {
+        req->note = "queued while stopped";
+        g_queue_push_tail(&blk->stop_queue, req);
+        return;
+    }
+    submit_fn[req->type](blk, req);
+}
+
+void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+                   VdBlockCompletionFunc *cb, void *opaque)
+{
+    uint64_t bytes = vd_iov_size(iov, niov); /* saturates: an absurd iovec fails the range check */
+    VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
+    blk->stats.reads++;
+    start_request(blk, req);
+}
+
+/* Common path of write, write-zeroes and discard. */
+static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
+{
+    if (req->type == VD_OP_DISCARD && !blk->discard_enabled && check_writable(blk, req) == 0) {
+        req_complete_later(req, 0, "discard=ignore");
+        return;
+    }
     int ret = check_writable(blk, req);
     if (ret == 0) {
         ret = plan_durability(blk, req);
@@ -343,18 +435,14 @@ void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *io
     if (flags & VD_REQ_FUA) {
         blk->stats.fua_writes++;
     }
-    submit_modifying(blk, req);
+    start_request(blk, req);
 }
 
 void vd_blk_discard(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, VdBlockCompletionFunc *cb, void *opaque)
 {
     VdRequest *req = req_new(blk, VD_OP_DISCARD, offset, bytes, NULL, 0, 0, cb, opaque);
     blk->stats.discards++;
-    if (!blk->discard_enabled && check_writable(blk, req) == 0) {
-        req_complete_later(req, 0, "discard=ignore");
-        return;
-    }
-    submit_modifying(blk, req);
+    start_request(blk, req);
 }
 
 void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, unsigned flags,
@@ -363,7 +451,7 @@ void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, u
     unsigned f = flags & (VD_REQ_FUA | (blk->discard_enabled ? VD_REQ_MAY_UNMAP : 0));
     VdRequest *req = req_new(blk, VD_OP_ZEROES, offset, bytes, NULL, 0, f, cb, opaque);
     blk->stats.write_zeroes++;
-    submit_modifying(blk, req);
+    start_request(blk, req);
 }
 
 /* ---- flush ---- */
@@ -440,9 +528,11 @@ static void flush_done(VdRequest *req)
         start_host_flush(blk, g_queue_pop_head(&pending));
         blk->flush_waiters = pending;
     }
-    req_finish(req);
+    g_queue_push_head(&settled, req);
     while ((w = g_queue_pop_head(&settled))) {
-        req_finish(w);
+        if (!apply_policy(w)) {
+            req_finish(w);
+        }
     }
 }
 
@@ -450,7 +540,115 @@ void vd_blk_flush(VdBlockBackend *blk, VdBlockCompletionFunc *cb, void *opaque)
 {
     VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
     blk->stats.flushes++;
-    flush_submit(blk, req);
+    start_request(blk, req);
+}
+
+/* ---- error policy: stop and resume ---- */
+
+/* Forget a request's execution results and plan, so that it is planned again from scratch. */
+static void reset_plan(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    if (req->was_cached_write) {
+        blk->cached_writes_in_flight--;
+    }
+    req->ret = 0;
+    req->note = NULL;
+    req->skip_exec = req->durable = req->fua_emulate = req->stage2 = false;
+    req->sync_failed = req->was_cached_write = false;
+    req->drv_flags = 0;
+}
+
+/*
+ * Retry a held request.  A modifying one leaves blk->serialising and is
+ * planned again (the sticky error, the write cache now), then issued
+ * directly: it is older than every request waiting for its range.
+ */
+static void retry_held(VdBlockBackend *blk, VdRequest *req)
+{
+    reset_plan(req);
+    if (req->type == VD_OP_READ) {
+        blk->engine->submit(blk, req);
+        return;
+    }
+    if (req->type == VD_OP_FLUSH) {
+        flush_submit(blk, req);
+        return;
+    }
+    blk->serialising = g_list_remove(blk->serialising, req);
+    int ret = check_writable(blk, req);
+    if (ret == 0) {
+        ret = plan_durability(blk, req);
+    }
+    if (ret < 0) {
+        if (req->was_cached_write) {
+            blk->cached_writes_in_flight--;
+            req->was_cached_write = false;
+        }
+        req_complete_later(req, ret, req->note);
+        wake_serial_waiters(blk);
+        run_wce_off_waiters(blk);
+        return;
+    }
+    dispatch(blk, req);
+}
+
+void vd_blk_stop(VdBlockBackend *blk)
+{
+    if (!blk->stopped) {
+        blk->stopped = true;
+        vd_error_notify_stop(blk, false, 0);
+    }
+}
+
+void vd_blk_resume(VdBlockBackend *blk)
+{
+    if (!blk->stopped) {
+        return;
+    }
+    blk->stopped = false;
+    GQueue held = blk->held, queued = blk->stop_queue;
+    g_queue_init(&blk->held);
+    g_queue_init(&blk->stop_queue);
+    VdRequest *req;
+    while ((req = g_queue_pop_head(&held))) {
+        retry_held(blk, req);
+    }
+    while ((req = g_queue_pop_head(&queued))) {
+        submit_fn[req->type](blk, req);
+    }
+}
+
+/*
+ * A drain (device teardown, close) ends the stop: the held requests are
+ * reported (they complete with their error) and the queued ones issued, in
+ * order, so that the drain can wait for every request.
+ */
+static void end_stop_for_drain(VdBlockBackend *blk)
+{
+    GQueue held = blk->held, queued = blk->stop_queue;
+    g_queue_init(&blk->held);
+    g_queue_init(&blk->stop_queue);
+    blk->stopped = false;
+    VdRequest *req;
+    while ((req = g_queue_pop_head(&held))) {
+        bool modifying = req->type != VD_OP_READ && req->type != VD_OP_FLUSH;
+        if (modifying) {
+            blk->serialising = g_list_remove(blk->serialising, req);
+        }
+        if (req->was_cached_write) {
+            blk->cached_writes_in_flight--;
+        }
+        req->note = "held, then drained: reported";
+        req_finish(req);
+        if (modifying) {
+            wake_serial_waiters(blk);
+            run_wce_off_waiters(blk);
+        }
+    }
+    while ((req = g_queue_pop_head(&queued))) {
+        submit_fn[req->type](blk, req);
+    }
 }
 
 /* ---- the guest write cache ---- */
@@ -624,6 +822,11 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce = vd_blk_default_write_cache(blk);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
+    blk->stop_notifiers = g_array_new(FALSE, FALSE, sizeof(VdStopNotifier));
+    blk->werror = opts.werror;
+    blk->rerror = opts.rerror;
+    memcpy(blk->faults, opts.faults, sizeof(blk->faults));
+    memcpy(blk->delay_us, opts.delay_us, sizeof(blk->delay_us));
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     g_autofree char *crash_log = g_steal_pointer(&opts.crash_log);
@@ -697,6 +900,7 @@ void vd_blk_close(VdBlockBackend *blk)
     g_mutex_clear(&blk->fault_lock);
     g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);
+    g_array_unref(blk->stop_notifiers);
     g_main_context_unref(blk->ctx);
     g_free(blk->filename);
     g_free(blk);
@@ -721,6 +925,9 @@ const char *vd_blk_locking_name(VdBlockBackend *blk) { return vd_locking_name(bl
 
 void vd_blk_drain(VdBlockBackend *blk)
 {
+    if (blk->stopped) {
+        end_stop_for_drain(blk);
+    }
     while (blk->in_flight) {
         g_main_context_iteration(blk->ctx, TRUE);
     }
@@ -732,21 +939,30 @@ void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque)
     blk->trace_opaque = opaque;
 }
 
-void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count)
-{
-    g_return_if_fail(op < VD_FAULT__MAX && err > 0);
-    g_mutex_lock(&blk->fault_lock);
-    blk->faults[op].err = err;
-    __atomic_store_n(&blk->faults[op].count, count, __ATOMIC_RELEASE);
-    g_mutex_unlock(&blk->fault_lock);
-}
+typedef struct SyncWait {
+    bool done;
+    int ret;
+} SyncWait;
+static void sync_cb(void *opaque, int ret);
+static int sync_wait(VdBlockBackend *blk, SyncWait *w);
 
 /* ---- migration ---- */
 
 bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp)
 {
+    if (blk->stopped) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "file=%s: cannot hand the image over while stopped (werror/rerror=stop): resume it first",
+                    blk->filename);
+        return false;
+    }
     vd_blk_drain(blk);
-    int ret = vd_blk_flush_sync(blk);
+    SyncWait w = { 0 };
+    VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, sync_cb, &w);
+    req->report_only = true; /* the caller gets the error; a held flush would wait here forever */
+    blk->stats.flushes++;
+    flush_submit(blk, req);
+    int ret = sync_wait(blk, &w);
     if (ret < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret),
                     "file=%s: cannot hand the image over: the flush failed: %s", blk->filename, g_strerror(-ret));
@@ -782,11 +998,6 @@ bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp)
 }
 
 /* ---- synchronous wrappers (tests and tools) ---- */
-
-typedef struct SyncWait {
-    bool done;
-    int ret;
-} SyncWait;
 
 /* Completion callback of the synchronous wrappers. */
 static void sync_cb(void *opaque, int ret)

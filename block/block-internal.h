@@ -13,7 +13,8 @@
  *        |          request-exec.c   worker side: bounce, RMW, FUA emulation
  *        |               |
  *   driver-call.c     the driver-boundary checkpoint: every call into a
- *        |            driver (and every io_uring op's prepare and result)
+ *        |            driver (and every io_uring op's prepare and result);
+ *        |            takes the host faults and delays of fault.c
  *   drivers           file-posix.c (prepare: the one place fd + RWF chosen), null.c
  *        |
  *   host-op.c         leaf: count a host op from the fd and flags submitted, trace
@@ -61,6 +62,7 @@ struct VdRequest {
     unsigned drv_flags;             /* VD_DRV_* for the data op */
     bool stage2;                    /* flush: also flush the OS to disk */
     bool internal;                  /* a write-cache toggle, not a guest flush */
+    bool report_only;               /* the host's own request (migration): werror= never holds it */
     bool wce_target;                /* internal: the write-cache state asked for */
     bool sync_failed;               /* exec: a sync step (flush_to_disk, durable write) failed */
     uint64_t align_off, align_end;  /* request expanded to the driver alignment */
@@ -69,6 +71,7 @@ struct VdRequest {
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
     struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
+    uint64_t seq;                   /* submission order, for resuming held requests in order */
 };
 
 typedef struct VdWceNotifier {
@@ -76,10 +79,10 @@ typedef struct VdWceNotifier {
     void *opaque;
 } VdWceNotifier;
 
-typedef struct VdFaultSlot {
-    int err;
-    unsigned count;
-} VdFaultSlot;
+typedef struct VdStopNotifier {
+    VdStopNotifyFunc *fn;
+    void *opaque;
+} VdStopNotifier;
 
 struct VdBlockBackend {
     GMainContext *ctx;
@@ -126,9 +129,18 @@ struct VdBlockBackend {
     void *trace_opaque;
 
     GMutex fault_lock;
-    VdFaultSlot faults[VD_FAULT__MAX];
+    VdFaultRule faults[VD_FAULT__MAX];  /* fault.c */
+    unsigned delay_us[VD_FAULT__MAX];
 
     struct VdCrashSim *crash;       /* the crashsim filter in the driver chain, or NULL */
+
+    /* Error policy (block-backend.c, "error policy"); owner thread. */
+    VdErrorPolicy werror, rerror;
+    bool stopped;                   /* new requests go to stop_queue, not to the engine */
+    GQueue held;                    /* failed requests kept for a retry, in seq order */
+    GQueue stop_queue;              /* requests submitted while stopped, in order */
+    GArray *stop_notifiers;         /* VdStopNotifier */
+    uint64_t next_seq;
 };
 
 #define VD_ZERO_BUF_SIZE (1u << 20)
@@ -152,6 +164,9 @@ typedef struct VdBlockOptions {
     unsigned crash_samples;         /* crashsim: states per sampled cut */
     char *crash_log;                /* crashsim: log=, the op log written at close */
     bool crash_set;                 /* a crashsim-only option was given */
+    VdErrorPolicy werror, rerror;
+    VdFaultRule faults[VD_FAULT__MAX];  /* fault.OP= */
+    unsigned delay_us[VD_FAULT__MAX];   /* delay.OP= */
 } VdBlockOptions;
 
 /* options.c */
@@ -205,6 +220,23 @@ int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHo
 void vd_driver_check_result(uint64_t bytes, int64_t ret);
 /* True if a failure of this call may have consumed a one-shot writeback error (a sync step). */
 bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags);
+
+/*
+ * error-policy.c: the action (VD_ERR_REPORT, VD_ERR_IGNORE or VD_ERR_STOP)
+ * for a request that failed with err (negative) under policy; ignorable is
+ * false for flushes and durable writes, which are never acknowledged on error.
+ */
+VdErrorPolicy vd_error_action(VdErrorPolicy policy, int err, bool ignorable);
+/* Run every stop notifier, in the order added. */
+void vd_error_notify_stop(VdBlockBackend *blk, bool is_read, int err);
+
+/* fault.c: parse fault.OP= (ERRNO[@N[+]][/START-END]) and delay.OP= (2ms) values. */
+bool vd_fault_rule_parse(const char *key, const char *value, VdFaultRule *out, GError **errp);
+bool vd_fault_delay_parse(const char *key, const char *value, unsigned *us, GError **errp);
+/* The checkpoint: the errno an op of kind op at [offset, offset+bytes) fails with under the rules, or 0. */
+int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes);
+/* The delay of ops of kind op, in microseconds. */
+unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op);
 
 /* stats.c */
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);

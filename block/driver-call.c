@@ -1,6 +1,6 @@
 /*
  * driver-call.c - the driver boundary: one checkpoint for every call into a
- * driver, and fault injection.
+ * driver, where the host faults of fault.c are taken.
  *
  * Every call from request-exec.c goes through vd_driver_call; the io_uring
  * engine goes through vd_driver_prepare and vd_driver_check_result.  Both
@@ -88,23 +88,6 @@ bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags)
     return call == VD_CALL_FLUSH_DISK || (call == VD_CALL_WRITE && (flags & (VD_DRV_FUA | VD_DRV_DSYNC)));
 }
 
-/* Consume one injected fault of this kind, if any; returns its errno or 0. */
-static int take_fault(VdBlockBackend *blk, VdFaultOp op)
-{
-    if (op == VD_FAULT__MAX) {
-        return 0;
-    }
-    int err = 0;
-    g_mutex_lock(&blk->fault_lock);
-    VdFaultSlot *slot = &blk->faults[op];
-    if (slot->count) {
-        slot->count--;
-        err = slot->err;
-    }
-    g_mutex_unlock(&blk->fault_lock);
-    return err;
-}
-
 /* Assert that a prepared op is dr, as the plan asked: same range and iov, fd and flags per the flags. */
 static void check_prepared(VdBlockBackend *blk, VdHostOpKind kind, const VdDriverReq *dr, const VdHostOp *op)
 {
@@ -127,7 +110,10 @@ int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHo
     if (kind < 0 || !blk->bs.drv->prepare) {
         return -ENOTSUP;
     }
-    int err = take_fault(blk, call_info[call].fault);
+    if (vd_fault_delay(blk, call_info[call].fault)) {
+        return -ENOTSUP; /* a delayed op sleeps in a pool worker, never on the owner thread */
+    }
+    int err = vd_fault_take(blk, call_info[call].fault, dr->offset, dr->bytes);
     if (err) {
         vd_drv_trace(dr, "injected-fault=-%s", g_strerror(err));
         return -err;
@@ -145,7 +131,12 @@ int vd_driver_call(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr)
     check_request(blk, call, dr);
     VdDriverOp *fn = *(VdDriverOp *const *)((const char *)blk->bs.drv + call_info[call].slot);
     g_assert(fn);
-    int err = take_fault(blk, call_info[call].fault);
+    unsigned delay = vd_fault_delay(blk, call_info[call].fault);
+    if (delay) {
+        vd_drv_trace(dr, "delay=%uus", delay);
+        g_usleep(delay);
+    }
+    int err = vd_fault_take(blk, call_info[call].fault, dr->offset, dr->bytes);
     if (err) {
         vd_drv_trace(dr, "injected-fault=-%s", g_strerror(err));
         return -err;

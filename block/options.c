@@ -59,6 +59,12 @@ static const VdNameValue tear_sizes[] = {
     { "off", 0 }, { "512", 512 }, { "4k", 4096 }, { "4096", 4096 }, { NULL, 0 },
 };
 
+/* werror=, rerror= (QEMU's spellings). */
+static const VdNameValue error_policies[] = {
+    { "report", VD_ERR_REPORT }, { "ignore", VD_ERR_IGNORE }, { "stop", VD_ERR_STOP }, { "enospc", VD_ERR_ENOSPC },
+    { NULL, 0 },
+};
+
 #define VD_CRASH_MAX_SAMPLES 1000000
 
 static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null, &vd_driver_crashsim };
@@ -117,6 +123,7 @@ const char *vd_cache_mode_name(VdCacheMode mode) { return table_name(cache_modes
 const char *vd_wt_policy_name(VdWritethroughPolicy policy) { return table_name(wt_policies, policy); }
 const char *vd_aio_name(VdAioEngine aio) { return table_name(aio_engines, aio); }
 const char *vd_locking_name(VdLocking locking) { return table_name(locking_modes, locking); }
+const char *vd_error_policy_name(VdErrorPolicy policy) { return table_name(error_policies, policy); }
 
 /* "a, b, c" from a table's names. */
 static char *table_names(const VdNameValue *table)
@@ -159,15 +166,20 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 
 typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
-    K_CHILD, K_TEAR, K_SAMPLES, K_LOG,
+    K_CHILD, K_TEAR, K_SAMPLES, K_LOG, K_WERROR, K_RERROR,
+    K_FAULT_READ, K_FAULT_WRITE, K_FAULT_FLUSH, K_FAULT_DISCARD,   /* in VdFaultOp order */
+    K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD,
 } OptKey;
 
 static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
-    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { "log", K_LOG },
-    { NULL, 0 },
+    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES },
+    { "werror", K_WERROR }, { "rerror", K_RERROR },
+    { "fault.read", K_FAULT_READ }, { "fault.write", K_FAULT_WRITE }, { "fault.flush", K_FAULT_FLUSH },
+    { "fault.discard", K_FAULT_DISCARD }, { "delay.read", K_DELAY_READ }, { "delay.write", K_DELAY_WRITE },
+    { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { NULL, 0 },
 };
 
 /* Parse one key=value pair into opts. */
@@ -278,6 +290,23 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         }
         opts->active = v;
         return true;
+    case K_WERROR:
+    case K_RERROR:
+        if (!lookup(error_policies, key, value, &v, errp)) {
+            return false;
+        }
+        *(k == K_WERROR ? &opts->werror : &opts->rerror) = v;
+        return true;
+    case K_FAULT_READ:
+    case K_FAULT_WRITE:
+    case K_FAULT_FLUSH:
+    case K_FAULT_DISCARD:
+        return vd_fault_rule_parse(key, value, &opts->faults[k - K_FAULT_READ], errp);
+    case K_DELAY_READ:
+    case K_DELAY_WRITE:
+    case K_DELAY_FLUSH:
+    case K_DELAY_DISCARD:
+        return vd_fault_delay_parse(key, value, &opts->delay_us[k - K_DELAY_READ], errp);
     }
     return false;
 }
@@ -335,7 +364,8 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
 {
     *out = (VdBlockOptions){ .driver = &vd_driver_file, .cache = VD_CACHE_WRITEBACK,
                              .wt_policy = VD_WT_POLICY_DEFAULT, .discard = true,
-                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true };
+                             .aio = VD_AIO_DEFAULT, .locking = VD_LOCKING_AUTO, .active = true,
+                             .werror = VD_ERR_ENOSPC, .rerror = VD_ERR_REPORT };
     g_autoptr(GPtrArray) pairs = NULL;
     unsigned seen = 0;
     if (!options) {

@@ -28,9 +28,11 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out)
 {
     VdBlockStats s;
     vd_blk_get_stats(blk, &s);
-    g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s aio=%s read_only=%d in_flight=%u sticky_error=%d",
+    g_string_append_printf(out, "write_cache=%d cache=%s wt_policy=%s aio=%s read_only=%d in_flight=%u sticky_error=%d"
+                           " werror=%s rerror=%s stopped=%d parked=%u",
                            blk->wce, vd_cache_mode_name(blk->cache_mode), vd_wt_policy_name(blk->wt_policy), vd_aio_name(blk->engine->kind),
-                           blk->read_only, blk->in_flight, -blk->sticky_error);
+                           blk->read_only, blk->in_flight, -blk->sticky_error, vd_error_policy_name(blk->werror),
+                           vd_error_policy_name(blk->rerror), blk->stopped, vd_blk_parked(blk));
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s);
 }
 

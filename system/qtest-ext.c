@@ -1,4 +1,4 @@
-/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, crash, crashlog. */
+/* qtest-ext.c - vdisk's protocol extensions: irq_level, drain, blockstats, info, dtb, trace, inject, delay, crash, crashlog, stop, cont. */
 #include "qtest-internal.h"
 
 #include "block/crashsim.h"
@@ -27,12 +27,13 @@ static void on_trace(void *opaque, const char *text)
     vd_qtest_send_line(t->s, msg);
 }
 
-/* Requests in flight over every drive's backend (drives without a device included). */
+/* Requests in flight over every drive's backend (drives without a device included; held or queued ones wait for cont, not the loop). */
 static unsigned total_in_flight(VdMachine *m)
 {
     unsigned n = 0;
     for (guint i = 0; i < m->drives->len; i++) {
-        n += vd_blk_in_flight(((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk);
+        VdBlockBackend *blk = ((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk;
+        n += vd_blk_in_flight(blk) - vd_blk_parked(blk);
     }
     return n;
 }
@@ -167,38 +168,25 @@ void vd_qtest_cmd_trace(VdQtestServer *s, int argc, char **argv, GString *reply)
     g_string_assign(reply, "OK");
 }
 
-/* inject ID read|write|flush|discard ERRNO COUNT: fail the next COUNT host ops (extension) */
+/*
+ * inject ID OP ERRNO COUNT [AFTER [START-END]]: the op kind's host ops (read,
+ * write, flush, discard) that touch [START, END) fail with -ERRNO, COUNT
+ * times (a number, or "always") after AFTER of them passed (extension).
+ */
 void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply)
 {
-    static const struct { const char *name; VdFaultOp op; } ops[] = {
-        { "read", VD_FAULT_READ }, { "write", VD_FAULT_WRITE },
-        { "flush", VD_FAULT_FLUSH }, { "discard", VD_FAULT_DISCARD },
-    };
-    static const struct { const char *name; int err; } errnos[] = {
-        { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EROFS", EROFS }, { "EPERM", EPERM },
-        { "EINVAL", EINVAL }, { "ENOMEM", ENOMEM }, { "EDQUOT", EDQUOT }, { "ENOTSUP", ENOTSUP },
-    };
     VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
     if (!d) {
         return;
     }
-    int op = -1, err = 0;
-    for (size_t i = 0; i < G_N_ELEMENTS(ops); i++) {
-        if (strcmp(argv[2], ops[i].name) == 0) {
-            op = ops[i].op;
-        }
-    }
-    if (op < 0) {
+    VdFaultOp op;
+    if (!vd_fault_op_parse(argv[2], &op)) {
         vd_qtest_fail(reply, "unknown operation '%s' (read, write, flush or discard)", argv[2]);
         return;
     }
-    for (size_t i = 0; i < G_N_ELEMENTS(errnos); i++) {
-        if (strcmp(argv[3], errnos[i].name) == 0) {
-            err = errnos[i].err;
-        }
-    }
-    uint64_t num, count;
-    if (!err) {
+    VdFaultRule rule = { 0 };
+    uint64_t num;
+    if (!vd_fault_errno_parse(argv[3], &rule.err)) {
         if (!vd_qtest_parse_num(argv[3], 4095, "ERRNO", &num, reply)) {
             return;
         }
@@ -206,15 +194,78 @@ void vd_qtest_cmd_inject(VdQtestServer *s, int argc, char **argv, GString *reply
             vd_qtest_fail(reply, "ERRNO must not be 0");
             return;
         }
-        err = num;
+        rule.err = num;
     }
-    if (!vd_qtest_parse_num(argv[4], UINT32_MAX, "COUNT", &count, reply)) {
+    if (strcmp(argv[4], "always") == 0) {
+        rule.count = VD_FAULT_ALWAYS;
+    } else if (vd_qtest_parse_num(argv[4], UINT32_MAX - 1, "COUNT", &num, reply)) {
+        rule.count = num;
+    } else {
         return;
     }
-    vd_blk_inject_error(d->blk, op, err, count);
+    if (argc > 5 && !vd_qtest_parse_num(argv[5], UINT64_MAX, "AFTER", &rule.after, reply)) {
+        return;
+    }
+    if (argc > 6) {
+        char *dash = strchr(argv[6], '-');
+        if (!dash) {
+            vd_qtest_fail(reply, "range '%s' must be START-END", argv[6]);
+            return;
+        }
+        *dash = '\0';
+        if (!vd_qtest_parse_num(argv[6], UINT64_MAX, "START", &rule.start, reply) ||
+            !vd_qtest_parse_num(dash + 1, UINT64_MAX, "END", &rule.end, reply)) {
+            return;
+        }
+        if (rule.end <= rule.start) {
+            vd_qtest_fail(reply, "range %s-%s is empty: START must be below END", argv[6], dash + 1);
+            return;
+        }
+    }
+    vd_blk_set_fault(d->blk, op, &rule);
     g_string_assign(reply, "OK");
 }
 
+/* delay ID OP US: hold every host op of that kind US microseconds (0: none; extension) */
+void vd_qtest_cmd_delay(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (!d) {
+        return;
+    }
+    VdFaultOp op;
+    uint64_t us;
+    if (!vd_fault_op_parse(argv[2], &op)) {
+        vd_qtest_fail(reply, "unknown operation '%s' (read, write, flush or discard)", argv[2]);
+        return;
+    }
+    if (!vd_qtest_parse_num(argv[3], VD_FAULT_MAX_DELAY_US, "US", &us, reply)) {
+        return;
+    }
+    vd_blk_set_delay(d->blk, op, us);
+    g_string_assign(reply, "OK");
+}
+
+/* stop ID: drive ID issues no new request until cont (what werror=stop does on an error) (extension) */
+void vd_qtest_cmd_stop(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (d) {
+        vd_blk_stop(d->blk);
+        g_string_assign(reply, "OK");
+    }
+}
+
+/* cont ID: retry drive ID's held requests in order, then issue the queued ones; OK N: how many (extension) */
+void vd_qtest_cmd_cont(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
+    if (d) {
+        unsigned n = vd_blk_parked(d->blk);
+        vd_blk_resume(d->blk);
+        g_string_printf(reply, "OK %u", n);
+    }
+}
 
 /* crash ID [SEED]: cut the power now and check every crash state (extension, docs/crash-testing.md) */
 void vd_qtest_cmd_crash(VdQtestServer *s, int argc, char **argv, GString *reply)

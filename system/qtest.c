@@ -82,9 +82,12 @@ static const struct QtestCommand {
     { "info", 0, 0, vd_qtest_cmd_info, "" },
     { "dtb", 0, 0, vd_qtest_cmd_dtb, "" },
     { "trace", 2, 2, vd_qtest_cmd_trace, "ID on|off" },
-    { "inject", 4, 4, vd_qtest_cmd_inject, "ID read|write|flush|discard ERRNO COUNT" },
+    { "inject", 4, 6, vd_qtest_cmd_inject, "ID read|write|flush|discard ERRNO COUNT|always [AFTER [START-END]]" },
+    { "delay", 3, 3, vd_qtest_cmd_delay, "ID read|write|flush|discard US" },
     { "crash", 1, 2, vd_qtest_cmd_crash, "ID [SEED]" },
     { "crashlog", 2, 2, vd_qtest_cmd_crashlog, "ID PATH" },
+    { "stop", 1, 1, vd_qtest_cmd_stop, "ID" },
+    { "cont", 1, 1, vd_qtest_cmd_cont, "ID" },
 };
 
 /* Run one command line and send its reply. */

@@ -35,6 +35,8 @@
  *    error).
  *  - No write, write-zeroes or discard overtakes an older one to the same
  *    sector: a request overlapping an older one still in flight waits for it.
+ *  - A failed request is reported, ignored or held per werror=/rerror=
+ *    (see "Error policy" below); a held one completes after vd_blk_resume.
  *
  * Threading: all functions must be called from the thread that runs the
  * owner's GMainContext (the ctx given to vd_blk_open).  The I/O engines use
@@ -124,7 +126,8 @@ typedef enum VdFaultOp {
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
  * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
- * wt-policy, discard, locking, active, size (null driver only).  Device keys such
+ * wt-policy, discard, locking, active, werror, rerror, fault.OP and
+ * delay.OP (OP: read, write, flush, discard), size (null driver only).  Device keys such
  * as if= and index= belong to the VMM, which removes them first.
  * Completions are delivered in ctx (NULL: the thread-default context).
  *
@@ -214,9 +217,13 @@ void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyF
 /* The power-on write-cache state that the cache mode implies. */
 bool vd_blk_default_write_cache(VdBlockBackend *blk);
 
-/* Number of requests submitted and not yet completed. */
+/* Number of requests submitted and not yet completed (held and queued ones included). */
 unsigned vd_blk_in_flight(VdBlockBackend *blk);
-/* Iterate the owner's context until nothing is in flight. */
+/*
+ * Iterate the owner's context until nothing is in flight.  On a stopped
+ * backend (see "Error policy") it first ends the stop: held requests
+ * complete with their error, queued ones are issued.  For teardown.
+ */
 void vd_blk_drain(VdBlockBackend *blk);
 /*
  * Completion-callback depth of the calling thread.  The backend brackets
@@ -260,8 +267,66 @@ void vd_blk_format_stats(VdBlockBackend *blk, GString *out);
 typedef void VdTraceFunc(void *opaque, const char *line);
 void vd_blk_set_trace(VdBlockBackend *blk, VdTraceFunc *fn, void *opaque);
 
+/*
+ * Host faults (blkdebug's role; docs/cache-modes.md, "Host faults"): one rule
+ * per op kind, taken at the driver-boundary checkpoint.  The op kind's ops
+ * that touch [start, end) (any offset when end is 0; a flush has none) are
+ * counted: the first `after` pass, then `count` of them fail with -err
+ * (VD_FAULT_ALWAYS: every later one).  err 0 clears the rule.
+ */
+#define VD_FAULT_ALWAYS UINT32_MAX
+typedef struct VdFaultRule {
+    int err;
+    unsigned count;
+    uint64_t after;
+    uint64_t start, end;
+} VdFaultRule;
+void vd_blk_set_fault(VdBlockBackend *blk, VdFaultOp op, const VdFaultRule *rule);
+/* Delay every host op of kind op by delay_us (at most 10 s) before it runs; 0: none. */
+#define VD_FAULT_MAX_DELAY_US 10000000u
+void vd_blk_set_delay(VdBlockBackend *blk, VdFaultOp op, unsigned delay_us);
 /* Fault injection for tests: the next `count` host ops of kind `op` fail with -err. */
 void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned count);
+/* Names: "read", "write", "flush", "discard"; errno names "EIO", "ENOSPC", "EDQUOT", ... */
+const char *vd_fault_op_name(VdFaultOp op);
+bool vd_fault_op_parse(const char *name, VdFaultOp *op);
+bool vd_fault_errno_parse(const char *name, int *err);
+
+/*
+ * Error policy (werror= for writes, write-zeroes, discard and flushes;
+ * rerror= for reads), QEMU's spellings and defaults (werror=enospc,
+ * rerror=report).  The backend decides, once, when a request fails:
+ *  - report: complete it with the error (the device maps it to its standard's error);
+ *  - ignore: complete it as a success.  Never for a flush or a durable write
+ *    (FUA, or the write cache off): acknowledging those would lose acknowledged
+ *    data, so they are reported;
+ *  - stop: hold the request (no callback) and stop the backend: every request
+ *    submitted while stopped is queued, not issued, and the stop notifiers run;
+ *  - enospc: stop for ENOSPC, report anything else.
+ * A request that failed without a host op (range, read-only, sticky error) is
+ * always reported.  vd_blk_resume re-issues the held requests in submission
+ * order, re-planning each (so a held flush or durable write after a failed sync
+ * step completes with the sticky error), then issues the queued ones in order.
+ * vd_blk_drain and vd_blk_close on a stopped backend report the held requests
+ * (their error) and issue the queued ones: nothing waits forever.  A device
+ * that waits for its own requests (a reset) waits until then or vd_blk_resume.
+ */
+typedef enum VdErrorPolicy { VD_ERR_REPORT, VD_ERR_IGNORE, VD_ERR_STOP, VD_ERR_ENOSPC } VdErrorPolicy;
+const char *vd_error_policy_name(VdErrorPolicy policy);
+VdErrorPolicy vd_blk_werror(VdBlockBackend *blk);
+VdErrorPolicy vd_blk_rerror(VdBlockBackend *blk);
+/* Stop notification: fn runs on the owner thread when the backend enters the
+ * stopped state; err is the held request's -errno, or 0 for vd_blk_stop. */
+typedef void VdStopNotifyFunc(void *opaque, bool is_read, int err);
+void vd_blk_add_stop_notifier(VdBlockBackend *blk, VdStopNotifyFunc *fn, void *opaque);
+void vd_blk_remove_stop_notifier(VdBlockBackend *blk, VdStopNotifyFunc *fn, void *opaque);
+/* Stop issuing requests (as a held error would; QMP stop); requests already issued still complete. */
+void vd_blk_stop(VdBlockBackend *blk);
+/* Leave the stopped state: retry the held requests in order, then issue the queued ones (cont). */
+void vd_blk_resume(VdBlockBackend *blk);
+bool vd_blk_is_stopped(VdBlockBackend *blk);
+/* Requests held after an error or queued while stopped (counted in vd_blk_in_flight). */
+unsigned vd_blk_parked(VdBlockBackend *blk);
 
 /* Synchronous wrappers for tests and tools; they iterate the owner's context. */
 int vd_blk_pread_sync(VdBlockBackend *blk, uint64_t offset, void *buf, size_t bytes);

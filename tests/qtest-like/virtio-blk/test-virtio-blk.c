@@ -463,6 +463,65 @@ static void test_bad_requests(void **state)
     h_stop(h);
 }
 
+/*
+ * werror=stop: a write that fails with EIO is held (no used element); the
+ * drive is stopped and a second write submitted meanwhile is queued, not
+ * issued; `cont` retries the first and issues the second, the guest gets OK
+ * for both, and both read back.  werror=report on the same fault gives IOERR.
+ */
+static void test_werror_stop_cont(void **state)
+{
+    H *h = h_start("werror=stop");
+    assert_true(h_init(h, vd_vblk_all_features(), false, 1));
+    uint8_t buf[4096], buf2[4096], back[4096];
+    fill(buf, sizeof(buf), 7);
+    fill(buf2, sizeof(buf2), 9);
+    vd_qtest_inject(h->q, "drive0", "write", 5, 1);
+    VdVblkReq w = vd_vblk_submit(&h->b, 0, VBLK_T_OUT, 8, buf, sizeof(buf));
+    vd_vq_kick(&h->b.vq[0]);
+    vd_qtest_poll(h->q, 100);
+    assert_true(vd_qtest_drain(h->q));
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "stopped"), 1);
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "parked"), 1);
+    VdVblkReq w2 = vd_vblk_submit(&h->b, 0, VBLK_T_OUT, 16, buf2, sizeof(buf2));
+    vd_vq_kick(&h->b.vq[0]);
+    vd_qtest_poll(h->q, 100);
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "parked"), 2);
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "host_writes"), 0);
+    assert_int_equal(vd_qtest_readw(h->q, h->b.vq[0].used + 2), h->b.vq[0].last_used); /* nothing completed */
+    g_free(vd_qtest_ok(h->q, "cont drive0"));
+    assert_int_equal(vd_vblk_complete(&h->b, &w, NULL), VBLK_S_OK);
+    assert_int_equal(vd_vblk_complete(&h->b, &w2, NULL), VBLK_S_OK);
+    assert_int_equal(vd_vblk_read(&h->b, 8, back, sizeof(back)), VBLK_S_OK);
+    assert_memory_equal(back, buf, sizeof(buf));
+    assert_int_equal(vd_vblk_read(&h->b, 16, back, sizeof(back)), VBLK_S_OK);
+    assert_memory_equal(back, buf2, sizeof(buf2));
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "stopped"), 0);
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "errors"), 0);
+    h_stop(h);
+
+    h = h_start("werror=report");
+    assert_true(h_init(h, vd_vblk_all_features(), false, 1));
+    vd_qtest_inject(h->q, "drive0", "write", 5, 1);
+    assert_int_equal(vd_vblk_write(&h->b, 8, buf, sizeof(buf)), VBLK_S_IOERR);
+    h_stop(h);
+}
+
+/* Quitting while a drive is stopped with a held write: teardown reports it and the VMM exits cleanly. */
+static void test_quit_while_stopped(void **state)
+{
+    H *h = h_start("werror=stop");
+    assert_true(h_init(h, vd_vblk_all_features(), false, 1));
+    uint8_t buf[4096];
+    fill(buf, sizeof(buf), 3);
+    vd_qtest_inject(h->q, "drive0", "write", 5, 1);
+    vd_vblk_submit(&h->b, 0, VBLK_T_OUT, 8, buf, sizeof(buf));
+    vd_vq_kick(&h->b.vq[0]);
+    vd_qtest_poll(h->q, 100);
+    assert_int_equal(vd_qtest_blockstat(h->q, "drive0", "parked"), 1);
+    h_stop(h);
+}
+
 /* A reset with requests in flight drains them before it completes; the device then works. */
 static void test_reset_with_io_in_flight(void **state)
 {
@@ -498,6 +557,8 @@ int main(void)
         cmocka_unit_test(test_multiqueue),
         cmocka_unit_test(test_merge_and_indirect),
         cmocka_unit_test(test_malformed_chains),
+        cmocka_unit_test(test_werror_stop_cont),
+        cmocka_unit_test(test_quit_while_stopped),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_reset_with_io_in_flight),
     };

@@ -178,7 +178,7 @@ static void test_sticky_durable_write_engines(void **state)
     for (size_t e = 0; e < G_N_ELEMENTS(engines); e++) {
         for (size_t m = 0; m < G_N_ELEMENTS(setups); m++) {
             for (size_t i = 0; i < G_N_ELEMENTS(errs); i++) {
-                g_autofree char *opt = g_strdup_printf("%s%s", setups[m], engines[e]);
+                g_autofree char *opt = g_strdup_printf("%s,werror=report%s", setups[m], engines[e]);
                 VdBlockBackend *blk = open_image(opt);
                 vd_blk_inject_error(blk, VD_FAULT_WRITE, errs[i], 1);
                 assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), -errs[i]);

@@ -536,8 +536,8 @@ static void test_sticky_every_sync_step_every_errno(void **state)
     for (size_t e = 0; e < G_N_ELEMENTS(engine_opts); e++) {
         for (size_t i = 0; i < G_N_ELEMENTS(errs); i++) {
             int err = errs[i];
-            g_autofree char *wb = g_strdup_printf("driver=mock,size=1M%s", engine_opts[e]);
-            g_autofree char *wt = g_strdup_printf("driver=mock,size=1M,cache=writethrough%s", engine_opts[e]);
+            g_autofree char *wb = g_strdup_printf("driver=mock,size=1M,werror=report%s", engine_opts[e]);
+            g_autofree char *wt = g_strdup_printf("driver=mock,size=1M,cache=writethrough,werror=report%s", engine_opts[e]);
 
             mock_reset(&emulate); /* emulated FUA: its flush fails */
             VdBlockBackend *blk = open_ok(wb);
@@ -567,7 +567,7 @@ static void test_sticky_every_sync_step_every_errno(void **state)
 static void test_failed_plain_step_not_sticky(void **state)
 {
     mock_reset(&emulate);
-    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,werror=report");
     vd_blk_inject_error(blk, VD_FAULT_WRITE, ENOSPC, 1);
     assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, VD_REQ_FUA), -ENOSPC);
     assert_int_equal(vd_blk_flush_sync(blk), 0);

@@ -39,6 +39,12 @@ static int setup(void **state)
     return setup_opts("");
 }
 
+/* werror=report: the guest sees every write error (the default, enospc, would hold an ENOSPC write). */
+static int setup_report(void **state)
+{
+    return setup_opts(",werror=report");
+}
+
 static int setup_ro(void **state)
 {
     return setup_opts(",read-only=on");
@@ -644,7 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_cache_immed_deferred_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_cache_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_io_error_sense, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_error_sense, setup_report, teardown),
         cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_and_verify, setup, teardown),
