@@ -175,7 +175,7 @@ static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
-    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES },
+    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { "log", K_LOG },
     { "werror", K_WERROR }, { "rerror", K_RERROR },
     { "fault.read", K_FAULT_READ }, { "fault.write", K_FAULT_WRITE }, { "fault.flush", K_FAULT_FLUSH },
     { "fault.discard", K_FAULT_DISCARD }, { "delay.read", K_DELAY_READ }, { "delay.write", K_DELAY_WRITE },

@@ -122,6 +122,10 @@ void vd_machine_free(VdMachine *m)
      * device still exists (a device frees answers it has not delivered); then
      * the backends (drives without a device).
      */
+    /* A backend drain first ends any werror=stop (held requests complete with their error), so devices can drain. */
+    for (guint i = 0; i < m->drives->len; i++) {
+        vd_blk_drain(((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk);
+    }
     VdMachineDrain *drain = vd_machine_drain_start(m);
     while (vd_machine_drain_pending(drain)) {
         g_main_context_iteration(m->ctx, TRUE);
