@@ -83,8 +83,10 @@ static void req_finish(VdRequest *req)
         blk->stats.errors++;
     }
     vd_stats_record_latency(blk, req);
-    if (blk->trace_fn) {
-        vd_stats_emit_trace(blk, req, req->note);
+    if (req->trace) {   /* only a request submitted while tracing was on has a record to emit */
+        if (blk->trace_fn) {
+            vd_stats_emit_trace(blk, req, req->note);
+        }
         g_string_free(req->trace, TRUE);
     }
     if (req->crash) {
