@@ -444,8 +444,8 @@ static void kind_drain(Fe *f)
 
 static const VdVhostUserDeviceOps dev_ops = { .drain = app_drain };
 
-/* Connect (again) to the server. */
-static void fe_connect(Fe *f)
+/* Open a connection to the server's socket. */
+static void fe_dial(Fe *f)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     g_strlcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
@@ -453,16 +453,32 @@ static void fe_connect(Fe *f)
     if (f->c < 0 || connect(f->c, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         fz_fail("connect %s: %s", sock_path, g_strerror(errno));
     }
+}
+
+/*
+ * Connect (again) and wait to be served, as QEMU does with its first GET_FEATURES and its
+ * reconnect option.  The server refuses a second front end while it still serves (or drains)
+ * the old one, so a refused connection is retried for 5 s.  Once served, nothing of the old
+ * connection may be in flight when this one has everything answered (settle's quiescence check).
+ */
+static void fe_connect(Fe *f)
+{
     memset(f->started, 0, sizeof(f->started));
     f->unchecked = f->have_mem = f->have_features = false;
-    /*
-     * Wait to be served, as QEMU's first GET_FEATURES does.  The server serves a new front end
-     * only once the old connection drained, so from here on nothing of the old one may be in
-     * flight when this one has everything answered (settle's quiescence check).
-     */
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
     uint64_t features;
-    if (request(f, VD_VHOST_USER_GET_FEATURES, NULL, 0, &features, 8) != 8) {
-        fz_fail("vhost-user: the server did not serve a new front end within 5 s");
+    for (;;) {
+        fe_dial(f);
+        if (request(f, VD_VHOST_USER_GET_FEATURES, NULL, 0, &features, 8) == 8) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            fz_fail("vhost-user: the server did not serve a new front end within 5 s");
+        }
+        if (f->c >= 0) {
+            close(f->c);
+        }
+        fz_pump(64);
     }
 }
 
