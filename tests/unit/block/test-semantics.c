@@ -468,6 +468,26 @@ static void test_trace_and_latency(void **state)
     vd_blk_close(blk);
 }
 
+/* Tracing turned on or off while requests are in flight: those are not traced (no crash, no leak). */
+static void test_trace_toggled_mid_request(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M");
+    trace_lines = g_string_new(NULL);
+    Completion a = { 0 }, b = { 0 };
+    write_async(blk, 0, 512, 0, &a);                   /* submitted untraced, completes traced */
+    vd_blk_set_trace(blk, collect_trace, NULL);
+    vd_blk_drain(blk);
+    assert_int_equal(a.calls, 1);
+    write_async(blk, 4096, 512, 0, &b);                /* submitted traced, completes untraced */
+    vd_blk_set_trace(blk, NULL, NULL);
+    vd_blk_drain(blk);
+    assert_int_equal(b.calls, 1);
+    assert_string_equal(trace_lines->str, "");
+    g_string_free(trace_lines, TRUE);
+    vd_blk_close(blk);
+}
+
 /* Close drains: a request in flight at close still completes exactly once. */
 static void test_close_drains(void **state)
 {
@@ -641,6 +661,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
         cmocka_unit_test(test_injected_errors),
         cmocka_unit_test(test_trace_and_latency),
+        cmocka_unit_test(test_trace_toggled_mid_request),
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_direct_size_error),
         cmocka_unit_test(test_sticky_every_sync_step_every_errno),
