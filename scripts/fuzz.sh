@@ -49,7 +49,7 @@ known_target() {
 }
 
 export VD_FUZZ_KNOWN
-VD_FUZZ_KNOWN=$(grep -v '^#' "$src/known.txt" | grep . | paste -sd, -)
+VD_FUZZ_KNOWN=$(grep -v '^#' "$src/known.txt" | grep . | paste -sd, - || true)   # none listed: empty
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

@@ -192,23 +192,17 @@ static void req_complete(BlkReq *r, uint8_t status)
 {
     VdVirtioBlk *s = r->s;
     VdVirtQueue *vq = r->elem.vq;
-    bool resume = false;
     uint64_t *by_status[] = { &s->stats.ok, &s->stats.ioerr, &s->stats.unsupp };
     (*by_status[status])++;
     if (!vd_virtq_elem_stale(&r->elem)) {
         *r->status = status;
         vd_virtq_push(&r->elem, (status == VD_VIRTIO_BLK_S_OK ? r->written : 0) + 1);
         if (!s->dispatching) {
-            vd_virtq_notify(vq);
-            resume = vd_virtq_take_throttled(vq);
+            vd_virtq_notify(vq);   /* also takes what a full ring refused (virtio core) */
         }
     }
     g_free(r->data);
     vd_virtq_elem_free(r);
-    if (resume) {
-        /* the driver over-filled the ring; take what waited now that a slot is free */
-        vd_virtio_queue_kick(s->vdev, vd_virtq_index(vq));
-    }
     vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
 }
 

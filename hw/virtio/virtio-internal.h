@@ -21,6 +21,8 @@ struct VdVirtQueue {
     bool push_pending;            /* pushed since the last notify */
     unsigned inuse;               /* popped and not yet pushed */
     bool throttled;               /* a pop was refused because inuse reached num */
+    bool in_queue_notify;         /* the device's queue_notify is running for this queue */
+    bool kick_again;              /* kicked while in_queue_notify: run queue_notify once more */
 };
 
 struct VdVirtioDevice {
@@ -48,6 +50,10 @@ bool vd_virtio_guest_read(VdVirtioDevice *vdev, uint64_t gpa, void *buf, uint64_
 bool vd_virtio_guest_write(VdVirtioDevice *vdev, uint64_t gpa, const void *buf, uint64_t len);
 /* Tell the transport to interrupt the driver (queue >= 0) or signal config change (-1). */
 void vd_virtio_raise(VdVirtioDevice *vdev, int queue);
+/* A pop was refused for the in-use limit and a slot is free again: run the queue once more. */
+void vd_virtq_resume_throttled(VdVirtQueue *vq);
+/* Run the device's queue_notify if the queue is live (never nested; see virtio.c). */
+void vd_virtq_run(VdVirtQueue *vq);
 /* Put a queue back to its power-on state. */
 void vd_virtq_reset(VdVirtQueue *vq);
 

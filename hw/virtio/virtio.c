@@ -290,15 +290,36 @@ void vd_virtio_set_needs_reset(VdVirtioDevice *vdev, const char *why)
     }
 }
 
+/*
+ * Run the device's queue_notify on a live queue.  Never nested: a kick that arrives from inside
+ * queue_notify (a completion that freed a throttled slot) runs it once more after it returns.
+ */
+void vd_virtq_run(VdVirtQueue *vq)
+{
+    VdVirtioDevice *vdev = vq->vdev;
+    if (vq->in_queue_notify) {
+        vq->kick_again = true;
+        return;
+    }
+    vq->in_queue_notify = true;
+    do {
+        vq->kick_again = false;
+        if (!vq->ready || vdev->broken || vdev->resetting || !(vdev->status & VD_VIRTIO_STATUS_DRIVER_OK)) {
+            break;
+        }
+        vdev->ops->queue_notify(vdev, vq);
+    } while (vq->kick_again);
+    vq->in_queue_notify = false;
+}
+
 /* The driver kicked a queue: run the device if the queue is live. */
 void vd_virtio_queue_kick(VdVirtioDevice *vdev, unsigned index)
 {
     VdVirtQueue *vq = vd_virtio_queue(vdev, index);
     vdev->stats.kicks++;
-    if (!vq || !vq->ready || vdev->broken || vdev->resetting || !(vdev->status & VD_VIRTIO_STATUS_DRIVER_OK)) {
-        return;
+    if (vq) {
+        vd_virtq_run(vq);
     }
-    vdev->ops->queue_notify(vdev, vq);
 }
 
 /* Snapshot of the core's counters. */

@@ -366,12 +366,16 @@ void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size)
     return elem;
 }
 
-/* True (once) if a pop was refused since the queue hit its in-use limit. */
-bool vd_virtq_take_throttled(VdVirtQueue *vq)
+/*
+ * The core owns the in-use throttle: vd_virtq_pop refuses an element while num are in use, and the first
+ * notify after a push that freed a slot kicks the queue again, so the refused element is taken.
+ */
+void vd_virtq_resume_throttled(VdVirtQueue *vq)
 {
-    bool t = vq->throttled;
-    vq->throttled = false;
-    return t;
+    if (vq->throttled && vq->inuse < vq->num) {
+        vq->throttled = false;
+        vd_virtq_run(vq);
+    }
 }
 
 unsigned vd_virtq_inuse(VdVirtQueue *vq) { return vq->inuse; }
@@ -415,14 +419,10 @@ static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
     return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
 }
 
-/* Interrupt the driver if it asked to hear about the buffers pushed so far. */
-void vd_virtq_notify(VdVirtQueue *vq)
+/* Interrupt the driver unless EVENT_IDX or NO_INTERRUPT says it does not want one now. */
+static void vd_virtq_raise_if_wanted(VdVirtQueue *vq)
 {
     VdVirtioDevice *vdev = vq->vdev;
-    if (!vq->push_pending || !vq->ready) {
-        return;
-    }
-    vq->push_pending = false;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);   /* used idx visible before we read the driver's wish */
     bool fire;
     if (vd_virtio_has_feature(vdev, VD_VIRTIO_F_RING_EVENT_IDX)) {
@@ -442,4 +442,15 @@ void vd_virtq_notify(VdVirtQueue *vq)
     } else {
         vdev->stats.interrupts_suppressed++;
     }
+}
+
+/* Interrupt the driver if it asked to hear about the buffers pushed so far. */
+void vd_virtq_notify(VdVirtQueue *vq)
+{
+    if (!vq->push_pending || !vq->ready) {
+        return;
+    }
+    vq->push_pending = false;
+    vd_virtq_raise_if_wanted(vq);
+    vd_virtq_resume_throttled(vq);
 }

@@ -249,15 +249,14 @@ void vd_virtio_queue_kick(VdVirtioDevice *vdev, unsigned index);
  * Take the next available request, or NULL if none (or the device is
  * broken, or queue-size elements are already popped and not pushed: a
  * correct driver never has more outstanding, so every popped element must
- * eventually be pushed; see vd_virtq_take_throttled).  elem_size >= sizeof(VdVirtqElem): the returned block is that
- * big (zeroed beyond the element), so a device can embed VdVirtqElem first
+ * eventually be pushed; the first vd_virtq_notify after a push that frees a
+ * slot runs queue_notify again, so the device need not track this).
+ * elem_size >= sizeof(VdVirtqElem): the returned block is that big (zeroed beyond the element), so a device can embed VdVirtqElem first
  * in its request struct.  Free it with vd_virtq_elem_free.
  */
 void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size);
 /* Return a request with `written` bytes written to in_sg; false if it is stale (reset since pop). */
 bool vd_virtq_push(VdVirtqElem *elem, uint32_t written);
-/* True (and cleared) if a pop was refused for the in-use limit: pop again after a push. */
-bool vd_virtq_take_throttled(VdVirtQueue *vq);
 /* Elements popped and not yet pushed (reset to 0 by a device reset). */
 unsigned vd_virtq_inuse(VdVirtQueue *vq);
 /* Interrupt the driver if it wants to hear about used buffers pushed since the last notify. */

@@ -79,8 +79,7 @@ static void check_idle(Rig *r)
     uint8_t dev = pin(r, VD_IDE_PRIMARY_CMD + 6, 1);
     uint8_t st = pin(r, VD_IDE_PRIMARY_CTL, 1);   /* alternate status: no side effect */
     if (!(dev & 0x10) && !(st & (ST_BSY | ST_DRQ))) {
-        /* Known finding ata-srst-orphan: SRST ends while the reset drive's request is in flight. */
-        fz_quiescent_unless_known("ata: primary master shows neither BSY nor DRQ", "ata-srst-orphan");
+        fz_quiescent("ata: primary master shows neither BSY nor DRQ");
     }
 }
 

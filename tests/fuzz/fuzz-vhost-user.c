@@ -127,55 +127,42 @@ static void send_msg(Fe *f, uint32_t req, uint32_t flags, const void *payload, u
     discard_replies(f);
 }
 
-/* Send a message whose reply we need; returns the payload size read into out, or -1. */
+/* fz_wait condition: the back end sent something, or closed the connection. */
+static bool reply_ready(void *opaque)
+{
+    Fe *f = opaque;
+    struct pollfd p = { .fd = f->c, .events = POLLIN };
+    return f->c < 0 || poll(&p, 1, 0) != 0;
+}
+
+/*
+ * Send a message whose reply we need and wait (5 s at most) for it, as a front end does: a
+ * drain-first message or a new connection is answered only once the device drained.  Returns
+ * the payload size read into out, or -1 (no reply: the connection broke or the server is stuck).
+ */
 static int request(Fe *f, uint32_t req, const void *payload, uint32_t size, void *out, size_t out_len)
 {
     discard_replies(f);
     send_raw(f, req, VD_VHOST_USER_VERSION, payload, size, NULL, 0);
-    uint8_t buf[VD_VHOST_USER_HDR_SIZE + 512];
-    /* The back end answers from inside the loop iterations send_msg ran; a few more are plenty. */
-    for (int tries = 0; f->c >= 0 && tries < 4; tries++) {
+    uint8_t buf[4096];
+    while (f->c >= 0 && fz_wait_for(reply_ready, f)) {
         ssize_t n = recv(f->c, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n >= VD_VHOST_USER_HDR_SIZE) {
-            size_t got = MIN((size_t)n - VD_VHOST_USER_HDR_SIZE, out_len);
-            memcpy(out, buf + VD_VHOST_USER_HDR_SIZE, got);
-            return got;
+        if (n <= 0) {
+            return -1;
         }
-        if (n == 0) {
-            break;
+        /* skip the late replies of earlier (raw) messages */
+        for (size_t off = 0; off + VD_VHOST_USER_HDR_SIZE <= (size_t)n;) {
+            uint32_t h[3];
+            memcpy(h, buf + off, sizeof(h));
+            size_t body = MIN((size_t)h[2], (size_t)n - off - VD_VHOST_USER_HDR_SIZE);
+            if (h[0] == req) {
+                memcpy(out, buf + off + VD_VHOST_USER_HDR_SIZE, MIN(body, out_len));
+                return MIN(body, out_len);
+            }
+            off += VD_VHOST_USER_HDR_SIZE + body;
         }
-        fz_pump(64);
     }
     return -1;
-}
-
-static void settle(Fe *f);
-
-/* fz_wait condition: no virtio-scsi command or backend request in flight. */
-static bool scsi_idle(void *opaque)
-{
-    Fe *f = opaque;
-    for (guint i = 0; i < f->app.backends->len; i++) {
-        VdScsiDisk *d = vd_virtio_scsi_disk(f->app.dev, i);
-        if ((d && vd_scsi_disk_in_flight(d)) || vd_blk_in_flight(f->app.backends->pdata[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/*
- * Known finding vhost-scsi-mem-table-in-flight (issue 17 finding 1): while it is listed, let
- * virtio-scsi answer everything before a new memory table, as a polite front end would, so
- * that runs get past it (it is an ASan SEGV, which no oracle can waive).
- */
-static void before_mem_table(Fe *f)
-{
-    if (f->scsi && fz_known("vhost-scsi-mem-table-in-flight")) {
-        fz_pump(256);
-        fz_wait(scsi_idle, f, "vhost-user: virtio-scsi never went idle");
-        fz_pump(256);
-    }
 }
 
 /* The well-formed memory table: the memfd as one region, sometimes a second view of its upper half. */
@@ -193,7 +180,6 @@ static void op_mem_table(Fe *f, FzIn *in)
     memcpy(p + 8, r0, 32);
     memcpy(p + 40, r1, 32);
     int fds[2] = { memfd, memfd };
-    before_mem_table(f);
     f->have_mem = !(v & 2);
     f->unchecked |= !f->have_mem;
     send_msg(f, VD_VHOST_USER_SET_MEM_TABLE, VD_VHOST_USER_VERSION | VD_VHOST_USER_NEED_REPLY, p, 8 + 32 * n, fds, n);
@@ -218,6 +204,12 @@ static void op_ring(Fe *f, FzIn *in)
 {
     unsigned q = fz_u8(in) % NQ;
     uint8_t v = fz_u8(in);
+    /*
+     * Setting up a ring that was never stopped (GET_VRING_BASE) breaks the protocol: the server
+     * refuses SET_VRING_NUM/BASE on a running ring and keeps its indices, while we zero the ring
+     * and count from 0, so the two sides no longer agree on what was answered.
+     */
+    f->unchecked |= vd_virtq_ready(vd_virtio_queue(f->app.vdev, q));
     memset(mem + RING(q), 0, 0x1000);
     uint32_t num[2] = { q, (v & 1) ? fz_u16(in) : QSZ };
     send_msg(f, VD_VHOST_USER_SET_VRING_NUM, VD_VHOST_USER_VERSION, num, 8, NULL, 0);
@@ -347,11 +339,11 @@ static void op_vring_base(Fe *f, FzIn *in)
     unsigned q = fz_u8(in) % NQ;
     uint32_t st[2] = { q, 0 };
     int n = request(f, VD_VHOST_USER_GET_VRING_BASE, st, 8, st, 8);
-    if (n == 8 && f->started[q] && !f->unchecked && !broken(f) && st[1] == f->avail_idx[q] && used_idx(q) != f->avail_idx[q] &&
-        !fz_known("vhost-scsi-stop-loses-completions")) {
+    if (n == 8 && f->started[q] && !f->unchecked && !broken(f) && st[1] == f->avail_idx[q] && used_idx(q) != f->avail_idx[q]) {
         fz_fail("vhost-user: GET_VRING_BASE of ring %u says last_avail=%u, but the used idx is %u", q, st[1],
                 used_idx(q));
     }
+    f->unchecked |= n != 8;   /* no reply: we do not know what the ring did */
     f->started[q] = false;
 }
 
@@ -374,8 +366,7 @@ static void op_raw(Fe *f, FzIn *in)
         }
     }
     if (req == VD_VHOST_USER_SET_MEM_TABLE) {
-        before_mem_table(f);
-    }
+        }
     f->unchecked = true;
     send_msg(f, req, (flags & 0x0c) | VD_VHOST_USER_VERSION, p, size, fds, nfds);
 }
@@ -453,8 +444,8 @@ static void kind_drain(Fe *f)
 
 static const VdVhostUserDeviceOps dev_ops = { .drain = app_drain };
 
-/* Connect (again) to the server. */
-static void fe_connect(Fe *f)
+/* Open a connection to the server's socket. */
+static void fe_dial(Fe *f)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     g_strlcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
@@ -462,9 +453,33 @@ static void fe_connect(Fe *f)
     if (f->c < 0 || connect(f->c, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         fz_fail("connect %s: %s", sock_path, g_strerror(errno));
     }
-    fz_pump(16);
+}
+
+/*
+ * Connect (again) and wait to be served, as QEMU does with its first GET_FEATURES and its
+ * reconnect option.  The server refuses a second front end while it still serves (or drains)
+ * the old one, so a refused connection is retried for 5 s.  Once served, nothing of the old
+ * connection may be in flight when this one has everything answered (settle's quiescence check).
+ */
+static void fe_connect(Fe *f)
+{
     memset(f->started, 0, sizeof(f->started));
     f->unchecked = f->have_mem = f->have_features = false;
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    uint64_t features;
+    for (;;) {
+        fe_dial(f);
+        if (request(f, VD_VHOST_USER_GET_FEATURES, NULL, 0, &features, 8) == 8) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            fz_fail("vhost-user: the server did not serve a new front end within 5 s");
+        }
+        if (f->c >= 0) {
+            close(f->c);
+        }
+        fz_pump(64);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -165,7 +165,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FzVirtio v;
     uint64_t features = VD_VIRTIO_CORE_FEATURES | ((setup & 4) ? F(VD_VIRTIO_SCSI_F_HOTPLUG) | F(VD_VIRTIO_SCSI_F_CHANGE) : 0);
     fzv_start(&v, bus, features, 4, EVENT_Q);
-    v.overcommit_known = "virtio-scsi-throttle-stall";
     unsigned ops = 0;
     while (fz_more(&in) && ops++ < 256) {
         unsigned op = fz_u8(&in) % OP__MAX;

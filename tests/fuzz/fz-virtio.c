@@ -53,12 +53,6 @@ uint64_t fzv_alloc(FzVirtio *v, uint32_t len)
     return a;
 }
 
-/* Before a publish on q: a correct driver never has more than queue-size requests outstanding. */
-static void note_overcommit(FzVirtio *v, unsigned q)
-{
-    v->overcommitted |= (uint16_t)(v->g.q[q].avail_idx - vg_used_idx(&v->g, q)) >= FZV_QSIZE;
-}
-
 /* Chain, publish and kick one request. */
 void fzv_submit(FzVirtio *v, unsigned q, const VgBuf *bufs, unsigned n, bool indirect)
 {
@@ -77,7 +71,6 @@ void fzv_submit(FzVirtio *v, unsigned q, const VgBuf *bufs, unsigned n, bool ind
     } else {
         head = vg_chain(&v->g, q, bufs, n);
     }
-    note_overcommit(v, q);
     vg_publish(&v->g, q, head);
     vg_kick(&v->g, q);
 }
@@ -98,7 +91,6 @@ static void op_publish(FzVirtio *v, FzIn *in)
 {
     unsigned q = fz_u8(in) % v->nq;
     uint8_t b = fz_u8(in);
-    note_overcommit(v, q);
     vg_publish(&v->g, q, (b & 0x80) ? fz_u16(in) : b % FZV_QSIZE);
     if (b & 0x40) {
         vg_kick(&v->g, q);
@@ -139,7 +131,7 @@ static void op_reset(FzVirtio *v)
     fz_wait(reset_done, v, "virtio reset never finished");
     fz_quiescent("virtio: the device reads back status 0 after a reset");
     bring_up(v);
-    v->unchecked = v->overcommitted = false;
+    v->unchecked = false;
 }
 
 /* Dispatch one generic operation. */
@@ -188,8 +180,7 @@ void fzv_op(FzVirtio *v, FzIn *in, unsigned op)
 static bool exempt(FzVirtio *v)
 {
     uint32_t st = status(v);
-    bool stall_known = v->overcommitted && v->overcommit_known && fz_known(v->overcommit_known);
-    return v->unchecked || stall_known || (st & VD_VIRTIO_STATUS_NEEDS_RESET) || !(st & VD_VIRTIO_STATUS_DRIVER_OK);
+    return v->unchecked || (st & VD_VIRTIO_STATUS_NEEDS_RESET) || !(st & VD_VIRTIO_STATUS_DRIVER_OK);
 }
 
 /* fz_wait condition: every head published on the answered queues is in the used ring, or exempt. */

@@ -31,8 +31,6 @@ typedef struct FzVirtio {
     uint32_t data_next;         /* rolling allocator in the data area */
     bool unchecked;             /* the input wrote registers behind the guest's back: no answered oracle */
     unsigned resets;
-    bool overcommitted;         /* the guest published with queue-size requests already outstanding */
-    const char *overcommit_known;   /* known finding that stalls an over-committed queue, or NULL */
 } FzVirtio;
 
 /* Generic operations; a target numbers its own from FZV_OP__MAX. */

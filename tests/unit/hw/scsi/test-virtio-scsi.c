@@ -451,6 +451,36 @@ static void test_reset_with_io_in_flight(void **state)
     fix_free(f);
 }
 
+/*
+ * A driver that reuses heads still in flight publishes more than the queue size: the
+ * requests past the in-use limit wait, and are answered once a command completes and
+ * frees a slot (the virtio core runs the queue again; virtio-scsi does not have to).
+ */
+static void test_over_filled_queue(void **state)
+{
+    Fix *f = fix_new(1);
+    start(f, 0, 1);
+    static const uint8_t tur[6] = { 0 };
+    Cmd c = cmd_build(f, 2, 1, 1, tur, 6, 0, 0);
+    for (unsigned i = 1; i < QSIZE; i++) {
+        vg_publish(&f->g, 2, c.head);
+    }
+    vg_kick(&f->g, 2);                                 /* QSIZE commands in flight: the limit */
+    assert_int_equal(vd_virtio_scsi_in_flight(f->dev), QSIZE);
+    for (unsigned i = 0; i < 4; i++) {
+        vg_publish(&f->g, 2, c.head);
+    }
+    vg_kick(&f->g, 2);                                 /* refused for now */
+    assert_int_equal(vd_virtio_scsi_in_flight(f->dev), QSIZE);
+    for (int i = 0; i < 1000 && vg_used_idx(&f->g, 2) != QSIZE + 4; i++) {
+        g_main_context_iteration(NULL, FALSE);
+    }
+    assert_int_equal(vg_used_idx(&f->g, 2), QSIZE + 4);
+    assert_int_equal(vd_virtio_scsi_in_flight(f->dev), 0);
+    assert_int_equal(vg_rd(&f->g, 0x070) & VD_VIRTIO_STATUS_NEEDS_RESET, 0);
+    fix_free(f);
+}
+
 /* Random request and control chains (sizes, LUN fields, CDBs): every one is answered or breaks the device cleanly. */
 static void test_random_chains(void **state)
 {
@@ -540,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_config_sizes),
         cmocka_unit_test(test_multiqueue),
         cmocka_unit_test(test_reset_with_io_in_flight),
+        cmocka_unit_test(test_over_filled_queue),
         cmocka_unit_test(test_random_chains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
