@@ -164,7 +164,22 @@ static VdVhostResult h_set_mem_table(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* SET_VRING_NUM: the ring size (power of two up to the device's maximum). */
+/* Why a ring size is refused for r, or NULL: any power of two from the device's queue size up to the largest. */
+static const char *ring_size_problem(VdVhostUserServer *s, VdVhostRing *r, uint32_t num)
+{
+    if (num == 0 || (num & (num - 1))) {
+        return "not a power of two";
+    }
+    if (num > vd_virtq_size_max(vd_virtio_queue(s->vdev, r->index))) {
+        return "larger than the largest ring (" G_STRINGIFY(VD_VHOST_USER_MAX_RING) ")";
+    }
+    if (num < r->min_num) {
+        return "smaller than the device's queue size, which its seg_max assumes";
+    }
+    return ring_live(s, r) ? "the ring is running" : NULL;
+}
+
+/* SET_VRING_NUM: the ring size; a refusal is counted and logged with its reason. */
 static VdVhostResult h_set_vring_num(VdVhostUserServer *s, VdVhostMsg *m)
 {
     VdVhostRing *r = ring_of(s, get32(m, 0));
@@ -172,12 +187,14 @@ static VdVhostResult h_set_vring_num(VdVhostUserServer *s, VdVhostMsg *m)
     if (!r) {
         return VD_VHOST_FATAL;
     }
-    VdVirtQueue *vq = vd_virtio_queue(s->vdev, r->index);
-    if (num == 0 || num > vd_virtq_size_max(vq) || (num & (num - 1)) || ring_live(s, r)) {
-        g_warning("vhost-user: ring %u: size %u refused", r->index, num);
+    const char *problem = ring_size_problem(s, r, num);
+    if (problem) {
+        s->stats.refused_rings++;
+        g_warning("vhost-user: ring %u: size %u refused: %s (device queue size %u)", r->index, num, problem,
+                  r->min_num);
         return VD_VHOST_FAIL;
     }
-    vd_virtq_set_size(vq, num);
+    vd_virtq_set_size(vd_virtio_queue(s->vdev, r->index), num);
     return VD_VHOST_OK;
 }
 

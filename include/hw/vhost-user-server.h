@@ -97,6 +97,7 @@ enum {
 #define VD_VHOST_USER_HDR_SIZE     12
 #define VD_VHOST_USER_MAX_REGIONS  8    /* SET_MEM_TABLE without CONFIGURE_MEM_SLOTS */
 #define VD_VHOST_USER_MAX_PAYLOAD  4096
+#define VD_VHOST_USER_MAX_RING     1024 /* the largest ring taken (QEMU's VIRTQUEUE_MAX_SIZE) */
 #define VD_VHOST_USER_CONFIG_HDR   12   /* offset, size, flags before the config bytes */
 #define VD_VHOST_USER_VRING_IDX_MASK 0xff
 #define VD_VHOST_USER_VRING_NOFD     (1u << 8)
@@ -118,6 +119,7 @@ typedef struct VdVhostUserDeviceOps {
 /* Protocol counters. */
 typedef struct VdVhostUserStats {
     uint64_t connections, disconnects, refused_connections;
+    uint64_t refused_rings;          /* SET_VRING_NUM refusals (each logged with its reason) */
     uint64_t messages, bad_messages, unsupported;
     uint64_t kicks, calls, mem_tables, config_reads, config_writes;
     uint64_t rings_started, rings_stopped;
@@ -128,12 +130,23 @@ typedef struct VdVhostUserStats {
  * Listen on the unix socket path (a stale socket file is replaced; one a
  * live server listens on is an error: G_IO_ERROR_ADDRESS_IN_USE) and
  * serve vdev (not owned) to one front end at a time.  The server installs
- * its translate hook and transport on vdev.
+ * its translate hook and transport on vdev.  Ring sizes: the device's
+ * queue size (from which it derived seg_max) is the smallest ring taken;
+ * every power of two from there up to VD_VHOST_USER_MAX_RING is accepted
+ * (the queues' limit is raised while the server exists).
  */
 VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vdev,
                                             const VdVhostUserDeviceOps *ops, void *opaque,
                                             GMainContext *ctx, GError **errp);
-/* Disconnect any front end (cleanly, as above), stop listening, remove the socket. */
+/*
+ * The same on a listening unix stream socket the caller inherited (--fd,
+ * systemd socket activation); fd is owned by the server from success on
+ * (made non-blocking and close-on-exec) and no socket file is removed at
+ * the end.  An fd that is no listening unix stream socket: NULL, errp set.
+ */
+VdVhostUserServer *vd_vhost_user_server_new_fd(int fd, VdVirtioDevice *vdev, const VdVhostUserDeviceOps *ops,
+                                               void *opaque, GMainContext *ctx, GError **errp);
+/* Disconnect any front end (cleanly, as above), stop listening, remove the socket file (if we made it). */
 void vd_vhost_user_server_free(VdVhostUserServer *s);
 bool vd_vhost_user_connected(VdVhostUserServer *s);
 void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out);

@@ -116,7 +116,7 @@ static int setup_server(void **state)
     g_autofree char *o = g_strdup_printf("file=%s,cache=writeback", f->img);
     f->blk = vd_blk_open(o, NULL, NULL);
     assert_non_null(f->blk);
-    VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = 64 };
+    VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = QSZ };
     f->dev = vd_virtio_blk_new(f->blk, &conf, NULL, NULL);
     assert_non_null(f->dev);
     f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->dev, NULL, NULL);
@@ -525,8 +525,10 @@ static void test_refusals(void **state)
     f->memfd = memfd;
     uint32_t num[2] = { 0, 3 };
     assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* not a power of 2 */
-    num[1] = 128;
-    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* above queue_size */
+    num[1] = 2048;
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* above 1024 */
+    num[1] = QSZ / 2;
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* below seg_max + 2 */
     uint8_t addr[40] = { 0 };
     uint64_t a[4] = { 0x1000, 0x2000, 0x3000, 0 };   /* not in the memory table */
     memcpy(addr + 8, a, 32);
@@ -539,6 +541,31 @@ static void test_refusals(void **state)
     VdVhostUserStats s;
     vd_vhost_user_get_stats(f->srv, &s);
     assert_int_equal(s.bad_messages, 0);
+    assert_int_equal(s.refused_rings, 3);
+    g_autoptr(GString) text = g_string_new(NULL);
+    vd_vhost_user_format_stats(f->srv, text);
+    assert_non_null(strstr(text->str, " refused_rings=3"));
+}
+
+/* Every power of two from the device's queue size (QSZ here) up to 1024 is taken, on any ring. */
+static void test_ring_sizes(void **state)
+{
+    Fx *f = *state;
+    negotiate(f);
+    for (uint32_t n = QSZ; n <= VD_VHOST_USER_MAX_RING; n *= 2) {
+        uint32_t num[2] = { n == 1024 ? 1 : 0, n };
+        assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);
+        assert_int_equal(vd_virtq_size(vd_virtio_queue(vd_virtio_blk_device(f->dev), num[0])), n);
+    }
+    /* The seg_max the guest reads still fits the smallest ring taken. */
+    uint8_t cfg[VD_VIRTIO_BLK_CONFIG_SIZE];
+    get_config(f, cfg);
+    uint32_t seg_max;
+    memcpy(&seg_max, cfg + VD_VIRTIO_BLK_CFG_SEG_MAX, 4);
+    assert_int_equal(seg_max, QSZ - 2);
+    VdVhostUserStats s;
+    vd_vhost_user_get_stats(f->srv, &s);
+    assert_int_equal(s.refused_rings, 0);
 }
 
 /* Random messages (deterministic seed), 20 per connection: the server survives all and still serves. */
@@ -921,6 +948,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_descriptor, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_messages, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_sizes, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup_server, teardown),
         { "mem_table_with_io_in_flight/blk", test_mem_table_with_io_in_flight, setup_big_blk, teardown, NULL },
         { "mem_table_with_io_in_flight/scsi", test_mem_table_with_io_in_flight, setup_big_scsi, teardown, NULL },
