@@ -551,7 +551,7 @@ VdVhostUserServer *vd_vhost_user_server_new_fd(int fd, VdVirtioDevice *vdev, con
     socklen_t salen = sizeof(sa);
     const char *problem = NULL;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
-        problem = g_strerror(errno);
+        problem = errno == ENOTSOCK ? "not a unix stream socket" : g_strerror(errno);
     } else if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 || sa.sun_family != AF_UNIX ||
                type != SOCK_STREAM) {
         problem = "not a unix stream socket";
