@@ -91,6 +91,7 @@ struct VdVhostUserServer {
     uint64_t acked_features;
     bool features_set, protocol_features_acked;
     uint64_t protocol_features;
+    int backend_fd;                  /* the back-end channel (SET_BACKEND_REQ_FD), -1: none */
     VdVhostMem mem;
     unsigned nrings;
     VdVhostRing *rings;

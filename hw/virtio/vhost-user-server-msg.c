@@ -6,6 +6,7 @@
 
 #define PROTOCOL_FEATURES_OFFERED ((1ull << VD_VHOST_USER_PROTOCOL_F_MQ) | \
                                    (1ull << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+                                   (1ull << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ) | \
                                    (1ull << VD_VHOST_USER_PROTOCOL_F_CONFIG))
 #define F_PROTOCOL (1ull << VD_VHOST_USER_F_PROTOCOL_FEATURES)
 
@@ -328,7 +329,7 @@ static VdVhostResult h_set_vring_err(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* GET_PROTOCOL_FEATURES: MQ, REPLY_ACK, CONFIG. */
+/* GET_PROTOCOL_FEATURES: MQ, REPLY_ACK, BACKEND_REQ, CONFIG. */
 static VdVhostResult h_get_protocol_features(VdVhostUserServer *s, VdVhostMsg *m)
 {
     return reply_u64(s, m, PROTOCOL_FEATURES_OFFERED);
@@ -362,6 +363,22 @@ static VdVhostResult h_set_vring_enable(VdVhostUserServer *s, VdVhostMsg *m)
     }
     r->enabled = on;
     vd_vhost_ring_update(s, r);
+    return VD_VHOST_OK;
+}
+
+/* SET_BACKEND_REQ_FD: the socket for our requests (config changes); only after BACKEND_REQ was negotiated. */
+static VdVhostResult h_set_backend_req_fd(VdVhostUserServer *s, VdVhostMsg *m)
+{
+    if (m->nfds != 1 || !(s->protocol_features & (1ull << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ))) {
+        g_warning("vhost-user: SET_BACKEND_REQ_FD refused: %s",
+                  m->nfds != 1 ? "it carries no socket" : "BACKEND_REQ was not negotiated");
+        return VD_VHOST_FAIL;
+    }
+    if (s->backend_fd >= 0) {
+        close(s->backend_fd);
+    }
+    s->backend_fd = m->fds[0];
+    m->fds[0] = -1;
     return VD_VHOST_OK;
 }
 
@@ -439,6 +456,7 @@ static const VhostRequest requests[VD_VHOST_USER_REQ_MAX] = {
     [VD_VHOST_USER_SET_PROTOCOL_FEATURES] = { "SET_PROTOCOL_FEATURES", h_set_protocol_features, 8, 8, 0 },
     [VD_VHOST_USER_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", h_get_queue_num, 0, 0, 0 },
     [VD_VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", h_set_vring_enable, VRING_STATE, VRING_STATE, 0, true },
+    [VD_VHOST_USER_SET_BACKEND_REQ_FD] = { "SET_BACKEND_REQ_FD", h_set_backend_req_fd, 0, 0, 1 },
     [VD_VHOST_USER_GET_CONFIG] = { "GET_CONFIG", h_get_config, VD_VHOST_USER_CONFIG_HDR, CONFIG_MAX, 0 },
     [VD_VHOST_USER_SET_CONFIG] = { "SET_CONFIG", h_set_config, VD_VHOST_USER_CONFIG_HDR, CONFIG_MAX, 0 },
 };

@@ -54,7 +54,21 @@ static void drop_source(GSource **src)
     }
 }
 
-/* Core -> transport: signal the ring's call eventfd (queue >= 0) or, when broken, the err eventfds. */
+/* Tell the front end the config changed (CONFIG_CHANGE_MSG, no reply asked); a failed send is logged. */
+static void send_config_change(VdVhostUserServer *s)
+{
+    uint32_t hdr[3] = { VD_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, VD_VHOST_USER_VERSION, 0 };
+    ssize_t n = send(s->backend_fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != (ssize_t)sizeof(hdr)) {
+        g_warning("vhost-user: CONFIG_CHANGE_MSG on the back-end channel: %s",
+                  n < 0 ? g_strerror(errno) : "short send");
+        return;
+    }
+    s->stats.config_changes++;
+}
+
+/* Core -> transport: signal the ring's call eventfd (queue >= 0); a config change (-1) goes to the back-end
+ * channel, and when broken the err eventfds are signalled too. */
 static void vhost_notify(void *opaque, int queue)
 {
     VdVhostUserServer *s = opaque;
@@ -62,6 +76,9 @@ static void vhost_notify(void *opaque, int queue)
         s->stats.calls++;
         eventfd_write(s->rings[queue].call_fd, 1);
         return;
+    }
+    if (queue < 0 && s->backend_fd >= 0) {
+        send_config_change(s);
     }
     if (queue < 0 && vd_virtio_broken(s->vdev)) {
         for (unsigned i = 0; i < s->nrings; i++) {
@@ -409,6 +426,7 @@ static void conn_close_drained(VdVhostUserServer *s)
     rings_clear(s);
     vd_vhost_mem_clear(&s->mem);
     msg_done(s);
+    close_fd(&s->backend_fd);
     close_fd(&s->conn_fd);
     s->protocol_features = 0;
     s->protocol_features_acked = false;
@@ -517,6 +535,7 @@ static VdVhostUserServer *server_create(int fd, const char *path, VdVirtioDevice
     s->opaque = opaque;
     s->listen_fd = fd;
     s->conn_fd = -1;
+    s->backend_fd = -1;
     s->nrings = vd_virtio_num_queues(vdev);
     s->rings = g_new0(VdVhostRing, s->nrings);
     for (unsigned i = 0; i < s->nrings; i++) {
@@ -622,7 +641,7 @@ void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
         C(connections), C(disconnects), VD_COUNTER_AS(VdVhostUserStats, refused_connections, "refused"),
         C(refused_rings),
         C(messages), C(bad_messages), C(unsupported), C(kicks), C(calls), C(mem_tables), C(config_reads),
-        C(config_writes), C(rings_started), C(rings_stopped),
+        C(config_writes), C(config_changes), C(rings_started), C(rings_stopped),
     };
 #undef C
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
