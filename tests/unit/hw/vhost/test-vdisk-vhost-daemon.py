@@ -2,8 +2,8 @@
 """test-vdisk-vhost-daemon.py VDISK_VHOST - vdisk-vhost as a daemon (docs/vhost-user.md):
 --socket-mode/--socket-group (seen with stat; an unprivileged front end in the
 group connects, one outside it gets EACCES), --pidfile, READY=1/STOPPING=1 on
-$NOTIFY_SOCKET (a path and an @abstract name), SIGHUP survives, SIGTERM removes
-the socket file and the pidfile; systemd socket activation (LISTEN_FDS) and
+$NOTIFY_SOCKET (a path and an @abstract name), SIGHUP survives, SIGTERM and SIGINT
+remove the socket file and the pidfile; systemd socket activation (LISTEN_FDS) and
 --fd with a socket made here (never removed by vdisk-vhost)."""
 import os
 import shutil
@@ -78,8 +78,8 @@ def recv_notify(ns, secs=10.0):
         return ""
 
 
-def daemon_with_socket_file(d, notify_name):
-    """--socket with mode/group, pidfile, READY=1, SIGHUP, SIGTERM."""
+def daemon_with_socket_file(d, notify_name, stop):
+    """--socket with mode/group, pidfile, READY=1, SIGHUP, then stop (SIGTERM or SIGINT)."""
     sock, pidfile = os.path.join(d, "s"), os.path.join(d, "pid")
     ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     ns.bind("\0" + notify_name[1:] if notify_name.startswith("@") else notify_name)
@@ -102,13 +102,14 @@ def daemon_with_socket_file(d, notify_name):
     p.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     check(p.poll() is None and get_features(sock) is not None, "SIGHUP: still running and serving")
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(stop)
     rc = p.wait(timeout=20)
     err = p.stderr.read()
-    check(rc == 0, "SIGTERM: exit 0 (rc %d, %s)" % (rc, err.strip()))
+    name = signal.Signals(stop).name
+    check(rc == 0, "%s: exit 0 (rc %d, %s)" % (name, rc, err.strip().splitlines()[-1:]))
     check("STOPPING=1" in recv_notify(ns, 2), "STOPPING=1 at exit")
-    check(not os.path.exists(sock), "SIGTERM removes the socket file")
-    check(not os.path.exists(pidfile), "SIGTERM removes the pidfile")
+    check(not os.path.exists(sock), "%s removes the socket file" % name)
+    check(not os.path.exists(pidfile), "%s removes the pidfile" % name)
     ns.close()
 
 
@@ -150,8 +151,8 @@ def main():
         os.chmod(d, 0o755)
         with open(os.path.join(d, "a.img"), "wb") as f:
             f.truncate(1 << 20)
-        daemon_with_socket_file(d, os.path.join(d, "notify"))
-        daemon_with_socket_file(d, "@vdisk-vhost-test-%d" % os.getpid())
+        daemon_with_socket_file(d, os.path.join(d, "notify"), signal.SIGTERM)
+        daemon_with_socket_file(d, "@vdisk-vhost-test-%d" % os.getpid(), signal.SIGINT)
         daemon_with_inherited_socket(d, activated=True)
         daemon_with_inherited_socket(d, activated=False)
     finally:
