@@ -30,7 +30,13 @@ static const char usage_text[] =
     "Usage: vdisk-vhost --socket PATH --device virtio-blk|virtio-scsi --drive SPEC [OPTION]...\n"
     "Serve a vdisk device to a VMM over vhost-user (the VMM is the front end).\n"
     "\n"
-    "  --socket PATH          unix socket to listen on (a stale socket file is replaced)\n"
+    "  --socket PATH          unix socket to listen on (a stale socket file is replaced;\n"
+    "                         removed at exit)\n"
+    "  --socket-mode MODE     octal permissions of the socket file (e.g. 0660)\n"
+    "  --socket-group GROUP   group (name or gid) owning the socket file\n"
+    "  --fd N                 listen on inherited descriptor N instead of --socket\n"
+    "                         (also: systemd socket activation, LISTEN_FDS=1)\n"
+    "  --pidfile PATH         write the pid to PATH once serving (removed at exit)\n"
     "  --device KIND          virtio-blk (exactly one --drive) or virtio-scsi (one LUN\n"
     "                         per --drive, in order: LUN 0, 1, ...)\n"
     "  --drive SPEC           file=IMAGE,cache=writeback|none|writethrough|directsync|unsafe\n"
@@ -40,9 +46,9 @@ static const char usage_text[] =
     "                         (write ,, for a comma inside a value)\n"
     "  --num-queues N         request queues (virtio-blk 1-64, default 4;\n"
     "                         virtio-scsi 1-16, default 1)\n"
-    "  --queue-size N         ring entries, a power of two (default 128); make it the\n"
-    "                         front end's ring size (QEMU's queue-size defaults to 128):\n"
-    "                         virtio-blk advertises seg_max = N - 2\n"
+    "  --queue-size N         the smallest ring the front end uses, a power of two up to\n"
+    "                         1024 (default 128, QEMU's default queue-size): rings of N\n"
+    "                         to 1024 entries are taken; seg_max = N - 2\n"
     "  --stats-file PATH      keep the counters in PATH (rewritten on change, on\n"
     "                         SIGUSR1 and at exit); its directory must exist\n"
     "  --control unix:PATH    serve the QMP control socket on PATH (docs/control.md);\n"
@@ -52,7 +58,11 @@ static const char usage_text[] =
     "  --version              show the version and exit\n"
     "\n"
     "Every option is given at most once, except --drive.\n"
-    "SIGINT/SIGTERM: finish the requests in flight, write the stats, exit 0.\n"
+    "SIGINT/SIGTERM: finish the requests in flight, write the stats, remove the socket\n"
+    "file (not an inherited one) and the pidfile, exit 0.  SIGHUP: rewrite the stats file\n"
+    "(as SIGUSR1; nothing is held open, so there is nothing to reopen); never exits.\n"
+    "Readiness: once the socket accepts connections, --pidfile is written and, when\n"
+    "NOTIFY_SOCKET is set, READY=1 is sent to it (sd_notify; @name is abstract).\n"
     "Exit status: 0 after SIGINT/SIGTERM, --help or --version; 1 when the drives,\n"
     "the device, the stats file or the socket cannot be set up; 2 for a bad command\n"
     "line (nothing is opened then).\n";
@@ -115,7 +125,7 @@ static bool opt_num_queues(void *opts, const char *arg, GError **errp)
 static bool opt_queue_size(void *opts, const char *arg, GError **errp)
 {
     VdVhostOptions *o = opts;
-    if (!vd_cli_parse_uint("--queue-size", arg, 4, 32768, &o->queue_size, errp)) {
+    if (!vd_cli_parse_uint("--queue-size", arg, 4, VD_VHOST_USER_MAX_RING, &o->queue_size, errp)) {
         return false;
     }
     if (o->queue_size & (o->queue_size - 1)) {
@@ -153,6 +163,36 @@ static bool opt_once(void *opts, const char *arg, GError **errp)
     return true;
 }
 
+/* --socket-mode, --socket-group, --fd, --pidfile: vdisk-vhost-daemon.c. */
+static bool opt_socket_mode(void *opts, const char *arg, GError **errp)
+{
+    return vd_vhost_parse_socket_mode(opts, arg, errp);
+}
+
+/* --socket-group GROUP */
+static bool opt_socket_group(void *opts, const char *arg, GError **errp)
+{
+    return vd_vhost_parse_socket_group(opts, arg, errp);
+}
+
+/* --fd N */
+static bool opt_fd(void *opts, const char *arg, GError **errp)
+{
+    return vd_vhost_parse_fd(opts, arg, errp);
+}
+
+/* --pidfile PATH */
+static bool opt_pidfile(void *opts, const char *arg, GError **errp)
+{
+    VdVhostOptions *o = opts;
+    if (!*arg) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--pidfile needs a path");
+        return false;
+    }
+    o->pidfile = g_strdup(arg);
+    return true;
+}
+
 /* The option table (--help and --version are the convention's, system/cmdline.h). */
 static const VdCliOption options[] = {
     { "socket", NULL, true, false, opt_socket },
@@ -163,14 +203,32 @@ static const VdCliOption options[] = {
     { "stats-file", NULL, true, false, opt_stats_file },
     { "once", NULL, false, false, opt_once },
     { "control", "qmp", true, false, opt_control },
+    { "socket-mode", NULL, true, false, opt_socket_mode },
+    { "socket-group", NULL, true, false, opt_socket_group },
+    { "fd", NULL, true, false, opt_fd },
+    { "pidfile", NULL, true, false, opt_pidfile },
 };
 
 /* Checks across options: the required ones, and the device's limits. */
 static bool check_options(void *opts, GError **errp)
 {
     VdVhostOptions *o = opts;
-    if (!o->socket || !o->kind || o->drives->len == 0) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--socket, --device and --drive are required");
+    if (!vd_vhost_take_listen_fds(o, errp)) {
+        return false;
+    }
+    if (o->socket && o->listen_fd >= 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--socket and --fd: give one of them");
+        return false;
+    }
+    if (o->listen_fd >= 0 && (o->socket_mode >= 0 || o->socket_gid >= 0)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "--socket-mode/--socket-group: only for a --socket we create (set them where %s is made)",
+                    o->activated ? "the .socket unit's socket" : "the --fd socket");
+        return false;
+    }
+    if ((!o->socket && o->listen_fd < 0) || !o->kind || o->drives->len == 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "--socket (or --fd, or LISTEN_FDS), --device and --drive are required");
         return false;
     }
     if (o->drives->len > o->kind->max_drives) {
@@ -297,7 +355,7 @@ static gboolean stats_tick(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-/* SIGUSR1: rewrite the stats file now. */
+/* SIGUSR1 (and SIGHUP): rewrite the stats file now. */
 static gboolean on_sigusr1(gpointer opaque)
 {
     stats_write(opaque, true);
@@ -327,8 +385,7 @@ static bool run(VdVhostApp *a, GError **errp)
         a->opts.kind->destroy(a);
         return false;
     }
-    a->server = vd_vhost_user_server_new(a->opts.socket, a->vdev, &app_ops, a, a->ctx, errp);
-    if (!a->server) {
+    if (!vd_vhost_listen(a, &app_ops, errp)) {
         vd_control_free(control);
         a->opts.kind->destroy(a);
         return false;
@@ -338,9 +395,17 @@ static bool run(VdVhostApp *a, GError **errp)
     guint s1 = g_unix_signal_add(SIGUSR1, on_sigusr1, a);
     guint s2 = g_unix_signal_add(SIGINT, on_term, a);
     guint s3 = g_unix_signal_add(SIGTERM, on_term, a);
+    guint s4 = g_unix_signal_add(SIGHUP, on_sigusr1, a);   /* never fatal: a stats rewrite */
     stats_write(a, true);
-    g_message("vdisk-vhost: serving %s on %s", a->opts.kind->name, a->opts.socket);
-    g_main_loop_run(a->loop);
+    g_message("vdisk-vhost: serving %s on %s", a->opts.kind->name,
+              a->opts.socket ? a->opts.socket : a->opts.activated ? "the systemd socket" : "--fd");
+    g_autoptr(GError) ready_err = NULL;
+    if (vd_vhost_announce_ready(a, &ready_err)) {
+        g_main_loop_run(a->loop);
+    } else {
+        g_propagate_error(errp, g_steal_pointer(&ready_err));
+    }
+    vd_vhost_announce_stopping(a);
     vd_control_free(control);
     vd_vhost_user_server_free(a->server);   /* drains and resets if a front end is attached */
     a->server = NULL;
@@ -359,9 +424,10 @@ static bool run(VdVhostApp *a, GError **errp)
     g_source_remove(s1);
     g_source_remove(s2);
     g_source_remove(s3);
+    g_source_remove(s4);
     a->opts.kind->destroy(a);
     g_main_loop_unref(a->loop);
-    return true;
+    return errp == NULL || *errp == NULL;
 }
 
 /* Parse (exit 0 or 2 per system/cmdline.h), then run (exit 0, or 1 when something could not be set up). */
@@ -372,6 +438,7 @@ int main(int argc, char **argv)
     int status;
     a->opts.drives = g_ptr_array_new_with_free_func((GDestroyNotify)vd_drive_spec_free);
     a->opts.queue_size = 128;   /* QEMU's and Cloud Hypervisor's default ring size */
+    a->opts.socket_mode = a->opts.socket_gid = a->opts.listen_fd = -1;
     if (vd_cli_start(&vhost_cli, &a->opts, argc, argv, &status)) {
         status = VD_EXIT_OK;
         if (!run(a, &err)) {
@@ -383,6 +450,7 @@ int main(int argc, char **argv)
     g_free(a->opts.socket);
     g_free(a->opts.stats_file);
     g_free(a->opts.control);
+    g_free(a->opts.pidfile);
     g_ptr_array_unref(a->opts.drives);
     return status;
 }

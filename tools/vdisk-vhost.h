@@ -36,6 +36,11 @@ typedef struct VdVhostOptions {
     char *stats_file;
     char *control;            /* --control/--qmp socket spec (docs/control.md) */
     bool once;
+    int socket_mode;          /* --socket-mode, -1: as created (umask) */
+    int socket_gid;           /* --socket-group, -1: ours */
+    int listen_fd;            /* --fd or systemd's fd 3, -1: listen on --socket */
+    bool activated;           /* listen_fd came from LISTEN_FDS */
+    char *pidfile;
 } VdVhostOptions;
 
 struct VdVhostApp {
@@ -60,6 +65,18 @@ const VdDriveSpec *vd_vhost_drive(VdVhostApp *app, guint n);
 bool vd_vhost_open_drives(VdVhostApp *app, GError **errp);
 void vd_vhost_close_drives(VdVhostApp *app);
 void vd_vhost_format_drives(VdVhostApp *app, GString *out);
+
+/* The daemon side (vdisk-vhost-daemon.c): socket options, listening, readiness. */
+bool vd_vhost_parse_socket_mode(VdVhostOptions *o, const char *arg, GError **errp);
+bool vd_vhost_parse_socket_group(VdVhostOptions *o, const char *arg, GError **errp);
+bool vd_vhost_parse_fd(VdVhostOptions *o, const char *arg, GError **errp);
+/* Take systemd's socket (LISTEN_FDS/LISTEN_PID for this process) into o->listen_fd. */
+bool vd_vhost_take_listen_fds(VdVhostOptions *o, GError **errp);
+/* Create app->server on the socket the options name. */
+bool vd_vhost_listen(VdVhostApp *app, const VdVhostUserDeviceOps *ops, GError **errp);
+/* --pidfile and READY=1; then STOPPING=1 and the pidfile removed. */
+bool vd_vhost_announce_ready(VdVhostApp *app, GError **errp);
+void vd_vhost_announce_stopping(VdVhostApp *app);
 
 #ifdef VD_HAVE_VIRTIO_SCSI
 extern const VdVhostDeviceKind vd_vhost_kind_scsi;

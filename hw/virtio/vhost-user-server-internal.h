@@ -56,6 +56,7 @@ typedef struct VdVhostRing {
     bool stopping;   /* the device drains: kicks are remembered, not run */
     bool kick_pending; /* kicked while stopping: run the queue when the drain ends */
     uint64_t kicks;  /* kicks seen on this ring (shows which queues a guest uses) */
+    unsigned min_num; /* the device's queue size (its seg_max fits it): the smallest ring taken */
 } VdVhostRing;
 
 /* A received message: header fields, payload and the fds that came with it. */
@@ -70,7 +71,8 @@ typedef struct VdVhostMsg {
 typedef void VdVhostAfterDrain(VdVhostUserServer *s);
 
 struct VdVhostUserServer {
-    char *path;
+    char *path;                      /* the socket file, or a name for an inherited socket */
+    bool owns_path;                  /* we created the file: remove it at the end */
     GMainContext *ctx;
     VdVirtioDevice *vdev;
     const VdVhostUserDeviceOps *ops;
@@ -89,6 +91,7 @@ struct VdVhostUserServer {
     uint64_t acked_features;
     bool features_set, protocol_features_acked;
     uint64_t protocol_features;
+    int backend_fd;                  /* the back-end channel (SET_BACKEND_REQ_FD), -1: none */
     VdVhostMem mem;
     unsigned nrings;
     VdVhostRing *rings;

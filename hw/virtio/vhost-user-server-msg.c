@@ -6,6 +6,7 @@
 
 #define PROTOCOL_FEATURES_OFFERED ((1ull << VD_VHOST_USER_PROTOCOL_F_MQ) | \
                                    (1ull << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+                                   (1ull << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ) | \
                                    (1ull << VD_VHOST_USER_PROTOCOL_F_CONFIG))
 #define F_PROTOCOL (1ull << VD_VHOST_USER_F_PROTOCOL_FEATURES)
 
@@ -164,7 +165,22 @@ static VdVhostResult h_set_mem_table(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* SET_VRING_NUM: the ring size (power of two up to the device's maximum). */
+/* Why a ring size is refused for r, or NULL: any power of two from the device's queue size up to the largest. */
+static const char *ring_size_problem(VdVhostUserServer *s, VdVhostRing *r, uint32_t num)
+{
+    if (num == 0 || (num & (num - 1))) {
+        return "not a power of two";
+    }
+    if (num > vd_virtq_size_max(vd_virtio_queue(s->vdev, r->index))) {
+        return "larger than the largest ring (" G_STRINGIFY(VD_VHOST_USER_MAX_RING) ")";
+    }
+    if (num < r->min_num) {
+        return "smaller than the device's queue size, which its seg_max assumes";
+    }
+    return ring_live(s, r) ? "the ring is running" : NULL;
+}
+
+/* SET_VRING_NUM: the ring size; a refusal is counted and logged with its reason. */
 static VdVhostResult h_set_vring_num(VdVhostUserServer *s, VdVhostMsg *m)
 {
     VdVhostRing *r = ring_of(s, get32(m, 0));
@@ -172,12 +188,14 @@ static VdVhostResult h_set_vring_num(VdVhostUserServer *s, VdVhostMsg *m)
     if (!r) {
         return VD_VHOST_FATAL;
     }
-    VdVirtQueue *vq = vd_virtio_queue(s->vdev, r->index);
-    if (num == 0 || num > vd_virtq_size_max(vq) || (num & (num - 1)) || ring_live(s, r)) {
-        g_warning("vhost-user: ring %u: size %u refused", r->index, num);
+    const char *problem = ring_size_problem(s, r, num);
+    if (problem) {
+        s->stats.refused_rings++;
+        g_warning("vhost-user: ring %u: size %u refused: %s (device queue size %u)", r->index, num, problem,
+                  r->min_num);
         return VD_VHOST_FAIL;
     }
-    vd_virtq_set_size(vq, num);
+    vd_virtq_set_size(vd_virtio_queue(s->vdev, r->index), num);
     return VD_VHOST_OK;
 }
 
@@ -311,7 +329,7 @@ static VdVhostResult h_set_vring_err(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* GET_PROTOCOL_FEATURES: MQ, REPLY_ACK, CONFIG. */
+/* GET_PROTOCOL_FEATURES: MQ, REPLY_ACK, BACKEND_REQ, CONFIG. */
 static VdVhostResult h_get_protocol_features(VdVhostUserServer *s, VdVhostMsg *m)
 {
     return reply_u64(s, m, PROTOCOL_FEATURES_OFFERED);
@@ -345,6 +363,22 @@ static VdVhostResult h_set_vring_enable(VdVhostUserServer *s, VdVhostMsg *m)
     }
     r->enabled = on;
     vd_vhost_ring_update(s, r);
+    return VD_VHOST_OK;
+}
+
+/* SET_BACKEND_REQ_FD: the socket for our requests (config changes); only after BACKEND_REQ was negotiated. */
+static VdVhostResult h_set_backend_req_fd(VdVhostUserServer *s, VdVhostMsg *m)
+{
+    if (m->nfds != 1 || !(s->protocol_features & (1ull << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ))) {
+        g_warning("vhost-user: SET_BACKEND_REQ_FD refused: %s",
+                  m->nfds != 1 ? "it carries no socket" : "BACKEND_REQ was not negotiated");
+        return VD_VHOST_FAIL;
+    }
+    if (s->backend_fd >= 0) {
+        close(s->backend_fd);
+    }
+    s->backend_fd = m->fds[0];
+    m->fds[0] = -1;
     return VD_VHOST_OK;
 }
 
@@ -422,6 +456,7 @@ static const VhostRequest requests[VD_VHOST_USER_REQ_MAX] = {
     [VD_VHOST_USER_SET_PROTOCOL_FEATURES] = { "SET_PROTOCOL_FEATURES", h_set_protocol_features, 8, 8, 0 },
     [VD_VHOST_USER_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", h_get_queue_num, 0, 0, 0 },
     [VD_VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", h_set_vring_enable, VRING_STATE, VRING_STATE, 0, true },
+    [VD_VHOST_USER_SET_BACKEND_REQ_FD] = { "SET_BACKEND_REQ_FD", h_set_backend_req_fd, 0, 0, 1 },
     [VD_VHOST_USER_GET_CONFIG] = { "GET_CONFIG", h_get_config, VD_VHOST_USER_CONFIG_HDR, CONFIG_MAX, 0 },
     [VD_VHOST_USER_SET_CONFIG] = { "SET_CONFIG", h_set_config, VD_VHOST_USER_CONFIG_HDR, CONFIG_MAX, 0 },
 };

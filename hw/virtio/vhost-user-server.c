@@ -23,6 +23,7 @@
 #include <glib-unix.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -53,7 +54,21 @@ static void drop_source(GSource **src)
     }
 }
 
-/* Core -> transport: signal the ring's call eventfd (queue >= 0) or, when broken, the err eventfds. */
+/* Tell the front end the config changed (CONFIG_CHANGE_MSG, no reply asked); a failed send is logged. */
+static void send_config_change(VdVhostUserServer *s)
+{
+    uint32_t hdr[3] = { VD_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, VD_VHOST_USER_VERSION, 0 };
+    ssize_t n = send(s->backend_fd, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != (ssize_t)sizeof(hdr)) {
+        g_warning("vhost-user: CONFIG_CHANGE_MSG on the back-end channel: %s",
+                  n < 0 ? g_strerror(errno) : "short send");
+        return;
+    }
+    s->stats.config_changes++;
+}
+
+/* Core -> transport: signal the ring's call eventfd (queue >= 0); a config change (-1) goes to the back-end
+ * channel, and when broken the err eventfds are signalled too. */
 static void vhost_notify(void *opaque, int queue)
 {
     VdVhostUserServer *s = opaque;
@@ -61,6 +76,9 @@ static void vhost_notify(void *opaque, int queue)
         s->stats.calls++;
         eventfd_write(s->rings[queue].call_fd, 1);
         return;
+    }
+    if (queue < 0 && s->backend_fd >= 0) {
+        send_config_change(s);
     }
     if (queue < 0 && vd_virtio_broken(s->vdev)) {
         for (unsigned i = 0; i < s->nrings; i++) {
@@ -408,6 +426,7 @@ static void conn_close_drained(VdVhostUserServer *s)
     rings_clear(s);
     vd_vhost_mem_clear(&s->mem);
     msg_done(s);
+    close_fd(&s->backend_fd);
     close_fd(&s->conn_fd);
     s->protocol_features = 0;
     s->protocol_features_acked = false;
@@ -503,32 +522,69 @@ static int listen_on(const char *path, GError **errp)
     return fd;
 }
 
-/* Create the server; see vhost-user.h. */
-VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vdev,
-                                            const VdVhostUserDeviceOps *ops, void *opaque,
-                                            GMainContext *ctx, GError **errp)
+/* Serve vdev on the listening socket fd (owned); path: the socket file to remove at the end, or NULL. */
+static VdVhostUserServer *server_create(int fd, const char *path, VdVirtioDevice *vdev,
+                                        const VdVhostUserDeviceOps *ops, void *opaque, GMainContext *ctx)
 {
-    int fd = listen_on(path, errp);
-    if (fd < 0) {
-        return NULL;
-    }
     VdVhostUserServer *s = g_new0(VdVhostUserServer, 1);
-    s->path = g_strdup(path);
+    s->path = path ? g_strdup(path) : g_strdup_printf("inherited fd %d", fd);
+    s->owns_path = path != NULL;
     s->ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
     s->vdev = vdev;
     s->ops = ops;
     s->opaque = opaque;
     s->listen_fd = fd;
     s->conn_fd = -1;
+    s->backend_fd = -1;
     s->nrings = vd_virtio_num_queues(vdev);
     s->rings = g_new0(VdVhostRing, s->nrings);
     for (unsigned i = 0; i < s->nrings; i++) {
-        s->rings[i] = (VdVhostRing){ .s = s, .index = i, .kick_fd = -1, .call_fd = -1, .err_fd = -1 };
+        VdVirtQueue *vq = vd_virtio_queue(vdev, i);
+        unsigned min_num = vd_virtq_size_max(vq);
+        s->rings[i] = (VdVhostRing){ .s = s, .index = i, .kick_fd = -1, .call_fd = -1, .err_fd = -1,
+                                     .min_num = min_num };
+        vd_virtq_set_size_max(vq, MAX(min_num, VD_VHOST_USER_MAX_RING));
     }
     vd_virtio_set_translate(vdev, vd_vhost_mem_translate, &s->mem);
     vd_virtio_set_transport(vdev, &vhost_transport, s);
     listen_attach(s);
     return s;
+}
+
+/* Create the server on a socket file; see vhost-user.h. */
+VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vdev,
+                                            const VdVhostUserDeviceOps *ops, void *opaque,
+                                            GMainContext *ctx, GError **errp)
+{
+    int fd = listen_on(path, errp);
+    return fd < 0 ? NULL : server_create(fd, path, vdev, ops, opaque, ctx);
+}
+
+/* Create the server on an inherited listening socket; see vhost-user.h. */
+VdVhostUserServer *vd_vhost_user_server_new_fd(int fd, VdVirtioDevice *vdev, const VdVhostUserDeviceOps *ops,
+                                               void *opaque, GMainContext *ctx, GError **errp)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    struct sockaddr_un sa;
+    socklen_t salen = sizeof(sa);
+    const char *problem = NULL;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+        problem = errno == ENOTSOCK ? "not a unix stream socket" : g_strerror(errno);
+    } else if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 || sa.sun_family != AF_UNIX ||
+               type != SOCK_STREAM) {
+        problem = "not a unix stream socket";
+    } else if (len = sizeof(listening), getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+               !listening) {
+        problem = "not listening";
+    } else if (!g_unix_set_fd_nonblocking(fd, TRUE, NULL) || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        problem = g_strerror(errno);
+    }
+    if (problem) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "fd %d: %s", fd, problem);
+        return NULL;
+    }
+    return server_create(fd, NULL, vdev, ops, opaque, ctx);
 }
 
 /* Teardown (top level only): let a held message and the disconnect finish. */
@@ -551,7 +607,12 @@ void vd_vhost_user_server_free(VdVhostUserServer *s)
     wait_idle(s);
     drop_source(&s->listen_src);
     close_fd(&s->listen_fd);
-    unlink(s->path);
+    if (s->owns_path) {
+        unlink(s->path);
+    }
+    for (unsigned i = 0; i < s->nrings; i++) {
+        vd_virtq_set_size_max(vd_virtio_queue(s->vdev, i), s->rings[i].min_num);
+    }
     vd_virtio_set_transport(s->vdev, NULL, NULL);
     vd_virtio_set_translate(s->vdev, NULL, NULL);
     g_main_context_unref(s->ctx);
@@ -578,8 +639,9 @@ void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
 #define C(f) VD_COUNTER(VdVhostUserStats, f)
     static const VdCounter counters[] = {
         C(connections), C(disconnects), VD_COUNTER_AS(VdVhostUserStats, refused_connections, "refused"),
+        C(refused_rings),
         C(messages), C(bad_messages), C(unsupported), C(kicks), C(calls), C(mem_tables), C(config_reads),
-        C(config_writes), C(rings_started), C(rings_stopped),
+        C(config_writes), C(config_changes), C(rings_started), C(rings_stopped),
     };
 #undef C
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);

@@ -36,6 +36,14 @@ void vd_virtq_reset(VdVirtQueue *vq)
 unsigned vd_virtq_index(VdVirtQueue *vq) { return vq->index; }
 unsigned vd_virtq_size_max(VdVirtQueue *vq) { return vq->num_max; }
 unsigned vd_virtq_size(VdVirtQueue *vq) { return vq->num; }
+
+/* The transport's limit on the ring size (vhost-user: the front end picks the ring); ignored while ready. */
+void vd_virtq_set_size_max(VdVirtQueue *vq, unsigned num_max)
+{
+    if (!vq->ready) {
+        vq->num_max = num_max;
+    }
+}
 bool vd_virtq_ready(VdVirtQueue *vq) { return vq->ready; }
 uint16_t vd_virtq_last_avail(VdVirtQueue *vq) { return vq->last_avail; }
 VdVirtioDevice *vd_virtq_device(VdVirtQueue *vq) { return vq->vdev; }

@@ -36,14 +36,19 @@
  *    dropped (QEMU's vhost-user-scsi forwards VIRTIO_SCSI_F_CHANGE on its
  *    own); the device sees only the intersection.
  *  - Feature offer: the device's own feature bits plus
- *    VHOST_USER_F_PROTOCOL_FEATURES; protocol features MQ, REPLY_ACK and
- *    CONFIG.  SET_CONFIG goes to the device's config_write op (so the
- *    virtio-blk writeback byte reaches vd_blk_set_write_cache).
+ *    VHOST_USER_F_PROTOCOL_FEATURES; protocol features MQ, REPLY_ACK,
+ *    BACKEND_REQ and CONFIG.  SET_CONFIG goes to the device's config_write
+ *    op (so the virtio-blk writeback byte reaches vd_blk_set_write_cache).
+ *  - Config changes (the device's config interrupt: a host-side write-cache
+ *    change, NEEDS_RESET) go to the front end as
+ *    VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the back-end channel
+ *    (SET_BACKEND_REQ_FD, once BACKEND_REQ was negotiated), without
+ *    NEED_REPLY: the front end answers with GET_CONFIG.  A front end
+ *    without the channel is not told.
  *
  * Not supported (not offered, so a conforming front end never uses them):
- * dirty logging (migration), INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS, the
- * back-end request channel (so config-change interrupts, e.g. NEEDS_RESET,
- * are not forwarded), packed rings, in-band notifications.
+ * dirty logging (migration), INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS, packed
+ * rings, in-band notifications.
  *
  * Threading: everything runs in the GMainContext given at creation.
  */
@@ -77,6 +82,7 @@ enum {
     VD_VHOST_USER_SET_PROTOCOL_FEATURES = 16,
     VD_VHOST_USER_GET_QUEUE_NUM = 17,
     VD_VHOST_USER_SET_VRING_ENABLE = 18,
+    VD_VHOST_USER_SET_BACKEND_REQ_FD = 21,
     VD_VHOST_USER_GET_CONFIG = 24,
     VD_VHOST_USER_SET_CONFIG = 25,
     VD_VHOST_USER_REQ_MAX = 64,
@@ -92,11 +98,15 @@ enum {
 #define VD_VHOST_USER_F_PROTOCOL_FEATURES 30
 #define VD_VHOST_USER_PROTOCOL_F_MQ        0
 #define VD_VHOST_USER_PROTOCOL_F_REPLY_ACK 3
+#define VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ 5
 #define VD_VHOST_USER_PROTOCOL_F_CONFIG    9
+/* Back-end requests (back end -> front end, on the SET_BACKEND_REQ_FD socket). */
+#define VD_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG 2
 
 #define VD_VHOST_USER_HDR_SIZE     12
 #define VD_VHOST_USER_MAX_REGIONS  8    /* SET_MEM_TABLE without CONFIGURE_MEM_SLOTS */
 #define VD_VHOST_USER_MAX_PAYLOAD  4096
+#define VD_VHOST_USER_MAX_RING     1024 /* the largest ring taken (QEMU's VIRTQUEUE_MAX_SIZE) */
 #define VD_VHOST_USER_CONFIG_HDR   12   /* offset, size, flags before the config bytes */
 #define VD_VHOST_USER_VRING_IDX_MASK 0xff
 #define VD_VHOST_USER_VRING_NOFD     (1u << 8)
@@ -118,8 +128,10 @@ typedef struct VdVhostUserDeviceOps {
 /* Protocol counters. */
 typedef struct VdVhostUserStats {
     uint64_t connections, disconnects, refused_connections;
+    uint64_t refused_rings;          /* SET_VRING_NUM refusals (each logged with its reason) */
     uint64_t messages, bad_messages, unsupported;
     uint64_t kicks, calls, mem_tables, config_reads, config_writes;
+    uint64_t config_changes;         /* CONFIG_CHANGE_MSG sent on the back-end channel */
     uint64_t rings_started, rings_stopped;
     uint64_t ignored_feature_bits;   /* bits a front end set that we never offered (mask) */
 } VdVhostUserStats;
@@ -128,12 +140,23 @@ typedef struct VdVhostUserStats {
  * Listen on the unix socket path (a stale socket file is replaced; one a
  * live server listens on is an error: G_IO_ERROR_ADDRESS_IN_USE) and
  * serve vdev (not owned) to one front end at a time.  The server installs
- * its translate hook and transport on vdev.
+ * its translate hook and transport on vdev.  Ring sizes: the device's
+ * queue size (from which it derived seg_max) is the smallest ring taken;
+ * every power of two from there up to VD_VHOST_USER_MAX_RING is accepted
+ * (the queues' limit is raised while the server exists).
  */
 VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vdev,
                                             const VdVhostUserDeviceOps *ops, void *opaque,
                                             GMainContext *ctx, GError **errp);
-/* Disconnect any front end (cleanly, as above), stop listening, remove the socket. */
+/*
+ * The same on a listening unix stream socket the caller inherited (--fd,
+ * systemd socket activation); fd is owned by the server from success on
+ * (made non-blocking and close-on-exec) and no socket file is removed at
+ * the end.  An fd that is no listening unix stream socket: NULL, errp set.
+ */
+VdVhostUserServer *vd_vhost_user_server_new_fd(int fd, VdVirtioDevice *vdev, const VdVhostUserDeviceOps *ops,
+                                               void *opaque, GMainContext *ctx, GError **errp);
+/* Disconnect any front end (cleanly, as above), stop listening, remove the socket file (if we made it). */
 void vd_vhost_user_server_free(VdVhostUserServer *s);
 bool vd_vhost_user_connected(VdVhostUserServer *s);
 void vd_vhost_user_get_stats(VdVhostUserServer *s, VdVhostUserStats *out);

@@ -227,6 +227,8 @@ unsigned vd_virtq_index(VdVirtQueue *vq);
 unsigned vd_virtq_size_max(VdVirtQueue *vq);
 unsigned vd_virtq_size(VdVirtQueue *vq);
 void vd_virtq_set_size(VdVirtQueue *vq, unsigned num);
+/* A transport whose front end picks the ring (vhost-user) raises the largest size the queue takes. */
+void vd_virtq_set_size_max(VdVirtQueue *vq, unsigned num_max);
 void vd_virtq_set_addr(VdVirtQueue *vq, uint64_t desc, uint64_t avail, uint64_t used);
 void vd_virtq_get_addr(VdVirtQueue *vq, uint64_t *desc, uint64_t *avail, uint64_t *used);
 /*

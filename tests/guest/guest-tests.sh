@@ -99,6 +99,16 @@ scenario_wt() {
   toggle "$1" "write back" wb
 }
 
+# One disk: a 256 KiB O_DIRECT write in one request (a 66-descriptor chain), a buffered write + fsync, both read back.
+scenario_rw() {
+  wait_dev "$1" || return
+  report "$1" initial
+  run vdtest write /dev/$1 1M 256K 256K $((seed + 1)) direct
+  run vdtest write /dev/$1 3M 256K 64K $((seed + 3)) fsync
+  run vdtest verify /dev/$1 1M 256K $((seed + 1))
+  run vdtest verify /dev/$1 3M 256K $((seed + 3))
+}
+
 # A later boot: the data of an earlier one must still be there.
 scenario_verify() {
   wait_dev "$1" || return
@@ -132,6 +142,7 @@ case "$scenario" in
   blk-wb) scenario_wb vda ;;
   blk-wt) scenario_wt vda ;;
   blk-verify) scenario_verify vda ;;
+  blk-rw) scenario_rw vda ;;
   blk-bench) scenario_bench vda ;;
   ext4-crash) scenario_ext4_crash vda ;;
   scsi-wb|scsi-wt)

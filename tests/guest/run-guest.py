@@ -333,6 +333,24 @@ def case_vhost_blk(a, guest, work):
     save(a.results, "vhost-blk", {"label": "vdisk-vhost virtio-blk (cache=writeback)", "wb": res, "wt": res2})
 
 
+def case_vhost_queue_sizes(a, guest, work):
+    """QEMU's queue-size=128, 256 and 1024 against one vdisk-vhost (default --queue-size 128): each ring is
+    taken (none refused, seg_max = 126 fits them all) and the guest's vda writes, reads and flushes."""
+    for qs in (128, 256, 1024):
+        img = new_image(work, f"qs{qs}.img")
+        vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache=writeback"])
+        res = guest.boot(f"blk-rw:{qs}", vh.qemu_args(f"vhost-user-blk-pci,queue-size={qs}"), memfd=True,
+                         label=f"vdisk queue-size={qs}")
+        st = vh.stop()
+        v = st["vhost"]
+        check(res["ops_ok"] == 4, f"queue-size={qs}: write, fsync and both reads succeeded (ok={res['ops_ok']})")
+        check(v["refused_rings"] == 0 and v["bad_messages"] == 0 and v["rings_started"] >= 1,
+              f"queue-size={qs}: the ring was taken (refused_rings={v['refused_rings']}, "
+              f"rings_started={v['rings_started']})")
+        check(v["kicks"] > 0 and st["drive0"]["errors"] == 0, f"queue-size={qs}: requests ran without errors")
+        check_image(img, qs, [1, 3], f"queue-size={qs}")
+
+
 def case_vhost_crash(a, guest, work):
     """The front end is SIGKILLed in the middle of I/O: vdisk-vhost survives, drains and serves the next VM."""
     img = new_image(work, "crash.img")
@@ -612,6 +630,7 @@ CASES = {
     "vhost-scsi": case_vhost_scsi,
     "vhost-crash": case_vhost_crash,
     "ext4-crash": case_ext4_crash,
+    "vhost-queue-sizes": case_vhost_queue_sizes,
     "qemu-virtio-blk": case_qemu_blk,
     "qemu-virtio-scsi": case_qemu_scsi,
     "qsd-vhost-blk": case_qsd_blk,

@@ -66,6 +66,19 @@ expect 2 "serial= is given twice" "${blk[@]}" --drive "$a",serial=X,serial=Y
 expect 2 "if=virtio: not a vdisk-vhost key" "${blk[@]}" --drive "$a",if=virtio
 expect 2 "index=1: not a vdisk-vhost key" "${scsi[@]}" --drive "$a",index=1
 
+# The daemon options (the running behaviour: test-vdisk-vhost-daemon.py).
+expect 2 "^vdisk-vhost: --socket-mode '0889': expected octal permission bits" "${blk[@]}" --drive "$a" --socket-mode 0889
+expect 2 "^vdisk-vhost: --socket-mode '01777': expected octal" "${blk[@]}" --drive "$a" --socket-mode 01777
+expect 2 "^vdisk-vhost: --socket-group 'no-such-group-x': no such group$" "${blk[@]}" --drive "$a" --socket-group no-such-group-x
+expect 2 "^vdisk-vhost: --fd 97: not an open descriptor$" --fd 97 --device virtio-blk --drive "$a"
+expect 2 "^vdisk-vhost: --socket and --fd: give one of them$" "${blk[@]}" --drive "$a" --fd 1
+expect 2 "^vdisk-vhost: --socket-mode/--socket-group: only for a --socket" --fd 1 --socket-mode 0600 --device virtio-blk --drive "$a"
+expect 2 "^vdisk-vhost: --pidfile needs a path$" "${blk[@]}" --drive "$a" --pidfile ""
+expect 2 "^vdisk-vhost: --queue-size '2048': expected a number from 4 to 1024$" "${blk[@]}" --drive "$a" --queue-size 2048
+expect 1 "^vdisk-vhost: --fd: fd 1: not a unix stream socket$" --fd 1 --device virtio-blk --drive "$a"
+LISTEN_FDS=2 LISTEN_PID=$$ expect 0 "Usage" --help
+LISTEN_FDS=1 LISTEN_PID=1 expect 2 "are required" --device virtio-blk --drive "$a"
+
 # Run-time failures: exit 1, one line, nothing left behind.
 expect 1 "^vdisk-vhost: --stats-file $dir/missing-dir/st: its directory does not exist$" \
        "${blk[@]}" --drive "$a" --stats-file "$dir/missing-dir/st"

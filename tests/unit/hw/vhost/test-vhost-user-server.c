@@ -116,7 +116,7 @@ static int setup_server(void **state)
     g_autofree char *o = g_strdup_printf("file=%s,cache=writeback", f->img);
     f->blk = vd_blk_open(o, NULL, NULL);
     assert_non_null(f->blk);
-    VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = 64 };
+    VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = QSZ };
     f->dev = vd_virtio_blk_new(f->blk, &conf, NULL, NULL);
     assert_non_null(f->dev);
     f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->dev, NULL, NULL);
@@ -243,7 +243,7 @@ static void negotiate_features(Fx *f, uint64_t feat)
 {
     uint64_t pf = get_u64(f, VD_VHOST_USER_GET_PROTOCOL_FEATURES);
     assert_int_equal(pf, (1u << VD_VHOST_USER_PROTOCOL_F_MQ) | (1u << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-                             (1u << VD_VHOST_USER_PROTOCOL_F_CONFIG));
+                             (1u << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ) | (1u << VD_VHOST_USER_PROTOCOL_F_CONFIG));
     send_msg(f, VD_VHOST_USER_SET_PROTOCOL_FEATURES, 1, &pf, 8, NULL, 0);
     assert_int_equal(acked(f, VD_VHOST_USER_SET_FEATURES, &feat, 8, NULL, 0), 0);
 }
@@ -525,8 +525,10 @@ static void test_refusals(void **state)
     f->memfd = memfd;
     uint32_t num[2] = { 0, 3 };
     assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* not a power of 2 */
-    num[1] = 128;
-    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* above queue_size */
+    num[1] = 2048;
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* above 1024 */
+    num[1] = QSZ / 2;
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);   /* below seg_max + 2 */
     uint8_t addr[40] = { 0 };
     uint64_t a[4] = { 0x1000, 0x2000, 0x3000, 0 };   /* not in the memory table */
     memcpy(addr + 8, a, 32);
@@ -539,6 +541,94 @@ static void test_refusals(void **state)
     VdVhostUserStats s;
     vd_vhost_user_get_stats(f->srv, &s);
     assert_int_equal(s.bad_messages, 0);
+    assert_int_equal(s.refused_rings, 3);
+    g_autoptr(GString) text = g_string_new(NULL);
+    vd_vhost_user_format_stats(f->srv, text);
+    assert_non_null(strstr(text->str, " refused_rings=3"));
+}
+
+/* Every power of two from the device's queue size (QSZ here) up to 1024 is taken, on any ring. */
+static void test_ring_sizes(void **state)
+{
+    Fx *f = *state;
+    negotiate(f);
+    for (uint32_t n = QSZ; n <= VD_VHOST_USER_MAX_RING; n *= 2) {
+        uint32_t num[2] = { n == 1024 ? 1 : 0, n };
+        assert_int_equal(acked(f, VD_VHOST_USER_SET_VRING_NUM, num, 8, NULL, 0), 0);
+        assert_int_equal(vd_virtq_size(vd_virtio_queue(vd_virtio_blk_device(f->dev), num[0])), n);
+    }
+    /* The seg_max the guest reads still fits the smallest ring taken. */
+    uint8_t cfg[VD_VIRTIO_BLK_CONFIG_SIZE];
+    get_config(f, cfg);
+    uint32_t seg_max;
+    memcpy(&seg_max, cfg + VD_VIRTIO_BLK_CFG_SEG_MAX, 4);
+    assert_int_equal(seg_max, QSZ - 2);
+    VdVhostUserStats s;
+    vd_vhost_user_get_stats(f->srv, &s);
+    assert_int_equal(s.refused_rings, 0);
+}
+
+/* The next back-end request on our end of the back-end channel (its header), or req 0 if none comes. */
+static uint32_t backend_request(int fd, uint32_t *flags)
+{
+    uint32_t h[3] = { 0, 0, 0 };
+    for (int i = 0; i < 500; i++) {
+        pump();
+        if (recv(fd, h, sizeof(h), MSG_DONTWAIT) == (ssize_t)sizeof(h)) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    *flags = h[1];
+    return h[0];
+}
+
+/* A host-side write-cache change reaches the front end: CONFIG_CHANGE_MSG on the back-end channel, then
+ * GET_CONFIG shows the new writeback byte. */
+static void test_backend_config_change(void **state)
+{
+    Fx *f = *state;
+    negotiate(f);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(acked(f, VD_VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1), 0);
+    close(sv[1]);
+    setup_ring(f, 0);   /* the driver is up (DRIVER_OK): config interrupts are raised from now on */
+    uint8_t cfg[VD_VIRTIO_BLK_CONFIG_SIZE];
+    get_config(f, cfg);
+    assert_int_equal(cfg[VD_VIRTIO_BLK_CFG_WRITEBACK], 1);
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, false), 0);   /* the host, not the guest */
+    uint32_t flags;
+    assert_int_equal(backend_request(sv[0], &flags), VD_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
+    assert_int_equal(flags, VD_VHOST_USER_VERSION);   /* no NEED_REPLY: nobody waits for the front end */
+    get_config(f, cfg);
+    assert_int_equal(cfg[VD_VIRTIO_BLK_CFG_WRITEBACK], 0);
+    VdVhostUserStats s;
+    vd_vhost_user_get_stats(f->srv, &s);
+    assert_int_equal(s.config_changes, 1);
+    /* Back on: told again. */
+    assert_int_equal(vd_blk_set_write_cache_sync(f->blk, true), 0);
+    assert_int_equal(backend_request(sv[0], &flags), VD_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
+    get_config(f, cfg);
+    assert_int_equal(cfg[VD_VIRTIO_BLK_CFG_WRITEBACK], 1);
+    close(sv[0]);
+}
+
+/* SET_BACKEND_REQ_FD before BACKEND_REQ was negotiated, or without a socket, is refused. */
+static void test_backend_channel_refused(void **state)
+{
+    Fx *f = *state;
+    uint64_t pf = (1u << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK);
+    send_msg(f, VD_VHOST_USER_SET_PROTOCOL_FEATURES, 1, &pf, 8, NULL, 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1), 0);
+    pf |= 1u << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ;
+    send_msg(f, VD_VHOST_USER_SET_PROTOCOL_FEATURES, 1, &pf, 8, NULL, 0);
+    assert_int_not_equal(acked(f, VD_VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, NULL, 0), 0);
+    assert_true(vd_vhost_user_connected(f->srv));
+    close(sv[0]);
+    close(sv[1]);
 }
 
 /* Random messages (deterministic seed), 20 per connection: the server survives all and still serves. */
@@ -921,6 +1011,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_descriptor, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_messages, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_sizes, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_backend_config_change, setup_server, teardown),
+        cmocka_unit_test_setup_teardown(test_backend_channel_refused, setup_server, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup_server, teardown),
         { "mem_table_with_io_in_flight/blk", test_mem_table_with_io_in_flight, setup_big_blk, teardown, NULL },
         { "mem_table_with_io_in_flight/scsi", test_mem_table_with_io_in_flight, setup_big_scsi, teardown, NULL },

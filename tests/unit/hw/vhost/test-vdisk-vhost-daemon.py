@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""test-vdisk-vhost-daemon.py VDISK_VHOST - vdisk-vhost as a daemon (docs/vhost-user.md):
+--socket-mode/--socket-group (seen with stat; an unprivileged front end in the
+group connects, one outside it gets EACCES), --pidfile, READY=1/STOPPING=1 on
+$NOTIFY_SOCKET (a path and an @abstract name), SIGHUP survives, SIGTERM and SIGINT
+remove the socket file and the pidfile; systemd socket activation (LISTEN_FDS) and
+--fd with a socket made here (never removed by vdisk-vhost)."""
+import os
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = sys.argv[1]
+GID = 4242            # a group no account has: only --groups gives it
+NOBODY = 65534
+fails = []
+
+
+def check(ok, what):
+    """Record one check."""
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        fails.append(what)
+
+
+def get_features(path):
+    """Connect as a front end, send GET_FEATURES; the reply's u64."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(path)
+    c.sendall(struct.pack("<III", 1, 1, 0))
+    reply = b""
+    while len(reply) < 20:
+        chunk = c.recv(20 - len(reply))
+        if not chunk:
+            break
+        reply += chunk
+    c.close()
+    return struct.unpack("<IIIQ", reply)[3] if len(reply) == 20 else None
+
+
+def connect_as_nobody(path, groups):
+    """Run a GET_FEATURES connection as nobody with the given supplementary groups; its stderr/stdout."""
+    code = ("import socket,struct,sys\n"
+            "c=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM)\n"
+            "try:\n c.connect(sys.argv[1])\nexcept OSError as e:\n print('connect:', e.strerror); sys.exit(1)\n"
+            "c.sendall(struct.pack('<III',1,1,0)); r=c.recv(20); print('features', len(r))\n")
+    grp = ",".join(str(g) for g in groups) if groups else "-"
+    argv = ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY)]
+    argv += ["--groups", grp] if groups else ["--clear-groups"]
+    argv += ["/usr/bin/python3", "-c", code, path]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    return r.stdout.strip() + r.stderr.strip()
+
+
+def wait_for(cond, secs=10.0):
+    """Poll cond until true or timeout."""
+    end = time.time() + secs
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def recv_notify(ns, secs=10.0):
+    """One sd_notify datagram, or ''."""
+    ns.settimeout(secs)
+    try:
+        return ns.recv(4096).decode()
+    except socket.timeout:
+        return ""
+
+
+def daemon_with_socket_file(d, notify_name, stop):
+    """--socket with mode/group, pidfile, READY=1, SIGHUP, then stop (SIGTERM or SIGINT)."""
+    sock, pidfile = os.path.join(d, "s"), os.path.join(d, "pid")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind("\0" + notify_name[1:] if notify_name.startswith("@") else notify_name)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_name)
+    p = subprocess.Popen([BIN, "--socket", sock, "--socket-mode", "0660", "--socket-group", str(GID),
+                          "--device", "virtio-blk", "--drive", "file=%s,cache=none" % os.path.join(d, "a.img"),
+                          "--pidfile", pidfile], env=env, stderr=subprocess.PIPE, text=True)
+    ready = recv_notify(ns)
+    check("READY=1" in ready.split("\n") and ("MAINPID=%d" % p.pid) in ready,
+          "READY=1 with MAINPID on NOTIFY_SOCKET=%s (got %r)" % (notify_name, ready))
+    st = os.stat(sock)
+    check(stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == GID,
+          "socket mode 0660 group %d (stat: %o gid %d)" % (GID, stat.S_IMODE(st.st_mode), st.st_gid))
+    with open(pidfile) as f:
+        check(f.read() == "%d\n" % p.pid, "pidfile holds the pid once READY=1 is sent")
+    out = connect_as_nobody(sock, [GID])
+    check(out == "features 20", "nobody in group %d connects (%s)" % (GID, out))
+    out = connect_as_nobody(sock, [])
+    check("Permission denied" in out, "nobody outside the group is refused (%s)" % out)
+    p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    check(p.poll() is None and get_features(sock) is not None, "SIGHUP: still running and serving")
+    p.send_signal(stop)
+    rc = p.wait(timeout=20)
+    err = p.stderr.read()
+    name = signal.Signals(stop).name
+    check(rc == 0, "%s: exit 0 (rc %d, %s)" % (name, rc, err.strip().splitlines()[-1:]))
+    check("STOPPING=1" in recv_notify(ns, 2), "STOPPING=1 at exit")
+    check(not os.path.exists(sock), "%s removes the socket file" % name)
+    check(not os.path.exists(pidfile), "%s removes the pidfile" % name)
+    ns.close()
+
+
+def daemon_with_inherited_socket(d, activated):
+    """A listening socket made here, passed as fd 3 by LISTEN_FDS or as --fd 5; it stays after SIGTERM."""
+    sock = os.path.join(d, "inherited")
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(sock)
+    ls.listen(4)
+    fd = 3 if activated else 5
+    argv = [BIN, "--device", "virtio-blk", "--drive", "file=%s,cache=none" % os.path.join(d, "a.img")]
+    if not activated:
+        argv += ["--fd", str(fd)]
+
+    def child_setup():
+        os.dup2(ls.fileno(), fd)
+        os.set_inheritable(fd, True)
+        if activated:
+            os.environ["LISTEN_FDS"] = "1"
+            os.environ["LISTEN_PID"] = str(os.getpid())   # exec keeps the pid
+    p = subprocess.Popen(argv, preexec_fn=child_setup, close_fds=False, stderr=subprocess.PIPE, text=True)
+    ls.close()
+    what = "LISTEN_FDS" if activated else "--fd %d" % fd
+    feats = None
+    if wait_for(lambda: p.poll() is not None or get_features(sock) is not None):
+        feats = get_features(sock) if p.poll() is None else None
+    check(feats is not None and feats & (1 << 30) != 0, "%s: a front end is served on the inherited socket" % what)
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=20)
+    check(rc == 0, "%s: SIGTERM exit 0 (rc %d, %s)" % (what, rc, p.stderr.read().strip()))
+    check(os.path.exists(sock), "%s: the inherited socket's file is left alone" % what)
+    os.unlink(sock)
+
+
+def main():
+    """Run every case in a fresh directory nobody can traverse."""
+    d = tempfile.mkdtemp()
+    try:
+        os.chmod(d, 0o755)
+        with open(os.path.join(d, "a.img"), "wb") as f:
+            f.truncate(1 << 20)
+        daemon_with_socket_file(d, os.path.join(d, "notify"), signal.SIGTERM)
+        daemon_with_socket_file(d, "@vdisk-vhost-test-%d" % os.getpid(), signal.SIGINT)
+        daemon_with_inherited_socket(d, activated=True)
+        daemon_with_inherited_socket(d, activated=False)
+    finally:
+        shutil.rmtree(d)
+    print("%d failed" % len(fails))
+    sys.exit(1 if fails else 0)
+
+
+main()
