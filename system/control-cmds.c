@@ -362,12 +362,55 @@ static void cmd_set_active(ControlCmd *cmd)
     cmd_return(cmd, NULL);
 }
 
-/* stop / cont: there is no API yet to pause the devices' request processing. */
-static void cmd_not_supported(ControlCmd *cmd)
+/* True if the machine runs: no drives, or some drive's backend is not stopped. */
+static bool machine_running(VdControlServer *s)
 {
-    cmd_error(cmd, "GenericError",
-              "'%s' is not supported yet: vdisk cannot pause and resume the devices' request processing",
-              cmd->name);
+    bool running = !s->drives->len;
+    for (guint i = 0; i < s->drives->len; i++) {
+        running |= !vd_blk_is_stopped(((ControlDrive *)g_ptr_array_index(s->drives, i))->blk);
+    }
+    return running;
+}
+
+/* True if some drive's backend is stopped (or there are no drives: cont always "resumes" then). */
+static bool machine_stopped(VdControlServer *s)
+{
+    bool stopped = !s->drives->len;
+    for (guint i = 0; i < s->drives->len; i++) {
+        stopped |= vd_blk_is_stopped(((ControlDrive *)g_ptr_array_index(s->drives, i))->blk);
+    }
+    return stopped;
+}
+
+/* stop: stop every drive's backend (new requests queue), reply, then STOP if the machine was running. */
+static void cmd_stop(ControlCmd *cmd)
+{
+    VdControlServer *s = cmd->client->server;
+    bool was_running = machine_running(s);
+    for (guint i = 0; i < s->drives->len; i++) {
+        vd_blk_stop(((ControlDrive *)g_ptr_array_index(s->drives, i))->blk);
+    }
+    cmd_return(cmd, NULL);
+    if (was_running) {
+        vd_control_emit_event(s, "STOP", NULL);
+    }
+}
+
+/* cont: resume every stopped backend (held requests retried in order), reply, then RESUME. */
+static void cmd_cont(ControlCmd *cmd)
+{
+    VdControlServer *s = cmd->client->server;
+    bool was_stopped = machine_stopped(s);
+    for (guint i = 0; i < s->drives->len; i++) {
+        VdBlockBackend *blk = ((ControlDrive *)g_ptr_array_index(s->drives, i))->blk;
+        if (vd_blk_is_stopped(blk)) {
+            vd_blk_resume(blk);
+        }
+    }
+    cmd_return(cmd, NULL);
+    if (was_stopped) {
+        vd_control_emit_event(s, "RESUME", NULL);
+    }
 }
 
 /* quit: reply, announce SHUTDOWN, then start the binary's clean shutdown. */
@@ -417,8 +460,8 @@ static const struct ControlCommand {
       { { "node-name", ARG_STR, true }, { "device", ARG_STR, true }, { "active", ARG_BOOL, false } } },
     { "block-set-active", cmd_set_active, false,
       { { "node-name", ARG_STR, true }, { "device", ARG_STR, true }, { "active", ARG_BOOL, false } } },
-    { "stop", cmd_not_supported, false, { { NULL } } },
-    { "cont", cmd_not_supported, false, { { NULL } } },
+    { "stop", cmd_stop, false, { { NULL } } },
+    { "cont", cmd_cont, false, { { NULL } } },
     { "quit", cmd_quit, false, { { NULL } } },
 };
 

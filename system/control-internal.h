@@ -34,6 +34,7 @@ typedef struct ControlClient ControlClient;
 typedef struct ControlDrive {
     char *id;
     VdBlockBackend *blk;
+    VdControlServer *server;    /* for the stop notifier */
 } ControlDrive;
 
 struct VdControlServer {

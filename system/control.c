@@ -397,11 +397,37 @@ VdControlServer *vd_control_new(GMainContext *ctx, const VdControlOps *ops, void
     return s;
 }
 
+/* True if any drive's backend but d's is stopped (the machine counts as stopped then). */
+static bool other_drive_stopped(VdControlServer *s, ControlDrive *d)
+{
+    bool stopped = false;
+    for (guint i = 0; i < s->drives->len; i++) {
+        ControlDrive *o = g_ptr_array_index(s->drives, i);
+        stopped |= o != d && vd_blk_is_stopped(o->blk);
+    }
+    return stopped;
+}
+
+/* Stop notifier: a backend held a failed request (werror/rerror=stop, enospc): BLOCK_IO_ERROR, then STOP. */
+static void on_drive_stopped(void *opaque, bool is_read, int err)
+{
+    ControlDrive *d = opaque;
+    if (!err) {
+        return; /* our own vd_blk_stop (the stop command announces it) */
+    }
+    vd_control_block_io_error(d->server, d->id, !is_read, -err, "stop");
+    if (!other_drive_stopped(d->server, d)) {
+        vd_control_emit_event(d->server, "STOP", NULL); /* as QEMU: only when the machine was running */
+    }
+}
+
 void vd_control_add_drive(VdControlServer *s, const char *id, VdBlockBackend *blk)
 {
     ControlDrive *d = g_new0(ControlDrive, 1);
     d->id = g_strdup(id);
     d->blk = blk;
+    d->server = s;
+    vd_blk_add_stop_notifier(blk, on_drive_stopped, d);
     g_ptr_array_add(s->drives, d);
 }
 
@@ -502,6 +528,7 @@ void vd_control_free(VdControlServer *s)
     }
     for (guint i = 0; i < s->drives->len; i++) {
         ControlDrive *d = g_ptr_array_index(s->drives, i);
+        vd_blk_remove_stop_notifier(d->blk, on_drive_stopped, d);
         g_free(d->id);
         g_free(d);
     }
