@@ -564,6 +564,20 @@ static void spin(T *t)
     }
 }
 
+/* Iterate the loop until d's request completes; fail after DEADLINE_US. */
+static void wait_done(T *t, const Done *d)
+{
+    gint64 deadline = g_get_monotonic_time() + DEADLINE_US;
+    while (!d->calls) {
+        if (!g_main_context_iteration(t->ctx, FALSE)) {
+            g_usleep(1000);
+        }
+        if (g_get_monotonic_time() > deadline) {
+            fail_msg("the write did not complete within 10 s");
+        }
+    }
+}
+
 /* stop stops every drive and announces STOP once; a write then waits; cont releases it and announces RESUME. */
 static void test_stop_cont(void **state)
 {
@@ -576,8 +590,9 @@ static void test_stop_cont(void **state)
     assert_true(vd_blk_is_stopped(t->d0));
     assert_true(vd_blk_is_stopped(t->d1));
     static uint8_t buf[4096];
-    struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-    Done done = { 0 };
+    static struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+    static Done done; /* static: a failed assertion leaves the write to complete in teardown */
+    done = (Done){ 0 };
     vd_blk_pwritev(t->d0, 0, &iov, 1, 0, on_done, &done);
     spin(t);
     assert_int_equal(done.calls, 0);
@@ -591,11 +606,7 @@ static void test_stop_cont(void **state)
     g_autoptr(JsonObject) resume = expect_event(t, c, "RESUME");
     assert_false(vd_blk_is_stopped(t->d0));
     assert_false(vd_blk_is_stopped(t->d1));
-    gint64 deadline = g_get_monotonic_time() + DEADLINE_US;
-    while (!done.calls) {
-        g_main_context_iteration(t->ctx, TRUE);
-        assert_true(g_get_monotonic_time() < deadline);
-    }
+    wait_done(t, &done);
     assert_int_equal(done.ret, 0);
     client_free(c);
 }
@@ -607,8 +618,9 @@ static void test_stop_on_error(void **state)
     Client *c = client_new(t, true);
     vd_blk_inject_error(t->d0, VD_FAULT_WRITE, ENOSPC, 1);
     static uint8_t buf[4096];
-    struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-    Done done = { 0 };
+    static struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+    static Done done; /* static: a failed assertion leaves the write to complete in teardown */
+    done = (Done){ 0 };
     vd_blk_pwritev(t->d0, 0, &iov, 1, 0, on_done, &done);
     g_autoptr(JsonObject) ev = expect_event(t, c, "BLOCK_IO_ERROR");
     JsonObject *data = json_object_get_object_member(ev, "data");
@@ -621,11 +633,7 @@ static void test_stop_on_error(void **state)
     assert_int_equal(done.calls, 0);
     g_autoptr(JsonNode) r = expect_return(t, c, "{\"execute\": \"cont\"}");
     g_autoptr(JsonObject) resume = expect_event(t, c, "RESUME");
-    gint64 deadline = g_get_monotonic_time() + DEADLINE_US;
-    while (!done.calls) {
-        g_main_context_iteration(t->ctx, TRUE);
-        assert_true(g_get_monotonic_time() < deadline);
-    }
+    wait_done(t, &done);
     assert_int_equal(done.ret, 0); /* the injected error was one-shot: the retry succeeds */
     client_free(c);
 }
