@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define OPS_PER_SEQUENCE 48
+#define RESET_HOLD_US 2000    /* how long reset_rewrite holds the write it abandons */
 #define LBA_SPAN 256          /* a small disk region, so that writes overlap */
 
 typedef struct Mode {
@@ -182,13 +183,10 @@ static void cut(Seq *s, Tally *t, uint64_t seq_seed, uint64_t op)
     }
 }
 
-/* Start one random write. */
-static void random_write(Seq *s, Tally *t, const Mode *m)
+/* Start write number ++writes (its id in every sector) of nsect sectors at lba in a free slot; returns the slot. */
+static unsigned start_write(Seq *s, Tally *t, uint64_t lba, unsigned nsect, bool fua)
 {
     unsigned slot = free_slot(s, t);
-    unsigned nsect = 1 + next_rand(&s->rng) % 16;
-    uint64_t lba = next_rand(&s->rng) % (LBA_SPAN - nsect);
-    bool fua = m->fua && s->ops->has_fua && next_rand(&s->rng) % 3 == 0;
     uint64_t id = ++s->writes;
     for (unsigned i = 0; i < nsect; i++) {
         uint8_t *p = s->buf + i * 512;
@@ -198,6 +196,16 @@ static void random_write(Seq *s, Tally *t, const Mode *m)
     }
     s->slot[slot] = (SlotUse){ .busy = true, .write = vd_crash_guest_write(s->view, lba * 512, s->buf, nsect * 512, fua) };
     s->ops->submit_write(s->g, slot, lba, nsect, fua, s->buf);
+    return slot;
+}
+
+/* Start one random write. */
+static void random_write(Seq *s, Tally *t, const Mode *m)
+{
+    unsigned nsect = 1 + next_rand(&s->rng) % 16;
+    uint64_t lba = next_rand(&s->rng) % (LBA_SPAN - nsect);
+    bool fua = m->fua && s->ops->has_fua && next_rand(&s->rng) % 3 == 0;
+    start_write(s, t, lba, nsect, fua);
 }
 
 /* Switch the write cache the device's way, and note what that promises. */
@@ -213,6 +221,31 @@ static void switch_wce(Seq *s, Tally *t, bool on)
     if (!on && s->ops->switch_drains) {
         vd_crash_guest_cache_off_done(s->view, sw, ok);
     }
+}
+
+/*
+ * Reset the device under a write held in the host (delay.write), then
+ * rewrite the same sectors with FUA: the abandoned write must never land
+ * over the promised rewrite.  Two guards keep that order (the IDE drive
+ * stays BSY after SRST until its orphans finish; the backend serialises
+ * overlapping writes); docs/crash-testing.md shows the oracle bites once
+ * both are gone.
+ */
+static void reset_rewrite(Seq *s, Tally *t)
+{
+    wait_idle(s, t);
+    unsigned nsect = 1 + next_rand(&s->rng) % 16;
+    uint64_t lba = next_rand(&s->rng) % (LBA_SPAN - nsect);
+    vd_blk_set_delay(s->blk, VD_FAULT_WRITE, RESET_HOLD_US);
+    unsigned slot = start_write(s, t, lba, nsect, next_rand(&s->rng) % 2);
+    g_main_context_iteration(NULL, FALSE);
+    s->ops->reset(s->g);
+    vd_blk_set_delay(s->blk, VD_FAULT_WRITE, 0);
+    vd_crash_guest_write_done(s->view, s->slot[slot].write, false, !s->wce);
+    s->slot[slot] = (SlotUse){ 0 };
+    switch_wce(s, t, s->wce); /* a reset may revert the cache to its power-on state */
+    start_write(s, t, lba, nsect, true);
+    wait_idle(s, t);
 }
 
 /* Run one sequence; false if the backend or device could not be set up. */
@@ -243,6 +276,8 @@ static bool run_sequence(const Config *c, const CrashGuestOps *ops, const Mode *
             ops->submit_flush(s.g, slot);
         } else if (r < 76) {
             switch_wce(&s, t, !s.wce);
+        } else if (r < 79 && ops->reset) {
+            reset_rewrite(&s, t);
         } else {
             cut(&s, t, seq_seed, op);
         }

@@ -1,7 +1,8 @@
 /*
  * crash-guest-ide.c - the crash runner's IDE guest: WRITE DMA (FUA) EXT,
  * FLUSH CACHE EXT and SET FEATURES 02h/82h on the primary master of a PIIX3,
- * through port I/O and a bus-master PRD table.  One command at a time.
+ * through port I/O and a bus-master PRD table.  One command at a time, or an
+ * SRST that abandons the one in flight.
  */
 #include "crash-guests.h"
 
@@ -130,6 +131,18 @@ static bool ide_set_wce(CrashGuest *g, bool on)
     return ok;
 }
 
+/* SRST while a command may run: the drive abandons it; wait until it drops BSY (after any orphan finished). */
+static void ide_reset(CrashGuest *g)
+{
+    outb(g, BM, 0);
+    outb(g, VD_IDE_PRIMARY_CTL, 0x04);
+    outb(g, VD_IDE_PRIMARY_CTL, 0x00);
+    g->busy = g->dma = false;
+    while (inb(g, VD_IDE_PRIMARY_CTL) & 0x80) { /* alternate status: no INTRQ acknowledge */
+        g_main_context_iteration(NULL, TRUE);
+    }
+}
+
 /* Free the controller and the machine pieces. */
 static void ide_close(CrashGuest *g)
 {
@@ -141,5 +154,6 @@ static void ide_close(CrashGuest *g)
 
 const CrashGuestOps crash_guest_ide = {
     .name = "ide", .depth = 1, .has_fua = true, .switch_drains = true, .open = ide_open, .submit_write = ide_submit_write,
-    .submit_flush = ide_submit_flush, .set_wce = ide_set_wce, .poll = ide_poll, .close = ide_close,
+    .submit_flush = ide_submit_flush, .set_wce = ide_set_wce, .poll = ide_poll,
+    .reset = ide_reset, .close = ide_close,
 };

@@ -33,6 +33,8 @@ typedef struct CrashGuestOps {
     bool (*set_wce)(CrashGuest *g, bool on);
     /* A finished slot, if any; *ok: the device reported success. */
     bool (*poll)(CrashGuest *g, unsigned *slot, bool *ok);
+    /* Optional: a device reset that abandons the request in flight; returns once the device is ready again. */
+    void (*reset)(CrashGuest *g);
     void (*close)(CrashGuest *g);
 } CrashGuestOps;
 
