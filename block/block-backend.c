@@ -399,6 +399,20 @@ void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov
     start_request(blk, req);
 }
 
+/* Check a modifying request and plan its durability: 0, or the errno to fail with (nothing left counted). */
+static int modifying_plan(VdBlockBackend *blk, VdRequest *req)
+{
+    int ret = check_writable(blk, req);
+    if (ret == 0) {
+        ret = plan_durability(blk, req);
+    }
+    if (ret < 0 && req->was_cached_write) {
+        blk->cached_writes_in_flight--;
+        req->was_cached_write = false;
+    }
+    return ret;
+}
+
 /* Common path of write, write-zeroes and discard. */
 static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
 {
@@ -406,14 +420,8 @@ static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
         req_complete_later(req, 0, "discard=ignore");
         return;
     }
-    int ret = check_writable(blk, req);
-    if (ret == 0) {
-        ret = plan_durability(blk, req);
-    }
+    int ret = modifying_plan(blk, req);
     if (ret < 0) {
-        if (req->was_cached_write) {
-            blk->cached_writes_in_flight--;
-        }
         req_complete_later(req, ret, req->note);
         return;
     }
@@ -576,15 +584,8 @@ static void retry_held(VdBlockBackend *blk, VdRequest *req)
         return;
     }
     blk->serialising = g_list_remove(blk->serialising, req);
-    int ret = check_writable(blk, req);
-    if (ret == 0) {
-        ret = plan_durability(blk, req);
-    }
+    int ret = modifying_plan(blk, req);
     if (ret < 0) {
-        if (req->was_cached_write) {
-            blk->cached_writes_in_flight--;
-            req->was_cached_write = false;
-        }
         req_complete_later(req, ret, req->note);
         wake_serial_waiters(blk);
         run_wce_off_waiters(blk);

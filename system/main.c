@@ -133,7 +133,7 @@ static void describe(Vmm *v)
     }
 }
 
-/* SIGINT/SIGTERM: leave the loop so that images are closed and temporary files removed. */
+/* SIGINT/SIGTERM/SIGHUP: leave the loop so that images are closed and temporary files removed (QEMU too shuts down on SIGHUP). */
 static gboolean on_signal(gpointer opaque)
 {
     ((Vmm *)opaque)->quit = true;
@@ -175,7 +175,7 @@ static bool serve(Vmm *v, GError **errp)
         vd_control_free(ctl);
         return false;
     }
-    int sigs[] = { SIGINT, SIGTERM };
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP };
     GSource *sources[G_N_ELEMENTS(sigs)];
     for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
         sources[i] = g_unix_signal_source_new(sigs[i]);

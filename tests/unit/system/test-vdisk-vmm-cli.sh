@@ -47,5 +47,20 @@ expect 1 "^vdisk-vmm: --drive file=$dir/no-such.img: drive drive0: file=$dir/no-
        --drive file="$dir/no-such.img"
 expect 1 "^vdisk-vmm: --dump-dtb: " --drive "$a" --dump-dtb "$dir/missing-dir/x.dtb"
 expect 0 "drive drive0: if=ide" --drive "$a",serial=SN1 --drive "$b",if=virtio,serial=SN2
+# Signals: SIGINT, SIGTERM and SIGHUP each shut down cleanly (exit 0, control socket removed), as QEMU does.
+for sig in INT TERM HUP; do
+  rm -f "$dir/ctl"
+  "$bin" --drive "$a" --control unix:"$dir/ctl" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$dir/ctl" ] && break; sleep 0.05; done
+  kill -"$sig" "$pid"
+  rc=0; wait "$pid" || rc=$?
+  if [ "$rc" -eq 0 ] && [ ! -e "$dir/ctl" ]; then
+    pass=$((pass + 1))
+  else
+    echo "FAIL: vdisk-vmm on SIG$sig -> rc=$rc (want 0), control socket left: $([ -e "$dir/ctl" ] && echo yes || echo no)"
+    fails=$((fails + 1))
+  fi
+done
 echo "$pass passed, $fails failed"
 [ $fails -eq 0 ]
