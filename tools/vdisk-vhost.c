@@ -390,6 +390,9 @@ static bool run(VdVhostApp *a, GError **errp)
         a->opts.kind->destroy(a);
         return false;
     }
+    for (guint i = 0; i < a->backends->len; i++) {
+        vd_vhost_user_server_add_image(a->server, a->backends->pdata[i]);   /* the migration hand-over */
+    }
     a->loop = g_main_loop_new(a->ctx, FALSE);
     guint tick = g_timeout_add(200, stats_tick, a);
     guint s1 = g_unix_signal_add(SIGUSR1, on_sigusr1, a);

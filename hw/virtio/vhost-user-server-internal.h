@@ -45,6 +45,25 @@ void *vd_vhost_mem_translate(void *opaque, uint64_t gpa, uint64_t *len, bool wri
 /* Front-end virtual [uva, uva+len) to guest physical, if it lies in one region. */
 bool vd_vhost_mem_uva_to_gpa(const VdVhostMem *m, uint64_t uva, uint64_t len, uint64_t *gpa);
 
+/* The dirty log (vhost-user-server-log.c): one bit per page of guest physical memory. */
+#define VD_VHOST_LOG_PAGE 4096
+typedef struct VdVhostLog {
+    void *map;                 /* mmap() of the fd from 0, map_len bytes */
+    size_t map_len;
+    uint8_t *bits;             /* map + the front end's offset; NULL: no log */
+    uint64_t size;             /* bytes of bitmap */
+    uint64_t overflows;        /* writes to pages beyond the bitmap (not logged) */
+} VdVhostLog;
+
+/* Map size bytes at offset of fd (consumed) as the log; checks both against the file.  The old log stays on failure. */
+bool vd_vhost_log_set(VdVhostLog *l, int fd, uint64_t size, uint64_t offset, GError **errp);
+/* Unmap the log. */
+void vd_vhost_log_clear(VdVhostLog *l);
+/* Mark every page [gpa, gpa+len) touches (atomic OR), if a log is mapped. */
+void vd_vhost_log_mark(VdVhostLog *l, uint64_t gpa, uint64_t len);
+/* Host address -> guest physical, if [host, host+len) lies in one region. */
+bool vd_vhost_mem_host_to_gpa(const VdVhostMem *m, const void *host, uint64_t len, uint64_t *gpa);
+
 /* One vring as the front end configured it. */
 typedef struct VdVhostRing {
     VdVhostUserServer *s;
@@ -57,6 +76,8 @@ typedef struct VdVhostRing {
     bool kick_pending; /* kicked while stopping: run the queue when the drain ends */
     uint64_t kicks;  /* kicks seen on this ring (shows which queues a guest uses) */
     unsigned min_num; /* the device's queue size (its seg_max fits it): the smallest ring taken */
+    bool log;        /* SET_VRING_ADDR's VHOST_VRING_F_LOG: log used ring writes at log_addr */
+    uint64_t log_addr; /* the used ring's guest physical address for the log */
 } VdVhostRing;
 
 /* A received message: header fields, payload and the fds that came with it. */
@@ -93,6 +114,9 @@ struct VdVhostUserServer {
     uint64_t protocol_features;
     int backend_fd;                  /* the back-end channel (SET_BACKEND_REQ_FD), -1: none */
     VdVhostMem mem;
+    VdVhostLog log;                  /* SET_LOG_BASE; buffers are logged while VHOST_F_LOG_ALL is acked */
+    int log_fd;                      /* SET_LOG_FD (kept, never signalled), -1: none */
+    GPtrArray *images;               /* VdBlockBackend * (borrowed) the hand-over moves */
     unsigned nrings;
     VdVhostRing *rings;
     VdVhostUserStats stats;
@@ -110,12 +134,18 @@ typedef enum VdVhostResult {
 VdVhostResult vd_vhost_dispatch(VdVhostUserServer *s, VdVhostMsg *m);
 /* Send a reply to m with the given payload; false if the socket failed. */
 bool vd_vhost_reply(VdVhostUserServer *s, const VdVhostMsg *m, const void *payload, uint32_t size);
-/* Start or stop a ring's processing to match started/enabled; stop only once drained (vhost-user-server.c). */
-void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r);
+/* Start or stop a ring's processing to match started/enabled; stop only once drained (vhost-user-server.c).
+ * false: the ring should start but does not (the images could not be taken, or its setup is invalid). */
+bool vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r);
 /* True for requests that run only once no request of the device is in flight (vhost-user-server-msg.c). */
 bool vd_vhost_drains_first(uint32_t req);
 /* Replace a ring's kick fd (-1: none) and its GSource. */
 void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd);
+/* True if any ring is being processed. */
+bool vd_vhost_rings_live(VdVhostUserServer *s);
+/* The hand-over (vhost-user-server-handover.c): take the images at the first ring start, release after the last. */
+bool vd_vhost_images_take(VdVhostUserServer *s, GError **errp);
+void vd_vhost_images_release(VdVhostUserServer *s);
 /* Stop every ring and reset the device as at power-on (the caller drained it). */
 void vd_vhost_device_reset(VdVhostUserServer *s);
 

@@ -134,3 +134,18 @@ bool vd_vhost_mem_uva_to_gpa(const VdVhostMem *m, uint64_t uva, uint64_t len, ui
     }
     return false;
 }
+
+/* Host address -> guest physical for a range inside a single region (the dirty log of an answered buffer). */
+bool vd_vhost_mem_host_to_gpa(const VdVhostMem *m, const void *host, uint64_t len, uint64_t *gpa)
+{
+    uintptr_t h = (uintptr_t)host;
+    for (unsigned i = 0; i < m->n; i++) {
+        const VdVhostMemRegion *r = &m->r[i];
+        uintptr_t start = (uintptr_t)r->host;
+        if (h >= start && h - start < r->size && len <= r->size - (h - start)) {
+            *gpa = r->gpa + (h - start);
+            return true;
+        }
+    }
+    return false;
+}

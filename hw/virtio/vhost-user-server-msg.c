@@ -7,8 +7,12 @@
 #define PROTOCOL_FEATURES_OFFERED ((1ull << VD_VHOST_USER_PROTOCOL_F_MQ) | \
                                    (1ull << VD_VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
                                    (1ull << VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ) | \
-                                   (1ull << VD_VHOST_USER_PROTOCOL_F_CONFIG))
+                                   (1ull << VD_VHOST_USER_PROTOCOL_F_CONFIG) | \
+                                   (1ull << VD_VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 #define F_PROTOCOL (1ull << VD_VHOST_USER_F_PROTOCOL_FEATURES)
+#define F_LOG_ALL  (1ull << VD_VHOST_F_LOG_ALL)
+/* Feature bits of the vhost-user layer, not of the device. */
+#define F_VHOST    (F_PROTOCOL | F_LOG_ALL)
 
 typedef VdVhostResult VhostHandler(VdVhostUserServer *s, VdVhostMsg *m);
 
@@ -56,28 +60,17 @@ static bool ring_live(VdVhostUserServer *s, VdVhostRing *r)
     return vd_virtq_ready(vd_virtio_queue(s->vdev, r->index));
 }
 
-/* GET_FEATURES: the device's offer plus PROTOCOL_FEATURES. */
+/* GET_FEATURES: the device's offer plus PROTOCOL_FEATURES and LOG_ALL. */
 static VdVhostResult h_get_features(VdVhostUserServer *s, VdVhostMsg *m)
 {
-    return reply_u64(s, m, vd_virtio_host_features(s->vdev) | F_PROTOCOL);
-}
-
-/* True if any ring is being processed. */
-static bool any_ring_live(VdVhostUserServer *s)
-{
-    for (unsigned i = 0; i < s->nrings; i++) {
-        if (ring_live(s, &s->rings[i])) {
-            return true;
-        }
-    }
-    return false;
+    return reply_u64(s, m, vd_virtio_host_features(s->vdev) | F_VHOST);
 }
 
 /* SET_FEATURES: negotiate the device features (the driver's choice) through the core's FEATURES_OK. */
 static VdVhostResult h_set_features(VdVhostUserServer *s, VdVhostMsg *m)
 {
     uint64_t f = get64(m, 0);
-    uint64_t offer = vd_virtio_host_features(s->vdev) | F_PROTOCOL;
+    uint64_t offer = vd_virtio_host_features(s->vdev) | F_VHOST;
     if (f & ~offer) {
         /*
          * QEMU's vhost-user-scsi passes through bits it offered the guest on
@@ -88,14 +81,16 @@ static VdVhostResult h_set_features(VdVhostUserServer *s, VdVhostMsg *m)
         s->stats.ignored_feature_bits |= f & ~offer;
         f &= offer;
     }
-    uint64_t dev = f & ~F_PROTOCOL;
+    uint64_t dev = f & ~F_VHOST;
     bool protocol = f & F_PROTOCOL;
     uint8_t st = vd_virtio_get_status(s->vdev);
     if (s->features_set && (st & VD_VIRTIO_STATUS_FEATURES_OK) && vd_virtio_guest_features(s->vdev) == dev) {
+        /* The usual restart, or LOG_ALL turned on or off (migration): same device features, state kept. */
         s->protocol_features_acked = protocol;
-        return VD_VHOST_OK;   /* the usual restart: same features, device state kept */
+        s->acked_features = f;
+        return VD_VHOST_OK;
     }
-    if (any_ring_live(s)) {
+    if (vd_vhost_rings_live(s)) {
         g_warning("vhost-user: SET_FEATURES changes features while rings run");
         return VD_VHOST_FAIL;
     }
@@ -206,8 +201,11 @@ static VdVhostResult h_set_vring_addr(VdVhostUserServer *s, VdVhostMsg *m)
     if (!r) {
         return VD_VHOST_FATAL;
     }
+    /* The log flag may change on a live ring (migration starts or ends); the ring addresses may not. */
+    r->log = get32(m, 4) & (1u << VD_VHOST_VRING_F_LOG);
+    r->log_addr = get64(m, 32);
     if (ring_live(s, r)) {
-        return VD_VHOST_OK;   /* only the log flag may change on a live ring; we do not log */
+        return VD_VHOST_OK;
     }
     uint64_t uva[3] = { get64(m, 8), get64(m, 24), get64(m, 16) };   /* desc, avail, used */
     uint64_t gpa[3];
@@ -255,6 +253,9 @@ static VdVhostResult h_get_vring_base(VdVhostUserServer *s, VdVhostMsg *m)
     if (vd_virtq_ready(vd_virtio_queue(s->vdev, r->index))) {
         vd_virtq_set_ready(vd_virtio_queue(s->vdev, r->index), false);
     }
+    if (!vd_vhost_rings_live(s)) {
+        vd_vhost_images_release(s);   /* the last ring stopped, drained: hand the images over */
+    }
     uint32_t st[2] = { GUINT32_TO_LE(r->index),
                        GUINT32_TO_LE(vd_virtq_last_avail(vd_virtio_queue(s->vdev, r->index))) };
     return vd_vhost_reply(s, m, st, sizeof(st)) ? VD_VHOST_REPLIED : VD_VHOST_FATAL;
@@ -295,8 +296,7 @@ static VdVhostResult h_set_vring_kick(VdVhostUserServer *s, VdVhostMsg *m)
     }
     vd_vhost_ring_set_kick(s, r, fd);
     r->started = true;
-    vd_vhost_ring_update(s, r);
-    return VD_VHOST_OK;
+    return vd_vhost_ring_update(s, r) ? VD_VHOST_OK : VD_VHOST_FAIL;
 }
 
 /* SET_VRING_CALL: the eventfd to signal used buffers (none: no interrupts). */
@@ -329,7 +329,46 @@ static VdVhostResult h_set_vring_err(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* GET_PROTOCOL_FEATURES: MQ, REPLY_ACK, BACKEND_REQ, CONFIG. */
+/*
+ * SET_LOG_BASE (LOG_SHMFD): map the dirty log the fd carries.  The front end
+ * waits for a reply (a u64: 0 mapped, 1 refused; QEMU reads only its
+ * header).  A refused log leaves the previous one (or none) in place.
+ */
+static VdVhostResult h_set_log_base(VdVhostUserServer *s, VdVhostMsg *m)
+{
+    if (!(s->protocol_features & (1ull << VD_VHOST_USER_PROTOCOL_F_LOG_SHMFD)) || m->nfds != 1) {
+        g_warning("vhost-user: SET_LOG_BASE refused: %s",
+                  m->nfds != 1 ? "it carries no log fd" : "LOG_SHMFD was not negotiated");
+        return VD_VHOST_FAIL;
+    }
+    int fd = m->fds[0];
+    m->fds[0] = -1;   /* vd_vhost_log_set closes it */
+    g_autoptr(GError) err = NULL;
+    bool ok = vd_vhost_log_set(&s->log, fd, get64(m, 0), get64(m, 8), &err);
+    if (ok) {
+        s->stats.log_bases++;
+    } else {
+        g_warning("vhost-user: SET_LOG_BASE refused: %s", err->message);
+    }
+    return reply_u64(s, m, ok ? 0 : 1);
+}
+
+/* SET_LOG_FD: the eventfd to signal log updates; kept (we never signal it: QEMU polls the log). */
+static VdVhostResult h_set_log_fd(VdVhostUserServer *s, VdVhostMsg *m)
+{
+    if (m->nfds != 1) {
+        g_warning("vhost-user: SET_LOG_FD refused: it carries no fd");
+        return VD_VHOST_FAIL;
+    }
+    if (s->log_fd >= 0) {
+        close(s->log_fd);
+    }
+    s->log_fd = m->fds[0];
+    m->fds[0] = -1;
+    return VD_VHOST_OK;
+}
+
+/* GET_PROTOCOL_FEATURES: MQ, LOG_SHMFD, REPLY_ACK, BACKEND_REQ, CONFIG. */
 static VdVhostResult h_get_protocol_features(VdVhostUserServer *s, VdVhostMsg *m)
 {
     return reply_u64(s, m, PROTOCOL_FEATURES_OFFERED);
@@ -362,8 +401,7 @@ static VdVhostResult h_set_vring_enable(VdVhostUserServer *s, VdVhostMsg *m)
         return VD_VHOST_FATAL;
     }
     r->enabled = on;
-    vd_vhost_ring_update(s, r);
-    return VD_VHOST_OK;
+    return vd_vhost_ring_update(s, r) ? VD_VHOST_OK : VD_VHOST_FAIL;
 }
 
 /* SET_BACKEND_REQ_FD: the socket for our requests (config changes); only after BACKEND_REQ was negotiated. */
@@ -424,14 +462,6 @@ static VdVhostResult h_set_config(VdVhostUserServer *s, VdVhostMsg *m)
     return VD_VHOST_OK;
 }
 
-/* Requests we know but do not support (not offered): refuse. */
-static VdVhostResult h_unsupported(VdVhostUserServer *s, VdVhostMsg *m)
-{
-    s->stats.unsupported++;
-    g_debug("vhost-user: %s is not supported", vd_vhost_user_request_name(m->req));
-    return VD_VHOST_FAIL;
-}
-
 #define VRING_STATE 8      /* u32 index, u32 num */
 #define VRING_ADDR  40     /* u32 index, u32 flags, u64 desc, used, avail, log */
 #define CONFIG_MAX  (VD_VHOST_USER_CONFIG_HDR + VD_VIRTIO_CONFIG_MAX)
@@ -443,8 +473,8 @@ static const VhostRequest requests[VD_VHOST_USER_REQ_MAX] = {
     [VD_VHOST_USER_SET_OWNER] = { "SET_OWNER", h_set_owner, 0, 0, 0 },
     [VD_VHOST_USER_RESET_OWNER] = { "RESET_OWNER", h_reset_owner, 0, 8, 0, true },
     [VD_VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", h_set_mem_table, 8, MEM_MAX, VD_VHOST_USER_MAX_REGIONS, true },
-    [VD_VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", h_unsupported, 0, 16, 1 },
-    [VD_VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", h_unsupported, 0, 8, 1 },
+    [VD_VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", h_set_log_base, 16, 16, 1 },
+    [VD_VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", h_set_log_fd, 0, 8, 1 },
     [VD_VHOST_USER_SET_VRING_NUM] = { "SET_VRING_NUM", h_set_vring_num, VRING_STATE, VRING_STATE, 0 },
     [VD_VHOST_USER_SET_VRING_ADDR] = { "SET_VRING_ADDR", h_set_vring_addr, VRING_ADDR, VRING_ADDR, 0 },
     [VD_VHOST_USER_SET_VRING_BASE] = { "SET_VRING_BASE", h_set_vring_base, VRING_STATE, VRING_STATE, 0 },

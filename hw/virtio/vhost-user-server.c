@@ -89,7 +89,36 @@ static void vhost_notify(void *opaque, int queue)
     }
 }
 
-static const VdVirtioTransportOps vhost_transport = { .notify = vhost_notify };
+/* Core -> transport: the core wrote part of a used ring; log it at the ring's log address if asked (F_LOG). */
+static void vhost_used_written(void *opaque, unsigned queue, uint64_t offset, uint64_t len)
+{
+    VdVhostUserServer *s = opaque;
+    if (queue < s->nrings && s->rings[queue].log) {
+        vd_vhost_log_mark(&s->log, s->rings[queue].log_addr + offset, len);
+    }
+}
+
+/* Core -> transport: an answered element's writable buffers; log them while VHOST_F_LOG_ALL is acked. */
+static void vhost_buffer_written(void *opaque, const struct iovec *iov, unsigned n)
+{
+    VdVhostUserServer *s = opaque;
+    if (!(s->acked_features & (1ull << VD_VHOST_F_LOG_ALL)) || !s->log.bits) {
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t gpa;
+        /* The core maps a buffer piece per region, so each iovec lies in one (SET_MEM_TABLE drains first). */
+        if (vd_vhost_mem_host_to_gpa(&s->mem, iov[i].iov_base, iov[i].iov_len, &gpa)) {
+            vd_vhost_log_mark(&s->log, gpa, iov[i].iov_len);
+        }
+    }
+}
+
+static const VdVirtioTransportOps vhost_transport = {
+    .notify = vhost_notify,
+    .used_written = vhost_used_written,
+    .buffer_written = vhost_buffer_written,
+};
 
 /* Kicks taken while draining: run each live ring that was kicked. */
 static void rings_resume(VdVhostUserServer *s)
@@ -183,35 +212,52 @@ void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd)
     g_source_attach(r->kick_src, s->ctx);
 }
 
-/* Make the core queue's readiness match started && enabled. */
-void vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r)
+/* True if any ring is being processed. */
+bool vd_vhost_rings_live(VdVhostUserServer *s)
+{
+    for (unsigned i = 0; i < s->nrings; i++) {
+        if (vd_virtq_ready(vd_virtio_queue(s->vdev, i))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Make the core queue's readiness match started && enabled; false if the images could not be taken for it. */
+bool vd_vhost_ring_update(VdVhostUserServer *s, VdVhostRing *r)
 {
     VdVirtioDevice *vdev = s->vdev;
     VdVirtQueue *vq = vd_virtio_queue(vdev, r->index);
     bool want = r->started && r->enabled;
     if (want == vd_virtq_ready(vq)) {
-        return;
+        return true;
     }
     if (!want) {
         /* Only from a drain-first message: every completion already reached the live used ring. */
         vd_virtq_set_ready(vq, false);
         s->stats.rings_stopped++;
-        return;
+        return true;
     }
     uint8_t st = vd_virtio_get_status(vdev);
     if (!(st & VD_VIRTIO_STATUS_FEATURES_OK)) {
         g_debug("vhost-user: ring %u started before SET_FEATURES; held", r->index);
-        return;
+        return true;
+    }
+    g_autoptr(GError) err = NULL;
+    if (!vd_vhost_rings_live(s) && !vd_vhost_images_take(s, &err)) {
+        g_warning("vhost-user: ring %u not started: the image cannot be taken: %s", r->index, err->message);
+        return false;
     }
     if (!vd_virtq_set_ready(vq, true)) {
         g_warning("vhost-user: ring %u: size or ring addresses invalid; not started", r->index);
-        return;
+        return true;
     }
     if (!(st & VD_VIRTIO_STATUS_DRIVER_OK)) {
         vd_virtio_set_status(vdev, st | VD_VIRTIO_STATUS_DRIVER_OK);
     }
     s->stats.rings_started++;
     vd_virtio_queue_kick(vdev, r->index);   /* requests queued before we listened */
+    return true;
 }
 
 /* Put every ring back to its initial state (fds closed). */
@@ -222,7 +268,7 @@ static void rings_clear(VdVhostUserServer *s)
         vd_vhost_ring_set_kick(s, r, -1);
         close_fd(&r->call_fd);
         close_fd(&r->err_fd);
-        r->started = r->enabled = r->stopping = r->kick_pending = false;
+        r->started = r->enabled = r->stopping = r->kick_pending = r->log = false;
     }
 }
 
@@ -423,10 +469,13 @@ static void conn_attach(VdVhostUserServer *s)
 static void conn_close_drained(VdVhostUserServer *s)
 {
     vd_vhost_device_reset(s);
+    vd_vhost_images_release(s);   /* no ring runs any more: the hand-over's "last ring stopped" */
     rings_clear(s);
     vd_vhost_mem_clear(&s->mem);
+    vd_vhost_log_clear(&s->log);
     msg_done(s);
     close_fd(&s->backend_fd);
+    close_fd(&s->log_fd);
     close_fd(&s->conn_fd);
     s->protocol_features = 0;
     s->protocol_features_acked = false;
@@ -536,8 +585,10 @@ static VdVhostUserServer *server_create(int fd, const char *path, VdVirtioDevice
     s->listen_fd = fd;
     s->conn_fd = -1;
     s->backend_fd = -1;
+    s->log_fd = -1;
     s->nrings = vd_virtio_num_queues(vdev);
     s->rings = g_new0(VdVhostRing, s->nrings);
+    s->images = g_ptr_array_new();
     for (unsigned i = 0; i < s->nrings; i++) {
         VdVirtQueue *vq = vd_virtio_queue(vdev, i);
         unsigned min_num = vd_virtq_size_max(vq);
@@ -617,6 +668,7 @@ void vd_vhost_user_server_free(VdVhostUserServer *s)
     vd_virtio_set_translate(s->vdev, NULL, NULL);
     g_main_context_unref(s->ctx);
     g_free(s->rings);
+    g_ptr_array_unref(s->images);
     g_free(s->path);
     g_free(s);
 }
@@ -641,7 +693,7 @@ void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
         C(connections), C(disconnects), VD_COUNTER_AS(VdVhostUserStats, refused_connections, "refused"),
         C(refused_rings),
         C(messages), C(bad_messages), C(unsupported), C(kicks), C(calls), C(mem_tables), C(config_reads),
-        C(config_writes), C(config_changes), C(rings_started), C(rings_stopped),
+        C(config_writes), C(config_changes), C(rings_started), C(rings_stopped), C(log_bases),
     };
 #undef C
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);

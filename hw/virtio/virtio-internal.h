@@ -48,6 +48,8 @@ struct VdVirtioDevice {
 void *vd_virtio_map_piece(VdVirtioDevice *vdev, uint64_t gpa, uint64_t len, bool write, uint64_t *piece);
 bool vd_virtio_guest_read(VdVirtioDevice *vdev, uint64_t gpa, void *buf, uint64_t len);
 bool vd_virtio_guest_write(VdVirtioDevice *vdev, uint64_t gpa, const void *buf, uint64_t len);
+/* Tell the transport the core wrote [offset, offset+len) of vq's used ring (its dirty log). */
+void vd_virtq_used_written(VdVirtQueue *vq, uint64_t offset, uint64_t len);
 /* Tell the transport to interrupt the driver (queue >= 0) or signal config change (-1). */
 void vd_virtio_raise(VdVirtioDevice *vdev, int queue);
 /* A pop was refused for the in-use limit and a slot is free again: run the queue once more. */

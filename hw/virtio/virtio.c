@@ -155,6 +155,15 @@ void vd_virtio_raise(VdVirtioDevice *vdev, int queue)
     }
 }
 
+/* Tell the transport (its dirty log) that the core wrote part of vq's used ring. */
+void vd_virtq_used_written(VdVirtQueue *vq, uint64_t offset, uint64_t len)
+{
+    VdVirtioDevice *vdev = vq->vdev;
+    if (vdev->tops && vdev->tops->used_written) {
+        vdev->tops->used_written(vdev->topaque, vq->index, offset, len);
+    }
+}
+
 /*
  * Start a reset: the queues stop and every request popped so far is stale
  * at once; the status register keeps its value until the device has nothing

@@ -159,8 +159,9 @@ bool vd_virtq_set_ready(VdVirtQueue *vq, bool ready)
 /* With EVENT_IDX, tell the driver which avail index should make it kick next. */
 static void set_avail_event(VdVirtQueue *vq)
 {
-    if (vd_virtio_has_feature(vq->vdev, VD_VIRTIO_F_RING_EVENT_IDX)) {
-        ring_store16(vq->vdev, vq->used + USED_RING(vq->num), vq->last_avail);
+    if (vd_virtio_has_feature(vq->vdev, VD_VIRTIO_F_RING_EVENT_IDX) &&
+        ring_store16(vq->vdev, vq->used + USED_RING(vq->num), vq->last_avail)) {
+        vd_virtq_used_written(vq, USED_RING(vq->num), 2);
     }
 }
 
@@ -169,12 +170,15 @@ static bool used_append(VdVirtQueue *vq, uint32_t id, uint32_t len)
 {
     VdVirtioDevice *vdev = vq->vdev;
     uint32_t ent[2] = { GUINT32_TO_LE(id), GUINT32_TO_LE(len) };
-    if (!vd_virtio_guest_write(vdev, vq->used + USED_RING(vq->used_idx % vq->num), ent, sizeof(ent))) {
+    uint64_t slot = USED_RING(vq->used_idx % vq->num);
+    if (!vd_virtio_guest_write(vdev, vq->used + slot, ent, sizeof(ent))) {
         return false;
     }
+    vd_virtq_used_written(vq, slot, sizeof(ent));
     if (!ring_store16(vdev, vq->used + USED_IDX, (uint16_t)(vq->used_idx + 1))) {
         return false;
     }
+    vd_virtq_used_written(vq, USED_IDX, 2);
     vq->used_idx++;
     vq->push_pending = true;
     vdev->stats.pushed++;
@@ -398,6 +402,11 @@ bool vd_virtq_elem_stale(const VdVirtqElem *elem)
 bool vd_virtq_push(VdVirtqElem *elem, uint32_t written)
 {
     VdVirtQueue *vq = elem->vq;
+    VdVirtioDevice *vdev = vq->vdev;
+    if (vdev->tops && vdev->tops->buffer_written && elem->in_num) {
+        /* Even a stale answer may have written its buffers: the dirty log must say so. */
+        vdev->tops->buffer_written(vdev->topaque, elem->in_sg, elem->in_num);
+    }
     if (vd_virtq_elem_stale(elem)) {
         return false;
     }

@@ -36,8 +36,8 @@
  *    dropped (QEMU's vhost-user-scsi forwards VIRTIO_SCSI_F_CHANGE on its
  *    own); the device sees only the intersection.
  *  - Feature offer: the device's own feature bits plus
- *    VHOST_USER_F_PROTOCOL_FEATURES; protocol features MQ, REPLY_ACK,
- *    BACKEND_REQ and CONFIG.  SET_CONFIG goes to the device's config_write
+ *    VHOST_USER_F_PROTOCOL_FEATURES and VHOST_F_LOG_ALL; protocol features
+ *    MQ, LOG_SHMFD, REPLY_ACK, BACKEND_REQ and CONFIG.  SET_CONFIG goes to the device's config_write
  *    op (so the virtio-blk writeback byte reaches vd_blk_set_write_cache).
  *  - Config changes (the device's config interrupt: a host-side write-cache
  *    change, NEEDS_RESET) go to the front end as
@@ -46,9 +46,18 @@
  *    NEED_REPLY: the front end answers with GET_CONFIG.  A front end
  *    without the channel is not told.
  *
+ *  - Live migration (docs/vhost-user.md, "Live migration"): the dirty log
+ *    (VHOST_F_LOG_ALL, LOG_SHMFD, SET_LOG_BASE, SET_LOG_FD): while LOG_ALL
+ *    is acked every device-writable buffer of an answered request is
+ *    logged, and while a ring's VHOST_VRING_F_LOG is set every used ring
+ *    write (entry, used idx, avail_event) is logged at its log_guest_addr;
+ *    4 KiB pages of guest physical memory, atomic OR, after the bytes are
+ *    written.  SET_LOG_BASE is checked against its fd (size, offset,
+ *    overflow) and a refusal keeps the previous log.  The image hand-over
+ *    follows the vring life cycle (vd_vhost_user_server_add_image).
+ *
  * Not supported (not offered, so a conforming front end never uses them):
- * dirty logging (migration), INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS, packed
- * rings, in-band notifications.
+ * INFLIGHT_SHMFD, CONFIGURE_MEM_SLOTS, packed rings, in-band notifications.
  *
  * Threading: everything runs in the GMainContext given at creation.
  */
@@ -59,6 +68,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block/block-backend.h"
 #include "hw/drain.h"
 #include "hw/virtio.h"
 
@@ -97,9 +107,13 @@ enum {
 /* Feature bit 30 and the protocol feature bits we use. */
 #define VD_VHOST_USER_F_PROTOCOL_FEATURES 30
 #define VD_VHOST_USER_PROTOCOL_F_MQ        0
+#define VD_VHOST_USER_PROTOCOL_F_LOG_SHMFD 1
 #define VD_VHOST_USER_PROTOCOL_F_REPLY_ACK 3
 #define VD_VHOST_USER_PROTOCOL_F_BACKEND_REQ 5
 #define VD_VHOST_USER_PROTOCOL_F_CONFIG    9
+/* Dirty logging: the feature bit (SET_FEATURES) and the SET_VRING_ADDR flag. */
+#define VD_VHOST_F_LOG_ALL 26
+#define VD_VHOST_VRING_F_LOG 0
 /* Back-end requests (back end -> front end, on the SET_BACKEND_REQ_FD socket). */
 #define VD_VHOST_USER_BACKEND_CONFIG_CHANGE_MSG 2
 
@@ -133,6 +147,8 @@ typedef struct VdVhostUserStats {
     uint64_t kicks, calls, mem_tables, config_reads, config_writes;
     uint64_t config_changes;         /* CONFIG_CHANGE_MSG sent on the back-end channel */
     uint64_t rings_started, rings_stopped;
+    uint64_t log_bases;              /* SET_LOG_BASE accepted (a dirty log mapped) */
+    uint64_t images_taken, images_released;   /* the hand-over (vd_vhost_user_server_add_image) */
     uint64_t ignored_feature_bits;   /* bits a front end set that we never offered (mask) */
 } VdVhostUserStats;
 
@@ -156,6 +172,17 @@ VdVhostUserServer *vd_vhost_user_server_new(const char *path, VdVirtioDevice *vd
  */
 VdVhostUserServer *vd_vhost_user_server_new_fd(int fd, VdVirtioDevice *vdev, const VdVhostUserDeviceOps *ops,
                                                void *opaque, GMainContext *ctx, GError **errp);
+/*
+ * Add an image (borrowed: it must outlive the server) that the live
+ * migration hand-over moves with the rings: when the first ring starts it
+ * is taken (vd_blk_invalidate_cache, if inactive: the write lock, the page
+ * cache dropped), and if it cannot be (another process holds the write
+ * lock) the ring does not start; once the last ring stopped (its
+ * GET_VRING_BASE, after the drain) or the front end left, it is released
+ * (vd_blk_inactivate: fdatasync, the write lock given up).  See
+ * docs/vhost-user.md, "Live migration".
+ */
+void vd_vhost_user_server_add_image(VdVhostUserServer *s, VdBlockBackend *blk);
 /* Disconnect any front end (cleanly, as above), stop listening, remove the socket file (if we made it). */
 void vd_vhost_user_server_free(VdVhostUserServer *s);
 bool vd_vhost_user_connected(VdVhostUserServer *s);

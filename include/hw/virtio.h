@@ -178,6 +178,16 @@ typedef struct VdVirtioDeviceOps {
 typedef struct VdVirtioTransportOps {
     /* Interrupt the driver: queue >= 0 for a used-buffer notification, -1 for config change. */
     void (*notify)(void *opaque, int queue);
+    /*
+     * Optional, for a dirty log (vhost-user live migration).  Called after
+     * the bytes are in guest memory.  used_written: the core wrote bytes
+     * [offset, offset+len) of queue's used ring (an entry, used idx,
+     * avail_event).  buffer_written: an element is being answered, and the
+     * device may have written any of its device-writable buffers (in_sg,
+     * host addresses as the translate hook returned them).
+     */
+    void (*used_written)(void *opaque, unsigned queue, uint64_t offset, uint64_t len);
+    void (*buffer_written)(void *opaque, const struct iovec *iov, unsigned n);
 } VdVirtioTransportOps;
 
 /*
