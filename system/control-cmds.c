@@ -318,6 +318,46 @@ static void cmd_set_write_cache(ControlCmd *cmd)
     }
 }
 
+/* One drive's device state, as x-vdisk-query-device reports it and x-vdisk-set-device-state takes it. */
+static JsonNode *device_state(ControlDrive *d)
+{
+    JsonObject *o = json_object_new();
+    json_object_set_string_member(o, "device", d->id);
+    json_object_set_boolean_member(o, "write-cache", vd_blk_write_cache(d->blk));
+    json_object_set_boolean_member(o, "active", vd_blk_is_active(d->blk));
+    JsonNode *n = json_node_init_object(json_node_alloc(), o);
+    json_object_unref(o);
+    return n;
+}
+
+/* x-vdisk-query-device: the guest-chosen state each drive's device carries across a migration. */
+static void cmd_query_device(ControlCmd *cmd)
+{
+    VdControlServer *s = cmd->client->server;
+    JsonArray *arr = json_array_new();
+    for (guint i = 0; i < s->drives->len; i++) {
+        json_array_add_element(arr, device_state(g_ptr_array_index(s->drives, i)));
+    }
+    cmd_return(cmd, json_node_init_array(json_node_alloc(), arr));
+    json_array_unref(arr);
+}
+
+/* x-vdisk-set-device-state: a migration destination takes the source's device state before its guest runs. */
+static void cmd_set_device_state(ControlCmd *cmd)
+{
+    ControlDrive *d = device_arg(cmd);
+    if (!d) {
+        return;
+    }
+    if (vd_blk_is_active(d->blk)) {
+        cmd_error(cmd, "GenericError",
+                  "%s is active: device state is set only on a migration destination, before its guest runs "
+                  "(x-vdisk-set-write-cache changes a running guest's write cache)", d->id);
+        return;
+    }
+    vd_blk_set_write_cache(d->blk, json_object_get_boolean_member(cmd->args, "write-cache"), write_cache_done, cmd);
+}
+
 /* Activate (invalidate_cache) or inactivate one drive; false with errp set. */
 static bool set_active(ControlDrive *d, bool active, GError **errp)
 {
@@ -456,6 +496,9 @@ static const struct ControlCommand {
     { "query-blockstats", cmd_query_blockstats, false, { { NULL } } },
     { "x-vdisk-set-write-cache", cmd_set_write_cache, false,
       { { "device", ARG_STR, false }, { "enable", ARG_BOOL, false } } },
+    { "x-vdisk-query-device", cmd_query_device, false, { { NULL } } },
+    { "x-vdisk-set-device-state", cmd_set_device_state, false,
+      { { "device", ARG_STR, false }, { "write-cache", ARG_BOOL, false } } },
     { "blockdev-set-active", cmd_set_active, false,
       { { "node-name", ARG_STR, true }, { "device", ARG_STR, true }, { "active", ARG_BOOL, false } } },
     { "block-set-active", cmd_set_active, false,
