@@ -693,7 +693,8 @@ void vd_vhost_user_format_stats(VdVhostUserServer *s, GString *out)
         C(connections), C(disconnects), VD_COUNTER_AS(VdVhostUserStats, refused_connections, "refused"),
         C(refused_rings),
         C(messages), C(bad_messages), C(unsupported), C(kicks), C(calls), C(mem_tables), C(config_reads),
-        C(config_writes), C(config_changes), C(rings_started), C(rings_stopped), C(log_bases),
+        C(config_writes), C(config_changes), C(rings_started), C(rings_stopped), C(log_bases), C(images_taken),
+        C(images_released),
     };
 #undef C
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);

@@ -160,11 +160,11 @@ def read_files(img, names, outdir):
         os.unlink(os.path.join(outdir, n))
     cmds = os.path.join(outdir, "..", "debugfs.cmds")
     with open(cmds, "w") as f:
-        f.writelines(f"dump /{n} {os.path.join(outdir, n)}\n" for n in names)
+        f.writelines(f"dump /{n} {os.path.join(outdir, n.replace('/', '_'))}\n" for n in names)
     subprocess.run(["debugfs", "-f", cmds, img], capture_output=True)
     out = {}
     for n in names:
-        p = os.path.join(outdir, n)
+        p = os.path.join(outdir, n.replace("/", "_"))   # a name may be in a subdirectory (DIR/NAME)
         out[n] = hashlib.sha256(open(p, "rb").read()).hexdigest() if os.path.exists(p) else None
     return out
 

@@ -127,6 +127,25 @@ scenario_ext4_crash() {
   run crashload /mnt "$seed" 80
 }
 
+# Live migration (run-guest.py case vhost-migrate): ext4 made on the host, the write cache switched
+# off (write through), then crashload's fsynced files while the host migrates the VM to another
+# QEMU.  Phase 2 starts once the host types "go" on the (destination's) console, in /mnt/after.
+# SEED is crashload's seed; OPS of phase 1 is the number after the seed's dot (migrate:SEED.OPS).
+scenario_migrate() {
+  wait_dev "$1" || return
+  toggle "$1" "write through" wt
+  mkdir -p /mnt
+  if ! mount -t ext4 /dev/$1 /mnt; then echo "VDT mount dev=$1 FAIL"; rc=1; return; fi
+  run crashload /mnt "${seed%.*}" "${seed#*.}"
+  echo "VDT waiting for go"
+  read -r go < /dev/console
+  echo "VDT phase after ($go)"
+  mkdir -p /mnt/after
+  run crashload /mnt/after "$((${seed%.*} + 1))" 30
+  umount /mnt || { echo "VDT umount FAIL"; rc=1; }
+  report "$1" final
+}
+
 # QD1 O_DIRECT throughput (the benchmark); SEED is the seconds per run (0: 3).
 scenario_bench() {
   wait_dev "$1" || return
@@ -145,6 +164,7 @@ case "$scenario" in
   blk-rw) scenario_rw vda ;;
   blk-bench) scenario_bench vda ;;
   ext4-crash) scenario_ext4_crash vda ;;
+  migrate) scenario_migrate vda ;;
   scsi-wb|scsi-wt)
     d0=$(scsi_lun 0) && d1=$(scsi_lun 1) || { echo "VDT scsi disks missing FAIL"; exit 1; }
     label=lun0

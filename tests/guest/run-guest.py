@@ -5,7 +5,7 @@ host-side assertions (vdisk-vhost --stats-file counters, strace, the image bytes
 
   run-guest.py --build-dir BUILD --vhost PATH/vdisk-vhost CASE
 
-Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, qemu-virtio-blk, qemu-virtio-scsi,
+Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, vhost-migrate, qemu-virtio-blk, qemu-virtio-scsi,
 qsd-vhost-blk, bench, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
 that `compare` tabulates.  Exit 0 pass, 1 fail, 77 skip (QEMU not installable).
 """
@@ -625,12 +625,200 @@ def case_compare(a, guest, work):
         f.write(text + "\n")
 
 
+class Qmp:
+    """A QMP client on a unix socket: QEMU's -qmp, or vdisk-vhost's --control (docs/control.md)."""
+
+    def __init__(self, path, timeout=60):
+        import socket
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.f = self.sock.makefile("rw")
+        json.loads(self.f.readline())   # the greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        """Run a command; its "return" value (events before the reply are skipped); raises on an error."""
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise RuntimeError(f"QMP {name}: the connection closed")
+            reply = json.loads(line)
+            if "error" in reply:
+                raise RuntimeError(f"QMP {name}: {reply['error']}")
+            if "return" in reply:
+                return reply["return"]
+
+    def close(self):
+        self.sock.close()
+
+
+class Console:
+    """A QEMU's serial console as it comes: [(CLOCK_MONOTONIC us when read, line)], read by a thread."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self.thread = threading.Thread(target=self.read, args=(proc.stdout,), daemon=True)
+        self.thread.start()
+
+    def read(self, out):
+        for raw in out:
+            self.lines.append((time.monotonic_ns() // 1000, raw.decode(errors="replace").replace("\r", "").rstrip("\n")))
+
+    def wait_for(self, pred, timeout):
+        """Wait until pred(lines) holds; False on timeout."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred(self.lines):
+                return True
+            time.sleep(0.1)
+        return pred(self.lines)
+
+
+MIGRATE_OPS = 60   # crashload steps of phase 1 (before and during the migration)
+
+
+def case_vhost_migrate(a, guest, work):
+    """Live migration of a Linux guest between two QEMUs, each with its own vdisk-vhost on one image.
+
+    The guest chooses write-through, writes fsynced files on ext4 before, during and after the
+    migration; the management step carries the write cache; the destination takes the image only
+    when its rings start (the source's GET_VRING_BASE released it).  Afterwards: every fsynced file
+    intact, e2fsck -fn clean, the destination's write cache off and its writes durable.
+    """
+    missing = [t for t in ("mkfs.ext4", "e2fsck", "debugfs") if not shutil.which(t)]
+    if missing:
+        print(f"SKIP: {', '.join(missing)} not installed (package e2fsprogs); the migration test needs them")
+        return 77
+    img = os.path.join(work, "migrate.img")
+    make_ext4(img)
+    drive = f"file={img},cache=writeback"
+    ctl_src, ctl_dst = os.path.join(work, "src.ctl"), os.path.join(work, "dst.ctl")
+    qmp_src, qmp_dst, mig = (os.path.join(work, n) for n in ("src.qmp", "dst.qmp", "mig.sock"))
+    os.makedirs(os.path.join(work, "src"))
+    os.makedirs(os.path.join(work, "dst"))
+    src = Vhost(a.vhost, os.path.join(work, "src"), "virtio-blk", [drive], extra=["--control", f"unix:{ctl_src}"])
+    dst = Vhost(a.vhost, os.path.join(work, "dst"), "virtio-blk", [drive + ",active=off"],
+                extra=["--control", f"unix:{ctl_dst}"])
+    dev = "vhost-user-blk-pci,num-queues=1"
+    seed = 4242
+    base = guest.args(f"migrate:{seed}.{MIGRATE_OPS}", [], memfd=True)
+    p_src = subprocess.Popen(base + src.qemu_args(dev) + ["-qmp", f"unix:{qmp_src},server=on,wait=off"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    con_src, p_dst = Console(p_src), None
+    t0 = time.time()
+    try:
+        fsynced = lambda lines: sum(1 for _, l in lines if l.startswith("VDT fsynced"))   # noqa: E731
+        check(con_src.wait_for(lambda ls: fsynced(ls) >= 5, BOOT_TIMEOUT),
+              f"migrate: the guest booted and fsynced files on the source ({time.time() - t0:.1f}s)")
+        # The management step, part 1: QEMU's vhost-user-blk reads the config space (the writeback
+        # byte) from its back end once, when the device is created, and then only takes capacity
+        # changes.  So the destination's vdisk-vhost gets the guest's choice before its QEMU starts.
+        c_src, c_dst = Qmp(ctl_src), Qmp(ctl_dst)
+        state = c_src.cmd("x-vdisk-query-device")[0]
+        check(state["write-cache"] is False and state["active"] is True,
+              f"migrate: the source reports the guest's write-through while it runs ({state})")
+        c_dst.cmd("x-vdisk-set-device-state", device="drive0", **{"write-cache": state["write-cache"]})
+        p_dst = subprocess.Popen(base + dst.qemu_args(dev) + ["-qmp", f"unix:{qmp_dst},server=on,wait=off",
+                                                              "-incoming", f"unix:{mig}", "-S"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        con_dst = Console(p_dst)
+        q_src, q_dst = Qmp(qmp_src), Qmp(qmp_dst)
+        q_src.cmd("migrate-set-parameters", **{"max-bandwidth": 64 << 20, "downtime-limit": 500})
+        t_start = time.monotonic_ns() // 1000
+        q_src.cmd("migrate", uri=f"unix:{mig}")
+        status = "?"
+        for _ in range(1200):
+            status = q_src.cmd("query-migrate").get("status")
+            if status in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        t_done = time.monotonic_ns() // 1000
+        check(status == "completed", f"migrate: QEMU's migration {status} in {(t_done - t_start) / 1e6:.1f}s")
+        # Part 2, the final state (the guest may have changed it meanwhile), before the guest resumes.
+        state = c_src.cmd("x-vdisk-query-device")[0]
+        check(state["write-cache"] is False and state["active"] is False,
+              f"migrate: the source reports the guest's write-through and has released the image ({state})")
+        c_dst.cmd("x-vdisk-set-device-state", device="drive0", **{"write-cache": state["write-cache"]})
+        q_dst.cmd("cont")
+        q_src.cmd("quit")
+        p_src.wait(timeout=60)
+        check(con_dst.wait_for(lambda ls: any("VDT waiting for go" in l for _, l in ls)
+                               or any("VDT waiting for go" in l for _, l in con_src.lines), BOOT_TIMEOUT),
+              "migrate: phase 1 ended")
+        p_dst.stdin.write(b"go\n")
+        p_dst.stdin.flush()
+        check(con_dst.wait_for(lambda ls: any("VDT phase after" in l for _, l in ls), 60),
+              "migrate: phase 2 runs on the destination")
+        after = c_dst.cmd("x-vdisk-query-device")[0]
+        check(after["write-cache"] is False and after["active"] is True,
+              f"migrate: the destination holds the image with the write cache off ({after})")
+        p_dst.wait(timeout=BOOT_TIMEOUT)
+        for c in (c_src, c_dst, q_src, q_dst):
+            c.close()
+    finally:
+        for p in (p_src, p_dst):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+    st_src, st_dst = src.stop(), dst.stop()
+    lines = con_src.lines + (con_dst.lines if p_dst else [])
+    for _, line in lines:
+        if line.startswith("VDT") and not line.startswith("VDT fsynced") or "qemu-system" in line:
+            print("    " + line)
+    res = parse_console("\n".join(line for _, line in lines))
+    check(res["end"] == 0 and not res["ops_fail"], "migrate: the guest ran both phases without a failure")
+    final = res["states"].get("vda:final", {})
+    check(final.get("write_cache") == "write through" and final.get("cache_type") == "write through",
+          f"migrate: the guest still sees write through after the migration (queue/write_cache "
+          f"'{final.get('write_cache')}', the device's cache_type '{final.get('cache_type')}')")
+    records, phase2 = [], False
+    for t_us, line in lines:
+        phase2 |= line.startswith("VDT phase after")
+        for r in fsynced_records([(t_us, line)]):
+            r.name = ("after/" if phase2 else "") + r.name
+            records.append(r)
+    before = [r for r in records if r.t_us < t_start]
+    during = [r for r in records if t_start <= r.t_us < t_done]
+    late = [r for r in records if r.t_us >= t_done]
+    print(f"    fsynced file versions: {len(before)} before, {len(during)} during, {len(late)} after the migration")
+    check(before and during and late, "migrate: the guest fsynced files before, during and after the migration")
+    clean, out = crashcut.fsck(img)
+    check(clean, "migrate: e2fsck -fn is clean" + ("" if clean else "\n" + out))
+    want = crashcut.promised(records, None)
+    got = crashcut.read_files(img, sorted(want), os.path.join(work, "files"))
+    lost = [n for n, (r, allowed) in want.items() if got[n] not in allowed]
+    check(want and not lost, f"migrate: all {len(want)} fsynced files hold their last version ({len(lost)} lost: "
+          f"{sorted(lost)[:5]})")
+    v = st_src["vhost"]
+    check(v["log_bases"] >= 1 and v["images_released"] >= 1,
+          f"migrate: the source logged dirty memory and released the image (log_bases={v['log_bases']}, "
+          f"images_released={v['images_released']})")
+    v, d = st_dst["vhost"], st_dst["drive0"]
+    check(v["images_taken"] == 1, f"migrate: the destination took the image once (images_taken={v['images_taken']})")
+    durable = d["host_rwf_dsync_writes"] + d["host_dsync_writes"]
+    check(d["writes"] > 0 and d["host_writes"] == durable,
+          f"migrate: every destination write was durable ({durable} of {d['host_writes']} host writes)")
+    check(d["errors"] == 0 and st_src["drive0"]["errors"] == 0, "migrate: no I/O errors on either side")
+
+
 CASES = {
     "vhost-blk": case_vhost_blk,
     "vhost-scsi": case_vhost_scsi,
     "vhost-crash": case_vhost_crash,
     "ext4-crash": case_ext4_crash,
     "vhost-queue-sizes": case_vhost_queue_sizes,
+    "vhost-migrate": case_vhost_migrate,
     "qemu-virtio-blk": case_qemu_blk,
     "qemu-virtio-scsi": case_qemu_scsi,
     "qsd-vhost-blk": case_qsd_blk,
