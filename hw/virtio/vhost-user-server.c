@@ -372,6 +372,7 @@ static bool header_valid(VdVhostUserServer *s)
 static bool message_run(VdVhostUserServer *s)
 {
     VdVhostMsg *m = &s->msg;
+    g_debug("vhost-user: <- %s (%u bytes, %u fds)", vd_vhost_user_request_name(m->req), m->size, m->nfds);
     VdVhostResult res = vd_vhost_dispatch(s, m);
     if (res == VD_VHOST_FATAL) {
         s->stats.bad_messages++;

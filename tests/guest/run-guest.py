@@ -707,6 +707,7 @@ def case_vhost_migrate(a, guest, work):
     qmp_src, qmp_dst, mig = (os.path.join(work, n) for n in ("src.qmp", "dst.qmp", "mig.sock"))
     os.makedirs(os.path.join(work, "src"))
     os.makedirs(os.path.join(work, "dst"))
+    os.environ["G_MESSAGES_DEBUG"] = "all"   # the logs then show every vhost-user message (vdisk has no log domain)
     src = Vhost(a.vhost, os.path.join(work, "src"), "virtio-blk", [drive], extra=["--control", f"unix:{ctl_src}"])
     dst = Vhost(a.vhost, os.path.join(work, "dst"), "virtio-blk", [drive + ",active=off"],
                 extra=["--control", f"unix:{ctl_dst}"])
@@ -772,6 +773,9 @@ def case_vhost_migrate(a, guest, work):
                 p.kill()
                 p.wait()
     st_src, st_dst = src.stop(), dst.stop()
+    os.makedirs(a.results, exist_ok=True)
+    for side in ("src", "dst"):   # each vdisk-vhost's log, with every vhost-user message (G_MESSAGES_DEBUG)
+        shutil.copy(os.path.join(work, side, "vhost-virtio-blk.log"), os.path.join(a.results, f"migrate-{side}.log"))
     lines = con_src.lines + (con_dst.lines if p_dst else [])
     for _, line in lines:
         if line.startswith("VDT") and not line.startswith("VDT fsynced") or "qemu-system" in line:
