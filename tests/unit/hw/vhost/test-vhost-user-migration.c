@@ -223,7 +223,9 @@ static void dest_new(Fx *f, Fx *d)
 /* Free the destination. */
 static void dest_free(Fx *d)
 {
-    close(d->c);
+    if (d->c >= 0) {
+        close(d->c);
+    }
     pump();
     vd_vhost_user_server_free(d->srv);
     vd_virtio_blk_free(d->dev);
@@ -279,10 +281,17 @@ static void test_image_hand_over(void **state)
     assert_int_equal(d.mem[G_STATUS - GPA_BASE], VD_VIRTIO_BLK_S_OK);
 
     /* The destination's front end leaves: its image is released too, and the source could take it back. */
-    dest_free(&d);
+    close(d.c);
+    d.c = -1;
+    for (int i = 0; i < 200 && vd_vhost_user_connected(d.srv); i++) {
+        pump();
+        g_usleep(1000);
+    }
+    assert_false(vd_blk_is_active(d.blk));
     assert_true(vd_blk_invalidate_cache(f->blk, NULL));
     assert_int_equal(vd_blk_pread_sync(f->blk, 16 * 512, buf, sizeof(buf)), 0);
     assert_int_equal(buf[0], 0x5a);
+    dest_free(&d);
 }
 
 int main(void)
