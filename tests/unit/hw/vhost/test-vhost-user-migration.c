@@ -83,26 +83,7 @@ static void start_logging(Fx *f, const Log *l, uint64_t log_used)
 /* Put a virtio-blk IN of 4 KiB from sector into G_DATA, status at G_STATUS + n, as avail entry n. */
 static void post_read(Fx *f, unsigned n, uint64_t sector)
 {
-    unsigned d = 3 * (n % 5);
-    uint64_t hdr = G_HDR + 16 * n;
-    g32(f, hdr, VD_VIRTIO_BLK_T_IN);
-    g32(f, hdr + 4, 0);
-    g64(f, hdr + 8, sector);
-    f->mem[G_STATUS + n - GPA_BASE] = 0xff;
-    uint64_t desc[3][2] = { { hdr, 16 }, { G_DATA, 4096 }, { G_STATUS + n, 1 } };
-    uint16_t flags[3] = { VD_VRING_DESC_F_NEXT, VD_VRING_DESC_F_NEXT | VD_VRING_DESC_F_WRITE,
-                          VD_VRING_DESC_F_WRITE };
-    for (unsigned i = 0; i < 3; i++) {
-        uint64_t at = G_DESC + 16 * (d + i);
-        g64(f, at, desc[i][0]);
-        g32(f, at + 8, desc[i][1]);
-        g16(f, at + 12, flags[i]);
-        g16(f, at + 14, d + i + 1);
-    }
-    g16(f, G_AVAIL + 4 + 2 * (n % QSZ), d);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    g16(f, G_AVAIL + 2, n + 1);
-    eventfd_write(f->kick, 1);
+    post_request(f, n, VD_VIRTIO_BLK_T_IN, sector, G_DATA);
 }
 
 /* After a read completes, exactly the pages of its buffer, its status byte and the used ring (at log_guest_addr). */
@@ -202,42 +183,14 @@ static void test_log_too_small(void **state)
     log_free(&l);
 }
 
-/* Open the destination on f's image (inactive) and connect a front end to it. */
+/* Open the destination on f's image (inactive, as after active=off) with its own server and front end. */
 static void dest_new(Fx *f, Fx *d)
 {
-    d->dir = f->dir;
+    d->img = f->img;
     d->sock = g_build_filename(f->dir, "dest.sock", NULL);
-    g_autofree char *o = g_strdup_printf("file=%s,cache=writeback,active=off", f->img);
-    d->blk = vd_blk_open(o, NULL, NULL);
-    assert_non_null(d->blk);
+    fx_serve(d, "cache=writeback,active=off");
     assert_false(vd_blk_is_active(d->blk));
-    VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = QSZ };
-    d->dev = vd_virtio_blk_new(d->blk, &conf, NULL, NULL);
-    d->srv = vd_vhost_user_server_new(d->sock, vd_virtio_blk_device(d->dev), &dev_ops, d->dev, NULL, NULL);
-    assert_non_null(d->srv);
     vd_vhost_user_server_add_image(d->srv, d->blk);
-    guest_memory_new(d, MEM_SIZE);
-    d->c = connect_front_end(d);
-}
-
-/* Free the destination. */
-static void dest_free(Fx *d)
-{
-    if (d->c >= 0) {
-        close(d->c);
-    }
-    pump();
-    vd_vhost_user_server_free(d->srv);
-    vd_virtio_blk_free(d->dev);
-    vd_blk_close(d->blk);
-    munmap(d->mem, d->mem_size);
-    close(d->memfd);
-    close(d->kick);
-    close(d->call);
-    for (unsigned i = 0; i < 3; i++) {
-        close(d->kicks[i]);
-    }
-    g_free(d->sock);
 }
 
 /* GET_VRING_BASE of the last ring releases the image; only then can the destination's first ring start. */
@@ -291,7 +244,8 @@ static void test_image_hand_over(void **state)
     assert_true(vd_blk_invalidate_cache(f->blk, NULL));
     assert_int_equal(vd_blk_pread_sync(f->blk, 16 * 512, buf, sizeof(buf)), 0);
     assert_int_equal(buf[0], 0x5a);
-    dest_free(&d);
+    fx_release(&d);
+    g_free(d.sock);
 }
 
 int main(void)

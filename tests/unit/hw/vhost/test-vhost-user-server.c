@@ -376,14 +376,7 @@ static const VdVhostUserDeviceOps scsi_ops = { .drain = drain_scsi };
 /* A 64 MiB image behind virtio-blk or virtio-scsi (one request queue), BIG_MEM of guest memory, connected. */
 static void big_new(void **state, bool scsi)
 {
-    Fx *f = g_new0(Fx, 1);
-    f->dir = g_dir_make_tmp("vhost-XXXXXX", NULL);
-    f->sock = g_build_filename(f->dir, "s.sock", NULL);
-    f->img = g_build_filename(f->dir, "d.img", NULL);
-    FILE *fp = fopen(f->img, "w");
-    assert_non_null(fp);
-    assert_int_equal(ftruncate(fileno(fp), BIG_IMG), 0);
-    fclose(fp);
+    Fx *f = fx_new(BIG_IMG);
     /* virtio-blk answers straight from the backend callback: hold its reads in the mock driver */
     static const MockConfig mock = { .fua = VD_FUA_NATIVE, .dsync = true, .zero = true };
     mock_reset(&mock);

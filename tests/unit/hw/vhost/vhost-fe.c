@@ -44,18 +44,10 @@ void guest_memory_new(Fx *f, size_t size)
     }
 }
 
-/* A 1 MiB image behind virtio-blk, served on a fresh socket, with one front end connected. */
-int setup_server(void **state)
+/* Serve f->img (opened with the backend options opts) as virtio-blk on f->sock, with guest memory and a front end. */
+void fx_serve(Fx *f, const char *opts)
 {
-    Fx *f = g_new0(Fx, 1);
-    f->dir = g_dir_make_tmp("vhost-XXXXXX", NULL);
-    f->sock = g_build_filename(f->dir, "s.sock", NULL);
-    f->img = g_build_filename(f->dir, "d.img", NULL);
-    FILE *fp = fopen(f->img, "w");
-    assert_non_null(fp);
-    assert_int_equal(ftruncate(fileno(fp), IMG_SIZE), 0);
-    fclose(fp);
-    g_autofree char *o = g_strdup_printf("file=%s,cache=writeback", f->img);
+    g_autofree char *o = g_strdup_printf("file=%s,%s", f->img, opts);
     f->blk = vd_blk_open(o, NULL, NULL);
     assert_non_null(f->blk);
     VdVirtioBlkConf conf = { .num_queues = 2, .queue_size = QSZ };
@@ -64,14 +56,35 @@ int setup_server(void **state)
     f->srv = vd_vhost_user_server_new(f->sock, vd_virtio_blk_device(f->dev), &dev_ops, f->dev, NULL, NULL);
     assert_non_null(f->srv);
     guest_memory_new(f, MEM_SIZE);
-    *state = f;
     f->c = connect_front_end(f);
+}
+
+/* A fixture in a fresh directory: the socket path and a zeroed image of img_size bytes (nothing served yet). */
+Fx *fx_new(size_t img_size)
+{
+    Fx *f = g_new0(Fx, 1);
+    f->dir = g_dir_make_tmp("vhost-XXXXXX", NULL);
+    f->sock = g_build_filename(f->dir, "s.sock", NULL);
+    f->img = g_build_filename(f->dir, "d.img", NULL);
+    FILE *fp = fopen(f->img, "w");
+    assert_non_null(fp);
+    assert_int_equal(ftruncate(fileno(fp), img_size), 0);
+    fclose(fp);
+    return f;
+}
+
+/* A 1 MiB image behind virtio-blk, served on a fresh socket, with one front end connected. */
+int setup_server(void **state)
+{
+    Fx *f = fx_new(IMG_SIZE);
+    fx_serve(f, "cache=writeback");
+    *state = f;
     return 0;
 }
 
-int teardown(void **state)
+/* Disconnect (if connected), free the server, the device, the backend, guest memory and the eventfds. */
+void fx_release(Fx *f)
 {
-    Fx *f = *state;
     if (f->c >= 0) {
         close(f->c);
     }
@@ -87,6 +100,12 @@ int teardown(void **state)
     for (unsigned i = 0; i < 3; i++) {
         close(f->kicks[i]);
     }
+}
+
+int teardown(void **state)
+{
+    Fx *f = *state;
+    fx_release(f);
     g_unlink(f->img);
     g_rmdir(f->dir);
     g_free(f->img);
@@ -256,20 +275,18 @@ void setup_ring(Fx *f, uint32_t start)
     assert_int_equal(start_ring(f, start), 0);
 }
 
-/* Put a virtio-blk OUT of one 4 KiB block at sector, filled with byte fill, as avail entry n. */
-void post_write(Fx *f, unsigned n, uint64_t sector, uint8_t fill, uint64_t data_gpa)
+/* Put a virtio-blk request of type (OUT or IN) for one 4 KiB block at sector as avail entry n: header, data, status. */
+void post_request(Fx *f, unsigned n, uint32_t type, uint64_t sector, uint64_t data_gpa)
 {
     unsigned d = 3 * (n % 5);
     uint64_t hdr = G_HDR + 16 * n;
-    g32(f, hdr, VD_VIRTIO_BLK_T_OUT);
+    g32(f, hdr, type);
     g32(f, hdr + 4, 0);
     g64(f, hdr + 8, sector);
-    if (data_gpa == G_DATA) {
-        memset(f->mem + G_DATA - GPA_BASE, fill, 4096);
-    }
     f->mem[G_STATUS + n - GPA_BASE] = 0xff;
     uint64_t desc[3][2] = { { hdr, 16 }, { data_gpa, 4096 }, { G_STATUS + n, 1 } };
-    uint16_t flags[3] = { VD_VRING_DESC_F_NEXT, VD_VRING_DESC_F_NEXT, VD_VRING_DESC_F_WRITE };
+    uint16_t data_flags = type == VD_VIRTIO_BLK_T_IN ? VD_VRING_DESC_F_WRITE : 0;
+    uint16_t flags[3] = { VD_VRING_DESC_F_NEXT, VD_VRING_DESC_F_NEXT | data_flags, VD_VRING_DESC_F_WRITE };
     for (unsigned i = 0; i < 3; i++) {
         uint64_t at = G_DESC + 16 * (d + i);
         g64(f, at, desc[i][0]);
@@ -281,6 +298,15 @@ void post_write(Fx *f, unsigned n, uint64_t sector, uint8_t fill, uint64_t data_
     __atomic_thread_fence(__ATOMIC_RELEASE);
     g16(f, G_AVAIL + 2, n + 1);
     eventfd_write(f->kick, 1);
+}
+
+/* Put a virtio-blk OUT of one 4 KiB block at sector, filled with byte fill, as avail entry n. */
+void post_write(Fx *f, unsigned n, uint64_t sector, uint8_t fill, uint64_t data_gpa)
+{
+    if (data_gpa == G_DATA) {
+        memset(f->mem + G_DATA - GPA_BASE, fill, 4096);
+    }
+    post_request(f, n, VD_VIRTIO_BLK_T_OUT, sector, data_gpa);
 }
 
 /* Pump until the used index reaches want (the backend completes on its thread pool). */

@@ -67,6 +67,12 @@ void drain_blk(void *opaque, VdDrainFunc *cb, void *cb_opaque);
 extern const VdVhostUserDeviceOps dev_ops;
 /* Guest memory (a memfd of size bytes) and the eventfds. */
 void guest_memory_new(Fx *f, size_t size);
+/* A fixture in a fresh directory: the socket path and a zeroed image of img_size bytes (nothing served yet). */
+Fx *fx_new(size_t img_size);
+/* Serve f->img (backend options opts, e.g. "cache=writeback") on f->sock: device, server, guest memory, front end. */
+void fx_serve(Fx *f, const char *opts);
+/* Undo fx_serve (the front end disconnects first if still connected). */
+void fx_release(Fx *f);
 /* cmocka setup: a 1 MiB image behind virtio-blk, served on a fresh socket, one front end connected. */
 int setup_server(void **state);
 int teardown(void **state);
@@ -99,6 +105,8 @@ uint64_t set_mem_table(Fx *f, uint64_t size);
 void setup_ring(Fx *f, uint32_t start);
 /* The same, returning SET_VRING_ENABLE's REPLY_ACK (0: the ring started). */
 uint64_t start_ring(Fx *f, uint32_t start);
+/* Put a virtio-blk request of type (OUT or IN) for one 4 KiB block at sector as avail entry n. */
+void post_request(Fx *f, unsigned n, uint32_t type, uint64_t sector, uint64_t data_gpa);
 /* Put a virtio-blk OUT of one 4 KiB block at sector, filled with byte fill, as avail entry n. */
 void post_write(Fx *f, unsigned n, uint64_t sector, uint8_t fill, uint64_t data_gpa);
 /* Pump until the used index reaches want (the backend completes on its thread pool). */
