@@ -201,10 +201,11 @@ static VdVhostResult h_set_vring_addr(VdVhostUserServer *s, VdVhostMsg *m)
     if (!r) {
         return VD_VHOST_FATAL;
     }
-    /* The log flag may change on a live ring (migration starts or ends); the ring addresses may not. */
-    r->log = get32(m, 4) & (1u << VD_VHOST_VRING_F_LOG);
-    r->log_addr = get64(m, 32);
+    bool log = get32(m, 4) & (1u << VD_VHOST_VRING_F_LOG);
     if (ring_live(s, r)) {
+        /* Only the log flag may change on a live ring (migration starts or ends); the addresses may not. */
+        r->log = log;
+        r->log_addr = get64(m, 32);
         return VD_VHOST_OK;
     }
     uint64_t uva[3] = { get64(m, 8), get64(m, 24), get64(m, 16) };   /* desc, avail, used */
@@ -217,6 +218,8 @@ static VdVhostResult h_set_vring_addr(VdVhostUserServer *s, VdVhostMsg *m)
         }
     }
     vd_virtq_set_addr(vd_virtio_queue(s->vdev, r->index), gpa[0], gpa[1], gpa[2]);
+    r->log = log;
+    r->log_addr = get64(m, 32);
     return VD_VHOST_OK;
 }
 

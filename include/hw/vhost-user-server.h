@@ -37,8 +37,9 @@
  *    own); the device sees only the intersection.
  *  - Feature offer: the device's own feature bits plus
  *    VHOST_USER_F_PROTOCOL_FEATURES and VHOST_F_LOG_ALL; protocol features
- *    MQ, LOG_SHMFD, REPLY_ACK, BACKEND_REQ and CONFIG.  SET_CONFIG goes to the device's config_write
- *    op (so the virtio-blk writeback byte reaches vd_blk_set_write_cache).
+ *    MQ, LOG_SHMFD, REPLY_ACK, BACKEND_REQ and CONFIG.  SET_CONFIG goes to
+ *    the device's config_write op (so the virtio-blk writeback byte reaches
+ *    vd_blk_set_write_cache).
  *  - Config changes (the device's config interrupt: a host-side write-cache
  *    change, NEEDS_RESET) go to the front end as
  *    VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the back-end channel
