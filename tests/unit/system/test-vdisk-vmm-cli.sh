@@ -52,7 +52,7 @@ for sig in INT TERM HUP; do
   rm -f "$dir/ctl"
   "$bin" --drive "$a" --control unix:"$dir/ctl" >/dev/null 2>&1 &
   pid=$!
-  for _ in $(seq 100); do [ -S "$dir/ctl" ] && break; sleep 0.05; done
+  for _ in $(seq 600); do [ -S "$dir/ctl" ] && break; sleep 0.05; done  # up to 30 s: ASan under load
   kill -"$sig" "$pid"
   rc=0; wait "$pid" || rc=$?
   if [ "$rc" -eq 0 ] && [ ! -e "$dir/ctl" ]; then
