@@ -140,23 +140,6 @@ static bool vcpu_setup(Kvm *k, GError **errp)
     return true;
 }
 
-/* Copy guest.bin to GUEST_LOAD_GPA in guest RAM. */
-static bool load_guest(TinyVmm *v, const char *path, GError **errp)
-{
-    g_autofree char *image = NULL;
-    gsize len;
-    if (!g_file_get_contents(path, &image, &len, errp)) {
-        return false;
-    }
-    if (len == 0 || len > GUEST_LOAD_MAX) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %zu bytes, expected 1 to %u", path, (size_t)len,
-                    GUEST_LOAD_MAX);
-        return false;
-    }
-    memcpy(vd_bus_ram(v->bus) + GUEST_LOAD_GPA, image, len);
-    return true;
-}
-
 /* One KVM_EXIT_IO (count items of size bytes at data_offset); true with *exit_value when it ends the run. */
 static bool exit_io(TinyVmm *v, struct kvm_run *run, int *exit_value)
 {
@@ -255,7 +238,7 @@ int tiny_kvm_run(TinyVmm *v, const char *path, bool *unavailable, GError **errp)
     Kvm k = { .sys = -1, .vm = -1, .vcpu = -1 };
     *unavailable = false;
     int result = -1;
-    if (kvm_open(&k, v, unavailable, errp) && load_guest(v, path, errp) && vcpu_setup(&k, errp)) {
+    if (kvm_open(&k, v, unavailable, errp) && tiny_load_guest(v, path, errp) && vcpu_setup(&k, errp)) {
         result = run_vcpu(v, &k, errp);
     }
     kvm_close(&k);

@@ -295,6 +295,23 @@ static void vmm_destroy(TinyVmm *v)
 
 /* --- running the guest --- */
 
+/* Copy guest.bin to GUEST_LOAD_GPA in guest RAM. */
+bool tiny_load_guest(TinyVmm *v, const char *path, GError **errp)
+{
+    g_autofree char *image = NULL;
+    gsize len;
+    if (!g_file_get_contents(path, &image, &len, errp)) {
+        return false;
+    }
+    if (len == 0 || len > GUEST_LOAD_MAX) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %zu bytes, expected 1 to %u", path, (size_t)len,
+                    GUEST_LOAD_MAX);
+        return false;
+    }
+    memcpy(vd_bus_ram(v->bus) + GUEST_LOAD_GPA, image, len);
+    return true;
+}
+
 /* The guest in this process: its CPU's exits are calls to the exit handlers above. */
 static bool run_hosted(TinyVmm *v)
 {

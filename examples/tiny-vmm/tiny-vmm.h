@@ -65,6 +65,9 @@ void tiny_mmio_write(TinyVmm *v, uint64_t gpa, uint64_t value, unsigned size);
 /* HLT: run the main loop until one of the lines in mask is high; false after TINY_HLT_TIMEOUT seconds. */
 bool tiny_wait_irq(TinyVmm *v, uint64_t mask);
 
+/* Copy the guest program (a flat image, guest.ld) to GUEST_LOAD_GPA in guest RAM. */
+bool tiny_load_guest(TinyVmm *v, const char *path, GError **errp);
+
 /* host-checks.c: start (counters now), one UART byte, and the verdict once the guest has finished. */
 void host_checks_init(TinyVmm *v);
 void host_checks_byte(void *opaque, uint8_t byte);
@@ -72,7 +75,8 @@ bool host_checks_passed(TinyVmm *v);
 void host_checks_free(TinyVmm *v);
 
 /* tiny-kvm.c: load the guest program at path and run it under KVM to its exit port; its exit value.
- * -1 with errp set on failure; *unavailable is set when KVM itself cannot run here. */
+ * -1 with errp set on failure; *unavailable is set when KVM itself cannot run here.
+ * (tests/embed/tiny-emu.c implements it with a CPU emulator instead, to test guest.bin without KVM.) */
 int tiny_kvm_run(TinyVmm *v, const char *path, bool *unavailable, GError **errp);
 
 #endif

@@ -125,6 +125,25 @@ for exe in tiny-vmm tiny-vmm-static; do
         grep -qF -- "$want" "$work/$exe.out" || fail "$exe did not print '$want'"
     done
 done
+# 7. guest.bin itself without KVM: tiny-vmm's objects with tests/embed/tiny-emu.c (the Unicorn
+#    CPU emulator) in place of tiny-kvm.o.  Only the KVM ioctls are then not what --kvm runs.
+if [ "$(uname -m)" = x86_64 ] && pkg-config --exists unicorn; then
+    objs=$(find "$work/tiny-vmm" -maxdepth 1 -name '*.o' ! -name tiny-kvm.o | sort)
+    # shellcheck disable=SC2046,SC2086 # word splitting of flags and objects is wanted
+    "$cc" -O1 -g -Werror $san $(pkg-config --cflags vdisk unicorn) -I"$work/tiny-vmm" -o "$work/tiny-vmm-emu" \
+        $objs "$src/tests/embed/tiny-emu.c" $(pkg-config --libs vdisk unicorn) -lfdt ||
+        fail "tests/embed/tiny-emu.c does not build with tiny-vmm's objects"
+    rc=0
+    LD_LIBRARY_PATH=$stage$libdir "$work/tiny-vmm-emu" --kvm "$work/tiny-vmm/guest.bin" >"$work/emu.out" 2>&1 || rc=$?
+    sed "s/^/  tiny-vmm-emu: /" "$work/emu.out"
+    [ $rc -eq 0 ] || fail "guest.bin under the emulator: tiny-vmm exited with $rc"
+    for want in "${expected[@]}" "host: the guest program ended with 0 failed step(s)"; do
+        grep -qF -- "$want" "$work/emu.out" || fail "guest.bin under the emulator did not print '$want'"
+    done
+else
+    echo "test-install: note: no libunicorn-dev (or not x86-64): guest.bin was built but not run"
+fi
+
 # The shared one really used libvdisk.so from the staging directory.
 deps=$(LD_LIBRARY_PATH=$stage$libdir ldd "$work/tiny-vmm/tiny-vmm")   # no pipe: grep -q would SIGPIPE ldd
 grep -q "$stage$libdir/libvdisk.so" <<<"$deps" || fail "tiny-vmm is not linked with the installed libvdisk.so"
