@@ -41,6 +41,17 @@ static bool str_eq(const char *a, const char *b)
     return *a == *b;
 }
 
+/* Is there a NUL in s[0..max)? */
+static bool terminated(const uint8_t *s, uint32_t max)
+{
+    for (uint32_t i = 0; i < max; i++) {
+        if (!s[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Does the string list val[0..len) (NUL-separated) contain s? */
 static bool list_has(const uint8_t *val, uint32_t len, const char *s)
 {
@@ -58,22 +69,54 @@ static bool list_has(const uint8_t *val, uint32_t len, const char *s)
     return false;
 }
 
+/* The properties the walker reads. */
+typedef enum { PROP_ADDRESS_CELLS, PROP_SIZE_CELLS, PROP_DEVICE_TYPE, PROP_COMPATIBLE, PROP_REG, PROP_INTERRUPTS,
+               PROP_OTHER } PropKind;
+static const struct {
+    const char *name;
+    PropKind kind;
+} known_props[] = {
+    { "#address-cells", PROP_ADDRESS_CELLS }, { "#size-cells", PROP_SIZE_CELLS },
+    { "device_type", PROP_DEVICE_TYPE }, { "compatible", PROP_COMPATIBLE },
+    { "reg", PROP_REG }, { "interrupts", PROP_INTERRUPTS },
+};
+
+/* Which of known_props name is. */
+static PropKind prop_kind(const char *name)
+{
+    for (unsigned i = 0; i < sizeof(known_props) / sizeof(known_props[0]); i++) {
+        if (str_eq(name, known_props[i].name)) {
+            return known_props[i].kind;
+        }
+    }
+    return PROP_OTHER;
+}
+
 /* Record one property of the open node n. */
 static void take_prop(FdtNode *n, const char *name, const uint8_t *val, uint32_t len, const char *compatible)
 {
-    if (str_eq(name, "#address-cells") && len == 4) {
-        n->address_cells = be32(val);
-    } else if (str_eq(name, "#size-cells") && len == 4) {
-        n->size_cells = be32(val);
-    } else if (str_eq(name, "device_type")) {
+    switch (prop_kind(name)) {
+    case PROP_ADDRESS_CELLS:
+        n->address_cells = len == 4 ? be32(val) : 0;
+        break;
+    case PROP_SIZE_CELLS:
+        n->size_cells = len == 4 ? be32(val) : 0;
+        break;
+    case PROP_DEVICE_TYPE:
         n->isa = list_has(val, len, "isa");
-    } else if (str_eq(name, "compatible")) {
+        break;
+    case PROP_COMPATIBLE:
         n->match = list_has(val, len, compatible);
-    } else if (str_eq(name, "reg")) {
+        break;
+    case PROP_REG:
         n->reg = val;
         n->reg_len = len;
-    } else if (str_eq(name, "interrupts") && len >= 4) {
-        n->irq = (int)be32(val);
+        break;
+    case PROP_INTERRUPTS:
+        n->irq = len >= 4 ? (int)be32(val) : -1;
+        break;
+    case PROP_OTHER:
+        break;
     }
 }
 
@@ -131,7 +174,8 @@ void guest_fdt_find(const uint8_t *fdt, const char *compatible, GuestDev *out)
             depth--;
         } else if (token == FDT_PROP && depth > 0 && off + 8 <= total) {
             uint32_t len = be32(fdt + off), name = be32(fdt + off + 4);
-            if (len > total - off - 8 || name >= strings_len) {
+            if (len > total - off - 8 || name >= strings_len ||
+                !terminated(fdt + strings + name, strings_len - name)) {
                 return;
             }
             take_prop(&stack[depth], (const char *)fdt + strings + name, fdt + off + 8, len, compatible);
