@@ -7,7 +7,7 @@ packages=(
   build-essential meson ninja-build pkg-config
   libglib2.0-dev libjson-glib-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
   strace python3 socat
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev libunicorn-dev
   qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod e2fsprogs
 )
 missing=()

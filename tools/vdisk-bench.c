@@ -20,6 +20,7 @@
 #include <gio/gio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,12 +269,59 @@ static void prepare_image(const BenchConfig *cfg)
     uint8_t *zero = g_malloc0(1 << 20);
     for (uint64_t off = 0; off < cfg->size; off += 1 << 20) {
         if (pwrite(fd, zero, MIN(1u << 20, cfg->size - off), off) < 0) {
-            exit(1);
+            fprintf(stderr, "vdisk-bench: --image %s: %s\n", cfg->image, strerror(errno));
+            exit(VD_EXIT_FAILURE);
         }
     }
     g_free(zero);
     fdatasync(fd);
     close(fd);
+}
+
+/*
+ * The default image lives in a directory of its own under $TMPDIR.  It goes at
+ * every exit (atexit) and when SIGINT, SIGTERM or SIGHUP ends the run; the
+ * process then still dies of that signal, so its status says so.
+ */
+static char *temp_dir, *temp_image;
+
+/* Remove the temporary image and its directory (async-signal-safe). */
+static void remove_temp_image(void)
+{
+    if (temp_image) {
+        unlink(temp_image);
+        rmdir(temp_dir);
+    }
+}
+
+/* A terminating signal: remove the temporary image, then die of the signal. */
+static void die_of_signal(int sig)
+{
+    remove_temp_image();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Make the temporary image's directory and arrange for it to go at exit or on a signal. */
+static bool make_temp_image(BenchConfig *cfg)
+{
+    static const int signals[] = { SIGINT, SIGTERM, SIGHUP };
+    GError *err = NULL;
+    temp_dir = g_dir_make_tmp("vdisk-bench-XXXXXX", &err);
+    if (!temp_dir) {
+        fprintf(stderr, "vdisk-bench: no --image, and no temporary one: %s\n", err->message);
+        g_error_free(err);
+        return false;
+    }
+    temp_image = g_build_filename(temp_dir, "bench.img", NULL);
+    cfg->image = temp_image;
+    atexit(remove_temp_image);
+    struct sigaction sa = { .sa_handler = die_of_signal };
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < G_N_ELEMENTS(signals); i++) {
+        sigaction(signals[i], &sa, NULL);
+    }
+    return true;
 }
 
 static const char usage_text[] =
@@ -284,7 +332,8 @@ static const char usage_text[] =
     "and the ratio to the matching raw loop (docs/benchmarks.md).\n"
     "\n"
     "  --image FILE           the image to write (created or extended; default: a\n"
-    "                         temporary image in $TMPDIR, removed after)\n"
+    "                         temporary image in $TMPDIR, removed at exit and when\n"
+    "                         SIGINT, SIGTERM or SIGHUP ends the run)\n"
     "  --size SIZE            image size (default 256M; suffix K, M, G; a multiple of\n"
     "                         4096, at least 1M)\n"
     "  --seconds S            seconds per case per round (default 1; more than 0, at\n"
@@ -387,11 +436,8 @@ int main(int argc, char **argv)
         return VD_EXIT_FAILURE;
     }
     cfg.qemu_img = qemu_img;
-    g_autofree char *tmpdir = NULL, *tmpimg = NULL;
-    if (!cfg.image) {
-        tmpdir = g_dir_make_tmp("vdisk-bench-XXXXXX", NULL);
-        tmpimg = g_build_filename(tmpdir, "bench.img", NULL);
-        cfg.image = tmpimg;
+    if (!cfg.image && !make_temp_image(&cfg)) {
+        return VD_EXIT_FAILURE;
     }
     if (posix_memalign((void **)&block_buf, 4096, BLOCK) != 0) {
         return 1;
@@ -451,10 +497,6 @@ int main(int argc, char **argv)
         print_section(&cfg, &sections[i], cfg.rounds);
     }
 
-    if (tmpimg) {
-        unlink(tmpimg);
-        rmdir(tmpdir);
-    }
     free(block_buf);
     return 0;
 }

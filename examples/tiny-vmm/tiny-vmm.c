@@ -4,71 +4,50 @@
  *
  *  - it owns one GMainContext, run by its main thread, that everything of
  *    libvdisk lives in;
- *  - it owns a VdBus (and through it guest RAM, which a KVM VMM would hand
- *    to KVM_SET_USER_MEMORY_REGION) and routes every port-I/O and MMIO exit
- *    to it with vd_bus_read / vd_bus_write; interrupt lines come back
- *    through the bus's IRQ listener (KVM_IRQ_LINE);
+ *  - it owns a VdBus (and through it guest RAM, which it hands to
+ *    KVM_SET_USER_MEMORY_REGION under --kvm) and routes every port-I/O and
+ *    MMIO exit to it with vd_bus_read / vd_bus_write; interrupt lines come
+ *    back through the bus's IRQ listener (KVM_IRQ_LINE in a VMM with an
+ *    interrupt controller);
  *  - it opens two drives and attaches an IDE disk (PIIX3, PCI) and a
- *    virtio-blk disk (virtio-mmio) to its bus;
- *  - instead of KVM_RUN it runs a tiny guest (guest.c) whose register
- *    accesses are these same exits, step by step, and after each step
- *    checks on the host side, through the backend's counters
- *    (vd_blk_get_stats), that what the guest was promised really happened.
+ *    virtio-blk disk (virtio-mmio) to its bus, plus a 16550A UART for the
+ *    guest's console, and describes them in an FDT in guest RAM;
+ *  - it runs the tiny guest (guest-*.c): by default in this process, each
+ *    register access being a call to the same exit handlers; with
+ *    `--kvm guest.bin`, the same guest code built freestanding, in a KVM VM
+ *    (tiny-kvm.c).  Either way the guest finds its devices in the FDT and
+ *    prints one line per step on the UART, and the host checks each step
+ *    against the backends' counters (host-checks.c).
  *
  * Exit status: 0 if every guest step and every host check passed, 1 if
- * one failed, 2 on bad usage.
+ * one failed, 2 on bad usage, 77 with --kvm when KVM cannot run here (no
+ * /dev/kvm, or the VM or vCPU cannot be created: the message says which).
  *
- * Threading: single-threaded.  A real VMM runs vCPUs on their own threads;
- * they must hand each exit to the main-loop thread (for example with
+ * Threading: single-threaded (see tiny-vmm.h).  A VMM with vCPU threads
+ * must hand each exit to the main-loop thread (for example with
  * g_main_context_invoke and a wait), because every libvdisk call belongs to
  * the thread that runs the GMainContext.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libfdt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
 
-#include "block/block-backend.h"
-#include "hw/bus.h"
-#include "hw/ide.h"
-#include "hw/pci.h"
-#include "hw/virtio-blk.h"
-#include "hw/virtio-mmio.h"
-
+#include "tiny-vmm.h"
 #include "guest.h"
+#include "guest-hosted.h"
 
-/* The board: guest RAM at 0, the PIIX3 IDE at its PC addresses, one virtio-mmio slot. */
-#define TINY_RAM_SIZE    (2u << 20)
-#define TINY_VIRTIO_BASE 0xd0000000ull
-#define TINY_VIRTIO_IRQ  5
-#define TINY_DISK_SIZE   (1u << 20)
-#define TINY_HLT_TIMEOUT 10     /* seconds a HLT may wait for its interrupt */
-
-/* Everything the VMM owns. */
-typedef struct TinyVmm {
-    GMainContext *ctx;          /* the one context; this thread runs it */
-    char *dir;                  /* temporary directory of the two images */
-    char *ide_path, *virtio_path;
-    VdBlockBackend *ide_blk, *virtio_blk;
-    VdBus *bus;
-    VdPciHost *pci;
-    VdIdeController *ide;
-    VdVirtioBlk *vblk;
-    VdVirtioMmio *mmio;
-    uint64_t irq_levels;        /* bit n: line n is high (what KVM_IRQ_LINE would be told) */
-    unsigned unclaimed;         /* exits no device claimed */
-    bool hlt_timed_out;
-} TinyVmm;
+#define TINY_EXIT_NO_KVM 77
 
 /* --- exits: what a KVM VMM does on KVM_EXIT_IO / KVM_EXIT_MMIO / KVM_EXIT_HLT --- */
 
 /* Port read: dispatch to the bus; unclaimed ports read all ones. */
-static uint64_t exit_pio_in(void *opaque, uint16_t port, unsigned size)
+uint64_t tiny_pio_in(TinyVmm *v, uint16_t port, unsigned size)
 {
-    TinyVmm *v = opaque;
     uint64_t val = 0;
     if (!vd_bus_read(v->bus, VD_SPACE_PIO, port, size, &val)) {
         v->unclaimed++;
@@ -77,18 +56,16 @@ static uint64_t exit_pio_in(void *opaque, uint16_t port, unsigned size)
 }
 
 /* Port write: dispatch to the bus. */
-static void exit_pio_out(void *opaque, uint16_t port, uint64_t value, unsigned size)
+void tiny_pio_out(TinyVmm *v, uint16_t port, uint64_t value, unsigned size)
 {
-    TinyVmm *v = opaque;
     if (!vd_bus_write(v->bus, VD_SPACE_PIO, port, value, size)) {
         v->unclaimed++;
     }
 }
 
 /* MMIO read outside RAM: dispatch to the bus. */
-static uint64_t exit_mmio_read(void *opaque, uint64_t gpa, unsigned size)
+uint64_t tiny_mmio_read(TinyVmm *v, uint64_t gpa, unsigned size)
 {
-    TinyVmm *v = opaque;
     uint64_t val = 0;
     if (!vd_bus_read(v->bus, VD_SPACE_MMIO, gpa, size, &val)) {
         v->unclaimed++;
@@ -97,9 +74,8 @@ static uint64_t exit_mmio_read(void *opaque, uint64_t gpa, unsigned size)
 }
 
 /* MMIO write outside RAM: dispatch to the bus. */
-static void exit_mmio_write(void *opaque, uint64_t gpa, uint64_t value, unsigned size)
+void tiny_mmio_write(TinyVmm *v, uint64_t gpa, uint64_t value, unsigned size)
 {
-    TinyVmm *v = opaque;
     if (!vd_bus_write(v->bus, VD_SPACE_MMIO, gpa, value, size)) {
         v->unclaimed++;
     }
@@ -113,15 +89,14 @@ static gboolean hlt_timeout(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-/* HLT: run the main loop (backend completions) until the guest's interrupt line is high. */
-static bool exit_hlt(void *opaque, unsigned irq)
+/* HLT: run the main loop (backend completions) until a line in mask is high. */
+bool tiny_wait_irq(TinyVmm *v, uint64_t mask)
 {
-    TinyVmm *v = opaque;
     GSource *timeout = g_timeout_source_new_seconds(TINY_HLT_TIMEOUT);
     g_source_set_callback(timeout, hlt_timeout, v, NULL);
     g_source_attach(timeout, v->ctx);
     v->hlt_timed_out = false;
-    while (!(v->irq_levels & (1ull << irq)) && !v->hlt_timed_out) {
+    while (!(v->irq_levels & mask) && !v->hlt_timed_out) {
         g_main_context_iteration(v->ctx, TRUE);
     }
     g_source_destroy(timeout);
@@ -129,25 +104,57 @@ static bool exit_hlt(void *opaque, unsigned irq)
     return !v->hlt_timed_out;
 }
 
-/* PAUSE in a guest polling loop: let pending host work (completions) run. */
-static void exit_pause(void *opaque)
-{
-    TinyVmm *v = opaque;
-    g_main_context_iteration(v->ctx, FALSE);
-}
-
-static const GuestExits tiny_exits = {
-    .pio_in = exit_pio_in, .pio_out = exit_pio_out,
-    .mmio_read = exit_mmio_read, .mmio_write = exit_mmio_write,
-    .hlt = exit_hlt, .pause = exit_pause,
-};
-
-/* IRQ listener: a device changed a line (a KVM VMM calls KVM_IRQ_LINE here). */
+/* IRQ listener: a device changed a line (a VMM with an interrupt controller calls KVM_IRQ_LINE here). */
 static void irq_changed(void *opaque, unsigned line, bool level)
 {
     TinyVmm *v = opaque;
     v->irq_levels = level ? v->irq_levels | (1ull << line) : v->irq_levels & ~(1ull << line);
 }
+
+/* --- the in-process guest's CPU: each exit is a direct call --- */
+
+/* GuestExits.pio_in. */
+static uint64_t hosted_pio_in(void *vmm, uint16_t port, unsigned size)
+{
+    return tiny_pio_in(vmm, port, size);
+}
+
+/* GuestExits.pio_out. */
+static void hosted_pio_out(void *vmm, uint16_t port, uint64_t value, unsigned size)
+{
+    tiny_pio_out(vmm, port, value, size);
+}
+
+/* GuestExits.mmio_read. */
+static uint64_t hosted_mmio_read(void *vmm, uint64_t gpa, unsigned size)
+{
+    return tiny_mmio_read(vmm, gpa, size);
+}
+
+/* GuestExits.mmio_write. */
+static void hosted_mmio_write(void *vmm, uint64_t gpa, uint64_t value, unsigned size)
+{
+    tiny_mmio_write(vmm, gpa, value, size);
+}
+
+/* GuestExits.hlt: wait for the guest's own line. */
+static bool hosted_hlt(void *vmm, unsigned irq)
+{
+    return tiny_wait_irq(vmm, 1ull << irq);
+}
+
+/* GuestExits.pause: run what is pending (completions), as a separate I/O thread would meanwhile. */
+static void hosted_pause(void *vmm)
+{
+    TinyVmm *v = vmm;
+    g_main_context_iteration(v->ctx, FALSE);
+}
+
+static const GuestExits hosted_exits = {
+    .pio_in = hosted_pio_in, .pio_out = hosted_pio_out,
+    .mmio_read = hosted_mmio_read, .mmio_write = hosted_mmio_write,
+    .hlt = hosted_hlt, .pause = hosted_pause,
+};
 
 /* --- setup and teardown --- */
 
@@ -177,7 +184,55 @@ static VdBlockBackend *open_drive(TinyVmm *v, const char *path, GError **errp)
     return vd_blk_open(opts, v->ctx, errp);
 }
 
-/* Build the machine: context, drives, bus with RAM, PCI host + IDE, virtio-blk on virtio-mmio. */
+/* The device tree the guest reads at GUEST_FDT_GPA: memory, the virtio-mmio slot, and under /isa the IDE and UART. */
+static bool build_fdt(TinyVmm *v, GError **errp)
+{
+    void *fdt = vd_bus_ram(v->bus) + GUEST_FDT_GPA;
+    const fdt32_t mem[] = { 0, 0, 0, cpu_to_fdt32(TINY_RAM_SIZE) };
+    const fdt32_t vio[] = { 0, cpu_to_fdt32(TINY_VIRTIO_BASE), 0, cpu_to_fdt32(VD_VIRTIO_MMIO_SIZE) };
+    const fdt32_t ide[] = { cpu_to_fdt32(1), cpu_to_fdt32(VD_IDE_PRIMARY_CMD), cpu_to_fdt32(8),
+                            cpu_to_fdt32(1), cpu_to_fdt32(VD_IDE_PRIMARY_CTL), cpu_to_fdt32(1) };
+    const fdt32_t com[] = { cpu_to_fdt32(1), cpu_to_fdt32(VD_SERIAL_COM1_PORT), cpu_to_fdt32(8) };
+    int err = fdt_create(fdt, GUEST_FDT_MAX);
+    err = err ?: fdt_finish_reservemap(fdt);
+    err = err ?: fdt_begin_node(fdt, "");
+    err = err ?: fdt_property_u32(fdt, "#address-cells", 2);
+    err = err ?: fdt_property_u32(fdt, "#size-cells", 2);
+    err = err ?: fdt_property_string(fdt, "compatible", "tiny-vmm");
+    err = err ?: fdt_begin_node(fdt, "memory@0");
+    err = err ?: fdt_property_string(fdt, "device_type", "memory");
+    err = err ?: fdt_property(fdt, "reg", mem, sizeof(mem));
+    err = err ?: fdt_end_node(fdt);
+    err = err ?: fdt_begin_node(fdt, "virtio_mmio@d0000000");
+    err = err ?: fdt_property_string(fdt, "compatible", "virtio,mmio");
+    err = err ?: fdt_property(fdt, "reg", vio, sizeof(vio));
+    err = err ?: fdt_property_u32(fdt, "interrupts", TINY_VIRTIO_IRQ);
+    err = err ?: fdt_end_node(fdt);
+    err = err ?: fdt_begin_node(fdt, "isa");
+    err = err ?: fdt_property_string(fdt, "device_type", "isa");
+    err = err ?: fdt_property_u32(fdt, "#address-cells", 2);
+    err = err ?: fdt_property_u32(fdt, "#size-cells", 1);
+    err = err ?: fdt_begin_node(fdt, "ide@1f0");
+    err = err ?: fdt_property_string(fdt, "compatible", "vdisk,piix3-ide");
+    err = err ?: fdt_property(fdt, "reg", ide, sizeof(ide));
+    err = err ?: fdt_property_u32(fdt, "interrupts", VD_IDE_PRIMARY_IRQ);
+    err = err ?: fdt_end_node(fdt);
+    err = err ?: fdt_begin_node(fdt, "serial@3f8");
+    err = err ?: fdt_property_string(fdt, "compatible", "ns16550a");
+    err = err ?: fdt_property(fdt, "reg", com, sizeof(com));
+    err = err ?: fdt_property_u32(fdt, "interrupts", VD_SERIAL_COM1_IRQ);
+    err = err ?: fdt_end_node(fdt);
+    err = err ?: fdt_end_node(fdt);     /* isa */
+    err = err ?: fdt_end_node(fdt);     /* / */
+    err = err ?: fdt_finish(fdt);
+    if (err) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot build the device tree: %s", fdt_strerror(err));
+        return false;
+    }
+    return true;
+}
+
+/* Build the machine: context, drives, bus with RAM, PCI host + IDE, virtio-blk on virtio-mmio, UART, FDT. */
 static bool vmm_create(TinyVmm *v, GError **errp)
 {
     v->ctx = g_main_context_new();
@@ -200,17 +255,20 @@ static bool vmm_create(TinyVmm *v, GError **errp)
         !vd_ide_attach(v->ide, 0, v->ide_blk, NULL, NULL, errp)) {
         return false;
     }
-    if (!(v->vblk = vd_virtio_blk_new(v->virtio_blk, NULL, v->bus, errp))) {
+    if (!(v->vblk = vd_virtio_blk_new(v->virtio_blk, NULL, v->bus, errp)) ||
+        !(v->mmio = vd_virtio_mmio_new(v->bus, TINY_VIRTIO_BASE, VD_VIRTIO_MMIO_SIZE, TINY_VIRTIO_IRQ,
+                                       vd_virtio_blk_device(v->vblk), errp))) {
         return false;
     }
-    v->mmio = vd_virtio_mmio_new(v->bus, TINY_VIRTIO_BASE, VD_VIRTIO_MMIO_SIZE, TINY_VIRTIO_IRQ,
-                                 vd_virtio_blk_device(v->vblk), errp);
-    return v->mmio != NULL;
+    host_checks_init(v);
+    v->uart = vd_serial_new(v->bus, VD_SERIAL_COM1_PORT, VD_SERIAL_COM1_IRQ, host_checks_byte, v, errp);
+    return v->uart && build_fdt(v, errp);
 }
 
 /* Tear down in the order the headers give: transports and devices, backends, PCI, bus. */
 static void vmm_destroy(TinyVmm *v)
 {
+    vd_serial_free(v->uart);
     vd_virtio_mmio_free(v->mmio);       /* unbinds from the device: before the device */
     vd_virtio_blk_free(v->vblk);        /* frees its VdVirtioDevice too: never free that yourself */
     vd_ide_free(v->ide);
@@ -222,6 +280,7 @@ static void vmm_destroy(TinyVmm *v)
     }
     vd_pci_host_free(v->pci);
     vd_bus_free(v->bus);                /* last: unmaps guest RAM */
+    host_checks_free(v);
     if (v->dir) {
         g_unlink(v->ide_path);
         g_unlink(v->virtio_path);
@@ -234,94 +293,46 @@ static void vmm_destroy(TinyVmm *v)
     g_main_context_unref(v->ctx);
 }
 
-/* --- host-side checks, through the backend's counters --- */
+/* --- running the guest --- */
 
-/* Host operations that made data durable. */
-static uint64_t durable_ops(const VdBlockStats *s)
+/* Copy guest.bin to GUEST_LOAD_GPA in guest RAM. */
+bool tiny_load_guest(TinyVmm *v, const char *path, GError **errp)
 {
-    return s->host_fdatasync + s->host_dsync_writes + s->host_rwf_dsync_writes;
-}
-
-/* Print one host check and return its verdict. */
-static bool report(bool ok, const char *what, const VdBlockStats *b, const VdBlockStats *a)
-{
-    printf("host: %s (host writes +%" G_GUINT64_FORMAT ", pwritev2(RWF_DSYNC) +%" G_GUINT64_FORMAT
-           ", O_DSYNC writes +%" G_GUINT64_FORMAT ", fdatasync +%" G_GUINT64_FORMAT "): %s\n",
-           what, a->host_writes - b->host_writes, a->host_rwf_dsync_writes - b->host_rwf_dsync_writes,
-           a->host_dsync_writes - b->host_dsync_writes, a->host_fdatasync - b->host_fdatasync,
-           ok ? "ok" : "FAILED");
-    return ok;
-}
-
-/* After SET FEATURES 82h: the backend's write cache is off. */
-static bool check_cache_off(VdBlockBackend *blk, const VdBlockStats *b, const VdBlockStats *a)
-{
-    return report(!vd_blk_write_cache(blk) && a->wce_toggles > b->wce_toggles,
-                  "ide backend write cache is off", b, a);
-}
-
-/* After SET FEATURES 02h / virtio init: the backend's write cache is on. */
-static bool check_cache_on(VdBlockBackend *blk, const VdBlockStats *b, const VdBlockStats *a)
-{
-    return report(vd_blk_write_cache(blk), "backend write cache is on", b, a);
-}
-
-/* A write made while the write cache was off reached the host as a durable write. */
-static bool check_durable_write(VdBlockBackend *blk, const VdBlockStats *b, const VdBlockStats *a)
-{
-    return report(a->writes == b->writes + 1 && durable_ops(a) > durable_ops(b),
-                  "write with the write cache off was durable on the host", b, a);
-}
-
-/* A write made with the write cache on reached the host, and nothing made it durable yet. */
-static bool check_cached_write(VdBlockBackend *blk, const VdBlockStats *b, const VdBlockStats *a)
-{
-    return report(a->writes == b->writes + 1 && a->host_writes > b->host_writes && durable_ops(a) == durable_ops(b),
-                  "write with the write cache on was a plain host write, not yet durable", b, a);
-}
-
-/* The guest's FLUSH reached fdatasync. */
-static bool check_flush(VdBlockBackend *blk, const VdBlockStats *b, const VdBlockStats *a)
-{
-    return report(a->flushes == b->flushes + 1 && a->host_fdatasync == b->host_fdatasync + 1,
-                  "FLUSH reached fdatasync", b, a);
-}
-
-/* One guest step and the host check that follows it, on one backend. */
-typedef struct Step {
-    bool (*guest)(Guest *g);
-    bool ide;                   /* which backend the check looks at: IDE's or virtio-blk's */
-    bool (*check)(VdBlockBackend *blk, const VdBlockStats *before, const VdBlockStats *after);
-} Step;
-
-static const Step steps[] = {
-    { guest_ide_cache_off, true, check_cache_off },
-    { guest_ide_write_dma, true, check_durable_write },
-    { guest_ide_cache_on, true, check_cache_on },
-    { guest_virtio_init, false, check_cache_on },
-    { guest_virtio_write, false, check_cached_write },
-    { guest_virtio_flush, false, check_flush },
-};
-
-/* Run every step; a failed guest step or host check ends the run. */
-static bool run_guest(TinyVmm *v)
-{
-    Guest g = {
-        .exits = &tiny_exits, .vmm = v, .ram = vd_bus_ram(v->bus), .ram_size = vd_bus_ram_size(v->bus),
-        .board = { .ide_cmd = VD_IDE_PRIMARY_CMD, .ide_ctl = VD_IDE_PRIMARY_CTL, .ide_bmdma = VD_IDE_BMDMA_BASE,
-                   .ide_irq = VD_IDE_PRIMARY_IRQ, .virtio_base = TINY_VIRTIO_BASE, .virtio_irq = TINY_VIRTIO_IRQ },
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS(steps); i++) {
-        VdBlockBackend *blk = steps[i].ide ? v->ide_blk : v->virtio_blk;
-        VdBlockStats before, after;
-        vd_blk_get_stats(blk, &before);
-        bool ok = steps[i].guest(&g);
-        vd_blk_get_stats(blk, &after);
-        if (!ok || !steps[i].check(blk, &before, &after)) {
-            return false;
-        }
+    g_autofree char *image = NULL;
+    gsize len;
+    if (!g_file_get_contents(path, &image, &len, errp)) {
+        return false;
     }
+    if (len == 0 || len > GUEST_LOAD_MAX) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %zu bytes, expected 1 to %u", path, (size_t)len,
+                    GUEST_LOAD_MAX);
+        return false;
+    }
+    memcpy(vd_bus_ram(v->bus) + GUEST_LOAD_GPA, image, len);
     return true;
+}
+
+/* The guest in this process: its CPU's exits are calls to the exit handlers above. */
+static bool run_hosted(TinyVmm *v)
+{
+    GuestCpu cpu = { .exits = &hosted_exits, .vmm = v, .ram = vd_bus_ram(v->bus),
+                     .ram_size = vd_bus_ram_size(v->bus) };
+    Guest g = { .cpu = &cpu };
+    return guest_main(&g, GUEST_FDT_GPA) == 0;
+}
+
+/* guest.bin under KVM; *no_kvm when KVM cannot run here. */
+static bool run_kvm(TinyVmm *v, const char *path, bool *no_kvm)
+{
+    GError *err = NULL;
+    int failed = tiny_kvm_run(v, path, no_kvm, &err);
+    if (failed < 0) {
+        fprintf(stderr, "tiny-vmm: --kvm: %s\n", err->message);
+        g_error_free(err);
+        return false;
+    }
+    printf("host: the guest program ended with %d failed step(s)\n", failed);
+    return failed == 0;
 }
 
 /* The image file holds GUEST_SECTORS sectors of fill at offset 0. */
@@ -338,29 +349,51 @@ static bool check_image(const char *name, const char *path, uint8_t fill)
     return ok;
 }
 
-/* Build the VMM, run the guest, check, tear down. */
+/* The checks after the guest: every step confirmed, both images, no stray accesses. */
+static bool check_after(TinyVmm *v)
+{
+    bool ok = host_checks_passed(v);
+    ok = check_image("ide", v->ide_path, GUEST_IDE_FILL) && ok;
+    ok = check_image("virtio-blk", v->virtio_path, GUEST_VIRTIO_FILL) && ok;
+    if (v->unclaimed) {
+        printf("host: %u guest accesses hit no device: FAILED\n", v->unclaimed);
+        ok = false;
+    }
+    return ok;
+}
+
+/* Parse the command line, build the VMM, run the guest, check, tear down. */
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
-        fprintf(stderr, "usage: tiny-vmm (no arguments; see docs/embedding.md)\n");
+    g_autofree char *kvm_guest = NULL;
+    const GOptionEntry entries[] = {
+        { "kvm", 0, 0, G_OPTION_ARG_FILENAME, &kvm_guest,
+          "run the freestanding guest program GUEST.BIN in a KVM VM (default: the guest runs in this process)",
+          "GUEST.BIN" },
+        { NULL },
+    };
+    g_autoptr(GOptionContext) oc = g_option_context_new("- the libvdisk embedding example (docs/embedding.md)");
+    g_option_context_add_main_entries(oc, entries, NULL);
+    GError *err = NULL;
+    if (!g_option_context_parse(oc, &argc, &argv, &err) || argc > 1) {
+        fprintf(stderr, "tiny-vmm: %s\n", err ? err->message : "unexpected argument (see --help)");
+        g_clear_error(&err);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     TinyVmm v = { 0 };
-    GError *err = NULL;
-    bool ok = vmm_create(&v, &err);
-    if (!ok) {
+    bool no_kvm = false;
+    bool created = vmm_create(&v, &err);
+    if (!created) {
         fprintf(stderr, "tiny-vmm: %s\n", err->message);
         g_error_free(err);
     }
-    ok = ok && run_guest(&v);
-    ok = ok && check_image("ide", v.ide_path, GUEST_IDE_FILL) && check_image("virtio-blk", v.virtio_path,
-                                                                              GUEST_VIRTIO_FILL);
-    if (ok && v.unclaimed) {
-        printf("host: %u guest accesses hit no device: FAILED\n", v.unclaimed);
-        ok = false;
-    }
+    bool ran = created && (kvm_guest ? run_kvm(&v, kvm_guest, &no_kvm) : run_hosted(&v));
+    bool ok = created && !no_kvm && check_after(&v) && ran;
     vmm_destroy(&v);
+    if (no_kvm) {
+        return TINY_EXIT_NO_KVM;
+    }
     printf("tiny-vmm: %s\n", ok ? "all checks passed" : "FAILED");
     return ok ? 0 : 1;
 }

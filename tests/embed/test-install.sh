@@ -7,15 +7,33 @@
 # installed header does not compile on its own, libvdisk.so exports a symbol
 # outside the vd_ namespace, the pc file lacks -luring
 # for static linking, the example does not build (shared or static), or the
-# example's own guest/host checks fail (its exit code and output).
+# example's own guest/host checks fail (its exit code and output).  The
+# freestanding guest program (guest.bin) is built too, on x86-64, so that it
+# always compiles and links.
 #
-# Usage: test-install.sh MESON BUILD_DIR SOURCE_DIR PREFIX LIBDIR INCLUDEDIR SANITIZE CC
+# With MODE kvm (the embed-kvm test) it runs `tiny-vmm --kvm guest.bin`
+# instead: the guest program in a KVM VM.  Where /dev/kvm is missing, it runs it
+# nested: in a Linux guest under QEMU TCG with an emulated SVM CPU, whose
+# kvm-amd provides /dev/kvm (run-kvm-nested.sh).  It skips (77) only when
+# neither works here.
+#
+# Usage: test-install.sh MESON BUILD_DIR SOURCE_DIR PREFIX LIBDIR INCLUDEDIR SANITIZE CC [kvm]
 #   LIBDIR and INCLUDEDIR are absolute; SANITIZE is meson's b_sanitize value.
 set -euo pipefail
 
-meson=$1 build=$2 src=$3 prefix=$4 libdir=$5 includedir=$6 sanitize=$7 cc=$8
+meson=$1 build=$2 src=$3 prefix=$4 libdir=$5 includedir=$6 sanitize=$7 cc=$8 mode=${9:-hosted}
 
 fail() { echo "test-install: FAIL: $*" >&2; exit 1; }
+
+kvm=direct
+if [ "$mode" = kvm ]; then
+    [ "$(uname -m)" = x86_64 ] || { echo "test-install: SKIP: the guest program is x86; this is $(uname -m)"; exit 77; }
+    # (test, never open with <>: that would create a file where the device is missing)
+    if ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
+        echo "test-install: no /dev/kvm here (no such device, or not readable and writable): KVM nested under QEMU TCG"
+        kvm=nested
+    fi
+fi
 
 case $prefix in
     /usr) echo "test-install: SKIP: prefix /usr cannot be staged next to the system's glib (set up with the default /usr/local)"
@@ -77,6 +95,35 @@ san=
 cp -r "$src/examples/tiny-vmm" "$work/tiny-vmm"
 make -s -C "$work/tiny-vmm" CC="$cc" CFLAGS="-O1 -g -Werror $san" LDFLAGS="$san" tiny-vmm tiny-vmm-static ||
     fail "examples/tiny-vmm does not build against the installed library"
+if [ "$(uname -m)" = x86_64 ]; then
+    make -s -C "$work/tiny-vmm" CC="$cc" GUEST_CFLAGS="-O2 -g -Werror" guest.bin || fail "the freestanding guest program does not build"
+    echo "guest.bin: $(stat -c %s "$work/tiny-vmm/guest.bin") bytes"
+fi
+
+# The guest's lines and the host's checks both runs must print.
+expected=("guest: step ide-cache-off: " "guest: step ide-write-dma: " "guest: step virtio-flush: "
+          "host: write with the write cache off was durable on the host" "host: FLUSH reached fdatasync"
+          "host: 6 of 6 guest steps ok and confirmed by the block counters: ok" "tiny-vmm: all checks passed")
+
+# 6k. --kvm: the guest program in a KVM VM (77 from tiny-vmm: KVM cannot run here).
+if [ "$mode" = kvm ]; then
+    rc=0
+    if [ $kvm = direct ]; then
+        LD_LIBRARY_PATH=$stage$libdir "$work/tiny-vmm/tiny-vmm" --kvm "$work/tiny-vmm/guest.bin" >"$work/kvm.out" 2>&1 ||
+            rc=$?
+    else
+        "$src/tests/embed/run-kvm-nested.sh" "$build/guest" "$work/tiny-vmm/tiny-vmm" "$work/tiny-vmm/guest.bin" \
+            "$stage$libdir" >"$work/kvm.out" 2>&1 || rc=$?
+    fi
+    sed "s/^/  tiny-vmm --kvm ($kvm): /" "$work/kvm.out"
+    [ $rc -ne 77 ] || { echo "test-install: SKIP: $(tail -n1 "$work/kvm.out")"; exit 77; }
+    [ $rc -eq 0 ] || fail "tiny-vmm --kvm exited with $rc"
+    for want in "${expected[@]}" "host: the guest program ended with 0 failed step(s)"; do
+        grep -qF -- "$want" "$work/kvm.out" || fail "tiny-vmm --kvm did not print '$want'"
+    done
+    echo "test-install: ok (--kvm, $kvm)"
+    exit 0
+fi
 
 # 6. Run both; each must pass its own checks and say so.
 for exe in tiny-vmm tiny-vmm-static; do
@@ -84,11 +131,29 @@ for exe in tiny-vmm tiny-vmm-static; do
     LD_LIBRARY_PATH=$stage$libdir "$work/tiny-vmm/$exe" >"$work/$exe.out" 2>&1 || rc=$?
     sed "s/^/  $exe: /" "$work/$exe.out"
     [ $rc -eq 0 ] || fail "$exe exited with $rc"
-    for want in "host: write with the write cache off was durable on the host" \
-                "host: FLUSH reached fdatasync" "tiny-vmm: all checks passed"; do
-        grep -q "$want" "$work/$exe.out" || fail "$exe did not print '$want'"
+    for want in "${expected[@]}"; do
+        grep -qF -- "$want" "$work/$exe.out" || fail "$exe did not print '$want'"
     done
 done
+# 7. guest.bin itself without KVM: tiny-vmm's objects with tests/embed/tiny-emu.c (the Unicorn
+#    CPU emulator) in place of tiny-kvm.o.  Only the KVM ioctls are then not what --kvm runs.
+if [ "$(uname -m)" = x86_64 ] && pkg-config --exists unicorn; then
+    objs=$(find "$work/tiny-vmm" -maxdepth 1 -name '*.o' ! -name tiny-kvm.o | sort)
+    # shellcheck disable=SC2046,SC2086 # word splitting of flags and objects is wanted
+    "$cc" -O1 -g -Werror $san $(pkg-config --cflags vdisk unicorn) -I"$work/tiny-vmm" -o "$work/tiny-vmm-emu" \
+        $objs "$src/tests/embed/tiny-emu.c" $(pkg-config --libs vdisk unicorn) -lfdt ||
+        fail "tests/embed/tiny-emu.c does not build with tiny-vmm's objects"
+    rc=0
+    LD_LIBRARY_PATH=$stage$libdir "$work/tiny-vmm-emu" --kvm "$work/tiny-vmm/guest.bin" >"$work/emu.out" 2>&1 || rc=$?
+    sed "s/^/  tiny-vmm-emu: /" "$work/emu.out"
+    [ $rc -eq 0 ] || fail "guest.bin under the emulator: tiny-vmm exited with $rc"
+    for want in "${expected[@]}" "host: the guest program ended with 0 failed step(s)"; do
+        grep -qF -- "$want" "$work/emu.out" || fail "guest.bin under the emulator did not print '$want'"
+    done
+else
+    echo "test-install: note: no libunicorn-dev (or not x86-64): guest.bin was built but not run"
+fi
+
 # The shared one really used libvdisk.so from the staging directory.
 deps=$(LD_LIBRARY_PATH=$stage$libdir ldd "$work/tiny-vmm/tiny-vmm")   # no pipe: grep -q would SIGPIPE ldd
 grep -q "$stage$libdir/libvdisk.so" <<<"$deps" || fail "tiny-vmm is not linked with the installed libvdisk.so"

@@ -2,7 +2,8 @@
 # test-tool-cli.sh TOOL PATH [VDISK-VMM] - the command-line convention (system/cmdline.h) of
 # vdisk-seq, vdisk-bench and vdisk-crashtest: --help and --version exit 0, a bad
 # command line exits 2 with one line naming the option, a run-time failure
-# (a missing file) exits 1 with one line naming it.  vdisk-seq also: how it finds
+# (a missing file) exits 1 with one line naming it.  vdisk-bench also: SIGTERM and
+# SIGHUP remove its temporary image.  vdisk-seq also: how it finds
 # vdisk-vmm, and that a VMM that fails to start ends it with 1, not an abort.
 set -u
 tool=$1
@@ -87,6 +88,26 @@ vdisk-bench)
   expect 2 "^vdisk-bench: --rounds '0': expected a number from 1 to 9$" --rounds 0
   expect 2 "^vdisk-bench: unexpected argument 'x'" x
   expect 1 "^vdisk-bench: --image $dir/no-dir/b.img: No such file or directory$" --image "$dir/no-dir/b.img"
+  check 1 "" "^vdisk-bench: no --image, and no temporary one: .*$dir/no-dir/vdisk-bench-" \
+    env TMPDIR="$dir/no-dir" "$bin"
+  # SIGTERM and SIGHUP end a run: the temporary image goes, and the status says which signal.
+  for sig in TERM HUP; do
+    mkdir -p "$dir/tmp-$sig"
+    TMPDIR="$dir/tmp-$sig" "$bin" --size 8M --seconds 30 >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do [ -e "$dir/tmp-$sig"/vdisk-bench-*/bench.img ] && break; sleep 0.1; done
+    sleep 0.2
+    kill -s "$sig" $pid
+    wait $pid
+    rc=$?
+    left=$(ls -A "$dir/tmp-$sig")
+    if [ $rc -eq $((128 + $(kill -l "$sig"))) ] && [ -z "$left" ]; then
+      pass=$((pass + 1))
+    else
+      echo "FAIL: SIG$sig during a run -> rc=$rc (want $((128 + $(kill -l "$sig")))), left in TMPDIR: $left"
+      fails=$((fails + 1))
+    fi
+  done
   ;;
 vdisk-crashtest)
   common
