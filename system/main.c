@@ -166,15 +166,7 @@ static VdControlServer *control_start(Vmm *v, GError **errp)
 /* Serve qtest and/or the control socket until the qtest client goes away, quit, or a signal. */
 static bool serve(Vmm *v, GError **errp)
 {
-    VdControlServer *ctl = NULL;
-    if (v->opts.control && !(ctl = control_start(v, errp))) {
-        return false;
-    }
-    VdQtestServer *s = v->opts.qtest ? vd_qtest_server_open(v->m, v->opts.qtest, errp) : NULL;
-    if (v->opts.qtest && !s) {
-        vd_control_free(ctl);
-        return false;
-    }
+    /* Signals first: a client that sees the control socket may signal at once. */
     int sigs[] = { SIGINT, SIGTERM, SIGHUP };
     GSource *sources[G_N_ELEMENTS(sigs)];
     for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
@@ -182,7 +174,13 @@ static bool serve(Vmm *v, GError **errp)
         g_source_set_callback(sources[i], on_signal, v, NULL);
         g_source_attach(sources[i], v->ctx);
     }
-    while (!v->quit && !(s && vd_qtest_server_done(s))) {
+    VdControlServer *ctl = v->opts.control ? control_start(v, errp) : NULL;
+    VdQtestServer *s = NULL;
+    bool ok = !v->opts.control || ctl;
+    if (ok && v->opts.qtest) {
+        ok = (s = vd_qtest_server_open(v->m, v->opts.qtest, errp)) != NULL;
+    }
+    while (ok && !v->quit && !(s && vd_qtest_server_done(s))) {
         g_main_context_iteration(v->ctx, TRUE);
     }
     for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
@@ -191,7 +189,7 @@ static bool serve(Vmm *v, GError **errp)
     }
     vd_qtest_server_free(s);
     vd_control_free(ctl);
-    return true;
+    return ok;
 }
 
 /* Everything after option parsing; false on error (already reported). */
