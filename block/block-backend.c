@@ -34,12 +34,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define VD_FREE_REQS_MAX 256    /* finished requests kept for reuse */
+
 /* Allocate a request and count it in flight. */
 static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
                           const struct iovec *iov, int niov, unsigned flags,
                           VdBlockCompletionFunc *cb, void *opaque)
 {
-    VdRequest *req = g_new0(VdRequest, 1);
+    VdRequest *req = blk->free_reqs;
+    if (req) {
+        blk->free_reqs = req->next_ready;
+        blk->n_free_reqs--;
+    } else {
+        req = g_new(VdRequest, 1);
+    }
     *req = (VdRequest){ .blk = blk, .type = type, .offset = offset, .bytes = bytes, .iov = iov, .niov = niov,
                         .flags = flags, .cb = cb, .opaque = opaque, .start_us = g_get_monotonic_time() };
     if (blk->trace_fn) {
@@ -97,7 +105,13 @@ static void req_finish(VdRequest *req)
         req->cb(req->opaque, req->ret);
         vd_blk_completion_exit();
     }
-    g_free(req);
+    if (blk->n_free_reqs < VD_FREE_REQS_MAX) {
+        req->next_ready = blk->free_reqs;
+        blk->free_reqs = req;
+        blk->n_free_reqs++;
+    } else {
+        g_free(req);
+    }
 }
 
 /* Complete a request later, from the loop, without any host operation. */
@@ -107,7 +121,7 @@ static void req_complete_later(VdRequest *req, int ret, const char *note)
     req->note = note;
     req->skip_exec = true;
     req->done = req_finish;
-    req->blk->engine->complete_later(req->blk, req);
+    vd_engine_complete_later(req->blk, req);
 }
 
 /*
@@ -216,7 +230,7 @@ static void modify_done(VdRequest *req);
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
     blk->serialising = g_list_prepend(blk->serialising, req);
-    blk->engine->submit(blk, req);
+    vd_engine_submit(blk, req);
 }
 
 /* Start queued modifying requests whose overlapping older ones have finished. */
@@ -305,7 +319,7 @@ void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov
     }
     set_aligned_range(blk, req);
     req->done = read_done;
-    blk->engine->submit(blk, req);
+    vd_engine_submit(blk, req);
 }
 
 /* Common path of write, write-zeroes and discard. */
@@ -377,7 +391,7 @@ static void start_host_flush(VdBlockBackend *blk, VdRequest *req)
     req->flush_gen = blk->write_gen;
     req->done = flush_done;
     blk->active_flush = req;
-    blk->engine->submit(blk, req);
+    vd_engine_submit(blk, req);
 }
 
 /* Validate a flush and skip it, join the running one, or start a host flush. */
@@ -681,13 +695,18 @@ void vd_blk_close(VdBlockBackend *blk)
     }
     if (blk->engine) {
         vd_blk_drain(blk);
-        blk->engine->cleanup(blk);
+        vd_engine_close(blk);
     }
     if (blk->bs.drv) {
         blk->bs.drv->close(&blk->bs);
         g_free(blk->bs.opaque);
     }
     free(blk->zero_buf);
+    while (blk->free_reqs) {
+        VdRequest *req = blk->free_reqs;
+        blk->free_reqs = req->next_ready;
+        g_free(req);
+    }
     g_mutex_clear(&blk->fault_lock);
     g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);

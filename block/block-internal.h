@@ -6,8 +6,10 @@
  *
  *   block-backend.c   generic layer: validation, durability plan, overlap
  *        |            serialisation, flush generations, sticky errors
- *   engine.c          chooses the engine once at open (VdEngineOps)
- *        |
+ *   engine.c          chooses the engine once at open (VdEngineOps); routes
+ *        |            each request inline or to the engine
+ *   aio-inline.c      non-durable page-cache I/O on the owner thread, and the
+ *        |            ready list every deferred completion goes through
  *   aio-uring.c ----> aio-pool.c     io_uring runs single host ops itself and
  *        |               |           hands multi-step ones down to the pool
  *        |          request-exec.c   worker side: bounce, RMW, FUA emulation
@@ -68,6 +70,7 @@ struct VdRequest {
     bool was_cached_write;          /* counted in cached_writes_in_flight */
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
+    VdRequest *next_ready;          /* aio-inline.c ready list / block-backend.c free list link */
     struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
 };
 
@@ -117,6 +120,9 @@ struct VdBlockBackend {
     const struct VdEngineOps *engine;
     struct VdPool *pool;            /* aio-pool.c state (also used by io_uring) */
     struct VdUring *uring;          /* aio-uring.c state */
+    struct VdInline *inline_path;   /* aio-inline.c: fast path and ready list */
+    VdRequest *free_reqs;           /* finished requests kept for reuse (owner thread) */
+    unsigned n_free_reqs;
     void *zero_buf;                 /* VD_ZERO_BUF_SIZE aligned zero bytes */
 
     VdBlockStats stats;
@@ -158,9 +164,8 @@ void vd_block_options_clear(VdBlockOptions *opts);
 
 /*
  * An I/O engine.  The generic layer talks to the engine only through this
- * table.  submit runs req's host ops and later, on the owner thread, calls
- * req->done; complete_later calls req->done later without any host op.
- * Neither ever calls req->done from inside the submitting call.
+ * table (via engine.c).  submit runs req's host ops and later, on the owner
+ * thread, calls req->done, never from inside the submitting call.
  */
 typedef struct VdEngineOps {
     const char *name;
@@ -168,11 +173,24 @@ typedef struct VdEngineOps {
     bool (*init)(VdBlockBackend *blk, GError **errp);  /* cleans up after itself on failure */
     void (*cleanup)(VdBlockBackend *blk);             /* nothing may be in flight */
     void (*submit)(VdBlockBackend *blk, VdRequest *req);
-    void (*complete_later)(VdBlockBackend *blk, VdRequest *req);
 } VdEngineOps;
 
 /* engine.c: set blk->engine; the default (not explicit) io_uring falls back to threads. */
 bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp);
+/* engine.c: tear down the engine and the inline path; nothing may be in flight. */
+void vd_engine_close(VdBlockBackend *blk);
+/* engine.c: run req inline if it qualifies, else through the engine; req->done runs later. */
+void vd_engine_submit(VdBlockBackend *blk, VdRequest *req);
+/* engine.c: call req->done from the ready list, without any host op. */
+void vd_engine_complete_later(VdBlockBackend *blk, VdRequest *req);
+
+/* aio-inline.c: the inline fast path and the ready list (owner thread). */
+bool vd_inline_init(VdBlockBackend *blk, GError **errp);
+void vd_inline_cleanup(VdBlockBackend *blk);
+/* Run req inline if it is non-durable, aligned page-cache I/O; false: submit it to the engine. */
+bool vd_inline_try(VdBlockBackend *blk, VdRequest *req);
+/* Queue req for its done step at the next loop iteration. */
+void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req);
 
 /* aio-pool.c: a GThreadPool running request-exec.c jobs. */
 extern const VdEngineOps vd_engine_pool;

@@ -104,6 +104,10 @@ typedef struct VdBlockStats {
     uint64_t flushes_stage1_only;         /* cache=unsafe: fdatasync elided */
     uint64_t errors;                      /* guest requests that failed */
     uint64_t uring_ops;                   /* host ops that went through io_uring */
+    uint64_t inline_ops;                  /* page-cache ops run on the owner thread (aio-inline.c) */
+    uint64_t uring_submits;               /* io_uring_submit calls (one per loop iteration with SQEs) */
+    uint64_t durable_writes;              /* guest writes made durable (WCE=0 or FUA) */
+    uint64_t group_commits;               /* shared fdatasyncs covering several durable writes */
 } VdBlockStats;
 
 /* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */
