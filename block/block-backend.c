@@ -19,6 +19,14 @@
  * flush of an emulated FUA, a durable RWF_DSYNC/O_DSYNC write), whatever
  * the errno and the engine.
  *
+ * Group commit: while another durable write is in flight, a WCE=0 or FUA
+ * write may be run as a plain write and then wait, like a flush, in
+ * blk->flush_waiters for a host flush that covers it (one started after it
+ * completed); one fdatasync then serves every write that completed before
+ * it started.  Chosen per write from the measured latency of each method
+ * (plan_group_commit).  A failed shared flush fails every write it covered
+ * and is sticky, like any failed sync step.
+ *
  * Flush bookkeeping: write_gen counts completed writes that are not durable
  * by themselves; flushed_gen is the write_gen that the last successful host
  * flush covered.  A flush records write_gen when submitted; it is skipped if
@@ -100,6 +108,9 @@ static void req_finish(VdRequest *req)
     }
     g_assert(blk->in_flight > 0);
     blk->in_flight--;
+    if (req->durable_write) {
+        blk->durable_writes_in_flight--;
+    }
     if (req->cb) {
         vd_blk_completion_enter();
         req->cb(req->opaque, req->ret);
@@ -170,6 +181,35 @@ static int check_writable(VdBlockBackend *blk, VdRequest *req)
     return 0;
 }
 
+#define VD_COMMIT_PROBE_EVERY 32    /* every Nth choice tries the method that is losing */
+
+/* Fold one measured latency into a method's cost (EWMA, weight 1/8). */
+static void commit_cost_add(uint64_t *cost, gint64 start_us)
+{
+    uint64_t us = MAX(g_get_monotonic_time() - start_us, 1);
+    *cost = *cost ? *cost - *cost / 8 + us / 8 : us;
+}
+
+/*
+ * True if a durable write should be run plain and covered by a shared flush:
+ * only while another durable write is in flight (a flush can then serve
+ * several), and while that method's measured latency is not worse; an
+ * unmeasured method is tried, and every VD_COMMIT_PROBE_EVERY choices the
+ * losing one is, so the choice follows the device.
+ */
+static bool plan_group_commit(VdBlockBackend *blk)
+{
+    if (blk->durable_writes_in_flight == 0) {
+        return false;
+    }
+    uint64_t single = blk->commit_cost_single_us, group = blk->commit_cost_group_us;
+    if (!group || !single) {
+        return !group;
+    }
+    bool group_wins = group <= single;
+    return ++blk->commit_decisions % VD_COMMIT_PROBE_EVERY == 0 ? !group_wins : group_wins;
+}
+
 /*
  * Decide how a modifying request becomes durable, if it must: a FUA request
  * or any write while the write cache is off.  Returns 0 or the sticky error.
@@ -188,6 +228,15 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
     if (blk->sticky_error) {
         req->note = "an earlier sync step failed (sticky)";
         return blk->sticky_error;
+    }
+    if (req->type == VD_OP_WRITE) {
+        blk->stats.durable_writes++;
+        req->durable_write = true;
+        req->group_commit = plan_group_commit(blk);  /* a plain write now, made durable by flush_waiters */
+        blk->durable_writes_in_flight++;
+        if (req->group_commit) {
+            return 0;
+        }
     }
     req->durable = true;
     if (req->type != VD_OP_WRITE) {
@@ -261,6 +310,7 @@ static void submit_modify(VdBlockBackend *blk, VdRequest *req)
 }
 
 static void flush_submit(VdBlockBackend *blk, VdRequest *req);
+static void group_commit_wait(VdBlockBackend *blk, VdRequest *req);
 
 /* Start the write-cache-off flushes once no write submitted under WCE=1 is left. */
 static void run_wce_off_waiters(VdBlockBackend *blk)
@@ -289,7 +339,14 @@ static void modify_done(VdRequest *req)
     if (req->ret == 0 && req->type == VD_OP_WRITE) {
         blk->stats.bytes_written += req->bytes;
     }
-    req_finish(req);
+    if (req->durable && req->ret == 0) {
+        commit_cost_add(&blk->commit_cost_single_us, req->start_us);
+    }
+    if (req->group_commit && req->ret == 0) {
+        group_commit_wait(blk, req);
+    } else {
+        req_finish(req);
+    }
     wake_serial_waiters(blk);
     run_wce_off_waiters(blk);
 }
@@ -394,6 +451,56 @@ static void start_host_flush(VdBlockBackend *blk, VdRequest *req)
     vd_engine_submit(blk, req);
 }
 
+/* Ready-list step: start one host flush for the group-commit writes waiting, unless one runs. */
+static void group_flush_start(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    blk->group_flush_queued = false;
+    if (blk->active_flush || g_queue_is_empty(&blk->flush_waiters)) {
+        /* A running flush will start the next one for them when it finishes. */
+        req->note = "group commit: joined a running flush";
+        req_finish(req);
+        return;
+    }
+    blk->stats.group_commits++;
+    start_host_flush(blk, req);
+}
+
+/*
+ * Queue one internal flush for group commit.  It starts from the ready list,
+ * after every completion of this loop iteration has joined flush_waiters, so
+ * one fdatasync covers them all.
+ */
+static void group_flush_queue(VdBlockBackend *blk)
+{
+    if (blk->group_flush_queued) {
+        return;
+    }
+    blk->group_flush_queued = true;
+    VdRequest *f = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, NULL, NULL);
+    /* Not a guest flush: the crash simulator must not count it as one (its writes promise themselves). */
+    g_clear_pointer(&f->crash, g_free);
+    f->note = "group commit";
+    f->done = group_flush_start;
+    vd_engine_complete_later(blk, f);
+}
+
+/* A group-commit write is written (not synced): complete it after a flush that covers it. */
+static void group_commit_wait(VdBlockBackend *blk, VdRequest *req)
+{
+    if (blk->sticky_error) {
+        req->ret = blk->sticky_error;
+        req->note = "an earlier sync step failed (sticky)";
+        req_finish(req);
+        return;
+    }
+    req->flush_gen = blk->write_gen;
+    g_queue_push_tail(&blk->flush_waiters, req);
+    if (!blk->active_flush) {
+        group_flush_queue(blk);
+    }
+}
+
 /* Validate a flush and skip it, join the running one, or start a host flush. */
 static void flush_submit(VdBlockBackend *blk, VdRequest *req)
 {
@@ -440,16 +547,24 @@ static void flush_done(VdRequest *req)
             w->note = "the shared host flush failed";
             g_queue_push_tail(&settled, w);
         } else if (w->flush_gen <= blk->flushed_gen) {
-            blk->stats.flushes_coalesced++;
-            w->note = "coalesced: covered by a concurrent host flush";
+            if (w->group_commit) {
+                w->note = "group commit: made durable by a shared host flush";
+                commit_cost_add(&blk->commit_cost_group_us, w->start_us);
+            } else {
+                blk->stats.flushes_coalesced++;
+                w->note = "coalesced: covered by a concurrent host flush";
+            }
             g_queue_push_tail(&settled, w);
         } else {
             g_queue_push_tail(&pending, w);
         }
     }
-    if (!g_queue_is_empty(&pending)) {
-        start_host_flush(blk, g_queue_pop_head(&pending));
-        blk->flush_waiters = pending;
+    blk->flush_waiters = pending;
+    VdRequest *next = g_queue_peek_head(&pending);
+    if (next && next->type == VD_OP_FLUSH) {
+        start_host_flush(blk, g_queue_pop_head(&blk->flush_waiters));
+    } else if (next) {
+        group_flush_queue(blk);
     }
     req_finish(req);
     while ((w = g_queue_pop_head(&settled))) {

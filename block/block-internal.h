@@ -59,6 +59,8 @@ struct VdRequest {
     /* Execution plan, decided on the owner thread before the job runs. */
     bool skip_exec;                 /* complete with ret without any host op */
     bool durable;                   /* must be durable at completion */
+    bool group_commit;              /* durable write run plain, completed by a shared flush */
+    bool durable_write;             /* counted in durable_writes_in_flight */
     bool fua_emulate;               /* durable by write + flush (no native FUA) */
     unsigned drv_flags;             /* VD_DRV_* for the data op */
     bool stage2;                    /* flush: also flush the OS to disk */
@@ -109,6 +111,12 @@ struct VdBlockBackend {
     uint64_t write_gen, flushed_gen;
     VdRequest *active_flush;        /* the request whose host flush is running */
     GQueue flush_waiters;           /* flushes waiting for the active one */
+
+    /* Group commit (block-backend.c): EWMA latency in us of a durable write per method, 0 = unmeasured. */
+    unsigned durable_writes_in_flight;
+    uint64_t commit_cost_single_us, commit_cost_group_us;
+    unsigned commit_decisions;      /* counts decisions, to try the losing method now and then */
+    bool group_flush_queued;        /* a group-commit flush waits on the ready list */
 
     unsigned in_flight;
     unsigned cached_writes_in_flight;

@@ -116,8 +116,11 @@ static void check_mode_table(const char *aio)
         s = stats_of(blk);
         assert_int_equal(s.host_rwf_dsync_writes, row->flush_syncs ? 2 : 0);
         assert_int_equal(s.host_writes, 4);
-        /* The non-durable page-cache writes ran inline (cache=unsafe: all four); durable ones never do. */
-        assert_int_equal(s.inline_ops, row->direct ? 0 : row->flush_syncs ? 2 : 4);
+        /*
+         * The non-durable page-cache writes may run inline (cache=unsafe: all four); durable
+         * ones and O_DIRECT never do.  At most: a write stalled by load sends the next to the engine.
+         */
+        assert_true(s.inline_ops <= (row->direct ? 0u : row->flush_syncs ? 2u : 4u));
         /* With io_uring, the other single-step ops went through the ring. */
         if (vd_blk_aio(blk) == VD_AIO_IO_URING) {
             assert_true(s.uring_ops + s.inline_ops >= 4);
@@ -179,7 +182,7 @@ static void test_inline_completion_deferred(void **state)
         probe_wait(&p);
         assert_int_equal(p.ret, 0);
         assert_memory_equal(buf, buf + 4096, 4096);
-        assert_int_equal(stats_of(blk).inline_ops, 2);
+        assert_true(stats_of(blk).inline_ops >= 1);    /* the read (a cached read is never timed out) */
 
         vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
         p = (CbProbe){ .submitting = true };
