@@ -57,7 +57,8 @@ static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, 
         req = g_new(VdRequest, 1);
     }
     *req = (VdRequest){ .blk = blk, .type = type, .offset = offset, .bytes = bytes, .iov = iov, .niov = niov,
-                        .flags = flags, .cb = cb, .opaque = opaque, .start_us = g_get_monotonic_time() };
+                        .flags = flags, .cb = cb, .opaque = opaque,
+                        .start_us = blk->latency_off ? 0 : vd_stats_now() };
     if (blk->trace_fn) {
         req->trace = g_string_new(NULL);
     }
@@ -183,10 +184,13 @@ static int check_writable(VdBlockBackend *blk, VdRequest *req)
 
 #define VD_COMMIT_PROBE_EVERY 32    /* every Nth choice tries the method that is losing */
 
-/* Fold one measured latency into a method's cost (EWMA, weight 1/8). */
+/* Fold one measured latency into a method's cost (EWMA, weight 1/8); durable writes only. */
 static void commit_cost_add(uint64_t *cost, gint64 start_us)
 {
-    uint64_t us = MAX(g_get_monotonic_time() - start_us, 1);
+    if (!start_us) {
+        return;     /* histograms off: no start time; the choice stays as measured so far */
+    }
+    uint64_t us = MAX(vd_stats_now() - start_us, 1);
     *cost = *cost ? *cost - *cost / 8 + us / 8 : us;
 }
 

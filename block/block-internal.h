@@ -134,6 +134,7 @@ struct VdBlockBackend {
     void *zero_buf;                 /* VD_ZERO_BUF_SIZE aligned zero bytes */
 
     VdBlockStats stats;
+    bool latency_off;               /* vd_blk_set_latency_histograms(false): no clock reads */
     uint64_t latency[VD_LAT__MAX][VD_LAT_BUCKETS];
     VdTraceFunc *trace_fn;
     void *trace_opaque;
@@ -229,6 +230,8 @@ void vd_driver_check_result(uint64_t bytes, int64_t ret);
 bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags);
 
 /* stats.c */
+/* Now, as the running loop iteration's cached time if called from a dispatch (one clock read per iteration). */
+gint64 vd_stats_now(void);
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);
 void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note);
 

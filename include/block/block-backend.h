@@ -250,6 +250,12 @@ bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp);
 /* Observability. */
 void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out);
 void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD_LAT_BUCKETS]);
+/*
+ * Latency histograms are on by default; off, requests read no clock at all.
+ * On, a request's start and end are the loop iteration's cached time (one
+ * clock read per loop iteration, shared by every request in it).
+ */
+void vd_blk_set_latency_histograms(VdBlockBackend *blk, bool enable);
 /* Print "key=value" pairs of every counter, space separated, no newline. */
 void vd_blk_format_stats(VdBlockBackend *blk, GString *out);
 /*

@@ -576,6 +576,15 @@ static void test_trace_and_latency(void **state)
         total += hist[i];
     }
     assert_int_equal(total, 1);
+    /* Off: nothing more is recorded. */
+    vd_blk_set_latency_histograms(blk, false);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    vd_blk_get_latency(blk, VD_LAT_WRITE, hist);
+    total = 0;
+    for (int i = 0; i < VD_LAT_BUCKETS; i++) {
+        total += hist[i];
+    }
+    assert_int_equal(total, 1);
     g_string_free(trace_lines, TRUE);
     vd_blk_close(blk);
 }
