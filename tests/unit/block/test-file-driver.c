@@ -219,6 +219,28 @@ static void test_inline_read_miss_goes_to_engine(void **state)
     vd_blk_close(blk);
 }
 
+/*
+ * An inline write that stalls the loop (here: 4 MiB copied into the page
+ * cache, far over the 200 us threshold) sends the next writes to the engine
+ * for a while.  Tried a few times, in case a big write happens to be fast.
+ */
+static void test_inline_write_backoff(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback");
+    size_t big = 4 << 20;
+    uint8_t *data = g_malloc0(big);
+    bool backed_off = false;
+    for (int i = 0; i < 10 && !backed_off; i++) {
+        assert_int_equal(vd_blk_pwrite_sync(blk, 0, data, big, 0), 0);
+        uint64_t before = stats_of(blk).inline_ops;
+        assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+        backed_off = stats_of(blk).inline_ops == before;
+    }
+    assert_true(backed_off);
+    g_free(data);
+    vd_blk_close(blk);
+}
+
 /* Count completions of a batch. */
 static void count_cb(void *opaque, int ret)
 {
@@ -561,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_completion_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_batched_submit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_write_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_read_miss_goes_to_engine, setup, teardown),
     };
     return cmocka_run_group_tests_name("block-file", tests, NULL, NULL);
