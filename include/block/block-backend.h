@@ -106,6 +106,10 @@ typedef struct VdBlockStats {
     uint64_t flushes_stage1_only;         /* cache=unsafe: fdatasync elided */
     uint64_t errors;                      /* guest requests that failed */
     uint64_t uring_ops;                   /* host ops that went through io_uring */
+    uint64_t inline_ops;                  /* page-cache ops run on the owner thread (aio-inline.c) */
+    uint64_t uring_submits;               /* io_uring_submit calls (one per loop iteration with SQEs) */
+    uint64_t durable_writes;              /* guest writes made durable (WCE=0 or FUA) */
+    uint64_t group_commits;               /* shared fdatasyncs covering several durable writes */
 } VdBlockStats;
 
 /* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */
@@ -257,6 +261,12 @@ bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp);
 /* Observability. */
 void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out);
 void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD_LAT_BUCKETS]);
+/*
+ * Latency histograms are on by default; off, requests read no clock at all.
+ * On, a request's start and end are the loop iteration's cached time (one
+ * clock read per loop iteration, shared by every request in it).
+ */
+void vd_blk_set_latency_histograms(VdBlockBackend *blk, bool enable);
 /* Print "key=value" pairs of every counter, space separated, no newline. */
 void vd_blk_format_stats(VdBlockBackend *blk, GString *out);
 /*
