@@ -179,7 +179,8 @@ static bool apply_policy(VdRequest *req)
         return false;
     }
     bool is_read = req->type == VD_OP_READ;
-    bool ignorable = is_read || (req->type != VD_OP_FLUSH && !req->durable);
+    /* A group-commit write is a durable write whose sync step is the shared flush. */
+    bool ignorable = is_read || (req->type != VD_OP_FLUSH && !req->durable && !req->group_commit);
     switch (vd_error_action(is_read ? blk->rerror : blk->werror, req->ret, ignorable)) {
     case VD_ERR_STOP:
         hold(blk, req);
@@ -693,9 +694,13 @@ static void reset_plan(VdRequest *req)
     if (req->was_cached_write) {
         blk->cached_writes_in_flight--;
     }
+    if (req->durable_write) {
+        blk->durable_writes_in_flight--;
+    }
     req->ret = 0;
     req->note = NULL;
     req->skip_exec = req->durable = req->fua_emulate = req->stage2 = false;
+    req->group_commit = req->durable_write = false;
     req->sync_failed = req->was_cached_write = false;
     req->drv_flags = 0;
 }

@@ -296,6 +296,60 @@ static void test_group_commit_flush_failure(void **state)
     vd_blk_close(blk);
 }
 
+/*
+ * werror=ignore never acknowledges a durable write whose sync failed: a
+ * group-commit write (run plain, made durable by the shared flush) is as
+ * durable as a FUA write, so a failed shared flush fails it.
+ */
+static void test_group_commit_flush_failure_not_ignored(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,wt-policy=fua,werror=ignore");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    Completion c[3] = { 0 };
+    mock_hold(MOCK_WRITE);
+    for (int i = 0; i < 3; i++) {
+        write_async(blk, i * 512, 512, 0, &c[i]);
+    }
+    mock_wait_held(MOCK_WRITE, 3);
+    mock_fail_next(MOCK_FLUSH_DISK, -EIO);
+    mock_release(MOCK_WRITE);
+    vd_blk_drain(blk);
+    assert_int_equal(stats_of(blk).group_commits, 1);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].ret, -EIO);
+    }
+    vd_blk_close(blk);
+}
+
+/*
+ * A durable write held by werror=stop and retried is planned again from
+ * scratch, counted once among the durable writes in flight: afterwards a
+ * lone durable write is alone again, so it is made durable by itself (an
+ * emulated FUA here: write + flush), never left waiting for a group flush.
+ */
+static void test_group_commit_retry_counted_once(void **state)
+{
+    mock_reset(&emulate);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,werror=stop");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    Completion a = { 0 };
+    mock_fail_next(MOCK_WRITE, -EIO);           /* the data step: not a sync step, not sticky */
+    write_async(blk, 0, 512, 0, &a);
+    while (!vd_blk_is_stopped(blk)) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    assert_int_equal(a.calls, 0);
+    vd_blk_resume(blk);
+    vd_blk_drain(blk);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.ret, 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 512, buf, 512, 0), 0);
+    assert_int_equal(stats_of(blk).group_commits, 0);
+    vd_blk_close(blk);
+}
+
 /* A flush submitted after a write completed is not covered by an older running flush. */
 static void test_flush_covers_writes_completed_before_it(void **state)
 {
@@ -778,6 +832,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_group_commit_shares_flushes),
         cmocka_unit_test(test_group_commit_write_during_flush_not_covered),
         cmocka_unit_test(test_group_commit_flush_failure),
+        cmocka_unit_test(test_group_commit_flush_failure_not_ignored),
+        cmocka_unit_test(test_group_commit_retry_counted_once),
         cmocka_unit_test(test_flush_covers_writes_completed_before_it),
         cmocka_unit_test(test_flush_two_stages),
         cmocka_unit_test(test_unsafe),
