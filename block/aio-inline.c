@@ -4,27 +4,36 @@
  *
  * A read or write that needs no durability, is aligned, and goes to the
  * page cache (not O_DIRECT) of a driver that prepares its host ops is run
- * right here, on the owner thread, with one preadv2/pwritev: the same
- * checkpoint (vd_driver_prepare: fault injection, the contract, the fd and
- * RWF flags) as every other path.  Only req->done is deferred: the request
- * goes on the ready list, which a GSource in the owner's context drains
- * once per loop iteration (no syscall, no thread), so a completion never
- * runs inside the call that submitted it.
+ * right here, on the owner thread, with one preadv2/pwritev, through the
+ * same checkpoint (vd_driver_prepare: the contract, the fd and RWF flags)
+ * as every other path.  While a fault rule or delay applies to its kind of
+ * op, the op goes to the engine, so that the rule sees each op once.  Only
+ * req->done is deferred: the request goes on the ready list, which a
+ * GSource in the owner's context drains once per loop iteration (no
+ * syscall, no thread), so a completion never runs inside the call that
+ * submitted it.
  *
- * Bounding the owner loop's stall:
+ * inline= (blk->inline_mode): auto, the default, as below; on: inline
+ * without the back-off; off: nothing runs inline, so the host path a trace
+ * or an observer sees is fixed.
+ *
+ * Bounding the owner loop's stall (inline=auto):
  *  - Reads use preadv2(RWF_NOWAIT): a page-cache miss answers EAGAIN at once
  *    and the read goes to the engine.  A short read (part cached) also goes
  *    to the engine, as a whole.
  *  - Buffered writes cannot ask (ext4 answers RWF_NOWAIT buffered writes
  *    with EOPNOTSUPP) and can block (dirty throttling, a partial page to
- *    read in).  Each inline write is timed; one that took longer than
- *    VD_INLINE_STALL_US sends every write to the engine for the next
- *    VD_INLINE_BACKOFF_US.  So the loop stalls in at most one slow write per
- *    backoff window (docs/cache-modes.md, "Engines").
+ *    read in).  Each inline write is timed (in->now: the monotonic clock, or
+ *    a test's); one that took longer than VD_INLINE_STALL_US sends every
+ *    write to the engine for VD_INLINE_BACKOFF_US after it ended.  So the
+ *    loop stalls in at most one slow write per back-off window
+ *    (docs/cache-modes.md, "I/O engines").
  * Durable writes, flushes, discards, write-zeroes and unaligned requests
- * never come here.
+ * never come here.  A group-commit write may: it is a plain write by
+ * itself, made durable by the shared flush that block-backend.c starts
+ * after its completion.
  *
- * Lock rules: owner thread only (the list, the source, the backoff clock).
+ * Lock rules: owner thread only (the list, the source, the back-off clock).
  */
 #include "block-internal.h"
 
@@ -39,8 +48,16 @@ typedef struct VdInline {
     GSource source;
     VdBlockBackend *blk;
     VdRequest *head, **tail;            /* the ready list, linked through next_ready */
-    gint64 write_backoff_until;         /* monotonic us; inline writes resume after it */
+    gint64 write_backoff_until;         /* clock us; inline writes resume after it */
+    VdClockFunc *now;                   /* the clock inline writes are timed with (tests set it) */
+    void *now_opaque;
 } VdInline;
+
+/* The default clock: monotonic microseconds. */
+static gint64 monotonic_now(void *opaque)
+{
+    return g_get_monotonic_time();
+}
 
 /* Ready when the list holds a request. */
 static gboolean ready_prepare(GSource *source, gint *timeout)
@@ -85,6 +102,7 @@ bool vd_inline_init(VdBlockBackend *blk, GError **errp)
     VdInline *in = (VdInline *)g_source_new(&ready_funcs, sizeof(VdInline));
     in->blk = blk;
     in->tail = &in->head;
+    in->now = monotonic_now;
     g_source_set_name(&in->source, "vdisk ready list");
     g_source_attach(&in->source, blk->ctx);
     blk->inline_path = in;
@@ -103,6 +121,14 @@ void vd_inline_cleanup(VdBlockBackend *blk)
     blk->inline_path = NULL;
 }
 
+void vd_blk_set_inline_clock(VdBlockBackend *blk, VdClockFunc *now, void *opaque)
+{
+    VdInline *in = blk->inline_path;
+    in->now = now ? now : monotonic_now;
+    in->now_opaque = opaque;
+    in->write_backoff_until = 0;
+}
+
 void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req)
 {
     VdInline *in = blk->inline_path;
@@ -118,8 +144,13 @@ static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
         [VD_OP_READ] = VD_CALL_READ, [VD_OP_WRITE] = VD_CALL_WRITE, [VD_OP_FLUSH] = VD_CALL__MAX,
         [VD_OP_DISCARD] = VD_CALL__MAX, [VD_OP_ZEROES] = VD_CALL__MAX,
     };
-    if (calls[req->type] == VD_CALL__MAX || req->durable || blk->cache_mode == VD_CACHE_NONE ||
-        blk->cache_mode == VD_CACHE_DIRECTSYNC || !blk->bs.drv->prepare || !vd_request_is_aligned(blk, req)) {
+    static const VdFaultOp faults[] = {
+        [VD_OP_READ] = VD_FAULT_READ, [VD_OP_WRITE] = VD_FAULT_WRITE, [VD_OP_FLUSH] = VD_FAULT__MAX,
+        [VD_OP_DISCARD] = VD_FAULT__MAX, [VD_OP_ZEROES] = VD_FAULT__MAX,
+    };
+    if (blk->inline_mode == VD_INLINE_OFF || calls[req->type] == VD_CALL__MAX || req->durable ||
+        blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC || !blk->bs.drv->prepare ||
+        !vd_request_is_aligned(blk, req) || vd_fault_armed(blk, faults[req->type])) {
         return VD_CALL__MAX;
     }
     return calls[req->type];
@@ -149,9 +180,10 @@ bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
     if (call == VD_CALL__MAX) {
         return false;
     }
+    bool timed = call == VD_CALL_WRITE && blk->inline_mode == VD_INLINE_AUTO;
     gint64 t0 = 0;
-    if (call == VD_CALL_WRITE) {
-        t0 = g_get_monotonic_time();
+    if (timed) {
+        t0 = in->now(in->now_opaque);
         if (t0 < in->write_backoff_until) {
             return false;
         }
@@ -166,8 +198,11 @@ bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
     if (ret == 0) {
         g_assert(op.rwf == 0);      /* not durable: no RWF_DSYNC, and the O_DSYNC fd is not asked for */
         ssize_t n = run_op(&op);
-        if (call == VD_CALL_WRITE && g_get_monotonic_time() - t0 > VD_INLINE_STALL_US) {
-            in->write_backoff_until = t0 + VD_INLINE_STALL_US + VD_INLINE_BACKOFF_US;
+        if (timed) {
+            gint64 t1 = in->now(in->now_opaque);
+            if (t1 - t0 > VD_INLINE_STALL_US) {
+                in->write_backoff_until = t1 + VD_INLINE_BACKOFF_US;
+            }
         }
         vd_driver_check_result(op.bytes, n);
         vd_drv_count_host_op(&blk->bs, op.kind, op.fd, op.kind == VD_HOST_READ ? RWF_NOWAIT : 0);

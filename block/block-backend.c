@@ -957,6 +957,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     bool aio_explicit = opts.aio_explicit;
     blk->inactive = !opts.active;
     blk->locking = opts.locking;
+    blk->inline_mode = opts.inline_mode;
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce = vd_blk_default_write_cache(blk);

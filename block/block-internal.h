@@ -133,6 +133,7 @@ struct VdBlockBackend {
     struct VdPool *pool;            /* aio-pool.c state (also used by io_uring) */
     struct VdUring *uring;          /* aio-uring.c state */
     struct VdInline *inline_path;   /* aio-inline.c: fast path and ready list */
+    VdInlineMode inline_mode;       /* inline=, fixed at open */
     VdRequest *free_reqs;           /* finished requests kept for reuse (owner thread) */
     unsigned n_free_reqs;
     void *zero_buf;                 /* VD_ZERO_BUF_SIZE aligned zero bytes */
@@ -173,6 +174,7 @@ typedef struct VdBlockOptions {
     uint64_t size;
     bool size_set;
     VdLocking locking;
+    VdInlineMode inline_mode;       /* inline= */
     bool active;                    /* active=off: a migration destination, see vd_blk_open */
     const VdBlockDriver *child;     /* a filter's child driver */
     unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
@@ -262,6 +264,12 @@ bool vd_fault_rule_parse(const char *key, const char *value, VdFaultRule *out, G
 bool vd_fault_delay_parse(const char *key, const char *value, unsigned *us, GError **errp);
 /* The checkpoint: the errno an op of kind op at [offset, offset+bytes) fails with under the rules, or 0. */
 int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes);
+/*
+ * True while a rule or a delay applies to ops of kind op: the inline path
+ * then leaves them to the engine, so that a rule counts each op once (an
+ * inline read that falls back would otherwise pass the checkpoint twice).
+ */
+bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op);
 /* The delay of ops of kind op, in microseconds. */
 unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op);
 
