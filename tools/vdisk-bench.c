@@ -75,15 +75,16 @@ static uint64_t next_offset(const BenchConfig *cfg, uint64_t *state, uint64_t i)
     return (*state % blocks) * BLOCK;
 }
 
-typedef enum RawMode { RAW_PLAIN, RAW_O_DSYNC, RAW_RWF_DSYNC, RAW_FDATASYNC, RAW_READ, RAW_URING_WRITE, RAW_URING_READ } RawMode;
+typedef enum RawMode { RAW_PLAIN, RAW_O_DSYNC, RAW_RWF_DSYNC, RAW_FDATASYNC, RAW_READ, RAW_URING_WRITE, RAW_URING_READ,
+               RAW_URING_DSYNC } RawMode;
 
-static double bench_raw_uring(const BenchConfig *cfg, bool direct, bool write, unsigned qd);
+static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode, unsigned qd);
 
 /* IOPS of a raw single-threaded write (or read) loop. */
 static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
 {
-    if (mode == RAW_URING_WRITE || mode == RAW_URING_READ) {
-        return bench_raw_uring(cfg, direct, mode == RAW_URING_WRITE, 32);
+    if (mode == RAW_URING_WRITE || mode == RAW_URING_READ || mode == RAW_URING_DSYNC) {
+        return bench_raw_uring(cfg, direct, mode, 32);
     }
     double cpu0 = cpu_us();
     int flags = O_RDWR | (direct ? O_DIRECT : 0) | (mode == RAW_O_DSYNC ? O_DSYNC : 0);
@@ -112,8 +113,12 @@ static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
     return n / ((now - start) / 1e6);
 }
 
-/* IOPS of a raw io_uring loop keeping qd 4 KiB random reads or writes in flight, one submit per reap. */
-static double bench_raw_uring(const BenchConfig *cfg, bool direct, bool write, unsigned qd)
+/*
+ * IOPS of a raw io_uring loop keeping qd 4 KiB random reads or writes (or
+ * RWF_DSYNC writes: the raw durable limit at depth, what `fio --sync=1
+ * --ioengine=io_uring` measures) in flight, one submit per reap.
+ */
+static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode, unsigned qd)
 {
     int fd = open(cfg->image, O_RDWR | (direct ? O_DIRECT : 0));
     struct io_uring ring;
@@ -130,8 +135,9 @@ static double bench_raw_uring(const BenchConfig *cfg, bool direct, bool write, u
         while (now < end && inflight < qd) {
             struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
             uint64_t off = next_offset(cfg, &state, submitted++);
-            if (write) {
+            if (mode != RAW_URING_READ) {
                 io_uring_prep_writev(sqe, fd, &iov, 1, off);
+                sqe->rw_flags = mode == RAW_URING_DSYNC ? RWF_DSYNC : 0;
             } else {
                 io_uring_prep_readv(sqe, fd, &iov, 1, off);
             }
@@ -622,13 +628,15 @@ int main(int argc, char **argv)
             { "raw pwrite + fdatasync", CASE_RAW, .direct = false, .raw = RAW_FDATASYNC },
             { "raw O_DSYNC descriptor", CASE_RAW, .direct = false, .raw = RAW_O_DSYNC },
             { "raw pwritev2(RWF_DSYNC)", CASE_RAW, .direct = false, .raw = RAW_RWF_DSYNC },
+            { "raw io_uring RWF_DSYNC loop, QD32", CASE_RAW, .direct = false, .raw = RAW_URING_DSYNC },
             { "backend WCE=0 wt-policy=fua aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua,aio=threads", .qd = 1 },
             { "backend WCE=0 wt-policy=dsync aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync,aio=threads", .qd = 1 },
             { "backend WCE=0 wt-policy=fua aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua,aio=threads", .qd = 32 },
             { "backend WCE=0 wt-policy=dsync aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync,aio=threads", .qd = 32 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32 },
-            { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 3 },
+            { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 2 },
+            { "qemu-img bench -t writethrough, QD32", CASE_QEMU, .opts = "writethrough", .qd = 32, .estimate_from = 3 },
         } },
         { "durable writes, O_DIRECT (ratio to raw pwrite + fdatasync)", {
             { "raw pwrite + fdatasync", CASE_RAW, .direct = true, .raw = RAW_FDATASYNC },
