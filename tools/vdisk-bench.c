@@ -11,6 +11,8 @@
  *     block layer, same image, same cache mode, same queue depth).  qemu-img
  *     bench only writes sequentially, so --compare-qemu implies --sequential.
  *  4. 4 KiB reads: raw pread loop and a raw io_uring QD32 loop vs the backend.
+ *  5. A flush-bound device (delay.flush=2ms, the fault of block/fault.c): the
+ *     backend's durable writes at QD1 and QD32 (group commit).
  * Results are printed as IOPS and as a ratio to the matching raw loop, with
  * CPU time per I/O and, for the backend, host syncs per durable write (group
  * commit); --json prints every case with its per-round values and the load.
@@ -293,7 +295,7 @@ typedef struct BenchCase {
 
 typedef struct BenchSection {
     const char *title;
-    BenchCase cases[12];
+    BenchCase cases[16];        /* ended by the first case without a label */
 } BenchSection;
 
 /* Median of n values (n small). */
@@ -464,7 +466,8 @@ static const char usage_text[] =
     "Usage: vdisk-bench [OPTION]...\n"
     "Measure the block backend against the raw syscall loops: 4 KiB writes and reads\n"
     "on the page cache and with O_DIRECT, and the ways to make a write durable\n"
-    "(O_DSYNC, RWF_DSYNC, fdatasync, the backend's wt-policy=fua and =dsync).\n"
+    "(O_DSYNC, RWF_DSYNC, fdatasync, the backend's wt-policy=fua and =dsync), also on\n"
+    "a flush-bound device (delay.flush=2ms).\n"
     "Results are IOPS, the ratio to the matching raw loop, CPU time per I/O and host\n"
     "syncs per durable write (docs/benchmarks.md).\n"
     "\n"
@@ -605,6 +608,7 @@ int main(int argc, char **argv)
             { "backend aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=threads", .qd = 32, .wce = true },
             { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1, .wce = true },
             { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32, .wce = true },
+            { "backend aio=io_uring inline=on (no back-off), QD1", CASE_BACKEND, .opts = "cache=writeback,inline=on", .qd = 1, .wce = true },
             { "qemu-img bench -t writeback, QD1", CASE_QEMU, .opts = "writeback", .qd = 1, .estimate_from = 1 },
             { "qemu-img bench -t writeback, QD32", CASE_QEMU, .opts = "writeback", .qd = 32, .estimate_from = 2 },
         } },
@@ -646,6 +650,11 @@ int main(int argc, char **argv)
             { "backend WCE=0 wt-policy=dsync aio=threads, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=dsync,aio=threads", .qd = 1 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1 },
             { "qemu-img bench -t directsync, QD1", CASE_QEMU, .opts = "directsync", .qd = 1, .estimate_from = 3 },
+        } },
+        { "flush-bound device, delay.flush=2ms: every host flush and durable write waits 2 ms (ratio to QD1)", {
+            { "backend WCE=0 aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,delay.flush=2ms", .qd = 1 },
+            { "backend WCE=0 aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,delay.flush=2ms", .qd = 32 },
+            { "backend WCE=0 aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=threads,delay.flush=2ms", .qd = 32 },
         } },
     };
     /* Rounds interleave the cases so a noisy disk affects all of them alike. */
