@@ -4,8 +4,8 @@
  * Jobs (request-exec.c) run in a GThreadPool.  A finished job is pushed
  * onto a GAsyncQueue and an eventfd is bumped; a GSource on that eventfd,
  * attached to the owner's GMainContext, pops each finished request and runs
- * req->done there.  Requests that need no host operation take the same
- * queue, so a callback is never run from inside the call that submitted it.
+ * req->done there, so a callback is never run from inside the call that
+ * submitted it.
  *
  * Lock rules: the queue is thread-safe; everything else in VdPool is set up
  * and torn down on the owner thread while no job runs.  The io_uring engine
@@ -118,17 +118,10 @@ static void pool_submit(VdBlockBackend *blk, VdRequest *req)
     g_thread_pool_push(blk->pool->threads, req, NULL);
 }
 
-/* Queue req for its done step without running a job. */
-static void pool_complete_later(VdBlockBackend *blk, VdRequest *req)
-{
-    post_completion(blk, req);
-}
-
 const VdEngineOps vd_engine_pool = {
     .name = "threads",
     .kind = VD_AIO_THREADS,
     .init = pool_init,
     .cleanup = pool_cleanup,
     .submit = pool_submit,
-    .complete_later = pool_complete_later,
 };

@@ -12,11 +12,23 @@
  * drivers without prepare go down to the thread-pool engine, which runs the
  * same driver operations.  A short read or write is run again, as a whole,
  * through the pool.  An injected fault fails the op at preparation, and the
- * request completes through the pool's queue, like a failed CQE would.
+ * request completes through the ready list, like a failed CQE would.
  *
- * The ring's completions are signalled on an eventfd watched by a GSource in
- * the owner's context, so callbacks run there like the pool's.  Lock rule:
- * the ring belongs to the owner thread only.
+ * Batching: uring_submit only queues the SQE.  The ring is a GSource in the
+ * owner's context whose prepare step submits everything queued, so there is
+ * one io_uring_submit per loop iteration (or when the SQ ring is full), not
+ * one io_uring_enter per request.  The ring's completions are signalled on
+ * an eventfd watched by the same source, so callbacks run there like the
+ * pool's.
+ *
+ * Setup: the ring is created disabled, with IORING_SETUP_SINGLE_ISSUER and
+ * IORING_SETUP_DEFER_TASKRUN where the kernel has them (without, if it says
+ * EINVAL), and enabled by the first submission, so its single issuer is the
+ * owner thread.  With DEFER_TASKRUN the kernel posts CQEs only when that
+ * thread asks (io_uring_get_events), which the source does on each eventfd
+ * wakeup.
+ *
+ * Lock rule: the ring belongs to the owner thread only.
  */
 #include "block-internal.h"
 
@@ -25,19 +37,31 @@
 #include <glib-unix.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define VD_URING_ENTRIES 256
 
 typedef struct VdUring {
+    GSource source;             /* prepare: submit the batch; the eventfd: reap */
+    VdBlockBackend *blk;
     struct io_uring ring;
     int event_fd;
-    GSource *source;
+    gpointer event_tag;         /* the eventfd in the source */
+    bool enabled;               /* the disabled ring was enabled by the owner thread */
+    bool defer_taskrun;         /* CQEs are posted only on io_uring_get_events */
     GSource *retry;             /* pending resubmission after a failed io_uring_submit */
 } VdUring;
 
 /* Push queued SQEs to the kernel; on failure try again shortly, so none is stranded. */
 static void submit_or_retry(VdBlockBackend *blk);
+
+/* Enable a ring created with IORING_SETUP_R_DISABLED (liburing 2.3 declares but does not export this). */
+static int enable_ring(struct io_uring *ring)
+{
+    long ret = syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    return ret < 0 ? -errno : 0;
+}
 
 /* Timer callback: push the SQEs a failed io_uring_submit left in the ring. */
 static gboolean retry_submit(gpointer opaque)
@@ -52,10 +76,19 @@ static gboolean retry_submit(gpointer opaque)
 static void submit_or_retry(VdBlockBackend *blk)
 {
     VdUring *u = blk->uring;
-    int ret;
-    do {
+    int ret = 0;
+    if (!u->enabled) {
+        /* The first submission makes this (the owner) thread the single issuer. */
+        ret = enable_ring(&u->ring);
+        u->enabled = ret == 0;
+    }
+    while (ret == 0 || ret == -EINTR) {
         ret = io_uring_submit(&u->ring);
-    } while (ret == -EINTR);
+        vd_drv_count(&blk->stats.uring_submits, 1);
+        if (ret >= 0) {
+            break;
+        }
+    }
     if (ret < 0 && !u->retry) {
         /* The SQEs stay in the ring; they go out with the retry. */
         u->retry = g_timeout_source_new(1);
@@ -106,33 +139,86 @@ static void set_result(VdRequest *req, VdDrvCall call, unsigned flags, int res)
     }
 }
 
-/* Owner thread: reap every completion and finish (or retry) its request. */
-static gboolean uring_ready(gint fd, GIOCondition cond, gpointer opaque)
+/* Loop prepare step: submit every SQE queued since the last one, in one call. */
+static gboolean uring_prepare(GSource *source, gint *timeout)
 {
-    VdBlockBackend *blk = opaque;
-    VdUring *u = blk->uring;
+    VdUring *u = (VdUring *)source;
+    *timeout = -1;
+    if (io_uring_sq_ready(&u->ring) && !u->retry) {
+        submit_or_retry(u->blk);
+    }
+    return FALSE;
+}
+
+/* Ready when the eventfd says completions arrived. */
+static gboolean uring_check(GSource *source)
+{
+    VdUring *u = (VdUring *)source;
+    return (g_source_query_unix_fd(source, u->event_tag) & G_IO_IN) != 0;
+}
+
+/* Finish (or retry through the pool) the request of one CQE. */
+static void complete_cqe(VdBlockBackend *blk, VdRequest *req, int res)
+{
+    const VdHostOp *op = &req->uring_op;
+    vd_driver_check_result(op->bytes, res);
+    account_completion(blk, req, res);
+    if (op->kind != VD_HOST_FDATASYNC && res >= 0 && (uint64_t)res != op->bytes) {
+        /* Short transfer: let the pool's loop run the whole request again. */
+        vd_engine_pool.submit(blk, req);
+        return;
+    }
+    set_result(req, call_of(op->kind), op->kind == VD_HOST_WRITE ? req->drv_flags : 0, res);
+    req->done(req);
+}
+
+/* Owner thread: reap every completion and finish (or retry) its request. */
+static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+    VdUring *u = (VdUring *)source;
     uint64_t count;
     ssize_t n;
     do {
-        n = read(fd, &count, sizeof(count));
+        n = read(u->event_fd, &count, sizeof(count));
     } while (n < 0 && errno == EINTR);
+    if (u->defer_taskrun) {
+        io_uring_get_events(&u->ring);  /* run the deferred completions: they post the CQEs */
+    }
     struct io_uring_cqe *cqe;
     while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
         VdRequest *req = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
-        const VdHostOp *op = &req->uring_op;
-        vd_driver_check_result(op->bytes, res);
-        account_completion(blk, req, res);
-        if (op->kind != VD_HOST_FDATASYNC && res >= 0 && (uint64_t)res != op->bytes) {
-            /* Short transfer: let the pool's loop run the whole request again. */
-            vd_engine_pool.submit(blk, req);
-            continue;
-        }
-        set_result(req, call_of(op->kind), op->kind == VD_HOST_WRITE ? req->drv_flags : 0, res);
-        req->done(req);
+        complete_cqe(u->blk, req, res);
     }
     return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs uring_funcs = {
+    .prepare = uring_prepare,
+    .check = uring_check,
+    .dispatch = uring_dispatch,
+};
+
+/* Create the ring disabled, with the single-issuer flags where the kernel has them. */
+static int setup_ring(VdUring *u)
+{
+    struct io_uring_params p = {
+        .flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    };
+    int ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
+    if (ret == -EINVAL) {
+        p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED };
+        ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
+    }
+    if (ret == -EINVAL) {
+        /* A kernel before 5.10 has no R_DISABLED either. */
+        p = (struct io_uring_params){ 0 };
+        ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
+        u->enabled = true;
+    }
+    u->defer_taskrun = ret == 0 && (p.flags & IORING_SETUP_DEFER_TASKRUN);
+    return ret;
 }
 
 /* Set up the pool (for multi-step requests) and the ring. */
@@ -141,12 +227,14 @@ static bool uring_init(VdBlockBackend *blk, GError **errp)
     if (!vd_engine_pool.init(blk, errp)) {
         return false;
     }
-    VdUring *u = g_new0(VdUring, 1);
-    int ret = io_uring_queue_init(VD_URING_ENTRIES, &u->ring, 0);
+    VdUring *u = (VdUring *)g_source_new(&uring_funcs, sizeof(VdUring));
+    u->blk = blk;
+    u->event_fd = -1;
+    int ret = setup_ring(u);
     if (ret < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret), "aio=io_uring: io_uring_queue_init: %s; use aio=threads",
                     g_strerror(-ret));
-        g_free(u);
+        g_source_unref(&u->source);
         vd_engine_pool.cleanup(blk);
         return false;
     }
@@ -157,13 +245,13 @@ static bool uring_init(VdBlockBackend *blk, GError **errp)
             close(u->event_fd);
         }
         io_uring_queue_exit(&u->ring);
-        g_free(u);
+        g_source_unref(&u->source);
         vd_engine_pool.cleanup(blk);
         return false;
     }
-    u->source = g_unix_fd_source_new(u->event_fd, G_IO_IN);
-    g_source_set_callback(u->source, (GSourceFunc)(void (*)(void))uring_ready, blk, NULL);
-    g_source_attach(u->source, blk->ctx);
+    u->event_tag = g_source_add_unix_fd(&u->source, u->event_fd, G_IO_IN);
+    g_source_set_name(&u->source, "vdisk io_uring");
+    g_source_attach(&u->source, blk->ctx);
     blk->uring = u;
     return true;
 }
@@ -173,15 +261,14 @@ static void uring_cleanup(VdBlockBackend *blk)
 {
     VdUring *u = blk->uring;
     if (u) {
-        g_source_destroy(u->source);
-        g_source_unref(u->source);
         if (u->retry) {
             g_source_destroy(u->retry);
             g_source_unref(u->retry);
         }
+        g_source_destroy(&u->source);
         io_uring_queue_exit(&u->ring);
         close(u->event_fd);
-        g_free(u);
+        g_source_unref(&u->source);
         blk->uring = NULL;
     }
     vd_engine_pool.cleanup(blk);
@@ -261,20 +348,14 @@ static void uring_submit(VdBlockBackend *blk, VdRequest *req)
     if (ret < 0) {
         /* An injected fault: the op fails as its CQE would have. */
         set_result(req, call, dr.flags, ret);
-        vd_engine_pool.complete_later(blk, req);
+        vd_engine_complete_later(blk, req);
         return;
     }
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     g_assert(sqe);
     fill_sqe(blk, sqe, &req->uring_op);
     io_uring_sqe_set_data(sqe, req);
-    submit_or_retry(blk);
-}
-
-/* Completions without a host op go through the pool's queue, never inline. */
-static void uring_complete_later(VdBlockBackend *blk, VdRequest *req)
-{
-    vd_engine_pool.complete_later(blk, req);
+    /* Submitted with the rest of this iteration's batch, by uring_prepare. */
 }
 
 const VdEngineOps vd_engine_uring = {
@@ -283,5 +364,4 @@ const VdEngineOps vd_engine_uring = {
     .init = uring_init,
     .cleanup = uring_cleanup,
     .submit = uring_submit,
-    .complete_later = uring_complete_later,
 };

@@ -27,6 +27,14 @@
  * retries the held ones in seq order, each re-planned from scratch, then
  * starts the queued ones in order.
  *
+ * Group commit: while another durable write is in flight, a WCE=0 or FUA
+ * write may be run as a plain write and then wait, like a flush, in
+ * blk->flush_waiters for a host flush that covers it (one started after it
+ * completed); one fdatasync then serves every write that completed before
+ * it started.  Chosen per write from the measured latency of each method
+ * (plan_group_commit).  A failed shared flush fails every write it covered
+ * and is sticky, like any failed sync step.
+ *
  * Flush bookkeeping: write_gen counts completed writes that are not durable
  * by themselves; flushed_gen is the write_gen that the last successful host
  * flush covered.  A flush records write_gen when submitted; it is skipped if
@@ -42,14 +50,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define VD_FREE_REQS_MAX 256    /* finished requests kept for reuse */
+
 /* Allocate a request and count it in flight. */
 static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
                           const struct iovec *iov, int niov, unsigned flags,
                           VdBlockCompletionFunc *cb, void *opaque)
 {
-    VdRequest *req = g_new0(VdRequest, 1);
+    VdRequest *req = blk->free_reqs;
+    if (req) {
+        blk->free_reqs = req->next_ready;
+        blk->n_free_reqs--;
+    } else {
+        req = g_new(VdRequest, 1);
+    }
     *req = (VdRequest){ .blk = blk, .type = type, .offset = offset, .bytes = bytes, .iov = iov, .niov = niov,
-                        .flags = flags, .cb = cb, .opaque = opaque, .start_us = g_get_monotonic_time() };
+                        .flags = flags, .cb = cb, .opaque = opaque,
+                        .start_us = blk->latency_off ? 0 : vd_stats_now() };
     if (blk->trace_fn) {
         req->trace = g_string_new(NULL);
     }
@@ -104,12 +121,21 @@ static void req_finish(VdRequest *req)
     }
     g_assert(blk->in_flight > 0);
     blk->in_flight--;
+    if (req->durable_write) {
+        blk->durable_writes_in_flight--;
+    }
     if (req->cb) {
         vd_blk_completion_enter();
         req->cb(req->opaque, req->ret);
         vd_blk_completion_exit();
     }
-    g_free(req);
+    if (blk->n_free_reqs < VD_FREE_REQS_MAX) {
+        req->next_ready = blk->free_reqs;
+        blk->free_reqs = req;
+        blk->n_free_reqs++;
+    } else {
+        g_free(req);
+    }
 }
 
 /* Complete a request later, from the loop, without any host operation. */
@@ -119,7 +145,7 @@ static void req_complete_later(VdRequest *req, int ret, const char *note)
     req->note = note;
     req->skip_exec = true;
     req->done = req_finish;
-    req->blk->engine->complete_later(req->blk, req);
+    vd_engine_complete_later(req->blk, req);
 }
 
 /* Keep a failed request for vd_blk_resume, in submission order, and stop the backend. */
@@ -153,7 +179,8 @@ static bool apply_policy(VdRequest *req)
         return false;
     }
     bool is_read = req->type == VD_OP_READ;
-    bool ignorable = is_read || (req->type != VD_OP_FLUSH && !req->durable);
+    /* A group-commit write is a durable write whose sync step is the shared flush. */
+    bool ignorable = is_read || (req->type != VD_OP_FLUSH && !req->durable && !req->group_commit);
     switch (vd_error_action(is_read ? blk->rerror : blk->werror, req->ret, ignorable)) {
     case VD_ERR_STOP:
         hold(blk, req);
@@ -213,6 +240,38 @@ static int check_writable(VdBlockBackend *blk, VdRequest *req)
     return 0;
 }
 
+#define VD_COMMIT_PROBE_EVERY 32    /* every Nth choice tries the method that is losing */
+
+/* Fold one measured latency into a method's cost (EWMA, weight 1/8); durable writes only. */
+static void commit_cost_add(uint64_t *cost, gint64 start_us)
+{
+    if (!start_us) {
+        return;     /* histograms off: no start time; the choice stays as measured so far */
+    }
+    uint64_t us = MAX(vd_stats_now() - start_us, 1);
+    *cost = *cost ? *cost - *cost / 8 + us / 8 : us;
+}
+
+/*
+ * True if a durable write should be run plain and covered by a shared flush:
+ * only while another durable write is in flight (a flush can then serve
+ * several), and while that method's measured latency is not worse; an
+ * unmeasured method is tried, and every VD_COMMIT_PROBE_EVERY choices the
+ * losing one is, so the choice follows the device.
+ */
+static bool plan_group_commit(VdBlockBackend *blk)
+{
+    if (blk->durable_writes_in_flight == 0) {
+        return false;
+    }
+    uint64_t single = blk->commit_cost_single_us, group = blk->commit_cost_group_us;
+    if (!group || !single) {
+        return !group;
+    }
+    bool group_wins = group <= single;
+    return ++blk->commit_decisions % VD_COMMIT_PROBE_EVERY == 0 ? !group_wins : group_wins;
+}
+
 /*
  * Decide how a modifying request becomes durable, if it must: a FUA request
  * or any write while the write cache is off.  Returns 0 or the sticky error.
@@ -231,6 +290,15 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
     if (blk->sticky_error) {
         req->note = "an earlier sync step failed (sticky)";
         return blk->sticky_error;
+    }
+    if (req->type == VD_OP_WRITE) {
+        blk->stats.durable_writes++;
+        req->durable_write = true;
+        req->group_commit = plan_group_commit(blk);  /* a plain write now, made durable by flush_waiters */
+        blk->durable_writes_in_flight++;
+        if (req->group_commit) {
+            return 0;
+        }
     }
     req->durable = true;
     if (req->type != VD_OP_WRITE) {
@@ -273,7 +341,7 @@ static void modify_done(VdRequest *req);
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
     blk->serialising = g_list_prepend(blk->serialising, req);
-    blk->engine->submit(blk, req);
+    vd_engine_submit(blk, req);
 }
 
 /* Start queued modifying requests whose overlapping older ones have finished. */
@@ -304,6 +372,7 @@ static void submit_modify(VdBlockBackend *blk, VdRequest *req)
 }
 
 static void flush_submit(VdBlockBackend *blk, VdRequest *req);
+static void group_commit_wait(VdBlockBackend *blk, VdRequest *req);
 
 /* Start the write-cache-off flushes once no write submitted under WCE=1 is left. */
 static void run_wce_off_waiters(VdBlockBackend *blk)
@@ -335,7 +404,14 @@ static void modify_done(VdRequest *req)
     if (req->ret == 0 && req->type == VD_OP_WRITE) {
         blk->stats.bytes_written += req->bytes;
     }
-    req_finish(req);
+    if (req->durable && req->ret == 0) {
+        commit_cost_add(&blk->commit_cost_single_us, req->start_us);
+    }
+    if (req->group_commit && req->ret == 0) {
+        group_commit_wait(blk, req);
+    } else {
+        req_finish(req);
+    }
     wake_serial_waiters(blk);
     run_wce_off_waiters(blk);
 }
@@ -365,7 +441,7 @@ static void read_submit(VdBlockBackend *blk, VdRequest *req)
     }
     set_aligned_range(blk, req);
     req->done = read_done;
-    blk->engine->submit(blk, req);
+    vd_engine_submit(blk, req);
 }
 
 static void modifying_submit(VdBlockBackend *blk, VdRequest *req);
@@ -476,7 +552,57 @@ static void start_host_flush(VdBlockBackend *blk, VdRequest *req)
     req->flush_gen = blk->write_gen;
     req->done = flush_done;
     blk->active_flush = req;
-    blk->engine->submit(blk, req);
+    vd_engine_submit(blk, req);
+}
+
+/* Ready-list step: start one host flush for the group-commit writes waiting, unless one runs. */
+static void group_flush_start(VdRequest *req)
+{
+    VdBlockBackend *blk = req->blk;
+    blk->group_flush_queued = false;
+    if (blk->active_flush || g_queue_is_empty(&blk->flush_waiters)) {
+        /* A running flush will start the next one for them when it finishes. */
+        req->note = "group commit: joined a running flush";
+        req_finish(req);
+        return;
+    }
+    blk->stats.group_commits++;
+    start_host_flush(blk, req);
+}
+
+/*
+ * Queue one internal flush for group commit.  It starts from the ready list,
+ * after every completion of this loop iteration has joined flush_waiters, so
+ * one fdatasync covers them all.
+ */
+static void group_flush_queue(VdBlockBackend *blk)
+{
+    if (blk->group_flush_queued) {
+        return;
+    }
+    blk->group_flush_queued = true;
+    VdRequest *f = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, NULL, NULL);
+    /* Not a guest flush: the crash simulator must not count it as one (its writes promise themselves). */
+    g_clear_pointer(&f->crash, g_free);
+    f->note = "group commit";
+    f->done = group_flush_start;
+    vd_engine_complete_later(blk, f);
+}
+
+/* A group-commit write is written (not synced): complete it after a flush that covers it. */
+static void group_commit_wait(VdBlockBackend *blk, VdRequest *req)
+{
+    if (blk->sticky_error) {
+        req->ret = blk->sticky_error;
+        req->note = "an earlier sync step failed (sticky)";
+        req_finish(req);
+        return;
+    }
+    req->flush_gen = blk->write_gen;
+    g_queue_push_tail(&blk->flush_waiters, req);
+    if (!blk->active_flush) {
+        group_flush_queue(blk);
+    }
 }
 
 /* Validate a flush and skip it, join the running one, or start a host flush. */
@@ -525,16 +651,24 @@ static void flush_done(VdRequest *req)
             w->note = "the shared host flush failed";
             g_queue_push_tail(&settled, w);
         } else if (w->flush_gen <= blk->flushed_gen) {
-            blk->stats.flushes_coalesced++;
-            w->note = "coalesced: covered by a concurrent host flush";
+            if (w->group_commit) {
+                w->note = "group commit: made durable by a shared host flush";
+                commit_cost_add(&blk->commit_cost_group_us, w->start_us);
+            } else {
+                blk->stats.flushes_coalesced++;
+                w->note = "coalesced: covered by a concurrent host flush";
+            }
             g_queue_push_tail(&settled, w);
         } else {
             g_queue_push_tail(&pending, w);
         }
     }
-    if (!g_queue_is_empty(&pending)) {
-        start_host_flush(blk, g_queue_pop_head(&pending));
-        blk->flush_waiters = pending;
+    blk->flush_waiters = pending;
+    VdRequest *next = g_queue_peek_head(&pending);
+    if (next && next->type == VD_OP_FLUSH) {
+        start_host_flush(blk, g_queue_pop_head(&blk->flush_waiters));
+    } else if (next) {
+        group_flush_queue(blk);
     }
     g_queue_push_head(&settled, req);
     while ((w = g_queue_pop_head(&settled))) {
@@ -560,9 +694,13 @@ static void reset_plan(VdRequest *req)
     if (req->was_cached_write) {
         blk->cached_writes_in_flight--;
     }
+    if (req->durable_write) {
+        blk->durable_writes_in_flight--;
+    }
     req->ret = 0;
     req->note = NULL;
     req->skip_exec = req->durable = req->fua_emulate = req->stage2 = false;
+    req->group_commit = req->durable_write = false;
     req->sync_failed = req->was_cached_write = false;
     req->drv_flags = 0;
 }
@@ -819,6 +957,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     bool aio_explicit = opts.aio_explicit;
     blk->inactive = !opts.active;
     blk->locking = opts.locking;
+    blk->inline_mode = opts.inline_mode;
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce = vd_blk_default_write_cache(blk);
@@ -891,13 +1030,18 @@ void vd_blk_close(VdBlockBackend *blk)
     }
     if (blk->engine) {
         vd_blk_drain(blk);
-        blk->engine->cleanup(blk);
+        vd_engine_close(blk);
     }
     if (blk->bs.drv) {
         blk->bs.drv->close(&blk->bs);
         g_free(blk->bs.opaque);
     }
     free(blk->zero_buf);
+    while (blk->free_reqs) {
+        VdRequest *req = blk->free_reqs;
+        blk->free_reqs = req->next_ready;
+        g_free(req);
+    }
     g_mutex_clear(&blk->fault_lock);
     g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);

@@ -6,8 +6,10 @@
  *
  *   block-backend.c   generic layer: validation, durability plan, overlap
  *        |            serialisation, flush generations, sticky errors
- *   engine.c          chooses the engine once at open (VdEngineOps)
- *        |
+ *   engine.c          chooses the engine once at open (VdEngineOps); routes
+ *        |            each request inline or to the engine
+ *   aio-inline.c      non-durable page-cache I/O on the owner thread, and the
+ *        |            ready list every deferred completion goes through
  *   aio-uring.c ----> aio-pool.c     io_uring runs single host ops itself and
  *        |               |           hands multi-step ones down to the pool
  *        |          request-exec.c   worker side: bounce, RMW, FUA emulation
@@ -58,6 +60,8 @@ struct VdRequest {
     /* Execution plan, decided on the owner thread before the job runs. */
     bool skip_exec;                 /* complete with ret without any host op */
     bool durable;                   /* must be durable at completion */
+    bool group_commit;              /* durable write run plain, completed by a shared flush */
+    bool durable_write;             /* counted in durable_writes_in_flight */
     bool fua_emulate;               /* durable by write + flush (no native FUA) */
     unsigned drv_flags;             /* VD_DRV_* for the data op */
     bool stage2;                    /* flush: also flush the OS to disk */
@@ -70,6 +74,7 @@ struct VdRequest {
     bool was_cached_write;          /* counted in cached_writes_in_flight */
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
+    VdRequest *next_ready;          /* aio-inline.c ready list / block-backend.c free list link */
     struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
     uint64_t seq;                   /* submission order, for resuming held requests in order */
 };
@@ -111,6 +116,12 @@ struct VdBlockBackend {
     VdRequest *active_flush;        /* the request whose host flush is running */
     GQueue flush_waiters;           /* flushes waiting for the active one */
 
+    /* Group commit (block-backend.c): EWMA latency in us of a durable write per method, 0 = unmeasured. */
+    unsigned durable_writes_in_flight;
+    uint64_t commit_cost_single_us, commit_cost_group_us;
+    unsigned commit_decisions;      /* counts decisions, to try the losing method now and then */
+    bool group_flush_queued;        /* a group-commit flush waits on the ready list */
+
     unsigned in_flight;
     unsigned cached_writes_in_flight;
     GQueue wce_off_waiters;         /* VdRequest (internal flush) waiting for cached writes */
@@ -121,9 +132,14 @@ struct VdBlockBackend {
     const struct VdEngineOps *engine;
     struct VdPool *pool;            /* aio-pool.c state (also used by io_uring) */
     struct VdUring *uring;          /* aio-uring.c state */
+    struct VdInline *inline_path;   /* aio-inline.c: fast path and ready list */
+    VdInlineMode inline_mode;       /* inline=, fixed at open */
+    VdRequest *free_reqs;           /* finished requests kept for reuse (owner thread) */
+    unsigned n_free_reqs;
     void *zero_buf;                 /* VD_ZERO_BUF_SIZE aligned zero bytes */
 
     VdBlockStats stats;
+    bool latency_off;               /* vd_blk_set_latency_histograms(false): no clock reads */
     uint64_t latency[VD_LAT__MAX][VD_LAT_BUCKETS];
     VdTraceFunc *trace_fn;
     void *trace_opaque;
@@ -158,6 +174,7 @@ typedef struct VdBlockOptions {
     uint64_t size;
     bool size_set;
     VdLocking locking;
+    VdInlineMode inline_mode;       /* inline= */
     bool active;                    /* active=off: a migration destination, see vd_blk_open */
     const VdBlockDriver *child;     /* a filter's child driver */
     unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
@@ -177,9 +194,8 @@ const char *vd_locking_name(VdLocking locking);
 
 /*
  * An I/O engine.  The generic layer talks to the engine only through this
- * table.  submit runs req's host ops and later, on the owner thread, calls
- * req->done; complete_later calls req->done later without any host op.
- * Neither ever calls req->done from inside the submitting call.
+ * table (via engine.c).  submit runs req's host ops and later, on the owner
+ * thread, calls req->done, never from inside the submitting call.
  */
 typedef struct VdEngineOps {
     const char *name;
@@ -187,11 +203,24 @@ typedef struct VdEngineOps {
     bool (*init)(VdBlockBackend *blk, GError **errp);  /* cleans up after itself on failure */
     void (*cleanup)(VdBlockBackend *blk);             /* nothing may be in flight */
     void (*submit)(VdBlockBackend *blk, VdRequest *req);
-    void (*complete_later)(VdBlockBackend *blk, VdRequest *req);
 } VdEngineOps;
 
 /* engine.c: set blk->engine; the default (not explicit) io_uring falls back to threads. */
 bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp);
+/* engine.c: tear down the engine and the inline path; nothing may be in flight. */
+void vd_engine_close(VdBlockBackend *blk);
+/* engine.c: run req inline if it qualifies, else through the engine; req->done runs later. */
+void vd_engine_submit(VdBlockBackend *blk, VdRequest *req);
+/* engine.c: call req->done from the ready list, without any host op. */
+void vd_engine_complete_later(VdBlockBackend *blk, VdRequest *req);
+
+/* aio-inline.c: the inline fast path and the ready list (owner thread). */
+bool vd_inline_init(VdBlockBackend *blk, GError **errp);
+void vd_inline_cleanup(VdBlockBackend *blk);
+/* Run req inline if it is non-durable, aligned page-cache I/O; false: submit it to the engine. */
+bool vd_inline_try(VdBlockBackend *blk, VdRequest *req);
+/* Queue req for its done step at the next loop iteration. */
+void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req);
 
 /* aio-pool.c: a GThreadPool running request-exec.c jobs. */
 extern const VdEngineOps vd_engine_pool;
@@ -235,10 +264,18 @@ bool vd_fault_rule_parse(const char *key, const char *value, VdFaultRule *out, G
 bool vd_fault_delay_parse(const char *key, const char *value, unsigned *us, GError **errp);
 /* The checkpoint: the errno an op of kind op at [offset, offset+bytes) fails with under the rules, or 0. */
 int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes);
+/*
+ * True while a rule or a delay applies to ops of kind op: the inline path
+ * then leaves them to the engine, so that a rule counts each op once (an
+ * inline read that falls back would otherwise pass the checkpoint twice).
+ */
+bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op);
 /* The delay of ops of kind op, in microseconds. */
 unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op);
 
 /* stats.c */
+/* Now, as the running loop iteration's cached time if called from a dispatch (one clock read per iteration). */
+gint64 vd_stats_now(void);
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);
 void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note);
 

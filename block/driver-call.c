@@ -88,6 +88,19 @@ bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags)
     return call == VD_CALL_FLUSH_DISK || (call == VD_CALL_WRITE && (flags & (VD_DRV_FUA | VD_DRV_DSYNC)));
 }
 
+/*
+ * The delay of this call under delay.OP=: a durable write (FUA, O_DSYNC)
+ * is a flush too, as on network storage, so it also waits delay.flush.
+ */
+static unsigned call_delay(VdBlockBackend *blk, VdDrvCall call, unsigned flags)
+{
+    unsigned us = vd_fault_delay(blk, call_info[call].fault);
+    if (call == VD_CALL_WRITE && vd_driver_call_is_sync(call, flags)) {
+        us += vd_fault_delay(blk, VD_FAULT_FLUSH);
+    }
+    return us;
+}
+
 /* Assert that a prepared op is dr, as the plan asked: same range and iov, fd and flags per the flags. */
 static void check_prepared(VdBlockBackend *blk, VdHostOpKind kind, const VdDriverReq *dr, const VdHostOp *op)
 {
@@ -110,7 +123,7 @@ int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHo
     if (kind < 0 || !blk->bs.drv->prepare) {
         return -ENOTSUP;
     }
-    if (vd_fault_delay(blk, call_info[call].fault)) {
+    if (call_delay(blk, call, dr->flags)) {
         return -ENOTSUP; /* a delayed op sleeps in a pool worker, never on the owner thread */
     }
     int err = vd_fault_take(blk, call_info[call].fault, dr->offset, dr->bytes);
@@ -131,7 +144,7 @@ int vd_driver_call(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr)
     check_request(blk, call, dr);
     VdDriverOp *fn = *(VdDriverOp *const *)((const char *)blk->bs.drv + call_info[call].slot);
     g_assert(fn);
-    unsigned delay = vd_fault_delay(blk, call_info[call].fault);
+    unsigned delay = call_delay(blk, call, dr->flags);
     if (delay) {
         vd_drv_trace(dr, "delay=%uus", delay);
         g_usleep(delay);

@@ -1,9 +1,11 @@
 /*
- * engine.c - choose the I/O engine once, at open.
+ * engine.c - choose the I/O engine once, at open, and route each request:
+ * inline (aio-inline.c) when it qualifies, else to the engine.
  *
  * aio=threads and aio=io_uring name an engine; without aio= the default
  * (io_uring) falls back to the thread pool where io_uring cannot be set up
  * (an old kernel, a seccomp sandbox).  An explicit aio= never falls back.
+ * Completions without a host op go through the ready list (no syscall).
  * Owner thread only.
  */
 #include "block-internal.h"
@@ -13,7 +15,8 @@ static const VdEngineOps *const engines[] = {
     [VD_AIO_IO_URING] = &vd_engine_uring,
 };
 
-bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp)
+/* Set blk->engine to the first engine that can be set up, per aio=. */
+static bool open_engine(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp)
 {
     g_return_val_if_fail(aio < G_N_ELEMENTS(engines), false);
     g_autoptr(GError) err = NULL;
@@ -31,4 +34,34 @@ bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GEr
     }
     blk->engine = &vd_engine_pool;
     return true;
+}
+
+bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp)
+{
+    if (!vd_inline_init(blk, errp)) {
+        return false;
+    }
+    if (!open_engine(blk, aio, aio_explicit, errp)) {
+        vd_inline_cleanup(blk);
+        return false;
+    }
+    return true;
+}
+
+void vd_engine_close(VdBlockBackend *blk)
+{
+    blk->engine->cleanup(blk);
+    vd_inline_cleanup(blk);
+}
+
+void vd_engine_submit(VdBlockBackend *blk, VdRequest *req)
+{
+    if (!vd_inline_try(blk, req)) {
+        blk->engine->submit(blk, req);
+    }
+}
+
+void vd_engine_complete_later(VdBlockBackend *blk, VdRequest *req)
+{
+    vd_inline_complete_later(blk, req);
 }

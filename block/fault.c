@@ -179,6 +179,18 @@ int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t b
     return err;
 }
 
+bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op)
+{
+    if (op >= VD_FAULT__MAX) {
+        return false;
+    }
+    g_mutex_lock(&blk->fault_lock);
+    const VdFaultRule *r = &blk->faults[op];
+    bool armed = (r->err && r->count) || blk->delay_us[op];
+    g_mutex_unlock(&blk->fault_lock);
+    return armed;
+}
+
 unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op)
 {
     if (op >= VD_FAULT__MAX) {

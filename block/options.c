@@ -41,6 +41,10 @@ static const VdNameValue aio_engines[] = {
     { NULL, 0 },
 };
 
+static const VdNameValue inline_modes[] = {
+    { "auto", VD_INLINE_AUTO }, { "on", VD_INLINE_ON }, { "off", VD_INLINE_OFF }, { NULL, 0 },
+};
+
 static const VdNameValue formats[] = {
     { "raw", 0 },
     { NULL, 0 },
@@ -123,6 +127,7 @@ const char *vd_cache_mode_name(VdCacheMode mode) { return table_name(cache_modes
 const char *vd_wt_policy_name(VdWritethroughPolicy policy) { return table_name(wt_policies, policy); }
 const char *vd_aio_name(VdAioEngine aio) { return table_name(aio_engines, aio); }
 const char *vd_locking_name(VdLocking locking) { return table_name(locking_modes, locking); }
+const char *vd_inline_mode_name(VdInlineMode mode) { return table_name(inline_modes, mode); }
 const char *vd_error_policy_name(VdErrorPolicy policy) { return table_name(error_policies, policy); }
 
 /* "a, b, c" from a table's names. */
@@ -168,7 +173,7 @@ typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
     K_CHILD, K_TEAR, K_SAMPLES, K_LOG, K_WERROR, K_RERROR,
     K_FAULT_READ, K_FAULT_WRITE, K_FAULT_FLUSH, K_FAULT_DISCARD,   /* in VdFaultOp order */
-    K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD,
+    K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD, K_INLINE,
 } OptKey;
 
 static const VdNameValue keys[] = {
@@ -179,7 +184,7 @@ static const VdNameValue keys[] = {
     { "werror", K_WERROR }, { "rerror", K_RERROR },
     { "fault.read", K_FAULT_READ }, { "fault.write", K_FAULT_WRITE }, { "fault.flush", K_FAULT_FLUSH },
     { "fault.discard", K_FAULT_DISCARD }, { "delay.read", K_DELAY_READ }, { "delay.write", K_DELAY_WRITE },
-    { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { NULL, 0 },
+    { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { "inline", K_INLINE }, { NULL, 0 },
 };
 
 /* Parse one key=value pair into opts. */
@@ -256,6 +261,12 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         }
         opts->aio = v;
         opts->aio_explicit = true;
+        return true;
+    case K_INLINE:
+        if (!lookup(inline_modes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->inline_mode = v;
         return true;
     case K_READ_ONLY:
         if (!lookup(booleans, key, value, &v, errp)) {

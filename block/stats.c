@@ -13,6 +13,7 @@ static const VdCounter counters[] = {
     C(host_reads), C(host_writes), C(host_fdatasync), C(host_dsync_writes), C(host_rwf_dsync_writes),
     C(host_discards), C(host_zero_ranges), C(host_bytes_read), C(host_bytes_written), C(bounce_rmw),
     C(flushes_skipped), C(flushes_coalesced), C(flushes_stage1_only), C(errors), C(uring_ops),
+    C(inline_ops), C(uring_submits), C(durable_writes), C(group_commits),
 #undef C
 };
 
@@ -42,14 +43,28 @@ void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD
     memcpy(out, blk->latency[cls], sizeof(blk->latency[cls]));
 }
 
+gint64 vd_stats_now(void)
+{
+    GSource *src = g_main_current_source();
+    return src ? g_source_get_time(src) : g_get_monotonic_time();
+}
+
+void vd_blk_set_latency_histograms(VdBlockBackend *blk, bool enable)
+{
+    blk->latency_off = !enable;
+}
+
 /* Add a finished request to the histogram of its class (log2 of microseconds). */
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req)
 {
+    if (blk->latency_off) {
+        return;
+    }
     static const VdLatencyClass class_of[] = {
         [VD_OP_READ] = VD_LAT_READ, [VD_OP_WRITE] = VD_LAT_WRITE, [VD_OP_FLUSH] = VD_LAT_FLUSH,
         [VD_OP_DISCARD] = VD_LAT_OTHER, [VD_OP_ZEROES] = VD_LAT_OTHER,
     };
-    uint64_t us = MAX(g_get_monotonic_time() - req->start_us, 1);
+    uint64_t us = MAX(vd_stats_now() - req->start_us, 1);
     unsigned bucket = MIN(g_bit_nth_msf(us, -1), VD_LAT_BUCKETS - 1);
     blk->latency[class_of[req->type]][bucket]++;
 }

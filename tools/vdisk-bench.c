@@ -10,7 +10,12 @@
  *  3. With --compare-qemu: the same writes through `qemu-img bench` (QEMU's
  *     block layer, same image, same cache mode, same queue depth).  qemu-img
  *     bench only writes sequentially, so --compare-qemu implies --sequential.
- * Results are printed as IOPS and as a ratio to the matching raw loop.
+ *  4. 4 KiB reads: raw pread loop and a raw io_uring QD32 loop vs the backend.
+ *  5. A flush-bound device (delay.flush=2ms, the fault of block/fault.c): the
+ *     backend's durable writes at QD1 and QD32 (group commit).
+ * Results are printed as IOPS and as a ratio to the matching raw loop, with
+ * CPU time per I/O and, for the backend, host syncs per durable write (group
+ * commit); --json prints every case with its per-round values and the load.
  * The command line follows system/cmdline.h; usage_text is its manual.
  */
 #include "block/block-backend.h"
@@ -20,10 +25,12 @@
 #include <gio/gio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,7 +44,24 @@ typedef struct BenchConfig {
     bool compare_qemu;             /* --compare-qemu */
     const char *qemu_img;          /* with --compare-qemu: the qemu-img found on PATH */
     unsigned rounds;
+    bool json;                     /* --json */
 } BenchConfig;
+
+/* What one timed run measured besides IOPS. */
+typedef struct RunExtra {
+    double cpu_us_per_io;          /* user+system CPU of this process per I/O */
+    double syncs_per_durable;      /* backend: host syncs (fdatasync + dsync writes) per durable write; -1 n/a */
+} RunExtra;
+
+static RunExtra last_extra;
+
+/* User+system CPU time of the process so far, in microseconds. */
+static double cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
+}
 
 static uint8_t *block_buf;
 
@@ -54,11 +78,18 @@ static uint64_t next_offset(const BenchConfig *cfg, uint64_t *state, uint64_t i)
     return (*state % blocks) * BLOCK;
 }
 
-typedef enum RawMode { RAW_PLAIN, RAW_O_DSYNC, RAW_RWF_DSYNC, RAW_FDATASYNC } RawMode;
+typedef enum RawMode { RAW_PLAIN, RAW_O_DSYNC, RAW_RWF_DSYNC, RAW_FDATASYNC, RAW_READ, RAW_URING_WRITE, RAW_URING_READ,
+               RAW_URING_DSYNC } RawMode;
 
-/* IOPS of a raw single-threaded write loop. */
+static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode, unsigned qd);
+
+/* IOPS of a raw single-threaded write (or read) loop. */
 static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
 {
+    if (mode == RAW_URING_WRITE || mode == RAW_URING_READ || mode == RAW_URING_DSYNC) {
+        return bench_raw_uring(cfg, direct, mode, 32);
+    }
+    double cpu0 = cpu_us();
     int flags = O_RDWR | (direct ? O_DIRECT : 0) | (mode == RAW_O_DSYNC ? O_DSYNC : 0);
     int fd = open(cfg->image, flags);
     if (fd < 0) {
@@ -71,7 +102,8 @@ static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
     do {
         for (int k = 0; k < 16; k++, n++) {
             uint64_t off = next_offset(cfg, &state, n);
-            ssize_t r = mode == RAW_RWF_DSYNC ? pwritev2(fd, &iov, 1, off, RWF_DSYNC) : pwritev(fd, &iov, 1, off);
+            ssize_t r = mode == RAW_READ ? preadv(fd, &iov, 1, off)
+                        : mode == RAW_RWF_DSYNC ? pwritev2(fd, &iov, 1, off, RWF_DSYNC) : pwritev(fd, &iov, 1, off);
             if (r != BLOCK || (mode == RAW_FDATASYNC && fdatasync(fd) < 0)) {
                 fprintf(stderr, "raw write: %s\n", strerror(errno));
                 exit(1);
@@ -80,6 +112,63 @@ static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
         now = g_get_monotonic_time();
     } while (now < end);
     close(fd);
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1 };
+    return n / ((now - start) / 1e6);
+}
+
+/*
+ * IOPS of a raw io_uring loop keeping qd 4 KiB random reads or writes (or
+ * RWF_DSYNC writes: the raw durable limit at depth, what `fio --sync=1
+ * --ioengine=io_uring` measures) in flight, one submit per reap.
+ */
+static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode, unsigned qd)
+{
+    int fd = open(cfg->image, O_RDWR | (direct ? O_DIRECT : 0));
+    struct io_uring ring;
+    if (fd < 0 || io_uring_queue_init(qd * 2, &ring, 0) < 0) {
+        fprintf(stderr, "raw io_uring: cannot set up\n");
+        exit(1);
+    }
+    double cpu0 = cpu_us();
+    uint64_t state = 0x9e3779b97f4a7c15ull, n = 0, submitted = 0;
+    struct iovec iov = { block_buf, BLOCK };
+    gint64 start = g_get_monotonic_time(), end = start + cfg->seconds * G_USEC_PER_SEC, now = start;
+    unsigned inflight = 0;
+    for (;;) {
+        while (now < end && inflight < qd) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+            uint64_t off = next_offset(cfg, &state, submitted++);
+            if (mode != RAW_URING_READ) {
+                io_uring_prep_writev(sqe, fd, &iov, 1, off);
+                sqe->rw_flags = mode == RAW_URING_DSYNC ? RWF_DSYNC : 0;
+            } else {
+                io_uring_prep_readv(sqe, fd, &iov, 1, off);
+            }
+            inflight++;
+        }
+        if (inflight == 0) {
+            break;
+        }
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(&ring, 1) < 0 || io_uring_peek_cqe(&ring, &cqe) < 0) {
+            exit(1);
+        }
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&ring, head, cqe) {
+            if (cqe->res != BLOCK) {
+                fprintf(stderr, "raw io_uring: %s\n", strerror(-cqe->res));
+                exit(1);
+            }
+            seen++;
+        }
+        io_uring_cq_advance(&ring, seen);
+        inflight -= seen;
+        n += seen;
+        now = g_get_monotonic_time();
+    }
+    io_uring_queue_exit(&ring);
+    close(fd);
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1 };
     return n / ((now - start) / 1e6);
 }
 
@@ -90,6 +179,7 @@ typedef struct BackendRun {
     gint64 end;
     bool stop;
     int error;
+    bool read;
     struct iovec iov;
 } BackendRun;
 
@@ -115,11 +205,15 @@ static void write_done(void *opaque, int ret)
 static void submit_one(BackendRun *run)
 {
     uint64_t off = next_offset(run->cfg, &run->state, run->submitted++);
-    vd_blk_pwritev(run->blk, off, &run->iov, 1, 0, write_done, run);
+    if (run->read) {
+        vd_blk_preadv(run->blk, off, &run->iov, 1, write_done, run);
+    } else {
+        vd_blk_pwritev(run->blk, off, &run->iov, 1, 0, write_done, run);
+    }
 }
 
 /* IOPS of the backend at queue depth qd with the given extra options. */
-static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned qd, bool wce)
+static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned qd, bool wce, bool read)
 {
     GError *err = NULL;
     g_autofree char *opts = g_strdup_printf("file=%s,%s", cfg->image, extra);
@@ -131,8 +225,11 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
     if (vd_blk_set_write_cache_sync(blk, wce) < 0) {
         exit(1);
     }
-    BackendRun run = { .blk = blk, .cfg = cfg, .state = 0x9e3779b97f4a7c15ull,
+    BackendRun run = { .blk = blk, .cfg = cfg, .state = 0x9e3779b97f4a7c15ull, .read = read,
                        .iov = { block_buf, BLOCK } };
+    VdBlockStats s0;
+    vd_blk_get_stats(blk, &s0);
+    double cpu0 = cpu_us();
     gint64 start = g_get_monotonic_time();
     run.end = start + cfg->seconds * G_USEC_PER_SEC;
     for (unsigned i = 0; i < qd; i++) {
@@ -144,6 +241,13 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
         fprintf(stderr, "backend write: %s\n", strerror(-run.error));
         exit(1);
     }
+    VdBlockStats s1;
+    vd_blk_get_stats(blk, &s1);
+    uint64_t durable = s1.durable_writes - s0.durable_writes;
+    uint64_t syncs = (s1.host_fdatasync - s0.host_fdatasync) + (s1.host_dsync_writes - s0.host_dsync_writes) +
+                     (s1.host_rwf_dsync_writes - s0.host_rwf_dsync_writes);
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / MAX(run.completed, 1),
+                             .syncs_per_durable = durable ? (double)syncs / durable : -1 };
     vd_blk_close(blk);
     return run.completed / ((now - start) / 1e6);
 }
@@ -184,21 +288,24 @@ typedef struct BenchCase {
     unsigned qd;
     bool wce;
     int estimate_from;          /* qemu: index of the case whose IOPS sizes the run */
+    bool read;                  /* backend: reads instead of writes */
     double iops[MAX_ROUNDS];
+    double cpu[MAX_ROUNDS];     /* CPU us per I/O */
+    double syncs[MAX_ROUNDS];   /* host syncs per durable write, -1: none */
 } BenchCase;
 
 typedef struct BenchSection {
     const char *title;
-    BenchCase cases[12];
+    BenchCase cases[16];        /* ended by the first case without a label */
 } BenchSection;
 
 /* Median of n values (n small). */
-static double median(double *v, int n)
+static double median(double *v, unsigned n)
 {
     double s[MAX_ROUNDS];
     memcpy(s, v, n * sizeof(double));
-    for (int i = 1; i < n; i++) {
-        for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+    for (unsigned i = 1; i < n; i++) {
+        for (unsigned j = i; j > 0 && s[j - 1] > s[j]; j--) {
             double t = s[j];
             s[j] = s[j - 1];
             s[j - 1] = t;
@@ -218,6 +325,22 @@ static void settle_image(const BenchConfig *cfg)
     }
 }
 
+/* Read the whole image once, untimed, so a read case measures the page cache. */
+static void warm_image(const BenchConfig *cfg)
+{
+    int fd = open(cfg->image, O_RDONLY);
+    uint8_t *chunk = g_malloc(1 << 20);
+    for (uint64_t off = 0; fd >= 0 && off < cfg->size; off += 1 << 20) {
+        if (pread(fd, chunk, 1 << 20, off) <= 0) {
+            break;
+        }
+    }
+    g_free(chunk);
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 /* Run every case of a section once, in order (one round). */
 static void run_round(const BenchConfig *cfg, BenchSection *sec, int round)
 {
@@ -226,22 +349,28 @@ static void run_round(const BenchConfig *cfg, BenchSection *sec, int round)
             continue;
         }
         settle_image(cfg);
+        if (c->read || c->raw == RAW_READ || c->raw == RAW_URING_READ) {
+            warm_image(cfg);
+        }
         switch (c->kind) {
         case CASE_RAW:
             c->iops[round] = bench_raw(cfg, c->direct, c->raw);
             break;
         case CASE_BACKEND:
-            c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce);
+            c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce, c->read);
             break;
         case CASE_QEMU:
+            last_extra = (RunExtra){ -1, -1 };
             c->iops[round] = bench_qemu_img(cfg, c->opts, c->qd, sec->cases[c->estimate_from].iops[round]);
             break;
         }
+        c->cpu[round] = last_extra.cpu_us_per_io;
+        c->syncs[round] = last_extra.syncs_per_durable;
     }
 }
 
 /* Print a section: median IOPS per case and its ratio to the first case. */
-static void print_section(const BenchConfig *cfg, BenchSection *sec, int rounds)
+static void print_section(const BenchConfig *cfg, BenchSection *sec, unsigned rounds)
 {
     printf("\n%s\n", sec->title);
     double ref = median(sec->cases[0].iops, rounds);
@@ -254,8 +383,65 @@ static void print_section(const BenchConfig *cfg, BenchSection *sec, int rounds)
             printf("  %-52s %10s\n", c->label, "did not run");
             continue;
         }
-        printf("  %-52s %10.0f IOPS  %6.2fx\n", c->label, m, ref > 0 ? m / ref : 0.0);
+        printf("  %-52s %10.0f IOPS  %6.2fx", c->label, m, ref > 0 ? m / ref : 0.0);
+        double cpu = median(c->cpu, rounds), syncs = median(c->syncs, rounds);
+        if (cpu >= 0) {
+            printf("  cpu %6.2f us/io", cpu);
+        }
+        if (syncs >= 0) {
+            printf("  %.3f syncs/durable write", syncs);
+        }
+        printf("\n");
     }
+}
+
+/* The load average now, as /proc/loadavg's first three fields. */
+static void load_now(char *out, size_t len)
+{
+    g_autofree char *text = NULL;
+    g_strlcpy(out, "?", len);
+    if (g_file_get_contents("/proc/loadavg", &text, NULL, NULL)) {
+        g_auto(GStrv) f = g_strsplit(text, " ", 4);
+        if (g_strv_length(f) >= 3) {
+            g_snprintf(out, len, "%s %s %s", f[0], f[1], f[2]);
+        }
+    }
+}
+
+/* Print a JSON array of per-round values. */
+static void json_rounds(const double *v, unsigned rounds)
+{
+    printf("[");
+    for (unsigned r = 0; r < rounds; r++) {
+        printf("%s%.3f", r ? ", " : "", v[r]);
+    }
+    printf("]");
+}
+
+/* Print one section as a JSON object (one element of the "sections" array). */
+static void json_section(const BenchConfig *cfg, BenchSection *sec, unsigned rounds, bool first, const char *load_before)
+{
+    char load[64];
+    load_now(load, sizeof(load));
+    double ref = median(sec->cases[0].iops, rounds);
+    printf("%s\n  {\"title\": \"%s\", \"load_before\": \"%s\", \"load_after\": \"%s\", \"cases\": [", first ? "" : ",",
+           sec->title, load_before, load);
+    bool first_case = true;
+    for (BenchCase *c = sec->cases; c->label; c++) {
+        if (c->kind == CASE_QEMU && !cfg->qemu_img) {
+            continue;
+        }
+        double m = median(c->iops, rounds);
+        printf("%s\n    {\"label\": \"%s\", \"iops\": %.1f, \"ratio\": %.3f, \"cpu_us_per_io\": %.3f, "
+               "\"syncs_per_durable_write\": %.3f, \"iops_rounds\": ",
+               first_case ? "" : ",", c->label, m, ref > 0 ? m / ref : 0.0, median(c->cpu, rounds), median(c->syncs, rounds));
+        json_rounds(c->iops, rounds);
+        printf(", \"cpu_rounds\": ");
+        json_rounds(c->cpu, rounds);
+        printf("}");
+        first_case = false;
+    }
+    printf("]}");
 }
 
 /* Create (or extend) the image and fill it so writes overwrite allocated blocks. */
@@ -326,10 +512,12 @@ static bool make_temp_image(BenchConfig *cfg)
 
 static const char usage_text[] =
     "Usage: vdisk-bench [OPTION]...\n"
-    "Measure the block backend against the raw syscall loop: 4 KiB writes on the page\n"
-    "cache and with O_DIRECT, and the ways to make a write durable (O_DSYNC,\n"
-    "RWF_DSYNC, fdatasync, the backend's wt-policy=fua and =dsync).  Results are IOPS\n"
-    "and the ratio to the matching raw loop (docs/benchmarks.md).\n"
+    "Measure the block backend against the raw syscall loops: 4 KiB writes and reads\n"
+    "on the page cache and with O_DIRECT, and the ways to make a write durable\n"
+    "(O_DSYNC, RWF_DSYNC, fdatasync, the backend's wt-policy=fua and =dsync), also on\n"
+    "a flush-bound device (delay.flush=2ms).\n"
+    "Results are IOPS, the ratio to the matching raw loop, CPU time per I/O and host\n"
+    "syncs per durable write (docs/benchmarks.md).\n"
     "\n"
     "  --image FILE           the image to write (created or extended; default: a\n"
     "                         temporary image in $TMPDIR, removed at exit and when\n"
@@ -342,6 +530,8 @@ static const char usage_text[] =
     "  --sequential           sequential instead of random offsets\n"
     "  --compare-qemu         also run `qemu-img bench` (QEMU's block layer) on the same\n"
     "                         image and cache mode; implies --sequential\n"
+    "  --json                 print every case, its per-round values and the load\n"
+    "                         average as one JSON object instead of tables\n"
     "  -h, --help             show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -398,6 +588,13 @@ static bool opt_sequential(void *opts, const char *value, GError **errp)
     return true;
 }
 
+/* --json */
+static bool opt_json(void *opts, const char *value, GError **errp)
+{
+    ((BenchConfig *)opts)->json = true;
+    return true;
+}
+
 /* --compare-qemu (qemu-img is looked for once the command line is accepted). */
 static bool opt_compare_qemu(void *opts, const char *value, GError **errp)
 {
@@ -414,6 +611,7 @@ static const VdCliOption bench_options[] = {
     { "rounds", NULL, true, false, opt_rounds },
     { "sequential", NULL, false, false, opt_sequential },
     { "compare-qemu", NULL, false, false, opt_compare_qemu },
+    { "json", NULL, false, false, opt_json },
 };
 
 static const VdCliTool bench_cli = {
@@ -445,21 +643,24 @@ int main(int argc, char **argv)
     memset(block_buf, 0xa5, BLOCK);
     prepare_image(&cfg);
     const char *pattern = cfg.sequential ? "sequential" : "random";
-    printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %u interleaved rounds, image %s (%" G_GUINT64_FORMAT
+    if (!cfg.json) printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %u interleaved rounds, image %s (%" G_GUINT64_FORMAT
            " MiB)\n", pattern, cfg.seconds, cfg.rounds, cfg.image, cfg.size >> 20);
 
     BenchSection sections[] = {
         { "page cache, cache=writeback (ratio to the raw pwrite loop)", {
             { "raw pwrite loop, QD1", CASE_RAW, .direct = false, .raw = RAW_PLAIN },
+            { "raw io_uring write loop, QD32", CASE_RAW, .direct = false, .raw = RAW_URING_WRITE },
             { "backend aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=threads", .qd = 1, .wce = true },
             { "backend aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=threads", .qd = 32, .wce = true },
             { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1, .wce = true },
             { "backend aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32, .wce = true },
+            { "backend aio=io_uring inline=on (no back-off), QD1", CASE_BACKEND, .opts = "cache=writeback,inline=on", .qd = 1, .wce = true },
             { "qemu-img bench -t writeback, QD1", CASE_QEMU, .opts = "writeback", .qd = 1, .estimate_from = 1 },
             { "qemu-img bench -t writeback, QD32", CASE_QEMU, .opts = "writeback", .qd = 32, .estimate_from = 2 },
         } },
         { "O_DIRECT, cache=none (ratio to the raw O_DIRECT pwrite loop)", {
             { "raw pwrite loop, QD1", CASE_RAW, .direct = true, .raw = RAW_PLAIN },
+            { "raw io_uring write loop, QD32", CASE_RAW, .direct = true, .raw = RAW_URING_WRITE },
             { "backend aio=threads, QD1", CASE_BACKEND, .opts = "cache=none,aio=threads", .qd = 1, .wce = true },
             { "backend aio=threads, QD32", CASE_BACKEND, .opts = "cache=none,aio=threads", .qd = 32, .wce = true },
             { "backend aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1, .wce = true },
@@ -467,17 +668,25 @@ int main(int argc, char **argv)
             { "qemu-img bench -t none, QD1", CASE_QEMU, .opts = "none", .qd = 1, .estimate_from = 1 },
             { "qemu-img bench -t none, QD32", CASE_QEMU, .opts = "none", .qd = 32, .estimate_from = 2 },
         } },
+        { "page cache reads, cache=writeback (ratio to the raw pread loop)", {
+            { "raw pread loop, QD1", CASE_RAW, .direct = false, .raw = RAW_READ },
+            { "raw io_uring read loop, QD32", CASE_RAW, .direct = false, .raw = RAW_URING_READ },
+            { "backend aio=io_uring, read QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1, .wce = true, .read = true },
+            { "backend aio=io_uring, read QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32, .wce = true, .read = true },
+        } },
         { "durable writes, page cache (ratio to raw pwrite + fdatasync)", {
             { "raw pwrite + fdatasync", CASE_RAW, .direct = false, .raw = RAW_FDATASYNC },
             { "raw O_DSYNC descriptor", CASE_RAW, .direct = false, .raw = RAW_O_DSYNC },
             { "raw pwritev2(RWF_DSYNC)", CASE_RAW, .direct = false, .raw = RAW_RWF_DSYNC },
+            { "raw io_uring RWF_DSYNC loop, QD32", CASE_RAW, .direct = false, .raw = RAW_URING_DSYNC },
             { "backend WCE=0 wt-policy=fua aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua,aio=threads", .qd = 1 },
             { "backend WCE=0 wt-policy=dsync aio=threads, QD1", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync,aio=threads", .qd = 1 },
             { "backend WCE=0 wt-policy=fua aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=fua,aio=threads", .qd = 32 },
             { "backend WCE=0 wt-policy=dsync aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,wt-policy=dsync,aio=threads", .qd = 32 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 1 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=io_uring", .qd = 32 },
-            { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 3 },
+            { "qemu-img bench -t writethrough, QD1", CASE_QEMU, .opts = "writethrough", .qd = 1, .estimate_from = 2 },
+            { "qemu-img bench -t writethrough, QD32", CASE_QEMU, .opts = "writethrough", .qd = 32, .estimate_from = 3 },
         } },
         { "durable writes, O_DIRECT (ratio to raw pwrite + fdatasync)", {
             { "raw pwrite + fdatasync", CASE_RAW, .direct = true, .raw = RAW_FDATASYNC },
@@ -488,13 +697,32 @@ int main(int argc, char **argv)
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1 },
             { "qemu-img bench -t directsync, QD1", CASE_QEMU, .opts = "directsync", .qd = 1, .estimate_from = 3 },
         } },
+        { "flush-bound device, delay.flush=2ms: every host flush and durable write waits 2 ms (ratio to QD1)", {
+            { "backend WCE=0 aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,delay.flush=2ms", .qd = 1 },
+            { "backend WCE=0 aio=io_uring, QD32", CASE_BACKEND, .opts = "cache=writeback,delay.flush=2ms", .qd = 32 },
+            { "backend WCE=0 aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=threads,delay.flush=2ms", .qd = 32 },
+        } },
     };
     /* Rounds interleave the cases so a noisy disk affects all of them alike. */
+    if (cfg.json) {
+        printf("{\"pattern\": \"%s\", \"seconds\": %.2f, \"rounds\": %d, \"size_mib\": %" G_GUINT64_FORMAT
+               ", \"sections\": [", pattern, cfg.seconds, cfg.rounds, cfg.size >> 20);
+    }
     for (size_t i = 0; i < G_N_ELEMENTS(sections); i++) {
+        char load[64];
+        load_now(load, sizeof(load));
         for (unsigned r = 0; r < cfg.rounds; r++) {
             run_round(&cfg, &sections[i], r);
         }
-        print_section(&cfg, &sections[i], cfg.rounds);
+        if (cfg.json) {
+            json_section(&cfg, &sections[i], cfg.rounds, i == 0, load);
+        } else {
+            print_section(&cfg, &sections[i], cfg.rounds);
+            printf("  (load average before: %s)\n", load);
+        }
+    }
+    if (cfg.json) {
+        printf("\n]}\n");
     }
 
     free(block_buf);

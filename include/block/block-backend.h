@@ -80,6 +80,13 @@ typedef enum VdAioEngine {
                          the default, falling back to threads where io_uring is unavailable */
 } VdAioEngine;
 
+/* The inline fast path (inline=; docs/cache-modes.md, "I/O engines"). */
+typedef enum VdInlineMode {
+    VD_INLINE_AUTO,   /* the default: inline, with the adaptive write back-off */
+    VD_INLINE_ON,     /* inline whenever the request qualifies; no back-off */
+    VD_INLINE_OFF,    /* never: every host op goes to the engine (a fixed host path for traces) */
+} VdInlineMode;
+
 /* Request flags for vd_blk_pwritev / vd_blk_write_zeroes. */
 #define VD_REQ_FUA       (1u << 0) /* durable at completion */
 #define VD_REQ_MAY_UNMAP (1u << 1) /* write-zeroes may deallocate */
@@ -106,6 +113,10 @@ typedef struct VdBlockStats {
     uint64_t flushes_stage1_only;         /* cache=unsafe: fdatasync elided */
     uint64_t errors;                      /* guest requests that failed */
     uint64_t uring_ops;                   /* host ops that went through io_uring */
+    uint64_t inline_ops;                  /* page-cache ops run on the owner thread (aio-inline.c) */
+    uint64_t uring_submits;               /* io_uring_submit calls (one per loop iteration with SQEs) */
+    uint64_t durable_writes;              /* guest writes made durable (WCE=0 or FUA) */
+    uint64_t group_commits;               /* shared fdatasyncs covering several durable writes */
 } VdBlockStats;
 
 /* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */
@@ -125,7 +136,7 @@ typedef enum VdFaultOp {
 /*
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
- * Accepted keys: file, driver, format (=raw), cache, aio, read-only,
+ * Accepted keys: file, driver, format (=raw), cache, aio, inline, read-only,
  * wt-policy, discard, locking, active, werror, rerror, fault.OP and
  * delay.OP (OP: read, write, flush, discard), size (null driver only).  Device keys such
  * as if= and index= belong to the VMM, which removes them first.
@@ -156,6 +167,7 @@ void vd_blk_close(VdBlockBackend *blk);
 const char *vd_cache_mode_name(VdCacheMode mode);
 const char *vd_wt_policy_name(VdWritethroughPolicy policy);
 const char *vd_aio_name(VdAioEngine aio);
+const char *vd_inline_mode_name(VdInlineMode mode);
 
 int64_t vd_blk_length(VdBlockBackend *blk);          /* bytes */
 bool vd_blk_is_read_only(VdBlockBackend *blk);
@@ -257,6 +269,19 @@ bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp);
 /* Observability. */
 void vd_blk_get_stats(VdBlockBackend *blk, VdBlockStats *out);
 void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD_LAT_BUCKETS]);
+/*
+ * Latency histograms are on by default; off, requests read no clock at all.
+ * On, a request's start and end are the loop iteration's cached time (one
+ * clock read per loop iteration, shared by every request in it).
+ */
+void vd_blk_set_latency_histograms(VdBlockBackend *blk, bool enable);
+/*
+ * Tests: the clock (microseconds) the inline path times each inline write
+ * with, to test the inline=auto back-off without wall time; NULL restores
+ * g_get_monotonic_time.
+ */
+typedef gint64 VdClockFunc(void *opaque);
+void vd_blk_set_inline_clock(VdBlockBackend *blk, VdClockFunc *now, void *opaque);
 /* Print "key=value" pairs of every counter, space separated, no newline. */
 void vd_blk_format_stats(VdBlockBackend *blk, GString *out);
 /*

@@ -89,7 +89,11 @@ static void test_flush_always(void **state)
     }
 }
 
-/* delay.flush=30ms: each host flush takes at least that long, on both engines; writes do not. */
+/*
+ * delay.flush=30ms: each host flush takes at least that long, on both
+ * engines, and so does a durable (FUA) write, a flush too on a real device;
+ * plain writes do not.
+ */
 static void test_delay_flush(void **state)
 {
     for (size_t s = 0; s < G_N_ELEMENTS(setups); s++) {
@@ -102,6 +106,8 @@ static void test_delay_flush(void **state)
         assert_true(t1 - t0 < 30000);
         assert_true(t2 - t1 >= 30000);
         assert_int_equal(stats_of(blk).host_fdatasync, 1);
+        assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, VD_REQ_FUA), 0);
+        assert_true(g_get_monotonic_time() - t2 >= 30000);
         vd_blk_close(blk);
     }
 }

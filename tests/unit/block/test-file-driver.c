@@ -77,13 +77,16 @@ static const ModeRow mode_rows[] = {
     { "unsafe", false, true, false },
 };
 
-/* Each mode, with each I/O engine: open flags, initial WCE, and what a flush and a FUA write do on the host. */
-static void check_mode_table(const char *aio)
+/*
+ * Each mode, with each I/O engine and inline=on or off: open flags, initial
+ * WCE, and what a flush and a FUA write do on the host.
+ */
+static void check_mode_rows(const char *aio, const char *inl)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(mode_rows); i++) {
         const ModeRow *row = &mode_rows[i];
-        g_autofree char *opt = aio ? g_strdup_printf("cache=%s,aio=%s", row->cache, aio)
-                                   : g_strdup_printf("cache=%s", row->cache);
+        g_autofree char *opt = aio ? g_strdup_printf("cache=%s,aio=%s,inline=%s", row->cache, aio, inl)
+                                   : g_strdup_printf("cache=%s,inline=%s", row->cache, inl);
         VdBlockBackend *blk = open_image(opt);
         unsigned n;
         int any_direct, any_dsync, all_direct;
@@ -116,14 +119,233 @@ static void check_mode_table(const char *aio)
         s = stats_of(blk);
         assert_int_equal(s.host_rwf_dsync_writes, row->flush_syncs ? 2 : 0);
         assert_int_equal(s.host_writes, 4);
-        /* With io_uring, the single-step ops went through the ring. */
+        /* The non-durable page-cache writes run inline (cache=unsafe: all four); durable ones and O_DIRECT never. */
+        bool on = strcmp(inl, "on") == 0;
+        assert_int_equal(s.inline_ops, !on || row->direct ? 0 : row->flush_syncs ? 2 : 4);
+        /* With io_uring, the other single-step ops went through the ring. */
         if (vd_blk_aio(blk) == VD_AIO_IO_URING) {
-            assert_true(s.uring_ops >= 4);
+            assert_true(s.uring_ops + s.inline_ops >= 4);
         } else {
             assert_int_equal(s.uring_ops, 0);
         }
         vd_blk_close(blk);
     }
+}
+
+/* The mode table with inline=on (exact inline counts) and inline=off (none inline). */
+static void check_mode_table(const char *aio)
+{
+    check_mode_rows(aio, "on");
+    check_mode_rows(aio, "off");
+}
+
+typedef struct CbProbe {
+    bool submitting;        /* true while the submitting call runs */
+    bool done, early;
+    int ret;
+} CbProbe;
+
+/* Completion callback that notes whether it ran inside the submitting call. */
+static void probe_cb(void *opaque, int ret)
+{
+    CbProbe *p = opaque;
+    p->early |= p->submitting;
+    p->done = true;
+    p->ret = ret;
+}
+
+/* Iterate the default context until the probe's request completed. */
+static void probe_wait(CbProbe *p)
+{
+    while (!p->done) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+}
+
+/*
+ * The inline path runs page-cache I/O on the submitting thread, but the
+ * callback still comes from the loop, never from inside the submitting call;
+ * an injected fault is taken there like on any engine.
+ */
+static void test_inline_completion_deferred(void **state)
+{
+    static const char *const engines[] = { "cache=writeback,aio=threads", "cache=writeback,aio=io_uring" };
+    for (size_t e = 0; e < G_N_ELEMENTS(engines); e++) {
+        VdBlockBackend *blk = open_image(engines[e]);
+        memset(buf, 0x5a, 4096);
+        struct iovec iov = { .iov_base = buf, .iov_len = 4096 };
+        CbProbe p = { .submitting = true };
+        vd_blk_pwritev(blk, 8192, &iov, 1, 0, probe_cb, &p);
+        p.submitting = false;
+        assert_false(p.done);
+        probe_wait(&p);
+        assert_false(p.early);
+        assert_int_equal(p.ret, 0);
+
+        struct iovec riov = { .iov_base = buf + 4096, .iov_len = 4096 };
+        p = (CbProbe){ .submitting = true };
+        vd_blk_preadv(blk, 8192, &riov, 1, probe_cb, &p);
+        p.submitting = false;
+        assert_false(p.done);
+        probe_wait(&p);
+        assert_int_equal(p.ret, 0);
+        assert_memory_equal(buf, buf + 4096, 4096);
+        assert_true(stats_of(blk).inline_ops >= 1);    /* the read (a cached read is never timed out) */
+
+        vd_blk_inject_error(blk, VD_FAULT_WRITE, EIO, 1);
+        p = (CbProbe){ .submitting = true };
+        vd_blk_pwritev(blk, 8192, &iov, 1, 0, probe_cb, &p);
+        p.submitting = false;
+        assert_false(p.done);
+        probe_wait(&p);
+        assert_int_equal(p.ret, -EIO);
+        vd_blk_close(blk);
+    }
+}
+
+/* A read of a page not in the page cache asks RWF_NOWAIT, gets EAGAIN, and is run by the engine instead. */
+static void test_inline_read_miss_goes_to_engine(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback");
+    memset(buf, 0xa5, 4096);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 1 << 20, buf, 4096, 0), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    int fd = open(scratch.path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);  /* clean now: dropped */
+    close(fd);
+    VdBlockStats before = stats_of(blk);
+    memset(buf + 4096, 0, 4096);
+    assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf + 4096, 4096), 0);
+    assert_memory_equal(buf, buf + 4096, 4096);
+    VdBlockStats after = stats_of(blk);
+    assert_int_equal(after.inline_ops, before.inline_ops);     /* not completed inline */
+    assert_int_equal(after.host_reads, before.host_reads + 2); /* the EAGAIN probe and the engine's read */
+    /* Now it is cached: the next read completes inline. */
+    assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf + 4096, 4096), 0);
+    assert_int_equal(stats_of(blk).inline_ops, after.inline_ops + 1);
+    vd_blk_close(blk);
+}
+
+/* A clock for the inline path's timing: each read returns now, then moves it by step. */
+typedef struct FakeClock {
+    gint64 now, step;
+} FakeClock;
+
+/* VdClockFunc over a FakeClock. */
+static gint64 fake_clock(void *opaque)
+{
+    FakeClock *c = opaque;
+    gint64 t = c->now;
+    c->now += c->step;
+    return t;
+}
+
+/* Write 4 KiB at off; true if it ran inline. */
+static bool write_ran_inline(VdBlockBackend *blk, uint64_t off)
+{
+    uint64_t before = stats_of(blk).inline_ops;
+    assert_int_equal(vd_blk_pwrite_sync(blk, off, buf, 4096, 0), 0);
+    return stats_of(blk).inline_ops == before + 1;
+}
+
+/*
+ * inline=auto (the default): an inline write that took longer than 200 us
+ * (by the inline path's clock, here a fake one) sends the writes to the
+ * engine for 100 ms after it ended; 200 us exactly does not.
+ */
+static void test_inline_write_backoff(void **state)
+{
+    static const char *const opts[] = { "cache=writeback", "cache=writeback,inline=auto" };
+    for (size_t i = 0; i < G_N_ELEMENTS(opts); i++) {
+        VdBlockBackend *blk = open_image(opts[i]);
+        FakeClock c = { .now = 1000000, .step = 0 };
+        vd_blk_set_inline_clock(blk, fake_clock, &c);
+        assert_true(write_ran_inline(blk, 0));
+        c.step = 200;                               /* t1 - t0 = 200 us: not a stall */
+        assert_true(write_ran_inline(blk, 0));
+        c.step = 201;                               /* a stall: inline still, then back off */
+        gint64 t1 = c.now + c.step;
+        assert_true(write_ran_inline(blk, 0));
+        c.step = 0;
+        c.now = t1 + 100000 - 1;
+        assert_false(write_ran_inline(blk, 4096));  /* to the engine until t1 + 100 ms */
+        c.now = t1 + 100000;
+        assert_true(write_ran_inline(blk, 4096));
+        vd_blk_set_inline_clock(blk, NULL, NULL);
+        vd_blk_close(blk);
+    }
+}
+
+/* inline=on never backs off; inline=off runs nothing inline, reads or writes. */
+static void test_inline_modes(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback,inline=on");
+    FakeClock c = { .now = 1000000, .step = 1000 };     /* every write "takes" 1 ms */
+    vd_blk_set_inline_clock(blk, fake_clock, &c);
+    for (int i = 0; i < 3; i++) {
+        assert_true(write_ran_inline(blk, i * 4096));
+    }
+    vd_blk_close(blk);
+
+    blk = open_image("cache=writeback,inline=off");
+    assert_false(write_ran_inline(blk, 0));
+    assert_int_equal(vd_blk_pread_sync(blk, 0, buf, 4096), 0);     /* cached: it would qualify */
+    assert_int_equal(stats_of(blk).inline_ops, 0);
+    vd_blk_close(blk);
+
+    g_autoptr(GError) err = NULL;
+    assert_false(vd_blk_check_options("driver=null,size=1M,inline=maybe", &err));
+    assert_string_equal(err->message, "invalid inline 'maybe'; accepted values: auto, on, off");
+}
+
+/*
+ * A fault rule counts each op once: while one applies to reads, a read goes
+ * to the engine, not inline first (a page-cache miss would then pass the
+ * checkpoint twice, and fault.read=EIO@2 would fail the first read).
+ */
+static void test_inline_fault_counts_once(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback,fault.read=EIO@2");
+    assert_int_equal(vd_blk_pwrite_sync(blk, 1 << 20, buf, 4096, 0), 0);
+    assert_int_equal(vd_blk_flush_sync(blk), 0);
+    int fd = open(scratch.path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);  /* a miss: RWF_NOWAIT would say EAGAIN */
+    close(fd);
+    uint64_t reads0 = stats_of(blk).host_reads;
+    assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf, 4096), 0);
+    assert_int_equal(stats_of(blk).host_reads, reads0 + 1);             /* no inline probe first */
+    assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf, 4096), -EIO);
+    assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf, 4096), 0);
+    vd_blk_close(blk);
+}
+
+/* Count completions of a batch. */
+static void count_cb(void *opaque, int ret)
+{
+    int *left = opaque;
+    assert_int_equal(ret, 0);
+    (*left)--;
+}
+
+/* io_uring: every SQE queued in one loop iteration goes to the kernel in one io_uring_submit. */
+static void test_io_uring_batched_submit(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=none,aio=io_uring");
+    struct iovec iov[8];
+    int left = G_N_ELEMENTS(iov);
+    for (size_t i = 0; i < G_N_ELEMENTS(iov); i++) {
+        iov[i] = (struct iovec){ .iov_base = buf + i * 4096, .iov_len = 4096 };
+        vd_blk_preadv(blk, i * 4096, &iov[i], 1, count_cb, &left);
+    }
+    while (left) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    VdBlockStats s = stats_of(blk);
+    assert_int_equal(s.uring_ops, 8);
+    assert_int_equal(s.uring_submits, 1);
+    vd_blk_close(blk);
 }
 
 static void test_mode_table(void **state)
@@ -439,6 +661,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inactivate_flush_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_completion_deferred, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_uring_batched_submit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_write_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_fault_counts_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_read_miss_goes_to_engine, setup, teardown),
     };
     return cmocka_run_group_tests_name("block-file", tests, NULL, NULL);
 }

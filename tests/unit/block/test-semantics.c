@@ -184,6 +184,172 @@ static void test_flush_coalescing(void **state)
     vd_blk_close(blk);
 }
 
+/* Iterate the loop until the driver has seen n calls of this kind (they may be held there). */
+static void wait_calls(MockOp op, unsigned n)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (mock_calls(op) < n) {
+        assert_true(g_get_monotonic_time() < deadline);
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(100);
+    }
+}
+
+/* Iterate until every write's own step ran (bytes_written counts it before any group-commit wait). */
+static void wait_writes_done(VdBlockBackend *blk, uint64_t bytes)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (stats_of(blk).bytes_written < bytes) {
+        assert_true(g_get_monotonic_time() < deadline);
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(100);
+    }
+}
+
+/*
+ * Group commit: WCE=0 writes in flight share one flush.  a is alone (durable
+ * by itself); b is a plain write covered by flush 1, which is held while 7
+ * more writes complete: flush 1 does not cover them, and flush 2 covers all 7.
+ */
+static void test_group_commit_shares_flushes(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,wt-policy=fua");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    unsigned flushes0 = mock_calls(MOCK_FLUSH_DISK);
+    Completion c[9] = { 0 };
+    mock_hold(MOCK_FLUSH_DISK);
+    write_async(blk, 0, 512, 0, &c[0]);
+    write_async(blk, 512, 512, 0, &c[1]);
+    wait_calls(MOCK_FLUSH_DISK, flushes0 + 1);
+    for (int i = 2; i < 9; i++) {
+        write_async(blk, i * 512, 512, 0, &c[i]);
+    }
+    wait_writes_done(blk, 9 * 512);
+    settle();
+    for (int i = 1; i < 9; i++) {
+        assert_int_equal(c[i].calls, 0);    /* written, but no completed flush covers it yet */
+    }
+    mock_release(MOCK_FLUSH_DISK);
+    vd_blk_drain(blk);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].ret, 0);
+    }
+    VdBlockStats s = stats_of(blk);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK) - flushes0, 2);
+    assert_int_equal(s.group_commits, 2);
+    assert_int_equal(s.durable_writes, 9);
+    assert_int_equal(mock_calls(MOCK_WRITE), 9);
+    vd_blk_close(blk);
+}
+
+/* A group-commit write that completes while a flush runs is not covered by that flush. */
+static void test_group_commit_write_during_flush_not_covered(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,wt-policy=fua");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    unsigned flushes0 = mock_calls(MOCK_FLUSH_DISK);
+    Completion a = { 0 }, b = { 0 }, c = { 0 };
+    mock_hold(MOCK_FLUSH_DISK);
+    write_async(blk, 0, 512, 0, &a);        /* alone: durable by itself */
+    write_async(blk, 512, 512, 0, &b);      /* group commit */
+    wait_calls(MOCK_FLUSH_DISK, flushes0 + 1);  /* b's flush runs */
+    write_async(blk, 1024, 512, 0, &c);     /* group commit, written during that flush */
+    wait_writes_done(blk, 3 * 512);
+    settle();
+    assert_int_equal(b.calls + c.calls, 0);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK) - flushes0, 1);
+    mock_release(MOCK_FLUSH_DISK);
+    vd_blk_drain(blk);
+    assert_int_equal(a.ret | b.ret | c.ret, 0);
+    assert_int_equal(a.calls + b.calls + c.calls, 3);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK) - flushes0, 2);    /* c needed its own */
+    vd_blk_close(blk);
+}
+
+/* A failed shared flush fails every write it covered and sticks: later flushes and durable writes fail. */
+static void test_group_commit_flush_failure(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,wt-policy=fua");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    Completion c[4] = { 0 };
+    mock_hold(MOCK_WRITE);
+    for (int i = 0; i < 4; i++) {
+        write_async(blk, i * 512, 512, 0, &c[i]);
+    }
+    mock_wait_held(MOCK_WRITE, 4);
+    mock_fail_next(MOCK_FLUSH_DISK, -EIO);
+    mock_release(MOCK_WRITE);
+    vd_blk_drain(blk);
+    assert_int_equal(c[0].ret, 0);              /* durable by itself (FUA) */
+    for (int i = 1; i < 4; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].ret, -EIO);
+    }
+    unsigned flushes = mock_calls(MOCK_FLUSH_DISK);
+    assert_int_equal(vd_blk_flush_sync(blk), -EIO);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), -EIO);
+    assert_int_equal(mock_calls(MOCK_FLUSH_DISK), flushes);
+    vd_blk_close(blk);
+}
+
+/*
+ * werror=ignore never acknowledges a durable write whose sync failed: a
+ * group-commit write (run plain, made durable by the shared flush) is as
+ * durable as a FUA write, so a failed shared flush fails it.
+ */
+static void test_group_commit_flush_failure_not_ignored(void **state)
+{
+    mock_reset(&native);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,wt-policy=fua,werror=ignore");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    Completion c[3] = { 0 };
+    mock_hold(MOCK_WRITE);
+    for (int i = 0; i < 3; i++) {
+        write_async(blk, i * 512, 512, 0, &c[i]);
+    }
+    mock_wait_held(MOCK_WRITE, 3);
+    mock_fail_next(MOCK_FLUSH_DISK, -EIO);
+    mock_release(MOCK_WRITE);
+    vd_blk_drain(blk);
+    assert_int_equal(stats_of(blk).group_commits, 1);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].ret, -EIO);
+    }
+    vd_blk_close(blk);
+}
+
+/*
+ * A durable write held by werror=stop and retried is planned again from
+ * scratch, counted once among the durable writes in flight: afterwards a
+ * lone durable write is alone again, so it is made durable by itself (an
+ * emulated FUA here: write + flush), never left waiting for a group flush.
+ */
+static void test_group_commit_retry_counted_once(void **state)
+{
+    mock_reset(&emulate);
+    VdBlockBackend *blk = open_ok("driver=mock,size=1M,werror=stop");
+    assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+    Completion a = { 0 };
+    mock_fail_next(MOCK_WRITE, -EIO);           /* the data step: not a sync step, not sticky */
+    write_async(blk, 0, 512, 0, &a);
+    while (!vd_blk_is_stopped(blk)) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    assert_int_equal(a.calls, 0);
+    vd_blk_resume(blk);
+    vd_blk_drain(blk);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.ret, 0);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 512, buf, 512, 0), 0);
+    assert_int_equal(stats_of(blk).group_commits, 0);
+    vd_blk_close(blk);
+}
+
 /* A flush submitted after a write completed is not covered by an older running flush. */
 static void test_flush_covers_writes_completed_before_it(void **state)
 {
@@ -464,6 +630,15 @@ static void test_trace_and_latency(void **state)
         total += hist[i];
     }
     assert_int_equal(total, 1);
+    /* Off: nothing more is recorded. */
+    vd_blk_set_latency_histograms(blk, false);
+    assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 512, 0), 0);
+    vd_blk_get_latency(blk, VD_LAT_WRITE, hist);
+    total = 0;
+    for (int i = 0; i < VD_LAT_BUCKETS; i++) {
+        total += hist[i];
+    }
+    assert_int_equal(total, 1);
     g_string_free(trace_lines, TRUE);
     vd_blk_close(blk);
 }
@@ -654,6 +829,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wce_on),
         cmocka_unit_test(test_flush_skipped_when_clean),
         cmocka_unit_test(test_flush_coalescing),
+        cmocka_unit_test(test_group_commit_shares_flushes),
+        cmocka_unit_test(test_group_commit_write_during_flush_not_covered),
+        cmocka_unit_test(test_group_commit_flush_failure),
+        cmocka_unit_test(test_group_commit_flush_failure_not_ignored),
+        cmocka_unit_test(test_group_commit_retry_counted_once),
         cmocka_unit_test(test_flush_covers_writes_completed_before_it),
         cmocka_unit_test(test_flush_two_stages),
         cmocka_unit_test(test_unsafe),

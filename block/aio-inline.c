@@ -1,0 +1,224 @@
+/*
+ * aio-inline.c - the inline fast path for non-durable page-cache I/O, and
+ * the ready list every deferred completion goes through.
+ *
+ * A read or write that needs no durability, is aligned, and goes to the
+ * page cache (not O_DIRECT) of a driver that prepares its host ops is run
+ * right here, on the owner thread, with one preadv2/pwritev, through the
+ * same checkpoint (vd_driver_prepare: the contract, the fd and RWF flags)
+ * as every other path.  While a fault rule or delay applies to its kind of
+ * op, the op goes to the engine, so that the rule sees each op once.  Only
+ * req->done is deferred: the request goes on the ready list, which a
+ * GSource in the owner's context drains once per loop iteration (no
+ * syscall, no thread), so a completion never runs inside the call that
+ * submitted it.
+ *
+ * inline= (blk->inline_mode): auto, the default, as below; on: inline
+ * without the back-off; off: nothing runs inline, so the host path a trace
+ * or an observer sees is fixed.
+ *
+ * Bounding the owner loop's stall (inline=auto):
+ *  - Reads use preadv2(RWF_NOWAIT): a page-cache miss answers EAGAIN at once
+ *    and the read goes to the engine.  A short read (part cached) also goes
+ *    to the engine, as a whole.
+ *  - Buffered writes cannot ask (ext4 answers RWF_NOWAIT buffered writes
+ *    with EOPNOTSUPP) and can block (dirty throttling, a partial page to
+ *    read in).  Each inline write is timed (in->now: the monotonic clock, or
+ *    a test's); one that took longer than VD_INLINE_STALL_US sends every
+ *    write to the engine for VD_INLINE_BACKOFF_US after it ended.  So the
+ *    loop stalls in at most one slow write per back-off window
+ *    (docs/cache-modes.md, "I/O engines").
+ * Durable writes, flushes, discards, write-zeroes and unaligned requests
+ * never come here.  A group-commit write may: it is a plain write by
+ * itself, made durable by the shared flush that block-backend.c starts
+ * after its completion.
+ *
+ * Lock rules: owner thread only (the list, the source, the back-off clock).
+ */
+#include "block-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/uio.h>
+
+#define VD_INLINE_STALL_US 200          /* an inline write slower than this... */
+#define VD_INLINE_BACKOFF_US 100000     /* ...sends writes to the engine for this long */
+
+typedef struct VdInline {
+    GSource source;
+    VdBlockBackend *blk;
+    VdRequest *head, **tail;            /* the ready list, linked through next_ready */
+    gint64 write_backoff_until;         /* clock us; inline writes resume after it */
+    VdClockFunc *now;                   /* the clock inline writes are timed with (tests set it) */
+    void *now_opaque;
+} VdInline;
+
+/* The default clock: monotonic microseconds. */
+static gint64 monotonic_now(void *opaque)
+{
+    return g_get_monotonic_time();
+}
+
+/* Ready when the list holds a request. */
+static gboolean ready_prepare(GSource *source, gint *timeout)
+{
+    *timeout = -1;
+    return ((VdInline *)source)->head != NULL;
+}
+
+/* Same test after the poll. */
+static gboolean ready_check(GSource *source)
+{
+    return ((VdInline *)source)->head != NULL;
+}
+
+/*
+ * Run req->done for the requests that were ready when this iteration
+ * started; those their callbacks queue wait for the next iteration.
+ */
+static gboolean ready_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+    VdInline *in = (VdInline *)source;
+    VdRequest *req = in->head;
+    in->head = NULL;
+    in->tail = &in->head;
+    while (req) {
+        VdRequest *next = req->next_ready;
+        req->next_ready = NULL;
+        req->done(req);
+        req = next;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs ready_funcs = {
+    .prepare = ready_prepare,
+    .check = ready_check,
+    .dispatch = ready_dispatch,
+};
+
+bool vd_inline_init(VdBlockBackend *blk, GError **errp)
+{
+    VdInline *in = (VdInline *)g_source_new(&ready_funcs, sizeof(VdInline));
+    in->blk = blk;
+    in->tail = &in->head;
+    in->now = monotonic_now;
+    g_source_set_name(&in->source, "vdisk ready list");
+    g_source_attach(&in->source, blk->ctx);
+    blk->inline_path = in;
+    return true;
+}
+
+void vd_inline_cleanup(VdBlockBackend *blk)
+{
+    VdInline *in = blk->inline_path;
+    if (!in) {
+        return;
+    }
+    g_assert(in->head == NULL);
+    g_source_destroy(&in->source);
+    g_source_unref(&in->source);
+    blk->inline_path = NULL;
+}
+
+void vd_blk_set_inline_clock(VdBlockBackend *blk, VdClockFunc *now, void *opaque)
+{
+    VdInline *in = blk->inline_path;
+    in->now = now ? now : monotonic_now;
+    in->now_opaque = opaque;
+    in->write_backoff_until = 0;
+}
+
+void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req)
+{
+    VdInline *in = blk->inline_path;
+    req->next_ready = NULL;
+    *in->tail = req;
+    in->tail = &req->next_ready;
+}
+
+/* The driver call req would be inline, or VD_CALL__MAX if it must go to the engine. */
+static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
+{
+    static const VdDrvCall calls[] = {
+        [VD_OP_READ] = VD_CALL_READ, [VD_OP_WRITE] = VD_CALL_WRITE, [VD_OP_FLUSH] = VD_CALL__MAX,
+        [VD_OP_DISCARD] = VD_CALL__MAX, [VD_OP_ZEROES] = VD_CALL__MAX,
+    };
+    static const VdFaultOp faults[] = {
+        [VD_OP_READ] = VD_FAULT_READ, [VD_OP_WRITE] = VD_FAULT_WRITE, [VD_OP_FLUSH] = VD_FAULT__MAX,
+        [VD_OP_DISCARD] = VD_FAULT__MAX, [VD_OP_ZEROES] = VD_FAULT__MAX,
+    };
+    if (blk->inline_mode == VD_INLINE_OFF || calls[req->type] == VD_CALL__MAX || req->durable ||
+        blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC || !blk->bs.drv->prepare ||
+        !vd_request_is_aligned(blk, req) || vd_fault_armed(blk, faults[req->type])) {
+        return VD_CALL__MAX;
+    }
+    return calls[req->type];
+}
+
+/* Trace one inline syscall as it was made. */
+static void trace_op(VdRequest *req, const VdHostOp *op, ssize_t n, int err)
+{
+    VdDriverReq dr = { .trace = req->trace };
+    vd_drv_trace(&dr, "%s(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT "%s)=%zd",
+                 op->kind == VD_HOST_READ ? "preadv2" : "pwritev", op->offset, op->bytes,
+                 op->kind == VD_HOST_READ ? ",RWF_NOWAIT" : "", n < 0 ? (ssize_t)-err : n);
+}
+
+/* One syscall for op; the byte count, or -errno. */
+static ssize_t run_op(const VdHostOp *op)
+{
+    ssize_t n = op->kind == VD_HOST_READ ? preadv2(op->fd, op->iov, op->niov, op->offset, op->rwf | RWF_NOWAIT)
+                                         : pwritev(op->fd, op->iov, op->niov, op->offset);
+    return n < 0 ? -errno : n;
+}
+
+bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
+{
+    VdInline *in = blk->inline_path;
+    VdDrvCall call = inline_call(blk, req);
+    if (call == VD_CALL__MAX) {
+        return false;
+    }
+    bool timed = call == VD_CALL_WRITE && blk->inline_mode == VD_INLINE_AUTO;
+    gint64 t0 = 0;
+    if (timed) {
+        t0 = in->now(in->now_opaque);
+        if (t0 < in->write_backoff_until) {
+            return false;
+        }
+    }
+    VdDriverReq dr = { .offset = req->offset, .bytes = req->bytes, .iov = req->iov, .niov = req->niov,
+                       .flags = 0, .trace = req->trace };
+    VdHostOp op;
+    int ret = vd_driver_prepare(blk, call, &dr, &op);
+    if (ret == -ENOTSUP) {
+        return false;
+    }
+    if (ret == 0) {
+        g_assert(op.rwf == 0);      /* not durable: no RWF_DSYNC, and the O_DSYNC fd is not asked for */
+        ssize_t n = run_op(&op);
+        if (timed) {
+            gint64 t1 = in->now(in->now_opaque);
+            if (t1 - t0 > VD_INLINE_STALL_US) {
+                in->write_backoff_until = t1 + VD_INLINE_BACKOFF_US;
+            }
+        }
+        vd_driver_check_result(op.bytes, n);
+        vd_drv_count_host_op(&blk->bs, op.kind, op.fd, op.kind == VD_HOST_READ ? RWF_NOWAIT : 0);
+        trace_op(req, &op, n, (int)-n);
+        if (n >= 0) {
+            vd_drv_count(op.kind == VD_HOST_READ ? &blk->stats.host_bytes_read : &blk->stats.host_bytes_written, n);
+        }
+        if (n == -EAGAIN || n == -EINTR || (n >= 0 && (uint64_t)n != op.bytes)) {
+            /* Not cached, interrupted, or short: the engine runs the whole request. */
+            return false;
+        }
+        ret = n < 0 ? (int)n : 0;
+    }
+    /* Done, or an injected fault or host error: the request completes as the engine's would. */
+    vd_drv_count(&blk->stats.inline_ops, 1);
+    req->ret = ret;
+    vd_inline_complete_later(blk, req);
+    return true;
+}
