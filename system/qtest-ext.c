@@ -2,6 +2,7 @@
 #include "qtest-internal.h"
 
 #include "block/crashsim.h"
+#include "system/migration.h"
 
 #include <errno.h>
 
@@ -308,4 +309,23 @@ void vd_qtest_cmd_crashlog(VdQtestServer *s, int argc, char **argv, GString *rep
     } else if (d) {
         g_string_assign(reply, "OK");
     }
+}
+
+/* migrate URI: hand the machine over to a vdisk-vmm --incoming URI; OK once it took it (extension) */
+void vd_qtest_cmd_migrate(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    g_autoptr(GError) err = NULL;
+    if (vd_migrate(s->m, argv[1], &err)) {
+        g_string_assign(reply, "OK");
+    } else {
+        vd_qtest_fail(reply, "%s", err->message);
+    }
+}
+
+/* query-migrate -> OK STATUS [error] (extension) */
+void vd_qtest_cmd_query_migrate(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    const char *error;
+    VdMigrationStatus st = vd_migration_status(s->m, &error);
+    g_string_printf(reply, "OK %s%s%s", vd_migration_status_name(st), error ? " " : "", error ? error : "");
 }
