@@ -7,6 +7,7 @@
  * re-issued on the destination, and every refused stream leaving the
  * source running.
  */
+#include "ata-guest.h"
 #include "virtio-blk-driver.h"
 
 #include <errno.h>
@@ -174,6 +175,56 @@ static void test_vblk_held_request(void **state)
     assert_memory_equal(in, out, sizeof(in));
     assert_int_equal(vd_qtest_blockstat(p->dst, "drive0", "parked"), 0);
     pair_free(p, 0);
+}
+
+/*
+ * IDE with the guest write cache on and off: WCE, the multiple count and
+ * the keep-settings-over-reset choice (SET FEATURES 66h) are the
+ * destination's after migration, as the reset there shows; data written
+ * before and after is intact.
+ */
+static void ide_migrate_wce(bool wce)
+{
+    Pair *p = pair_new("if=ide,cache=writeback", NULL);
+    AtaChannel ch[2];
+    AtaDisk d;
+    assert_int_equal(ata_discover(p->src, ch), 1);
+    assert_true(ata_probe(&d, p->src, &ch[0], 0));
+    assert_int_equal(ata_set_write_cache(&d, wce).status & ATA_SR_ERR, 0);
+    assert_int_equal(ata_nodata(&d, 0xef, 0x66, 0, 0, false).status & ATA_SR_ERR, 0);   /* keep settings over reset */
+    assert_int_equal(ata_set_multiple(&d, 8).status & ATA_SR_ERR, 0);
+    uint8_t out[8192], in[8192];
+    fill(out, sizeof(out), 11 + wce);
+    assert_int_equal(ata_dma_write(&d, 0, 8, out, true, false).status & ATA_SR_ERR, 0);
+    assert_int_equal(ata_pio_write(&d, 8, 8, out + 4096, true, true).status & ATA_SR_ERR, 0);
+
+    pair_dst(p, "if=ide,cache=writeback", NULL);
+    g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
+    d.q = p->dst;
+    assert_int_equal(ata_identify(&d).status & ATA_SR_ERR, 0);
+    assert_int_equal(d.wce, wce);
+    assert_int_equal(d.id[59] & 0x1ff, 0x100 | 8);            /* multiple count 8, valid */
+    assert_true(drive_info_has(p->dst, wce ? "wce=1" : "wce=0"));
+    assert_int_equal(ata_dma_read(&d, 0, 16, in, true).status & ATA_SR_ERR, 0);
+    assert_memory_equal(in, out, sizeof(in));
+    ata_soft_reset(p->dst, &d.ch);                           /* 66h migrated: the settings survive */
+    assert_int_equal(ata_identify(&d).status & ATA_SR_ERR, 0);
+    assert_int_equal(d.wce, wce);
+    assert_int_equal(ata_pio_read(&d, 0, 16, in, true, false).status & ATA_SR_ERR, 0);
+    assert_memory_equal(in, out, sizeof(in));
+    pair_free(p, 0);
+}
+
+/* IDE, write cache on. */
+static void test_ide_wce_on(void **state)
+{
+    ide_migrate_wce(true);
+}
+
+/* IDE, write cache off. */
+static void test_ide_wce_off(void **state)
+{
+    ide_migrate_wce(false);
 }
 
 /* A destination that does not match (RAM, image size): the source is told why and keeps running. */
@@ -359,6 +410,8 @@ int main(void)
         cmocka_unit_test(test_vblk_wce_on),
         cmocka_unit_test(test_vblk_wce_off),
         cmocka_unit_test(test_vblk_held_request),
+        cmocka_unit_test(test_ide_wce_on),
+        cmocka_unit_test(test_ide_wce_off),
         cmocka_unit_test(test_mismatch_refused),
         cmocka_unit_test(test_image_size_differs),
         cmocka_unit_test(test_bad_streams),
