@@ -178,4 +178,14 @@ void vd_virtio_scsi_get_stats(VdVirtioScsi *s, VdVirtioScsiStats *out);
 /* Print the counters as "key=value" pairs, space separated. */
 void vd_virtio_scsi_format_stats(VdVirtioScsi *s, GString *out);
 
+/*
+ * Migration (hw/vmstate.h; dev is a VdVirtioScsi): the virtio core's state,
+ * the queue configuration (which must match), the driver-written
+ * sense_size and cdb_size, events waiting for a buffer, then each LUN's
+ * disk state (vd_scsi_disk_save).  Mode-page WCE is the backend's and
+ * travels in the drive's section.  Commands held by werror=stop cannot
+ * travel yet: save refuses, and the source resumes.
+ */
+extern const VdDeviceStateOps vd_virtio_scsi_state_ops;
+
 #endif

@@ -9,6 +9,7 @@
  */
 #include "ata-guest.h"
 #include "virtio-blk-driver.h"
+#include "virtio-scsi-driver.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -227,6 +228,61 @@ static void test_ide_wce_off(void **state)
     ide_migrate_wce(false);
 }
 
+/*
+ * virtio-scsi with the caching page's WCE on and off, and a WRITE(10) in
+ * flight: WCE is the destination's, the data is there, and loading the
+ * write cache raised no unit attention (the first command is GOOD).
+ */
+static void scsi_migrate_wce(bool wce)
+{
+    Pair *p = pair_new("if=scsi,cache=writeback", NULL);
+    VdVmmio dev;
+    VdVscsi sc;
+    assert_true(vd_vmmio_find(p->src, 8, "drive0", &dev));
+    assert_true(vd_vscsi_init(&sc, &dev, F(VF_VERSION_1), QSIZE, &p->alloc));
+    assert_true(vd_vscsi_wait_ready(&sc, 0));
+    uint8_t sent[64];
+    size_t sent_len;
+    assert_int_equal(vd_vscsi_set_cache_type(&sc, 0, wce, sent, &sent_len, NULL), 0);
+    assert_true(vd_vscsi_wait_ready(&sc, 0));
+    uint8_t out[8192], in[8192];
+    fill(out, sizeof(out), 21 + wce);
+    assert_int_equal(vd_vscsi_write10(&sc, 0, 0, out, 8, false), 0);
+    uint8_t lun[8];
+    vd_vscsi_lun(lun, 0, 0);
+    uint8_t cdb[10] = { 0x2a, 0, 0, 0, 0, 8, 0, 0, 8, 0 };
+    VdVscsiReq inflight = vd_vscsi_submit(&sc, lun, cdb, 10, out + 4096, 4096, 0);
+    vd_vq_kick(&sc.vq[VSCSI_REQQ]);
+
+    pair_dst(p, "if=scsi,cache=writeback", NULL);
+    g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
+    sc.dev.qt = p->dst;
+    VdVscsiResult res;
+    vd_vscsi_collect(&sc, &inflight, &res, NULL);
+    assert_int_equal(res.response, 0);
+    assert_int_equal(res.status, 0);
+    assert_int_equal(vd_vscsi_read10(&sc, 0, 0, in, 16), 0);   /* GOOD at once: no unit attention */
+    assert_memory_equal(in, out, sizeof(in));
+    bool now, dpofua;
+    assert_true(vd_vscsi_read_cache_type(&sc, 0, &now, &dpofua));
+    assert_int_equal(now, wce);
+    assert_true(drive_info_has(p->dst, wce ? "wce=1" : "wce=0"));
+    assert_int_equal(vd_vscsi_sync_cache(&sc, 0), 0);
+    pair_free(p, 0);
+}
+
+/* virtio-scsi, write cache on. */
+static void test_scsi_wce_on(void **state)
+{
+    scsi_migrate_wce(true);
+}
+
+/* virtio-scsi, write cache off: still write-through after migration (QEMU reverts it). */
+static void test_scsi_wce_off(void **state)
+{
+    scsi_migrate_wce(false);
+}
+
 /* A destination that does not match (RAM, image size): the source is told why and keeps running. */
 static void test_mismatch_refused(void **state)
 {
@@ -412,6 +468,8 @@ int main(void)
         cmocka_unit_test(test_vblk_held_request),
         cmocka_unit_test(test_ide_wce_on),
         cmocka_unit_test(test_ide_wce_off),
+        cmocka_unit_test(test_scsi_wce_on),
+        cmocka_unit_test(test_scsi_wce_off),
         cmocka_unit_test(test_mismatch_refused),
         cmocka_unit_test(test_image_size_differs),
         cmocka_unit_test(test_bad_streams),
