@@ -979,6 +979,9 @@ bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp)
         return false;
     }
     blk->inactive = true;
+    if (blk->crash) {
+        vd_crash_note_handover(blk->crash, "inactivated");
+    }
     return true;
 }
 
@@ -1001,6 +1004,9 @@ bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp)
         return false;
     }
     blk->inactive = false;
+    if (blk->crash) {
+        vd_crash_note_handover(blk->crash, "activated");
+    }
     return true;
 }
 
