@@ -185,6 +185,16 @@ void vd_machine_add_state(VdMachine *m, const VdDeviceStateOps *ops, const char 
     g_ptr_array_add(m->states, st);
 }
 
+unsigned vd_machine_issued_in_flight(VdMachine *m)
+{
+    unsigned n = 0;
+    for (guint i = 0; i < m->drives->len; i++) {
+        VdBlockBackend *blk = ((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk;
+        n += vd_blk_in_flight(blk) - vd_blk_parked(blk);
+    }
+    return n;
+}
+
 void vd_machine_on_drain(VdMachine *m, VdMachineDrainFunc *fn, void *dev)
 {
     VdMachineDrainer *d = g_new(VdMachineDrainer, 1);

@@ -102,8 +102,9 @@ static bool drive_parse(VdDriveSpec *d, VdMigSection *s, bool *wce, GError **err
         return false;
     }
     if (len != (uint64_t)vd_blk_length(d->blk)) {
-        return vd_mig_field_error(s, "image length", errp, "%" G_GUINT64_FORMAT " bytes on the source, %" G_GINT64_FORMAT
-                                  " bytes here (%s)", len, vd_blk_length(d->blk), vd_blk_filename(d->blk));
+        return vd_mig_field_error(s, "image length", errp, "%" G_GUINT64_FORMAT " bytes on the source, %"
+                                  G_GINT64_FORMAT " bytes here (%s)", len, vd_blk_length(d->blk),
+                                  vd_blk_filename(d->blk));
     }
     return true;
 }

@@ -94,17 +94,6 @@ static int open_uri(const char *uri, GError **errp)
     return fd;
 }
 
-/* Requests of every backend that reached the host and have not ended. */
-static unsigned issued_in_flight(VdMachine *m)
-{
-    unsigned n = 0;
-    for (guint i = 0; i < m->drives->len; i++) {
-        VdBlockBackend *blk = ((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk;
-        n += vd_blk_in_flight(blk) - vd_blk_parked(blk);
-    }
-    return n;
-}
-
 /* Timeout source callback of the quiesce wait. */
 static gboolean quiesce_expired(gpointer opaque)
 {
@@ -123,7 +112,7 @@ static bool quiesce(VdMachine *m, GError **errp)
     GSource *timer = g_timeout_source_new(VD_MIGRATE_QUIESCE_TIMEOUT_MS);
     g_source_set_callback(timer, quiesce_expired, &expired, NULL);
     g_source_attach(timer, m->ctx);
-    while (issued_in_flight(m) && !expired) {
+    while (vd_machine_issued_in_flight(m) && !expired) {
         g_main_context_iteration(m->ctx, TRUE);
     }
     g_source_destroy(timer);
@@ -131,7 +120,7 @@ static bool quiesce(VdMachine *m, GError **errp)
     /* answers a device delivers from the loop (the SCSI disk's idle source) */
     for (int i = 0; i < 1000 && g_main_context_iteration(m->ctx, FALSE); i++) {
     }
-    unsigned left = issued_in_flight(m);
+    unsigned left = vd_machine_issued_in_flight(m);
     if (left) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                     "migrate: %u requests still in flight after %u ms; the source keeps running", left,

@@ -73,31 +73,18 @@ void vd_mig_section_end(VdMigWriter *w)
     w->section_start = 0;
 }
 
-void vd_mig_put_u8(VdMigWriter *w, uint8_t v)
-{
-    g_byte_array_append(w->buf, &v, 1);
-}
-
-void vd_mig_put_u16(VdMigWriter *w, uint16_t v)
-{
-    uint8_t b[2];
-    vd_st_le16(b, v);
-    g_byte_array_append(w->buf, b, 2);
-}
-
-void vd_mig_put_u32(VdMigWriter *w, uint32_t v)
-{
-    uint8_t b[4];
-    vd_st_le32(b, v);
-    g_byte_array_append(w->buf, b, 4);
-}
-
-void vd_mig_put_u64(VdMigWriter *w, uint64_t v)
+/* Append the low size bytes of v, little-endian. */
+static void put_le(VdMigWriter *w, uint64_t v, unsigned size)
 {
     uint8_t b[8];
-    vd_st_le64(b, v);
-    g_byte_array_append(w->buf, b, 8);
+    vd_st_le_n(b, v, size);
+    g_byte_array_append(w->buf, b, size);
 }
+
+void vd_mig_put_u8(VdMigWriter *w, uint8_t v) { put_le(w, v, 1); }
+void vd_mig_put_u16(VdMigWriter *w, uint16_t v) { put_le(w, v, 2); }
+void vd_mig_put_u32(VdMigWriter *w, uint32_t v) { put_le(w, v, 4); }
+void vd_mig_put_u64(VdMigWriter *w, uint64_t v) { put_le(w, v, 8); }
 
 void vd_mig_put_bytes(VdMigWriter *w, const void *p, size_t len)
 {
@@ -233,40 +220,43 @@ bool vd_mig_get_bytes(VdMigSection *s, const char *field, void *out, size_t len,
     return p != NULL;
 }
 
-bool vd_mig_get_u8(VdMigSection *s, const char *field, uint8_t *out, GError **errp)
+/* Read a little-endian integer of size bytes (1, 2, 4 or 8). */
+static bool get_le(VdMigSection *s, const char *field, unsigned size, uint64_t *out, GError **errp)
 {
-    const uint8_t *p = vd_mig_get_ptr(s, field, 1, errp);
+    const uint8_t *p = vd_mig_get_ptr(s, field, size, errp);
     if (p) {
-        *out = *p;
+        *out = vd_ld_le_n(p, size);
     }
     return p != NULL;
+}
+
+bool vd_mig_get_u8(VdMigSection *s, const char *field, uint8_t *out, GError **errp)
+{
+    uint64_t v;
+    bool ok = get_le(s, field, 1, &v, errp);
+    *out = ok ? v : 0;
+    return ok;
 }
 
 bool vd_mig_get_u16(VdMigSection *s, const char *field, uint16_t *out, GError **errp)
 {
-    const uint8_t *p = vd_mig_get_ptr(s, field, 2, errp);
-    if (p) {
-        *out = vd_ld_le16(p);
-    }
-    return p != NULL;
+    uint64_t v;
+    bool ok = get_le(s, field, 2, &v, errp);
+    *out = ok ? v : 0;
+    return ok;
 }
 
 bool vd_mig_get_u32(VdMigSection *s, const char *field, uint32_t *out, GError **errp)
 {
-    const uint8_t *p = vd_mig_get_ptr(s, field, 4, errp);
-    if (p) {
-        *out = vd_ld_le32(p);
-    }
-    return p != NULL;
+    uint64_t v;
+    bool ok = get_le(s, field, 4, &v, errp);
+    *out = ok ? v : 0;
+    return ok;
 }
 
 bool vd_mig_get_u64(VdMigSection *s, const char *field, uint64_t *out, GError **errp)
 {
-    const uint8_t *p = vd_mig_get_ptr(s, field, 8, errp);
-    if (p) {
-        *out = vd_ld_le64(p);
-    }
-    return p != NULL;
+    return get_le(s, field, 8, out, errp);
 }
 
 bool vd_mig_get_bool(VdMigSection *s, const char *field, bool *out, GError **errp)
@@ -291,7 +281,8 @@ bool vd_mig_section_done(const VdMigSection *s, GError **errp)
 {
     if (s->pos != s->len) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "migration stream: section '%s' (version %u): %" G_GUINT64_FORMAT " bytes left over after its last field",
+                    "migration stream: section '%s' (version %u): %" G_GUINT64_FORMAT
+                    " bytes left over after its last field",
                     s->id, s->version, s->len - s->pos);
         return false;
     }

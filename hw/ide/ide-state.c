@@ -217,7 +217,8 @@ static bool parse_drive(VdMigSection *s, const IdeDrive *here, DriveState *d, co
     }
     if (d->buf_len > IDE_MAX_BUF || d->buf_pos > d->buf_len || d->block_end > d->buf_len) {
         return vd_mig_field_error(s, what, errp, "PIO buffer position %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
-                                  " of %" G_GUINT64_FORMAT " bytes is impossible", d->buf_pos, d->block_end, d->buf_len);
+                                  " of %" G_GUINT64_FORMAT " bytes is impossible", d->buf_pos, d->block_end,
+                                  d->buf_len);
     }
     d->buf = d->buf_len ? g_malloc(d->buf_len) : NULL;
     uint32_t n;

@@ -104,6 +104,9 @@ typedef struct VdMachineState {
  */
 void vd_machine_add_state(VdMachine *m, const VdDeviceStateOps *ops, const char *name, void *dev);
 
+/* Requests of every drive's backend that reached the host and have not ended (parked ones left out). */
+unsigned vd_machine_issued_in_flight(VdMachine *m);
+
 /* Register dev's drain: vd_machine_drain_start and teardown wait for it. */
 void vd_machine_on_drain(VdMachine *m, VdMachineDrainFunc *fn, void *dev);
 /*

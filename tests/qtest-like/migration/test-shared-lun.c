@@ -120,7 +120,8 @@ int main(void)
     s.dev.qt = dst;
     CHECK(vd_vblk_read(&s, 0, got, sizeof(got)) == VBLK_S_OK, "the read on the destination failed");
     CHECK(memcmp(got, new_data, sizeof(got)) == 0,
-          "the destination's guest read stale data (0x%02x, the old 0x%02x; new 0x%02x): its page cache was not dropped",
+          "the destination's guest read stale data (0x%02x, the old 0x%02x; new 0x%02x): "
+          "its page cache was not dropped",
           got[0], old_data[0], new_data[0]);
     int st_src = vd_qtest_quit(src), st_dst = vd_qtest_quit(dst);
     CHECK(st_src == 0 && st_dst == 0, "exit status source %d, destination %d", st_src, st_dst);
