@@ -274,6 +274,12 @@ static void serve_connection(VdIncoming *in, int fd)
     stop_waiting(in);
     GError *err = NULL;
     GByteArray *stream = read_stream(in, fd, &err);
+    if (stream && stream->len == 0) {
+        g_set_error(&err, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                    "--incoming %s: the source closed the connection without sending a stream (its migrate says why)",
+                    in->uri);
+        g_clear_pointer(&stream, g_byte_array_unref);
+    }
     if (stream) {
         vd_migration_load(in->m, stream->data, stream->len, &err);
         g_byte_array_unref(stream);

@@ -312,6 +312,31 @@ static void test_mismatch_refused(void **state)
     }
 }
 
+/*
+ * The hand-over flush fails on the source: the migration fails at step 4,
+ * the destination gets no stream (and gives up), and the source runs on
+ * with its image, active and not stopped.
+ */
+static void test_flush_failure_rolls_back(void **state)
+{
+    Pair *p = pair_new("if=virtio,cache=writeback", NULL);
+    VdVblk b;
+    vblk_start(p, &b, 1);
+    uint8_t out[4096];
+    fill(out, sizeof(out), 5);
+    assert_int_equal(vd_vblk_write(&b, 0, out, sizeof(out)), VBLK_S_OK);
+    pair_dst(p, "if=virtio,cache=writeback", "-m 32M --incoming-timeout 1");
+    vd_qtest_inject(p->src, "drive0", "flush", EIO, 1);
+    g_autofree char *r = vd_qtest_cmd(p->src, "migrate unix:%s", p->sock);
+    assert_non_null(strstr(r, "FAIL migrate: drive drive0: file="));
+    assert_non_null(strstr(r, "cannot hand the image over: the flush failed: Input/output error"));
+    g_autofree char *stats = vd_qtest_ok(p->src, "blockstats drive0");
+    assert_non_null(strstr(stats, " stopped=0 parked=0"));
+    assert_true(drive_info_has(p->src, "wce=1"));
+    assert_int_equal(vd_vblk_write(&b, 8, out, sizeof(out)), VBLK_S_OK);   /* active: writes go on */
+    pair_free(p, 1);   /* the destination received no stream */
+}
+
 /* A destination image of another size is refused by name. */
 static void test_image_size_differs(void **state)
 {
@@ -471,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_scsi_wce_on),
         cmocka_unit_test(test_scsi_wce_off),
         cmocka_unit_test(test_mismatch_refused),
+        cmocka_unit_test(test_flush_failure_rolls_back),
         cmocka_unit_test(test_image_size_differs),
         cmocka_unit_test(test_bad_streams),
         cmocka_unit_test(test_incoming_timeout),
