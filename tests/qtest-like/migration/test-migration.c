@@ -122,8 +122,10 @@ static void vblk_migrate_wce(int writeback)
     uint8_t out[8192], in[8192];
     fill(out, sizeof(out), 3 + writeback);
     assert_int_equal(vd_vblk_write(&b, 0, out, 4096), VBLK_S_OK);
+    g_free(vd_qtest_ok(p->src, "delay drive0 write 300000"));   /* still in flight when migrate starts */
     VdVblkReq inflight = vd_vblk_submit(&b, 0, VBLK_T_OUT, 8, out + 4096, 4096);
     vd_vq_kick(&b.vq[0]);
+    assert_int_equal(vd_qtest_blockstat(p->src, "drive0", "host_writes"), 1);
 
     pair_dst(p, "if=virtio,cache=writeback", NULL);
     g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
@@ -251,6 +253,7 @@ static void scsi_migrate_wce(bool wce)
     uint8_t lun[8];
     vd_vscsi_lun(lun, 0, 0);
     uint8_t cdb[10] = { 0x2a, 0, 0, 0, 0, 8, 0, 0, 8, 0 };
+    g_free(vd_qtest_ok(p->src, "delay drive0 write 300000"));   /* still in flight when migrate starts */
     VdVscsiReq inflight = vd_vscsi_submit(&sc, lun, cdb, 10, out + 4096, 4096, 0);
     vd_vq_kick(&sc.vq[VSCSI_REQQ]);
 
@@ -281,6 +284,33 @@ static void test_scsi_wce_on(void **state)
 static void test_scsi_wce_off(void **state)
 {
     scsi_migrate_wce(false);
+}
+
+/*
+ * A write held by werror=stop on a source whose migration fails: the held
+ * write is still held afterwards, and `cont` completes it there.
+ */
+static void test_held_request_survives_failure(void **state)
+{
+    Pair *p = pair_new("if=virtio,cache=writeback,werror=stop", NULL);
+    VdVblk b;
+    vblk_start(p, &b, 1);
+    uint8_t out[4096], in[4096];
+    fill(out, sizeof(out), 77);
+    vd_qtest_inject(p->src, "drive0", "write", EIO, 1);
+    VdVblkReq held = vd_vblk_submit(&b, 0, VBLK_T_OUT, 40, out, sizeof(out));
+    vd_vq_kick(&b.vq[0]);
+    vd_qtest_drain(p->src);
+    pair_dst(p, "if=virtio,cache=writeback,werror=stop", "-m 64M");
+    g_autofree char *r = vd_qtest_cmd(p->src, "migrate unix:%s", p->sock);
+    assert_true(g_str_has_prefix(r, "FAIL migrate: the destination refused the stream"));
+    assert_int_equal(vd_qtest_blockstat(p->src, "drive0", "parked"), 1);
+    g_autofree char *c = vd_qtest_ok(p->src, "cont drive0");
+    assert_string_equal(c, "1");
+    assert_int_equal(vd_vblk_complete(&b, &held, NULL), VBLK_S_OK);
+    assert_int_equal(vd_vblk_read(&b, 40, in, sizeof(in)), VBLK_S_OK);
+    assert_memory_equal(in, out, sizeof(in));
+    pair_free(p, 1);
 }
 
 /* A destination that does not match (RAM, image size): the source is told why and keeps running. */
@@ -480,7 +510,7 @@ static void test_incoming_timeout(void **state)
     g_autofree char *args = g_strdup_printf("-m 32M --drive file=%s,if=virtio --incoming unix:%s.sock "
                                             "--incoming-timeout 1", img, img);
     VdQtest *dst = vd_qtest_start(args);
-    vd_qtest_poll(dst, 1500);
+    vd_qtest_poll(dst, 4000);   /* the 1 s timer starts once the machine is built; the VMM exits then */
     assert_int_equal(vd_qtest_quit(dst), 1);
     unlink(img);
 }
@@ -491,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_vblk_wce_on),
         cmocka_unit_test(test_vblk_wce_off),
         cmocka_unit_test(test_vblk_held_request),
+        cmocka_unit_test(test_held_request_survives_failure),
         cmocka_unit_test(test_ide_wce_on),
         cmocka_unit_test(test_ide_wce_off),
         cmocka_unit_test(test_scsi_wce_on),
