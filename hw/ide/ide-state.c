@@ -159,17 +159,28 @@ static void save_drive(VdMigWriter *w, const IdeDrive *d)
     }
 }
 
-/* Save a quiescent controller; a drive with a request still in the backend (held by werror=stop) refuses. */
+/* True if the drive's request in the backend is a bus-master DMA transfer (restarted from its PRDs). */
+static bool dma_held(const IdeDrive *d)
+{
+    return d->inflight && d->dma_running && (d->xfer == IDE_XFER_DMA_IN || d->xfer == IDE_XFER_DMA_OUT);
+}
+
+/*
+ * Save a quiescent controller.  A DMA transfer parked in the backend
+ * (werror=stop) travels as "waiting for the engine": the destination
+ * walks its PRD table in the migrated RAM and issues it again, as QEMU
+ * restarts IDE DMA.  Any other parked request (PIO, TRIM) refuses.
+ */
 static bool ide_state_save(void *dev, VdMigWriter *w, GError **errp)
 {
     VdIdeController *c = dev;
     for (unsigned i = 0; i < VD_IDE_CHANNELS; i++) {
         for (unsigned u = 0; u < 2; u++) {
             const IdeDrive *d = &c->ch[i].drive[u];
-            if (d->inflight || d->orphans) {
+            if ((d->inflight && !dma_held(d)) || d->orphans) {
                 g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY,
-                            "IDE channel %u unit %u has a request held by werror=stop (IDE cannot carry it): "
-                            "resume with cont first", i, u);
+                            "IDE channel %u unit %u has a PIO or TRIM request held by werror=stop (only DMA ones "
+                            "travel): resume with cont first", i, u);
                 return false;
             }
         }
@@ -178,7 +189,9 @@ static bool ide_state_save(void *dev, VdMigWriter *w, GError **errp)
     for (unsigned i = 0; i < VD_IDE_CHANNELS; i++) {
         put_fields(w, &c->ch[i], channel_fields, G_N_ELEMENTS(channel_fields));
         for (unsigned u = 0; u < 2; u++) {
-            save_drive(w, &c->ch[i].drive[u]);
+            IdeDrive d = c->ch[i].drive[u];   /* a view: only its fields are written */
+            d.dma_running = d.dma_running && !dma_held(&d);
+            save_drive(w, &d);
         }
     }
     return true;
@@ -301,6 +314,7 @@ static void ide_state_apply(void *dev, void *state)
             apply_drive(&ch->drive[u], &st->drive[i][u]);
         }
         vd_ide_update_irq(ch);
+        vd_ide_dma_try_start(ch);   /* a DMA transfer held on the source is issued again */
     }
     ide_state_free(st);
 }

@@ -120,8 +120,10 @@ bool vd_ide_has_drive(VdIdeController *ide, unsigned index);
  * every drive's task file, SET FEATURES settings (revert-on-reset,
  * multiple count, transfer mode), CHS translation, power state, the
  * command in progress and its PIO buffer.  The write cache is the
- * backend's and travels in the drive's section.  A drive whose request is
- * held by werror=stop refuses to save (the source resumes; `cont` first).
+ * backend's and travels in the drive's section.  A DMA transfer held by
+ * werror=stop travels and is restarted from its PRD table on the
+ * destination; a held PIO or TRIM request refuses to save (the source
+ * resumes; `cont` first).
  */
 extern const VdDeviceStateOps vd_ide_state_ops;
 

@@ -231,6 +231,47 @@ static void test_ide_wce_off(void **state)
 }
 
 /*
+ * An IDE WRITE DMA EXT held by werror=stop travels and is restarted from
+ * its PRD table on the destination: its interrupt comes there, and the
+ * data is on the disk.
+ */
+static void test_ide_held_dma(void **state)
+{
+    Pair *p = pair_new("if=ide,cache=writeback,werror=stop", NULL);
+    AtaChannel ch[2];
+    AtaDisk d;
+    assert_int_equal(ata_discover(p->src, ch), 1);
+    assert_true(ata_probe(&d, p->src, &ch[0], 0));
+    uint8_t out[4096], in[4096];
+    fill(out, sizeof(out), 55);
+    uint64_t buf = 0x200000, prd = 0x300000;
+    vd_qtest_memwrite(p->src, buf, out, sizeof(out));
+    vd_qtest_writel(p->src, prd, buf);
+    vd_qtest_writel(p->src, prd + 4, sizeof(out) | 0x80000000u);
+    vd_qtest_inject(p->src, "drive0", "write", EIO, 1);
+    uint16_t bm = d.ch.bmdma;
+    vd_qtest_outb(p->src, bm, 0);
+    vd_qtest_outl(p->src, bm + 4, prd);
+    ata_load_taskfile(&d, 0, 8, 96, true);
+    vd_qtest_outb(p->src, d.ch.cmd + 7, 0x35);          /* WRITE DMA EXT */
+    vd_qtest_outb(p->src, bm, 0x01);                     /* START, host to device */
+    vd_qtest_drain(p->src);
+    assert_int_equal(vd_qtest_blockstat(p->src, "drive0", "parked"), 1);
+    assert_false(vd_qtest_irq_level(p->src, d.ch.irq));
+
+    pair_dst(p, "if=ide,cache=writeback,werror=stop", NULL);
+    g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
+    d.q = p->dst;
+    assert_true(vd_qtest_wait_irq(p->dst, d.ch.irq, true, 5000));
+    vd_qtest_outb(p->dst, bm, 0);
+    uint8_t st = vd_qtest_inb(p->dst, d.ch.cmd + 7);     /* acknowledges INTRQ */
+    assert_int_equal(st & (ATA_SR_ERR | ATA_SR_DRQ | 0x80), 0);
+    assert_int_equal(ata_dma_read(&d, 96, 8, in, true).status & ATA_SR_ERR, 0);
+    assert_memory_equal(in, out, sizeof(in));
+    pair_free(p, 0);
+}
+
+/*
  * virtio-scsi with the caching page's WCE on and off, and a WRITE(10) in
  * flight: WCE is the destination's, the data is there, and loading the
  * write cache raised no unit attention (the first command is GOOD).
@@ -524,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_held_request_survives_failure),
         cmocka_unit_test(test_ide_wce_on),
         cmocka_unit_test(test_ide_wce_off),
+        cmocka_unit_test(test_ide_held_dma),
         cmocka_unit_test(test_scsi_wce_on),
         cmocka_unit_test(test_scsi_wce_off),
         cmocka_unit_test(test_mismatch_refused),
