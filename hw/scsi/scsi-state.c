@@ -31,10 +31,10 @@ static bool get_sense(VdMigSection *sec, const char *what, VdScsiSense *s, GErro
 
 bool vd_scsi_disk_save(VdScsiDisk *disk, VdMigWriter *w, GError **errp)
 {
-    if (disk->cmds.length || disk->done.length || disk->tmf_done.length || disk->bg_flushes) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY, "SCSI LUN %u has %u commands held by werror=stop "
-                    "(SCSI cannot carry them): resume with cont first", disk->lun,
-                    disk->cmds.length + disk->done.length + disk->bg_flushes);
+    if (disk->done.length || disk->tmf_done.length || disk->bg_flushes) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY, "SCSI LUN %u has %u answers or background flushes "
+                    "pending: resume with cont first", disk->lun,
+                    disk->done.length + disk->tmf_done.length + disk->bg_flushes);
         return false;
     }
     vd_mig_put_u8(w, disk->stopped);

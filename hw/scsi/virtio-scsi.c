@@ -23,6 +23,7 @@ struct VdVirtioScsi {
     GQueue events;                  /* VScsiEvent * waiting for a driver buffer */
     bool events_missed;
     VdDrain drain;                  /* commands and TMFs whose answer is not yet in guest memory */
+    GQueue live;                    /* the commands among them (VScsiReq.live), in the order they were popped */
     VdVirtioScsiStats stats;
 };
 
@@ -34,6 +35,7 @@ typedef struct VScsiReq {
     struct iovec *out, *in;         /* data-out / data-in parts of the chain */
     unsigned nout, nin;
     size_t in_data_len, resp_len;
+    GList live;                     /* link in VdVirtioScsi.live while it counts in the drain */
 } VScsiReq;
 
 /* One control queue request waiting for task management to finish. */
@@ -118,6 +120,7 @@ static void vscsi_cmd_complete(VdScsiRequest *sreq, void *opaque)
         size_t data = r->in_data_len - MIN(sreq->in_resid, r->in_data_len);
         vscsi_push(&r->elem, (uint32_t)MIN(r->resp_len + data, (size_t)UINT32_MAX));
     }
+    g_queue_unlink(&s->live, &r->live);
     g_free(r->out);
     g_free(r->in);
     vd_virtq_elem_free(r);
@@ -170,6 +173,8 @@ static void vscsi_handle_cmd(VdVirtioScsi *s, VScsiReq *r)
     q->opaque = r;
     s->stats.commands++;
     vd_drain_inc(&s->drain);
+    r->live.data = r;
+    g_queue_push_tail_link(&s->live, &r->live);
     vd_scsi_disk_submit(disk, q);
 }
 
@@ -612,15 +617,22 @@ typedef struct VScsiState {
     bool events_missed;
     GQueue events;                  /* VScsiEvent * */
     VdScsiDiskState **disks;        /* in s->disks order */
+    uint32_t nheld;
+    struct { uint16_t queue, head; } *held;   /* each command parked on the source */
 } VScsiState;
 
-/* Save a quiescent adapter: the core, the configuration, pending events, then each LUN's disk state. */
+/*
+ * Save a quiescent adapter: the core, the configuration, pending events,
+ * each LUN's disk state, then every command still popped (all parked in a
+ * backend by then), by queue and head, to be issued again on the
+ * destination.  A task management function in flight refuses.
+ */
 static bool vscsi_state_save(void *dev, VdMigWriter *w, GError **errp)
 {
     VdVirtioScsi *s = dev;
-    if (s->drain.in_flight || vd_virtio_resetting(s->vdev)) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY, "virtio-scsi: %u requests held by werror=stop "
-                    "(virtio-scsi cannot carry them): resume with cont first", s->drain.in_flight);
+    if (s->drain.in_flight != s->live.length || vd_virtio_resetting(s->vdev)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY, "virtio-scsi: a reset or task management function waits "
+                    "for commands held by werror=stop: resume with cont first");
         return false;
     }
     vd_virtio_save(s->vdev, w);
@@ -641,6 +653,12 @@ static bool vscsi_state_save(void *dev, VdMigWriter *w, GError **errp)
             return false;
         }
     }
+    vd_mig_put_u32(w, s->live.length);
+    for (GList *l = s->live.head; l; l = l->next) {
+        VScsiReq *r = l->data;
+        vd_mig_put_u16(w, vd_virtq_index(r->elem.vq));
+        vd_mig_put_u16(w, r->elem.index);
+    }
     return true;
 }
 
@@ -657,6 +675,7 @@ static void vscsi_state_free(void *state)
         vd_scsi_disk_state_free(st->disks[i]);
     }
     g_free(st->disks);
+    g_free(st->held);
     g_free(st);
 }
 
@@ -676,6 +695,30 @@ static bool vscsi_parse_events(VdMigSection *sec, VScsiState *st, GError **errp)
         g_queue_push_tail(&st->events, ev);
         if (!vd_mig_get_bytes(sec, "pending event", ev->bytes, sizeof(ev->bytes), errp)) {
             return false;
+        }
+    }
+    return true;
+}
+
+/* Read the commands parked on the source: each on a request queue, its head inside the ring. */
+static bool vscsi_parse_held(VdVirtioScsi *s, VdMigSection *sec, VScsiState *st, GError **errp)
+{
+    if (!vd_mig_get_u32(sec, "held commands", &st->nheld, errp)) {
+        return false;
+    }
+    if (st->nheld > (uint64_t)s->num_queues * s->queue_size) {
+        return vd_mig_field_error(sec, "held commands", errp, "%u is more than the rings hold", st->nheld);
+    }
+    st->held = g_malloc0_n(st->nheld, sizeof(*st->held));
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        if (!vd_mig_get_u16(sec, "held command queue", &st->held[i].queue, errp) ||
+            !vd_mig_get_u16(sec, "held command head", &st->held[i].head, errp)) {
+            return false;
+        }
+        unsigned q = st->held[i].queue;
+        if (q < 2 || q >= 2 + s->num_queues || st->held[i].head >= s->queue_size) {
+            return vd_mig_field_error(sec, "held command", errp, "queue %u head %u is not on a request queue of %u",
+                                      st->held[i].queue, st->held[i].head, s->queue_size);
         }
     }
     return true;
@@ -728,7 +771,7 @@ static void *vscsi_state_parse(void *dev, VdMigSection *sec, GError **errp)
             goto fail;
         }
     }
-    if (!vd_mig_section_done(sec, errp)) {
+    if (!vscsi_parse_held(s, sec, st, errp) || !vd_mig_section_done(sec, errp)) {
         goto fail;
     }
     return st;
@@ -752,6 +795,13 @@ static void vscsi_state_apply(void *dev, void *state)
     st->events = tmp;
     for (guint i = 0; i < s->disks->len; i++) {
         vd_scsi_disk_apply(g_ptr_array_index(s->disks, i), g_steal_pointer(&st->disks[i]));
+    }
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        VdVirtQueue *vq = vd_virtio_queue(s->vdev, st->held[i].queue);
+        VScsiReq *r = vd_virtq_pop_head(vq, st->held[i].head, sizeof(VScsiReq));
+        if (r) {
+            vscsi_handle_cmd(s, r);
+        }
     }
     vscsi_state_free(st);
 }

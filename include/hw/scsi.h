@@ -242,8 +242,9 @@ bool vd_scsi_disk_has_unit_attention(VdScsiDisk *disk, unsigned nexus);
  * Migration (hw/vmstate.h): a disk's part of its transport's section:
  * stopped (START STOP UNIT), and per nexus the queued unit attentions and
  * the deferred error.  The caching page's WCE is the backend's and travels
- * in the drive's section.  save refuses while the disk has commands
- * (held by werror=stop) or background flushes; parse checks and changes
+ * in the drive's section.  Commands parked by werror=stop are the
+ * transport's to carry (it issues them again on the destination); save
+ * refuses while answers wait for delivery or background flushes run; parse checks and changes
  * nothing; apply replaces the disk's unit attentions (so the one the
  * write-cache load just raised goes) and frees st.
  */

@@ -181,10 +181,11 @@ void vd_virtio_scsi_format_stats(VdVirtioScsi *s, GString *out);
 /*
  * Migration (hw/vmstate.h; dev is a VdVirtioScsi): the virtio core's state,
  * the queue configuration (which must match), the driver-written
- * sense_size and cdb_size, events waiting for a buffer, then each LUN's
- * disk state (vd_scsi_disk_save).  Mode-page WCE is the backend's and
- * travels in the drive's section.  Commands held by werror=stop cannot
- * travel yet: save refuses, and the source resumes.
+ * sense_size and cdb_size, events waiting for a buffer, each LUN's disk
+ * state (vd_scsi_disk_save), then every command parked by werror=stop, by
+ * queue and head: the destination takes each chain back from guest RAM and
+ * submits it again.  Mode-page WCE is the backend's and travels in the
+ * drive's section.  A task management function in flight refuses to save.
  */
 extern const VdDeviceStateOps vd_virtio_scsi_state_ops;
 

@@ -354,6 +354,38 @@ static void test_held_request_survives_failure(void **state)
     pair_free(p, 1);
 }
 
+/* A WRITE(10) held by werror=stop travels with virtio-scsi and is submitted again on the destination. */
+static void test_scsi_held_command(void **state)
+{
+    Pair *p = pair_new("if=scsi,cache=writeback,werror=stop", NULL);
+    VdVmmio dev;
+    VdVscsi sc;
+    assert_true(vd_vmmio_find(p->src, 8, "drive0", &dev));
+    assert_true(vd_vscsi_init(&sc, &dev, F(VF_VERSION_1), QSIZE, &p->alloc));
+    assert_true(vd_vscsi_wait_ready(&sc, 0));
+    uint8_t out[4096], in[4096];
+    fill(out, sizeof(out), 66);
+    vd_qtest_inject(p->src, "drive0", "write", EIO, 1);
+    uint8_t lun[8];
+    vd_vscsi_lun(lun, 0, 0);
+    uint8_t cdb[10] = { 0x2a, 0, 0, 0, 0, 48, 0, 0, 8, 0 };
+    VdVscsiReq held = vd_vscsi_submit(&sc, lun, cdb, 10, out, sizeof(out), 0);
+    vd_vq_kick(&sc.vq[VSCSI_REQQ]);
+    vd_qtest_drain(p->src);
+    assert_int_equal(vd_qtest_blockstat(p->src, "drive0", "parked"), 1);
+
+    pair_dst(p, "if=scsi,cache=writeback,werror=stop", NULL);
+    g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
+    sc.dev.qt = p->dst;
+    VdVscsiResult res;
+    vd_vscsi_collect(&sc, &held, &res, NULL);
+    assert_int_equal(res.response, 0);
+    assert_int_equal(res.status, 0);
+    assert_int_equal(vd_vscsi_read10(&sc, 0, 48, in, 8), 0);
+    assert_memory_equal(in, out, sizeof(in));
+    pair_free(p, 0);
+}
+
 /* A destination that does not match (RAM, image size): the source is told why and keeps running. */
 static void test_mismatch_refused(void **state)
 {
@@ -568,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_ide_held_dma),
         cmocka_unit_test(test_scsi_wce_on),
         cmocka_unit_test(test_scsi_wce_off),
+        cmocka_unit_test(test_scsi_held_command),
         cmocka_unit_test(test_mismatch_refused),
         cmocka_unit_test(test_flush_failure_rolls_back),
         cmocka_unit_test(test_image_size_differs),
