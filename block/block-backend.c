@@ -1093,15 +1093,21 @@ static int sync_wait(VdBlockBackend *blk, SyncWait *w);
 
 /* ---- migration ---- */
 
+/*
+ * Wait for every request that reached the host; parked ones (held by the
+ * error policy or queued while stopped) stay parked, so that a migration
+ * can carry them to the destination, or `cont` retry them here.
+ */
+static void drain_issued(VdBlockBackend *blk)
+{
+    while (blk->in_flight > vd_blk_parked(blk)) {
+        g_main_context_iteration(blk->ctx, TRUE);
+    }
+}
+
 bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp)
 {
-    if (blk->stopped) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY,
-                    "file=%s: cannot hand the image over while stopped (werror/rerror=stop): resume it first",
-                    blk->filename);
-        return false;
-    }
-    vd_blk_drain(blk);
+    drain_issued(blk);
     SyncWait w = { 0 };
     VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, sync_cb, &w);
     req->report_only = true; /* the caller gets the error; a held flush would wait here forever */
@@ -1117,12 +1123,15 @@ bool vd_blk_inactivate(VdBlockBackend *blk, GError **errp)
         return false;
     }
     blk->inactive = true;
+    if (blk->crash) {
+        vd_crash_note_handover(blk->crash, "inactivated");
+    }
     return true;
 }
 
 bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp)
 {
-    vd_blk_drain(blk);
+    drain_issued(blk);
     if (!set_perm(blk, own_perm(blk), errp)) {
         return false;
     }
@@ -1139,6 +1148,9 @@ bool vd_blk_invalidate_cache(VdBlockBackend *blk, GError **errp)
         return false;
     }
     blk->inactive = false;
+    if (blk->crash) {
+        vd_crash_note_handover(blk->crash, "activated");
+    }
     return true;
 }
 

@@ -117,6 +117,12 @@ void vd_crash_note_wce(VdCrashSim *cs, bool enabled);
 /* crashsim-log.c (lock held) */
 void vd_crash_log_add(VdCrashSim *cs, VdCrashLogKind kind, VdCrashHostWrite *op, const char *mark);
 void vd_crash_log_entry_free(gpointer p);
+/*
+ * Migration hand-over (vd_blk_inactivate after its flush, vd_blk_invalidate_cache
+ * before the first write): a MARK "WHAT t=MICROSECONDS" (CLOCK_MONOTONIC), so
+ * the op logs of a source and a destination merge on one time line.  Takes the lock.
+ */
+void vd_crash_note_handover(VdCrashSim *cs, const char *what);
 /* Write the op log to path (cs NULL: an empty one); stamps: a MARK "t=MICROSECONDS" after each FLUSH (takes the lock). */
 bool vd_crash_log_write(VdCrashSim *cs, const char *path, bool stamps, GError **errp);
 

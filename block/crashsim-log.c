@@ -37,6 +37,14 @@ void vd_crash_log_add(VdCrashSim *cs, VdCrashLogKind kind, VdCrashHostWrite *op,
     g_ptr_array_add(cs->log, e);
 }
 
+void vd_crash_note_handover(VdCrashSim *cs, const char *what)
+{
+    g_autofree char *mark = g_strdup_printf("%s t=%" G_GINT64_FORMAT, what, g_get_monotonic_time());
+    g_mutex_lock(&cs->lock);
+    vd_crash_log_add(cs, VD_CRASH_LOG_MARK, NULL, mark);
+    g_mutex_unlock(&cs->lock);
+}
+
 void vd_crash_log_entry_free(gpointer p)
 {
     VdCrashLogEntry *e = p;

@@ -20,6 +20,7 @@
 #include <linux/fs.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -333,15 +334,62 @@ static int file_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req)
     return ret;
 }
 
+#define MINCORE_WINDOW (1ull << 30)   /* bytes mapped at a time to ask mincore */
+
+/* Pages of the image (regular file or block device) resident in the host page cache; -errno on failure. */
+static int64_t resident_pages(int fd)
+{
+    off_t end = lseek(fd, 0, SEEK_END);
+    long page = sysconf(_SC_PAGESIZE);
+    if (end < 0) {
+        return -errno;
+    }
+    int64_t n = 0;
+    g_autofree unsigned char *vec = g_malloc(MINCORE_WINDOW / page);
+    for (uint64_t off = 0; off < (uint64_t)end; off += MINCORE_WINDOW) {
+        size_t len = MIN(MINCORE_WINDOW, (uint64_t)end - off);
+        void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, off);
+        if (p == MAP_FAILED) {
+            return -errno;
+        }
+        int r = mincore(p, len, vec);
+        int err = errno;
+        munmap(p, len);
+        if (r < 0) {
+            return -err;
+        }
+        for (size_t i = 0; i < (len + page - 1) / page; i++) {
+            n += vec[i] & 1;
+        }
+    }
+    return n;
+}
+
+/*
+ * Migration destination: drop every page of the image from the host page
+ * cache (it may hold what this host read before the source wrote), then
+ * check with mincore that none stayed; pages that stay are -EBUSY.  Dirty
+ * pages cannot be dropped: pages another writer on this same host left
+ * dirty (they are current, not stale) are written back first
+ * (sync_file_range, no device flush).
+ */
 static int file_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
 {
     FileState *s = bs->opaque;
     if (s->direct) {
         return 0; /* nothing of ours is in the page cache */
     }
+    int sret = sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                               SYNC_FILE_RANGE_WAIT_AFTER);
+    vd_drv_trace(req, "sync_file_range(WRITE)=%d", sret < 0 ? -errno : 0);
     int ret = posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
     vd_drv_trace(req, "posix_fadvise(DONTNEED)=%d", -ret);
-    return -ret;
+    if (ret) {
+        return -ret;
+    }
+    int64_t left = resident_pages(s->fd);
+    vd_drv_trace(req, "mincore: %" G_GINT64_FORMAT " pages resident", left);
+    return left < 0 ? (int)left : left > 0 ? -EBUSY : 0;
 }
 
 const VdBlockDriver vd_driver_file = {

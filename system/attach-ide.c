@@ -32,6 +32,7 @@ static VdIdeController *machine_ide(VdMachine *m, GError **errp)
         m->ide = ide;
         vd_machine_on_free(m, free_ide, ide);
         vd_machine_on_drain(m, drain_ide, ide);
+        vd_machine_add_state(m, &vd_ide_state_ops, "piix3", ide);
     }
     return m->ide;
 }

@@ -57,6 +57,8 @@ static ScsiController *scsi_controller_new(VdMachine *m, VdDriveSpec *drive, GEr
     }
     vd_machine_on_free(m, scsi_controller_free, c);
     vd_machine_on_drain(m, scsi_controller_drain, c->dev);
+    vd_machine_add_state(m, &vd_virtio_mmio_state_ops, "scsi", c->mmio);
+    vd_machine_add_state(m, &vd_virtio_scsi_state_ops, "scsi", c->dev);
     m->scsi = c;
     return c;
 }

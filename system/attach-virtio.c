@@ -64,5 +64,7 @@ bool vd_machine_attach_virtio(VdMachine *m, VdDriveSpec *drive, GError **errp)
     vd_machine_add_device(m, &info);
     vd_machine_on_free(m, virtio_blk_slot_free, slot);
     vd_machine_on_drain(m, virtio_blk_slot_drain, slot->dev);
+    vd_machine_add_state(m, &vd_virtio_mmio_state_ops, drive->id, slot->mmio);
+    vd_machine_add_state(m, &vd_virtio_blk_state_ops, drive->id, slot->dev);
     return true;
 }

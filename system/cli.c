@@ -3,6 +3,7 @@
 
 #include "system/control.h"
 #include "system/machine.h"
+#include "system/migration.h"
 #include "system/qtest.h"
 #include "util/options.h"
 
@@ -35,6 +36,12 @@ static const char usage_text[] =
     "  --qmp unix:PATH,server the same, in QEMU's spelling\n"
     "  --dump-dtb FILE        write the flattened device tree to FILE and exit\n"
     "  --serial FILE          append the serial port's output to FILE (default: discard)\n"
+    "  --incoming unix:PATH|fd:N\n"
+    "                         be a migration destination: open the drives inactive\n"
+    "                         (active=off) and wait for the source's stream there\n"
+    "                         (docs/migration.md)\n"
+    "  --incoming-timeout S   give up, exit status 1, when no stream arrived within S\n"
+    "                         seconds (default 60)\n"
     "  -h, --help             show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -50,6 +57,7 @@ void vd_vmm_options_init(VdVmmOptions *o)
 {
     memset(o, 0, sizeof(*o));
     o->ram_size = VD_MACHINE_DEFAULT_RAM;
+    o->incoming_timeout = VD_INCOMING_DEFAULT_TIMEOUT_S;
     o->drives = g_ptr_array_new_with_free_func((GDestroyNotify)vd_drive_spec_free);
 }
 
@@ -60,6 +68,7 @@ void vd_vmm_options_clear(VdVmmOptions *o)
     g_clear_pointer(&o->control, g_free);
     g_clear_pointer(&o->dump_dtb, g_free);
     g_clear_pointer(&o->serial_log, g_free);
+    g_clear_pointer(&o->incoming, g_free);
 }
 
 /* -m SIZE */
@@ -141,6 +150,27 @@ static bool opt_serial(void *opts, const char *value, GError **errp)
     return set_file(&((VdVmmOptions *)opts)->serial_log, "--serial", value, errp);
 }
 
+/* --incoming URI: checked here, listened on once the machine is built. */
+static bool opt_incoming(void *opts, const char *value, GError **errp)
+{
+    VdVmmOptions *o = opts;
+    VdMigrationUri u;
+    if (!vd_migration_uri_parse(value, &u, errp)) {
+        g_prefix_error(errp, "--incoming: ");
+        return false;
+    }
+    vd_migration_uri_clear(&u);
+    g_free(o->incoming);
+    o->incoming = g_strdup(value);
+    return true;
+}
+
+/* --incoming-timeout SECONDS (1..86400) */
+static bool opt_incoming_timeout(void *opts, const char *value, GError **errp)
+{
+    return vd_parse_uint("--incoming-timeout", value, 1, 86400, &((VdVmmOptions *)opts)->incoming_timeout, errp);
+}
+
 /* The option table (--help and --version are the convention's, system/cmdline.h). */
 static const VdCliOption cli_options[] = {
     { "memory", "m", true, false, opt_memory },
@@ -149,6 +179,8 @@ static const VdCliOption cli_options[] = {
     { "control", "qmp", true, false, opt_control },
     { "dump-dtb", NULL, true, false, opt_dump_dtb },
     { "serial", NULL, true, false, opt_serial },
+    { "incoming", NULL, true, false, opt_incoming },
+    { "incoming-timeout", NULL, true, false, opt_incoming_timeout },
 };
 
 const VdCliTool vd_vmm_cli = {

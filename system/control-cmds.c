@@ -465,6 +465,36 @@ static void cmd_quit(ControlCmd *cmd)
     s->ops->quit(s->opaque);
 }
 
+/* migrate: hand the machine over to the destination at uri; the reply comes when it finished or failed. */
+static void cmd_migrate(ControlCmd *cmd)
+{
+    VdControlServer *s = cmd->client->server;
+    g_autoptr(GError) err = NULL;
+    if (!s->ops->migrate) {
+        cmd_error(cmd, "GenericError", "this binary cannot migrate its guest");
+    } else if (!s->ops->migrate(s->opaque, json_object_get_string_member(cmd->args, "uri"), &err)) {
+        cmd_gerror(cmd, err);
+    } else {
+        cmd_return(cmd, NULL);
+    }
+}
+
+/* query-migrate: {"status": ...} and, after a failure, "error-desc" (QEMU's names). */
+static void cmd_query_migrate(ControlCmd *cmd)
+{
+    VdControlServer *s = cmd->client->server;
+    const char *error = NULL;
+    JsonObject *o = json_object_new();
+    if (s->ops->query_migrate) {
+        json_object_set_string_member(o, "status", s->ops->query_migrate(s->opaque, &error));
+    }
+    if (error) {
+        json_object_set_string_member(o, "error-desc", error);
+    }
+    cmd_return(cmd, json_node_init_object(json_node_alloc(), o));
+    json_object_unref(o);
+}
+
 /* ---- the command table ---- */
 
 typedef enum ArgType { ARG_BOOL, ARG_STR, ARG_STR_LIST } ArgType;
@@ -506,6 +536,8 @@ static const struct ControlCommand {
     { "stop", cmd_stop, false, { { NULL } } },
     { "cont", cmd_cont, false, { { NULL } } },
     { "quit", cmd_quit, false, { { NULL } } },
+    { "migrate", cmd_migrate, false, { { "uri", ARG_STR, false } } },
+    { "query-migrate", cmd_query_migrate, false, { { NULL } } },
 };
 
 /* query-commands: every name in the table, in table order. */

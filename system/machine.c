@@ -73,6 +73,14 @@ static void device_info_clear(gpointer p)
     g_free((char *)info->drive_id);
 }
 
+/* Free one registered migration state entry. */
+static void machine_state_free(gpointer p)
+{
+    VdMachineState *st = p;
+    g_free(st->section);
+    g_free(st);
+}
+
 VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp)
 {
     VdBus *bus = vd_bus_new(ram_size, ctx, errp);
@@ -88,6 +96,7 @@ VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp)
     g_array_set_clear_func(m->devices, device_info_clear);
     m->cleanups = g_ptr_array_new_with_free_func(g_free);
     m->drainers = g_ptr_array_new_with_free_func(g_free);
+    m->states = g_ptr_array_new_with_free_func(machine_state_free);
 
     m->pci = vd_pci_host_new(bus, errp);
     if (!m->pci) {
@@ -141,6 +150,8 @@ void vd_machine_free(VdMachine *m)
     }
     g_ptr_array_free(m->cleanups, TRUE);
     g_ptr_array_free(m->drainers, TRUE);
+    g_ptr_array_free(m->states, TRUE);
+    g_free(m->migration_error);
     g_ptr_array_free(m->drives, TRUE);
     g_array_free(m->devices, TRUE);
     vd_bus_free(m->bus);
@@ -163,6 +174,25 @@ void vd_machine_on_free(VdMachine *m, void (*fn)(void *opaque), void *opaque)
     VdMachineCleanup *c = g_new(VdMachineCleanup, 1);
     *c = (VdMachineCleanup){ fn, opaque };
     g_ptr_array_add(m->cleanups, c);
+}
+
+void vd_machine_add_state(VdMachine *m, const VdDeviceStateOps *ops, const char *name, void *dev)
+{
+    VdMachineState *st = g_new0(VdMachineState, 1);
+    st->section = g_strdup_printf("%s/%s", ops->kind, name);
+    st->ops = ops;
+    st->dev = dev;
+    g_ptr_array_add(m->states, st);
+}
+
+unsigned vd_machine_issued_in_flight(VdMachine *m)
+{
+    unsigned n = 0;
+    for (guint i = 0; i < m->drives->len; i++) {
+        VdBlockBackend *blk = ((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk;
+        n += vd_blk_in_flight(blk) - vd_blk_parked(blk);
+    }
+    return n;
 }
 
 void vd_machine_on_drain(VdMachine *m, VdMachineDrainFunc *fn, void *dev)

@@ -2,6 +2,7 @@
 #include "system/cli.h"
 #include "system/control.h"
 #include "system/machine.h"
+#include "system/migration.h"
 #include "system/qtest.h"
 #include "util/options.h"
 
@@ -11,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define DEMO_IMAGE_SIZE (64ll << 20)
@@ -30,7 +32,9 @@ typedef struct Vmm {
     VdMachine *m;
     GPtrArray *temp_images;   /* paths to unlink at exit */
     FILE *serial_log;
+    VdIncoming *incoming;     /* --incoming: waiting for the stream, or NULL */
     bool quit;
+    bool failed;              /* the run failed after serving started (a refused --incoming) */
 } Vmm;
 
 /* Print an error in the tool's format. */
@@ -146,7 +150,21 @@ static void control_quit(void *opaque)
     ((Vmm *)opaque)->quit = true;
 }
 
-static const VdControlOps control_ops = { .quit = control_quit };
+/* Control socket migrate: the machine migrates to uri (system/migration.h). */
+static bool control_migrate(void *opaque, const char *uri, GError **errp)
+{
+    return vd_migrate(((Vmm *)opaque)->m, uri, errp);
+}
+
+/* Control socket query-migrate: the last migration's status name and error. */
+static const char *control_query_migrate(void *opaque, const char **error)
+{
+    return vd_migration_status_name(vd_migration_status(((Vmm *)opaque)->m, error));
+}
+
+static const VdControlOps control_ops = {
+    .quit = control_quit, .migrate = control_migrate, .query_migrate = control_query_migrate,
+};
 
 /* --control: listen, with every drive known by its id. */
 static VdControlServer *control_start(Vmm *v, GError **errp)
@@ -161,6 +179,38 @@ static VdControlServer *control_start(Vmm *v, GError **errp)
         return NULL;
     }
     return c;
+}
+
+/* The incoming migration ended: go on running the guest, or fail the run. */
+static void incoming_done(void *opaque, const GError *err)
+{
+    Vmm *v = opaque;
+    if (err) {
+        report("", err);
+        v->failed = v->quit = true;
+    }
+}
+
+/* --incoming: the drives are opened inactive (QEMU's active=off), unless the option says otherwise. */
+static bool mark_incoming_drives(Vmm *v, GError **errp)
+{
+    for (guint i = 0; i < v->opts.drives->len; i++) {
+        VdDriveSpec *d = g_ptr_array_index(v->opts.drives, i);
+        g_autoptr(GPtrArray) items = vd_opts_split(d->backend_options, errp);
+        if (!items) {
+            return false;
+        }
+        bool given = false;
+        for (guint k = 0; k < items->len; k++) {
+            given |= strcmp(((VdOpt *)g_ptr_array_index(items, k))->key, "active") == 0;
+        }
+        if (!given) {
+            char *opts = g_strconcat(d->backend_options, *d->backend_options ? "," : "", "active=off", NULL);
+            g_free(d->backend_options);
+            d->backend_options = opts;
+        }
+    }
+    return true;
 }
 
 /* Serve qtest and/or the control socket until the qtest client goes away, quit, or a signal. */
@@ -210,6 +260,10 @@ static bool run(Vmm *v)
         v->m->serial_out = serial_to_file;
         v->m->serial_opaque = v->serial_log;
     }
+    if (v->opts.incoming && !mark_incoming_drives(v, &err)) {
+        report("--incoming: ", err);
+        return false;
+    }
     for (guint i = 0; i < v->opts.drives->len; i++) {
         VdDriveSpec *d = g_ptr_array_index(v->opts.drives, i);
         if (!vd_machine_add_drive(v->m, d, &err)) {
@@ -229,12 +283,21 @@ static bool run(Vmm *v)
         }
         return true;
     }
-    if (v->opts.qtest || v->opts.control) {
-        if (!serve(v, &err)) {
+    if (v->opts.incoming) {
+        v->incoming = vd_incoming_new(v->m, v->opts.incoming, v->opts.incoming_timeout, incoming_done, v, &err);
+        if (!v->incoming) {
             report("", err);
             return false;
         }
-        return true;
+    }
+    if (v->opts.qtest || v->opts.control || v->opts.incoming) {
+        bool ok = serve(v, &err);
+        g_clear_pointer(&v->incoming, vd_incoming_free);
+        if (!ok) {
+            report("", err);
+            return false;
+        }
+        return !v->failed;
     }
     describe(v);
     return true;

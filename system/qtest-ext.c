@@ -2,6 +2,7 @@
 #include "qtest-internal.h"
 
 #include "block/crashsim.h"
+#include "system/migration.h"
 
 #include <errno.h>
 
@@ -25,17 +26,6 @@ static void on_trace(void *opaque, const char *text)
         }
     }
     vd_qtest_send_line(t->s, msg);
-}
-
-/* Requests in flight over every drive's backend (drives without a device included; held or queued ones wait for cont, not the loop). */
-static unsigned total_in_flight(VdMachine *m)
-{
-    unsigned n = 0;
-    for (guint i = 0; i < m->drives->len; i++) {
-        VdBlockBackend *blk = ((VdDriveSpec *)g_ptr_array_index(m->drives, i))->blk;
-        n += vd_blk_in_flight(blk) - vd_blk_parked(blk);
-    }
-    return n;
 }
 
 /* True if any drive's backend is stopped by its error policy (its held requests wait for cont). */
@@ -74,12 +64,14 @@ void vd_qtest_cmd_drain(VdQtestServer *s, int argc, char **argv, GString *reply)
     g_source_set_callback(timer, drain_expired, &expired, NULL);
     g_source_attach(timer, s->m->ctx);
     VdMachineDrain *drain = vd_machine_drain_start(s->m);
-    while (((vd_machine_drain_pending(drain) && !any_stopped(s->m)) || total_in_flight(s->m)) && !expired) {
+    while (((vd_machine_drain_pending(drain) && !any_stopped(s->m)) || vd_machine_issued_in_flight(s->m)) &&
+           !expired) {
         g_main_context_iteration(s->m->ctx, TRUE);
     }
     g_source_destroy(timer);
     g_source_unref(timer);
-    unsigned devices = any_stopped(s->m) ? 0 : vd_machine_drain_pending(drain), left = total_in_flight(s->m);
+    unsigned devices = any_stopped(s->m) ? 0 : vd_machine_drain_pending(drain);
+    unsigned left = vd_machine_issued_in_flight(s->m);
     vd_machine_drain_unref(drain);
     if (devices || left) {
         vd_qtest_fail(reply, "%u requests still in flight, %u devices with answers not delivered, after %" PRIu64
@@ -308,4 +300,23 @@ void vd_qtest_cmd_crashlog(VdQtestServer *s, int argc, char **argv, GString *rep
     } else if (d) {
         g_string_assign(reply, "OK");
     }
+}
+
+/* migrate URI: hand the machine over to a vdisk-vmm --incoming URI; OK once it took it (extension) */
+void vd_qtest_cmd_migrate(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    g_autoptr(GError) err = NULL;
+    if (vd_migrate(s->m, argv[1], &err)) {
+        g_string_assign(reply, "OK");
+    } else {
+        vd_qtest_fail(reply, "%s", err->message);
+    }
+}
+
+/* query-migrate -> OK STATUS [error] (extension) */
+void vd_qtest_cmd_query_migrate(VdQtestServer *s, int argc, char **argv, GString *reply)
+{
+    const char *error;
+    VdMigrationStatus st = vd_migration_status(s->m, &error);
+    g_string_printf(reply, "OK %s%s%s", vd_migration_status_name(st), error ? " " : "", error ? error : "");
 }

@@ -59,7 +59,7 @@ VdQtestCmd vd_qtest_cmd_out, vd_qtest_cmd_in, vd_qtest_cmd_writex, vd_qtest_cmd_
 /* Extensions (qtest-ext.c). */
 VdQtestCmd vd_qtest_cmd_irq_level, vd_qtest_cmd_drain, vd_qtest_cmd_blockstats, vd_qtest_cmd_info,
     vd_qtest_cmd_dtb, vd_qtest_cmd_trace, vd_qtest_cmd_inject, vd_qtest_cmd_crash, vd_qtest_cmd_crashlog,
-    vd_qtest_cmd_stop, vd_qtest_cmd_cont, vd_qtest_cmd_delay;
+    vd_qtest_cmd_stop, vd_qtest_cmd_cont, vd_qtest_cmd_delay, vd_qtest_cmd_migrate, vd_qtest_cmd_query_migrate;
 /* Free a TraceSink (the traces hash table's value destructor). */
 void vd_qtest_trace_sink_free(gpointer p);
 

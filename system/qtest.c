@@ -88,6 +88,8 @@ static const struct QtestCommand {
     { "crashlog", 2, 2, vd_qtest_cmd_crashlog, "ID PATH" },
     { "stop", 1, 1, vd_qtest_cmd_stop, "ID" },
     { "cont", 1, 1, vd_qtest_cmd_cont, "ID" },
+    { "migrate", 1, 1, vd_qtest_cmd_migrate, "unix:PATH|fd:N" },
+    { "query-migrate", 0, 0, vd_qtest_cmd_query_migrate, "" },
 };
 
 /* Run one command line and send its reply. */

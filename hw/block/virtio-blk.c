@@ -23,6 +23,7 @@ struct VdVirtioBlk {
     bool own_wce_change;      /* inside this device's own vd_blk_set_write_cache call */
     bool dispatching;         /* inside queue_notify: notify once at the end */
     VdDrain drain;            /* requests popped whose status is not yet in guest memory */
+    GQueue live;              /* those requests (BlkReq.live links), in the order they were popped */
     VdVirtioBlkStats stats;
 };
 
@@ -40,6 +41,7 @@ typedef struct BlkReq {
     unsigned pending;         /* outstanding backend ops (DISCARD/WRITE_ZEROES segments) */
     int err;                  /* first error among them */
     struct BlkReq *next;      /* next request in a merged host I/O */
+    GList live;               /* link in VdVirtioBlk.live while it counts in the drain */
 } BlkReq;
 
 /* A host I/O carrying one or more merged requests. */
@@ -201,6 +203,7 @@ static void req_complete(BlkReq *r, uint8_t status)
             vd_virtq_notify(vq);   /* also takes what a full ring refused (virtio core) */
         }
     }
+    g_queue_unlink(&s->live, &r->live);
     g_free(r->data);
     vd_virtq_elem_free(r);
     vd_drain_dec(&s->drain);   /* last: a drain callback may reset the device */
@@ -462,6 +465,8 @@ static void handle_request(VdVirtioBlk *s, BlkReq *r, MergeRun *run)
         return;
     }
     vd_drain_inc(&s->drain);   /* from here on req_complete answers it */
+    r->live.data = r;
+    g_queue_push_tail_link(&s->live, &r->live);
     const struct iovec *last = &e->in_sg[e->in_num - 1];
     r->s = s;
     r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
@@ -584,3 +589,136 @@ void vd_virtio_blk_format_stats(VdVirtioBlk *s, GString *out)
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
     vd_counters_append(out, "writeback", vd_blk_write_cache(s->blk));
 }
+
+/* ---- migration (hw/vmstate.h) ---- */
+
+#define BLK_STATE_VERSION 1
+
+/* A request the source's backend held (werror=stop) or queued: re-issued on the destination. */
+typedef struct HeldReq {
+    uint16_t queue, head;
+} HeldReq;
+
+typedef struct BlkState {
+    VdVirtioState *core;
+    uint32_t nheld;
+    HeldReq *held;
+} BlkState;
+
+/*
+ * Save a quiescent device: the core's state, the configuration the stream
+ * must match, then every request still popped (all of them parked in the
+ * backend by then), by queue and head.  The writeback byte is the
+ * backend's and travels in the drive's section.
+ */
+static bool blk_state_save(void *dev, VdMigWriter *w, GError **errp)
+{
+    VdVirtioBlk *s = dev;
+    if (vd_virtio_resetting(s->vdev)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "virtio-blk: a device reset waits for %u requests held by the error policy; resume them first",
+                    s->drain.in_flight);
+        return false;
+    }
+    vd_virtio_save(s->vdev, w);
+    vd_mig_put_u32(w, s->num_queues);
+    vd_mig_put_u32(w, s->queue_size);
+    vd_mig_put_u32(w, s->live.length);
+    for (GList *l = s->live.head; l; l = l->next) {
+        BlkReq *r = l->data;
+        vd_mig_put_u16(w, vd_virtq_index(r->elem.vq));
+        vd_mig_put_u16(w, r->elem.index);
+    }
+    return true;
+}
+
+/* Drop a parsed state. */
+static void blk_state_free(void *state)
+{
+    BlkState *st = state;
+    if (st) {
+        vd_virtio_state_free(st->core);
+        g_free(st->held);
+        g_free(st);
+    }
+}
+
+/* Read and check the section against this device; nothing changes. */
+static void *blk_state_parse(void *dev, VdMigSection *sec, GError **errp)
+{
+    VdVirtioBlk *s = dev;
+    BlkState *st = g_new0(BlkState, 1);
+    uint32_t nq, qs;
+    st->core = vd_virtio_parse(s->vdev, sec, errp);
+    if (!st->core || !vd_mig_get_u32(sec, "num-queues", &nq, errp) ||
+        !vd_mig_get_u32(sec, "queue-size", &qs, errp)) {
+        goto fail;
+    }
+    if (nq != s->num_queues || qs != s->queue_size) {
+        vd_mig_field_error(sec, "num-queues/queue-size", errp, "%u queues of %u in the stream, this device has "
+                           "%u of %u", nq, qs, s->num_queues, s->queue_size);
+        goto fail;
+    }
+    if (!vd_mig_get_u32(sec, "held requests", &st->nheld, errp)) {
+        goto fail;
+    }
+    if (st->nheld > (uint64_t)nq * qs) {
+        vd_mig_field_error(sec, "held requests", errp, "%u is more than the rings hold", st->nheld);
+        goto fail;
+    }
+    st->held = g_new0(HeldReq, st->nheld);
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        HeldReq *h = &st->held[i];
+        if (!vd_mig_get_u16(sec, "held request queue", &h->queue, errp) ||
+            !vd_mig_get_u16(sec, "held request head", &h->head, errp)) {
+            goto fail;
+        }
+        if (h->queue >= nq || h->head >= qs) {
+            vd_mig_field_error(sec, "held request", errp, "queue %u head %u is outside %u queues of %u", h->queue,
+                               h->head, nq, qs);
+            goto fail;
+        }
+    }
+    if (!vd_mig_section_done(sec, errp)) {
+        goto fail;
+    }
+    return st;
+fail:
+    blk_state_free(st);
+    return NULL;
+}
+
+/* Become the source's device, then take back and re-issue every request it held (as QEMU does). */
+static void blk_state_apply(void *dev, void *state)
+{
+    VdVirtioBlk *s = dev;
+    BlkState *st = state;
+    vd_virtio_apply(s->vdev, g_steal_pointer(&st->core));
+    MergeRun run = { 0 };
+    s->dispatching = true;
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        VdVirtQueue *vq = vd_virtio_queue(s->vdev, st->held[i].queue);
+        if (run.first && run.first->elem.vq != vq) {
+            run_submit(s, &run);
+        }
+        BlkReq *r = vd_virtq_pop_head(vq, st->held[i].head, sizeof(BlkReq));
+        if (r) {
+            handle_request(s, r, &run);
+        }
+    }
+    run_submit(s, &run);
+    s->dispatching = false;
+    for (unsigned q = 0; q < s->num_queues; q++) {
+        vd_virtq_notify(vd_virtio_queue(s->vdev, q));
+    }
+    blk_state_free(st);
+}
+
+const VdDeviceStateOps vd_virtio_blk_state_ops = {
+    .kind = "virtio-blk",
+    .version = BLK_STATE_VERSION,
+    .save = blk_state_save,
+    .parse = blk_state_parse,
+    .apply = blk_state_apply,
+    .free_state = blk_state_free,
+};

@@ -23,6 +23,7 @@ struct VdVirtioScsi {
     GQueue events;                  /* VScsiEvent * waiting for a driver buffer */
     bool events_missed;
     VdDrain drain;                  /* commands and TMFs whose answer is not yet in guest memory */
+    GQueue live;                    /* the commands among them (VScsiReq.live), in the order they were popped */
     VdVirtioScsiStats stats;
 };
 
@@ -34,6 +35,7 @@ typedef struct VScsiReq {
     struct iovec *out, *in;         /* data-out / data-in parts of the chain */
     unsigned nout, nin;
     size_t in_data_len, resp_len;
+    GList live;                     /* link in VdVirtioScsi.live while it counts in the drain */
 } VScsiReq;
 
 /* One control queue request waiting for task management to finish. */
@@ -118,6 +120,7 @@ static void vscsi_cmd_complete(VdScsiRequest *sreq, void *opaque)
         size_t data = r->in_data_len - MIN(sreq->in_resid, r->in_data_len);
         vscsi_push(&r->elem, (uint32_t)MIN(r->resp_len + data, (size_t)UINT32_MAX));
     }
+    g_queue_unlink(&s->live, &r->live);
     g_free(r->out);
     g_free(r->in);
     vd_virtq_elem_free(r);
@@ -170,6 +173,8 @@ static void vscsi_handle_cmd(VdVirtioScsi *s, VScsiReq *r)
     q->opaque = r;
     s->stats.commands++;
     vd_drain_inc(&s->drain);
+    r->live.data = r;
+    g_queue_push_tail_link(&s->live, &r->live);
     vd_scsi_disk_submit(disk, q);
 }
 
@@ -601,3 +606,211 @@ void vd_virtio_scsi_format_stats(VdVirtioScsi *s, GString *out)
     vd_counters_format(out, counters, G_N_ELEMENTS(counters), &s->stats);
     vd_counters_append(out, "luns", vd_scsi_target_count(s->target));
 }
+
+/* ---- migration (hw/vmstate.h) ---- */
+
+#define VSCSI_STATE_VERSION 1
+
+typedef struct VScsiState {
+    VdVirtioState *core;
+    uint32_t sense_size, cdb_size;
+    bool events_missed;
+    GQueue events;                  /* VScsiEvent * */
+    VdScsiDiskState **disks;        /* in s->disks order */
+    uint32_t nheld;
+    struct { uint16_t queue, head; } *held;   /* each command parked on the source */
+} VScsiState;
+
+/*
+ * Save a quiescent adapter: the core, the configuration, pending events,
+ * each LUN's disk state, then every command still popped (all parked in a
+ * backend by then), by queue and head, to be issued again on the
+ * destination.  A task management function in flight refuses.
+ */
+static bool vscsi_state_save(void *dev, VdMigWriter *w, GError **errp)
+{
+    VdVirtioScsi *s = dev;
+    if (s->drain.in_flight != s->live.length || vd_virtio_resetting(s->vdev)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY, "virtio-scsi: a reset or task management function waits "
+                    "for commands held by werror=stop: resume with cont first");
+        return false;
+    }
+    vd_virtio_save(s->vdev, w);
+    vd_mig_put_u32(w, s->num_queues);
+    vd_mig_put_u32(w, s->queue_size);
+    vd_mig_put_u32(w, s->sense_size);
+    vd_mig_put_u32(w, s->cdb_size);
+    vd_mig_put_u8(w, s->events_missed);
+    vd_mig_put_u32(w, s->events.length);
+    for (GList *l = s->events.head; l; l = l->next) {
+        vd_mig_put_bytes(w, ((VScsiEvent *)l->data)->bytes, VD_VIRTIO_SCSI_EVENT_SIZE);
+    }
+    vd_mig_put_u32(w, s->disks->len);
+    for (guint i = 0; i < s->disks->len; i++) {
+        VdScsiDisk *disk = g_ptr_array_index(s->disks, i);
+        vd_mig_put_u32(w, vd_scsi_disk_lun(disk));
+        if (!vd_scsi_disk_save(disk, w, errp)) {
+            return false;
+        }
+    }
+    vd_mig_put_u32(w, s->live.length);
+    for (GList *l = s->live.head; l; l = l->next) {
+        VScsiReq *r = l->data;
+        vd_mig_put_u16(w, vd_virtq_index(r->elem.vq));
+        vd_mig_put_u16(w, r->elem.index);
+    }
+    return true;
+}
+
+/* Drop a parsed state. */
+static void vscsi_state_free(void *state)
+{
+    VScsiState *st = state;
+    if (!st) {
+        return;
+    }
+    vd_virtio_state_free(st->core);
+    g_queue_clear_full(&st->events, g_free);
+    for (guint i = 0; st->disks && st->disks[i]; i++) {
+        vd_scsi_disk_state_free(st->disks[i]);
+    }
+    g_free(st->disks);
+    g_free(st->held);
+    g_free(st);
+}
+
+/* Read the events waiting for a driver buffer. */
+static bool vscsi_parse_events(VdMigSection *sec, VScsiState *st, GError **errp)
+{
+    uint32_t n;
+    if (!vd_mig_get_bool(sec, "events missed", &st->events_missed, errp) ||
+        !vd_mig_get_u32(sec, "pending events", &n, errp)) {
+        return false;
+    }
+    if (n > VD_VIRTIO_SCSI_EVENTS_PENDING) {
+        return vd_mig_field_error(sec, "pending events", errp, "%u (at most %u)", n, VD_VIRTIO_SCSI_EVENTS_PENDING);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        VScsiEvent *ev = g_new0(VScsiEvent, 1);
+        g_queue_push_tail(&st->events, ev);
+        if (!vd_mig_get_bytes(sec, "pending event", ev->bytes, sizeof(ev->bytes), errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Read the commands parked on the source: each on a request queue, its head inside the ring. */
+static bool vscsi_parse_held(VdVirtioScsi *s, VdMigSection *sec, VScsiState *st, GError **errp)
+{
+    if (!vd_mig_get_u32(sec, "held commands", &st->nheld, errp)) {
+        return false;
+    }
+    if (st->nheld > (uint64_t)s->num_queues * s->queue_size) {
+        return vd_mig_field_error(sec, "held commands", errp, "%u is more than the rings hold", st->nheld);
+    }
+    st->held = g_malloc0_n(st->nheld, sizeof(*st->held));
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        if (!vd_mig_get_u16(sec, "held command queue", &st->held[i].queue, errp) ||
+            !vd_mig_get_u16(sec, "held command head", &st->held[i].head, errp)) {
+            return false;
+        }
+        unsigned q = st->held[i].queue;
+        if (q < 2 || q >= 2 + s->num_queues || st->held[i].head >= s->queue_size) {
+            return vd_mig_field_error(sec, "held command", errp, "queue %u head %u is not on a request queue of %u",
+                                      st->held[i].queue, st->held[i].head, s->queue_size);
+        }
+    }
+    return true;
+}
+
+/* Read and check the section against this adapter and its LUNs; nothing changes. */
+static void *vscsi_state_parse(void *dev, VdMigSection *sec, GError **errp)
+{
+    VdVirtioScsi *s = dev;
+    VScsiState *st = g_new0(VScsiState, 1);
+    g_queue_init(&st->events);
+    st->disks = g_new0(VdScsiDiskState *, s->disks->len + 1);
+    uint32_t nq, qs, ndisks;
+    st->core = vd_virtio_parse(s->vdev, sec, errp);
+    if (!st->core || !vd_mig_get_u32(sec, "num-queues", &nq, errp) || !vd_mig_get_u32(sec, "queue-size", &qs, errp)) {
+        goto fail;
+    }
+    if (nq != s->num_queues || qs != s->queue_size) {
+        vd_mig_field_error(sec, "num-queues/queue-size", errp, "%u queues of %u in the stream, this adapter has "
+                           "%u of %u", nq, qs, s->num_queues, s->queue_size);
+        goto fail;
+    }
+    if (!vd_mig_get_u32(sec, "sense_size", &st->sense_size, errp) ||
+        !vd_mig_get_u32(sec, "cdb_size", &st->cdb_size, errp)) {
+        goto fail;
+    }
+    if (st->sense_size > 256 || st->cdb_size > 256) {
+        vd_mig_field_error(sec, "sense_size/cdb_size", errp, "%u/%u (at most 256)", st->sense_size, st->cdb_size);
+        goto fail;
+    }
+    if (!vscsi_parse_events(sec, st, errp) || !vd_mig_get_u32(sec, "LUNs", &ndisks, errp)) {
+        goto fail;
+    }
+    if (ndisks != s->disks->len) {
+        vd_mig_field_error(sec, "LUNs", errp, "%u on the source, %u here", ndisks, s->disks->len);
+        goto fail;
+    }
+    for (guint i = 0; i < s->disks->len; i++) {
+        VdScsiDisk *disk = g_ptr_array_index(s->disks, i);
+        uint32_t lun;
+        if (!vd_mig_get_u32(sec, "LUN", &lun, errp)) {
+            goto fail;
+        }
+        if (lun != vd_scsi_disk_lun(disk)) {
+            vd_mig_field_error(sec, "LUN", errp, "LUN %u on the source where this adapter has LUN %u", lun,
+                               vd_scsi_disk_lun(disk));
+            goto fail;
+        }
+        if (!(st->disks[i] = vd_scsi_disk_parse(disk, sec, errp))) {
+            goto fail;
+        }
+    }
+    if (!vscsi_parse_held(s, sec, st, errp) || !vd_mig_section_done(sec, errp)) {
+        goto fail;
+    }
+    return st;
+fail:
+    vscsi_state_free(st);
+    return NULL;
+}
+
+/* Become the source's adapter: core, configuration, pending events, each LUN's unit attentions. */
+static void vscsi_state_apply(void *dev, void *state)
+{
+    VdVirtioScsi *s = dev;
+    VScsiState *st = state;
+    vd_virtio_apply(s->vdev, g_steal_pointer(&st->core));
+    s->sense_size = st->sense_size;
+    s->cdb_size = st->cdb_size;
+    s->events_missed = st->events_missed;
+    g_queue_clear_full(&s->events, g_free);
+    GQueue tmp = s->events;
+    s->events = st->events;
+    st->events = tmp;
+    for (guint i = 0; i < s->disks->len; i++) {
+        vd_scsi_disk_apply(g_ptr_array_index(s->disks, i), g_steal_pointer(&st->disks[i]));
+    }
+    for (uint32_t i = 0; i < st->nheld; i++) {
+        VdVirtQueue *vq = vd_virtio_queue(s->vdev, st->held[i].queue);
+        VScsiReq *r = vd_virtq_pop_head(vq, st->held[i].head, sizeof(VScsiReq));
+        if (r) {
+            vscsi_handle_cmd(s, r);
+        }
+    }
+    vscsi_state_free(st);
+}
+
+const VdDeviceStateOps vd_virtio_scsi_state_ops = {
+    .kind = "virtio-scsi",
+    .version = VSCSI_STATE_VERSION,
+    .save = vscsi_state_save,
+    .parse = vscsi_state_parse,
+    .apply = vscsi_state_apply,
+    .free_state = vscsi_state_free,
+};

@@ -212,3 +212,24 @@ void vd_virtio_mmio_free(VdVirtioMmio *m)
 }
 
 uint32_t vd_virtio_mmio_isr(VdVirtioMmio *m) { return m->isr; }
+
+/* The transport's own registers, for migration. */
+void vd_virtio_mmio_get_regs(VdVirtioMmio *m, uint32_t regs[5])
+{
+    regs[0] = m->isr;
+    regs[1] = m->device_features_sel;
+    regs[2] = m->driver_features_sel;
+    regs[3] = m->queue_sel;
+    regs[4] = m->shm_sel;
+}
+
+/* Restore the registers on a migration destination; the IRQ line follows InterruptStatus. */
+void vd_virtio_mmio_set_regs(VdVirtioMmio *m, const uint32_t regs[5])
+{
+    m->isr = regs[0];
+    m->device_features_sel = regs[1];
+    m->driver_features_sel = regs[2];
+    m->queue_sel = regs[3];
+    m->shm_sel = regs[4];
+    update_irq(m);
+}

@@ -139,21 +139,25 @@ bool vd_virtq_set_ready(VdVirtQueue *vq, bool ready)
         vq->ready = false;
         return true;
     }
-    VdVirtioDevice *vdev = vq->vdev;
-    unsigned n = vq->num;
-    if (n == 0 || n > vq->num_max || (n & (n - 1))) {
-        return false;
-    }
-    if ((vq->desc & 15) || (vq->avail & 1) || (vq->used & 3)) {
-        return false;
-    }
-    if (!range_mapped(vdev, vq->desc, 16ull * n, false) ||
-        !range_mapped(vdev, vq->avail, 6 + 2ull * n, false) ||
-        !range_mapped(vdev, vq->used, 6 + 8ull * n, true)) {
+    if (!vd_virtq_layout_ok(vq, vq->num, vq->desc, vq->avail, vq->used)) {
         return false;
     }
     vq->ready = true;
     return true;
+}
+
+/* Size a power of two up to the maximum, rings aligned and inside guest memory. */
+bool vd_virtq_layout_ok(VdVirtQueue *vq, unsigned n, uint64_t desc, uint64_t avail, uint64_t used)
+{
+    VdVirtioDevice *vdev = vq->vdev;
+    if (n == 0 || n > vq->num_max || (n & (n - 1))) {
+        return false;
+    }
+    if ((desc & 15) || (avail & 1) || (used & 3)) {
+        return false;
+    }
+    return range_mapped(vdev, desc, 16ull * n, false) && range_mapped(vdev, avail, 6 + 2ull * n, false) &&
+           range_mapped(vdev, used, 6 + 8ull * n, true);
 }
 
 /* With EVENT_IDX, tell the driver which avail index should make it kick next. */
@@ -370,6 +374,19 @@ void *vd_virtq_pop(VdVirtQueue *vq, size_t elem_size)
     set_avail_event(vq);
     if (head >= vq->num) {
         return chain_error(vq, -1, "head %u is not below queue size %u", head, vq->num);
+    }
+    VdVirtqElem *elem = walk_chain(vq, head, elem_size);
+    if (elem) {
+        vq->inuse++;
+    }
+    return elem;
+}
+
+/* Take back, on a migration destination, a chain the source had popped; see virtio.h. */
+void *vd_virtq_pop_head(VdVirtQueue *vq, unsigned head, size_t elem_size)
+{
+    if (!vq->ready || vq->vdev->broken || head >= vq->num) {
+        return NULL;
     }
     VdVirtqElem *elem = walk_chain(vq, head, elem_size);
     if (elem) {

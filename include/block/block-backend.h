@@ -250,12 +250,16 @@ bool vd_blk_in_completion(void);
 
 /*
  * Migration.
- * inactivate (source): drain, flush to stable storage (fdatasync unless
- * cache=unsafe), release the write lock while keeping a shared read lock
- * that lets another process write, then fail every later write with -EPERM
- * until invalidate_cache.  On a failed flush it returns false and stays
- * active.
- * invalidate_cache (destination): drain, take the image lock of this open
+ * inactivate (source): wait for every request issued to the host, flush
+ * to stable storage (fdatasync unless cache=unsafe), release the write
+ * lock while keeping a shared read lock that lets another process write,
+ * then fail every later write with -EPERM until invalidate_cache.  On a
+ * failed flush it returns false and stays active.  On a stopped backend
+ * (error policy, vd_blk_stop) the parked requests stay parked and are not
+ * covered by the flush: they never reached the disk, and a migration
+ * carries them to the destination (docs/migration.md).
+ * invalidate_cache (destination): wait for every request issued to the
+ * host (parked ones stay parked), take the image lock of this open
  * again (the write lock unless read-only), drop the host page cache of the
  * image (posix_fadvise DONTNEED; nothing to drop with O_DIRECT), and allow
  * writes.  It makes no host flush: the destination has written nothing,

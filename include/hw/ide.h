@@ -54,6 +54,7 @@
 #include "hw/bus.h"
 #include "hw/drain.h"
 #include "hw/pci.h"
+#include "hw/vmstate.h"
 
 #define VD_IDE_PIIX3_DEVFN      9       /* PCI 00:01.1 */
 #define VD_IDE_PIIX3_VENDOR     0x8086
@@ -112,5 +113,18 @@ void vd_ide_channel_info(unsigned channel, uint16_t *cmd_base, uint16_t *ctl_bas
 VdPciDevice *vd_ide_pci_device(VdIdeController *ide);
 /* True if a drive sits at index. */
 bool vd_ide_has_drive(VdIdeController *ide, unsigned index);
+
+/*
+ * Migration (hw/vmstate.h; dev is a VdIdeController): PCI configuration,
+ * both channels (selection, device control, bus-master registers) and
+ * every drive's task file, SET FEATURES settings (revert-on-reset,
+ * multiple count, transfer mode), CHS translation, power state, the
+ * command in progress and its PIO buffer.  The write cache is the
+ * backend's and travels in the drive's section.  A DMA transfer held by
+ * werror=stop travels and is restarted from its PRD table on the
+ * destination; a held PIO or TRIM request refuses to save (the source
+ * resumes; `cont` first).
+ */
+extern const VdDeviceStateOps vd_ide_state_ops;
 
 #endif

@@ -59,6 +59,7 @@
 #include <sys/uio.h>
 
 #include "block/block-backend.h"
+#include "hw/vmstate.h"
 
 #define VD_SCSI_CDB_MAX     32      /* longest CDB a transport may pass */
 #define VD_SCSI_SENSE_LEN   18      /* fixed-format sense, additional length 10 */
@@ -236,6 +237,22 @@ void vd_scsi_disk_set_ua_notify(VdScsiDisk *disk, VdScsiUaNotifyFunc *fn, void *
 void vd_scsi_disk_set_unit_attention(VdScsiDisk *disk, unsigned nexus, VdScsiSense sense);
 /* True if a unit attention is pending for nexus (the AN "query" answer). */
 bool vd_scsi_disk_has_unit_attention(VdScsiDisk *disk, unsigned nexus);
+
+/*
+ * Migration (hw/vmstate.h): a disk's part of its transport's section:
+ * stopped (START STOP UNIT), and per nexus the queued unit attentions and
+ * the deferred error.  The caching page's WCE is the backend's and travels
+ * in the drive's section.  Commands parked by werror=stop are the
+ * transport's to carry (it issues them again on the destination); save
+ * refuses while answers wait for delivery or background flushes run; parse checks and changes
+ * nothing; apply replaces the disk's unit attentions (so the one the
+ * write-cache load just raised goes) and frees st.
+ */
+typedef struct VdScsiDiskState VdScsiDiskState;
+bool vd_scsi_disk_save(VdScsiDisk *disk, VdMigWriter *w, GError **errp);
+VdScsiDiskState *vd_scsi_disk_parse(VdScsiDisk *disk, VdMigSection *sec, GError **errp);
+void vd_scsi_disk_apply(VdScsiDisk *disk, VdScsiDiskState *st);
+void vd_scsi_disk_state_free(VdScsiDiskState *st);
 
 /*
  * A target: the disks behind one target id, by LUN.  REPORT LUNS sent to any

@@ -169,4 +169,15 @@ void vd_virtio_blk_get_stats(VdVirtioBlk *s, VdVirtioBlkStats *out);
 /* Print the counters as "key=value" pairs, space separated. */
 void vd_virtio_blk_format_stats(VdVirtioBlk *s, GString *out);
 
+/*
+ * Migration (hw/vmstate.h; dev is a VdVirtioBlk): the virtio core's state,
+ * the queue configuration (which must match on the destination) and every
+ * request still popped when the machine was quiesced, i.e. parked in the
+ * backend by werror=stop or queued while stopped, by queue and head.  The
+ * destination takes those chains back from guest RAM and issues them again,
+ * in their original order.  The writeback byte is the backend's and
+ * travels once, in the drive's section.
+ */
+extern const VdDeviceStateOps vd_virtio_blk_state_ops;
+
 #endif

@@ -64,4 +64,11 @@ VdVirtioMmio *vd_virtio_mmio_new(VdBus *bus, uint64_t base, uint64_t size, unsig
 void vd_virtio_mmio_free(VdVirtioMmio *mmio);
 uint32_t vd_virtio_mmio_isr(VdVirtioMmio *mmio);
 
+/* Migration (hw/vmstate.h): InterruptStatus and the selectors; dev is a VdVirtioMmio. */
+extern const VdDeviceStateOps vd_virtio_mmio_state_ops;
+/* regs: InterruptStatus, DeviceFeaturesSel, DriverFeaturesSel, QueueSel, SHMSel (for the state ops). */
+void vd_virtio_mmio_get_regs(VdVirtioMmio *mmio, uint32_t regs[5]);
+/* Set them and drive the IRQ line from InterruptStatus. */
+void vd_virtio_mmio_set_regs(VdVirtioMmio *mmio, const uint32_t regs[5]);
+
 #endif

@@ -178,4 +178,15 @@ void vd_virtio_scsi_get_stats(VdVirtioScsi *s, VdVirtioScsiStats *out);
 /* Print the counters as "key=value" pairs, space separated. */
 void vd_virtio_scsi_format_stats(VdVirtioScsi *s, GString *out);
 
+/*
+ * Migration (hw/vmstate.h; dev is a VdVirtioScsi): the virtio core's state,
+ * the queue configuration (which must match), the driver-written
+ * sense_size and cdb_size, events waiting for a buffer, each LUN's disk
+ * state (vd_scsi_disk_save), then every command parked by werror=stop, by
+ * queue and head: the destination takes each chain back from guest RAM and
+ * submits it again.  Mode-page WCE is the backend's and travels in the
+ * drive's section.  A task management function in flight refuses to save.
+ */
+extern const VdDeviceStateOps vd_virtio_scsi_state_ops;
+
 #endif

@@ -77,6 +77,7 @@
 #include <sys/uio.h>
 
 #include "hw/bus.h"
+#include "hw/vmstate.h"
 #include "util/iov.h"   /* vd_iov_to_buf / vd_iov_from_buf for every device's element copies */
 
 /* Device status bits (virtio 1.2, 2.1). */
@@ -291,5 +292,30 @@ typedef struct VdVirtioStats {
 void vd_virtio_get_stats(VdVirtioDevice *vdev, VdVirtioStats *out);
 /* The reason given to the last vd_virtio_set_needs_reset, or NULL. */
 const char *vd_virtio_broken_reason(VdVirtioDevice *vdev);
+
+/*
+ * Migration (hw/vmstate.h; hw/virtio/virtio-state.c).  A device model puts
+ * the core's state first in its own section: features, status, config
+ * generation, NEEDS_RESET, and per queue its size, ring addresses, ready,
+ * last avail idx, used idx and interrupt-suppression state.  parse checks
+ * it against this device (offered features, queue count, sizes, rings
+ * inside guest memory) and changes nothing; apply cannot fail.  Requests
+ * the device had popped and not answered are the model's to carry: on the
+ * destination it takes each one back by its head (vd_virtq_pop_head).
+ */
+typedef struct VdVirtioState VdVirtioState;
+void vd_virtio_save(VdVirtioDevice *vdev, VdMigWriter *w);
+VdVirtioState *vd_virtio_parse(VdVirtioDevice *vdev, VdMigSection *sec, GError **errp);
+/* Apply a parsed state (frees it); the queues hold no popped element afterwards. */
+void vd_virtio_apply(VdVirtioDevice *vdev, VdVirtioState *st);
+void vd_virtio_state_free(VdVirtioState *st);
+/*
+ * Take again the chain at head, popped on the migration source and not
+ * answered there (the avail index is already past it).  NULL, with the
+ * device broken as for any bad chain, if the chain is invalid.
+ */
+void *vd_virtq_pop_head(VdVirtQueue *vq, unsigned head, size_t elem_size);
+/* True if a queue of num entries at these addresses would pass vd_virtq_set_ready's checks. */
+bool vd_virtq_layout_ok(VdVirtQueue *vq, unsigned num, uint64_t desc, uint64_t avail, uint64_t used);
 
 #endif

@@ -28,6 +28,8 @@ typedef struct VdVmmOptions {
     char *control;          /* --control/--qmp socket spec, or NULL (docs/control.md) */
     char *dump_dtb;         /* --dump-dtb file, or NULL */
     char *serial_log;       /* --serial file, or NULL (output discarded) */
+    char *incoming;         /* --incoming URI (unix:PATH or fd:N), or NULL (docs/migration.md) */
+    unsigned incoming_timeout; /* --incoming-timeout seconds */
 } VdVmmOptions;
 
 void vd_vmm_options_init(VdVmmOptions *o);

@@ -33,6 +33,10 @@ typedef struct VdControlServer VdControlServer;
 typedef struct VdControlOps {
     /* quit: start the binary's clean shutdown (it returns; the loop ends later). */
     void (*quit)(void *opaque);
+    /* migrate: move the machine to uri (docs/migration.md); NULL where the binary cannot migrate. */
+    bool (*migrate)(void *opaque, const char *uri, GError **errp);
+    /* query-migrate: the status name ("none", "active", "completed", "failed") and why it failed. */
+    const char *(*query_migrate)(void *opaque, const char **error);
 } VdControlOps;
 
 /* A server with no socket and no drives yet. */

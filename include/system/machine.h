@@ -28,6 +28,7 @@
 #include "hw/serial.h"
 #include "system/drive.h"
 #include "hw/virtio-mmio.h" /* VD_VIRTIO_MMIO_SIZE, the window of each slot */
+#include "hw/vmstate.h"
 
 #define VD_VIRTIO_MMIO_BASE  0xfeb00000ull
 #define VD_VIRTIO_MMIO_SLOTS 8
@@ -61,6 +62,9 @@ struct VdMachine {
     GArray *devices;            /* VdDeviceInfo (strings owned by the machine) */
     GPtrArray *cleanups;        /* VdMachineCleanup *, run in reverse at free */
     GPtrArray *drainers;        /* VdMachineDrainer *: every device's drain (vd_machine_on_drain) */
+    GPtrArray *states;          /* VdMachineState *: what a migration carries (vd_machine_add_state) */
+    int migration_status;       /* VdMigrationStatus of the last outgoing migration (system/migration.h) */
+    char *migration_error;      /* why it failed, or NULL */
     void *ide;                  /* the IDE controller once created (hw/ide) */
     void *scsi;                 /* the virtio-scsi controller once created (hw/scsi) */
     VdSerial *serial;           /* the 16550A at 0x3f8 */
@@ -86,6 +90,22 @@ VdMachine *vd_machine_new(uint64_t ram_size, GMainContext *ctx, GError **errp);
  * first), close every drive, free RAM.  Not from a callback of the context.
  */
 void vd_machine_free(VdMachine *m);
+
+/* One piece of device state a migration carries: section "<ops->kind>/<name>". */
+typedef struct VdMachineState {
+    char *section;
+    const VdDeviceStateOps *ops;
+    void *dev;
+} VdMachineState;
+
+/*
+ * Register dev's migration state under the section "<ops->kind>/<name>"
+ * (system/migration.c saves and loads them in registration order).
+ */
+void vd_machine_add_state(VdMachine *m, const VdDeviceStateOps *ops, const char *name, void *dev);
+
+/* Requests of every drive's backend that reached the host and have not ended (parked ones left out). */
+unsigned vd_machine_issued_in_flight(VdMachine *m);
 
 /* Register dev's drain: vd_machine_drain_start and teardown wait for it. */
 void vd_machine_on_drain(VdMachine *m, VdMachineDrainFunc *fn, void *dev);
