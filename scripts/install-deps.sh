@@ -9,6 +9,7 @@ packages=(
   strace python3 socat
   clang libclang-rt-14-dev
   qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod e2fsprogs
+  librbd-dev ceph-mon ceph-osd ceph-common
 )
 missing=()
 for p in "${packages[@]}"; do
