@@ -831,12 +831,13 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     g_autofree char *crash_log = g_steal_pointer(&opts.crash_log);
+    g_autoptr(GPtrArray) driver_opts = g_steal_pointer(&opts.driver_opts);
     VdDriverOpenOptions dopts = {
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
         .locking = opts.locking,
         .child = opts.child, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
-        .crash_log = crash_log,
+        .crash_log = crash_log, .ctx = blk->ctx, .driver_opts = driver_opts,
     };
     const VdBlockDriver *drv = opts.driver;
     blk->bs.drv = drv;
@@ -855,8 +856,9 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->length = drv->get_length(&blk->bs);
     blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_EMULATE;
     blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);
-    blk->cap_discard = drv->discard && drv->can_discard && drv->can_discard(&blk->bs);
-    blk->cap_zero = drv->write_zeroes && drv->can_zero && drv->can_zero(&blk->bs);
+    bool async = drv->aio_submit != NULL; /* runs every op through aio_submit */
+    blk->cap_discard = (drv->discard || async) && drv->can_discard && drv->can_discard(&blk->bs);
+    blk->cap_zero = (drv->write_zeroes || async) && drv->can_zero && drv->can_zero(&blk->bs);
     blk->req_align = drv->request_alignment ? MAX(drv->request_alignment(&blk->bs), 1u) : 1;
     blk->mem_align = drv->mem_alignment ? MAX(drv->mem_alignment(&blk->bs), 1u) : 1;
     if (blk->length < 0) {

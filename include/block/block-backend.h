@@ -78,6 +78,8 @@ typedef enum VdAioEngine {
     VD_AIO_THREADS,   /* a thread pool running preadv/pwritev/fdatasync */
     VD_AIO_IO_URING,  /* io_uring for single-step aligned ops, the pool for the rest;
                          the default, falling back to threads where io_uring is unavailable */
+    VD_AIO_DRIVER,    /* the driver's own asynchronous I/O in the owner's loop (nbd, rbd);
+                         always used for such a driver, never for another */
 } VdAioEngine;
 
 /* Request flags for vd_blk_pwritev / vd_blk_write_zeroes. */
@@ -95,10 +97,11 @@ typedef struct VdBlockStats {
     /* host level: what reached the host */
     /* host operations: syscalls, or io_uring operations with aio=io_uring */
     uint64_t host_reads, host_writes;     /* preadv/pwritev(2) calls */
-    uint64_t host_fdatasync;              /* fdatasync(2) calls */
+    uint64_t host_fdatasync;              /* fdatasync(2) calls; a remote driver's flush (NBD_CMD_FLUSH) */
     uint64_t host_dsync_writes;           /* writes on a descriptor the kernel reports O_DSYNC */
-    uint64_t host_rwf_dsync_writes;       /* writes submitted with RWF_DSYNC (pwritev2 or SQE) */
-    uint64_t host_discards, host_zero_ranges; /* fallocate(2) calls */
+    uint64_t host_rwf_dsync_writes;       /* writes submitted with RWF_DSYNC (pwritev2 or SQE), or a
+                                             remote driver's FUA flag (NBD_CMD_FLAG_FUA) */
+    uint64_t host_discards, host_zero_ranges; /* fallocate(2) calls, or a remote driver's trim / zero */
     uint64_t host_bytes_read, host_bytes_written;
     uint64_t bounce_rmw;                  /* read-modify-write cycles */
     uint64_t flushes_skipped;             /* nothing written since last flush */
