@@ -68,7 +68,12 @@ static const VdNameValue error_policies[] = {
 
 #define VD_CRASH_MAX_SAMPLES 1000000
 
-static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null, &vd_driver_crashsim };
+static const VdBlockDriver *const builtin_drivers[] = {
+    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim,
+#ifdef VD_HAVE_RBD
+    &vd_driver_rbd,
+#endif
+};
 static GPtrArray *extra_drivers; /* vd_block_register_driver; owner thread at startup */
 
 void vd_block_register_driver(const VdBlockDriver *drv)

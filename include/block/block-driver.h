@@ -262,6 +262,8 @@ int vd_bdrv_discard(VdBlockDriverState *bs, VdDriverReq *req);
 int vd_bdrv_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req);
 
 extern const VdBlockDriver vd_driver_crashsim;
+/* Ceph RBD through librbd (block/rbd.c); built where librbd-dev is installed (VD_HAVE_RBD). */
+extern const VdBlockDriver vd_driver_rbd;
 
 /* Add n to a host counter from any thread. */
 static inline void vd_drv_count(uint64_t *counter, uint64_t n)
