@@ -170,6 +170,26 @@ static void guest_write(R *r, unsigned idx, uint8_t seed)
     assert_int_equal(vd_vblk_write(&r->b, idx * (BLK / 512), p, BLK), VBLK_S_OK);
 }
 
+/* True if `rbd diff` (the image's allocated extents) covers the byte at offset. */
+static bool allocated(R *r, uint64_t offset)
+{
+    g_autofree char *spec = g_strdup_printf("rbd/%s", r->image);
+    const char *diff[] = { "rbd", "diff", "--format", "json", spec, NULL };
+    g_autofree char *out = run_ok(diff);
+    g_autoptr(GError) err = NULL;
+    JsonNode *node = json_from_string(out, &err);
+    assert_non_null(node);
+    JsonArray *extents = json_node_get_array(node);
+    bool found = false;
+    for (guint i = 0; i < json_array_get_length(extents); i++) {
+        JsonObject *e = json_array_get_object_element(extents, i);
+        uint64_t off = json_object_get_int_member(e, "offset"), len = json_object_get_int_member(e, "length");
+        found |= offset >= off && offset - off < len;
+    }
+    json_node_unref(node);
+    return found;
+}
+
 /* Quit the VMM (cleanly: ASan findings make it non-zero), then compare `rbd export` with what was written. */
 static void r_stop_and_verify(R *r)
 {
@@ -320,8 +340,13 @@ static void test_zeroes_and_discard(void **state)
     }
     assert_int_equal(vd_vblk_dwz(&r->b, VBLK_T_DISCARD, OBJ / 512, OBJ / 512, 0), VBLK_S_OK);
     memset(r->expect + OBJ, 0, OBJ);
+    /* on blocks never written: without unmap the zeroes are allocated (thick), with unmap they need not be */
+    assert_int_equal(vd_vblk_dwz(&r->b, VBLK_T_WRITE_ZEROES, 2 * OBJ / 512, BLK / 512, 0), VBLK_S_OK);
+    assert_int_equal(vd_vblk_dwz(&r->b, VBLK_T_WRITE_ZEROES, 3 * OBJ / 512, BLK / 512, 1), VBLK_S_OK);
     assert_int_equal(vd_vblk_flush(&r->b), VBLK_S_OK);
     assert_true(librbd_counter(r, "discard") >= 1);
+    assert_true(allocated(r, 2 * OBJ));
+    assert_false(allocated(r, 3 * OBJ));
     r_stop_and_verify(r);
 }
 
