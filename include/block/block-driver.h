@@ -262,6 +262,7 @@ int vd_bdrv_discard(VdBlockDriverState *bs, VdDriverReq *req);
 int vd_bdrv_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req);
 
 extern const VdBlockDriver vd_driver_crashsim;
+extern const VdBlockDriver vd_driver_nbd;
 
 /* Add n to a host counter from any thread. */
 static inline void vd_drv_count(uint64_t *counter, uint64_t n)
