@@ -64,6 +64,38 @@ void nbd_server_nbdkit(NbdServer *srv, const char *const *args)
     spawn(srv);
 }
 
+void nbd_server_memory(NbdServer *srv, const char *const *args)
+{
+    const char *argv[16];
+    size_t n = 0, i = 0;
+    for (; args && args[i] && g_str_has_prefix(args[i], "-"); i++) {
+        argv[n++] = args[i];
+    }
+    argv[n++] = "memory";
+    argv[n++] = "size=16M";
+    for (; args && args[i]; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    nbd_server_nbdkit(srv, argv);
+}
+
+void nbd_server_eval(NbdServer *srv, bool flush)
+{
+    const char *args[] = {
+        "eval",
+        "get_size=truncate -s 16M @DIR@/disk && echo 16777216",
+        "pread=dd if=@DIR@/disk iflag=skip_bytes,count_bytes skip=$4 count=$3 status=none",
+        "pwrite=dd of=@DIR@/disk oflag=seek_bytes conv=notrunc seek=$4 status=none",
+        "can_write=exit 0",
+        "can_fua=echo none",
+        flush ? "can_flush=exit 0" : "can_flush=exit 3",
+        "flush=while [ -e @DIR@/hold ]; do sleep 0.01; done",
+        NULL,
+    };
+    nbd_server_nbdkit(srv, args);
+}
+
 void nbd_server_qemu(NbdServer *srv, const char *export_name, const char *qemu_args)
 {
     init(srv, export_name);

@@ -28,6 +28,15 @@ void nbd_server_require(const char *prog);
  * arrives.
  */
 void nbd_server_nbdkit(NbdServer *srv, const char *const *args);
+/* nbdkit's memory plugin (16M); args: "--filter=NAME"/"--OPTION" first, then filter parameters. */
+void nbd_server_memory(NbdServer *srv, const char *const *args);
+/*
+ * nbdkit's eval plugin on a 16M file, for servers the memory plugin cannot
+ * be: with flush but without FUA (flush=true), or without flush at all.
+ * Its flush waits while the file "hold" exists in the server's folder, so a
+ * test can keep one at the server (the pause filter holds data commands only).
+ */
+void nbd_server_eval(NbdServer *srv, bool flush);
 /* Start "qemu-nbd -k SOCK -x EXPORT ARGS" and wait for its socket. */
 void nbd_server_qemu(NbdServer *srv, const char *export_name, const char *qemu_args);
 /* Kill the server at once (SIGKILL) and reap it. */

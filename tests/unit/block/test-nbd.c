@@ -46,45 +46,6 @@ static void flush_async(VdBlockBackend *blk, Completion *c)
     vd_blk_flush(blk, completion_cb, c);
 }
 
-/* An nbdkit memory disk of 16M with the log filter; args: "--filter=NAME" first, then filter parameters. */
-static void start_memory(const char *const *args)
-{
-    const char *argv[16];
-    size_t n = 0, i = 0;
-    for (; args && args[i] && g_str_has_prefix(args[i], "-"); i++) {
-        argv[n++] = args[i];
-    }
-    argv[n++] = "memory";
-    argv[n++] = "size=16M";
-    for (; args && args[i]; i++) {
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    nbd_server_nbdkit(&srv, argv);
-}
-
-/*
- * nbdkit's eval plugin on a 16M file, for servers the memory plugin cannot
- * be: with flush but without FUA (flush=true), or without flush at all.
- * Its flush waits while @DIR@/hold exists, so a test can keep one at the
- * server (the pause filter holds data commands only).
- */
-static void start_eval(bool flush)
-{
-    const char *args[] = {
-        "eval",
-        "get_size=truncate -s 16M @DIR@/disk && echo 16777216",
-        "pread=dd if=@DIR@/disk iflag=skip_bytes,count_bytes skip=$4 count=$3 status=none",
-        "pwrite=dd of=@DIR@/disk oflag=seek_bytes conv=notrunc seek=$4 status=none",
-        "can_write=exit 0",
-        "can_fua=echo none",
-        flush ? "can_flush=exit 0" : "can_flush=exit 3",
-        "flush=while [ -e @DIR@/hold ]; do sleep 0.01; done",
-        NULL,
-    };
-    nbd_server_nbdkit(&srv, args);
-}
-
 /* Keep the eval server's flushes (hold=true) or let them through. */
 static void hold_flushes(bool hold)
 {
@@ -112,7 +73,7 @@ static void wait_reconnected(VdBlockBackend *blk)
 /* WCE=0 writes arrive as FUA writes and need no flush; guest FLUSH is NBD_CMD_FLUSH. */
 static void test_fua_and_flush(void **state)
 {
-    start_memory(NULL);
+    nbd_server_memory(&srv, NULL);
     VdBlockBackend *blk = open_nbd("");
     assert_true(vd_blk_write_cache(blk));
     assert_true(vd_blk_fua_native(blk));
@@ -144,7 +105,7 @@ static void test_fua_and_flush(void **state)
 /* Write-zeroes keeps the blocks allocated (NO_HOLE) unless the guest may unmap; discard is a trim. */
 static void test_zero_trim(void **state)
 {
-    start_memory(NULL);
+    nbd_server_memory(&srv, NULL);
     VdBlockBackend *blk = open_nbd("");
     assert_int_equal(vd_blk_write_zeroes_sync(blk, 8192, 8192, 0), 0);
     assert_int_equal(vd_blk_write_zeroes_sync(blk, 16384, 8192, VD_REQ_MAY_UNMAP), 0);
@@ -158,7 +119,7 @@ static void test_zero_trim(void **state)
 /* Flushes that arrive while one is held at the server share it. */
 static void test_flush_coalesce(void **state)
 {
-    start_eval(true);
+    nbd_server_eval(&srv, true);
     VdBlockBackend *blk = open_nbd("");
     assert_int_equal(write_block(blk, 0, 3, 0), 0);
     hold_flushes(true);
@@ -181,7 +142,7 @@ static void test_flush_coalesce(void **state)
 /* Many commands are in flight on the one connection at once. */
 static void test_many_in_flight(void **state)
 {
-    start_memory((const char *const[]){ "--threads=64", "--filter=pause", "pause-control=@DIR@/ctl", NULL });
+    nbd_server_memory(&srv, (const char *const[]){ "--threads=64", "--filter=pause", "pause-control=@DIR@/ctl", NULL });
     VdBlockBackend *blk = open_nbd("");
     static uint8_t buf[32][4096];
     struct iovec iov[32];
@@ -205,7 +166,7 @@ static void test_many_in_flight(void **state)
 /* A server with flush but no FUA: a WCE=0 write is a plain write followed by a flush. */
 static void test_no_fua_server(void **state)
 {
-    start_eval(true);
+    nbd_server_eval(&srv, true);
     VdBlockBackend *blk = open_nbd(",cache=writethrough");
     assert_false(vd_blk_fua_native(blk));
     assert_false(vd_blk_write_cache(blk));
@@ -221,7 +182,7 @@ static void test_no_fua_server(void **state)
 /* A server without flush: write-through only; the cache is off, stays off, and no flush is ever sent. */
 static void test_write_through_only(void **state)
 {
-    start_eval(false);
+    nbd_server_eval(&srv, false);
     VdBlockBackend *blk = open_nbd(",cache=writeback");
     assert_true(vd_blk_write_through_only(blk));
     assert_false(vd_blk_write_cache(blk));
@@ -240,7 +201,7 @@ static void test_write_through_only(void **state)
 /* The server's minimum block size is the request alignment; its maximum splits a request. */
 static void test_block_sizes(void **state)
 {
-    start_memory((const char *const[]){ "--filter=blocksize-policy", "blocksize-minimum=4096",
+    nbd_server_memory(&srv, (const char *const[]){ "--filter=blocksize-policy", "blocksize-minimum=4096",
                                         "blocksize-maximum=65536", "blocksize-error-policy=error", NULL });
     VdBlockBackend *blk = open_nbd("");
     uint8_t small[512];
@@ -261,7 +222,7 @@ static void test_block_sizes(void **state)
 /* Several iovecs travel as one command per piece of the server's maximum. */
 static void test_iovecs(void **state)
 {
-    start_memory(NULL);
+    nbd_server_memory(&srv, NULL);
     VdBlockBackend *blk = open_nbd("");
     uint8_t a[512], b[1536];
     memset(a, 8, sizeof(a));
@@ -287,7 +248,7 @@ static void test_iovecs(void **state)
 /* A server error is the guest's error: a failed durable write makes later flushes fail (sticky). */
 static void test_server_error_sticky(void **state)
 {
-    start_memory((const char *const[]){ "--filter=error", "error-pwrite-rate=100%", "error-pwrite-file=@DIR@/fail",
+    nbd_server_memory(&srv, (const char *const[]){ "--filter=error", "error-pwrite-rate=100%", "error-pwrite-file=@DIR@/fail",
                                         NULL });
     VdBlockBackend *blk = open_nbd("");
     assert_int_equal(write_block(blk, 0, 1, 0), 0);
@@ -305,7 +266,7 @@ static void test_server_error_sticky(void **state)
 /* werror=stop holds a write the server failed; cont (resume) retries it once the server is well. */
 static void test_server_error_stop_resume(void **state)
 {
-    start_memory((const char *const[]){ "--filter=error", "error-pwrite-rate=100%", "error-pwrite-file=@DIR@/fail",
+    nbd_server_memory(&srv, (const char *const[]){ "--filter=error", "error-pwrite-rate=100%", "error-pwrite-file=@DIR@/fail",
                                         NULL });
     VdBlockBackend *blk = open_nbd(",werror=stop");
     g_autofree char *fail = nbd_server_path(&srv, "fail");
@@ -332,7 +293,7 @@ static void test_server_error_stop_resume(void **state)
  */
 static void test_server_killed_stop_cont(void **state)
 {
-    start_memory((const char *const[]){ "--filter=pause", "pause-control=@DIR@/ctl", NULL });
+    nbd_server_memory(&srv, (const char *const[]){ "--filter=pause", "pause-control=@DIR@/ctl", NULL });
     VdBlockBackend *blk = open_nbd(",werror=stop");
     static uint8_t buf[4][4096];
     struct iovec iov[4];
@@ -369,7 +330,7 @@ static void test_server_killed_stop_cont(void **state)
 /* A flush in flight when the server dies is never reported successful, and the error is sticky. */
 static void test_server_killed_flush(void **state)
 {
-    start_eval(true);
+    nbd_server_eval(&srv, true);
     VdBlockBackend *blk = open_nbd("");
     assert_int_equal(write_block(blk, 0, 1, 0), 0);
     hold_flushes(true);
@@ -392,7 +353,7 @@ static void test_server_killed_flush(void **state)
 /* Writes acknowledged but not flushed when the server died may be gone: the next flush fails. */
 static void test_server_killed_cache_lost(void **state)
 {
-    start_memory(NULL);
+    nbd_server_memory(&srv, NULL);
     VdBlockBackend *blk = open_nbd("");
     assert_int_equal(write_block(blk, 0, 1, 0), 0);
     nbd_server_kill(&srv);
@@ -405,7 +366,7 @@ static void test_server_killed_cache_lost(void **state)
 /* A read-only export opens only read-only; writes then fail with EROFS. */
 static void test_read_only_export(void **state)
 {
-    start_memory((const char *const[]){ "-r", NULL });
+    nbd_server_memory(&srv, (const char *const[]){ "-r", NULL });
     g_autofree char *rw = g_strdup_printf("driver=nbd,uri=%s", srv.uri);
     GError *err = NULL;
     assert_null(vd_blk_open(rw, NULL, &err));
@@ -421,7 +382,7 @@ static void test_read_only_export(void **state)
 /* Every bad option or server fails at open with one line naming what failed. */
 static void test_bad_input(void **state)
 {
-    start_memory(NULL);
+    nbd_server_memory(&srv, NULL);
     g_autofree char *tls = g_strdup_printf("driver=nbd,uri=nbds+unix:///?socket=%s", srv.sock);
     g_autofree char *both = g_strdup_printf("driver=nbd,uri=%s,export=x", srv.uri);
     const struct {
@@ -453,7 +414,7 @@ static void test_bad_input(void **state)
 /* QEMU's spelling: server.type=unix,server.path=,export=. */
 static void test_server_spelling(void **state)
 {
-    start_memory(NULL);
+    nbd_server_memory(&srv, NULL);
     g_autofree char *opts = g_strdup_printf("driver=nbd,server.type=unix,server.path=%s,export=", srv.sock);
     VdBlockBackend *blk = open_ok(opts);
     assert_int_equal(write_block(blk, 0, 1, VD_REQ_FUA), 0);
