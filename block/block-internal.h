@@ -101,6 +101,7 @@ struct VdBlockBackend {
     /* Capabilities, asked once at open. */
     VdFuaSupport cap_fua;
     bool cap_dsync, cap_discard, cap_zero;
+    bool cap_write_through;         /* no volatile cache: the write cache is off for good */
     uint32_t req_align, mem_align;
 
     bool wce;

@@ -19,13 +19,7 @@ static const VdEngineOps *const engines[] = {
 bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp)
 {
     g_return_val_if_fail(aio < G_N_ELEMENTS(engines), false);
-    if (blk->bs.drv->aio_submit && aio_explicit && aio != VD_AIO_DRIVER) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "aio=%s does not apply to driver=%s: its I/O runs in the owner's loop (aio=driver)",
-                    vd_aio_name(aio), blk->bs.drv->name);
-        return false;
-    }
-    if (blk->bs.drv->aio_submit) {
+    if (blk->bs.drv->aio_submit) { /* options.c refused any other explicit aio= */
         aio = VD_AIO_DRIVER;
     }
     g_autoptr(GError) err = NULL;

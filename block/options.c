@@ -69,7 +69,7 @@ static const VdNameValue error_policies[] = {
 #define VD_CRASH_MAX_SAMPLES 1000000
 
 static const VdBlockDriver *const builtin_drivers[] = {
-    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim,
+    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim, &vd_driver_nbd,
 #ifdef VD_HAVE_RBD
     &vd_driver_rbd,
 #endif
@@ -407,6 +407,25 @@ static bool check_chain(VdBlockOptions *o, GError **errp)
     return false;
 }
 
+/* aio= against the driver: an asynchronous driver runs only aio=driver, and only it does. */
+static bool check_aio(const VdBlockOptions *o, GError **errp)
+{
+    bool async = o->driver->aio_submit != NULL;
+    if (async && o->aio_explicit && o->aio != VD_AIO_DRIVER) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "aio=%s does not apply to driver=%s: its I/O runs in the owner's loop (aio=driver)",
+                    vd_aio_name(o->aio), o->driver->name);
+        return false;
+    }
+    if (!async && o->aio == VD_AIO_DRIVER) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "aio=driver needs a driver with its own asynchronous I/O (nbd, rbd), not driver=%s",
+                    o->driver->name);
+        return false;
+    }
+    return true;
+}
+
 /* file= and size= as the protocol at the bottom of the chain needs them. */
 static bool check_protocol(const VdBlockDriver *proto, const VdBlockOptions *o, GError **errp)
 {
@@ -460,8 +479,8 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
             return false;
         }
     }
-    const VdBlockDriver *proto = out->child ? out->child : out->driver;
-    if (check_chain(out, errp) && check_protocol(proto, out, errp) && check_driver_options(proto, out, errp)) {
+    if (check_chain(out, errp) && check_protocol(out->child ? out->child : out->driver, out, errp) &&
+        check_driver_options(out->child ? out->child : out->driver, out, errp) && check_aio(out, errp)) {
         return true;
     }
     vd_block_options_clear(out);

@@ -205,6 +205,13 @@ void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, u
  */
 void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionFunc *cb, void *opaque);
 bool vd_blk_write_cache(VdBlockBackend *blk);
+/*
+ * True if the disk has no volatile cache to turn on (e.g. an NBD server
+ * without flush: it acknowledges only durable writes).  Its write cache is
+ * off from open on and stays off: turning it on completes with 0 and
+ * changes nothing, so every device reports it off to its guest.
+ */
+bool vd_blk_write_through_only(VdBlockBackend *blk);
 
 /*
  * Write-cache change notification: the backend's write-cache state is the
@@ -217,7 +224,7 @@ bool vd_blk_write_cache(VdBlockBackend *blk);
 typedef void VdWriteCacheNotifyFunc(void *opaque, bool enabled);
 void vd_blk_add_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque);
 void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque);
-/* The power-on write-cache state that the cache mode implies. */
+/* The power-on write-cache state that the cache mode (and a write-through-only disk) implies. */
 bool vd_blk_default_write_cache(VdBlockBackend *blk);
 
 /* Number of requests submitted and not yet completed (held and queued ones included). */

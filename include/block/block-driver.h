@@ -262,6 +262,7 @@ int vd_bdrv_discard(VdBlockDriverState *bs, VdDriverReq *req);
 int vd_bdrv_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req);
 
 extern const VdBlockDriver vd_driver_crashsim;
+extern const VdBlockDriver vd_driver_nbd;
 /* Ceph RBD through librbd (block/rbd.c); built where librbd-dev is installed (VD_HAVE_RBD). */
 extern const VdBlockDriver vd_driver_rbd;
 
