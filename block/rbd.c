@@ -21,6 +21,9 @@
  *     librbd's own guess would hide a missing flush until the first one.
  * These settings are applied after the configuration file, so they win.
  *
+ * librados and librbd are loaded at the first open (rbd-lib.h), so only a
+ * process with an rbd drive pays for them.
+ *
  * Lock rules: open, close, the capabilities and aio_submit run on the owner
  * thread.  librbd calls rbd_op_done on its own threads; it touches nothing
  * but its VdRbdOp (the result) and pushes it onto the completion channel
@@ -30,12 +33,13 @@
  */
 #include "block/block-driver.h"
 #include "rbd-completion.h"
+#include "rbd-lib.h"
 
 #include <errno.h>
-#include <rbd/librbd.h>
 #include <string.h>
 
 typedef struct VdRbdState {
+    const VdRbdLib *lib;        /* librados and librbd, loaded at the first open */
     rados_t cluster;
     rados_ioctx_t io;
     rbd_image_t image;
@@ -47,6 +51,7 @@ typedef struct VdRbdState {
 
 /* One op in flight: the engine's callback and librbd's result. */
 typedef struct VdRbdOp {
+    const VdRbdLib *lib;
     VdRbdChannel *channel;
     VdDrvAioCb *cb;
     void *opaque;
@@ -82,8 +87,8 @@ static void rbd_deliver(void *item)
 static void rbd_op_done(rbd_completion_t c, void *arg)
 {
     VdRbdOp *op = arg;
-    ssize_t r = rbd_aio_get_return_value(c);
-    rbd_aio_release(c);
+    ssize_t r = op->lib->rbd_aio_get_return_value(c);
+    op->lib->rbd_aio_release(c);
     op->ret = r < 0 ? (int)MAX(r, -4095) : 0;
     vd_rbd_channel_push(op->channel, op);
 }
@@ -91,7 +96,7 @@ static void rbd_op_done(rbd_completion_t c, void *arg)
 /* Set one librados option or fail naming it. */
 static bool rbd_conf_set(VdRbdState *s, const char *key, const char *value, GError **errp)
 {
-    int r = rados_conf_set(s->cluster, key, value);
+    int r = s->lib->rados_conf_set(s->cluster, key, value);
     if (r < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: cannot set %s=%s: %s", key, value,
                     g_strerror(-r));
@@ -108,7 +113,7 @@ static bool rbd_configure(VdRbdState *s, const VdDriverOpenOptions *o, GError **
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "rbd: user= needs a Ceph user name (e.g. user=admin)");
         return false;
     }
-    int r = rados_create(&s->cluster, user);
+    int r = s->lib->rados_create(&s->cluster, user);
     if (r < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: user=%s: cannot create a client: %s",
                     user ? user : "admin", g_strerror(-r));
@@ -123,14 +128,14 @@ static bool rbd_configure(VdRbdState *s, const VdDriverOpenOptions *o, GError **
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "rbd: conf= needs a path to a ceph.conf");
         return false;
     }
-    r = rados_conf_read_file(s->cluster, conf);
+    r = s->lib->rados_conf_read_file(s->cluster, conf);
     if (r < 0 && conf) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: conf=%s: cannot read it: %s", conf,
                     g_strerror(-r));
         return false;
     }
     /* Without conf=, no file on the default path is fine: CEPH_ARGS may name the monitors. */
-    r = rados_conf_parse_env(s->cluster, NULL);
+    r = s->lib->rados_conf_parse_env(s->cluster, NULL);
     if (r < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: CEPH_ARGS: %s", g_strerror(-r));
         return false;
@@ -145,7 +150,7 @@ static void connect_error(VdRbdState *s, const char *where, const char *user, in
 {
     char keyring[1024] = "";
     if (r == -ENOENT) {
-        rados_conf_get(s->cluster, "keyring", keyring, sizeof(keyring));
+        s->lib->rados_conf_get(s->cluster, "keyring", keyring, sizeof(keyring));
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "rbd: no keyring for client.%s (keyring=%s)",
                     user ? user : "admin", keyring);
     } else {
@@ -165,30 +170,31 @@ static bool rbd_connect_image(VdRbdState *s, const VdDriverOpenOptions *o, const
      * No monitor named: librados would look them up in DNS (SRV records),
      * print to stderr and leak in the resolver; vdisk needs them named.
      */
-    if (rados_conf_get(s->cluster, "mon_host", mon, sizeof(mon)) != -ENAMETOOLONG && !mon[0]) {
+    if (s->lib->rados_conf_get(s->cluster, "mon_host", mon, sizeof(mon)) != -ENAMETOOLONG && !mon[0]) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "rbd: %s names no monitor (mon_host)", where);
         return false;
     }
-    int r = rados_connect(s->cluster);
+    int r = s->lib->rados_connect(s->cluster);
     if (r < 0) {
         connect_error(s, where, vd_drv_opt(o, "user"), r, errp);
         return false;
     }
-    r = rados_ioctx_create(s->cluster, pool, &s->io);
+    r = s->lib->rados_ioctx_create(s->cluster, pool, &s->io);
     if (r < 0) {
         s->io = NULL;
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: pool=%s: %s", pool,
                     r == -ENOENT ? "no such pool" : g_strerror(-r));
         return false;
     }
-    r = o->read_only ? rbd_open_read_only(s->io, image, &s->image, NULL) : rbd_open(s->io, image, &s->image, NULL);
+    r = o->read_only ? s->lib->rbd_open_read_only(s->io, image, &s->image, NULL)
+                     : s->lib->rbd_open(s->io, image, &s->image, NULL);
     if (r < 0) {
         s->image = NULL;
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: image=%s: %s in pool %s", image,
                     r == -ENOENT ? "no such image" : g_strerror(-r), pool);
         return false;
     }
-    r = rbd_get_size(s->image, &s->size);
+    r = s->lib->rbd_get_size(s->image, &s->size);
     if (r < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: image=%s: cannot get its size: %s", image,
                     g_strerror(-r));
@@ -202,15 +208,15 @@ static void rbd_drv_close(VdBlockDriverState *bs)
 {
     VdRbdState *s = bs->opaque;
     if (s->image) {
-        rbd_close(s->image);
+        s->lib->rbd_close(s->image);
         s->image = NULL;
     }
     if (s->io) {
-        rados_ioctx_destroy(s->io);
+        s->lib->rados_ioctx_destroy(s->io);
         s->io = NULL;
     }
     if (s->cluster_created) {
-        rados_shutdown(s->cluster);
+        s->lib->rados_shutdown(s->cluster);
         s->cluster_created = false;
     }
     g_clear_pointer(&s->channel, vd_rbd_channel_free);
@@ -227,6 +233,10 @@ static bool rbd_drv_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, G
     }
     if (!image || !*image) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver 'rbd' needs image=NAME");
+        return false;
+    }
+    s->lib = vd_rbd_lib(errp);
+    if (!s->lib) {
         return false;
     }
     s->channel = vd_rbd_channel_new(o->ctx, rbd_deliver, errp);
@@ -249,33 +259,33 @@ static void rbd_aio_submit(VdBlockDriverState *bs, VdDrvAioOp op, VdDriverReq *r
 {
     VdRbdState *s = bs->opaque;
     VdRbdOp *rop = g_new0(VdRbdOp, 1);
-    *rop = (VdRbdOp){ .channel = s->channel, .cb = cb, .opaque = opaque };
+    *rop = (VdRbdOp){ .lib = s->lib, .channel = s->channel, .cb = cb, .opaque = opaque };
     rbd_completion_t c;
-    int r = rbd_aio_create_completion(rop, rbd_op_done, &c);
+    int r = s->lib->rbd_aio_create_completion(rop, rbd_op_done, &c);
     if (r == 0) {
         switch (op) {
         case VD_DRV_AIO_READ:
-            r = rbd_aio_readv(s->image, req->iov, req->niov, req->offset, c);
+            r = s->lib->rbd_aio_readv(s->image, req->iov, req->niov, req->offset, c);
             break;
         case VD_DRV_AIO_WRITE:
             /* VD_DRV_FUA comes only with native FUA (no client cache): a completed write is committed. */
-            r = rbd_aio_writev(s->image, req->iov, req->niov, req->offset, c);
+            r = s->lib->rbd_aio_writev(s->image, req->iov, req->niov, req->offset, c);
             break;
         case VD_DRV_AIO_FLUSH:
-            r = rbd_aio_flush(s->image, c);
+            r = s->lib->rbd_aio_flush(s->image, c);
             break;
         case VD_DRV_AIO_DISCARD:
-            r = rbd_aio_discard(s->image, req->offset, req->bytes, c);
+            r = s->lib->rbd_aio_discard(s->image, req->offset, req->bytes, c);
             break;
         case VD_DRV_AIO_WRITE_ZEROES:
-            r = rbd_aio_write_zeroes(s->image, req->offset, req->bytes, c,
+            r = s->lib->rbd_aio_write_zeroes(s->image, req->offset, req->bytes, c,
                                      (req->flags & VD_DRV_MAY_UNMAP) ? 0 : RBD_WRITE_ZEROES_FLAG_THICK_PROVISION, 0);
             break;
         default:
             g_assert_not_reached();
         }
         if (r < 0) {
-            rbd_aio_release(c);
+            s->lib->rbd_aio_release(c);
         }
     }
     if (r < 0) {
