@@ -276,31 +276,37 @@ static void test_guest_flush_reaches_librbd(void **state)
     r_stop_and_verify(r);
 }
 
+/*
+ * With the guest cache off, five writes under cache_opt: each reaches librbd
+ * as a write followed by per_write flushes before it completes.  Returns
+ * the running VMM and the flush count before the writes.
+ */
+static R *wce_off_writes(const char *name, const char *cache_opt, unsigned per_write, uint64_t *flush0)
+{
+    R *r = r_start(name, cache_opt);
+    assert_int_equal(vd_vblk_set_writeback(&r->b, 0), 0);
+    *flush0 = librbd_counter(r, "flush");
+    uint64_t wr0 = librbd_counter(r, "wr");
+    for (unsigned i = 0; i < 5; i++) {
+        guest_write(r, i, 0x22);
+        assert_int_equal(librbd_counter(r, "flush") - *flush0, (i + 1) * per_write);
+    }
+    assert_int_equal(librbd_counter(r, "wr") - wr0, 5);
+    return r;
+}
+
 /* cache=writeback, guest cache off: every write is followed by rbd_aio_flush before it completes. */
 static void test_wce_off_writes_flushed(void **state)
 {
-    R *r = r_start("wce0", "cache=writeback");
-    assert_int_equal(vd_vblk_set_writeback(&r->b, 0), 0);
-    uint64_t flush0 = librbd_counter(r, "flush"), wr0 = librbd_counter(r, "wr");
-    for (unsigned i = 0; i < 5; i++) {
-        guest_write(r, i, 0x22);
-        assert_int_equal(librbd_counter(r, "flush") - flush0, i + 1);
-    }
-    assert_int_equal(librbd_counter(r, "wr") - wr0, 5);
-    r_stop_and_verify(r);
+    uint64_t flush0;
+    r_stop_and_verify(wce_off_writes("wce0", "cache=writeback", 1, &flush0));
 }
 
 /* cache=none: no client cache, so writes are committed when they complete: WCE=0 needs no flush. */
 static void test_none_writes_durable_without_flush(void **state)
 {
-    R *r = r_start("none", "cache=none");
-    assert_int_equal(vd_vblk_set_writeback(&r->b, 0), 0);
-    uint64_t flush0 = librbd_counter(r, "flush"), wr0 = librbd_counter(r, "wr");
-    for (unsigned i = 0; i < 5; i++) {
-        guest_write(r, i, 0x33);
-    }
-    assert_int_equal(librbd_counter(r, "wr") - wr0, 5);
-    assert_int_equal(librbd_counter(r, "flush") - flush0, 0);
+    uint64_t flush0;
+    R *r = wce_off_writes("none", "cache=none", 0, &flush0);
     /* with the guest cache on, a FLUSH after a write still reaches librbd */
     assert_int_equal(vd_vblk_set_writeback(&r->b, 1), 1);
     guest_write(r, 6, 0x34);
