@@ -814,6 +814,10 @@ void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionF
     VdRequest *req = req_new(blk, VD_OP_FLUSH, 0, 0, NULL, 0, 0, cb, opaque);
     req->internal = true;
     req->wce_target = enable;
+    if (enable && blk->cap_write_through) {
+        req_complete_later(req, 0, "write-through only: the disk has no cache to turn on");
+        return;
+    }
     if (enable || !blk->wce) {
         set_wce_state(blk, enable);
         req_complete_later(req, 0, enable ? "turning the cache on needs no flush" : "the cache was already off");
@@ -845,9 +849,12 @@ void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyF
 
 bool vd_blk_write_cache(VdBlockBackend *blk) { return blk->wce; }
 
+bool vd_blk_write_through_only(VdBlockBackend *blk) { return blk->cap_write_through; }
+
 bool vd_blk_default_write_cache(VdBlockBackend *blk)
 {
-    return blk->cache_mode != VD_CACHE_WRITETHROUGH && blk->cache_mode != VD_CACHE_DIRECTSYNC;
+    return blk->cache_mode != VD_CACHE_WRITETHROUGH && blk->cache_mode != VD_CACHE_DIRECTSYNC &&
+           !blk->cap_write_through;
 }
 
 /* ---- open / close ---- */
@@ -960,7 +967,6 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->inline_mode = opts.inline_mode;
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
-    blk->wce = vd_blk_default_write_cache(blk);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
     blk->stop_notifiers = g_array_new(FALSE, FALSE, sizeof(VdStopNotifier));
     blk->werror = opts.werror;
@@ -970,12 +976,13 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     g_autofree char *crash_log = g_steal_pointer(&opts.crash_log);
+    g_autoptr(GPtrArray) driver_opts = g_steal_pointer(&opts.driver_opts);
     VdDriverOpenOptions dopts = {
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
         .locking = opts.locking,
         .child = opts.child, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
-        .crash_log = crash_log,
+        .crash_log = crash_log, .ctx = blk->ctx, .driver_opts = driver_opts,
     };
     const VdBlockDriver *drv = opts.driver;
     blk->bs.drv = drv;
@@ -994,10 +1001,13 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->length = drv->get_length(&blk->bs);
     blk->cap_fua = drv->can_fua ? drv->can_fua(&blk->bs) : VD_FUA_EMULATE;
     blk->cap_dsync = drv->can_dsync && drv->can_dsync(&blk->bs);
-    blk->cap_discard = drv->discard && drv->can_discard && drv->can_discard(&blk->bs);
-    blk->cap_zero = drv->write_zeroes && drv->can_zero && drv->can_zero(&blk->bs);
+    bool async = drv->aio_submit != NULL; /* runs every op through aio_submit */
+    blk->cap_discard = (drv->discard || async) && drv->can_discard && drv->can_discard(&blk->bs);
+    blk->cap_zero = (drv->write_zeroes || async) && drv->can_zero && drv->can_zero(&blk->bs);
     blk->req_align = drv->request_alignment ? MAX(drv->request_alignment(&blk->bs), 1u) : 1;
     blk->mem_align = drv->mem_alignment ? MAX(drv->mem_alignment(&blk->bs), 1u) : 1;
+    blk->cap_write_through = drv->write_through_only && drv->write_through_only(&blk->bs);
+    blk->wce = vd_blk_default_write_cache(blk);
     if (blk->length < 0) {
         int err = blk->length < -4095 ? EOVERFLOW : (int)-blk->length;
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(err), "file=%s: cannot get its size: %s",

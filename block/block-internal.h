@@ -14,10 +14,13 @@
  *        |               |           hands multi-step ones down to the pool
  *        |          request-exec.c   worker side: bounce, RMW, FUA emulation
  *        |               |
+ *        |    aio-driver.c           or, for an asynchronous driver (aio_submit),
+ *        |               |           every request as steps on the owner thread
  *   driver-call.c     the driver-boundary checkpoint: every call into a
  *        |            driver (and every io_uring op's prepare and result);
  *        |            takes the host faults and delays of fault.c
- *   drivers           file-posix.c (prepare: the one place fd + RWF chosen), null.c
+ *   drivers           file-posix.c (prepare: the one place fd + RWF chosen), null.c,
+ *                     drivers with aio_submit (nbd, rbd)
  *        |
  *   host-op.c         leaf: count a host op from the fd and flags submitted, trace
  *
@@ -103,6 +106,7 @@ struct VdBlockBackend {
     /* Capabilities, asked once at open. */
     VdFuaSupport cap_fua;
     bool cap_dsync, cap_discard, cap_zero;
+    bool cap_write_through;         /* no volatile cache: the write cache is off for good */
     uint32_t req_align, mem_align;
 
     bool wce;
@@ -136,6 +140,7 @@ struct VdBlockBackend {
     VdInlineMode inline_mode;       /* inline=, fixed at open */
     VdRequest *free_reqs;           /* finished requests kept for reuse (owner thread) */
     unsigned n_free_reqs;
+    struct VdAioDrv *aiodrv;        /* aio-driver.c state */
     void *zero_buf;                 /* VD_ZERO_BUF_SIZE aligned zero bytes */
 
     VdBlockStats stats;
@@ -184,6 +189,7 @@ typedef struct VdBlockOptions {
     VdErrorPolicy werror, rerror;
     VdFaultRule faults[VD_FAULT__MAX];  /* fault.OP= */
     unsigned delay_us[VD_FAULT__MAX];   /* delay.OP= */
+    GPtrArray *driver_opts;             /* VdOpt: keys of the protocol driver's option_names */
 } VdBlockOptions;
 
 /* options.c */
@@ -226,6 +232,8 @@ void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req);
 extern const VdEngineOps vd_engine_pool;
 /* aio-uring.c: io_uring for single host ops, the pool for the rest. */
 extern const VdEngineOps vd_engine_uring;
+/* aio-driver.c: every request through an asynchronous driver's aio_submit, in the owner's loop. */
+extern const VdEngineOps vd_engine_driver;
 
 /* request-exec.c: the worker-side job (host ops) for one request. */
 void vd_request_execute(VdBlockBackend *blk, VdRequest *req);
@@ -245,6 +253,17 @@ int vd_driver_call(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr);
  * prepare the op (0; the op is checked against dr and the plan), or -ENOTSUP.
  */
 int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHostOp *op);
+/*
+ * For the aio-driver engine: check dr like vd_driver_call, then take an
+ * injected fault (returned as its -errno; nothing submitted, cb never runs)
+ * or count the host op and start it with the driver's aio_submit (0; cb runs
+ * later, once).  The caller sleeps no delay here: see vd_driver_call_delay.
+ */
+int vd_driver_aio_submit(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdDrvAioCb *cb, void *opaque);
+/* An asynchronous driver's result for dr: check it (0 or -errno), count the bytes, trace it. */
+void vd_driver_aio_done(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, int ret);
+/* The injected delay (delay.OP=) of a call, in microseconds. */
+unsigned vd_driver_call_delay(VdBlockBackend *blk, VdDrvCall call);
 /* Assert that a driver's (or a CQE's) result is 0, a byte count <= bytes, or -4095..-1. */
 void vd_driver_check_result(uint64_t bytes, int64_t ret);
 /* True if a failure of this call may have consumed a one-shot writeback error (a sync step). */

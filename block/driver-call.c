@@ -3,7 +3,8 @@
  * driver, where the host faults of fault.c are taken.
  *
  * Every call from request-exec.c goes through vd_driver_call; the io_uring
- * engine goes through vd_driver_prepare and vd_driver_check_result.  Both
+ * engine goes through vd_driver_prepare and vd_driver_check_result; the
+ * aio-driver engine through vd_driver_aio_submit and vd_driver_aio_done.  All
  * assert the driver contract of include/block/block-driver.h: a violation
  * is a programming error in the generic layer or the driver, so it aborts.
  *
@@ -164,4 +165,61 @@ int vd_driver_call(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr)
     dr->op = NULL;
     vd_driver_check_result(dr->bytes, ret);
     return ret;
+}
+
+unsigned vd_driver_call_delay(VdBlockBackend *blk, VdDrvCall call)
+{
+    return vd_fault_delay(blk, call_info[call].fault);
+}
+
+/* What an asynchronous driver runs for each call, and the host counter it counts in. */
+typedef struct VdAioCallInfo {
+    VdDrvAioOp op;
+    const char *name;       /* in the trace */
+    size_t counter;         /* offsetof in VdBlockStats */
+} VdAioCallInfo;
+
+static const VdAioCallInfo aio_call_info[VD_CALL__MAX] = {
+    [VD_CALL_READ] = { VD_DRV_AIO_READ, "read", offsetof(VdBlockStats, host_reads) },
+    [VD_CALL_WRITE] = { VD_DRV_AIO_WRITE, "write", offsetof(VdBlockStats, host_writes) },
+    [VD_CALL_FLUSH_OS] = { VD_DRV_AIO__MAX, NULL, 0 },
+    [VD_CALL_FLUSH_DISK] = { VD_DRV_AIO_FLUSH, "flush", offsetof(VdBlockStats, host_fdatasync) },
+    [VD_CALL_DISCARD] = { VD_DRV_AIO_DISCARD, "discard", offsetof(VdBlockStats, host_discards) },
+    [VD_CALL_ZEROES] = { VD_DRV_AIO_WRITE_ZEROES, "write_zeroes", offsetof(VdBlockStats, host_zero_ranges) },
+};
+
+int vd_driver_aio_submit(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdDrvAioCb *cb, void *opaque)
+{
+    check_request(blk, call, dr);
+    const VdAioCallInfo *info = &aio_call_info[call];
+    g_assert(info->op < VD_DRV_AIO__MAX && blk->bs.drv->aio_submit);
+    int err = vd_fault_take(blk, call_info[call].fault, dr->offset, dr->bytes);
+    if (err) {
+        vd_drv_trace(dr, "injected-fault=-%s", g_strerror(err));
+        return -err;
+    }
+    vd_drv_count((uint64_t *)((char *)&blk->stats + info->counter), 1);
+    if (dr->flags & VD_DRV_FUA) {
+        vd_drv_count(&blk->stats.host_rwf_dsync_writes, 1);
+    }
+    blk->bs.drv->aio_submit(&blk->bs, info->op, dr, cb, opaque);
+    return 0;
+}
+
+void vd_driver_aio_done(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, int ret)
+{
+    vd_driver_check_result(dr->bytes, ret);
+    g_assert(ret <= 0); /* an asynchronous driver does the whole range or fails */
+    if (ret == 0 && call == VD_CALL_READ) {
+        vd_drv_count(&blk->stats.host_bytes_read, dr->bytes);
+    } else if (ret == 0 && call == VD_CALL_WRITE) {
+        vd_drv_count(&blk->stats.host_bytes_written, dr->bytes);
+    }
+    if (call_info[call].ranged) {
+        vd_drv_trace(dr, "%s %s(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT "%s%s)=%d", blk->bs.drv->name,
+                     aio_call_info[call].name, dr->offset, dr->bytes, (dr->flags & VD_DRV_FUA) ? ",FUA" : "",
+                     (dr->flags & VD_DRV_MAY_UNMAP) ? ",MAY_UNMAP" : "", ret);
+    } else {
+        vd_drv_trace(dr, "%s %s()=%d", blk->bs.drv->name, aio_call_info[call].name, ret);
+    }
 }

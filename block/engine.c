@@ -2,6 +2,8 @@
  * engine.c - choose the I/O engine once, at open, and route each request:
  * inline (aio-inline.c) when it qualifies, else to the engine.
  *
+ * A driver with its own asynchronous I/O (aio_submit: nbd, rbd) always gets
+ * the aio-driver engine, and no other driver does.  For the others,
  * aio=threads and aio=io_uring name an engine; without aio= the default
  * (io_uring) falls back to the thread pool where io_uring cannot be set up
  * (an old kernel, a seccomp sandbox).  An explicit aio= never falls back.
@@ -13,18 +15,22 @@
 static const VdEngineOps *const engines[] = {
     [VD_AIO_THREADS] = &vd_engine_pool,
     [VD_AIO_IO_URING] = &vd_engine_uring,
+    [VD_AIO_DRIVER] = &vd_engine_driver,
 };
 
 /* Set blk->engine to the first engine that can be set up, per aio=. */
 static bool open_engine(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp)
 {
     g_return_val_if_fail(aio < G_N_ELEMENTS(engines), false);
+    if (blk->bs.drv->aio_submit) { /* options.c refused any other explicit aio= */
+        aio = VD_AIO_DRIVER;
+    }
     g_autoptr(GError) err = NULL;
     if (engines[aio]->init(blk, &err)) {
         blk->engine = engines[aio];
         return true;
     }
-    if (aio_explicit || aio == VD_AIO_THREADS) {
+    if (aio_explicit || aio != VD_AIO_IO_URING) {
         g_propagate_error(errp, g_steal_pointer(&err));
         return false;
     }

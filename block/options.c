@@ -38,6 +38,7 @@ static const VdNameValue booleans[] = {
 static const VdNameValue aio_engines[] = {
     { "threads", VD_AIO_THREADS },
     { "io_uring", VD_AIO_IO_URING },
+    { "driver", VD_AIO_DRIVER },
     { NULL, 0 },
 };
 
@@ -71,7 +72,12 @@ static const VdNameValue error_policies[] = {
 
 #define VD_CRASH_MAX_SAMPLES 1000000
 
-static const VdBlockDriver *const builtin_drivers[] = { &vd_driver_file, &vd_driver_null, &vd_driver_crashsim };
+static const VdBlockDriver *const builtin_drivers[] = {
+    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim, &vd_driver_nbd,
+#ifdef VD_HAVE_RBD
+    &vd_driver_rbd,
+#endif
+};
 static GPtrArray *extra_drivers; /* vd_block_register_driver; owner thread at startup */
 
 void vd_block_register_driver(const VdBlockDriver *drv)
@@ -187,15 +193,82 @@ static const VdNameValue keys[] = {
     { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { "inline", K_INLINE }, { NULL, 0 },
 };
 
+/* The value of a driver's own option, or NULL. */
+const char *vd_drv_opt(const VdDriverOpenOptions *opts, const char *key)
+{
+    for (guint i = 0; opts->driver_opts && i < opts->driver_opts->len; i++) {
+        const VdOpt *o = g_ptr_array_index(opts->driver_opts, i);
+        if (strcmp(o->key, key) == 0) {
+            return o->value;
+        }
+    }
+    return NULL;
+}
+
+/* Free one kept driver option. */
+static void driver_opt_free(gpointer p)
+{
+    VdOpt *o = p;
+    g_free(o->key);
+    g_free(o->value);
+    g_free(o);
+}
+
+/* Keep a key that is not a generic one: the driver (known only at the end) may take it. */
+static bool defer_driver_option(const VdOpt *pair, VdBlockOptions *opts, GError **errp)
+{
+    VdDriverOpenOptions probe = { .driver_opts = opts->driver_opts };
+    if (vd_drv_opt(&probe, pair->key)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' is given twice", pair->key);
+        return false;
+    }
+    if (!opts->driver_opts) {
+        opts->driver_opts = g_ptr_array_new_with_free_func(driver_opt_free);
+    }
+    VdOpt *o = g_new(VdOpt, 1);
+    *o = (VdOpt){ .key = g_strdup(pair->key), .value = g_strdup(pair->value) };
+    g_ptr_array_add(opts->driver_opts, o);
+    return true;
+}
+
+/* True if name is one of drv's own option keys. */
+static bool driver_takes(const VdBlockDriver *drv, const char *name)
+{
+    for (const char *const *n = drv->option_names; n && *n; n++) {
+        if (strcmp(*n, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Every kept key must be one of the protocol driver's own; else name it and what is accepted. */
+static bool check_driver_options(const VdBlockDriver *proto, const VdBlockOptions *o, GError **errp)
+{
+    for (guint i = 0; o->driver_opts && i < o->driver_opts->len; i++) {
+        const VdOpt *opt = g_ptr_array_index(o->driver_opts, i);
+        if (!driver_takes(proto, opt->key)) {
+            g_autofree char *names = table_names(keys);
+            GString *own = g_string_new(NULL);
+            for (const char *const *n = proto->option_names; n && *n; n++) {
+                g_string_append_printf(own, ", %s", *n);
+            }
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "unknown option '%s'; accepted options: %s%s", opt->key, names, own->str);
+            g_string_free(own, TRUE);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Parse one key=value pair into opts. */
 static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen, GError **errp)
 {
     const char *key = pair->key, *value = pair->value;
     int k, v;
     if (!lookup(keys, "option", key, &k, NULL)) {
-        g_autofree char *names = table_names(keys);
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown option '%s'; accepted options: %s", key, names);
-        return false;
+        return defer_driver_option(pair, opts, errp);
     }
     if (*seen & (1u << k)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' is given twice", key);
@@ -334,7 +407,7 @@ static bool check_chain(VdBlockOptions *o, GError **errp)
     } else if (!o->driver->is_filter && o->child) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "child= is only for a filter driver (crashsim), not driver '%s'", o->driver->name);
-    } else if (o->child && o->child->is_filter) {
+    } else if (o->child && (o->child->is_filter || o->child->aio_submit)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "invalid child '%s': a filter's child must be a protocol driver (file, null)", o->child->name);
     } else if (o->crash_set && !o->driver->is_filter) {
@@ -345,10 +418,34 @@ static bool check_chain(VdBlockOptions *o, GError **errp)
     return false;
 }
 
+/* aio= against the driver: an asynchronous driver runs only aio=driver, and only it does. */
+static bool check_aio(const VdBlockOptions *o, GError **errp)
+{
+    bool async = o->driver->aio_submit != NULL;
+    if (async && o->aio_explicit && o->aio != VD_AIO_DRIVER) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "aio=%s does not apply to driver=%s: its I/O runs in the owner's loop (aio=driver)",
+                    vd_aio_name(o->aio), o->driver->name);
+        return false;
+    }
+    if (!async && o->aio == VD_AIO_DRIVER) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "aio=driver needs a driver with its own asynchronous I/O (nbd, rbd), not driver=%s",
+                    o->driver->name);
+        return false;
+    }
+    return true;
+}
+
 /* file= and size= as the protocol at the bottom of the chain needs them. */
 static bool check_protocol(const VdBlockDriver *proto, const VdBlockOptions *o, GError **errp)
 {
-    if (proto->needs_filename && !o->file) {
+    if (proto->remote && (o->file || o->size_set)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' takes no %s option; its own options "
+                    "name the image", proto->name, o->file ? "file=" : "size=");
+    } else if (proto->remote) {
+        return true;
+    } else if (proto->needs_filename && !o->file) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' needs file=PATH", proto->name);
     } else if (!proto->needs_filename && o->file) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver '%s' takes no file= option", proto->name);
@@ -393,7 +490,8 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
             return false;
         }
     }
-    if (check_chain(out, errp) && check_protocol(out->child ? out->child : out->driver, out, errp)) {
+    if (check_chain(out, errp) && check_protocol(out->child ? out->child : out->driver, out, errp) &&
+        check_driver_options(out->child ? out->child : out->driver, out, errp) && check_aio(out, errp)) {
         return true;
     }
     vd_block_options_clear(out);
@@ -404,4 +502,5 @@ void vd_block_options_clear(VdBlockOptions *opts)
 {
     g_clear_pointer(&opts->file, g_free);
     g_clear_pointer(&opts->crash_log, g_free);
+    g_clear_pointer(&opts->driver_opts, g_ptr_array_unref);
 }

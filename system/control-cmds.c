@@ -224,6 +224,8 @@ static JsonNode *block_info(ControlDrive *d)
     json_builder_add_string_value(b, vd_wt_policy_name(vd_blk_wt_policy(blk)));
     json_builder_set_member_name(b, "x-vdisk-aio");
     json_builder_add_string_value(b, vd_aio_name(vd_blk_aio(blk)));
+    json_builder_set_member_name(b, "x-vdisk-write-through-only");
+    json_builder_add_boolean_value(b, vd_blk_write_through_only(blk));
     json_builder_end_object(b);
     json_builder_end_object(b);
     return json_builder_get_root(b);
@@ -313,8 +315,12 @@ static void write_cache_done(void *opaque, int ret)
 static void cmd_set_write_cache(ControlCmd *cmd)
 {
     ControlDrive *d = device_arg(cmd);
-    if (d) {
-        vd_blk_set_write_cache(d->blk, json_object_get_boolean_member(cmd->args, "enable"), write_cache_done, cmd);
+    bool enable = d && json_object_get_boolean_member(cmd->args, "enable");
+    if (enable && vd_blk_write_through_only(d->blk)) {
+        cmd_error(cmd, "GenericError", "%s is write-through only (its server has no flush): the write cache stays off",
+                  d->id);
+    } else if (d) {
+        vd_blk_set_write_cache(d->blk, enable, write_cache_done, cmd);
     }
 }
 

@@ -78,6 +78,8 @@ typedef enum VdAioEngine {
     VD_AIO_THREADS,   /* a thread pool running preadv/pwritev/fdatasync */
     VD_AIO_IO_URING,  /* io_uring for single-step aligned ops, the pool for the rest;
                          the default, falling back to threads where io_uring is unavailable */
+    VD_AIO_DRIVER,    /* the driver's own asynchronous I/O in the owner's loop (nbd, rbd);
+                         always used for such a driver, never for another */
 } VdAioEngine;
 
 /* The inline fast path (inline=; docs/cache-modes.md, "I/O engines"). */
@@ -102,10 +104,11 @@ typedef struct VdBlockStats {
     /* host level: what reached the host */
     /* host operations: syscalls, or io_uring operations with aio=io_uring */
     uint64_t host_reads, host_writes;     /* preadv/pwritev(2) calls */
-    uint64_t host_fdatasync;              /* fdatasync(2) calls */
+    uint64_t host_fdatasync;              /* fdatasync(2) calls; a remote driver's flush (NBD_CMD_FLUSH) */
     uint64_t host_dsync_writes;           /* writes on a descriptor the kernel reports O_DSYNC */
-    uint64_t host_rwf_dsync_writes;       /* writes submitted with RWF_DSYNC (pwritev2 or SQE) */
-    uint64_t host_discards, host_zero_ranges; /* fallocate(2) calls */
+    uint64_t host_rwf_dsync_writes;       /* writes submitted with RWF_DSYNC (pwritev2 or SQE), or a
+                                             remote driver's FUA flag (NBD_CMD_FLAG_FUA) */
+    uint64_t host_discards, host_zero_ranges; /* fallocate(2) calls, or a remote driver's trim / zero */
     uint64_t host_bytes_read, host_bytes_written;
     uint64_t bounce_rmw;                  /* read-modify-write cycles */
     uint64_t flushes_skipped;             /* nothing written since last flush */
@@ -214,6 +217,13 @@ void vd_blk_write_zeroes(VdBlockBackend *blk, uint64_t offset, uint64_t bytes, u
  */
 void vd_blk_set_write_cache(VdBlockBackend *blk, bool enable, VdBlockCompletionFunc *cb, void *opaque);
 bool vd_blk_write_cache(VdBlockBackend *blk);
+/*
+ * True if the disk has no volatile cache to turn on (e.g. an NBD server
+ * without flush: it acknowledges only durable writes).  Its write cache is
+ * off from open on and stays off: turning it on completes with 0 and
+ * changes nothing, so every device reports it off to its guest.
+ */
+bool vd_blk_write_through_only(VdBlockBackend *blk);
 
 /*
  * Write-cache change notification: the backend's write-cache state is the
@@ -226,7 +236,7 @@ bool vd_blk_write_cache(VdBlockBackend *blk);
 typedef void VdWriteCacheNotifyFunc(void *opaque, bool enabled);
 void vd_blk_add_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque);
 void vd_blk_remove_write_cache_notifier(VdBlockBackend *blk, VdWriteCacheNotifyFunc *fn, void *opaque);
-/* The power-on write-cache state that the cache mode implies. */
+/* The power-on write-cache state that the cache mode (and a write-through-only disk) implies. */
 bool vd_blk_default_write_cache(VdBlockBackend *blk);
 
 /* Number of requests submitted and not yet completed (held and queued ones included). */

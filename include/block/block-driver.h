@@ -22,6 +22,11 @@
  * A driver returns 0 or a byte count (<= bytes) on success and a negative
  * errno (-4095..-1) on failure; the checkpoint asserts that too.
  *
+ * An asynchronous driver (nbd, rbd) has aio_submit instead of the worker
+ * callbacks: its I/O completes in the owner's GMainContext, with no thread.
+ * The generic layer then runs every request through the aio-driver engine
+ * (block/aio-driver.c): the same plan, the same checkpoint, the same faults.
+ *
  * Durability of a host op is decided once.  The generic layer chooses the
  * plan (VD_DRV_FUA, VD_DRV_DSYNC, or a plain write followed by a flush); a
  * driver that talks to a descriptor turns it into one VdHostOp in prepare:
@@ -86,7 +91,12 @@ typedef struct VdDriverOpenOptions {
     unsigned crash_tear;        /* crashsim: tear writes at 0 (never), 512 or 4096 bytes */
     unsigned crash_samples;     /* crashsim: states sampled per cut when too many to enumerate */
     const char *crash_log;      /* crashsim: write the op log to this path at close (log=), or NULL */
+    GMainContext *ctx;          /* the owner's context: an async driver attaches its sources here */
+    GPtrArray *driver_opts;     /* VdOpt: the keys of the driver's option_names that were given; read with vd_drv_opt */
 } VdDriverOpenOptions;
+
+/* The value of a driver's own option key (one of its option_names), or NULL if not given. */
+const char *vd_drv_opt(const VdDriverOpenOptions *opts, const char *key);
 
 /* Descriptor open flags learnt from the kernel (F_GETFL), cached per open. */
 #define VD_DRV_MAX_FDS 4
@@ -124,6 +134,15 @@ typedef struct VdHostOp {
     uint64_t offset, bytes;
 } VdHostOp;
 
+/* The operations an asynchronous driver runs (aio_submit). */
+typedef enum VdDrvAioOp {
+    VD_DRV_AIO_READ, VD_DRV_AIO_WRITE, VD_DRV_AIO_FLUSH, VD_DRV_AIO_DISCARD, VD_DRV_AIO_WRITE_ZEROES,
+    VD_DRV_AIO__MAX
+} VdDrvAioOp;
+
+/* An asynchronous driver's completion: ret as a worker callback's result (0 or -errno). */
+typedef void VdDrvAioCb(void *opaque, int ret);
+
 /* One host-level request as a driver sees it. */
 typedef struct VdDriverReq {
     uint64_t offset;
@@ -140,6 +159,8 @@ typedef struct VdBlockDriver {
     size_t instance_size;
     bool needs_filename;
     bool is_filter;             /* has a child: open it with vd_bdrv_open_child */
+    bool remote;                /* takes neither file= nor size=: its options name the image (nbd, rbd) */
+    const char *const *option_names; /* NULL-terminated keys of its own (uri=, pool=...), or NULL */
 
     bool (*open)(VdBlockDriverState *bs, const VdDriverOpenOptions *opts, GError **errp);
     void (*close)(VdBlockDriverState *bs);
@@ -179,6 +200,32 @@ typedef struct VdBlockDriver {
      * inactivate (INACTIVE) and on invalidate_cache.  NULL: nothing to lock.
      */
     bool (*set_perm)(VdBlockDriverState *bs, VdImagePerm perm, GError **errp);
+
+    /*
+     * Optional: an asynchronous driver (instead of preadv..write_zeroes,
+     * which it leaves NULL).  Owner thread only.  Start op on req (the same
+     * range, iovecs and VD_DRV_* flags a worker callback would get; FLUSH is
+     * stage 2, the protocol's flush; DISCARD may end in -ENOTSUP, advisory;
+     * WRITE_ZEROES in -ENOTSUP, then the engine writes zeroes) and call
+     * cb(opaque, ret) exactly once, later, from the owner's GMainContext
+     * (VdDriverOpenOptions.ctx), never inside aio_submit: 0 when the whole
+     * range is done, or a negative errno.  req and its iovecs stay valid
+     * until cb.  Many requests may be in flight at once, in any order.
+     * A failure that leaves the outcome unknown (a dropped connection) is an
+     * error, never a success: a flush is reported successful only when the
+     * remote end said so.  The generic layer uses the aio-driver engine for
+     * every request of such a driver (block/aio-driver.c), and drains every
+     * request before close.
+     */
+    void (*aio_submit)(VdBlockDriverState *bs, VdDrvAioOp op, VdDriverReq *req, VdDrvAioCb *cb, void *opaque);
+
+    /*
+     * Optional, asked once per open: true if every completed write is
+     * durable by itself (the remote end has no volatile cache and no flush,
+     * e.g. an NBD server without NBD_FLAG_SEND_FLUSH).  The disk is then
+     * write-through only: the write cache is off and stays off.  NULL: false.
+     */
+    bool (*write_through_only)(VdBlockDriverState *bs);
 } VdBlockDriver;
 
 extern const VdBlockDriver vd_driver_file;
@@ -215,6 +262,9 @@ int vd_bdrv_discard(VdBlockDriverState *bs, VdDriverReq *req);
 int vd_bdrv_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req);
 
 extern const VdBlockDriver vd_driver_crashsim;
+extern const VdBlockDriver vd_driver_nbd;
+/* Ceph RBD through librbd (block/rbd.c); built where librbd-dev is installed (VD_HAVE_RBD). */
+extern const VdBlockDriver vd_driver_rbd;
 
 /* Add n to a host counter from any thread. */
 static inline void vd_drv_count(uint64_t *counter, uint64_t n)

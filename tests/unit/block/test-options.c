@@ -110,7 +110,7 @@ static void test_bad_options(void **state)
         { g_strdup_printf("file=%s,aio=native", img), "invalid aio 'native'; accepted values: threads, io_uring" },
         { g_strdup_printf("file=%s,format=qcow2", img), "invalid format 'qcow2'; accepted values: raw" },
         { g_strdup_printf("file=%s,discard=maybe", img), "invalid discard 'maybe'; accepted values: unmap, on, ignore, off" },
-        { g_strdup_printf("file=%s,driver=nbd", img), "invalid driver 'nbd'; accepted values: file, null" },
+        { g_strdup_printf("file=%s,driver=vvfat", img), "invalid driver 'vvfat'; accepted values: file, null" },
         { g_strdup_printf("file=%s,colour=blue", img),
           "unknown option 'colour'; accepted options: file, driver, format, cache, aio, read-only, wt-policy, size, discard, "
           "locking, active" },
