@@ -148,7 +148,6 @@ static void reconnected(VdNbdState *s)
     }
     s->ready = true;
     s->backoff_ms = 0;
-    s->reconnects++;
     g_message("driver=nbd: %s: reconnected", s->target.desc);
 }
 

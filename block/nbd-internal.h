@@ -57,7 +57,6 @@ typedef struct VdNbdState {
     GQueue done;            /* VdNbdReq whose every command finished, in order */
     GSource *retry;         /* the next reconnection attempt */
     unsigned backoff_ms;
-    unsigned reconnects;
 
     /* What the first handshake offered; a reconnection must offer the same. */
     int64_t size;
