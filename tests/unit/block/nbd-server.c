@@ -156,11 +156,6 @@ unsigned nbd_log_count(NbdServer *srv, const char *words)
     return n;
 }
 
-void nbd_log_reset(NbdServer *srv)
-{
-    g_assert(truncate(srv->log, 0) == 0 || !g_file_test(srv->log, G_FILE_TEST_EXISTS));
-}
-
 void nbd_server_pause(NbdServer *srv, char cmd)
 {
     g_autofree char *path = nbd_server_path(srv, "ctl");

@@ -51,7 +51,5 @@ char *nbd_server_path(NbdServer *srv, const char *name);
 unsigned nbd_log_count(NbdServer *srv, const char *words);
 /* Send one command character to the pause filter's control socket (pause-control=@DIR@/ctl) and wait for its answer. */
 void nbd_server_pause(NbdServer *srv, char cmd);
-/* Forget the log so far. */
-void nbd_log_reset(NbdServer *srv);
 
 #endif

@@ -127,6 +127,7 @@ static bool fake_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
     return true;
 }
 
+/* The fake's capabilities, from its options. */
 static void fake_close(VdBlockDriverState *bs) {}
 static int64_t fake_length(VdBlockDriverState *bs) { return DISK; }
 static VdFuaSupport fake_can_fua(VdBlockDriverState *bs) { return fake.fua; }

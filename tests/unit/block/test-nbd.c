@@ -17,6 +17,7 @@
 
 static NbdServer srv;
 
+/* Stop the test's server and remove its folder. */
 static int teardown(void **state)
 {
     nbd_server_stop(&srv);
