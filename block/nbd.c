@@ -151,9 +151,11 @@ static bool issue(VdNbdReq *r, uint64_t off, uint64_t len, uint8_t *buf, uint32_
     r->left++;
     switch (r->op) {
     case VD_DRV_AIO_READ:
+        g_assert(buf);
         cookie = nbd_aio_pread(h, buf, len, off, cb, 0);
         break;
     case VD_DRV_AIO_WRITE:
+        g_assert(buf);
         cookie = nbd_aio_pwrite(h, buf, len, off, cb, flags);
         break;
     case VD_DRV_AIO_FLUSH:
