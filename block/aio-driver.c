@@ -239,16 +239,6 @@ static VdAioStep *add_step(VdAioJob *job, VdDrvCall call, uint64_t offset, uint6
     return st;
 }
 
-/* A bounce buffer of len bytes at the driver's memory alignment, or NULL. */
-static uint8_t *bounce_alloc(VdBlockBackend *blk, size_t len)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, MAX(blk->mem_align, sizeof(void *)), MAX(len, 1)) != 0) {
-        return NULL;
-    }
-    return p;
-}
-
 /* Read: straight into the request's iovecs, or the aligned range into a bounce buffer. */
 static int plan_read(VdAioJob *job)
 {
@@ -258,7 +248,7 @@ static int plan_read(VdAioJob *job)
         add_step(job, VD_CALL_READ, req->offset, req->bytes, NULL, 0);
         return 0;
     }
-    job->buf = bounce_alloc(blk, req->align_end - req->align_off);
+    job->buf = vd_request_bounce_alloc(blk, req->align_end - req->align_off);
     if (!job->buf) {
         return -ENOMEM;
     }
@@ -277,7 +267,7 @@ static int plan_write(VdAioJob *job)
     }
     uint32_t ra = blk->req_align;
     uint64_t len = req->align_end - req->align_off, end = req->offset + req->bytes;
-    job->buf = bounce_alloc(blk, len);
+    job->buf = vd_request_bounce_alloc(blk, len);
     if (!job->buf) {
         return -ENOMEM;
     }
@@ -315,7 +305,7 @@ static int plan_zeroes(VdAioJob *job)
     uint64_t off = req->offset, end = req->offset + req->bytes;
     uint64_t mid_start = off, mid_end = end;
     if (off != req->align_off || end != req->align_end) {
-        job->buf = bounce_alloc(blk, 2 * (size_t)ra);
+        job->buf = vd_request_bounce_alloc(blk, 2 * (size_t)ra);
         if (!job->buf) {
             return -ENOMEM;
         }

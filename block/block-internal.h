@@ -237,6 +237,8 @@ extern const VdEngineOps vd_engine_driver;
 
 /* request-exec.c: the worker-side job (host ops) for one request. */
 void vd_request_execute(VdBlockBackend *blk, VdRequest *req);
+/* A buffer of len bytes at the driver's memory alignment (free it with free), or NULL. */
+void *vd_request_bounce_alloc(VdBlockBackend *blk, size_t len);
 /* True if req can reach the driver without a bounce buffer. */
 bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req);
 

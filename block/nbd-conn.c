@@ -52,7 +52,11 @@ void vd_nbd_conn_finish(VdNbdState *s, VdNbdReq *r)
     g_queue_push_tail(&s->done, r);
 }
 
-/* Watch the socket in the direction libnbd wants next; deliver at once if requests are done. */
+/*
+ * Watch the socket in the direction libnbd wants next; deliver at once if
+ * requests are done.  Only a change is passed on: g_source_modify_unix_fd
+ * wakes the context, so calling it on every prepare would spin the loop.
+ */
 static gboolean source_prepare(GSource *src, gint *timeout)
 {
     VdNbdState *s = ((VdNbdSource *)src)->s;
@@ -61,7 +65,10 @@ static gboolean source_prepare(GSource *src, gint *timeout)
         unsigned dir = nbd_aio_get_direction(s->h);
         GIOCondition want = ((dir & LIBNBD_AIO_DIRECTION_READ) ? G_IO_IN : 0) |
                             ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? G_IO_OUT : 0);
-        g_source_modify_unix_fd(src, s->fd_tag, want);
+        if (want != s->fd_events) {
+            g_source_modify_unix_fd(src, s->fd_tag, want);
+            s->fd_events = want;
+        }
     }
     return !g_queue_is_empty(&s->done);
 }
@@ -103,7 +110,8 @@ static void watch_handle(VdNbdState *s)
 {
     int fd = nbd_aio_get_fd(s->h);
     g_assert(fd >= 0);
-    s->fd_tag = g_source_add_unix_fd(s->source, fd, G_IO_IN);
+    s->fd_events = G_IO_IN;
+    s->fd_tag = g_source_add_unix_fd(s->source, fd, s->fd_events);
 }
 
 /* Timer: start an asynchronous connection; the source sees it finish. */
@@ -148,7 +156,6 @@ static void reconnected(VdNbdState *s)
     }
     s->ready = true;
     s->backoff_ms = 0;
-    s->reconnects++;
     g_message("driver=nbd: %s: reconnected", s->target.desc);
 }
 

@@ -54,10 +54,10 @@ typedef struct VdNbdState {
     bool ready;             /* h has finished its handshake and takes commands */
     GSource *source;        /* nbd-conn.c: watches h's socket, delivers done */
     gpointer fd_tag;        /* h's socket in source, or NULL */
+    GIOCondition fd_events; /* what fd_tag watches now */
     GQueue done;            /* VdNbdReq whose every command finished, in order */
     GSource *retry;         /* the next reconnection attempt */
     unsigned backoff_ms;
-    unsigned reconnects;
 
     /* What the first handshake offered; a reconnection must offer the same. */
     int64_t size;

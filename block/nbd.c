@@ -106,6 +106,7 @@ static void nbd_close_drv(VdBlockDriverState *bs)
     vd_nbd_target_clear(&s->target);
 }
 
+/* The export's size, from the handshake. */
 static int64_t nbd_get_length(VdBlockDriverState *bs) { return ((VdNbdState *)bs->opaque)->size; }
 
 /*
@@ -118,9 +119,13 @@ static VdFuaSupport nbd_can_fua_drv(VdBlockDriverState *bs)
     return s->can_fua || !s->can_flush ? VD_FUA_NATIVE : VD_FUA_EMULATE;
 }
 
+/* NBD_FLAG_SEND_TRIM. */
 static bool nbd_can_discard(VdBlockDriverState *bs) { return ((VdNbdState *)bs->opaque)->can_trim; }
+/* NBD_FLAG_SEND_WRITE_ZEROES. */
 static bool nbd_can_zero_drv(VdBlockDriverState *bs) { return ((VdNbdState *)bs->opaque)->can_zero; }
+/* The server's minimum block size (1 if it gave none). */
 static uint32_t nbd_align(VdBlockDriverState *bs) { return ((VdNbdState *)bs->opaque)->min_block; }
+/* No NBD_FLAG_SEND_FLUSH: the server acknowledges only durable writes. */
 static bool nbd_write_through_only(VdBlockDriverState *bs) { return !((VdNbdState *)bs->opaque)->can_flush; }
 
 /* libnbd's completion of one command: record a failure; queue the request when it was the last. */
@@ -146,9 +151,11 @@ static bool issue(VdNbdReq *r, uint64_t off, uint64_t len, uint8_t *buf, uint32_
     r->left++;
     switch (r->op) {
     case VD_DRV_AIO_READ:
+        g_assert(buf);
         cookie = nbd_aio_pread(h, buf, len, off, cb, 0);
         break;
     case VD_DRV_AIO_WRITE:
+        g_assert(buf);
         cookie = nbd_aio_pwrite(h, buf, len, off, cb, flags);
         break;
     case VD_DRV_AIO_FLUSH:

@@ -41,8 +41,7 @@ bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req)
     return true;
 }
 
-/* An aligned buffer for the driver, or NULL. */
-static void *bounce_alloc(VdBlockBackend *blk, size_t len)
+void *vd_request_bounce_alloc(VdBlockBackend *blk, size_t len)
 {
     void *p = NULL;
     if (posix_memalign(&p, MAX(blk->mem_align, sizeof(void *)), MAX(len, 1)) != 0) {
@@ -93,7 +92,7 @@ static int exec_read(VdBlockBackend *blk, VdRequest *req)
         return call_driver(blk, req, VD_CALL_READ, &dr);
     }
     size_t len = req->align_end - req->align_off;
-    uint8_t *buf = bounce_alloc(blk, len);
+    uint8_t *buf = vd_request_bounce_alloc(blk, len);
     if (!buf) {
         return -ENOMEM;
     }
@@ -137,7 +136,7 @@ static int exec_write(VdBlockBackend *blk, VdRequest *req)
         ret = call_driver(blk, req, VD_CALL_WRITE, &dr);
     } else {
         size_t len = req->align_end - req->align_off;
-        uint8_t *buf = bounce_alloc(blk, len);
+        uint8_t *buf = vd_request_bounce_alloc(blk, len);
         if (!buf) {
             return -ENOMEM;
         }
@@ -158,7 +157,7 @@ static int exec_write(VdBlockBackend *blk, VdRequest *req)
 static int zero_partial_block(VdBlockBackend *blk, VdRequest *req, uint64_t block, uint64_t from, uint64_t to)
 {
     uint32_t ra = blk->req_align;
-    uint8_t *buf = bounce_alloc(blk, ra);
+    uint8_t *buf = vd_request_bounce_alloc(blk, ra);
     if (!buf) {
         return -ENOMEM;
     }

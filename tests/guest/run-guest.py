@@ -5,7 +5,7 @@ host-side assertions (vdisk-vhost --stats-file counters, strace, the image bytes
 
   run-guest.py --build-dir BUILD --vhost PATH/vdisk-vhost CASE
 
-Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, vhost-migrate, qemu-virtio-blk, qemu-virtio-scsi,
+Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, vhost-migrate, vhost-nbd, qemu-virtio-blk, qemu-virtio-scsi,
 qsd-vhost-blk, bench, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
 that `compare` tabulates.  Exit 0 pass, 1 fail, 77 skip (QEMU not installable).
 """
@@ -816,7 +816,56 @@ def case_vhost_migrate(a, guest, work):
     check(d["errors"] == 0 and st_src["drive0"]["errors"] == 0, "migrate: no I/O errors on either side")
 
 
+def nbd_requests(log, command, flags=""):
+    """Requests (not replies) of one NBD command in nbdkit's log filter output, with flags (e.g. "fua=1")."""
+    n = 0
+    with open(log) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.endswith(" ...") and f" {command} id=" in line and flags in line:
+                n += 1
+    return n
+
+
+def case_vhost_nbd(a, guest, work):
+    """vdisk-vhost virtio-blk with its disk on an nbdkit export: the guest toggles its write cache; its fsyncs
+    arrive as NBD_CMD_FLUSH, its writes in write-through as FUA writes; a second boot reads the data back."""
+    if not shutil.which("nbdkit"):
+        print("SKIP: nbdkit is not installed (scripts/install-deps.sh installs it)")
+        return 77
+    sock, log = os.path.join(work, "nbd.sock"), os.path.join(work, "nbd.log")
+    srv = subprocess.Popen(["nbdkit", "-U", sock, "-f", "--exit-with-parent", "--filter=log", "memory",
+                            f"size={IMG_SIZE}", f"logfile={log}"], stdin=subprocess.DEVNULL)
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    try:
+        vh = Vhost(a.vhost, work, "virtio-blk", [f"driver=nbd,uri=nbd+unix:///?socket={sock},cache=writeback"])
+        res = guest.boot("blk-wb:30", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk nbd blk-wb")
+        res2 = guest.boot("blk-verify:30", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
+                          label="vdisk nbd blk-verify (reconnect)")
+        st = vh.stop()
+    finally:
+        srv.terminate()
+        srv.wait()
+    expect_states(res, "vda", "vdisk nbd", "write back", fua=0)
+    d = st["drive0"]
+    flushes, fua = nbd_requests(log, "Flush"), nbd_requests(log, "Write", "fua=1")
+    check(flushes >= 4, f"vdisk nbd: the guest's 4 fsyncs arrived as >= 4 NBD_CMD_FLUSH (server saw {flushes})")
+    check(flushes == d["host_fdatasync"],
+          f"vdisk nbd: every NBD_CMD_FLUSH the server saw was counted as a host flush ({d['host_fdatasync']})")
+    check(fua > 0 and fua == d["host_rwf_dsync_writes"],
+          f"vdisk nbd: the writes made in write-through arrived as FUA writes ({fua}, counted "
+          f"{d['host_rwf_dsync_writes']})")
+    check(d["aio"] == "driver" and d["errors"] == 0 and d["in_flight"] == 0,
+          f"vdisk nbd: the nbd driver's own engine, no error, nothing in flight (aio={d['aio']})")
+    check(res2["ops_fail"] == [] and res2["ops_ok"] == 4, "vdisk nbd: a second boot reads back all 4 regions")
+    save(a.results, "vhost-nbd", {"label": "vdisk-vhost virtio-blk on nbdkit (cache=writeback)", "wb": res})
+
+
 CASES = {
+    "vhost-nbd": case_vhost_nbd,
     "vhost-blk": case_vhost_blk,
     "vhost-scsi": case_vhost_scsi,
     "vhost-crash": case_vhost_crash,

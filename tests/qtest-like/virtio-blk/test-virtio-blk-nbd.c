@@ -116,9 +116,13 @@ static void test_guest_server_killed_cont(void **state)
     nbd_server_pause(&h.srv, 'p');
     VdVblkReq w = vd_vblk_submit(&h.b, 0, VBLK_T_OUT, 8, buf, sizeof(buf));
     vd_vq_kick(&h.b.vq[0]);
-    vd_qtest_poll(h.q, 200);
+    for (int i = 0; i < 100 && nbd_log_count(&h.srv, "Write") == 0; i++) {
+        vd_qtest_poll(h.q, 50); /* until the write is held at the paused server */
+    }
     nbd_server_kill(&h.srv);
-    vd_qtest_poll(h.q, 200);
+    for (int i = 0; i < 100 && vd_qtest_blockstat(h.q, "drive0", "stopped") == 0; i++) {
+        vd_qtest_poll(h.q, 50);
+    }
     assert_int_equal(vd_qtest_blockstat(h.q, "drive0", "stopped"), 1);
     assert_int_equal(vd_qtest_readw(h.q, h.b.vq[0].used + 2), h.b.vq[0].last_used); /* nothing completed */
     nbd_server_restart(&h.srv);

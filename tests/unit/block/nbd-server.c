@@ -19,6 +19,19 @@ void nbd_server_require(const char *prog)
     }
 }
 
+/* True if something accepts connections on the unix socket at path (bound is not enough). */
+static bool accepting(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 /* Spawn srv->argv and wait up to 10 s for the socket to accept. */
 static void spawn(NbdServer *srv)
 {
@@ -28,11 +41,11 @@ static void spawn(NbdServer *srv)
                        &srv->pid, &err)) {
         g_error("cannot start %s: %s", srv->argv[0], err->message);
     }
-    for (int i = 0; i < 1000 && !g_file_test(srv->sock, G_FILE_TEST_EXISTS); i++) {
+    for (int i = 0; i < 1000 && !accepting(srv->sock); i++) {
         g_usleep(10000);
     }
-    if (!g_file_test(srv->sock, G_FILE_TEST_EXISTS)) {
-        g_error("%s did not create %s", srv->argv[0], srv->sock);
+    if (!accepting(srv->sock)) {
+        g_error("%s does not accept on %s", srv->argv[0], srv->sock);
     }
 }
 
@@ -99,7 +112,7 @@ void nbd_server_eval(NbdServer *srv, bool flush)
 void nbd_server_qemu(NbdServer *srv, const char *export_name, const char *qemu_args)
 {
     init(srv, export_name);
-    g_autofree char *cmd = g_strdup_printf("qemu-nbd -k %s -x %s %s", srv->sock, export_name, qemu_args);
+    g_autofree char *cmd = g_strdup_printf("qemu-nbd -t -k %s -x %s %s", srv->sock, export_name, qemu_args);
     srv->argv = g_strsplit_set(cmd, " ", -1);
     spawn(srv);
 }
@@ -154,11 +167,6 @@ unsigned nbd_log_count(NbdServer *srv, const char *words)
         n += all;
     }
     return n;
-}
-
-void nbd_log_reset(NbdServer *srv)
-{
-    g_assert(truncate(srv->log, 0) == 0 || !g_file_test(srv->log, G_FILE_TEST_EXISTS));
 }
 
 void nbd_server_pause(NbdServer *srv, char cmd)

@@ -37,7 +37,7 @@ void nbd_server_memory(NbdServer *srv, const char *const *args);
  * test can keep one at the server (the pause filter holds data commands only).
  */
 void nbd_server_eval(NbdServer *srv, bool flush);
-/* Start "qemu-nbd -k SOCK -x EXPORT ARGS" and wait for its socket. */
+/* Start "qemu-nbd -t -k SOCK -x EXPORT ARGS" (persistent: it serves one client after another) and wait for its socket. */
 void nbd_server_qemu(NbdServer *srv, const char *export_name, const char *qemu_args);
 /* Kill the server at once (SIGKILL) and reap it. */
 void nbd_server_kill(NbdServer *srv);
@@ -51,7 +51,5 @@ char *nbd_server_path(NbdServer *srv, const char *name);
 unsigned nbd_log_count(NbdServer *srv, const char *words);
 /* Send one command character to the pause filter's control socket (pause-control=@DIR@/ctl) and wait for its answer. */
 void nbd_server_pause(NbdServer *srv, char cmd);
-/* Forget the log so far. */
-void nbd_log_reset(NbdServer *srv);
 
 #endif

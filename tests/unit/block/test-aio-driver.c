@@ -127,6 +127,7 @@ static bool fake_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
     return true;
 }
 
+/* The fake's capabilities, from its options. */
 static void fake_close(VdBlockDriverState *bs) {}
 static int64_t fake_length(VdBlockDriverState *bs) { return DISK; }
 static VdFuaSupport fake_can_fua(VdBlockDriverState *bs) { return fake.fua; }
@@ -322,32 +323,27 @@ static void test_unaligned_rmw(void **state)
 /* Write-zeroes: the driver's op (with MAY_UNMAP), writes of zeroes where it declines, RMW at the edges. */
 static void test_write_zeroes(void **state)
 {
-    VdBlockBackend *blk = open_fake(",zero=on");
-    memset(fake.data, 0x33, DISK);
-    in_call = true;
-    assert_int_equal(vd_blk_write_zeroes_sync(blk, 0, 8192, VD_REQ_MAY_UNMAP), 0);
-    in_call = false;
-    assert_string_equal(fake.log->str, "Z0+8192U ");
-    vd_blk_close(blk);
-
-    setup(state);
-    blk = open_fake(",zero=enotsup");
-    memset(fake.data, 0x33, DISK);
-    assert_int_equal(vd_blk_write_zeroes_sync(blk, 0, 8192, 0), 0);
-    assert_string_equal(fake.log->str, "Z0+8192 W0+8192 ");
-    assert_int_equal(fake.data[8191], 0);
-    vd_blk_close(blk);
-
-    setup(state);
-    blk = open_fake(",zero=off,align=4096");
-    memset(fake.data, 0x33, DISK);
-    assert_int_equal(vd_blk_write_zeroes_sync(blk, 512, 8192, 0), 0);
-    assert_string_equal(fake.log->str, "R0+4096 W0+4096 R8192+4096 W8192+4096 W4096+4096 ");
-    assert_int_equal(fake.data[511], 0x33);
-    assert_int_equal(fake.data[512], 0);
-    assert_int_equal(fake.data[8703], 0);
-    assert_int_equal(fake.data[8704], 0x33);
-    vd_blk_close(blk);
+    static const struct {
+        const char *opts;
+        uint64_t off;
+        unsigned flags;
+        const char *log;
+    } rows[] = {
+        { ",zero=on", 0, VD_REQ_MAY_UNMAP, "Z0+8192U " },
+        { ",zero=enotsup", 0, 0, "Z0+8192 W0+8192 " },
+        { ",zero=off,align=4096", 512, 0, "R0+4096 W0+4096 R8192+4096 W8192+4096 W4096+4096 " },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        setup(state);
+        VdBlockBackend *blk = open_fake(rows[i].opts);
+        memset(fake.data, 0x33, DISK);
+        assert_int_equal(vd_blk_write_zeroes_sync(blk, rows[i].off, 8192, rows[i].flags), 0);
+        assert_string_equal(fake.log->str, rows[i].log);
+        assert_int_equal(fake.data[rows[i].off + 8191], 0);
+        assert_int_equal(fake.data[rows[i].off + 8192], 0x33);
+        assert_true(rows[i].off == 0 || fake.data[rows[i].off - 1] == 0x33);
+        vd_blk_close(blk);
+    }
 }
 
 /* Discard reaches the driver; a driver that declines it (ENOTSUP) still succeeds. */

@@ -17,6 +17,7 @@
 
 static NbdServer srv;
 
+/* Stop the test's server and remove its folder. */
 static int teardown(void **state)
 {
     nbd_server_stop(&srv);
@@ -44,6 +45,24 @@ static int write_block(VdBlockBackend *blk, uint64_t off, uint8_t seed, unsigned
 static void flush_async(VdBlockBackend *blk, Completion *c)
 {
     vd_blk_flush(blk, completion_cb, c);
+}
+
+/* Iterate the loop until the server has logged n requests with these words (the machine may be slow). */
+static void wait_logged(const char *words, unsigned n)
+{
+    for (int i = 0; i < 500 && nbd_log_count(&srv, words) < n; i++) {
+        settle();
+    }
+    assert_int_equal(nbd_log_count(&srv, words), n);
+}
+
+/* Iterate the loop until the backend has stopped (werror=stop held a request). */
+static void wait_stopped(VdBlockBackend *blk)
+{
+    for (int i = 0; i < 500 && !vd_blk_is_stopped(blk); i++) {
+        settle();
+    }
+    assert_true(vd_blk_is_stopped(blk));
 }
 
 /* Keep the eval server's flushes (hold=true) or let them through. */
@@ -127,7 +146,7 @@ static void test_flush_coalesce(void **state)
     for (int i = 0; i < 4; i++) {
         flush_async(blk, &c[i]);
     }
-    settle();
+    wait_logged("Flush", 1);
     assert_int_equal(c[0].calls + c[1].calls + c[2].calls + c[3].calls, 0);
     hold_flushes(false);
     for (int i = 0; i < 4; i++) {
@@ -153,8 +172,10 @@ static void test_many_in_flight(void **state)
         iov[i] = (struct iovec){ .iov_base = buf[i], .iov_len = sizeof(buf[i]) };
         vd_blk_pwritev(blk, i * 4096, &iov[i], 1, 0, completion_cb, &c[i]);
     }
-    settle();
-    assert_int_equal(nbd_log_count(&srv, "Write"), 32); /* all 32 reached the server before any reply */
+    wait_logged("Write", 32); /* all 32 reached the server before any reply */
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(c[i].calls, 0);
+    }
     nbd_server_pause(&srv, 'r');
     for (int i = 0; i < 32; i++) {
         wait_completion(&c[i]);
@@ -276,7 +297,7 @@ static void test_server_error_stop_resume(void **state)
     struct iovec iov = { buf, sizeof(buf) };
     Completion c = { 0 };
     vd_blk_pwritev(blk, 0, &iov, 1, 0, completion_cb, &c);
-    settle();
+    wait_stopped(blk);
     assert_int_equal(c.calls, 0);
     unlink(fail);
     vd_blk_resume(blk);
@@ -304,8 +325,9 @@ static void test_server_killed_stop_cont(void **state)
         iov[i] = (struct iovec){ buf[i], sizeof(buf[i]) };
         vd_blk_pwritev(blk, i * 4096, &iov[i], 1, 0, completion_cb, &c[i]);
     }
-    settle();
+    wait_logged("Write", 4);
     nbd_server_kill(&srv);
+    wait_stopped(blk);
     settle();
     for (int i = 0; i < 4; i++) {
         assert_int_equal(c[i].calls, 0); /* held */
@@ -336,8 +358,7 @@ static void test_server_killed_flush(void **state)
     hold_flushes(true);
     Completion c = { 0 };
     flush_async(blk, &c);
-    settle();
-    assert_int_equal(nbd_log_count(&srv, "Flush"), 1);
+    wait_logged("Flush", 1);
     nbd_server_kill(&srv);
     wait_completion(&c);
     assert_int_equal(c.ret, -EIO);
