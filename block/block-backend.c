@@ -758,6 +758,15 @@ void vd_blk_resume(VdBlockBackend *blk)
     }
 }
 
+bool vd_blk_cont(VdBlockBackend *blk, GError **errp)
+{
+    if (blk->stopped && !vd_blk_is_active(blk) && !vd_blk_invalidate_cache(blk, errp)) {
+        return false;
+    }
+    vd_blk_resume(blk);
+    return true;
+}
+
 /*
  * A drain (device teardown, close) ends the stop: the held requests are
  * reported (they complete with their error) and the queued ones issued, in

@@ -442,15 +442,21 @@ static void cmd_stop(ControlCmd *cmd)
     }
 }
 
-/* cont: resume every stopped backend (held requests retried in order), reply, then RESUME. */
+/*
+ * cont: resume every stopped backend (held requests retried in order), reply, then RESUME.
+ * A drive whose image was handed over takes it back first (vd_blk_cont); if one cannot,
+ * the reply names it and the drives after it stay stopped.
+ */
 static void cmd_cont(ControlCmd *cmd)
 {
     VdControlServer *s = cmd->client->server;
     bool was_stopped = machine_stopped(s);
     for (guint i = 0; i < s->drives->len; i++) {
-        VdBlockBackend *blk = ((ControlDrive *)g_ptr_array_index(s->drives, i))->blk;
-        if (vd_blk_is_stopped(blk)) {
-            vd_blk_resume(blk);
+        ControlDrive *d = g_ptr_array_index(s->drives, i);
+        g_autoptr(GError) err = NULL;
+        if (!vd_blk_cont(d->blk, &err)) {
+            cmd_error(cmd, "GenericError", "%s: %s", d->id, err->message);
+            return;
         }
     }
     cmd_return(cmd, NULL);

@@ -267,7 +267,11 @@ void vd_qtest_cmd_cont(VdQtestServer *s, int argc, char **argv, GString *reply)
     VdDriveSpec *d = vd_qtest_find_drive(s, argv[1], reply);
     if (d) {
         unsigned n = vd_blk_parked(d->blk);
-        vd_blk_resume(d->blk);
+        g_autoptr(GError) err = NULL;
+        if (!vd_blk_cont(d->blk, &err)) {
+            vd_qtest_fail(reply, "%s: %s", d->id, err->message);
+            return;
+        }
         g_string_printf(reply, "OK %u", n);
     }
 }

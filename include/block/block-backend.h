@@ -363,6 +363,13 @@ void vd_blk_remove_stop_notifier(VdBlockBackend *blk, VdStopNotifyFunc *fn, void
 void vd_blk_stop(VdBlockBackend *blk);
 /* Leave the stopped state: retry the held requests in order, then issue the queued ones (cont). */
 void vd_blk_resume(VdBlockBackend *blk);
+/*
+ * An operator's cont (QMP cont, qtest cont): on a stopped backend whose image
+ * was handed over (inactive after a migration), take the image back first,
+ * as QEMU's cont does; if another process holds it (the destination), fail
+ * naming it and stay stopped.  Then vd_blk_resume.
+ */
+bool vd_blk_cont(VdBlockBackend *blk, GError **errp);
 bool vd_blk_is_stopped(VdBlockBackend *blk);
 /* Requests held after an error or queued while stopped (counted in vd_blk_in_flight). */
 unsigned vd_blk_parked(VdBlockBackend *blk);

@@ -131,7 +131,9 @@ static void vblk_migrate_wce(int writeback)
     g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
     g_autofree char *st = vd_qtest_ok(p->src, "query-migrate");
     assert_string_equal(st, "completed");
-    /* the source gave the image up: its backend is inactive, and writes would fail */
+    /* the source gave the image up: cont cannot take it back while the destination holds it */
+    g_autofree char *c = vd_qtest_cmd(p->src, "cont drive0");
+    assert_non_null(strstr(c, "FAIL drive0: "));
     b.dev.qt = p->dst;
     assert_int_equal(vd_vblk_complete(&b, &inflight, NULL), VBLK_S_OK);
     assert_int_equal(vd_vblk_writeback(&b), writeback);
