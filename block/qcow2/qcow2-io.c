@@ -124,6 +124,7 @@ static int allocating_write(BDRVQcow2State *s, const VdDriverReq *req, const Pie
     ret = write_new_cluster(s, req, p, host, fresh);
     g_mutex_lock(&s->lock);
     if (ret >= 0) {
+        qcow2_note_unsynced(s, QCOW2_LVL_DATA); /* the L2 table that points here waits for it */
         ret = qcow2_set_l2_entry(s, p->off, host | QCOW2_OFLAG_COPIED);
     }
     if (ret >= 0 && type == QCOW2_ZERO_ALLOC) {

@@ -27,7 +27,9 @@
  * Dependency order of metadata writes (every level is made durable, with the
  * child's flush_to_disk, before a higher level that may point at it is
  * written; cache=unsafe skips those flushes, as it skips every host flush):
- *   HEADER_DIRTY < REFBLOCK < REFTABLE < L2 < L1
+ *   HEADER_DIRTY < DATA < REFBLOCK < REFTABLE < L2 < L1
+ * (DATA: a new cluster's data is durable before an L2 entry pointing at it,
+ * or a cut could leave the entry pointing past the end of the file.)
  * Frees (refcount decrements) wait until the L2 entries that pointed at the
  * clusters are durable (qcow2-refcount.c).  So a cut at any point can only
  * leak clusters, never leave an entry pointing at a cluster with refcount 0.
@@ -101,7 +103,9 @@ typedef struct Qcow2CacheEntry {
 } Qcow2CacheEntry;
 
 typedef enum Qcow2Level {
-    QCOW2_LVL_HEADER_DIRTY, QCOW2_LVL_REFBLOCK, QCOW2_LVL_REFTABLE, QCOW2_LVL_L2, QCOW2_LVL_L1,
+    QCOW2_LVL_HEADER_DIRTY,
+    QCOW2_LVL_DATA,             /* a new cluster's data: written by the request itself, before its L2 entry */
+    QCOW2_LVL_REFBLOCK, QCOW2_LVL_REFTABLE, QCOW2_LVL_L2, QCOW2_LVL_L1,
     QCOW2_LVL__MAX,
 } Qcow2Level;
 
@@ -172,6 +176,8 @@ int qcow2_order_before(BDRVQcow2State *s, Qcow2Level level);
 int qcow2_writeout_all(BDRVQcow2State *s);
 /* Write the header buffer s->hdr_buf as it is. */
 int qcow2_write_header(BDRVQcow2State *s);
+/* A write of level has reached the child and is not durable yet. */
+void qcow2_note_unsynced(BDRVQcow2State *s, Qcow2Level level);
 /* A child flush_to_disk as an ordering point (nothing under cache=unsafe). */
 int qcow2_barrier(BDRVQcow2State *s);
 /* Close: write everything out and clear the dirty bit. */

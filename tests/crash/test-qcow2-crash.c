@@ -194,13 +194,13 @@ static uint64_t view_meta_hash(const View *v)
     return h;
 }
 
-/* Count one reference to the cluster at off; false if it lies past the end of the file. */
-static bool add_ref(const View *v, GHashTable *refs, uint64_t off, bool need_in_file)
+/* Count one reference to the cluster at off; false if it starts at or past the end of the file (qemu-img: an error). */
+static bool add_ref(const View *v, GHashTable *refs, uint64_t off)
 {
     uint64_t c = off / v->cs;
     g_hash_table_insert(refs, GSIZE_TO_POINTER(c + 1),
                         GSIZE_TO_POINTER(GPOINTER_TO_SIZE(g_hash_table_lookup(refs, GSIZE_TO_POINTER(c + 1))) + 1));
-    return !need_in_file || off + v->cs <= v->len;
+    return off < v->len;
 }
 
 /* The refcount the image's own refcount blocks give the cluster c. */
@@ -221,30 +221,30 @@ static uint64_t refcount_of(const View *v, uint64_t c)
 static int view_check(const View *v)
 {
     g_autoptr(GHashTable) refs = g_hash_table_new(g_direct_hash, g_direct_equal);
-    bool ok = add_ref(v, refs, 0, false);
+    bool ok = add_ref(v, refs, 0);
     for (uint64_t off = v->l1_off; off < v->l1_off + v->l1_size * 8; off += v->cs) {
-        ok &= add_ref(v, refs, off, false);
+        ok &= add_ref(v, refs, off);
     }
     for (uint64_t off = v->rt_off; off < v->rt_off + v->rt_bytes; off += v->cs) {
-        ok &= add_ref(v, refs, off, true);
+        ok &= add_ref(v, refs, off);
     }
     for (uint64_t i = 0; i < v->l1_size; i++) {
         uint64_t l2 = be64_at(v, v->l1_off + i * 8) & 0x00fffffffffffe00ull;
         if (!l2) {
             continue;
         }
-        ok &= add_ref(v, refs, l2, true);
+        ok &= add_ref(v, refs, l2);
         for (uint64_t j = 0; j < v->cs / 8; j++) {
             uint64_t host = be64_at(v, l2 + j * 8) & 0x00fffffffffffe00ull;
             if (host) {
-                add_ref(v, refs, host, false);
+                ok &= add_ref(v, refs, host);
             }
         }
     }
     for (uint64_t i = 0; i < v->rt_bytes / 8; i++) {
         uint64_t rb = be64_at(v, v->rt_off + i * 8) & ~0x1ffull;
         if (rb) {
-            ok &= add_ref(v, refs, rb, true);
+            ok &= add_ref(v, refs, rb);
         }
     }
     GHashTableIter it;
