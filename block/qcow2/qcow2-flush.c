@@ -2,7 +2,7 @@
  * qcow2-flush.c - metadata write-back in dependency order, and the two flush
  * stages of the driver chain.
  *
- * Levels (qcow2.h): HEADER_DIRTY < REFBLOCK < REFTABLE < L2 < L1.  Before a
+ * Levels (qcow2.h): HEADER_DIRTY < DATA < REFBLOCK < REFTABLE < L2 < L1.  Before a
  * table of level L is written, every dirty table of a lower level is written
  * and, if any lower-level write is not yet durable, the child is flushed (an
  * ordering point, qcow2_barrier).  So a refcount block reaches the disk
@@ -40,6 +40,12 @@ int qcow2_meta_read(BDRVQcow2State *s, uint64_t offset, void *buf, size_t len)
     return child_io(s, false, offset, buf, len);
 }
 
+void qcow2_note_unsynced(BDRVQcow2State *s, Qcow2Level level)
+{
+    s->unsynced |= 1u << level;
+    s->meta_writes++;
+}
+
 int qcow2_barrier(BDRVQcow2State *s)
 {
     if (!s->no_flush) {
@@ -58,8 +64,7 @@ int qcow2_write_header(BDRVQcow2State *s)
 {
     int ret = child_io(s, true, 0, s->hdr_buf, s->align);
     if (ret >= 0) {
-        s->unsynced |= 1u << QCOW2_LVL_HEADER_DIRTY;
-        s->meta_writes++;
+        qcow2_note_unsynced(s, QCOW2_LVL_HEADER_DIRTY);
     }
     return ret;
 }
@@ -117,6 +122,8 @@ static int write_level(BDRVQcow2State *s, Qcow2Level level)
         vd_qcow2_store_features(s->hdr_buf, s->h.incompatible_features, s->h.autoclear_features);
         s->dirty_marked = true;
         return qcow2_write_header(s);
+    case QCOW2_LVL_DATA:
+        return 0; /* written by the requests themselves */
     case QCOW2_LVL_REFBLOCK:
         return qcow2_cache_write_dirty(s, &s->rb_cache);
     case QCOW2_LVL_REFTABLE:
@@ -150,8 +157,7 @@ int qcow2_meta_write(BDRVQcow2State *s, Qcow2Level level, uint64_t offset, const
     }
     ret = child_io(s, true, offset, (void *)buf, len);
     if (ret >= 0) {
-        s->unsynced |= 1u << level;
-        s->meta_writes++;
+        qcow2_note_unsynced(s, level);
     }
     return ret;
 }
