@@ -253,10 +253,10 @@ bool vd_blk_crash_check_guest(VdBlockBackend *blk, VdCrashGuest *g, uint64_t see
                     "drive has no crashsim filter (open it with driver=crashsim,child=...)");
         return false;
     }
-    if (blk->bs.drv != &vd_driver_crashsim) {
+    if (vd_bdrv_find(&blk->bs, &vd_driver_qcow2)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "crashsim sits below driver '%s': guest sectors are not its sectors (check the crash states "
-                    "of the image instead, docs/qcow2.md)", blk->bs.drv->name);
+                    "crashsim sits below driver 'qcow2': guest sectors are not its sectors (check the crash states "
+                    "of the image instead, docs/qcow2.md)");
         return false;
     }
     *out = (VdCrashReport){ .seed = seed, .unsafe = blk->cache_mode == VD_CACHE_UNSAFE };

@@ -4,7 +4,8 @@
  * SIGKILLed.  cache=unsafe skips the host fdatasync but still runs stage 1,
  * which writes the L2 and refcount caches to the OS; so the killed process
  * leaves an image that `qemu-img check` finds clean and whose flushed data
- * reads back (`qemu-img convert -O raw`).  Skips without qemu-img.
+ * reads back (`qemu-img convert -O raw`).  And a SIGTERM closes the image
+ * clean: caches written out, dirty bit cleared.  Skips without qemu-img.
  */
 #include "virtio-blk-driver.h"
 
@@ -88,6 +89,47 @@ static void test_unsafe_flush_then_sigkill(void **state)
     assert_int_equal(system(rm), 0);
 }
 
+/* SIGTERM: vdisk-vmm closes its drives, so the caches are written out and the dirty bit is cleared. */
+static void test_sigterm_closes_clean(void **state)
+{
+    (void)state;
+    g_autofree char *dir = g_dir_make_tmp("vdisk-qcow2-term-XXXXXX", NULL);
+    g_autofree char *img = g_build_filename(dir, "disk.qcow2", NULL);
+    const char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", img, "64M", NULL };
+    assert_int_equal(run(create), 0);
+    g_autofree char *args = g_strdup_printf("--drive file=%s,format=qcow2,if=virtio,id=drive0", img);
+    VdQtest *q = vd_qtest_start(args);
+    VdGuestAlloc alloc;
+    vd_guest_alloc_init(&alloc, RAM_ALLOC_START, RAM_ALLOC_END);
+    VdVmmio dev;
+    VdVblk b;
+    assert_true(vd_vmmio_find(q, 2, "drive0", &dev));
+    assert_true(vd_vblk_init(&b, &dev, vd_vblk_all_features(), false, 1, QSIZE, &alloc));
+    uint8_t buf[WRITE_BYTES];
+    pattern(buf, 7);
+    assert_int_equal(vd_vblk_write(&b, 2048, buf, sizeof(buf)), VBLK_S_OK); /* no FLUSH: only the close writes it out */
+    vd_qtest_drain(q);
+    g_autofree char *hdr = NULL;
+    gsize len;
+    assert_true(g_file_get_contents(img, &hdr, &len, NULL));
+    assert_int_equal(hdr[79] & 1, 0); /* nothing written out yet: still clean on disk */
+    assert_int_equal(kill(vd_qtest_pid(q), SIGTERM), 0);
+    assert_int_equal(vd_qtest_quit(q), 0);
+    g_free(hdr);
+    assert_true(g_file_get_contents(img, &hdr, &len, NULL));
+    assert_int_equal(hdr[79] & 1, 0); /* the dirty bit set by the writeout is cleared again */
+    const char *check[] = { "qemu-img", "check", "-q", img, NULL };
+    assert_int_equal(run(check), 0);
+    g_autofree char *raw = g_build_filename(dir, "disk.raw", NULL);
+    const char *convert[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "raw", img, raw, NULL };
+    assert_int_equal(run(convert), 0);
+    g_autofree uint8_t *data = NULL;
+    assert_true(g_file_get_contents(raw, (char **)&data, &len, NULL));
+    assert_memory_equal(data + 2048 * 512, buf, sizeof(buf));
+    g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
 int main(void)
 {
     g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
@@ -95,6 +137,9 @@ int main(void)
         printf("SKIP harness-qcow2-kill: qemu-img not found (apt-get install qemu-utils)\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_unsafe_flush_then_sigkill) };
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unsafe_flush_then_sigkill),
+        cmocka_unit_test(test_sigterm_closes_clean),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
