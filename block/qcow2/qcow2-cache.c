@@ -120,16 +120,6 @@ void qcow2_cache_mark_dirty(Qcow2Cache *c, uint64_t offset)
     entry_of(c, offset)->dirty = true;
 }
 
-bool qcow2_cache_has_dirty(const Qcow2Cache *c)
-{
-    for (unsigned i = 0; i < c->n; i++) {
-        if (c->e[i].offset && c->e[i].dirty) {
-            return true;
-        }
-    }
-    return false;
-}
-
 int qcow2_cache_write_dirty(BDRVQcow2State *s, Qcow2Cache *c)
 {
     for (unsigned i = 0; i < c->n; i++) {

@@ -156,19 +156,23 @@ typedef enum Qcow2ClusterType {
 } Qcow2ClusterType;
 
 /* qcow2-cache.c (s->lock held) */
+/* n empty slots of the cluster size for tables of that level. */
 void qcow2_cache_init(Qcow2Cache *c, Qcow2Level level, unsigned n, BDRVQcow2State *s);
+/* Free the slots (the caller wrote the dirty tables out first). */
 void qcow2_cache_destroy(Qcow2Cache *c);
 /* Pin the table at offset (read it, or zero it if fresh); evicts the least recently used unpinned table. */
 int qcow2_cache_get(BDRVQcow2State *s, Qcow2Cache *c, uint64_t offset, bool fresh, void **table);
+/* Unpin the table at offset. */
 void qcow2_cache_put(Qcow2Cache *c, uint64_t offset);
+/* The pinned table at offset was changed: write it back later. */
 void qcow2_cache_mark_dirty(Qcow2Cache *c, uint64_t offset);
 /* Write every dirty table of c to the child (after the lower levels, qcow2_order_before). */
 int qcow2_cache_write_dirty(BDRVQcow2State *s, Qcow2Cache *c);
-bool qcow2_cache_has_dirty(const Qcow2Cache *c);
 
 /* qcow2-flush.c (s->lock held) */
 /* Write metadata to the child at offset, after making every lower dirty level durable. */
 int qcow2_meta_write(BDRVQcow2State *s, Qcow2Level level, uint64_t offset, const void *buf, size_t len);
+/* Read metadata from the child. */
 int qcow2_meta_read(BDRVQcow2State *s, uint64_t offset, void *buf, size_t len);
 /* Make every level below `level` written and durable (the child's flush unless no_flush). */
 int qcow2_order_before(BDRVQcow2State *s, Qcow2Level level);
@@ -182,10 +186,12 @@ void qcow2_note_unsynced(BDRVQcow2State *s, Qcow2Level level);
 int qcow2_barrier(BDRVQcow2State *s);
 /* Close: write everything out and clear the dirty bit. */
 void qcow2_shutdown(BDRVQcow2State *s);
+/* The driver's stage 1 and stage 2 (qcow2-flush.c). */
 int qcow2_flush_to_os(VdBlockDriverState *bs, VdDriverReq *req);
 int qcow2_flush_to_disk(VdBlockDriverState *bs, VdDriverReq *req);
 
 /* qcow2-refcount.c (s->lock held) */
+/* The refcount of a cluster (0 where no refcount block covers it). */
 int qcow2_get_refcount(BDRVQcow2State *s, uint64_t cluster, uint64_t *ref);
 /* Allocate one cluster (refcount 1); *fresh: it was never written, so it reads as zeroes. */
 int qcow2_alloc_cluster(BDRVQcow2State *s, uint64_t *offset, bool *fresh);
@@ -205,6 +211,7 @@ int qcow2_set_l2_entry(BDRVQcow2State *s, uint64_t guest_off, uint64_t entry);
 int qcow2_ensure_l2(BDRVQcow2State *s, uint64_t guest_off);
 
 /* qcow2-io.c (worker threads, take s->lock themselves) */
+/* The driver's data callbacks. */
 int qcow2_preadv(VdBlockDriverState *bs, VdDriverReq *req);
 int qcow2_pwritev(VdBlockDriverState *bs, VdDriverReq *req);
 int qcow2_write_zeroes(VdBlockDriverState *bs, VdDriverReq *req);

@@ -132,6 +132,7 @@ static uint64_t be64_at(const View *v, uint64_t off)
     return off + 8 <= v->len ? vd_ld_be64(v->p + off) : 0;
 }
 
+/* Read the header fields the view needs from a state's bytes. */
 static void view_init(View *v, const GByteArray *img)
 {
     *v = (View){ .p = img->data, .len = img->len };

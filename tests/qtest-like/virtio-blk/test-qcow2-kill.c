@@ -47,6 +47,19 @@ static void pattern(uint8_t *buf, unsigned i)
     }
 }
 
+/* vdisk-vmm with the qcow2 image as a virtio-blk drive (extra drive options), its driver initialised. */
+static VdQtest *start_guest(const char *img, const char *extra, VdGuestAlloc *alloc, VdVblk *b)
+{
+    g_autofree char *args = g_strdup_printf("--drive file=%s,format=qcow2%s,if=virtio,id=drive0", img, extra);
+    VdQtest *q = vd_qtest_start(args);
+    vd_guest_alloc_init(alloc, RAM_ALLOC_START, RAM_ALLOC_END);
+    VdVmmio dev;
+    assert_true(vd_vmmio_find(q, 2, "drive0", &dev));
+    assert_true(vd_vblk_init(b, &dev, vd_vblk_all_features(), false, 1, QSIZE, alloc));
+    return q;
+}
+
+/* Seed 003: allocating writes, FLUSH, SIGKILL under cache=unsafe: clean, and the flushed data is there. */
 static void test_unsafe_flush_then_sigkill(void **state)
 {
     (void)state;
@@ -55,14 +68,9 @@ static void test_unsafe_flush_then_sigkill(void **state)
     g_autofree char *raw = g_build_filename(dir, "disk.raw", NULL);
     const char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", img, "1G", NULL };
     assert_int_equal(run(create), 0);
-    g_autofree char *args = g_strdup_printf("--drive file=%s,format=qcow2,cache=unsafe,if=virtio,id=drive0", img);
-    VdQtest *q = vd_qtest_start(args);
     VdGuestAlloc alloc;
-    vd_guest_alloc_init(&alloc, RAM_ALLOC_START, RAM_ALLOC_END);
-    VdVmmio dev;
     VdVblk b;
-    assert_true(vd_vmmio_find(q, 2, "drive0", &dev));
-    assert_true(vd_vblk_init(&b, &dev, vd_vblk_all_features(), false, 1, QSIZE, &alloc));
+    VdQtest *q = start_guest(img, ",cache=unsafe", &alloc, &b);
     uint8_t buf[WRITE_BYTES];
     for (unsigned i = 0; i < WRITES; i++) {
         pattern(buf, i);
@@ -97,14 +105,9 @@ static void test_sigterm_closes_clean(void **state)
     g_autofree char *img = g_build_filename(dir, "disk.qcow2", NULL);
     const char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", img, "64M", NULL };
     assert_int_equal(run(create), 0);
-    g_autofree char *args = g_strdup_printf("--drive file=%s,format=qcow2,if=virtio,id=drive0", img);
-    VdQtest *q = vd_qtest_start(args);
     VdGuestAlloc alloc;
-    vd_guest_alloc_init(&alloc, RAM_ALLOC_START, RAM_ALLOC_END);
-    VdVmmio dev;
     VdVblk b;
-    assert_true(vd_vmmio_find(q, 2, "drive0", &dev));
-    assert_true(vd_vblk_init(&b, &dev, vd_vblk_all_features(), false, 1, QSIZE, &alloc));
+    VdQtest *q = start_guest(img, "", &alloc, &b);
     uint8_t buf[WRITE_BYTES];
     pattern(buf, 7);
     assert_int_equal(vd_vblk_write(&b, 2048, buf, sizeof(buf)), VBLK_S_OK); /* no FLUSH: only the close writes it out */

@@ -18,6 +18,7 @@ typedef struct Img {
     uint64_t size;
 } Img;
 
+/* A new image made by qemu-img (cluster size, compat), and an all-zero reference. */
 static void img_new(Img *im, const char *cs, const char *compat, uint64_t size)
 {
     im->dir = g_dir_make_tmp("vdisk-qcow2-XXXXXX", NULL);
@@ -30,6 +31,7 @@ static void img_new(Img *im, const char *cs, const char *compat, uint64_t size)
     qimg_create(im->path, cs, compat, sz);
 }
 
+/* Remove the image's folder and free the reference. */
 static void img_free(Img *im)
 {
     g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", im->dir);
@@ -40,6 +42,7 @@ static void img_free(Img *im)
     g_free(im->ref);
 }
 
+/* Open the image with format=qcow2 and extra options. */
 static VdBlockBackend *img_open(Img *im, const char *extra)
 {
     g_autofree char *o = g_strdup_printf("file=%s,format=qcow2%s%s", im->path, extra ? "," : "", extra ? extra : "");
