@@ -986,11 +986,14 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     g_autofree char *crash_log = g_steal_pointer(&opts.crash_log);
     g_autoptr(GPtrArray) driver_opts = g_steal_pointer(&opts.driver_opts);
+    const VdBlockDriver *below[2] = { opts.child_child, NULL };
     VdDriverOpenOptions dopts = {
         .filename = opts.file ? blk->filename : NULL, .read_only = opts.read_only, .direct = direct, .size = opts.size,
         .open_dsync_fd = opts.wt_policy == VD_WT_DSYNC && !opts.read_only && opts.cache != VD_CACHE_UNSAFE,
         .locking = opts.locking,
-        .child = opts.child, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
+        .child = opts.child, .below_child = below, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
+        .no_flush = opts.cache == VD_CACHE_UNSAFE,
+        .l2_cache_size = opts.l2_cache_size, .refcount_cache_size = opts.refcount_cache_size,
         .crash_log = crash_log, .ctx = blk->ctx, .driver_opts = driver_opts,
     };
     const VdBlockDriver *drv = opts.driver;

@@ -182,6 +182,10 @@ typedef struct VdBlockOptions {
     VdInlineMode inline_mode;       /* inline= */
     bool active;                    /* active=off: a migration destination, see vd_blk_open */
     const VdBlockDriver *child;     /* a filter's child driver */
+    const VdBlockDriver *child_child; /* child.child=: the child's own child (qcow2 over crashsim) */
+    int format;                     /* format=: VD_FORMAT_* */
+    bool format_set;
+    uint64_t l2_cache_size, refcount_cache_size; /* qcow2 */
     unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
     unsigned crash_samples;         /* crashsim: states per sampled cut */
     char *crash_log;                /* crashsim: log=, the op log written at close */
@@ -191,6 +195,9 @@ typedef struct VdBlockOptions {
     unsigned delay_us[VD_FAULT__MAX];   /* delay.OP= */
     GPtrArray *driver_opts;             /* VdOpt: keys of the protocol driver's option_names */
 } VdBlockOptions;
+
+/* format= values: raw adds nothing, qcow2 puts the qcow2 driver on top of the chain. */
+enum { VD_FORMAT_RAW, VD_FORMAT_QCOW2 };
 
 /* options.c */
 bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp);

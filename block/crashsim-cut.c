@@ -29,13 +29,6 @@ typedef struct Promise {
     bool any;                        /* a discard, failed or partial write: anything goes */
 } Promise;
 
-/* One pending unit: a (piece of a) host op that a state keeps or drops. */
-typedef struct Unit {
-    VdCrashHostWrite *w;
-    uint64_t first, end;             /* sectors of w covered by this unit */
-    uint64_t order;                  /* host order: completion, or after every completed op if in flight */
-} Unit;
-
 /* A promised sector that some state could get wrong. */
 typedef struct Risk {
     uint64_t sector;
@@ -109,10 +102,9 @@ static bool token_ok(const Promise *pr, uint64_t tok)
     return false;
 }
 
-/* Split the pending host ops into the units a state keeps or drops. */
-static GArray *collect_units(VdCrashSim *cs)
+GArray *vd_crash_collect_units(VdCrashSim *cs)
 {
-    GArray *units = g_array_new(FALSE, FALSE, sizeof(Unit));
+    GArray *units = g_array_new(FALSE, FALSE, sizeof(VdCrashUnit));
     uint64_t step = cs->tear ? cs->tear / VD_CRASH_SECTOR : UINT64_MAX;
     for (guint i = 0; i < cs->pending->len; i++) {
         VdCrashHostWrite *w = g_ptr_array_index(cs->pending, i);
@@ -121,7 +113,7 @@ static GArray *collect_units(VdCrashSim *cs)
             /* Tear at absolute tear-size boundaries, as a device's atomic unit would. */
             uint64_t abs = w->sector + first;
             uint64_t end = step == UINT64_MAX ? w->nsect : MIN(w->nsect, (abs / step + 1) * step - w->sector);
-            Unit u = { .w = w, .first = first, .end = end, .order = order };
+            VdCrashUnit u = { .w = w, .first = first, .end = end, .order = order };
             g_array_append_val(units, u);
             first = end;
         }
@@ -159,7 +151,7 @@ static GArray *collect_risks(VdCrashSim *cs, GHashTable *promises, GArray *units
         bool all_ok = r.durable_ok;
         r.cands = g_array_new(FALSE, FALSE, sizeof(Cand));
         for (guint u = 0; u < units->len; u++) {
-            const Unit *un = &g_array_index(units, Unit, u);
+            const VdCrashUnit *un = &g_array_index(units, VdCrashUnit, u);
             if (sector < un->w->sector + un->first || sector >= un->w->sector + un->end || un->order < dseq) {
                 continue;
             }
@@ -187,13 +179,17 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* Does state k keep unit u? */
-static bool keeps(bool exhaustive, uint64_t seed, uint64_t k, guint u)
+bool vd_crash_keeps(bool exhaustive, uint64_t seed, uint64_t k, guint u)
 {
     if (exhaustive) {
         return (k >> u) & 1;
     }
     return mix(mix(seed ^ mix(k)) + u) & 1;
+}
+
+uint64_t vd_crash_state_count(const VdCrashSim *cs, guint units)
+{
+    return units <= VD_CRASH_EXHAUSTIVE_UNITS ? (1ull << units) : (cs->samples ? cs->samples : DEFAULT_SAMPLES);
 }
 
 /* Check one state; returns the first lost sector + 1, or 0 if it keeps every promise. */
@@ -204,7 +200,7 @@ static uint64_t check_state(const GArray *risks, bool exhaustive, uint64_t seed,
         bool ok = r->durable_ok;
         for (guint c = 0; c < r->cands->len; c++) {
             const Cand *cand = &g_array_index(r->cands, Cand, c);
-            if (keeps(exhaustive, seed, k, cand->unit)) {
+            if (vd_crash_keeps(exhaustive, seed, k, cand->unit)) {
                 ok = cand->ok;
                 break;
             }
@@ -220,13 +216,13 @@ static uint64_t check_state(const GArray *risks, bool exhaustive, uint64_t seed,
 static void run_cut(VdCrashSim *cs, VdCrashGuest *g, VdCrashReport *out)
 {
     g_autoptr(GHashTable) promises = collect_promises(g);
-    g_autoptr(GArray) units = collect_units(cs);
+    g_autoptr(GArray) units = vd_crash_collect_units(cs);
     g_autoptr(GArray) risks = collect_risks(cs, promises, units);
     out->promised = g_hash_table_size(promises);
     out->pending = units->len;
     bool exhaustive = units->len <= VD_CRASH_EXHAUSTIVE_UNITS;
     out->sampled = !exhaustive;
-    out->cuts = exhaustive ? (1ull << units->len) : (cs->samples ? cs->samples : DEFAULT_SAMPLES);
+    out->cuts = vd_crash_state_count(cs, units->len);
     for (uint64_t k = 0; k < out->cuts; k++) {
         uint64_t lost = check_state(risks, exhaustive, out->seed, k);
         if (lost && !out->failures++) {
@@ -255,6 +251,12 @@ bool vd_blk_crash_check_guest(VdBlockBackend *blk, VdCrashGuest *g, uint64_t see
     if (!cs) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "drive has no crashsim filter (open it with driver=crashsim,child=...)");
+        return false;
+    }
+    if (vd_bdrv_find(&blk->bs, &vd_driver_qcow2)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "crashsim sits below driver 'qcow2': guest sectors are not its sectors (check the crash states "
+                    "of the image instead, docs/qcow2.md)");
         return false;
     }
     *out = (VdCrashReport){ .seed = seed, .unsafe = blk->cache_mode == VD_CACHE_UNSAFE };

@@ -109,6 +109,18 @@ uint64_t *vd_crash_hash_iov(uint64_t offset, uint64_t bytes, const struct iovec 
                             uint64_t *sector, uint64_t *nsect);
 void vd_crash_host_write_free(VdCrashHostWrite *w);
 
+/* One pending unit: a (piece of a) host op that a state keeps or drops. */
+typedef struct VdCrashUnit {
+    VdCrashHostWrite *w;
+    uint64_t first, end;             /* sectors of w covered by this unit */
+    uint64_t order;                  /* host order: completion, or after every completed op if in flight */
+} VdCrashUnit;
+
+/* crashsim-cut.c (lock held): the pending units of a cut now, whether state k keeps unit u, how many states. */
+GArray *vd_crash_collect_units(VdCrashSim *cs);
+bool vd_crash_keeps(bool exhaustive, uint64_t seed, uint64_t k, guint u);
+uint64_t vd_crash_state_count(const VdCrashSim *cs, guint units);
+
 /* crashsim-guest.c: the backend's hooks (owner thread). */
 VdCrashGuestOp *vd_crash_note_submit(VdCrashSim *cs, VdRequest *req);
 void vd_crash_note_done(VdCrashSim *cs, VdRequest *req);

@@ -19,7 +19,13 @@ bool vd_bdrv_open_child(VdBlockDriverState *parent, const VdBlockDriver *drv, co
     c->drv = drv;
     c->opaque = g_malloc0(MAX(drv->instance_size, 1));
     c->stats = parent->stats;
-    if (!drv->open(c, opts, errp)) {
+    /* The child named by the options gets the rest of the chain; a driver a filter picks itself gets the same. */
+    VdDriverOpenOptions co = *opts;
+    if (drv == opts->child) {
+        co.child = opts->below_child ? opts->below_child[0] : NULL;
+        co.below_child = co.child ? opts->below_child + 1 : NULL;
+    }
+    if (!drv->open(c, &co, errp)) {
         g_free(c->opaque);
         g_free(c);
         return false;

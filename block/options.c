@@ -47,7 +47,8 @@ static const VdNameValue inline_modes[] = {
 };
 
 static const VdNameValue formats[] = {
-    { "raw", 0 },
+    { "raw", VD_FORMAT_RAW },
+    { "qcow2", VD_FORMAT_QCOW2 },
     { NULL, 0 },
 };
 
@@ -73,7 +74,7 @@ static const VdNameValue error_policies[] = {
 #define VD_CRASH_MAX_SAMPLES 1000000
 
 static const VdBlockDriver *const builtin_drivers[] = {
-    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim, &vd_driver_nbd,
+    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim, &vd_driver_nbd, &vd_driver_qcow2,
 #ifdef VD_HAVE_RBD
     &vd_driver_rbd,
 #endif
@@ -177,7 +178,7 @@ static bool parse_disk_size(const char *key, const char *value, uint64_t *out, G
 
 typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
-    K_CHILD, K_TEAR, K_SAMPLES, K_LOG, K_WERROR, K_RERROR,
+    K_CHILD, K_CHILD_CHILD, K_TEAR, K_SAMPLES, K_LOG, K_WERROR, K_RERROR, K_L2_CACHE, K_RB_CACHE,
     K_FAULT_READ, K_FAULT_WRITE, K_FAULT_FLUSH, K_FAULT_DISCARD,   /* in VdFaultOp order */
     K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD, K_INLINE,
 } OptKey;
@@ -186,8 +187,9 @@ static const VdNameValue keys[] = {
     { "file", K_FILE }, { "driver", K_DRIVER }, { "format", K_FORMAT }, { "cache", K_CACHE },
     { "aio", K_AIO }, { "read-only", K_READ_ONLY }, { "wt-policy", K_WT_POLICY }, { "size", K_SIZE },
     { "discard", K_DISCARD }, { "locking", K_LOCKING }, { "active", K_ACTIVE },
-    { "child", K_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { "log", K_LOG },
+    { "child", K_CHILD }, { "child.child", K_CHILD_CHILD }, { "tear", K_TEAR }, { "samples", K_SAMPLES }, { "log", K_LOG },
     { "werror", K_WERROR }, { "rerror", K_RERROR },
+    { "l2-cache-size", K_L2_CACHE }, { "refcount-cache-size", K_RB_CACHE },
     { "fault.read", K_FAULT_READ }, { "fault.write", K_FAULT_WRITE }, { "fault.flush", K_FAULT_FLUSH },
     { "fault.discard", K_FAULT_DISCARD }, { "delay.read", K_DELAY_READ }, { "delay.write", K_DELAY_WRITE },
     { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { "inline", K_INLINE }, { NULL, 0 },
@@ -284,16 +286,21 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         opts->file = g_strdup(value);
         return true;
     case K_DRIVER:
-    case K_CHILD: {
+    case K_CHILD:
+    case K_CHILD_CHILD: {
         const VdBlockDriver *drv = find_driver(value);
         if (!drv) {
             g_autofree char *names = driver_names();
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid %s '%s'; accepted values: %s", key, value, names);
             return false;
         }
-        *(k == K_DRIVER ? &opts->driver : &opts->child) = drv;
+        *(k == K_DRIVER ? &opts->driver : k == K_CHILD ? &opts->child : &opts->child_child) = drv;
         return true;
     }
+    case K_L2_CACHE:
+        return vd_parse_size(key, value, 0, &opts->l2_cache_size, errp);
+    case K_RB_CACHE:
+        return vd_parse_size(key, value, 0, &opts->refcount_cache_size, errp);
     case K_TEAR:
         if (!lookup(tear_sizes, key, value, &v, errp)) {
             return false;
@@ -321,7 +328,8 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         opts->crash_log = g_strdup(value);
         return true;
     case K_FORMAT:
-        return lookup(formats, key, value, &v, errp);
+        opts->format_set = true;
+        return lookup(formats, key, value, &opts->format, errp);
     case K_CACHE:
         if (!lookup(cache_modes, key, value, &v, errp)) {
             return false;
@@ -395,23 +403,69 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
     return false;
 }
 
-/* A filter gets a protocol child (file= alone implies child=file); the chain options need a filter. */
+/* format=qcow2: the qcow2 driver on top of the chain that driver= and child= describe. */
+static bool apply_format(VdBlockOptions *o, unsigned seen, GError **errp)
+{
+    bool qcow2_named = o->driver == &vd_driver_qcow2 || o->child == &vd_driver_qcow2 || o->child_child == &vd_driver_qcow2;
+    if (o->format_set && o->format == VD_FORMAT_RAW && qcow2_named) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "format=raw contradicts the qcow2 driver in the chain");
+        return false;
+    }
+    if (!o->format_set || o->format != VD_FORMAT_QCOW2) {
+        return true;
+    }
+    if (qcow2_named || o->child_child) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "format=qcow2 puts qcow2 above driver=%s; give it without driver=qcow2 or child.child=",
+                    o->driver->name);
+        return false;
+    }
+    o->child_child = o->child;
+    o->child = (seen & (1u << K_DRIVER)) ? o->driver : NULL;
+    o->driver = &vd_driver_qcow2;
+    return true;
+}
+
+/* True if drv is in the chain of o. */
+static bool in_chain(const VdBlockOptions *o, const VdBlockDriver *drv)
+{
+    return o->driver == drv || o->child == drv || o->child_child == drv;
+}
+
+/* A driver with a child gets one (file= alone implies file), two levels deep; the bottom is a protocol. */
 static bool check_chain(VdBlockOptions *o, GError **errp)
 {
     if (o->driver->is_filter && !o->child && o->file) {
         o->child = &vd_driver_file;
+    }
+    if (o->child && o->child->is_filter && !o->child_child && o->file) {
+        o->child_child = &vd_driver_file;
     }
     if (o->driver->is_filter && !o->child) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "driver '%s' needs a child: child=file,file=PATH or child=null,size=BYTES", o->driver->name);
     } else if (!o->driver->is_filter && o->child) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "child= is only for a filter driver (crashsim), not driver '%s'", o->driver->name);
-    } else if (o->child && (o->child->is_filter || o->child->aio_submit)) {
+                    "child= is only for a driver with a child (crashsim, qcow2), not driver '%s'", o->driver->name);
+    } else if ((o->child && o->child->aio_submit) || (o->child_child && o->child_child->aio_submit)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "invalid child '%s': a filter's child must be a protocol driver (file, null)", o->child->name);
-    } else if (o->crash_set && !o->driver->is_filter) {
+                    "invalid child '%s': an asynchronous driver (nbd, rbd) cannot sit under another driver",
+                    (o->child_child ? o->child_child : o->child)->name);
+    } else if (o->child && o->child->is_filter && !o->child_child) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "child '%s' needs a child: child.child=file,file=PATH or child.child=null,size=BYTES", o->child->name);
+    } else if (o->child_child && !(o->child && o->child->is_filter)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "child.child= is only for a child with a child (crashsim)");
+    } else if (o->child_child && o->child_child->is_filter) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "invalid child.child '%s': the bottom of the chain must be a protocol driver (file, null)",
+                    o->child_child->name);
+    } else if (o->crash_set && !in_chain(o, &vd_driver_crashsim) &&
+               !(o->driver->is_filter && o->driver != &vd_driver_qcow2)) { /* a (test) filter may open crashsim itself */
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "tear=, samples= and log= are only for driver=crashsim");
+    } else if ((o->l2_cache_size || o->refcount_cache_size) && !in_chain(o, &vd_driver_qcow2)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "l2-cache-size= and refcount-cache-size= are only for a qcow2 image (format=qcow2)");
     } else {
         return true;
     }
@@ -435,6 +489,12 @@ static bool check_aio(const VdBlockOptions *o, GError **errp)
         return false;
     }
     return true;
+}
+
+/* The protocol at the bottom of the chain. */
+static const VdBlockDriver *bottom_driver(const VdBlockOptions *o)
+{
+    return o->child_child ? o->child_child : o->child ? o->child : o->driver;
 }
 
 /* file= and size= as the protocol at the bottom of the chain needs them. */
@@ -490,8 +550,8 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
             return false;
         }
     }
-    if (check_chain(out, errp) && check_protocol(out->child ? out->child : out->driver, out, errp) &&
-        check_driver_options(out->child ? out->child : out->driver, out, errp) && check_aio(out, errp)) {
+    if (apply_format(out, seen, errp) && check_chain(out, errp) && check_protocol(bottom_driver(out), out, errp) &&
+        check_driver_options(bottom_driver(out), out, errp) && check_aio(out, errp)) {
         return true;
     }
     vd_block_options_clear(out);

@@ -88,6 +88,12 @@ typedef struct VdDriverOpenOptions {
     uint64_t size;              /* null driver: image size in bytes */
     VdLocking locking;          /* file drivers: whether set_perm locks */
     const struct VdBlockDriver *child; /* a filter's child driver (child=, or file when file= is given) */
+    /* The drivers under the child, top first, NULL-terminated (child.child=), or NULL: vd_bdrv_open_child
+     * opens the child with child = below_child[0]. */
+    const struct VdBlockDriver *const *below_child;
+    bool no_flush;              /* cache=unsafe: a driver's own ordering points skip flush_to_disk */
+    uint64_t l2_cache_size;     /* qcow2: l2-cache-size= in bytes, 0: the default */
+    uint64_t refcount_cache_size; /* qcow2: refcount-cache-size= in bytes, 0: the default */
     unsigned crash_tear;        /* crashsim: tear writes at 0 (never), 512 or 4096 bytes */
     unsigned crash_samples;     /* crashsim: states sampled per cut when too many to enumerate */
     const char *crash_log;      /* crashsim: write the op log to this path at close (log=), or NULL */
@@ -265,6 +271,7 @@ extern const VdBlockDriver vd_driver_crashsim;
 extern const VdBlockDriver vd_driver_nbd;
 /* Ceph RBD through librbd (block/rbd.c); built where librbd-dev is installed (VD_HAVE_RBD). */
 extern const VdBlockDriver vd_driver_rbd;
+extern const VdBlockDriver vd_driver_qcow2;
 
 /* Add n to a host counter from any thread. */
 static inline void vd_drv_count(uint64_t *counter, uint64_t n)

@@ -68,6 +68,25 @@ void vd_crash_guest_cache_off_done(VdCrashGuest *g, uint64_t sw, bool ok);
 /* vd_blk_crash_check, with the promises of g instead of the ones the backend saw. */
 bool vd_blk_crash_check_guest(VdBlockBackend *blk, VdCrashGuest *g, uint64_t seed, VdCrashReport *out, GError **errp);
 
+/*
+ * Crash states as images, for a chain where crashsim sits BELOW a format
+ * driver (driver=qcow2,child=crashsim,child.child=file): there the guest's
+ * sectors are not crashsim's, so vd_blk_crash_check refuses; a test
+ * materialises each state of the file instead and checks it with the
+ * format's own tools (qemu-img check) and its own reader.
+ * vd_blk_crash_states captures a cut now: the same pending units and state
+ * numbering as vd_blk_crash_check with that seed, over `base`, the file's
+ * bytes when crashsim opened it.  Writes are taken as whole 512-byte
+ * sectors; a discard leaves zeroes (one of the contents it may leave).
+ */
+typedef struct VdCrashStates VdCrashStates;
+VdCrashStates *vd_blk_crash_states(VdBlockBackend *blk, const uint8_t *base, size_t base_len, uint64_t seed,
+                                   GError **errp);
+uint64_t vd_crash_states_count(const VdCrashStates *st);
+/* The file's bytes in state k; valid until the next call or vd_crash_states_free. */
+const GByteArray *vd_crash_states_image(VdCrashStates *st, uint64_t k);
+void vd_crash_states_free(VdCrashStates *st);
+
 /* Write the host op log so far in dm-log-writes format (replay-log reads it). */
 bool vd_blk_crash_write_log(VdBlockBackend *blk, const char *path, GError **errp);
 

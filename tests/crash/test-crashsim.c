@@ -165,8 +165,9 @@ static void test_options(void **state)
 {
     static const struct { const char *opts, *msg; } bad[] = {
         { "driver=crashsim,size=1M", "driver 'crashsim' needs a child: child=file,file=PATH or child=null,size=BYTES" },
-        { "driver=null,child=null,size=1M", "child= is only for a filter driver (crashsim), not driver 'null'" },
-        { "driver=crashsim,child=crashsim,size=1M", "invalid child 'crashsim': a filter's child must be a protocol driver (file, null)" },
+        { "driver=null,child=null,size=1M", "child= is only for a driver with a child (crashsim, qcow2), not driver 'null'" },
+        { "driver=crashsim,child=crashsim,size=1M", "child 'crashsim' needs a child: child.child=file,file=PATH or child.child=null,size=BYTES" },
+        { "driver=crashsim,child=crashsim,child.child=crashsim,size=1M", "invalid child.child 'crashsim': the bottom of the chain must be a protocol driver (file, null)" },
         { "driver=crashsim,child=nosuch,size=1M", "invalid child 'nosuch'; accepted values: *" },
         { "driver=crashsim,child=null,size=1M,tear=3", "invalid tear '3'; accepted values: off, 512, 4k, 4096" },
         { "driver=crashsim,child=null,size=1M,samples=0", "invalid samples '0'; expected a number from 1 to 1000000" },

@@ -5,7 +5,7 @@ host-side assertions (vdisk-vhost --stats-file counters, strace, the image bytes
 
   run-guest.py --build-dir BUILD --vhost PATH/vdisk-vhost CASE
 
-Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, vhost-migrate, vhost-nbd, qemu-virtio-blk, qemu-virtio-scsi,
+Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, vhost-migrate, vhost-nbd, vhost-qcow2, qemu-virtio-blk, qemu-virtio-scsi,
 qsd-vhost-blk, bench, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
 that `compare` tabulates.  Exit 0 pass, 1 fail, 77 skip (QEMU not installable).
 """
@@ -331,6 +331,29 @@ def case_vhost_blk(a, guest, work):
     expect_states(res4, "vda", "vdisk cache=directsync", "write through")
     check(res4["ops_ok"] == 4, "vdisk cache=directsync: the same image reads back in a new vdisk-vhost")
     save(a.results, "vhost-blk", {"label": "vdisk-vhost virtio-blk (cache=writeback)", "wb": res, "wt": res2})
+
+
+def case_vhost_qcow2(a, guest, work):
+    """vdisk-vhost virtio-blk on a qcow2 image (docs/qcow2.md): the guest writes, fsyncs and toggles
+    the write cache; after SIGTERM the image is clean under qemu-img check and holds the writes."""
+    if not shutil.which("qemu-img"):
+        print("SKIP guest-vhost-qcow2: qemu-img not found (apt-get install qemu-utils)")
+        return 77
+    img = os.path.join(work, "blk-qcow2.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, str(IMG_SIZE)], check=True)
+    vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},format=qcow2,cache=writeback"])
+    res = guest.boot("blk-wb:10", vh.qemu_args("vhost-user-blk-pci"), memfd=True, label="vdisk qcow2")
+    st = vh.stop()
+    expect_states(res, "vda", "vdisk qcow2", "write back", fua=0)
+    dev = st["device"]
+    check(dev["wce_changes"] == 2, f"vdisk qcow2: the guest toggled the write cache (wce_changes={dev['wce_changes']})")
+    check(st["drive0"]["errors"] == 0, "vdisk qcow2: no request failed")
+    chk = subprocess.run(["qemu-img", "check", "-q", img], capture_output=True, text=True)
+    check(chk.returncode == 0, f"vdisk qcow2: qemu-img check is clean after SIGTERM (exit {chk.returncode}) "
+          f"{chk.stdout}{chk.stderr}".strip())
+    raw = os.path.join(work, "blk-qcow2.raw")
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", img, raw], check=True)
+    check_image(raw, 10, [1, 2, 3, 4], "vdisk qcow2")
 
 
 def case_vhost_queue_sizes(a, guest, work):
@@ -872,6 +895,7 @@ CASES = {
     "ext4-crash": case_ext4_crash,
     "vhost-queue-sizes": case_vhost_queue_sizes,
     "vhost-migrate": case_vhost_migrate,
+    "vhost-qcow2": case_vhost_qcow2,
     "qemu-virtio-blk": case_qemu_blk,
     "qemu-virtio-scsi": case_qemu_scsi,
     "qsd-vhost-blk": case_qsd_blk,
