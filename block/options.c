@@ -74,7 +74,7 @@ static const VdNameValue error_policies[] = {
 #define VD_CRASH_MAX_SAMPLES 1000000
 
 static const VdBlockDriver *const builtin_drivers[] = {
-    &vd_driver_file, &vd_driver_null, &vd_driver_crashsim, &vd_driver_nbd, &vd_driver_qcow2,
+    &vd_driver_file, &vd_driver_null, &vd_driver_null_aio, &vd_driver_crashsim, &vd_driver_nbd, &vd_driver_qcow2,
 #ifdef VD_HAVE_RBD
     &vd_driver_rbd,
 #endif

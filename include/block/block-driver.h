@@ -238,6 +238,7 @@ extern const VdBlockDriver vd_driver_file;
 /* Make a further driver (e.g. a test's) available to driver=NAME. */
 void vd_block_register_driver(const VdBlockDriver *drv);
 extern const VdBlockDriver vd_driver_null;
+extern const VdBlockDriver vd_driver_null_aio;
 
 /*
  * The driver chain (driver-chain.c).  A filter opens its child with the same

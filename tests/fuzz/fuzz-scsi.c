@@ -36,11 +36,12 @@ typedef struct Rig {
 enum { OP_CDB, OP_MODE_SELECT, OP_RW, OP_TMF, OP_PUMP, OP_SETTLE, OP__MAX };
 
 /* Backend option strings an input picks from with its first byte. */
+/* null-aio disks (no thread hand-off per request), one on the thread pool. */
 static const char *const backends[] = {
     "driver=null,size=4M,aio=threads",
-    "driver=null,size=4M,aio=threads,cache=writethrough",
-    "driver=null,size=4M,aio=threads,cache=unsafe",
-    "driver=null,size=4M,aio=threads,read-only=on",
+    "driver=null-aio,size=4M,cache=writethrough",
+    "driver=null-aio,size=4M,cache=unsafe",
+    "driver=null-aio,size=4M,read-only=on",
 };
 
 /* Opcodes OP_RW picks from: the data path and its neighbours. */

@@ -26,11 +26,12 @@ static const uint64_t feature_sets[] = {
     VD_VIRTIO_BIT(VD_VIRTIO_F_VERSION_1) | VD_VIRTIO_BIT(VD_VIRTIO_F_RING_EVENT_IDX) | F(VD_VIRTIO_BLK_F_FLUSH),
 };
 
+/* null-aio disks (no thread hand-off per request), one on the thread pool. */
 static const char *const backends[] = {
     "driver=null,size=4M,aio=threads",
-    "driver=null,size=4M,aio=threads,cache=writethrough",
-    "driver=null,size=4M,aio=threads,read-only=on",
-    "driver=null,size=4M,aio=threads,cache=unsafe",
+    "driver=null-aio,size=4M,cache=writethrough",
+    "driver=null-aio,size=4M,read-only=on",
+    "driver=null-aio,size=4M,cache=unsafe",
 };
 
 static const uint32_t req_types[] = {

@@ -150,10 +150,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FzIn in = { data, size };
     fz_init();
     uint8_t setup = fz_u8(&in);
-    VdBlockBackend *blk0 = fz_backend((setup & 1) ? "driver=null,size=4M,aio=threads,cache=writethrough"
-                                                  : "driver=null,size=4M,aio=threads");
-    VdBlockBackend *blk1 = fz_backend((setup & 2) ? "driver=null,size=1M,aio=threads,read-only=on"
-                                                  : "driver=null,size=1M,aio=threads");
+    /* null-aio disks (no thread hand-off per request); LUN 1 on the pool when setup bit 2 says so. */
+    static const char *const lun1[] = {
+        "driver=null-aio,size=1M", "driver=null-aio,size=1M,read-only=on",
+        "driver=null,size=1M,aio=threads", "driver=null,size=1M,aio=threads,read-only=on",
+    };
+    VdBlockBackend *blk0 = fz_backend((setup & 1) ? "driver=null-aio,size=4M,cache=writethrough"
+                                                  : "driver=null-aio,size=4M");
+    VdBlockBackend *blk1 = fz_backend(lun1[(setup >> 1) & 3]);
     VdBus *bus = fz_bus(FZV_RAM);
     VdVirtioScsiConf conf = { .num_queues = 2, .queue_size = FZV_QSIZE };
     VdVirtioScsi *dev = vd_virtio_scsi_new(&conf, bus, NULL);

@@ -297,6 +297,38 @@ static void test_many_in_flight(void **state)
     vd_blk_close(blk);
 }
 
+/* null-aio: reads give zeroes, writes and flushes succeed, in order, never inside the submitting call. */
+static void test_null_aio(void **state)
+{
+    VdBlockBackend *blk = open_ok("driver=null-aio,size=1M,cache=writethrough");
+    static uint8_t buf[8][4096];
+    struct iovec iov[8];
+    Completion c[8] = { 0 };
+    for (int i = 0; i < 8; i++) {
+        memset(buf[i], 0xa5, sizeof(buf[i]));
+        iov[i] = (struct iovec){ .iov_base = buf[i], .iov_len = sizeof(buf[i]) };
+        if (i % 2) {
+            vd_blk_preadv(blk, i * 4096, &iov[i], 1, completion_cb, &c[i]);
+        } else {
+            vd_blk_pwritev(blk, i * 4096, &iov[i], 1, 0, completion_cb, &c[i]);
+        }
+        assert_int_equal(c[i].calls, 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        wait_completion(&c[i]);
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].ret, 0);
+        assert_int_equal(buf[i][4095], i % 2 ? 0 : 0xa5);
+    }
+    Completion f = { 0 };
+    vd_blk_flush(blk, completion_cb, &f);
+    assert_int_equal(f.calls, 0);
+    wait_completion(&f);
+    assert_int_equal(f.ret, 0);
+    assert_int_equal(vd_blk_aio(blk), VD_AIO_DRIVER);
+    vd_blk_close(blk);
+}
+
 /* Below the driver's alignment: a read bounces, a write reads its edge blocks first. */
 static void test_unaligned_rmw(void **state)
 {
@@ -487,6 +519,7 @@ int main(void)
         cmocka_unit_test_setup(test_stop_resume_retry, setup),
         cmocka_unit_test_setup(test_trace, setup),
         cmocka_unit_test_setup(test_options, setup),
+        cmocka_unit_test(test_null_aio),
     };
     return cmocka_run_group_tests_name("block-aio-driver", tests, NULL, NULL);
 }
