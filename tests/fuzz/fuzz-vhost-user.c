@@ -18,6 +18,7 @@
 #endif
 #include "hw/virtio-blk.h"
 #include "hw/virtio-scsi.h"
+#include "util/unix-fds.h"
 #include "vdisk-vhost.h"
 
 #include <errno.h>
@@ -101,18 +102,7 @@ static void send_raw(Fe *f, uint32_t req, uint32_t flags, const void *payload, u
         memcpy(buf + VD_VHOST_USER_HDR_SIZE, payload, body);
     }
     struct iovec iov = { buf, VD_VHOST_USER_HDR_SIZE + body };
-    char ctl[CMSG_SPACE(8 * sizeof(int))] = { 0 };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (nfds) {
-        mh.msg_control = ctl;
-        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-    }
-    if (sendmsg(f->c, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+    if (vd_send_with_fds(f->c, &iov, 1, fds, nfds, MSG_DONTWAIT) < 0) {
         close(f->c);
         f->c = -1;
     }

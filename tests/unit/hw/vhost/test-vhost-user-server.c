@@ -326,18 +326,7 @@ static void test_random_messages(void **state)
         unsigned nfds = g_rand_int_range(rnd, 0, 3);
         uint32_t h[3] = { req, flags, size };
         struct iovec iov[2] = { { h, 12 }, { payload, size } };
-        char control[CMSG_SPACE(2 * sizeof(int))] = { 0 };
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-        if (nfds) {
-            mh.msg_control = control;
-            mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-            cm->cmsg_level = SOL_SOCKET;
-            cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-            memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-        }
-        sendmsg(f->c, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);   /* may fail once the server hung up */
+        vd_send_with_fds(f->c, iov, 2, fds, nfds, MSG_DONTWAIT);   /* may fail once the server hung up */
         pump();
     }
     g_rand_free(rnd);

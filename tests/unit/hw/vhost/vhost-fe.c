@@ -126,18 +126,7 @@ void send_msg(Fx *f, uint32_t req, uint32_t flags, const void *payload, uint32_t
         memcpy(buf + 12, payload, MIN(size, 512u));
     }
     struct iovec iov = { buf, 12 + MIN(size, 512u) };
-    char control[CMSG_SPACE(16 * sizeof(int))] = { 0 };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (nfds) {
-        mh.msg_control = control;
-        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-    }
-    assert_int_equal(sendmsg(f->c, &mh, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+    assert_int_equal(vd_send_with_fds(f->c, &iov, 1, fds, nfds, 0), (ssize_t)iov.iov_len);
     pump();
 }
 

@@ -11,6 +11,7 @@
 #include "hw/virtio-blk.h"
 #include "hw/virtio-scsi.h"
 #include "mock-driver.h"
+#include "util/unix-fds.h"
 
 #include <glib/gstdio.h>
 
