@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define SLOTS      32
-#define DISK_BYTES (4u << 20)
+#define DISK_BYTES (256u << 10)   /* small: VERIFY reads its whole range, every read fills its buffer */
 #define OUT_MAX    8192
 #define IN_MAX     (64u << 10)
 
@@ -38,10 +38,10 @@ enum { OP_CDB, OP_MODE_SELECT, OP_RW, OP_TMF, OP_PUMP, OP_SETTLE, OP__MAX };
 /* Backend option strings an input picks from with its first byte. */
 /* null-aio disks (no thread hand-off per request), one on the thread pool. */
 static const char *const backends[] = {
-    "driver=null,size=4M,aio=threads",
-    "driver=null-aio,size=4M,cache=writethrough",
-    "driver=null-aio,size=4M,cache=unsafe",
-    "driver=null-aio,size=4M,read-only=on",
+    "driver=null,size=256K,aio=threads",
+    "driver=null-aio,size=256K,cache=writethrough",
+    "driver=null-aio,size=256K,cache=unsafe",
+    "driver=null-aio,size=256K,read-only=on",
 };
 
 /* Opcodes OP_RW picks from: the data path and its neighbours. */

@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#define DISK_BLOCKS 8192u     /* 4 MiB */
+#define DISK_BLOCKS 512u      /* 256 KiB: small, VERIFY reads its whole range */
 #define CTRL_Q  0
 #define EVENT_Q 1
 #define REQ_Q   2
@@ -152,11 +152,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t setup = fz_u8(&in);
     /* null-aio disks (no thread hand-off per request); LUN 1 on the pool when setup bit 2 says so. */
     static const char *const lun1[] = {
-        "driver=null-aio,size=1M", "driver=null-aio,size=1M,read-only=on",
-        "driver=null,size=1M,aio=threads", "driver=null,size=1M,aio=threads,read-only=on",
+        "driver=null-aio,size=128K", "driver=null-aio,size=128K,read-only=on",
+        "driver=null,size=128K,aio=threads", "driver=null,size=128K,aio=threads,read-only=on",
     };
-    VdBlockBackend *blk0 = fz_backend((setup & 1) ? "driver=null-aio,size=4M,cache=writethrough"
-                                                  : "driver=null-aio,size=4M");
+    VdBlockBackend *blk0 = fz_backend((setup & 1) ? "driver=null-aio,size=256K,cache=writethrough"
+                                                  : "driver=null-aio,size=256K");
     VdBlockBackend *blk1 = fz_backend(lun1[(setup >> 1) & 3]);
     VdBus *bus = fz_bus(FZV_RAM);
     VdVirtioScsiConf conf = { .num_queues = 2, .queue_size = FZV_QSIZE };
