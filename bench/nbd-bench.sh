@@ -79,7 +79,7 @@ start_server() {
     filters+=(--filter=noparallel) args+=(serialize=requests)
   fi
   if [ "$export_kind" = qemu-nbd ]; then
-    qemu-nbd -f raw --cache=writeback -k "$sock" "$target" &
+    qemu-nbd -f raw --cache=writeback --persistent -k "$sock" "$target" &
   else
     nbdkit -U "$sock" -f --exit-with-parent "${filters[@]}" file "$target" "${args[@]}" &
   fi
@@ -89,7 +89,7 @@ start_server() {
 
 # Stop it; sets sw and sf to the writes and flushes the server counted (stats filter; "?" for qemu-nbd).
 stop_server() {
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=
   sw=$(sed -n 's/^write: \([0-9]*\) ops.*/\1/p' "$dir/stats" 2>/dev/null || true); sw=${sw:-?}
   sf=$(sed -n 's/^flush: \([0-9]*\) ops.*/\1/p' "$dir/stats" 2>/dev/null || true); sf=${sf:-0}
   if [ "$export_kind" = qemu-nbd ]; then sw=? sf=?; fi
