@@ -89,8 +89,9 @@ int main(int argc, char **argv)
     VdBlockStats st;
     vd_blk_get_stats(b.blk, &st);
     printf("iops=%.0f writes=%" G_GUINT64_FORMAT " host_flushes=%" G_GUINT64_FORMAT " fua_writes=%" G_GUINT64_FORMAT
-           " error=%d\n", b.done / elapsed, b.done, (guint64)st.host_fdatasync, (guint64)st.host_rwf_dsync_writes,
-           b.error);
+           " group_commits=%" G_GUINT64_FORMAT " host_writes=%" G_GUINT64_FORMAT " error=%d\n",
+           b.done / elapsed, b.done, (guint64)st.host_fdatasync, (guint64)st.host_rwf_dsync_writes,
+           (guint64)st.group_commits, (guint64)st.host_writes, b.error);
     vd_blk_close(b.blk);
     for (unsigned i = 0; i < qd; i++) {
         g_free(slots[i].buf);

@@ -1,40 +1,153 @@
 #!/usr/bin/env bash
-# nbd-bench.sh - write-through 4 KiB write IOPS over one NBD export, at QD1 and QD32:
-# vdisk's nbd driver (bench/nbd-bench, cache=writethrough: every write a FUA write, or
-# write + flush) against QEMU's NBD client (qemu-img bench -t writethrough) on the same
-# export, and the ratio.  The export is nbdkit's file plugin on a file in $TMPDIR (a flush
-# is an fdatasync there), or SERVER="nbdkit plugin args" (the socket option is added).
-# nbdkit 1.32 (Debian 12) has no flush delay in its delay filter: SERVER='--filter=delay
-# memory size=256M delay-write=1ms' makes every write (and so every FUA write) cost 1 ms.
+# nbd-bench.sh - write-through 4 KiB write IOPS over one NBD export whose flushes cost, at
+# QD1 and QD32: vdisk's nbd driver (bench/nbd-bench, cache=writethrough: every write durable,
+# as a FUA write or, under group commit, a plain write covered by a shared NBD_CMD_FLUSH)
+# against QEMU's NBD client (qemu-img bench -t writethrough: one FUA write per write) on the
+# same export.  Interleaved rounds, every round printed, medians and ratios at the end, the
+# load (uptime) before and after.  What the server saw is counted on the server side: nbdkit's
+# stats filter (write and flush requests, a fresh server per run) or, for dm-delay, the
+# flush count of /sys/block/dm-N/stat.
 #
-#   bash bench/nbd-bench.sh BUILD_DIR [SECONDS]
+#   bash bench/nbd-bench.sh BUILD_DIR [SECONDS] [ROUNDS]      (a release build: see remote-storage.md)
+#
+# EXPORT= chooses the export (every one serves a 256 MiB file or device on this machine):
+#   dm-delay  (default) a loop device over a file, behind a device-mapper delay target whose
+#             flushes wait FLUSH_MS (2) ms (reads and writes: 0 ms); nbdkit's file plugin
+#             serves the mapped device, so an NBD flush or FUA write is an fdatasync on it,
+#             i.e. one delayed flush.  Needs root, losetup, dmsetup and the kernel's dm-delay.
+#   serial    nbdkit's file plugin on a file, behind the noparallel filter (serialize=requests):
+#             a server that runs one request at a time, so every fdatasync (FUA write or
+#             flush) is a barrier that costs what this machine's disk charges for it.
+#   file      the same without noparallel: nbdkit's threads run fdatasyncs concurrently, and
+#             ext4 (jbd2) and the block layer merge them.
+#   qemu-nbd  qemu-nbd (cache=writeback) on the file: QEMU's server runs one flush at a time
+#             and skips a flush when nothing was written since the last one.
+# SERIAL=1 puts the noparallel filter in front of the dm-delay export too.
 set -euo pipefail
-build=${1:?usage: nbd-bench.sh BUILD_DIR [SECONDS]}
-secs=${2:-5}
+build=${1:?usage: nbd-bench.sh BUILD_DIR [SECONDS] [ROUNDS]}
+secs=${2:-3}
+rounds=${3:-3}
+export_kind=${EXPORT:-dm-delay}
+flush_ms=${FLUSH_MS:-2}
+bench=${VDISK_NBD_BENCH:-$build/bench/nbd-bench}
+skip() { echo "SKIP: $*"; exit 77; }
 for p in nbdkit qemu-img; do
-  command -v $p >/dev/null || { echo "SKIP: $p is not installed (scripts/install-deps.sh)"; exit 77; }
+  command -v $p >/dev/null || skip "$p is not installed (scripts/install-deps.sh)"
 done
+[ -x "$bench" ] || skip "$bench is not built"
+case $export_kind in
+  dm-delay)
+    [ "$(id -u)" = 0 ] || skip "EXPORT=dm-delay needs root (losetup, dmsetup)"
+    command -v losetup >/dev/null && command -v dmsetup >/dev/null || skip "EXPORT=dm-delay needs losetup and dmsetup"
+    modprobe dm-delay 2>/dev/null || true
+    dmsetup targets 2>/dev/null | grep -q '^delay' ||
+      skip "EXPORT=dm-delay: the kernel has no device-mapper delay target (CONFIG_DM_DELAY; modprobe dm-delay)" ;;
+  serial|file) ;;
+  qemu-nbd) command -v qemu-nbd >/dev/null || skip "qemu-nbd is not installed (qemu-utils)" ;;
+  *) echo "nbd-bench.sh: EXPORT=$export_kind is not one of dm-delay, serial, file, qemu-nbd" >&2; exit 2 ;;
+esac
+
 dir=$(mktemp -d /tmp/vd-nbd-bench.XXXXXX)
-pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-fallocate -l 256M "$dir/disk" 2>/dev/null || dd if=/dev/zero of="$dir/disk" bs=1M count=256 status=none
-# shellcheck disable=SC2086
-nbdkit -U "$dir/sock" -f --exit-with-parent ${SERVER:-file "$dir/disk"} &
-pid=$!
-for _ in $(seq 100); do [ -S "$dir/sock" ] && break; sleep 0.1; done
-uri="nbd+unix:///?socket=$dir/sock"
-echo "| QD | vdisk IOPS | QEMU IOPS | vdisk / QEMU | vdisk host flushes | vdisk FUA writes |"
-echo "|---|---|---|---|---|---|"
+pid= loop= dm=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$dm" ] && dmsetup remove "$dm" 2>/dev/null
+  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+# Written, not fallocated: a first write to an unwritten extent makes fdatasync commit metadata too,
+# which only the first run would pay.
+dd if=/dev/zero of="$dir/disk" bs=1M count=256 conv=fsync status=none
+target=$dir/disk
+if [ "$export_kind" = dm-delay ]; then
+  loop=$(losetup -f --show "$dir/disk") || skip "EXPORT=dm-delay: no free loop device"
+  dm=vd-nbd-bench-$$
+  sectors=$(blockdev --getsz "$loop")
+  # delay DEV OFF READ_MS  WRITE_DEV OFF WRITE_MS  FLUSH_DEV OFF FLUSH_MS (kernel's device-mapper/delay.rst)
+  dmsetup create "$dm" --table "0 $sectors delay $loop 0 0 $loop 0 0 $loop 0 $flush_ms" ||
+    skip "EXPORT=dm-delay: dmsetup create failed (a kernel before 4.17 has no separate flush delay)"
+  target=/dev/mapper/$dm
+  dmstat=/sys/block/$(basename "$(readlink -f "$target")")/stat
+fi
+sock=$dir/sock
+uri="nbd+unix:///?socket=$sock"
+
+# Start the export (a fresh server, so its stats file covers exactly one run).
+start_server() {
+  rm -f "$sock" "$dir/stats"
+  local filters=(--filter=stats) args=("statsfile=$dir/stats")
+  if [ "$export_kind" = serial ] || [ "${SERIAL:-0}" = 1 ]; then
+    filters+=(--filter=noparallel) args+=(serialize=requests)
+  fi
+  if [ "$export_kind" = qemu-nbd ]; then
+    qemu-nbd -f raw --cache=writeback --persistent -k "$sock" "$target" &
+  else
+    nbdkit -U "$sock" -f --exit-with-parent "${filters[@]}" file "$target" "${args[@]}" &
+  fi
+  pid=$!
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+}
+
+# Stop it; sets sw and sf to the writes and flushes the server counted (stats filter; "?" for qemu-nbd).
+stop_server() {
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=
+  sw=$(sed -n 's/^write: \([0-9]*\) ops.*/\1/p' "$dir/stats" 2>/dev/null || true); sw=${sw:-?}
+  sf=$(sed -n 's/^flush: \([0-9]*\) ops.*/\1/p' "$dir/stats" 2>/dev/null || true); sf=${sf:-0}
+  if [ "$export_kind" = qemu-nbd ]; then sw=? sf=?; fi
+}
+
+# Field 17 of the block device's stat file: flush requests completed (Linux >= 5.5).
+dev_flushes() { if [ -n "$dm" ]; then awk '{ print $17 }' "$dmstat"; else echo 0; fi; }
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "EXPORT=$export_kind$([ "$export_kind" = dm-delay ] && echo " (flush delay ${flush_ms} ms$([ "${SERIAL:-0}" = 1 ] && echo ', noparallel'))"), ${secs} s per run, $rounds rounds"
+echo "load before: $(uptime)"
+echo
+echo "| round | QD | client | IOPS | writes | FUA writes | shared flushes (group commits) | server: writes | server: flushes |"
+echo "|---|---|---|---|---|---|---|---|---|"
+# An untimed warm-up: the first run after the image was written was always the slowest (0.3 to 0.5x).
+start_server
+"$bench" "driver=nbd,uri=$uri,cache=writethrough" 1 "$secs" >/dev/null
+stop_server
+declare -A vd qm
+qiops=(200 200)
+for r in $(seq "$rounds"); do
+  for qi in 0 1; do
+    qd=$(( qi ? 32 : 1 ))
+    order="vdisk qemu"; [ $(( r % 2 )) = 0 ] && order="qemu vdisk"
+    for who in $order; do
+      start_server
+      d0=$(dev_flushes)
+      if [ $who = vdisk ]; then
+        out=$("$bench" "driver=nbd,uri=$uri,cache=writethrough" $qd "$secs")
+        iops=$(sed -n 's/^iops=\([0-9]*\).*/\1/p' <<< "$out")
+        n=$(sed -n 's/.* writes=\([0-9]*\).*/\1/p' <<< "$out")
+        fua=$(sed -n 's/.*fua_writes=\([0-9]*\).*/\1/p' <<< "$out")
+        gc=$(sed -n 's/.*group_commits=\([0-9]*\).*/\1/p' <<< "$out")
+        vd[$qd]+=" $iops"
+      else
+        count=$(( qiops[qi] * secs > 100 ? qiops[qi] * secs : 100 ))
+        count=$(( count < 60000 ? count : 60000 ))   # 4 KiB steps inside the 256 MiB image
+        t=$(qemu-img bench -f raw -t writethrough -w -c $count -d $qd -s 4k -S 4k "$uri" |
+            sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+        iops=$(awk -v c=$count -v t="$t" 'BEGIN { printf "%.0f", c / t }')
+        qiops[qi]=$iops n=$count fua=$count gc=0
+        qm[$qd]+=" $iops"
+      fi
+      stop_server
+      if [ -n "$dm" ]; then sf=$(( $(dev_flushes) - d0 )); fi
+      echo "| $r | $qd | $who | $iops | $n | $fua | $gc | $sw | $sf |"
+    done
+  done
+done
+echo
+echo "load after: $(uptime)"
+echo
+echo "| QD | vdisk IOPS (median) | QEMU IOPS (median) | vdisk / QEMU |"
+echo "|---|---|---|---|"
 for qd in 1 32; do
-  out=$("$build/bench/nbd-bench" "driver=nbd,uri=$uri,cache=writethrough" $qd "$secs")
-  v=$(sed -n 's/^iops=\([0-9]*\).*/\1/p' <<< "$out")
-  flushes=$(sed -n 's/.*host_flushes=\([0-9]*\).*/\1/p' <<< "$out")
-  fua=$(sed -n 's/.*fua_writes=\([0-9]*\).*/\1/p' <<< "$out")
-  count=$(( v * secs > 100 ? v * secs : 100 ))
-  count=$(( count < 60000 ? count : 60000 ))   # 4 KiB steps inside the 256M image
-  t=$(qemu-img bench -f raw -t writethrough -w -c $count -d $qd -s 4k -S 4k "$uri" |
-      sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
-  q=$(awk -v c=$count -v t="$t" 'BEGIN { printf "%.0f", c / t }')
-  r=$(awk -v v="$v" -v q="$q" 'BEGIN { printf "%.2f", v / q }')
-  echo "| $qd | $v | $q | $r | $flushes | $fua |"
+  v=$(median <<< "${vd[$qd]}") q=$(median <<< "${qm[$qd]}")
+  echo "| $qd | $v | $q | $(awk -v v="$v" -v q="$q" 'BEGIN { printf "%.2f", v / q }') |"
 done

@@ -123,7 +123,8 @@ struct VdBlockBackend {
     /* Group commit (block-backend.c): EWMA latency in us of a durable write per method, 0 = unmeasured. */
     unsigned durable_writes_in_flight;
     uint64_t commit_cost_single_us, commit_cost_group_us;
-    unsigned commit_decisions;      /* counts decisions, to try the losing method now and then */
+    unsigned commit_decisions;      /* counts decisions, to try the losing method now and then (no clock) */
+    gint64 commit_probe_us;         /* when the losing method was last tried */
     bool group_flush_queued;        /* a group-commit flush waits on the ready list */
 
     unsigned in_flight;

@@ -157,12 +157,28 @@ scenario_bench() {
   run vdtest bench /dev/$1 0 32M 1M $secs seqread
 }
 
+# 4K random O_DIRECT writes at QD1 (one vdtest), then at QD32 (32 vdtests at once, 1 MiB each).
+scenario_bench_qd() {
+  wait_dev "$1" || return
+  secs=$seed
+  [ "$secs" -gt 0 ] 2>/dev/null || secs=3
+  run vdtest bench /dev/$1 0 32M 4K $secs randwrite
+  echo "VDT qd32 begin"
+  i=0
+  while [ $i -lt 32 ]; do
+    vdtest bench /dev/$1 ${i}M 1M 4K $secs randwrite &
+    i=$((i + 1))
+  done
+  wait
+}
+
 case "$scenario" in
   blk-wb) scenario_wb vda ;;
   blk-wt) scenario_wt vda ;;
   blk-verify) scenario_verify vda ;;
   blk-rw) scenario_rw vda ;;
   blk-bench) scenario_bench vda ;;
+  blk-bench-qd) scenario_bench_qd vda ;;
   ext4-crash) scenario_ext4_crash vda ;;
   migrate) scenario_migrate vda ;;
   scsi-wb|scsi-wt)

@@ -6,7 +6,7 @@ host-side assertions (vdisk-vhost --stats-file counters, strace, the image bytes
   run-guest.py --build-dir BUILD --vhost PATH/vdisk-vhost CASE
 
 Cases: vhost-blk, vhost-scsi, vhost-crash, ext4-crash, vhost-migrate, vhost-nbd, vhost-qcow2, qemu-virtio-blk, qemu-virtio-scsi,
-qsd-vhost-blk, bench, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
+qsd-vhost-blk, bench, bench-nbd, compare.  Each writes BUILD/guest/results/CASE.json (guest-visible state)
 that `compare` tabulates.  Exit 0 pass, 1 fail, 77 skip (QEMU not installable).
 """
 import argparse
@@ -557,12 +557,15 @@ def case_qemu_scsi(a, guest, work):
 class Qsd:
     """qemu-storage-daemon exporting one image as vhost-user-blk."""
 
-    def __init__(self, workdir, img, direct, strace=False):
+    def __init__(self, workdir, img, direct, strace=False, blockdev=None, writethrough=False):
+        """blockdev: another --blockdev (node-name=f0) instead of the file img; writethrough: the export's
+        writethrough=on (a flush after every write)."""
         self.sock = os.path.join(workdir, "qsd.sock")
         self.trace = os.path.join(workdir, "qsd.strace") if strace else None
         cache = "cache.direct=on," if direct else ""
-        cmd = ["qemu-storage-daemon", "--blockdev", f"driver=file,node-name=f0,{cache}filename={img}",
-               "--export", f"type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path={self.sock},writable=on"]
+        cmd = ["qemu-storage-daemon", "--blockdev", blockdev or f"driver=file,node-name=f0,{cache}filename={img}",
+               "--export", f"type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path={self.sock},writable=on"
+               + (",writethrough=on" if writethrough else "")]
         if strace:
             cmd = ["strace", "-f", "-qq", "--seccomp-bpf", "-s", "0", "-o", self.trace,
                    "-e", "trace=openat,pwrite64,pwritev,pwritev2,fdatasync,fsync,io_submit,io_uring_enter", *cmd]
@@ -626,6 +629,56 @@ def case_bench(a, guest, work):
     print(text)
     os.makedirs(a.results, exist_ok=True)
     with open(os.path.join(a.results, "bench.md"), "w") as f:
+        f.write(text + "\n")
+
+
+def case_bench_nbd(a, guest, work):
+    """4K random O_DIRECT writes in the guest at QD1 and QD32, vdisk-vhost and qemu-storage-daemon on the same
+    NBD export: nbdkit's file plugin behind its noparallel filter (one request at a time, so every FUA write
+    and every flush is an fdatasync the others wait for).  Host write cache off (vdisk cache=writethrough,
+    qsd writethrough=on) and on (cache=writeback, writethrough=off)."""
+    if not shutil.which("nbdkit"):
+        print("SKIP: nbdkit is not installed (scripts/install-deps.sh installs it)")
+        return 77
+    secs = int(os.environ.get("VDISK_BENCH_SECONDS", "3"))
+    img, sock = new_image(work, "nbd-bench.img"), os.path.join(work, "nbd-bench.sock")
+    with open(img, "r+b") as f:   # allocated now: a first write to a hole makes fdatasync commit metadata too,
+        f.write(bytes(IMG_SIZE))  # and only the first back end would pay for it
+        os.fsync(f.fileno())
+    srv = subprocess.Popen(["nbdkit", "-U", sock, "-f", "--exit-with-parent", "--filter=noparallel", "file", img,
+                            "serialize=requests"], stdin=subprocess.DEVNULL)
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    lines = [f"{secs} s per run, 4K random O_DIRECT writes in a TCG guest; QD32 = 32 vdtest processes; "
+             "nbdkit file + noparallel (serialize=requests)", "",
+             "| host write cache | QD | vdisk-vhost IOPS | qsd IOPS | vdisk / qsd | vdisk: durable writes, "
+             "FUA writes, shared flushes |", "|---|---|---|---|---|---|"]
+    try:
+        for mode in ("writethrough", "writeback"):
+            vh = Vhost(a.vhost, work, "virtio-blk", [f"driver=nbd,uri=nbd+unix:///?socket={sock},cache={mode}"],
+                       extra=["--num-queues", "1"])
+            mine = guest.boot(f"blk-bench-qd:{secs}", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
+                              label=f"bench-nbd vdisk-vhost cache={mode}")["bench"]
+            d = vh.stop()["drive0"]
+            q = Qsd(work, None, False, blockdev=f"driver=nbd,node-name=f0,server.type=unix,server.path={sock}",
+                    writethrough=(mode == "writethrough"))
+            theirs = guest.boot(f"blk-bench-qd:{secs}", q.qemu_args(), memfd=True,
+                                label=f"bench-nbd qemu-storage-daemon writethrough={mode == 'writethrough'}")["bench"]
+            q.stop()
+            check(len(mine) == 33 and len(theirs) == 33, f"bench-nbd {mode}: 1 + 32 runs on both")
+            for qd, sl in ((1, slice(0, 1)), (32, slice(1, 33))):
+                v, t = (sum(float(r["iops"]) for r in rows[sl]) for rows in (mine, theirs))
+                lines.append(f"| {mode} | {qd} | {v:.0f} | {t:.0f} | {v / t if t else 0:.2f} | "
+                             f"{d['durable_writes']}, {d['host_rwf_dsync_writes']}, {d['group_commits']} |")
+    finally:
+        srv.terminate()
+        srv.wait()
+    text = "\n".join(lines)
+    print(text)
+    os.makedirs(a.results, exist_ok=True)
+    with open(os.path.join(a.results, "bench-nbd.md"), "w") as f:
         f.write(text + "\n")
 
 
@@ -904,6 +957,7 @@ CASES = {
     "qemu-virtio-scsi": case_qemu_scsi,
     "qsd-vhost-blk": case_qsd_blk,
     "bench": case_bench,
+    "bench-nbd": case_bench_nbd,
     "compare": case_compare,
 }
 

@@ -1,7 +1,7 @@
 /*
  * test-aio-driver.c - the aio-driver engine (block/aio-driver.c) against a
  * tiny fake asynchronous driver ("driver=fakeaio,size=N", with options of its
- * own: fua=native|emulate, align=N, zero=on|off|enotsup).  The fake keeps
+ * own: fua=native|emulate, align=N, zero=on|off|enotsup, sync-us=N).  The fake keeps
  * every op in a queue and completes it from an idle source in the owner's
  * context, so tests can hold ops, see many in flight and check that no
  * completion runs inside the call that submitted it.
@@ -35,12 +35,13 @@ static struct {
     VdFuaSupport fua;
     uint32_t align;
     char zero[16];              /* zero=: on, off, enotsup */
+    unsigned sync_us;           /* sync-us=: each flush and FUA write holds the one-at-a-time server so long */
 } fake;
 
 /* True while a test is inside a vd_blk_* call: a completion then would break the contract. */
 static bool in_call;
 
-static const char *const fake_option_names[] = { "fua", "align", "zero", NULL };
+static const char *const fake_option_names[] = { "fua", "align", "zero", "sync-us", NULL };
 
 /* Run one op against the bytes and call its callback. */
 static void fake_complete(FakeOp *f)
@@ -62,10 +63,14 @@ static void fake_complete(FakeOp *f)
     g_free(f);
 }
 
-/* Idle source: complete one ready op per dispatch. */
+/* Idle source: complete one ready op per dispatch, in order (a sync op first takes sync_us). */
 static gboolean fake_ready(gpointer opaque)
 {
-    fake_complete(g_queue_pop_head(&fake.ready));
+    FakeOp *f = g_queue_pop_head(&fake.ready);
+    if (f->op == VD_DRV_AIO_FLUSH || (f->op == VD_DRV_AIO_WRITE && (f->req->flags & VD_DRV_FUA))) {
+        g_usleep(fake.sync_us);     /* the server is busy syncing: nothing behind it moves */
+    }
+    fake_complete(f);
     if (!g_queue_is_empty(&fake.ready)) {
         return G_SOURCE_CONTINUE;
     }
@@ -122,6 +127,7 @@ static bool fake_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GErr
     fake.fua = fua && strcmp(fua, "native") == 0 ? VD_FUA_NATIVE : VD_FUA_EMULATE;
     fake.align = align ? (uint32_t)atoi(align) : 1;
     g_strlcpy(fake.zero, zero ? zero : "on", sizeof(fake.zero));
+    fake.sync_us = vd_drv_opt(o, "sync-us") ? (unsigned)atoi(vd_drv_opt(o, "sync-us")) : 0;
     fake.ctx = o->ctx;
     g_assert(o->ctx);
     return true;
@@ -329,6 +335,64 @@ static void test_null_aio(void **state)
     vd_blk_close(blk);
 }
 
+/* QD32 durable writes: each slot writes again when its write completes, until total were issued. */
+typedef struct QdLoop {
+    VdBlockBackend *blk;
+    struct iovec iov;
+    unsigned issued, total, running;
+    int ret;
+} QdLoop;
+
+static void qd_write_done(void *opaque, int ret);
+
+/* Issue the next write of the loop (4 KiB, at the next of 256 blocks). */
+static void qd_issue(QdLoop *q)
+{
+    vd_blk_pwritev(q->blk, (q->issued++ % 256) * 4096, &q->iov, 1, 0, qd_write_done, q);
+}
+
+/* One durable write finished: start the next one, or retire the slot. */
+static void qd_write_done(void *opaque, int ret)
+{
+    QdLoop *q = opaque;
+    q->ret = q->ret ? q->ret : ret;
+    if (q->issued < q->total) {
+        qd_issue(q);
+    } else {
+        q->running--;
+    }
+}
+
+/*
+ * A server that runs one request at a time and makes every sync (a flush or
+ * a FUA write) cost 300 us: at QD32 with the write cache off, group commit
+ * must carry most durable writes (one shared flush for many), not one FUA
+ * write each.  Comparing per-write latency alone, a group-commit write tried
+ * among FUA writes waits behind all of them and loses, so the choice stayed
+ * with FUA writes (issue 16's benchmark).
+ */
+static void test_group_commit_serial_server(void **state)
+{
+    VdBlockBackend *blk = open_fake(",fua=native,sync-us=1000,cache=writethrough");
+    static uint8_t buf[4096];
+    QdLoop q = { .blk = blk, .iov = { buf, sizeof(buf) }, .total = 4000 };
+    for (q.running = 0; q.running < 32; q.running++) {
+        qd_issue(&q);
+    }
+    while (q.running) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    assert_int_equal(q.ret, 0);
+    VdBlockStats s = stats_of(blk);
+    uint64_t syncs = s.host_fdatasync + s.host_rwf_dsync_writes;
+    print_message("durable writes %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT " FUA writes, %" G_GUINT64_FORMAT
+                  " flushes (%" G_GUINT64_FORMAT " group commits)\n", (guint64)s.durable_writes,
+                  (guint64)s.host_rwf_dsync_writes, (guint64)s.host_fdatasync, (guint64)s.group_commits);
+    assert_int_equal(s.durable_writes, q.total);
+    assert_true(syncs * 10 <= s.durable_writes);    /* at most 0.1 syncs per durable write */
+    vd_blk_close(blk);
+}
+
 /* Below the driver's alignment: a read bounces, a write reads its edge blocks first. */
 static void test_unaligned_rmw(void **state)
 {
@@ -510,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup(test_fua_emulated, setup),
         cmocka_unit_test_setup(test_flush_skip_and_coalesce, setup),
         cmocka_unit_test_setup(test_many_in_flight, setup),
+        cmocka_unit_test_setup(test_group_commit_serial_server, setup),
         cmocka_unit_test_setup(test_unaligned_rmw, setup),
         cmocka_unit_test_setup(test_write_zeroes, setup),
         cmocka_unit_test_setup(test_discard, setup),
