@@ -1,7 +1,9 @@
 /*
  * rbd.c - the "rbd" driver: a Ceph RBD image through librbd's asynchronous
- * API (driver=rbd,pool=P,image=I[,conf=PATH][,user=NAME]; user= is QEMU's
- * blockdev spelling, since id= names the drive).
+ * API (driver=rbd,pool=P,image=I[,snapshot=S][,conf=PATH][,user=NAME]; user=
+ * is QEMU's blockdev spelling, since id= names the drive; a snapshot opens
+ * only with read-only=on).  QEMU's file=rbd:POOL/IMAGE[@SNAP][:conf=..][:id=..]
+ * is translated into these options by filename-spelling.c.
  *
  * Every op is one librbd aio call: rbd_aio_readv, rbd_aio_writev,
  * rbd_aio_flush (stage 2 of a flush), rbd_aio_discard and
@@ -70,7 +72,7 @@ static const VdRbdCacheConf cache_confs[2] = {
     [true] = { "false", "false", VD_FUA_NATIVE },   /* none, directsync */
 };
 
-static const char *const rbd_option_names[] = { "pool", "image", "conf", "user", NULL };
+static const char *const rbd_option_names[] = { "pool", "image", "snapshot", "conf", "user", NULL };
 
 /* Owner thread: hand one finished op's result to the engine. */
 static void rbd_deliver(void *item)
@@ -186,12 +188,14 @@ static bool rbd_connect_image(VdRbdState *s, const VdDriverOpenOptions *o, const
                     r == -ENOENT ? "no such pool" : g_strerror(-r));
         return false;
     }
-    r = o->read_only ? s->lib->rbd_open_read_only(s->io, image, &s->image, NULL)
+    const char *snap = vd_drv_opt(o, "snapshot");   /* read-only: rbd_drv_open checked */
+    r = o->read_only ? s->lib->rbd_open_read_only(s->io, image, &s->image, snap)
                      : s->lib->rbd_open(s->io, image, &s->image, NULL);
     if (r < 0) {
         s->image = NULL;
-        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: image=%s: %s in pool %s", image,
-                    r == -ENOENT ? "no such image" : g_strerror(-r), pool);
+        const char *why = r != -ENOENT ? g_strerror(-r) : snap ? "no such image or snapshot" : "no such image";
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: image=%s%s%s: %s in pool %s", image,
+                    snap ? "@" : "", snap ? snap : "", why, pool);
         return false;
     }
     r = s->lib->rbd_get_size(s->image, &s->size);
@@ -233,6 +237,16 @@ static bool rbd_drv_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, G
     }
     if (!image || !*image) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver 'rbd' needs image=NAME");
+        return false;
+    }
+    const char *snap = vd_drv_opt(o, "snapshot");
+    if (snap && !*snap) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "rbd: snapshot= needs a snapshot name");
+        return false;
+    }
+    if (snap && !o->read_only) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "rbd: snapshot=%s cannot be written: open it with read-only=on", snap);
         return false;
     }
     s->lib = vd_rbd_lib(errp);
