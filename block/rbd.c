@@ -29,13 +29,13 @@
  * Lock rules: open, close, the capabilities and aio_submit run on the owner
  * thread.  librbd calls rbd_op_done on its own threads; it touches nothing
  * but its VdRbdOp (the result) and pushes it onto the completion channel
- * (rbd-completion.h), which delivers it, and the driver's callback, on the
+ * (util/completion-channel.h), which delivers it, and the driver's callback, on the
  * owner's GMainContext.  librbd's threads end in rados_shutdown, before the
  * channel is freed.
  */
 #include "block/block-driver.h"
-#include "rbd-completion.h"
 #include "rbd-lib.h"
+#include "util/completion-channel.h"
 
 #include <errno.h>
 #include <string.h>
@@ -48,13 +48,13 @@ typedef struct VdRbdState {
     bool cluster_created;
     uint64_t size;
     const struct VdRbdCacheConf *cache; /* the librbd settings applied at open */
-    VdRbdChannel *channel;
+    VdCompletionChannel *channel;
 } VdRbdState;
 
 /* One op in flight: the engine's callback and librbd's result. */
 typedef struct VdRbdOp {
     const VdRbdLib *lib;
-    VdRbdChannel *channel;
+    VdCompletionChannel *channel;
     VdDrvAioCb *cb;
     void *opaque;
     int ret;
@@ -75,7 +75,7 @@ static const VdRbdCacheConf cache_confs[2] = {
 static const char *const rbd_option_names[] = { "pool", "image", "snapshot", "conf", "user", NULL };
 
 /* Owner thread: hand one finished op's result to the engine. */
-static void rbd_deliver(void *item)
+static void rbd_deliver(void *unused, void *item)
 {
     VdRbdOp *op = item;
     VdDrvAioCb *cb = op->cb;
@@ -92,7 +92,7 @@ static void rbd_op_done(rbd_completion_t c, void *arg)
     ssize_t r = op->lib->rbd_aio_get_return_value(c);
     op->lib->rbd_aio_release(c);
     op->ret = r < 0 ? (int)MAX(r, -4095) : 0;
-    vd_rbd_channel_push(op->channel, op);
+    vd_completion_channel_push(op->channel, op);
 }
 
 /* Set one librados option or fail naming it. */
@@ -223,7 +223,7 @@ static void rbd_drv_close(VdBlockDriverState *bs)
         s->lib->rados_shutdown(s->cluster);
         s->cluster_created = false;
     }
-    g_clear_pointer(&s->channel, vd_rbd_channel_free);
+    g_clear_pointer(&s->channel, vd_completion_channel_free);
 }
 
 /* Open pool/image with the cache settings of the host cache mode. */
@@ -253,7 +253,10 @@ static bool rbd_drv_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, G
     if (!s->lib) {
         return false;
     }
-    s->channel = vd_rbd_channel_new(o->ctx, rbd_deliver, errp);
+    s->channel = vd_completion_channel_new(o->ctx, rbd_deliver, NULL, errp);
+    if (!s->channel) {
+        g_prefix_error(errp, "rbd: ");
+    }
     if (!s->channel || !rbd_configure(s, o, errp) || !rbd_connect_image(s, o, pool, image, errp)) {
         rbd_drv_close(bs);
         return false;
@@ -305,7 +308,7 @@ static void rbd_aio_submit(VdBlockDriverState *bs, VdDrvAioOp op, VdDriverReq *r
     if (r < 0) {
         /* Not started: the result still arrives later, from the loop, never inside aio_submit. */
         rop->ret = MAX(r, -4095);
-        vd_rbd_channel_push(s->channel, rop);
+        vd_completion_channel_push(s->channel, rop);
     }
 }
 
