@@ -203,6 +203,15 @@ enum { VD_FORMAT_RAW, VD_FORMAT_QCOW2 };
 /* options.c */
 bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **errp);
 void vd_block_options_clear(VdBlockOptions *opts);
+/* Keep one of the protocol driver's own options (the caller has checked it is not given yet). */
+void vd_block_options_add_driver_opt(VdBlockOptions *opts, const char *key, const char *value);
+/*
+ * filename-spelling.c: file=rbd:..., file=nbd:... (QEMU's protocol
+ * filenames) become driver= and the driver's own options, unless another
+ * driver= was given (driver_given: driver= appeared); false with errp set
+ * if the filename is malformed.
+ */
+bool vd_block_filename_spelling(VdBlockOptions *o, bool driver_given, GError **errp);
 /* The locking= spelling of a mode. */
 const char *vd_locking_name(VdLocking locking);
 

@@ -207,13 +207,12 @@ const char *vd_drv_opt(const VdDriverOpenOptions *opts, const char *key)
     return NULL;
 }
 
-/* Free one kept driver option. */
-static void driver_opt_free(gpointer p)
+void vd_block_options_add_driver_opt(VdBlockOptions *opts, const char *key, const char *value)
 {
-    VdOpt *o = p;
-    g_free(o->key);
-    g_free(o->value);
-    g_free(o);
+    if (!opts->driver_opts) {
+        opts->driver_opts = vd_opts_new();
+    }
+    vd_opts_add(opts->driver_opts, key, value);
 }
 
 /* Keep a key that is not a generic one: the driver (known only at the end) may take it. */
@@ -224,12 +223,7 @@ static bool defer_driver_option(const VdOpt *pair, VdBlockOptions *opts, GError 
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "option '%s' is given twice", pair->key);
         return false;
     }
-    if (!opts->driver_opts) {
-        opts->driver_opts = g_ptr_array_new_with_free_func(driver_opt_free);
-    }
-    VdOpt *o = g_new(VdOpt, 1);
-    *o = (VdOpt){ .key = g_strdup(pair->key), .value = g_strdup(pair->value) };
-    g_ptr_array_add(opts->driver_opts, o);
+    vd_block_options_add_driver_opt(opts, pair->key, pair->value);
     return true;
 }
 
@@ -550,7 +544,10 @@ bool vd_block_options_parse(const char *options, VdBlockOptions *out, GError **e
             return false;
         }
     }
-    if (apply_format(out, seen, errp) && check_chain(out, errp) && check_protocol(bottom_driver(out), out, errp) &&
+    const VdBlockDriver *named = out->driver;
+    bool spelled = vd_block_filename_spelling(out, (seen & (1u << K_DRIVER)) != 0, errp);
+    seen |= out->driver != named ? 1u << K_DRIVER : 0;    /* file=rbd:... names the driver as driver= would */
+    if (spelled && apply_format(out, seen, errp) && check_chain(out, errp) && check_protocol(bottom_driver(out), out, errp) &&
         check_driver_options(bottom_driver(out), out, errp) && check_aio(out, errp)) {
         return true;
     }

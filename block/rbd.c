@@ -1,7 +1,9 @@
 /*
  * rbd.c - the "rbd" driver: a Ceph RBD image through librbd's asynchronous
- * API (driver=rbd,pool=P,image=I[,conf=PATH][,user=NAME]; user= is QEMU's
- * blockdev spelling, since id= names the drive).
+ * API (driver=rbd,pool=P,image=I[,snapshot=S][,conf=PATH][,user=NAME]; user=
+ * is QEMU's blockdev spelling, since id= names the drive; a snapshot opens
+ * only with read-only=on).  QEMU's file=rbd:POOL/IMAGE[@SNAP][:conf=..][:id=..]
+ * is translated into these options by filename-spelling.c.
  *
  * Every op is one librbd aio call: rbd_aio_readv, rbd_aio_writev,
  * rbd_aio_flush (stage 2 of a flush), rbd_aio_discard and
@@ -27,13 +29,13 @@
  * Lock rules: open, close, the capabilities and aio_submit run on the owner
  * thread.  librbd calls rbd_op_done on its own threads; it touches nothing
  * but its VdRbdOp (the result) and pushes it onto the completion channel
- * (rbd-completion.h), which delivers it, and the driver's callback, on the
+ * (util/completion-channel.h), which delivers it, and the driver's callback, on the
  * owner's GMainContext.  librbd's threads end in rados_shutdown, before the
  * channel is freed.
  */
 #include "block/block-driver.h"
-#include "rbd-completion.h"
 #include "rbd-lib.h"
+#include "util/completion-channel.h"
 
 #include <errno.h>
 #include <string.h>
@@ -46,13 +48,13 @@ typedef struct VdRbdState {
     bool cluster_created;
     uint64_t size;
     const struct VdRbdCacheConf *cache; /* the librbd settings applied at open */
-    VdRbdChannel *channel;
+    VdCompletionChannel *channel;
 } VdRbdState;
 
 /* One op in flight: the engine's callback and librbd's result. */
 typedef struct VdRbdOp {
     const VdRbdLib *lib;
-    VdRbdChannel *channel;
+    VdCompletionChannel *channel;
     VdDrvAioCb *cb;
     void *opaque;
     int ret;
@@ -70,10 +72,10 @@ static const VdRbdCacheConf cache_confs[2] = {
     [true] = { "false", "false", VD_FUA_NATIVE },   /* none, directsync */
 };
 
-static const char *const rbd_option_names[] = { "pool", "image", "conf", "user", NULL };
+static const char *const rbd_option_names[] = { "pool", "image", "snapshot", "conf", "user", NULL };
 
 /* Owner thread: hand one finished op's result to the engine. */
-static void rbd_deliver(void *item)
+static void rbd_deliver(void *unused, void *item)
 {
     VdRbdOp *op = item;
     VdDrvAioCb *cb = op->cb;
@@ -90,7 +92,7 @@ static void rbd_op_done(rbd_completion_t c, void *arg)
     ssize_t r = op->lib->rbd_aio_get_return_value(c);
     op->lib->rbd_aio_release(c);
     op->ret = r < 0 ? (int)MAX(r, -4095) : 0;
-    vd_rbd_channel_push(op->channel, op);
+    vd_completion_channel_push(op->channel, op);
 }
 
 /* Set one librados option or fail naming it. */
@@ -186,12 +188,14 @@ static bool rbd_connect_image(VdRbdState *s, const VdDriverOpenOptions *o, const
                     r == -ENOENT ? "no such pool" : g_strerror(-r));
         return false;
     }
-    r = o->read_only ? s->lib->rbd_open_read_only(s->io, image, &s->image, NULL)
+    const char *snap = vd_drv_opt(o, "snapshot");   /* read-only: rbd_drv_open checked */
+    r = o->read_only ? s->lib->rbd_open_read_only(s->io, image, &s->image, snap)
                      : s->lib->rbd_open(s->io, image, &s->image, NULL);
     if (r < 0) {
         s->image = NULL;
-        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: image=%s: %s in pool %s", image,
-                    r == -ENOENT ? "no such image" : g_strerror(-r), pool);
+        const char *why = r != -ENOENT ? g_strerror(-r) : snap ? "no such image or snapshot" : "no such image";
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "rbd: image=%s%s%s: %s in pool %s", image,
+                    snap ? "@" : "", snap ? snap : "", why, pool);
         return false;
     }
     r = s->lib->rbd_get_size(s->image, &s->size);
@@ -219,7 +223,7 @@ static void rbd_drv_close(VdBlockDriverState *bs)
         s->lib->rados_shutdown(s->cluster);
         s->cluster_created = false;
     }
-    g_clear_pointer(&s->channel, vd_rbd_channel_free);
+    g_clear_pointer(&s->channel, vd_completion_channel_free);
 }
 
 /* Open pool/image with the cache settings of the host cache mode. */
@@ -235,11 +239,24 @@ static bool rbd_drv_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, G
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "driver 'rbd' needs image=NAME");
         return false;
     }
+    const char *snap = vd_drv_opt(o, "snapshot");
+    if (snap && !*snap) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "rbd: snapshot= needs a snapshot name");
+        return false;
+    }
+    if (snap && !o->read_only) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "rbd: snapshot=%s cannot be written: open it with read-only=on", snap);
+        return false;
+    }
     s->lib = vd_rbd_lib(errp);
     if (!s->lib) {
         return false;
     }
-    s->channel = vd_rbd_channel_new(o->ctx, rbd_deliver, errp);
+    s->channel = vd_completion_channel_new(o->ctx, rbd_deliver, NULL, errp);
+    if (!s->channel) {
+        g_prefix_error(errp, "rbd: ");
+    }
     if (!s->channel || !rbd_configure(s, o, errp) || !rbd_connect_image(s, o, pool, image, errp)) {
         rbd_drv_close(bs);
         return false;
@@ -291,7 +308,7 @@ static void rbd_aio_submit(VdBlockDriverState *bs, VdDrvAioOp op, VdDriverReq *r
     if (r < 0) {
         /* Not started: the result still arrives later, from the loop, never inside aio_submit. */
         rop->ret = MAX(r, -4095);
-        vd_rbd_channel_push(s->channel, rop);
+        vd_completion_channel_push(s->channel, rop);
     }
 }
 

@@ -32,9 +32,21 @@ static VdOpt *opt_new(const char *item, const char *str, GError **errp)
     return o;
 }
 
+GPtrArray *vd_opts_new(void)
+{
+    return g_ptr_array_new_with_free_func(opt_free);
+}
+
+void vd_opts_add(GPtrArray *opts, const char *key, const char *value)
+{
+    VdOpt *o = g_new(VdOpt, 1);
+    *o = (VdOpt){ .key = g_strdup(key), .value = g_strdup(value) };
+    g_ptr_array_add(opts, o);
+}
+
 GPtrArray *vd_opts_split(const char *str, GError **errp)
 {
-    g_autoptr(GPtrArray) opts = g_ptr_array_new_with_free_func(opt_free);
+    g_autoptr(GPtrArray) opts = vd_opts_new();
     g_autoptr(GString) cur = g_string_new(NULL);
     if (!*str) {
         return g_steal_pointer(&opts);

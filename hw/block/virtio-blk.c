@@ -154,7 +154,12 @@ static void blk_get_config(VdVirtioDevice *vdev, uint8_t *c)
     c[VD_VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 
-/* Config writes: only the writeback byte is writable, only with CONFIG_WCE, only 0 or 1. */
+/*
+ * Config writes: only the writeback byte is writable, only with CONFIG_WCE,
+ * only 0 or 1, and 1 only if the backend has a cache to turn on (virtio has
+ * no error for a config write: on a write-through-only disk the byte keeps
+ * reading 0, as SCSI's fixed WCE and ATA's missing write cache say).
+ */
 static void blk_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *buf, uint32_t len)
 {
     VdVirtioBlk *s = vd_virtio_device_opaque(vdev);
@@ -164,7 +169,7 @@ static void blk_config_write(VdVirtioDevice *vdev, uint32_t off, const uint8_t *
     uint8_t v = buf[VD_VIRTIO_BLK_CFG_WRITEBACK - off];
     bool negotiated = (vd_virtio_get_status(vdev) & VD_VIRTIO_STATUS_FEATURES_OK) &&
                       vd_virtio_has_feature(vdev, VD_VIRTIO_BLK_F_CONFIG_WCE);
-    if (!negotiated || v > 1) {
+    if (!negotiated || v > 1 || (v && vd_blk_write_through_only(s->blk))) {
         s->stats.wce_writes_ignored++;
         return;
     }

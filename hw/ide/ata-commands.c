@@ -5,7 +5,10 @@
  *
  * Write-cache semantics (ATA8-ACS SET FEATURES, FLUSH CACHE):
  *  - 02h turns the cache on at once; 82h turns it off and completes only
- *    after the backend has drained and flushed (BSY meanwhile).
+ *    after the backend has drained and flushed (BSY meanwhile).  On a
+ *    write-through-only disk (the backend says so; IDENTIFY word 82 bit 5
+ *    is clear) the volatile write cache feature set is not supported, so
+ *    both subcommands abort like any unsupported one.
  *  - FLUSH CACHE / FLUSH CACHE EXT hold BSY until vd_blk_flush completes.
  *    On failure: ERR + ABRT, and the LBA registers hold the lowest sector
  *    written into the cache since the last good flush (the first sector
@@ -334,11 +337,20 @@ static bool valid_xfer_mode(uint8_t mode)
 /* SET FEATURES: the subcommand is in the features register. */
 static void cmd_set_features(IdeDrive *d, const AtaCmd *c)
 {
+    bool wc_feature = !vd_blk_write_through_only(d->blk);   /* IDENTIFY word 82 bit 5 */
     switch (d->feature[0]) {
     case 0x02:
+        if (!wc_feature) {
+            vd_ide_cmd_error(d, ATA_ABRT);
+            return;
+        }
         vd_ata_set_wce(d, true, NULL);
         break;
     case 0x82:
+        if (!wc_feature) {
+            vd_ide_cmd_error(d, ATA_ABRT);
+            return;
+        }
         if (vd_ata_set_wce(d, false, wce_off_done)) {
             d->status = ATA_BSY | ATA_DRDY;
             return;

@@ -3,7 +3,8 @@
  *
  * Words 82-87 report what is supported and what is enabled right now:
  * write cache (82/85 bit 5; 85 reads the backend's state at every IDENTIFY,
- * so a change made by the host shows at the next one), look-ahead (bit 6),
+ * so a change made by the host shows at the next one; 82 is clear when the
+ * backend is write-through only: there is no cache), look-ahead (bit 6),
  * NOP (bit 14), power management (bit 3), LBA48 and FLUSH CACHE (EXT) (83/86 bits 10, 12, 13),
  * FUA (84/87 bit 6).  Words 105/169 offer TRIM when the backend can
  * discard.  Word 255 carries the A5h signature and a checksum
@@ -72,7 +73,10 @@ void vd_ata_identify(const IdeDrive *d, uint8_t out[IDE_SECTOR])
     w[64] = 0x0003;                         /* PIO 3 and 4 */
     w[65] = w[66] = w[67] = w[68] = 120;    /* cycle times, ns */
     w[80] = 0x01f0;                         /* ATA/ATAPI-4 .. ATA8-ACS */
-    w[82] = 0x4000 | 0x0040 | 0x0020 | 0x0008;  /* NOP, look-ahead, write cache, power management */
+    w[82] = 0x4000 | 0x0040 | 0x0008;           /* NOP, look-ahead, power management */
+    if (!vd_blk_write_through_only(d->blk)) {
+        w[82] |= 0x0020;                        /* volatile write cache (none on a write-through-only disk) */
+    }
     w[83] = 0x4000 | 0x2000 | 0x1000 | 0x0400;  /* FLUSH CACHE EXT, FLUSH CACHE, LBA48 */
     w[84] = 0x4000 | 0x0040;                /* WRITE DMA/MULTIPLE FUA EXT */
     w[85] = 0x4000 | 0x0008 | (d->lookahead ? 0x0040 : 0) | (vd_blk_write_cache(d->blk) ? 0x0020 : 0);

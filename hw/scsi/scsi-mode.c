@@ -5,6 +5,9 @@
  *
  * Only WCE in the caching page is changeable; it lives in the block backend
  * (vd_blk_write_cache), so MODE SENSE always shows the backend's real state.
+ * On a write-through-only disk (the backend says so) WCE is 0 and not
+ * changeable, and a MODE SELECT that sets it fails with 26/00 like any
+ * other fixed bit (SPC-4 6.13, 7.5.3).
  * A change made by anyone else (the host, migration, the control socket)
  * raises MODE PARAMETERS CHANGED on every I_T nexus; the disk's own change
  * (MODE SELECT) on every other nexus.  RTD=1 (SPC-5) reverts every page to
@@ -33,21 +36,31 @@ typedef struct VdModePage {
 static const VdModePage vd_mode_pages[] = {
     /* Read-write error recovery: nothing to recover, every field 0. */
     { 0x01, 0x0a, { 0x01, 0x0a }, { 0x01, 0x0a } },
-    /* Caching: WCE (byte 2 bit 2) is set per backend below; RCD=0. */
-    { 0x08, 0x12, { 0x08, 0x12 }, { 0x08, 0x12, 0x04 } },
+    /* Caching: WCE (byte 2 bit 2) current, default and changeable are set per backend below; RCD=0. */
+    { 0x08, 0x12, { 0x08, 0x12 }, { 0x08, 0x12 } },
     /* Control: GLTSD=1 (no log saving), QUEUE ALGORITHM MODIFIER 1 (unrestricted reordering). */
     { 0x0a, 0x0a, { 0x0a, 0x0a, 0x02, 0x10 }, { 0x0a, 0x0a } },
 };
 
-/* Write one page as PC asks (current, changeable or default); returns its size. */
+/*
+ * Write one page as PC asks (current, changeable or default); returns its
+ * size.  WCE is changeable only if the backend has a cache to turn on: on a
+ * write-through-only disk (vd_blk_write_through_only) it is 0 and fixed.
+ */
 static size_t vd_mode_page_fill(VdScsiDisk *disk, const VdModePage *pg, unsigned pc, uint8_t *p)
 {
     size_t n = 2 + pg->len;
     memcpy(p, pc == PC_CHANGEABLE ? pg->changeable : pg->defaults, n);
-    if (pg->code == 0x08 && pc != PC_CHANGEABLE) {
-        bool wce = pc == PC_CURRENT ? vd_blk_write_cache(disk->blk) : vd_blk_default_write_cache(disk->blk);
-        p[2] = (p[2] & ~0x04) | (wce ? 0x04 : 0);
+    if (pg->code != 0x08) {
+        return n;
     }
+    bool wce;
+    if (pc == PC_CHANGEABLE) {
+        wce = !vd_blk_write_through_only(disk->blk);
+    } else {
+        wce = pc == PC_CURRENT ? vd_blk_write_cache(disk->blk) : vd_blk_default_write_cache(disk->blk);
+    }
+    p[2] = (p[2] & ~0x04) | (wce ? 0x04 : 0);
     return n;
 }
 
@@ -313,10 +326,11 @@ void vd_scsi_cmd_mode_select(VdScsiCmd *cmd, const uint8_t *cdb)
             vd_scsi_cmd_fail(cmd, VD_SENSE_PARAM_LIST_LENGTH);
             return;
         }
-        uint8_t cur[VD_MODE_PAGE_MAX];
+        uint8_t cur[VD_MODE_PAGE_MAX], mask[VD_MODE_PAGE_MAX];
         vd_mode_page_fill(disk, pg, PC_CURRENT, cur);
+        vd_mode_page_fill(disk, pg, PC_CHANGEABLE, mask);
         for (size_t i = 2; i < 2u + pg->len; i++) {
-            uint8_t bad = (p[o + i] ^ cur[i]) & ~pg->changeable[i];
+            uint8_t bad = (p[o + i] ^ cur[i]) & ~mask[i];
             if (bad) {
                 vd_scsi_cmd_fail_field(cmd, VD_SENSE_INVALID_FIELD_PARAM, false, o + i, vd_high_bit(bad));
                 return;

@@ -222,7 +222,11 @@ bool vd_blk_write_cache(VdBlockBackend *blk);
  * True if the disk has no volatile cache to turn on (e.g. an NBD server
  * without flush: it acknowledges only durable writes).  Its write cache is
  * off from open on and stays off: turning it on completes with 0 and
- * changes nothing, so every device reports it off to its guest.
+ * changes nothing.  The one answer to "can this disk's write cache be
+ * turned on": every device asks it to tell its guest there is no switchable
+ * cache (SCSI: WCE 0 and not changeable, MODE SELECT WCE=1 fails 26/00; ATA:
+ * IDENTIFY word 82 bit 5 clear, SET FEATURES 02h/82h abort; virtio-blk: the
+ * writeback byte stays 0, a write of 1 is ignored).
  */
 bool vd_blk_write_through_only(VdBlockBackend *blk);
 

@@ -133,7 +133,7 @@ typedef struct VdVirtioBlkStats {
     uint64_t merged_requests;     /* requests that rode along in another's host I/O */
     uint64_t merged_ios;          /* host I/Os that carried more than one request */
     uint64_t wce_changes;         /* guest writes to writeback that changed it */
-    uint64_t wce_writes_ignored;  /* guest writes to writeback ignored (bad value / no CONFIG_WCE) */
+    uint64_t wce_writes_ignored;  /* guest writes to writeback ignored (bad value, no CONFIG_WCE, 1 if write-through only) */
     uint64_t wce_host_changes;    /* write-cache changes made by others: config interrupts */
     uint64_t wce_flush_errors;    /* 1->0 changes of this device whose flush failed */
     uint64_t bad_layout;          /* chains without header or status: NEEDS_RESET */

@@ -28,6 +28,10 @@ typedef struct VdOpt {
  * GPtrArray that frees its items, or NULL with errp set.
  */
 GPtrArray *vd_opts_split(const char *str, GError **errp);
+/* An empty VdOpt array of the same kind (it frees its items). */
+GPtrArray *vd_opts_new(void);
+/* Append a copy of key=value (no checks: the caller's own items). */
+void vd_opts_add(GPtrArray *opts, const char *key, const char *value);
 /* Append ",key=value" (no comma when out is empty) with the value's commas escaped. */
 void vd_opts_append(GString *out, const char *key, const char *value);
 

@@ -25,7 +25,8 @@ expect() {
 }
 
 rbd create --size 1M rbd/cli-$$ || { echo "rbd create failed"; exit 1; }
-trap 'rbd rm --no-progress rbd/cli-$$ >/dev/null 2>&1; rm -rf "$dir"' EXIT
+rbd snap create --no-progress rbd/cli-$$@s1 >/dev/null || { echo "rbd snap create failed"; exit 1; }
+trap 'rbd snap purge --no-progress rbd/cli-$$ >/dev/null 2>&1; rbd rm --no-progress rbd/cli-$$ >/dev/null 2>&1; rm -rf "$dir"' EXIT
 
 # a conf that names the cluster's monitor but asks for cephx with a keyring that is not there
 grep '^mon host' "$CEPH_CONF" >"$dir/mon"
@@ -47,6 +48,13 @@ expect 1 "rbd: conf=$dir/nomon.conf names no monitor (mon_host)" \
 expect 1 "rbd: user= needs a Ceph user name" "driver=rbd,pool=rbd,image=cli-$$,user=,if=virtio"
 expect 2 "unknown option 'snap'" "driver=rbd,pool=rbd,image=cli-$$,snap=s1,if=virtio"
 expect 2 "driver 'rbd' takes no file= option" "driver=rbd,pool=rbd,image=cli-$$,file=/dev/null,if=virtio"
+# QEMU's filename reaches the same driver checks; a snapshot opens only read-only.
+expect 1 "rbd: image=nosuch: no such image in pool rbd" "file=rbd:rbd/nosuch,if=virtio"
+expect 1 "rbd: pool=nosuch: no such pool" "file=rbd:nosuch/cli-$$:conf=$CEPH_CONF,if=virtio"
+expect 1 "rbd: snapshot=s1 cannot be written: open it with read-only=on" "file=rbd:rbd/cli-$$@s1,if=virtio"
+expect 1 "rbd: image=cli-$$@nosuch: no such image or snapshot in pool rbd" \
+    "file=rbd:rbd/cli-$$@nosuch,read-only=on,if=virtio"
+expect 2 "unknown option 'mon_host'; accepted options: conf, id" "file=rbd:rbd/cli-$$:mon_host=x,if=virtio"
 
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]

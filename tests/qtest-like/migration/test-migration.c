@@ -8,6 +8,7 @@
  * source running.
  */
 #include "ata-guest.h"
+#include "nbd-server.h"
 #include "virtio-blk-driver.h"
 #include "virtio-scsi-driver.h"
 
@@ -144,6 +145,41 @@ static void vblk_migrate_wce(int writeback)
     assert_int_equal(vd_vblk_write(&b, 16, out, 4096), VBLK_S_OK);
     assert_int_equal(vd_vblk_flush(&b), VBLK_S_OK);
     pair_free(p, 0);
+}
+
+/*
+ * To a write-through-only disk (an NBD export without flush, cache-modes.md
+ * rule 29): the guest turned its write cache on at the source; the stream's
+ * WCE=1 goes through the destination's backend, which keeps it off (there
+ * is no cache), so the guest reads writeback 0 there and no flush is sent.
+ */
+static void test_vblk_to_write_through_only(void **state)
+{
+    g_autofree char *nbdkit = g_find_program_in_path("nbdkit");
+    if (!nbdkit) {
+        skip();
+    }
+    NbdServer srv = { 0 };
+    nbd_server_eval(&srv, false);
+    Pair *p = pair_new("if=virtio,cache=writeback", NULL);
+    VdVblk b;
+    vblk_start(p, &b, 1);
+    g_autofree char *args = g_strdup_printf("-m 32M --drive driver=nbd,uri=%s,id=drive0,if=virtio,cache=writeback "
+                                            "--incoming unix:%s", srv.uri, p->sock);
+    p->dst = vd_qtest_start(args);
+    g_free(vd_qtest_ok(p->dst, "info"));   /* listening by now */
+    g_free(vd_qtest_ok(p->src, "migrate unix:%s", p->sock));
+    b.dev.qt = p->dst;
+    assert_true(drive_info_has(p->dst, "wce=0"));
+    assert_int_equal(vd_vblk_writeback(&b), 0);
+    uint8_t out[4096];
+    fill(out, sizeof(out), 11);
+    assert_int_equal(vd_vblk_write(&b, 0, out, sizeof(out)), VBLK_S_OK);
+    assert_int_equal(vd_vblk_flush(&b), VBLK_S_OK);
+    vd_qtest_drain(p->dst);
+    assert_int_equal(nbd_log_count(&srv, "Flush"), 0);
+    pair_free(p, 0);
+    nbd_server_stop(&srv);
 }
 
 /* virtio-blk, guest write cache on. */
@@ -595,6 +631,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vblk_wce_on),
         cmocka_unit_test(test_vblk_wce_off),
+        cmocka_unit_test(test_vblk_to_write_through_only),
         cmocka_unit_test(test_vblk_held_request),
         cmocka_unit_test(test_held_request_survives_failure),
         cmocka_unit_test(test_ide_wce_on),

@@ -58,6 +58,7 @@ static VdFuaSupport mock_can_fua(VdBlockDriverState *bs) { return m.cfg.fua; }
 static bool mock_can_dsync(VdBlockDriverState *bs) { return m.cfg.dsync; }
 static bool mock_can_zero(VdBlockDriverState *bs) { return m.cfg.zero; }
 static bool mock_true(VdBlockDriverState *bs) { return true; }
+static bool mock_write_through(VdBlockDriverState *bs) { return m.cfg.write_through; }
 static uint32_t mock_align(VdBlockDriverState *bs) { return m.cfg.req_align ? m.cfg.req_align : 1; }
 
 static int mock_preadv(VdBlockDriverState *bs, VdDriverReq *req)
@@ -109,6 +110,7 @@ static VdBlockDriver mock_driver = {
     .can_discard = mock_true,
     .can_zero = mock_can_zero,
     .request_alignment = mock_align,
+    .write_through_only = mock_write_through,
     .preadv = mock_preadv,
     .pwritev = mock_pwritev,
     .flush_to_disk = mock_flush_disk,

@@ -15,6 +15,7 @@ typedef struct MockConfig {
     bool dsync, zero;              /* can_dsync, can_zero */
     bool stage1;                   /* implement flush_to_os */
     uint32_t req_align;
+    bool write_through;            /* write_through_only: a disk without a volatile cache */
 } MockConfig;
 
 /* Register the driver once and reset state with this configuration. */

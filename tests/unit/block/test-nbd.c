@@ -443,6 +443,18 @@ static void test_server_spelling(void **state)
     vd_blk_close(blk);
 }
 
+/* QEMU's legacy filename, file=nbd:unix:PATH[:exportname=], reaches the same server without driver=. */
+static void test_legacy_filename(void **state)
+{
+    nbd_server_memory(&srv, NULL);
+    g_autofree char *opts = g_strdup_printf("file=nbd:unix:%s:exportname=", srv.sock);
+    VdBlockBackend *blk = open_ok(opts);
+    assert_string_equal(vd_blk_driver_name(blk), "nbd");
+    assert_int_equal(write_block(blk, 0, 1, VD_REQ_FUA), 0);
+    assert_int_equal(nbd_log_count(&srv, "Write fua=1"), 1);
+    vd_blk_close(blk);
+}
+
 /* qemu-nbd on a unix socket: data, FUA and flush reach the image; a missing export is refused. */
 static void test_qemu_nbd(void **state)
 {
@@ -495,6 +507,7 @@ int main(void)
         cmocka_unit_test_teardown(test_read_only_export, teardown),
         cmocka_unit_test_teardown(test_bad_input, teardown),
         cmocka_unit_test_teardown(test_server_spelling, teardown),
+        cmocka_unit_test_teardown(test_legacy_filename, teardown),
         cmocka_unit_test_teardown(test_qemu_nbd, teardown),
     };
     return cmocka_run_group_tests_name("block-nbd", tests, NULL, NULL);

@@ -320,6 +320,25 @@ static void test_writeback_needs_config_wce(void **state)
     fix_free(f);
 }
 
+/* A write-through-only disk: writeback reads 0, and the guest's 1 is ignored (counted so), not a change. */
+static void test_writeback_write_through_only(void **state)
+{
+    static const MockConfig mock = { .fua = VD_FUA_NATIVE, .write_through = true };
+    mock_reset(&mock);
+    Fix *f = fix_new("driver=mock,size=4M,cache=writeback", NULL);
+    start(f, ALL_FEATURES, 1);
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    set_writeback(f, 1);
+    assert_false(vd_blk_write_cache(f->blk));
+    assert_int_equal(vg_config_read(&f->g, VD_VIRTIO_BLK_CFG_WRITEBACK, 1), 0);
+    assert_int_equal(dstats(f).wce_writes_ignored, 1);
+    assert_int_equal(dstats(f).wce_changes, 0);
+    set_writeback(f, 0);                                   /* 0 is what it is: accepted, no change */
+    assert_int_equal(dstats(f).wce_writes_ignored, 1);
+    assert_int_equal(dstats(f).wce_changes, 0);
+    fix_free(f);
+}
+
 /* A guest without FLUSH and CONFIG_WCE gets writethrough: every write durable, FLUSH unsupported. */
 static void test_guest_without_flush(void **state)
 {
@@ -804,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_read_write),
         cmocka_unit_test(test_writeback_toggle),
         cmocka_unit_test(test_writeback_needs_config_wce),
+        cmocka_unit_test(test_writeback_write_through_only),
         cmocka_unit_test(test_guest_without_flush),
         cmocka_unit_test(test_get_id),
         cmocka_unit_test(test_default_id_per_image),

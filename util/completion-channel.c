@@ -1,27 +1,27 @@
 /*
- * rbd-completion.c - the cross-thread completion channel of the rbd driver:
- * librbd's threads push, the owner's GMainContext delivers.  Lock rules are
- * in rbd-completion.h.
+ * completion-channel.c - the one cross-thread completion channel: any thread
+ * pushes, the owner's GMainContext delivers.  Lock rules are in
+ * include/util/completion-channel.h.
  */
-#include "rbd-completion.h"
+#include "util/completion-channel.h"
 
 #include <errno.h>
-#include <gio/gio.h>
 #include <glib-unix.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-struct VdRbdChannel {
+struct VdCompletionChannel {
     GAsyncQueue *queue;         /* thread-safe: pushed by any thread, popped by the owner */
     int event_fd;               /* non-zero while items may be waiting */
-    GSource *source;            /* owner's context */
-    VdRbdDeliverFunc *deliver;
+    GSource *source;            /* in the owner's context */
+    VdCompletionDeliverFunc *deliver;
+    void *opaque;
 };
 
-/* Owner thread: clear the eventfd, then deliver everything queued. */
-static gboolean channel_ready(gint fd, GIOCondition cond, gpointer opaque)
+/* Owner thread: clear the eventfd (one read per wake), then deliver everything queued. */
+static gboolean channel_ready(gint fd, GIOCondition cond, gpointer data)
 {
-    VdRbdChannel *ch = opaque;
+    VdCompletionChannel *ch = data;
     uint64_t count;
     ssize_t n;
     do {
@@ -29,29 +29,31 @@ static gboolean channel_ready(gint fd, GIOCondition cond, gpointer opaque)
     } while (n < 0 && errno == EINTR);
     void *item;
     while ((item = g_async_queue_try_pop(ch->queue))) {
-        ch->deliver(item);
+        ch->deliver(ch->opaque, item);
     }
     return G_SOURCE_CONTINUE;
 }
 
-VdRbdChannel *vd_rbd_channel_new(GMainContext *ctx, VdRbdDeliverFunc *deliver, GError **errp)
+VdCompletionChannel *vd_completion_channel_new(GMainContext *ctx, VdCompletionDeliverFunc *deliver, void *opaque,
+                                               GError **errp)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
-        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "rbd: eventfd: %s", g_strerror(errno));
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "eventfd: %s", g_strerror(errno));
         return NULL;
     }
-    VdRbdChannel *ch = g_new0(VdRbdChannel, 1);
+    VdCompletionChannel *ch = g_new0(VdCompletionChannel, 1);
     ch->queue = g_async_queue_new();
     ch->event_fd = fd;
     ch->deliver = deliver;
+    ch->opaque = opaque;
     ch->source = g_unix_fd_source_new(fd, G_IO_IN);
     g_source_set_callback(ch->source, (GSourceFunc)(void (*)(void))channel_ready, ch, NULL);
     g_source_attach(ch->source, ctx);
     return ch;
 }
 
-void vd_rbd_channel_push(VdRbdChannel *ch, void *item)
+void vd_completion_channel_push(VdCompletionChannel *ch, void *item)
 {
     g_async_queue_push(ch->queue, item);
     uint64_t one = 1;
@@ -62,7 +64,7 @@ void vd_rbd_channel_push(VdRbdChannel *ch, void *item)
     /* EAGAIN: the counter is already non-zero, so the source wakes anyway. */
 }
 
-void vd_rbd_channel_free(VdRbdChannel *ch)
+void vd_completion_channel_free(VdCompletionChannel *ch)
 {
     if (!ch) {
         return;
