@@ -19,8 +19,9 @@
  *    allocated cluster, and the data write of a new cluster.
  *  - A guest cluster being allocated is in s->inflight from the allocation of
  *    its host cluster until its L2 entry points there; another write to the
- *    same guest cluster waits on s->alloc_cond (with s->lock) and then finds
- *    it allocated.  A new cluster's L2 entry is set only after its whole data
+ *    same guest cluster waits on s->alloc_cond (with s->lock, counted in
+ *    s->alloc_waiters: a finished allocation broadcasts only if someone
+ *    waits) and then finds it allocated.  A new cluster's L2 entry is set only after its whole data
  *    (the guest's bytes plus zeroes for the rest) has been written, so a read
  *    racing the allocation sees the old mapping (zeroes), never stale data.
  *  - Open and close run on the owner thread with no I/O in flight.
@@ -126,6 +127,7 @@ typedef struct Qcow2Cache {
 typedef struct BDRVQcow2State {
     GMutex lock;
     GCond alloc_cond;
+    unsigned alloc_waiters;     /* threads waiting on alloc_cond (s->lock): broadcast only if any */
     VdBlockDriverState *bs;
     Qcow2Header h;
     bool read_only;
