@@ -616,7 +616,7 @@ static void step(Test *t, GRand *r)
 
 int main(int argc, char **argv)
 {
-    uint64_t target = 2000, seed = 2026, cs = 4096, qemu_max = 100, repair_max = 20;
+    uint64_t target = 2000, seed = 2026, cs = 4096, qemu_max = 100, repair_max = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         uint64_t *dst = !strcmp(argv[i], "--states") ? &target : !strcmp(argv[i], "--seed") ? &seed
                       : !strcmp(argv[i], "--cluster-size") ? &cs : !strcmp(argv[i], "--qemu-checks") ? &qemu_max
