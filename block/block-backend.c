@@ -1012,6 +1012,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         .child = opts.child, .below_child = below, .crash_tear = opts.crash_tear, .crash_samples = opts.crash_samples,
         .no_flush = opts.cache == VD_CACHE_UNSAFE,
         .l2_cache_size = opts.l2_cache_size, .refcount_cache_size = opts.refcount_cache_size,
+        .qcow2_repair = opts.qcow2_repair,
         .crash_log = crash_log, .ctx = blk->ctx, .driver_opts = driver_opts,
     };
     const VdBlockDriver *drv = opts.driver;

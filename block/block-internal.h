@@ -187,6 +187,7 @@ typedef struct VdBlockOptions {
     int format;                     /* format=: VD_FORMAT_* */
     bool format_set;
     uint64_t l2_cache_size, refcount_cache_size; /* qcow2 */
+    bool qcow2_repair;              /* qcow2: repair=leaks */
     unsigned crash_tear;            /* crashsim: 0, 512 or 4096 */
     unsigned crash_samples;         /* crashsim: states per sampled cut */
     char *crash_log;                /* crashsim: log=, the op log written at close */

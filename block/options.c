@@ -65,6 +65,11 @@ static const VdNameValue tear_sizes[] = {
     { "off", 0 }, { "512", 512 }, { "4k", 4096 }, { "4096", 4096 }, { NULL, 0 },
 };
 
+/* qcow2 repair= at open (docs/qcow2.md "Dirty images"): off, or leaks (lower refcounts above the references). */
+static const VdNameValue repair_modes[] = {
+    { "off", 0 }, { "leaks", 1 }, { NULL, 0 },
+};
+
 /* werror=, rerror= (QEMU's spellings). */
 static const VdNameValue error_policies[] = {
     { "report", VD_ERR_REPORT }, { "ignore", VD_ERR_IGNORE }, { "stop", VD_ERR_STOP }, { "enospc", VD_ERR_ENOSPC },
@@ -180,7 +185,7 @@ typedef enum OptKey {
     K_FILE, K_DRIVER, K_FORMAT, K_CACHE, K_AIO, K_READ_ONLY, K_WT_POLICY, K_SIZE, K_DISCARD, K_LOCKING, K_ACTIVE,
     K_CHILD, K_CHILD_CHILD, K_TEAR, K_SAMPLES, K_LOG, K_WERROR, K_RERROR, K_L2_CACHE, K_RB_CACHE,
     K_FAULT_READ, K_FAULT_WRITE, K_FAULT_FLUSH, K_FAULT_DISCARD,   /* in VdFaultOp order */
-    K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD, K_INLINE,
+    K_DELAY_READ, K_DELAY_WRITE, K_DELAY_FLUSH, K_DELAY_DISCARD, K_INLINE, K_REPAIR,
 } OptKey;
 
 static const VdNameValue keys[] = {
@@ -192,7 +197,8 @@ static const VdNameValue keys[] = {
     { "l2-cache-size", K_L2_CACHE }, { "refcount-cache-size", K_RB_CACHE },
     { "fault.read", K_FAULT_READ }, { "fault.write", K_FAULT_WRITE }, { "fault.flush", K_FAULT_FLUSH },
     { "fault.discard", K_FAULT_DISCARD }, { "delay.read", K_DELAY_READ }, { "delay.write", K_DELAY_WRITE },
-    { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { "inline", K_INLINE }, { NULL, 0 },
+    { "delay.flush", K_DELAY_FLUSH }, { "delay.discard", K_DELAY_DISCARD }, { "inline", K_INLINE },
+    { "repair", K_REPAIR }, { NULL, 0 },
 };
 
 /* The value of a driver's own option, or NULL. */
@@ -295,6 +301,12 @@ static bool apply_option(const VdOpt *pair, VdBlockOptions *opts, unsigned *seen
         return vd_parse_size(key, value, 0, &opts->l2_cache_size, errp);
     case K_RB_CACHE:
         return vd_parse_size(key, value, 0, &opts->refcount_cache_size, errp);
+    case K_REPAIR:
+        if (!lookup(repair_modes, key, value, &v, errp)) {
+            return false;
+        }
+        opts->qcow2_repair = v;
+        return true;
     case K_TEAR:
         if (!lookup(tear_sizes, key, value, &v, errp)) {
             return false;
@@ -460,6 +472,11 @@ static bool check_chain(VdBlockOptions *o, GError **errp)
     } else if ((o->l2_cache_size || o->refcount_cache_size) && !in_chain(o, &vd_driver_qcow2)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "l2-cache-size= and refcount-cache-size= are only for a qcow2 image (format=qcow2)");
+    } else if (o->qcow2_repair && !in_chain(o, &vd_driver_qcow2)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "repair= is only for a qcow2 image (format=qcow2)");
+    } else if (o->qcow2_repair && o->read_only) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "repair=leaks writes the image: it cannot go with read-only=on");
     } else {
         return true;
     }

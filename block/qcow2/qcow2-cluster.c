@@ -17,31 +17,44 @@ static void split(const BDRVQcow2State *s, uint64_t guest_off, uint64_t *l1i, ui
     *l2i = cluster % s->l2_entries;
 }
 
-/* Check one L2 entry and classify it. */
-static int classify(const BDRVQcow2State *s, uint64_t l1i, uint64_t l2i, uint64_t e, Qcow2ClusterType *type,
-                    uint64_t *host)
+const char *qcow2_l2_entry_problem(const BDRVQcow2State *s, uint64_t e)
 {
-    const char *bad = NULL;
     if (e & QCOW2_OFLAG_COMPRESSED) {
-        bad = "a compressed cluster (not supported)";
-    } else if (e & QCOW2_L2_RESERVED) {
-        bad = "reserved bits set";
-    } else if ((e & QCOW2_OFFSET_MASK) % s->cluster_size) {
-        bad = "offset not cluster-aligned";
-    } else if ((e & QCOW2_OFLAG_ZERO) && s->h.version < 3) {
-        bad = "zero flag in a version 2 image";
+        return "a compressed cluster (not supported)";
     }
-    if (bad) {
-        g_warning("qcow2: L2 entry %" G_GUINT64_FORMAT " of L1 entry %" G_GUINT64_FORMAT
-                  " (0x%016" G_GINT64_MODIFIER "x): %s", l2i, l1i, e, bad);
-        return -EIO;
+    if (e & QCOW2_L2_RESERVED) {
+        return "reserved bits set";
     }
+    if ((e & QCOW2_OFFSET_MASK) % s->cluster_size) {
+        return "offset not cluster-aligned";
+    }
+    if ((e & QCOW2_OFLAG_ZERO) && s->h.version < 3) {
+        return "zero flag in a version 2 image";
+    }
+    return NULL;
+}
+
+void qcow2_l2_entry_type(uint64_t e, Qcow2ClusterType *type, uint64_t *host)
+{
     *host = e & QCOW2_OFFSET_MASK;
     if (e & QCOW2_OFLAG_ZERO) {
         *type = *host ? QCOW2_ZERO_ALLOC : QCOW2_ZERO_PLAIN;
     } else {
         *type = *host ? QCOW2_NORMAL : QCOW2_UNALLOCATED;
     }
+}
+
+/* Check one L2 entry and classify it. */
+static int classify(const BDRVQcow2State *s, uint64_t l1i, uint64_t l2i, uint64_t e, Qcow2ClusterType *type,
+                    uint64_t *host)
+{
+    const char *bad = qcow2_l2_entry_problem(s, e);
+    if (bad) {
+        g_warning("qcow2: L2 entry %" G_GUINT64_FORMAT " of L1 entry %" G_GUINT64_FORMAT
+                  " (0x%016" G_GINT64_MODIFIER "x): %s", l2i, l1i, e, bad);
+        return -EIO;
+    }
+    qcow2_l2_entry_type(e, type, host);
     return 0;
 }
 

@@ -164,7 +164,8 @@ int qcow2_meta_write(BDRVQcow2State *s, Qcow2Level level, uint64_t offset, const
 
 int qcow2_writeout_all(BDRVQcow2State *s)
 {
-    for (Qcow2Level l = QCOW2_LVL_HEADER_DIRTY; l < QCOW2_LVL__MAX; l++) {
+    /* From DATA up: the dirty bit goes out before the first table that is written (qcow2_order_before), not alone. */
+    for (Qcow2Level l = QCOW2_LVL_DATA; l < QCOW2_LVL__MAX; l++) {
         int ret = write_level(s, l);
         if (ret < 0) {
             return ret;
@@ -205,6 +206,27 @@ int qcow2_flush_to_disk(VdBlockDriverState *bs, VdDriverReq *req)
     return ret;
 }
 
+int qcow2_mark_clean(BDRVQcow2State *s)
+{
+    /* Everything out and durable first; only then may the header say clean. */
+    int ret = qcow2_writeout_all(s);
+    if (ret >= 0) {
+        ret = qcow2_barrier(s);
+    }
+    if (ret >= 0 && s->h.version >= 3) {
+        s->h.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
+        vd_qcow2_store_features(s->hdr_buf, s->h.incompatible_features, s->h.autoclear_features);
+        ret = qcow2_write_header(s);
+        if (ret >= 0) {
+            ret = qcow2_barrier(s);
+        }
+    }
+    if (ret >= 0) {
+        s->dirty_marked = false;
+    }
+    return ret;
+}
+
 void qcow2_shutdown(BDRVQcow2State *s)
 {
     if (s->read_only) {
@@ -213,17 +235,7 @@ void qcow2_shutdown(BDRVQcow2State *s)
     g_mutex_lock(&s->lock);
     int ret = qcow2_writeout_all(s);
     if (ret >= 0 && s->dirty_marked) {
-        /* Everything is out; once it is durable the image is clean again. */
-        ret = qcow2_barrier(s);
-        if (ret >= 0) {
-            s->h.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
-            vd_qcow2_store_features(s->hdr_buf, s->h.incompatible_features, s->h.autoclear_features);
-            ret = qcow2_write_header(s);
-        }
-        if (ret >= 0) {
-            ret = qcow2_barrier(s);
-            s->dirty_marked = false;
-        }
+        ret = qcow2_mark_clean(s);
     }
     g_mutex_unlock(&s->lock);
     if (ret < 0) {

@@ -21,8 +21,8 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
-/* The header extensions after the fixed header: each one must fit in the header cluster. */
-static bool check_extensions(const uint8_t *buf, size_t len, const Qcow2Header *h, GError **errp)
+/* The header extensions after the fixed header: each one must fit in the header cluster; note bitmaps. */
+static bool check_extensions(const uint8_t *buf, size_t len, Qcow2Header *h, GError **errp)
 {
     uint64_t end = MIN((uint64_t)len, 1ull << h->cluster_bits);
     uint64_t off = h->header_length;
@@ -36,13 +36,14 @@ static bool check_extensions(const uint8_t *buf, size_t len, const Qcow2Header *
             return ERR("qcow2 header extension 0x%08x at byte %" G_GUINT64_FORMAT " is %u bytes long: "
                        "past the end of the header cluster", type, off, elen);
         }
+        h->has_bitmaps |= type == QCOW2_EXT_BITMAPS;
         off = next;
     }
     return true; /* no end marker within the header cluster: QEMU stops there too */
 }
 
-/* The incompatible feature bits: refuse unknown ones and honour dirty and corrupt. */
-static bool check_incompatible(const Qcow2Header *h, bool read_only, GError **errp)
+/* The incompatible feature bits: refuse unknown ones and honour dirty (unless repaired) and corrupt. */
+static bool check_incompatible(const Qcow2Header *h, bool read_only, bool repair, GError **errp)
 {
     uint64_t f = h->incompatible_features;
     for (unsigned bit = 2; bit < 64; bit++) {
@@ -58,15 +59,15 @@ static bool check_incompatible(const Qcow2Header *h, bool read_only, GError **er
         return ERR("qcow2 image is marked corrupt (incompatible feature bit 1): open it read-only, "
                    "or repair it with 'qemu-img check -r all'");
     }
-    if ((f & QCOW2_INCOMPAT_DIRTY) && !read_only) {
+    if ((f & QCOW2_INCOMPAT_DIRTY) && !read_only && !repair) {
         return ERR("qcow2 image is dirty (incompatible feature bit 0: not closed cleanly, it may leak clusters): "
-                   "repair it with 'qemu-img check -r leaks', or open it read-only");
+                   "open it with repair=leaks, repair it with 'qemu-img check -r leaks', or open it read-only");
     }
     return true;
 }
 
 /* The version-3 fields; v2 images get their fixed values. */
-static bool parse_v3(const uint8_t *buf, size_t len, Qcow2Header *h, bool read_only, GError **errp)
+static bool parse_v3(const uint8_t *buf, size_t len, Qcow2Header *h, bool read_only, bool repair, GError **errp)
 {
     if (h->version == 2) {
         h->refcount_order = 4;
@@ -96,7 +97,7 @@ static bool parse_v3(const uint8_t *buf, size_t len, Qcow2Header *h, bool read_o
     if ((h->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS) && !read_only) {
         return ERR("qcow2 compatible feature 'lazy refcounts' is supported read-only");
     }
-    return check_incompatible(h, read_only, errp);
+    return check_incompatible(h, read_only, repair, errp);
 }
 
 /* The fixed fields of every version. */
@@ -176,10 +177,10 @@ static bool check_layout(const Qcow2Header *h, uint64_t file_len, bool read_only
     return true;
 }
 
-bool vd_qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_len, bool read_only, Qcow2Header *h,
-                           GError **errp)
+bool vd_qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_len, bool read_only, bool repair,
+                           Qcow2Header *h, GError **errp)
 {
-    return parse_common(buf, len, h, errp) && parse_v3(buf, len, h, read_only, errp) &&
+    return parse_common(buf, len, h, errp) && parse_v3(buf, len, h, read_only, repair, errp) &&
            check_extensions(buf, len, h, errp) && check_layout(h, file_len, read_only, errp);
 }
 

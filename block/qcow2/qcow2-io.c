@@ -37,9 +37,10 @@ static Piece piece_at(const BDRVQcow2State *s, const VdDriverReq *req, uint64_t 
 /* Run a read or write of n bytes of req's iov from pos at host offset on the child. */
 static int child_rw(BDRVQcow2State *s, bool write, const VdDriverReq *req, uint64_t pos, uint64_t n, uint64_t host)
 {
-    struct iovec *iov;
-    unsigned niov = vd_iov_slice(req->iov, req->niov, pos, n, &iov);
-    VdDriverReq r = { .offset = host, .bytes = n, .iov = iov, .niov = niov, .trace = req->trace };
+    struct iovec *iov = NULL;
+    /* The whole request in one cluster (the common case): its own iov, no copy. */
+    unsigned niov = pos == 0 && n == req->bytes ? (unsigned)req->niov : vd_iov_slice(req->iov, req->niov, pos, n, &iov);
+    VdDriverReq r = { .offset = host, .bytes = n, .iov = iov ? iov : req->iov, .niov = niov, .trace = req->trace };
     int ret = write ? vd_bdrv_pwritev(s->bs->child, &r) : vd_bdrv_preadv(s->bs->child, &r);
     g_free(iov);
     return ret < 0 ? ret : 0;
@@ -49,7 +50,9 @@ static int child_rw(BDRVQcow2State *s, bool write, const VdDriverReq *req, uint6
 static int settled_mapping(BDRVQcow2State *s, const Piece *p, Qcow2ClusterType *type, uint64_t *host)
 {
     while (g_hash_table_contains(s->inflight, GSIZE_TO_POINTER(p->cluster + 1))) {
+        s->alloc_waiters++;
         g_cond_wait(&s->alloc_cond, &s->lock);
+        s->alloc_waiters--;
     }
     return qcow2_get_mapping(s, p->off, type, host);
 }
@@ -134,7 +137,9 @@ static int allocating_write(BDRVQcow2State *s, const VdDriverReq *req, const Pie
         qcow2_free_cluster_now(s, host); /* nothing points at it */
     }
     g_hash_table_remove(s->inflight, GSIZE_TO_POINTER(p->cluster + 1));
-    g_cond_broadcast(&s->alloc_cond);
+    if (s->alloc_waiters) {
+        g_cond_broadcast(&s->alloc_cond); /* a futex syscall even without waiters: only when someone waits */
+    }
     return ret;
 }
 

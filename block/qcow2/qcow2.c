@@ -4,6 +4,7 @@
  * the driver table.  It sits above a protocol child (driver=qcow2,file=IMG,
  * or format=qcow2), or above crashsim (child=crashsim,child.child=file).
  * No prepare: every op runs in the thread pool (qcow2.h has the lock rules).
+ * repair=leaks recounts the references at open (qcow2-repair.c).
  * docs/qcow2.md describes the subset and the ordering rules.
  */
 #include "qcow2.h"
@@ -49,8 +50,8 @@ static void *read_table(BDRVQcow2State *s, uint64_t offset, size_t len, const ch
     return buf;
 }
 
-/* Read and validate the header; keep its first sector(s) for the dirty-bit writes. */
-static bool load_header(BDRVQcow2State *s, uint64_t file_len, GError **errp)
+/* Read and validate the header (a dirty one is fine with repair); keep its first sector(s) for the dirty-bit writes. */
+static bool load_header(BDRVQcow2State *s, uint64_t file_len, bool repair, GError **errp)
 {
     s->hdr_buf = read_table(s, 0, s->align, "header", errp);
     if (!s->hdr_buf) {
@@ -72,7 +73,7 @@ static bool load_header(BDRVQcow2State *s, uint64_t file_len, GError **errp)
         free(cl);
         buf = copy;
     }
-    return vd_qcow2_parse_header(buf, len, file_len, s->read_only, &s->h, errp);
+    return vd_qcow2_parse_header(buf, len, file_len, s->read_only, repair, &s->h, errp);
 }
 
 /* Read and check the L1 table (padded to whole clusters) and the refcount table. */
@@ -145,7 +146,7 @@ static bool open_image(BDRVQcow2State *s, const VdDriverOpenOptions *o, GError *
     if (file_len < 0) {
         return ERR("qcow2: cannot get the size of the image file: %s", g_strerror((int)-file_len));
     }
-    if (!load_header(s, file_len, errp)) {
+    if (!load_header(s, file_len, o->qcow2_repair, errp)) {
         return false;
     }
     s->cluster_size = 1u << s->h.cluster_bits;
@@ -162,7 +163,10 @@ static bool open_image(BDRVQcow2State *s, const VdDriverOpenOptions *o, GError *
     s->fresh_idx = ((uint64_t)file_len + s->cluster_size - 1) / s->cluster_size;
     s->inflight = g_hash_table_new(g_direct_hash, g_direct_equal);
     s->deferred_frees = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-    return s->zero_cluster || ERR("qcow2: out of memory");
+    if (!s->zero_cluster) {
+        return ERR("qcow2: out of memory");
+    }
+    return !o->qcow2_repair || qcow2_repair_leaks(s, file_len, errp);
 }
 
 /* Open the child, then the image on it. */

@@ -7,6 +7,7 @@
  *   qcow2-cluster.c   guest offset -> host cluster mapping: L1, L2, new L2 tables
  *   qcow2-io.c        read, write (allocating), write-zeroes, discard
  *   qcow2-flush.c     write-back in dependency order, the two flush stages, the dirty bit
+ *   qcow2-repair.c    repair=leaks: recount every cluster's references at open, lower leaked refcounts
  *
  * Lock rules:
  *  - s->lock (a GMutex) protects every piece of metadata: the header copy,
@@ -18,8 +19,9 @@
  *    allocated cluster, and the data write of a new cluster.
  *  - A guest cluster being allocated is in s->inflight from the allocation of
  *    its host cluster until its L2 entry points there; another write to the
- *    same guest cluster waits on s->alloc_cond (with s->lock) and then finds
- *    it allocated.  A new cluster's L2 entry is set only after its whole data
+ *    same guest cluster waits on s->alloc_cond (with s->lock, counted in
+ *    s->alloc_waiters: a finished allocation broadcasts only if someone
+ *    waits) and then finds it allocated.  A new cluster's L2 entry is set only after its whole data
  *    (the guest's bytes plus zeroes for the rest) has been written, so a read
  *    racing the allocation sees the old mapping (zeroes), never stale data.
  *  - Open and close run on the owner thread with no I/O in flight.
@@ -50,6 +52,8 @@
 /* Incompatible feature bits. */
 #define QCOW2_INCOMPAT_DIRTY   (1ull << 0)
 #define QCOW2_INCOMPAT_CORRUPT (1ull << 1)
+/* Header extension types. */
+#define QCOW2_EXT_BITMAPS 0x23852875u
 /* Compatible feature bits. */
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (1ull << 0)
 
@@ -80,12 +84,14 @@ typedef struct Qcow2Header {
     uint64_t autoclear_features;
     uint32_t refcount_order;
     uint32_t header_length;
+    bool has_bitmaps;           /* a bitmaps extension: its clusters are referenced from there (repair refuses) */
 } Qcow2Header;
 
 /* qcow2-header.c: pure functions on buffers (the fuzz target calls them too). */
-/* Parse and validate the header in buf (the image's first len bytes); one error line names the field. */
-bool vd_qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_len, bool read_only, Qcow2Header *h,
-                           GError **errp);
+/* Parse and validate the header in buf (the image's first len bytes); one error line names the field.
+ * repair: a dirty image is accepted for writing (repair=leaks runs qcow2_repair_leaks on it). */
+bool vd_qcow2_parse_header(const uint8_t *buf, size_t len, uint64_t file_len, bool read_only, bool repair,
+                           Qcow2Header *h, GError **errp);
 /* Validate the L1 table (big-endian entries, as on disk); converts it to host order in place. */
 bool vd_qcow2_check_l1(const Qcow2Header *h, uint64_t *l1, uint64_t file_len, GError **errp);
 /* Validate the refcount table (big-endian entries); converts it to host order in place. */
@@ -121,6 +127,7 @@ typedef struct Qcow2Cache {
 typedef struct BDRVQcow2State {
     GMutex lock;
     GCond alloc_cond;
+    unsigned alloc_waiters;     /* threads waiting on alloc_cond (s->lock): broadcast only if any */
     VdBlockDriverState *bs;
     Qcow2Header h;
     bool read_only;
@@ -184,6 +191,8 @@ int qcow2_write_header(BDRVQcow2State *s);
 void qcow2_note_unsynced(BDRVQcow2State *s, Qcow2Level level);
 /* A child flush_to_disk as an ordering point (nothing under cache=unsafe). */
 int qcow2_barrier(BDRVQcow2State *s);
+/* Write everything out, make it durable, then clear the dirty bit (v3) durably. */
+int qcow2_mark_clean(BDRVQcow2State *s);
 /* Close: write everything out and clear the dirty bit. */
 void qcow2_shutdown(BDRVQcow2State *s);
 /* The driver's stage 1 and stage 2 (qcow2-flush.c). */
@@ -203,12 +212,21 @@ void qcow2_free_cluster_deferred(BDRVQcow2State *s, uint64_t offset);
 int qcow2_apply_deferred_frees(BDRVQcow2State *s);
 
 /* qcow2-cluster.c (s->lock held) */
+/* What is wrong with an L2 entry (compressed, reserved bits, misaligned, v2 zero flag), or NULL. */
+const char *qcow2_l2_entry_problem(const BDRVQcow2State *s, uint64_t e);
+/* The type and host cluster of a checked L2 entry. */
+void qcow2_l2_entry_type(uint64_t e, Qcow2ClusterType *type, uint64_t *host);
 /* The mapping of the guest cluster holding guest_off: its type and host cluster offset. */
 int qcow2_get_mapping(BDRVQcow2State *s, uint64_t guest_off, Qcow2ClusterType *type, uint64_t *host);
 /* Point the guest cluster at entry (an L2 entry), allocating its L2 table if needed. */
 int qcow2_set_l2_entry(BDRVQcow2State *s, uint64_t guest_off, uint64_t entry);
 /* Make sure the L2 table of guest_off exists (so that linking later cannot fail on allocation). */
 int qcow2_ensure_l2(BDRVQcow2State *s, uint64_t guest_off);
+
+/* qcow2-repair.c (open, owner thread, no I/O in flight) */
+/* repair=leaks: lower every refcount above its references, durably, and clear the dirty bit; refuse
+ * (changing nothing) if a refcount is below its references. */
+bool qcow2_repair_leaks(BDRVQcow2State *s, uint64_t file_len, GError **errp);
 
 /* qcow2-io.c (worker threads, take s->lock themselves) */
 /* The driver's data callbacks. */

@@ -140,7 +140,7 @@ typedef enum VdFaultOp {
  * Open a backend from a QEMU -drive style option string, for example
  * "file=disk.img,format=raw,cache=none,read-only=on,wt-policy=dsync".
  * Accepted keys: file, driver, format (raw, qcow2: docs/qcow2.md), child, child.child,
- * l2-cache-size, refcount-cache-size, cache, aio, inline, read-only,
+ * l2-cache-size, refcount-cache-size, repair (qcow2: off, leaks), cache, aio, inline, read-only,
  * wt-policy, discard, locking, active, werror, rerror, fault.OP and
  * delay.OP (OP: read, write, flush, discard), size (null driver only).  Device keys such
  * as if= and index= belong to the VMM, which removes them first.

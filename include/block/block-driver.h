@@ -94,6 +94,7 @@ typedef struct VdDriverOpenOptions {
     bool no_flush;              /* cache=unsafe: a driver's own ordering points skip flush_to_disk */
     uint64_t l2_cache_size;     /* qcow2: l2-cache-size= in bytes, 0: the default */
     uint64_t refcount_cache_size; /* qcow2: refcount-cache-size= in bytes, 0: the default */
+    bool qcow2_repair;          /* qcow2: repair=leaks, lower refcounts above the references at open */
     unsigned crash_tear;        /* crashsim: tear writes at 0 (never), 512 or 4096 bytes */
     unsigned crash_samples;     /* crashsim: states sampled per cut when too many to enumerate */
     const char *crash_log;      /* crashsim: write the op log to this path at close (log=), or NULL */

@@ -16,9 +16,12 @@
  * per distinct metadata (hashed): the same structural check runs in process
  * on every distinct metadata state, and qemu-img check on the first
  * --qemu-checks of them (0: all), whose verdicts must agree with it.  The
- * promise check runs on every state.
+ * promise check runs on every state.  Up to --repairs distinct states (leaky
+ * ones, and every 8th other) are also opened with repair=leaks: afterwards
+ * they must be clean (dirty bit clear, both checks exit 0, not 3) and keep
+ * every promise.
  *
- * Usage: test-qcow2-crash [--states N] [--seed S] [--cluster-size BYTES] [--qemu-checks N]
+ * Usage: test-qcow2-crash [--states N] [--seed S] [--cluster-size BYTES] [--qemu-checks N] [--repairs N]
  * Exit 0 pass, 1 failure, 77 skip (no qemu-img).
  */
 #include "block/block-backend.h"
@@ -79,6 +82,7 @@ typedef struct Test {
     GHashTable *meta_seen;      /* metadata hashes already checked */
     GQueue *checks;             /* Check*, running */
     uint64_t cut_points, states, distinct, qemu_checks, qemu_max, leaky, failures;
+    uint64_t repairs, repair_max;  /* states opened with repair=leaks, at most */
 } Test;
 
 static void die(const char *fmt, ...) G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN;
@@ -334,6 +338,15 @@ static void check_reap(Test *t)
     g_free(c);
 }
 
+/* Write a state's bytes to a file, plainly: g_file_set_contents would fsync every state. */
+static void save_state(const char *path, const GByteArray *img)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, img->data, img->len) != (ssize_t)img->len || close(fd) != 0) {
+        die("%s: %s", path, g_strerror(errno));
+    }
+}
+
 /* Start qemu-img check on one state's file; a few run at once (they mostly wait for the disk). */
 static void check_start(Test *t, const GByteArray *img, uint64_t cut, uint64_t k, int expect)
 {
@@ -345,11 +358,7 @@ static void check_start(Test *t, const GByteArray *img, uint64_t cut, uint64_t k
     c->k = k;
     c->expect = expect;
     c->path = g_strdup_printf("%s/state-%" G_GUINT64_FORMAT ".qcow2", t->dir, t->qemu_checks);
-    /* A plain write: g_file_set_contents would fsync every state. */
-    int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write(fd, img->data, img->len) != (ssize_t)img->len || close(fd) != 0) {
-        die("%s: %s", c->path, g_strerror(errno));
-    }
+    save_state(c->path, img);
     g_autoptr(GError) err = NULL;
     const char *argv[] = { "qemu-img", "check", "-q", "-f", "qcow2", c->path, NULL };
     if (!g_spawn_async(NULL, (char **)argv, NULL,
@@ -360,6 +369,43 @@ static void check_start(Test *t, const GByteArray *img, uint64_t cut, uint64_t k
     }
     g_queue_push_tail(t->checks, c);
     t->qemu_checks++;
+}
+
+/*
+ * Open a crash state with repair=leaks and close it: the repaired file must be clean (no dirty bit, the
+ * in-process check and qemu-img check both exit 0) and still keep every promise.
+ */
+static void repair_state(Test *t, const GByteArray *img, uint64_t k)
+{
+    g_autofree char *path = g_strdup_printf("%s/repair.qcow2", t->dir);
+    save_state(path, img);
+    g_autofree char *opts = g_strdup_printf("file=%s,format=qcow2,repair=leaks,cache=unsafe,aio=threads", path);
+    g_autoptr(GError) err = NULL;
+    VdBlockBackend *blk = vd_blk_open(opts, NULL, &err);
+    t->repairs++;
+    if (!blk) {
+        fprintf(stderr, "FAIL cut %" G_GUINT64_FORMAT " state %" G_GUINT64_FORMAT ": repair=leaks refused it: %s\n",
+                t->cut_points, k, err->message);
+        t->failures++;
+        return;
+    }
+    vd_blk_close(blk);
+    gchar *data;
+    gsize len;
+    if (!g_file_get_contents(path, &data, &len, NULL)) {
+        die("cannot read %s", path);
+    }
+    g_autoptr(GByteArray) fixed = g_byte_array_new_take((guint8 *)data, len);
+    View v;
+    view_init(&v, fixed);
+    int verdict = view_check(&v);
+    if (!check_promises(t, &v, t->cut_points, k) || verdict != 0 || (vd_ld_be64(fixed->data + 72) & 1)) {
+        fprintf(stderr, "FAIL cut %" G_GUINT64_FORMAT " state %" G_GUINT64_FORMAT ": after repair=leaks the "
+                "in-process check says %d, dirty bit %d\n", t->cut_points, k, verdict,
+                (int)(vd_ld_be64(fixed->data + 72) & 1));
+        t->failures++;
+    }
+    check_start(t, fixed, t->cut_points, k, 0);
 }
 
 /* Cut now: every crash state of the file must keep the promises and pass qemu-img check. */
@@ -392,6 +438,9 @@ static void cut(Test *t)
             }
             if (!t->qemu_max || t->qemu_checks < t->qemu_max || verdict == 2) {
                 check_start(t, img, t->cut_points, k, verdict);
+            }
+            if (t->repairs < t->repair_max && (verdict == 3 || t->distinct % 8 == 0)) {
+                repair_state(t, img, k); /* leaky states first, and a sample of the others */
             }
         }
     }
@@ -567,13 +616,14 @@ static void step(Test *t, GRand *r)
 
 int main(int argc, char **argv)
 {
-    uint64_t target = 2000, seed = 2026, cs = 4096, qemu_max = 100;
+    uint64_t target = 2000, seed = 2026, cs = 4096, qemu_max = 100, repair_max = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         uint64_t *dst = !strcmp(argv[i], "--states") ? &target : !strcmp(argv[i], "--seed") ? &seed
-                      : !strcmp(argv[i], "--cluster-size") ? &cs : !strcmp(argv[i], "--qemu-checks") ? &qemu_max : NULL;
+                      : !strcmp(argv[i], "--cluster-size") ? &cs : !strcmp(argv[i], "--qemu-checks") ? &qemu_max
+                      : !strcmp(argv[i], "--repairs") ? &repair_max : NULL;
         if (!dst) {
-            die("unknown option '%s'; accepted: --states N, --seed S, --cluster-size BYTES, --qemu-checks N (0: all)",
-                argv[i]);
+            die("unknown option '%s'; accepted: --states N, --seed S, --cluster-size BYTES, --qemu-checks N (0: all), "
+                "--repairs N", argv[i]);
         }
         *dst = g_ascii_strtoull(argv[i + 1], NULL, 10);
     }
@@ -582,7 +632,7 @@ int main(int argc, char **argv)
         printf("SKIP qcow2-crash: qemu-img not found (apt-get install qemu-utils)\n");
         return 77;
     }
-    Test t = { .cs = (uint32_t)cs, .wce = true, .qemu_max = qemu_max };
+    Test t = { .cs = (uint32_t)cs, .wce = true, .qemu_max = qemu_max, .repair_max = repair_max };
     t.dir = g_dir_make_tmp("vdisk-qcow2-crash-XXXXXX", NULL);
     t.img = g_build_filename(t.dir, "disk.qcow2", NULL);
     t.check_img = g_build_filename(t.dir, "state.qcow2", NULL);
@@ -619,8 +669,8 @@ int main(int argc, char **argv)
     printf("qcow2-crash cluster_size=%" G_GUINT64_FORMAT " seed=%" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT
            " crash states at %" G_GUINT64_FORMAT " cut points, %" G_GUINT64_FORMAT " distinct metadata states (%"
            G_GUINT64_FORMAT " with leaks), %" G_GUINT64_FORMAT " of them also by qemu-img check, %" G_GUINT64_FORMAT
-           " failures, %.1f s; clean close: qemu-img check exit %d\n", cs, seed, t.states, t.cut_points, t.distinct,
-           t.leaky, t.qemu_checks,
+           " repaired with repair=leaks, %" G_GUINT64_FORMAT " failures, %.1f s; clean close: qemu-img check exit %d\n", cs, seed, t.states, t.cut_points, t.distinct,
+           t.leaky, t.qemu_checks, t.repairs,
            t.failures, (g_get_monotonic_time() - t0) / 1e6, WEXITSTATUS(status));
     g_ptr_array_free(t.all, TRUE);
     g_ptr_array_free(t.unflushed, TRUE);
