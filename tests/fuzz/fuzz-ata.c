@@ -164,7 +164,8 @@ static void op_ram(Rig *r, FzIn *in)
 {
     uint32_t at = fz_u32(in) % RAM_BYTES;
     uint8_t buf[64];
-    size_t n = fz_bytes(in, buf, MIN((size_t)fz_u8(in) % 64, RAM_BYTES - at));
+    size_t want = fz_u8(in) % 64;      /* taken once: MIN() evaluates its arguments twice */
+    size_t n = fz_bytes(in, buf, MIN(want, RAM_BYTES - at));
     memcpy(vd_bus_ram(r->bus) + at, buf, n);
 }
 
