@@ -181,6 +181,9 @@ class Vhost:
             cmd = ["strace", "-f", "-qq", "--seccomp-bpf", "-s", "0", "-o", self.trace,
                    "-e", "trace=openat,pwrite64,pwritev,pwritev2,fdatasync,fsync", *cmd]
         self.log = open(os.path.join(workdir, f"vhost-{device}.log"), "w")
+        for stale in (self.sock, self.stats_path):   # a previous instance's files would end the start-up wait early
+            if os.path.exists(stale):
+                os.unlink(stale)
         env = dict(os.environ)
         if strace:
             env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"   # LSan cannot run under ptrace
