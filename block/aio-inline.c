@@ -9,8 +9,9 @@
  * as every other path.  While a fault rule or delay applies to its kind of
  * op, the op goes to the engine, so that the rule sees each op once.  Only
  * req->done is deferred: the request goes on the ready list, which a
- * GSource in the owner's context drains once per loop iteration (no
- * syscall, no thread), so a completion never runs inside the call that
+ * GSource in the owner's context drains (no syscall, no thread; up to
+ * VD_READY_BUDGET completions per loop iteration, those queued by the
+ * callbacks included), so a completion never runs inside the call that
  * submitted it.
  *
  * inline= (blk->inline_mode): auto, the default, as below; on: inline
@@ -24,10 +25,13 @@
  *  - Buffered writes cannot ask (ext4 answers RWF_NOWAIT buffered writes
  *    with EOPNOTSUPP) and can block (dirty throttling, a partial page to
  *    read in).  Each inline write is timed (in->now: the monotonic clock, or
- *    a test's); one that took longer than VD_INLINE_STALL_US sends every
- *    write to the engine for VD_INLINE_BACKOFF_US after it ended.  So the
- *    loop stalls in at most one slow write per back-off window
- *    (docs/cache-modes.md, "I/O engines").
+ *    a test's); two in a row that took longer than VD_INLINE_STALL_US send
+ *    every write to the engine for VD_INLINE_BACKOFF_US after the second
+ *    ended.  One slow write alone is most likely a preemption (under load a
+ *    2 us write is preempted past 200 us many times a second), while dirty
+ *    throttling holds every write of the thread.  So the loop stalls in at
+ *    most two slow writes per back-off window (docs/cache-modes.md, "I/O
+ *    engines").
  * Durable writes, flushes, discards, write-zeroes and unaligned requests
  * never come here.  A group-commit write may: it is a plain write by
  * itself, made durable by the shared flush that block-backend.c starts
@@ -41,14 +45,16 @@
 #include <fcntl.h>
 #include <sys/uio.h>
 
-#define VD_INLINE_STALL_US 200          /* an inline write slower than this... */
-#define VD_INLINE_BACKOFF_US 100000     /* ...sends writes to the engine for this long */
+#define VD_INLINE_STALL_US 200          /* two inline writes in a row slower than this... */
+#define VD_INLINE_BACKOFF_US 1000000    /* ...send writes to the engine for this long */
+#define VD_READY_BUDGET 64              /* completions one dispatch runs before the loop polls again */
 
 typedef struct VdInline {
     GSource source;
     VdBlockBackend *blk;
     VdRequest *head, **tail;            /* the ready list, linked through next_ready */
     gint64 write_backoff_until;         /* clock us; inline writes resume after it */
+    bool last_write_slow;               /* the last inline write took longer than VD_INLINE_STALL_US */
     VdClockFunc *now;                   /* the clock inline writes are timed with (tests set it) */
     void *now_opaque;
 } VdInline;
@@ -73,20 +79,24 @@ static gboolean ready_check(GSource *source)
 }
 
 /*
- * Run req->done for the requests that were ready when this iteration
- * started; those their callbacks queue wait for the next iteration.
+ * Run req->done for the ready requests, those their callbacks queue
+ * included, up to VD_READY_BUDGET; the rest wait for the next iteration so
+ * that the loop's other sources get their turn.  A submitter that sends its
+ * next request from the callback (QD1) thus pays one poll per budget, not
+ * one per request.  A completion still never runs inside the call that
+ * submitted it: it is taken from the list after that callback returned.
  */
 static gboolean ready_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     VdInline *in = (VdInline *)source;
-    VdRequest *req = in->head;
-    in->head = NULL;
-    in->tail = &in->head;
-    while (req) {
-        VdRequest *next = req->next_ready;
+    for (unsigned n = 0; in->head && n < VD_READY_BUDGET; n++) {
+        VdRequest *req = in->head;
+        in->head = req->next_ready;
+        if (!in->head) {
+            in->tail = &in->head;
+        }
         req->next_ready = NULL;
         req->done(req);
-        req = next;
     }
     return G_SOURCE_CONTINUE;
 }
@@ -127,6 +137,7 @@ void vd_blk_set_inline_clock(VdBlockBackend *blk, VdClockFunc *now, void *opaque
     in->now = now ? now : monotonic_now;
     in->now_opaque = opaque;
     in->write_backoff_until = 0;
+    in->last_write_slow = false;
 }
 
 void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req)
@@ -200,9 +211,12 @@ bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
         ssize_t n = run_op(&op);
         if (timed) {
             gint64 t1 = in->now(in->now_opaque);
-            if (t1 - t0 > VD_INLINE_STALL_US) {
+            bool slow = t1 - t0 > VD_INLINE_STALL_US;
+            if (slow && in->last_write_slow) {
                 in->write_backoff_until = t1 + VD_INLINE_BACKOFF_US;
+                slow = false;               /* the next pair starts after the back-off */
             }
+            in->last_write_slow = slow;
         }
         vd_driver_check_result(op.bytes, n);
         vd_drv_count_host_op(&blk->bs, op.kind, op.fd, op.kind == VD_HOST_READ ? RWF_NOWAIT : 0);

@@ -203,6 +203,59 @@ static void test_inline_completion_deferred(void **state)
     }
 }
 
+typedef struct Chain {
+    VdBlockBackend *blk;
+    struct iovec iov;
+    unsigned submitted, completed, total;
+    bool submitting, early;
+    int ret;
+} Chain;
+
+static void chain_submit(Chain *c);
+
+/* Completion of a chained write: note it and submit the next one, as a QD1 guest does. */
+static void chain_cb(void *opaque, int ret)
+{
+    Chain *c = opaque;
+    c->early |= c->submitting;
+    c->completed++;
+    c->ret = c->ret ? c->ret : ret;
+    if (c->submitted < c->total) {
+        chain_submit(c);
+    }
+}
+
+/* Submit the chain's next 4 KiB write. */
+static void chain_submit(Chain *c)
+{
+    c->submitting = true;
+    vd_blk_pwritev(c->blk, (uint64_t)(c->submitted++ % 64) * 4096, &c->iov, 1, 0, chain_cb, c);
+    c->submitting = false;
+}
+
+/*
+ * The ready list also runs the completions its callbacks queue, so a QD1
+ * chain of inline writes needs one loop iteration (one poll) per budget of
+ * completions, not one per write; the budget leaves the loop to its other
+ * sources after at most 64.  No callback runs inside its submitting call.
+ */
+static void test_inline_chain_budget(void **state)
+{
+    VdBlockBackend *blk = open_image("cache=writeback,inline=on");
+    Chain c = { .blk = blk, .iov = { buf, 4096 }, .total = 200 };
+    chain_submit(&c);
+    assert_int_equal(c.completed, 0);
+    g_main_context_iteration(NULL, FALSE);
+    assert_in_range(c.completed, 2, 64);
+    while (c.completed < c.total) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    assert_false(c.early);
+    assert_int_equal(c.ret, 0);
+    assert_int_equal(stats_of(blk).inline_ops, c.total);
+    vd_blk_close(blk);
+}
+
 /* A read of a page not in the page cache asks RWF_NOWAIT, gets EAGAIN, and is run by the engine instead. */
 static void test_inline_read_miss_goes_to_engine(void **state)
 {
@@ -250,9 +303,10 @@ static bool write_ran_inline(VdBlockBackend *blk, uint64_t off)
 }
 
 /*
- * inline=auto (the default): an inline write that took longer than 200 us
- * (by the inline path's clock, here a fake one) sends the writes to the
- * engine for 100 ms after it ended; 200 us exactly does not.
+ * inline=auto (the default): two inline writes in a row that each took
+ * longer than 200 us (by the inline path's clock, here a fake one) send the
+ * writes to the engine for 1 s after the second ended; 200 us exactly is no
+ * stall, and one fast write between two slow ones (a preemption) clears it.
  */
 static void test_inline_write_backoff(void **state)
 {
@@ -264,13 +318,23 @@ static void test_inline_write_backoff(void **state)
         assert_true(write_ran_inline(blk, 0));
         c.step = 200;                               /* t1 - t0 = 200 us: not a stall */
         assert_true(write_ran_inline(blk, 0));
-        c.step = 201;                               /* a stall: inline still, then back off */
-        gint64 t1 = c.now + c.step;
+        assert_true(write_ran_inline(blk, 0));
+        c.step = 201;                               /* slow, fast, slow: preemptions, no back-off */
         assert_true(write_ran_inline(blk, 0));
         c.step = 0;
-        c.now = t1 + 100000 - 1;
-        assert_false(write_ran_inline(blk, 4096));  /* to the engine until t1 + 100 ms */
-        c.now = t1 + 100000;
+        assert_true(write_ran_inline(blk, 0));
+        c.step = 201;
+        assert_true(write_ran_inline(blk, 0));
+        gint64 t1 = c.now + c.step;                 /* a second slow one in a row: inline, then back off */
+        assert_true(write_ran_inline(blk, 0));
+        c.step = 0;
+        c.now = t1 + 1000000 - 1;
+        assert_false(write_ran_inline(blk, 4096));  /* to the engine until t1 + 1 s */
+        c.now = t1 + 1000000;
+        assert_true(write_ran_inline(blk, 4096));
+        c.step = 201;                               /* the pair starts afresh after the back-off */
+        assert_true(write_ran_inline(blk, 4096));
+        c.step = 0;
         assert_true(write_ran_inline(blk, 4096));
         vd_blk_set_inline_clock(blk, NULL, NULL);
         vd_blk_close(blk);
@@ -662,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_size_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_completion_deferred, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_chain_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_batched_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_write_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_modes, setup, teardown),
