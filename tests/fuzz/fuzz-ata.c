@@ -1,7 +1,8 @@
 /*
  * fuzz-ata.c - libFuzzer target: ATA register and command sequences with
  * PRD tables, through the PIIX3 IDE function's ports (hw/ide) on a bus with
- * 1 MiB of guest RAM and a null backend as primary master.  The input is a
+ * 256 KiB of guest RAM and a 512 KiB null backend as primary master (small:
+ * every sector a command moves costs a memset).  The input is a
  * list of operations (see the Op enum and docs/fuzzing.md).  Oracles: no
  * crash or sanitizer report; whenever the selected drive shows neither BSY
  * nor DRQ (the guest sees the command finished), the backend is idle; every
@@ -38,10 +39,10 @@ static const uint8_t ata_cmds[] = {
 
 /* null-aio disks (no thread hand-off per request), one on the thread pool. */
 static const char *const backends[] = {
-    "driver=null-aio,size=4M",
-    "driver=null-aio,size=4M,cache=writethrough",
-    "driver=null-aio,size=4M,read-only=on",
-    "driver=null,size=1000K,aio=threads",
+    "driver=null-aio,size=512K",
+    "driver=null-aio,size=512K,cache=writethrough",
+    "driver=null-aio,size=512K,read-only=on",
+    "driver=null,size=500K,aio=threads",
 };
 
 /* Port I/O of the given width; reads have side effects (status, data) like a guest's. */
@@ -93,7 +94,7 @@ static void op_cmd(Rig *r, FzIn *in, bool lba48)
     if (sel >= 0xf0) {
         cmd = fz_u8(in);                  /* now and then any opcode */
     }
-    uint32_t lba = fz_u32(in) % (9000);  /* around the end of the 4 MiB disk */
+    uint32_t lba = fz_u32(in) % 1100;    /* around the end of the 512 KiB disk */
     uint16_t count = fz_u8(in);
     uint8_t feature = fz_u8(in), devbits = fz_u8(in) & 0x10;
     /*
