@@ -214,6 +214,7 @@ bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
             bool slow = t1 - t0 > VD_INLINE_STALL_US;
             if (slow && in->last_write_slow) {
                 in->write_backoff_until = t1 + VD_INLINE_BACKOFF_US;
+                vd_drv_count(&blk->stats.inline_backoffs, 1);
                 slow = false;               /* the next pair starts after the back-off */
             }
             in->last_write_slow = slow;

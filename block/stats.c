@@ -14,6 +14,7 @@ static const VdCounter counters[] = {
     C(host_discards), C(host_zero_ranges), C(host_bytes_read), C(host_bytes_written), C(bounce_rmw),
     C(flushes_skipped), C(flushes_coalesced), C(flushes_stage1_only), C(errors), C(uring_ops),
     C(inline_ops), C(uring_submits), C(durable_writes), C(group_commits),
+    C(inline_backoffs),
 #undef C
 };
 

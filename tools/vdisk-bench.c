@@ -51,6 +51,7 @@ typedef struct BenchConfig {
 typedef struct RunExtra {
     double cpu_us_per_io;          /* user+system CPU of this process per I/O */
     double syncs_per_durable;      /* backend: host syncs (fdatasync + dsync writes) per durable write; -1 n/a */
+    double inline_share;           /* backend: share of the I/Os run on the inline path; -1 n/a */
 } RunExtra;
 
 static RunExtra last_extra;
@@ -112,7 +113,7 @@ static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
         now = g_get_monotonic_time();
     } while (now < end);
     close(fd);
-    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1 };
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1 };
     return n / ((now - start) / 1e6);
 }
 
@@ -168,7 +169,7 @@ static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode,
     }
     io_uring_queue_exit(&ring);
     close(fd);
-    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1 };
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1 };
     return n / ((now - start) / 1e6);
 }
 
@@ -247,7 +248,8 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
     uint64_t syncs = (s1.host_fdatasync - s0.host_fdatasync) + (s1.host_dsync_writes - s0.host_dsync_writes) +
                      (s1.host_rwf_dsync_writes - s0.host_rwf_dsync_writes);
     last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / MAX(run.completed, 1),
-                             .syncs_per_durable = durable ? (double)syncs / durable : -1 };
+                             .syncs_per_durable = durable ? (double)syncs / durable : -1,
+                             .inline_share = (double)(s1.inline_ops - s0.inline_ops) / MAX(run.completed, 1) };
     vd_blk_close(blk);
     return run.completed / ((now - start) / 1e6);
 }
@@ -292,6 +294,7 @@ typedef struct BenchCase {
     double iops[MAX_ROUNDS];
     double cpu[MAX_ROUNDS];     /* CPU us per I/O */
     double syncs[MAX_ROUNDS];   /* host syncs per durable write, -1: none */
+    double inl[MAX_ROUNDS];     /* share of the I/Os run inline, -1: not a backend case */
 } BenchCase;
 
 typedef struct BenchSection {
@@ -360,12 +363,13 @@ static void run_round(const BenchConfig *cfg, BenchSection *sec, int round)
             c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce, c->read);
             break;
         case CASE_QEMU:
-            last_extra = (RunExtra){ -1, -1 };
+            last_extra = (RunExtra){ -1, -1, -1 };
             c->iops[round] = bench_qemu_img(cfg, c->opts, c->qd, sec->cases[c->estimate_from].iops[round]);
             break;
         }
         c->cpu[round] = last_extra.cpu_us_per_io;
         c->syncs[round] = last_extra.syncs_per_durable;
+        c->inl[round] = last_extra.inline_share;
     }
 }
 
@@ -390,6 +394,10 @@ static void print_section(const BenchConfig *cfg, BenchSection *sec, unsigned ro
         }
         if (syncs >= 0) {
             printf("  %.3f syncs/durable write", syncs);
+        }
+        double inl = median(c->inl, rounds);
+        if (inl > 0) {
+            printf("  %3.0f%% inline", inl * 100);
         }
         printf("\n");
     }
@@ -433,8 +441,9 @@ static void json_section(const BenchConfig *cfg, BenchSection *sec, unsigned rou
         }
         double m = median(c->iops, rounds);
         printf("%s\n    {\"label\": \"%s\", \"iops\": %.1f, \"ratio\": %.3f, \"cpu_us_per_io\": %.3f, "
-               "\"syncs_per_durable_write\": %.3f, \"iops_rounds\": ",
-               first_case ? "" : ",", c->label, m, ref > 0 ? m / ref : 0.0, median(c->cpu, rounds), median(c->syncs, rounds));
+               "\"syncs_per_durable_write\": %.3f, \"inline_share\": %.3f, \"iops_rounds\": ",
+               first_case ? "" : ",", c->label, m, ref > 0 ? m / ref : 0.0, median(c->cpu, rounds), median(c->syncs, rounds),
+               median(c->inl, rounds));
         json_rounds(c->iops, rounds);
         printf(", \"cpu_rounds\": ");
         json_rounds(c->cpu, rounds);

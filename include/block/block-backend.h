@@ -120,6 +120,7 @@ typedef struct VdBlockStats {
     uint64_t uring_submits;               /* io_uring_submit calls (one per loop iteration with SQEs) */
     uint64_t durable_writes;              /* guest writes made durable (WCE=0 or FUA) */
     uint64_t group_commits;               /* shared fdatasyncs covering several durable writes */
+    uint64_t inline_backoffs;             /* times slow inline writes sent writes to the engine (aio-inline.c) */
 } VdBlockStats;
 
 /* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */

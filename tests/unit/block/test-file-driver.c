@@ -330,6 +330,7 @@ static void test_inline_write_backoff(void **state)
         c.step = 0;
         c.now = t1 + 1000000 - 1;
         assert_false(write_ran_inline(blk, 4096));  /* to the engine until t1 + 1 s */
+        assert_int_equal(stats_of(blk).inline_backoffs, 1);
         c.now = t1 + 1000000;
         c.step = 201;                               /* inline again; a slow write starts a new pair */
         assert_true(write_ran_inline(blk, 4096));
