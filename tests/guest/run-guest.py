@@ -160,6 +160,11 @@ class Guest:
                 print("    " + line)
         if hidden:
             print(f"    ({hidden} '{quiet.strip()}' lines)")
+        if res["end"] != 0 or res["ops_fail"]:
+            tail = out.replace("\r", "").splitlines()[-40:]
+            print(f"    the console's last {len(tail)} lines" + (":" if tail else ": (the guest printed nothing)"))
+            for line in tail:
+                print("    | " + line)
         check(res["end"] == 0 and not res["ops_fail"],
               f"{label}: guest scenario {scenario} ran to the end without a failure")
         return res
