@@ -216,9 +216,14 @@ static void cmd_write(void *opaque, uint64_t addr, uint64_t value, unsigned size
     ch->ctl &= ~ATA_HOB;        /* any command-block write clears HOB */
     if (addr == 7) {
         if (!ide_present(d)) {
-            /* Only EXECUTE DEVICE DIAGNOSTIC reaches a device that is not selected. */
-            if (v == 0x90) {
-                vd_ata_exec(&ch->drive[ch->sel ^ 1], v);
+            /*
+             * Only EXECUTE DEVICE DIAGNOSTIC reaches a device that is not
+             * selected, and like any command not while that device is BSY
+             * (in a reset, or with a request on the host).
+             */
+            IdeDrive *other = &ch->drive[ch->sel ^ 1];
+            if (v == 0x90 && !(other->status & ATA_BSY)) {
+                vd_ata_exec(other, v);
             }
             return;
         }

@@ -54,6 +54,33 @@ static void test_reset_during_dma_read(void **state)
     rig_free(r);
 }
 
+/*
+ * EXECUTE DEVICE DIAGNOSTIC written with the absent device 1 selected goes to
+ * device 0, but not while SRST holds device 0 in reset (BSY).  The fuzzer
+ * found it: device 1 stayed selected through SRST, the diagnostic made
+ * device 0 ready inside the reset, a READ SECTORS started, and SRST going 0
+ * then showed the drive idle with that read still on the host.
+ */
+static void test_diagnostic_during_reset(void **state)
+{
+    mock_reset(&mock_native);
+    Rig *r = rig_new();
+    VdBlockBackend *blk = rig_attach(r, 0, "driver=mock,size=8M");
+    ata_select(r, 0, 1);
+    outb(r, ctl_port(0), 0x04);                 /* SRST with device 1 selected */
+    ata_command(r, 0, 0x90);
+    ata_select(r, 0, 0);
+    ata_tf28(r, 0, 0, 0, 8, 0);
+    ata_command(r, 0, 0x20);
+    assert_int_equal(vd_ide_in_flight(r->ide), 0);
+    outb(r, ctl_port(0), 0x00);
+    vd_blk_drain(blk);
+    rig_settle(r);
+    assert_int_equal(inb(r, ctl_port(0)), ST_DRDY | ST_DSC);
+    assert_int_equal(vd_ide_in_flight(r->ide), 0);
+    rig_free(r);
+}
+
 /* SRST during a FLUSH and during a PIO write chunk: BSY until each finished; no interrupt from them. */
 static void test_reset_during_flush_and_write(void **state)
 {
@@ -342,6 +369,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reset_during_dma_read),
+        cmocka_unit_test(test_diagnostic_during_reset),
         cmocka_unit_test(test_reset_during_flush_and_write),
         cmocka_unit_test(test_reset_write_not_overtaken),
         cmocka_unit_test(test_free_during_io),
