@@ -15,8 +15,15 @@
  * submitted it.
  *
  * inline= (blk->inline_mode): auto, the default, as below; on: inline
- * without the back-off; off: nothing runs inline, so the host path a trace
- * or an observer sees is fixed.
+ * without the back-off or the depth rule; off: nothing runs inline, so the
+ * host path a trace or an observer sees is fixed.
+ *
+ * Depth (inline=auto): a read submitted while other requests of the backend
+ * are in flight goes to an engine that batches reads (io_uring: one submit
+ * per loop iteration for all of them, and the kernel completes cached reads
+ * at submit); measured here at QD32, 1.9x the reads per second of one
+ * preadv2 each.  Alone (QD1) a read stays inline, 3x faster than the ring.
+ * Writes stay inline at any depth: buffered io_uring writes go to io-wq.
  *
  * Bounding the owner loop's stall (inline=auto):
  *  - Reads use preadv2(RWF_NOWAIT): a page-cache miss answers EAGAIN at once
@@ -163,6 +170,10 @@ static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
         blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC || !blk->bs.drv->prepare ||
         !vd_request_is_aligned(blk, req) || vd_fault_armed(blk, faults[req->type])) {
         return VD_CALL__MAX;
+    }
+    if (req->type == VD_OP_READ && blk->inline_mode == VD_INLINE_AUTO && blk->engine->batches_reads &&
+        blk->in_flight > 1) {
+        return VD_CALL__MAX;        /* at depth, the engine's one submit per iteration costs less */
     }
     return calls[req->type];
 }

@@ -364,4 +364,5 @@ const VdEngineOps vd_engine_uring = {
     .init = uring_init,
     .cleanup = uring_cleanup,
     .submit = uring_submit,
+    .batches_reads = true,
 };

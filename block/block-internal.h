@@ -227,6 +227,12 @@ typedef struct VdEngineOps {
     bool (*init)(VdBlockBackend *blk, GError **errp);  /* cleans up after itself on failure */
     void (*cleanup)(VdBlockBackend *blk);             /* nothing may be in flight */
     void (*submit)(VdBlockBackend *blk, VdRequest *req);
+    /*
+     * Submits in one batch per loop iteration, and the kernel completes a
+     * cached read at submit: with other requests in flight, a read is
+     * cheaper here than as its own inline syscall (aio-inline.c).
+     */
+    bool batches_reads;
 } VdEngineOps;
 
 /* engine.c: set blk->engine; the default (not explicit) io_uring falls back to threads. */

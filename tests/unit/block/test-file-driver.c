@@ -256,6 +256,40 @@ static void test_inline_chain_budget(void **state)
     vd_blk_close(blk);
 }
 
+/*
+ * Depth (inline=auto): a cached read submitted while another request is in
+ * flight goes to io_uring, which batches; alone it runs inline.  inline=on
+ * and the thread pool (which does not batch) run both inline.
+ */
+static void test_inline_read_depth(void **state)
+{
+    static const struct { const char *opts; unsigned inline_reads; } rows[] = {
+        { "cache=writeback,aio=io_uring", 1 },
+        { "cache=writeback,aio=io_uring,inline=auto", 1 },
+        { "cache=writeback,aio=io_uring,inline=on", 2 },
+        { "cache=writeback,aio=threads", 2 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        VdBlockBackend *blk = open_image(rows[i].opts);
+        memset(buf, 0x3c, 8192);
+        assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 8192, 0), 0);    /* now in the page cache */
+        VdBlockStats before = stats_of(blk);
+        struct iovec iov[2] = { { buf + 8192, 4096 }, { buf + 12288, 4096 } };
+        CbProbe p[2] = { { .submitting = false }, { .submitting = false } };
+        vd_blk_preadv(blk, 0, &iov[0], 1, probe_cb, &p[0]);
+        vd_blk_preadv(blk, 4096, &iov[1], 1, probe_cb, &p[1]);
+        probe_wait(&p[0]);
+        probe_wait(&p[1]);
+        assert_int_equal(p[0].ret, 0);
+        assert_int_equal(p[1].ret, 0);
+        assert_memory_equal(buf + 8192, buf, 8192);
+        VdBlockStats after = stats_of(blk);
+        assert_int_equal(after.inline_ops - before.inline_ops, rows[i].inline_reads);
+        assert_int_equal(after.host_reads - before.host_reads, 2);
+        vd_blk_close(blk);
+    }
+}
+
 /* A read of a page not in the page cache asks RWF_NOWAIT, gets EAGAIN, and is run by the engine instead. */
 static void test_inline_read_miss_goes_to_engine(void **state)
 {
@@ -728,6 +762,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_completion_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_chain_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_read_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_batched_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_write_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_modes, setup, teardown),
