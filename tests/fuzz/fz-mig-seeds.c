@@ -16,8 +16,8 @@
  */
 #include "fuzz-common.h"
 #include "fz-migration.h"
+#include "fz-qtest-run.h"
 #include "system/migration.h"
-#include "system/qtest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,29 +74,6 @@ static GByteArray *capture(VdMachine *m)
     return r.stream;
 }
 
-/* fz_wait condition: the qtest server ran every line. */
-static bool session_done(void *opaque)
-{
-    return vd_qtest_server_done(opaque);
-}
-
-/* Run a qtest session (prefix, then the text; less than a pipe buffer) on m; replies are dropped. */
-static void run_session(VdMachine *m, const char *prefix, const char *text, size_t len)
-{
-    int p[2];
-    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (devnull < 0 || pipe2(p, O_CLOEXEC) < 0 || write(p[1], prefix, strlen(prefix)) < 0 ||
-        write(p[1], text, len) != (ssize_t)len) {
-        fz_fail("session pipe: %s", g_strerror(errno));
-    }
-    close(p[1]);
-    VdQtestServer *s = vd_qtest_server_new(m, p[0], devnull);
-    fz_wait(session_done, s, "seed session never ended");
-    vd_qtest_server_free(s);
-    close(p[0]);
-    close(devnull);
-}
-
 /* Flip every drive's write cache, as a MODE SELECT of the caching page (or SET FEATURES) would. */
 static void flip_write_caches(VdMachine *m)
 {
@@ -116,7 +93,13 @@ static void make_seed(const char *dir, const char *name, const char *prefix, con
 {
     VdMachine *src = fzm_machine(false);
     if (text) {
-        run_session(src, prefix, text, len);
+        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        g_autofree char *session = g_strconcat(prefix, text, NULL);
+        if (devnull < 0) {
+            fz_fail("/dev/null: %s", g_strerror(errno));
+        }
+        fz_qtest_run(src, devnull, (const uint8_t *)session, strlen(session));
+        close(devnull);
     }
     if (flip) {
         flip_write_caches(src);
