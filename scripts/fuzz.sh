@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=tests/fuzz
 builddir=${FUZZ_BUILDDIR:-build-fuzz}
-targets=(ata scsi virtio-blk virtio-scsi vhost-user options qtest qcow2)
+targets=(ata scsi virtio-blk virtio-scsi vhost-user options qtest qcow2 migration)
 
 usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

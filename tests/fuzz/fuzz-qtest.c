@@ -10,10 +10,9 @@
  * crash, no sanitizer report, no hang (libFuzzer -timeout).
  */
 #include "fuzz-common.h"
+#include "fz-qtest-run.h"
 #include "system/machine.h"
-#include "system/qtest.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,14 +25,7 @@ static const char *const drives[] = {
     "if=scsi,id=demo-scsi,driver=null,size=2M,aio=threads",
 };
 
-/* fz_wait condition: the server read end of file and ran every line. */
-static bool server_done(void *opaque)
-{
-    return vd_qtest_server_done(opaque);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-static int run_session(VdMachine *m, int devnull, const uint8_t *data, size_t size);
 
 /* One input: the input as one client's whole session on the process's machine. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static VdMachine *m;
     if (m) {
         memset(vd_bus_ram(m->bus), 0, vd_bus_ram_size(m->bus));
-        return run_session(m, devnull, data, size);
+        fz_qtest_run(m, devnull, data, size);
+        return 0;
     }
     m = vd_machine_new(2u << 20, NULL, NULL);
     if (!m) {
@@ -62,23 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_fail("drive %s: %s", drives[i], err->message);
         }
     }
-    return run_session(m, devnull, data, size);
-}
-
-/* Feed data to a new qtest server on m and run it to the end of the session. */
-static int run_session(VdMachine *m, int devnull, const uint8_t *data, size_t size)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        fz_fail("pipe: %s", g_strerror(errno));
-    }
-    if (size && write(p[1], data, size) != (ssize_t)size) {
-        fz_fail("pipe write: %s", g_strerror(errno));
-    }
-    close(p[1]);
-    VdQtestServer *s = vd_qtest_server_new(m, p[0], devnull);
-    fz_wait(server_done, s, "qtest: the session never ended");
-    vd_qtest_server_free(s);
-    close(p[0]);
+    fz_qtest_run(m, devnull, data, size);
     return 0;
 }
