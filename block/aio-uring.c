@@ -31,6 +31,7 @@
  * Lock rule: the ring belongs to the owner thread only.
  */
 #include "block-internal.h"
+#include "util/loop-source.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -251,6 +252,7 @@ static bool uring_init(VdBlockBackend *blk, GError **errp)
     }
     u->event_tag = g_source_add_unix_fd(&u->source, u->event_fd, G_IO_IN);
     g_source_set_name(&u->source, "vdisk io_uring");
+    vd_source_no_block(&u->source);
     g_source_attach(&u->source, blk->ctx);
     blk->uring = u;
     return true;

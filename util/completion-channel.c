@@ -4,6 +4,7 @@
  * include/util/completion-channel.h.
  */
 #include "util/completion-channel.h"
+#include "util/loop-source.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -49,6 +50,7 @@ VdCompletionChannel *vd_completion_channel_new(GMainContext *ctx, VdCompletionDe
     ch->opaque = opaque;
     ch->source = g_unix_fd_source_new(fd, G_IO_IN);
     g_source_set_callback(ch->source, (GSourceFunc)(void (*)(void))channel_ready, ch, NULL);
+    vd_source_no_block(ch->source);
     g_source_attach(ch->source, ctx);
     return ch;
 }
