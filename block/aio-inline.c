@@ -96,6 +96,7 @@ static gboolean ready_check(GSource *source)
 static gboolean ready_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     VdInline *in = (VdInline *)source;
+    gint64 outer = vd_stats_dispatch_begin(source);
     for (unsigned n = 0; in->head && n < VD_READY_BUDGET; n++) {
         VdRequest *req = in->head;
         in->head = req->next_ready;
@@ -105,6 +106,7 @@ static gboolean ready_dispatch(GSource *source, GSourceFunc cb, gpointer data)
         req->next_ready = NULL;
         req->done(req);
     }
+    vd_stats_dispatch_end(outer);
     return G_SOURCE_CONTINUE;
 }
 

@@ -186,12 +186,14 @@ static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
         io_uring_get_events(&u->ring);  /* run the deferred completions: they post the CQEs */
     }
     struct io_uring_cqe *cqe;
+    gint64 outer = vd_stats_dispatch_begin(source);
     while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
         VdRequest *req = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
         complete_cqe(u->blk, req, res);
     }
+    vd_stats_dispatch_end(outer);
     return G_SOURCE_CONTINUE;
 }
 

@@ -249,7 +249,8 @@ static void commit_cost_add(uint64_t *cost, gint64 start_us)
     if (!start_us) {
         return;     /* histograms off: no start time; the choice stays as measured so far */
     }
-    uint64_t us = MAX(vd_stats_now() - start_us, 1);
+    gint64 elapsed = vd_stats_now() - start_us;   /* once: MAX evaluates its arguments twice */
+    uint64_t us = MAX(elapsed, 1);
     *cost = *cost ? *cost - *cost / 8 + us / 8 : us;
 }
 
@@ -340,7 +341,7 @@ static bool ranges_overlap(const VdRequest *a, const VdRequest *b)
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
 static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
-    for (GList *l = blk->serialising; l; l = l->next) {
+    for (GList *l = blk->serialising.head; l; l = l->next) {
         if (ranges_overlap(req, l->data)) {
             return true;
         }
@@ -355,10 +356,26 @@ static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_wa
 
 static void modify_done(VdRequest *req);
 
+/* Register req as an in-flight modifying request, for ordering. */
+static void serial_enter(VdBlockBackend *blk, VdRequest *req)
+{
+    g_assert(req->ser_link.data == NULL);
+    req->ser_link = (GList){ .data = req };
+    g_queue_push_head_link(&blk->serialising, &req->ser_link);
+}
+
+/* Unregister req: overlapping newer requests may now start. */
+static void serial_leave(VdBlockBackend *blk, VdRequest *req)
+{
+    g_assert(req->ser_link.data == req);
+    g_queue_unlink(&blk->serialising, &req->ser_link);
+    req->ser_link.data = NULL;
+}
+
 /* Hand a validated modifying request to the engine, registering it as in flight for ordering. */
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
-    blk->serialising = g_list_prepend(blk->serialising, req);
+    serial_enter(blk, req);
     vd_engine_submit(blk, req);
 }
 
@@ -415,7 +432,7 @@ static void modify_done(VdRequest *req)
     if (apply_policy(req)) {
         return; /* held: stays in serialising (and counted as a cached write) until retried */
     }
-    blk->serialising = g_list_remove(blk->serialising, req);
+    serial_leave(blk, req);
     if (req->was_cached_write) {
         blk->cached_writes_in_flight--;
     }
@@ -739,7 +756,7 @@ static void retry_held(VdBlockBackend *blk, VdRequest *req)
         flush_submit(blk, req);
         return;
     }
-    blk->serialising = g_list_remove(blk->serialising, req);
+    serial_leave(blk, req);
     int ret = modifying_plan(blk, req);
     if (ret < 0) {
         req_complete_later(req, ret, req->note);
@@ -800,7 +817,7 @@ static void end_stop_for_drain(VdBlockBackend *blk)
     while ((req = g_queue_pop_head(&held))) {
         bool modifying = req->type != VD_OP_READ && req->type != VD_OP_FLUSH;
         if (modifying) {
-            blk->serialising = g_list_remove(blk->serialising, req);
+            serial_leave(blk, req);
         }
         if (req->was_cached_write) {
             blk->cached_writes_in_flight--;
@@ -998,8 +1015,10 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     blk->stop_notifiers = g_array_new(FALSE, FALSE, sizeof(VdStopNotifier));
     blk->werror = opts.werror;
     blk->rerror = opts.rerror;
-    memcpy(blk->faults, opts.faults, sizeof(blk->faults));
-    memcpy(blk->delay_us, opts.delay_us, sizeof(blk->delay_us));
+    for (int op = 0; op < VD_FAULT__MAX; op++) {
+        vd_blk_set_fault(blk, op, &opts.faults[op]);
+        vd_blk_set_delay(blk, op, opts.delay_us[op]);
+    }
 
     bool direct = opts.cache == VD_CACHE_NONE || opts.cache == VD_CACHE_DIRECTSYNC;
     g_autofree char *crash_log = g_steal_pointer(&opts.crash_log);

@@ -78,6 +78,7 @@ struct VdRequest {
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
     VdRequest *next_ready;          /* aio-inline.c ready list / block-backend.c free list link */
+    GList ser_link;                 /* in blk->serialising while .data is set (no allocation per request) */
     struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
     uint64_t seq;                   /* submission order, for resuming held requests in order */
 };
@@ -130,7 +131,7 @@ struct VdBlockBackend {
     unsigned in_flight;
     unsigned cached_writes_in_flight;
     GQueue wce_off_waiters;         /* VdRequest (internal flush) waiting for cached writes */
-    GList *serialising;             /* in-flight modifying requests (write, zeroes, discard) */
+    GQueue serialising;             /* in-flight modifying requests (write, zeroes, discard), by ser_link */
     GQueue serial_waiters;          /* modifying requests waiting for an overlapping older one */
 
     /* The I/O engine, chosen once at open; NULL until then. */
@@ -153,6 +154,7 @@ struct VdBlockBackend {
     GMutex fault_lock;
     VdFaultRule faults[VD_FAULT__MAX];  /* fault.c */
     unsigned delay_us[VD_FAULT__MAX];
+    unsigned fault_armed_mask;          /* bit op: a rule or delay applies; written under fault_lock (fault.c) */
 
     struct VdCrashSim *crash;       /* the crashsim filter in the driver chain, or NULL */
 
@@ -321,6 +323,17 @@ unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op);
 /* stats.c */
 /* Now, as the running loop iteration's cached time if called from a dispatch (one clock read per iteration). */
 gint64 vd_stats_now(void);
+/*
+ * Bracket a dispatch of one of the backend's own sources (the ready list,
+ * io_uring) that may finish many requests: vd_stats_now then answers from
+ * a thread-local copy of the iteration's time instead of asking GLib (a
+ * thread-local lookup and the context lock) twice per request.  Returns
+ * the outer value to restore, since a callback may iterate the loop.
+ */
+gint64 vd_stats_dispatch_begin(GSource *source);
+void vd_stats_dispatch_end(gint64 outer);
+/* The histogram bucket of a latency: floor(log2(us)), 0 for us <= 1, the last bucket for the longest. */
+unsigned vd_stats_latency_bucket(gint64 us);
 void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req);
 void vd_stats_emit_trace(VdBlockBackend *blk, VdRequest *req, const char *note);
 

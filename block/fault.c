@@ -9,7 +9,10 @@
  * vd_blk_inject_error all set these same rules.
  *
  * Lock rules: blk->faults and blk->delay_us are under blk->fault_lock; the
- * checkpoint runs in workers and on the owner thread.
+ * checkpoint runs in workers and on the owner thread.  blk->fault_armed_mask
+ * (one bit per op that has a rule or a delay) is rewritten under the lock
+ * after every change and read without it, so an op with nothing armed, the
+ * common case, costs one atomic load instead of a lock per check.
  */
 #include "block-internal.h"
 #include "util/options.h"
@@ -133,11 +136,31 @@ bool vd_fault_delay_parse(const char *key, const char *value, unsigned *us, GErr
     return false;
 }
 
+/* Republish which ops have a rule or delay (under fault_lock, after any change). */
+static void update_armed_mask(VdBlockBackend *blk)
+{
+    unsigned mask = 0;
+    for (int op = 0; op < VD_FAULT__MAX; op++) {
+        const VdFaultRule *r = &blk->faults[op];
+        if ((r->err && r->count) || blk->delay_us[op]) {
+            mask |= 1u << op;
+        }
+    }
+    __atomic_store_n(&blk->fault_armed_mask, mask, __ATOMIC_RELEASE);
+}
+
+/* True if op may have a rule or delay: false means nothing to take, without the lock. */
+static bool maybe_armed(VdBlockBackend *blk, VdFaultOp op)
+{
+    return op < VD_FAULT__MAX && (__atomic_load_n(&blk->fault_armed_mask, __ATOMIC_ACQUIRE) & (1u << op));
+}
+
 void vd_blk_set_fault(VdBlockBackend *blk, VdFaultOp op, const VdFaultRule *rule)
 {
     g_return_if_fail(op < VD_FAULT__MAX && rule->err >= 0);
     g_mutex_lock(&blk->fault_lock);
     blk->faults[op] = *rule;
+    update_armed_mask(blk);
     g_mutex_unlock(&blk->fault_lock);
 }
 
@@ -146,6 +169,7 @@ void vd_blk_set_delay(VdBlockBackend *blk, VdFaultOp op, unsigned delay_us)
     g_return_if_fail(op < VD_FAULT__MAX && delay_us <= VD_FAULT_MAX_DELAY_US);
     g_mutex_lock(&blk->fault_lock);
     blk->delay_us[op] = delay_us;
+    update_armed_mask(blk);
     g_mutex_unlock(&blk->fault_lock);
 }
 
@@ -158,7 +182,7 @@ void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned co
 
 int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes)
 {
-    if (op >= VD_FAULT__MAX) {
+    if (!maybe_armed(blk, op)) {
         return 0;
     }
     int err = 0;
@@ -170,8 +194,8 @@ int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t b
             r->after--;
         } else {
             err = r->err;
-            if (r->count != VD_FAULT_ALWAYS) {
-                r->count--;
+            if (r->count != VD_FAULT_ALWAYS && --r->count == 0) {
+                update_armed_mask(blk);
             }
         }
     }
@@ -181,7 +205,7 @@ int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t b
 
 bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op)
 {
-    if (op >= VD_FAULT__MAX) {
+    if (!maybe_armed(blk, op)) {
         return false;
     }
     g_mutex_lock(&blk->fault_lock);
@@ -193,7 +217,7 @@ bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op)
 
 unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op)
 {
-    if (op >= VD_FAULT__MAX) {
+    if (!maybe_armed(blk, op)) {
         return 0;
     }
     g_mutex_lock(&blk->fault_lock);

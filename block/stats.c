@@ -44,15 +44,39 @@ void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD
     memcpy(out, blk->latency[cls], sizeof(blk->latency[cls]));
 }
 
+/* The dispatching source's cached time while one of the backend's sources dispatches, else 0. */
+static __thread gint64 dispatch_time;
+
 gint64 vd_stats_now(void)
 {
+    if (dispatch_time) {
+        return dispatch_time;
+    }
     GSource *src = g_main_current_source();
     return src ? g_source_get_time(src) : g_get_monotonic_time();
+}
+
+gint64 vd_stats_dispatch_begin(GSource *source)
+{
+    gint64 outer = dispatch_time;
+    dispatch_time = g_source_get_time(source);
+    return outer;
+}
+
+void vd_stats_dispatch_end(gint64 outer)
+{
+    dispatch_time = outer;
 }
 
 void vd_blk_set_latency_histograms(VdBlockBackend *blk, bool enable)
 {
     blk->latency_off = !enable;
+}
+
+unsigned vd_stats_latency_bucket(gint64 us)
+{
+    /* floor(log2(us)) with a bit scan; g_bit_nth_msf steps down from bit 63 one bit at a time. */
+    return us <= 1 ? 0 : MIN(63 - __builtin_clzll(us), VD_LAT_BUCKETS - 1);
 }
 
 /* Add a finished request to the histogram of its class (log2 of microseconds). */
@@ -65,9 +89,7 @@ void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req)
         [VD_OP_READ] = VD_LAT_READ, [VD_OP_WRITE] = VD_LAT_WRITE, [VD_OP_FLUSH] = VD_LAT_FLUSH,
         [VD_OP_DISCARD] = VD_LAT_OTHER, [VD_OP_ZEROES] = VD_LAT_OTHER,
     };
-    uint64_t us = MAX(vd_stats_now() - req->start_us, 1);
-    unsigned bucket = MIN(g_bit_nth_msf(us, -1), VD_LAT_BUCKETS - 1);
-    blk->latency[class_of[req->type]][bucket]++;
+    blk->latency[class_of[req->type]][vd_stats_latency_bucket(vd_stats_now() - req->start_us)]++;
 }
 
 /* Emit "<guest op> -> <host syscalls>" for one finished request. */

@@ -45,6 +45,7 @@ typedef struct BenchConfig {
     const char *qemu_img;          /* with --compare-qemu: the qemu-img found on PATH */
     unsigned rounds;
     bool json;                     /* --json */
+    const char *section;           /* --section: only sections whose title contains it */
 } BenchConfig;
 
 /* What one timed run measured besides IOPS. */
@@ -541,6 +542,8 @@ static const char usage_text[] =
     "                         image and cache mode; implies --sequential\n"
     "  --json                 print every case, its per-round values and the load\n"
     "                         average as one JSON object instead of tables\n"
+    "  --section TEXT         run only the sections whose title contains TEXT (e.g.\n"
+    "                         \"page cache reads\"); an error if none does\n"
     "  -h, --help             show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -613,6 +616,13 @@ static bool opt_compare_qemu(void *opts, const char *value, GError **errp)
     return true;
 }
 
+/* --section TEXT (checked against the titles once they are known). */
+static bool opt_section(void *opts, const char *value, GError **errp)
+{
+    ((BenchConfig *)opts)->section = value;
+    return true;
+}
+
 static const VdCliOption bench_options[] = {
     { "image", NULL, true, false, opt_image },
     { "size", NULL, true, false, opt_size },
@@ -621,6 +631,7 @@ static const VdCliOption bench_options[] = {
     { "sequential", NULL, false, false, opt_sequential },
     { "compare-qemu", NULL, false, false, opt_compare_qemu },
     { "json", NULL, false, false, opt_json },
+    { "section", NULL, true, false, opt_section },
 };
 
 static const VdCliTool bench_cli = {
@@ -643,18 +654,6 @@ int main(int argc, char **argv)
         return VD_EXIT_FAILURE;
     }
     cfg.qemu_img = qemu_img;
-    if (!cfg.image && !make_temp_image(&cfg)) {
-        return VD_EXIT_FAILURE;
-    }
-    if (posix_memalign((void **)&block_buf, 4096, BLOCK) != 0) {
-        return 1;
-    }
-    memset(block_buf, 0xa5, BLOCK);
-    prepare_image(&cfg);
-    const char *pattern = cfg.sequential ? "sequential" : "random";
-    if (!cfg.json) printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %u interleaved rounds, image %s (%" G_GUINT64_FORMAT
-           " MiB)\n", pattern, cfg.seconds, cfg.rounds, cfg.image, cfg.size >> 20);
-
     BenchSection sections[] = {
         { "page cache, cache=writeback (ratio to the raw pwrite loop)", {
             { "raw pwrite loop, QD1", CASE_RAW, .direct = false, .raw = RAW_PLAIN },
@@ -712,19 +711,45 @@ int main(int argc, char **argv)
             { "backend WCE=0 aio=threads, QD32", CASE_BACKEND, .opts = "cache=writeback,aio=threads,delay.flush=2ms", .qd = 32 },
         } },
     };
+    bool run[G_N_ELEMENTS(sections)], any = false;
+    for (size_t i = 0; i < G_N_ELEMENTS(sections); i++) {
+        run[i] = !cfg.section || strstr(sections[i].title, cfg.section);
+        any |= run[i];
+    }
+    if (!any) {
+        fprintf(stderr, "vdisk-bench: --section '%s' matches no section title\n", cfg.section);
+        return VD_EXIT_FAILURE;
+    }
+    if (!cfg.image && !make_temp_image(&cfg)) {
+        return VD_EXIT_FAILURE;
+    }
+    if (posix_memalign((void **)&block_buf, 4096, BLOCK) != 0) {
+        return 1;
+    }
+    memset(block_buf, 0xa5, BLOCK);
+    prepare_image(&cfg);
+    const char *pattern = cfg.sequential ? "sequential" : "random";
+    if (!cfg.json) printf("vdisk-bench: 4 KiB %s writes, %.1f s per case per round, median of %u interleaved rounds, image %s (%" G_GUINT64_FORMAT
+           " MiB)\n", pattern, cfg.seconds, cfg.rounds, cfg.image, cfg.size >> 20);
+
     /* Rounds interleave the cases so a noisy disk affects all of them alike. */
     if (cfg.json) {
         printf("{\"pattern\": \"%s\", \"seconds\": %.2f, \"rounds\": %d, \"size_mib\": %" G_GUINT64_FORMAT
                ", \"sections\": [", pattern, cfg.seconds, cfg.rounds, cfg.size >> 20);
     }
+    bool first = true;
     for (size_t i = 0; i < G_N_ELEMENTS(sections); i++) {
+        if (!run[i]) {
+            continue;
+        }
         char load[64];
         load_now(load, sizeof(load));
         for (unsigned r = 0; r < cfg.rounds; r++) {
             run_round(&cfg, &sections[i], r);
         }
         if (cfg.json) {
-            json_section(&cfg, &sections[i], cfg.rounds, i == 0, load);
+            json_section(&cfg, &sections[i], cfg.rounds, first, load);
+            first = false;
         } else {
             print_section(&cfg, &sections[i], cfg.rounds);
             printf("  (load average before: %s)\n", load);

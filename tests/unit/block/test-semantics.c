@@ -3,6 +3,7 @@
  * through the mock driver's ordered call log and the backend's counters.
  */
 #include "block-test-util.h"
+#include "block-internal.h"
 #include "mock-driver.h"
 
 #include <errno.h>
@@ -613,6 +614,18 @@ static void collect_trace(void *opaque, const char *line)
     g_string_append_printf(trace_lines, "%s\n", line);
 }
 
+/* Latency buckets are floor(log2(us)): [2^i, 2^(i+1)) microseconds, clamped at both ends. */
+static void test_latency_buckets(void **state)
+{
+    static const struct { gint64 us; unsigned bucket; } cases[] = {
+        { -5, 0 }, { 0, 0 }, { 1, 0 }, { 2, 1 }, { 3, 1 }, { 4, 2 }, { 4095, 11 }, { 4096, 12 },
+        { 5000, 12 }, { (1 << 23) - 1, 22 }, { 1 << 23, 23 }, { G_MAXINT64, VD_LAT_BUCKETS - 1 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        assert_int_equal(vd_stats_latency_bucket(cases[i].us), cases[i].bucket);
+    }
+}
+
 /* The trace names each guest op and the host calls it caused; latency is recorded. */
 static void test_trace_and_latency(void **state)
 {
@@ -846,6 +859,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rmw_serialised),
         cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
         cmocka_unit_test(test_injected_errors),
+        cmocka_unit_test(test_latency_buckets),
         cmocka_unit_test(test_trace_and_latency),
         cmocka_unit_test(test_trace_toggled_in_flight),
         cmocka_unit_test(test_close_drains),
