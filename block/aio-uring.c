@@ -19,14 +19,16 @@
  * one io_uring_submit per loop iteration (or when the SQ ring is full), not
  * one io_uring_enter per request.  The ring's completions are signalled on
  * an eventfd watched by the same source, so callbacks run there like the
- * pool's.
+ * pool's.  The dispatch also sends what its callbacks queued and reaps what
+ * completed at submit, up to VD_URING_BUDGET completions (uring_dispatch).
  *
  * Setup: the ring is created disabled, with IORING_SETUP_SINGLE_ISSUER and
  * IORING_SETUP_DEFER_TASKRUN where the kernel has them (without, if it says
  * EINVAL), and enabled by the first submission, so its single issuer is the
  * owner thread.  With DEFER_TASKRUN the kernel posts CQEs only when that
- * thread asks (io_uring_get_events), which the source does on each eventfd
- * wakeup.
+ * thread asks (io_uring_get_events), which the source does on a wakeup when
+ * the kernel flags deferred completions (IORING_SETUP_TASKRUN_FLAG; on
+ * every wakeup where it cannot).
  *
  * Lock rule: the ring belongs to the owner thread only.
  */
@@ -42,6 +44,7 @@
 #include <unistd.h>
 
 #define VD_URING_ENTRIES 256
+#define VD_URING_BUDGET 128     /* completions one dispatch reaps, those of requests its callbacks sent included */
 
 typedef struct VdUring {
     GSource source;             /* prepare: submit the batch; the eventfd: reap */
@@ -51,6 +54,7 @@ typedef struct VdUring {
     gpointer event_tag;         /* the eventfd in the source */
     bool enabled;               /* the disabled ring was enabled by the owner thread */
     bool defer_taskrun;         /* CQEs are posted only on io_uring_get_events */
+    bool taskrun_flag;          /* the kernel sets IORING_SQ_TASKRUN while deferred completions wait */
     GSource *retry;             /* pending resubmission after a failed io_uring_submit */
 } VdUring;
 
@@ -140,7 +144,7 @@ static void set_result(VdRequest *req, VdDrvCall call, unsigned flags, int res)
     }
 }
 
-/* Loop prepare step: submit every SQE queued since the last one, in one call. */
+/* Loop prepare step: submit every SQE queued since the last one, in one call; ready if CQEs wait. */
 static gboolean uring_prepare(GSource *source, gint *timeout)
 {
     VdUring *u = (VdUring *)source;
@@ -148,14 +152,15 @@ static gboolean uring_prepare(GSource *source, gint *timeout)
     if (io_uring_sq_ready(&u->ring) && !u->retry) {
         submit_or_retry(u->blk);
     }
-    return FALSE;
+    /* Cached reads complete at submit, and a dispatch that ran out of budget leaves CQEs behind. */
+    return io_uring_cq_ready(&u->ring) > 0;
 }
 
-/* Ready when the eventfd says completions arrived. */
+/* Ready when the eventfd says completions arrived, or CQEs are already posted. */
 static gboolean uring_check(GSource *source)
 {
     VdUring *u = (VdUring *)source;
-    return (g_source_query_unix_fd(source, u->event_tag) & G_IO_IN) != 0;
+    return (g_source_query_unix_fd(source, u->event_tag) & G_IO_IN) != 0 || io_uring_cq_ready(&u->ring) > 0;
 }
 
 /* Finish (or retry through the pool) the request of one CQE. */
@@ -173,25 +178,66 @@ static void complete_cqe(VdBlockBackend *blk, VdRequest *req, int res)
     req->done(req);
 }
 
-/* Owner thread: reap every completion and finish (or retry) its request. */
-static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+/*
+ * True if deferred completions may wait to be run (DEFER_TASKRUN).  With
+ * TASKRUN_FLAG the kernel says so in the SQ flags before it signals the
+ * eventfd, and the eventfd was read before this, so a completion deferred
+ * later wakes the loop again; without the flag, always ask.
+ */
+static bool deferred_waiting(VdUring *u)
 {
-    VdUring *u = (VdUring *)source;
-    uint64_t count;
-    ssize_t n;
-    do {
-        n = read(u->event_fd, &count, sizeof(count));
-    } while (n < 0 && errno == EINTR);
-    if (u->defer_taskrun) {
-        io_uring_get_events(&u->ring);  /* run the deferred completions: they post the CQEs */
+    if (!u->defer_taskrun) {
+        return false;
     }
+    return !u->taskrun_flag ||
+           (__atomic_load_n(u->ring.sq.kflags, __ATOMIC_ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
+/* Finish the requests of every CQE posted now; how many. */
+static unsigned reap_cqes(VdUring *u)
+{
     struct io_uring_cqe *cqe;
-    gint64 outer = vd_stats_dispatch_begin(source);
+    unsigned n = 0;
     while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
         VdRequest *req = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
         complete_cqe(u->blk, req, res);
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Owner thread: reap every completion and finish (or retry) its request.
+ * The requests the callbacks submit are sent at once, and what completes at
+ * submit (page-cache reads) is reaped in the same dispatch, up to
+ * VD_URING_BUDGET completions: at depth that is one poll, one eventfd read
+ * and one io_uring_enter per round of the queue instead of four syscalls.
+ * A completion still never runs inside the call that submitted it, and
+ * what the budget leaves in the ring keeps the source ready (uring_prepare).
+ */
+static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+    VdUring *u = (VdUring *)source;
+    if (g_source_query_unix_fd(source, u->event_tag) & G_IO_IN) {
+        uint64_t count;
+        ssize_t n;
+        do {
+            n = read(u->event_fd, &count, sizeof(count));
+        } while (n < 0 && errno == EINTR);
+    }
+    if (deferred_waiting(u)) {
+        io_uring_get_events(&u->ring);  /* run the deferred completions: they post the CQEs */
+    }
+    gint64 outer = vd_stats_dispatch_begin(source);
+    for (unsigned reaped = 0;;) {
+        unsigned n = reap_cqes(u);
+        reaped += n;
+        if (n == 0 || reaped >= VD_URING_BUDGET || !io_uring_sq_ready(&u->ring) || u->retry) {
+            break;
+        }
+        submit_or_retry(u->blk);
     }
     vd_stats_dispatch_end(outer);
     return G_SOURCE_CONTINUE;
@@ -206,10 +252,13 @@ static GSourceFuncs uring_funcs = {
 /* Create the ring disabled, with the single-issuer flags where the kernel has them. */
 static int setup_ring(VdUring *u)
 {
-    struct io_uring_params p = {
-        .flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-    };
+    const unsigned defer = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    struct io_uring_params p = { .flags = defer | IORING_SETUP_TASKRUN_FLAG };
     int ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
+    if (ret == -EINVAL) {
+        p = (struct io_uring_params){ .flags = defer };
+        ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
+    }
     if (ret == -EINVAL) {
         p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED };
         ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
@@ -221,6 +270,7 @@ static int setup_ring(VdUring *u)
         u->enabled = true;
     }
     u->defer_taskrun = ret == 0 && (p.flags & IORING_SETUP_DEFER_TASKRUN);
+    u->taskrun_flag = u->defer_taskrun && (p.flags & IORING_SETUP_TASKRUN_FLAG);
     return ret;
 }
 
