@@ -65,7 +65,7 @@ static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, 
         req = g_new(VdRequest, 1);
     }
     *req = (VdRequest){ .blk = blk, .type = type, .offset = offset, .bytes = bytes, .iov = iov, .niov = niov,
-                        .flags = flags, .cb = cb, .opaque = opaque,
+                        .flags = flags, .cb = cb, .opaque = opaque, .ser_index = -1,
                         .start_us = blk->latency_off ? 0 : vd_stats_now() };
     if (blk->trace_fn) {
         req->trace = g_string_new(NULL);
@@ -332,22 +332,24 @@ static int plan_durability(VdBlockBackend *blk, VdRequest *req)
     return 0;
 }
 
-/* True if a and b touch a common block of the driver's alignment. */
-static bool ranges_overlap(const VdRequest *a, const VdRequest *b)
+/* True if a's aligned range and [off, end) touch a common block of the driver's alignment. */
+static bool overlaps(const VdRequest *a, uint64_t off, uint64_t end)
 {
-    return a->align_off < b->align_end && b->align_off < a->align_end;
+    return a->align_off < end && off < a->align_end;
 }
 
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
 static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
-    for (GList *l = blk->serialising.head; l; l = l->next) {
-        if (ranges_overlap(req, l->data)) {
+    const VdSerialRange *r = (const VdSerialRange *)(void *)blk->serialising->data;
+    for (guint i = 0; i < blk->serialising->len; i++) {
+        if (overlaps(req, r[i].off, r[i].end)) {
             return true;
         }
     }
     for (GList *l = blk->serial_waiters.head; l && l != until_waiter; l = l->next) {
-        if (ranges_overlap(req, l->data)) {
+        VdRequest *w = l->data;
+        if (overlaps(req, w->align_off, w->align_end)) {
             return true;
         }
     }
@@ -359,17 +361,22 @@ static void modify_done(VdRequest *req);
 /* Register req as an in-flight modifying request, for ordering. */
 static void serial_enter(VdBlockBackend *blk, VdRequest *req)
 {
-    g_assert(req->ser_link.data == NULL);
-    req->ser_link = (GList){ .data = req };
-    g_queue_push_head_link(&blk->serialising, &req->ser_link);
+    g_assert(req->ser_index < 0);
+    VdSerialRange r = { .off = req->align_off, .end = req->align_end, .req = req };
+    req->ser_index = blk->serialising->len;
+    g_array_append_val(blk->serialising, r);
 }
 
 /* Unregister req: overlapping newer requests may now start. */
 static void serial_leave(VdBlockBackend *blk, VdRequest *req)
 {
-    g_assert(req->ser_link.data == req);
-    g_queue_unlink(&blk->serialising, &req->ser_link);
-    req->ser_link.data = NULL;
+    guint i = req->ser_index;
+    g_assert(req->ser_index >= 0 && g_array_index(blk->serialising, VdSerialRange, i).req == req);
+    g_array_remove_index_fast(blk->serialising, i);     /* the last entry moves to i */
+    if (i < blk->serialising->len) {
+        g_array_index(blk->serialising, VdSerialRange, i).req->ser_index = i;
+    }
+    req->ser_index = -1;
 }
 
 /* Hand a validated modifying request to the engine, registering it as in flight for ordering. */
@@ -1012,6 +1019,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
+    blk->serialising = g_array_new(FALSE, FALSE, sizeof(VdSerialRange));
     blk->stop_notifiers = g_array_new(FALSE, FALSE, sizeof(VdStopNotifier));
     blk->werror = opts.werror;
     blk->rerror = opts.rerror;
@@ -1106,6 +1114,7 @@ void vd_blk_close(VdBlockBackend *blk)
     g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);
     g_array_unref(blk->stop_notifiers);
+    g_array_unref(blk->serialising);
     g_main_context_unref(blk->ctx);
     g_free(blk->filename);
     g_free(blk);

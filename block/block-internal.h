@@ -78,7 +78,7 @@ struct VdRequest {
     const char *note;               /* why no host op happened, for the trace */
     VdHostOp uring_op;              /* aio-uring.c: the op its SQE carries */
     VdRequest *next_ready;          /* aio-inline.c ready list / block-backend.c free list link */
-    GList ser_link;                 /* in blk->serialising while .data is set (no allocation per request) */
+    int ser_index;                  /* its entry in blk->serialising, -1 while not in it */
     struct VdCrashGuestOp *crash;   /* crashsim's record of this request, or NULL */
     uint64_t seq;                   /* submission order, for resuming held requests in order */
 };
@@ -92,6 +92,12 @@ typedef struct VdStopNotifier {
     VdStopNotifyFunc *fn;
     void *opaque;
 } VdStopNotifier;
+
+/* An in-flight modifying request and a copy of its aligned range (fixed once set), kept in one array so the overlap scan reads memory in order. */
+typedef struct VdSerialRange {
+    uint64_t off, end;
+    VdRequest *req;
+} VdSerialRange;
 
 struct VdBlockBackend {
     GMainContext *ctx;
@@ -131,7 +137,7 @@ struct VdBlockBackend {
     unsigned in_flight;
     unsigned cached_writes_in_flight;
     GQueue wce_off_waiters;         /* VdRequest (internal flush) waiting for cached writes */
-    GQueue serialising;             /* in-flight modifying requests (write, zeroes, discard), by ser_link */
+    GArray *serialising;            /* VdSerialRange: in-flight modifying requests (write, zeroes, discard) */
     GQueue serial_waiters;          /* modifying requests waiting for an overlapping older one */
 
     /* The I/O engine, chosen once at open; NULL until then. */
