@@ -123,7 +123,8 @@ dev_flushes() { if [ -n "$dm" ]; then awk '{ print $17 }' "$dmstat"; else echo 0
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-case $export_kind in dm-delay|delay) note=" (flush delay ${flush_ms} ms$([ "$serial" = 1 ] && echo ', noparallel'))" ;; *) note= ;; esac
+note=; par=; [ "$serial" = 1 ] && par=', noparallel'
+case $export_kind in dm-delay|delay) note=" (flush delay ${flush_ms} ms$par)" ;; esac
 echo "EXPORT=$export_kind$note, ${secs} s per run, $rounds rounds"
 echo "load before: $(uptime)"
 echo
