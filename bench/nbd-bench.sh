@@ -121,7 +121,7 @@ stop_server() {
 # Field 17 of the block device's stat file: flush requests completed (Linux >= 5.5).
 dev_flushes() { if [ -n "$dm" ]; then awk '{ print $17 }' "$dmstat"; else echo 0; fi; }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print !NR ? "?" : (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 note=; par=; [ "$serial" = 1 ] && par=', noparallel'
 case $export_kind in dm-delay|delay) note=" (flush delay ${flush_ms} ms$par)" ;; esac
