@@ -383,6 +383,9 @@ static void serial_leave(VdBlockBackend *blk, VdRequest *req)
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
     serial_enter(blk, req);
+    if (req->group_commit) {
+        blk->group_writing++;
+    }
     vd_engine_submit(blk, req);
 }
 
@@ -415,6 +418,8 @@ static void submit_modify(VdBlockBackend *blk, VdRequest *req)
 
 static void flush_submit(VdBlockBackend *blk, VdRequest *req);
 static void group_commit_wait(VdBlockBackend *blk, VdRequest *req);
+static void group_writer_done(VdBlockBackend *blk);
+static void group_flush_kick(VdBlockBackend *blk);
 
 /* Start the write-cache-off flushes once no write submitted under WCE=1 is left. */
 static void run_wce_off_waiters(VdBlockBackend *blk)
@@ -431,6 +436,9 @@ static void modify_done(VdRequest *req)
     if (!req->durable || req->ret < 0) {
         /* Not durable by itself (or maybe partly written): a flush must cover it. */
         blk->write_gen++;
+    }
+    if (req->group_commit) {
+        group_writer_done(blk);
     }
     if (req->sync_failed) {
         /* The durable write or the emulated-FUA flush may have consumed the one-shot error. */
@@ -454,6 +462,7 @@ static void modify_done(VdRequest *req)
     } else {
         req_finish(req);
     }
+    group_flush_kick(blk);
     wake_serial_waiters(blk);
     run_wce_off_waiters(blk);
 }
@@ -631,6 +640,44 @@ static void group_flush_queue(VdBlockBackend *blk)
     vd_engine_complete_later(blk, f);
 }
 
+/* Queue the group-commit flush once the writers it waits for have finished (group_flush_hold). */
+static void group_flush_kick(VdBlockBackend *blk)
+{
+    if (blk->group_flush_held && blk->group_flush_holdoff == 0) {
+        blk->group_flush_held = false;
+        group_flush_queue(blk);
+    }
+}
+
+/*
+ * Written group-commit writes need a flush: let it wait for the group-commit
+ * writes being written now (at most that many more completions, so newer
+ * writes cannot postpone it for ever), so that it covers them too.  A flush
+ * sent at once covers only the writes already complete; the others complete
+ * while it runs and need the next one, and a closed loop of QD writes settles
+ * into two cohorts of QD/2 per flush.  On a server that runs one request at
+ * a time the writes sent before the flush run before it anyway, so waiting
+ * for them costs nothing there and doubles the writes per flush.
+ */
+static void group_flush_hold(VdBlockBackend *blk)
+{
+    if (blk->group_flush_queued || blk->group_flush_held) {
+        return;
+    }
+    blk->group_flush_held = true;
+    blk->group_flush_holdoff = blk->group_writing;
+    group_flush_kick(blk);
+}
+
+/* A group-commit write's data step finished (any result): one writer fewer for a held flush to wait for. */
+static void group_writer_done(VdBlockBackend *blk)
+{
+    blk->group_writing--;
+    if (blk->group_flush_held && blk->group_flush_holdoff) {
+        blk->group_flush_holdoff--;
+    }
+}
+
 /* A group-commit write is written (not synced): complete it after a flush that covers it. */
 static void group_commit_wait(VdBlockBackend *blk, VdRequest *req)
 {
@@ -643,7 +690,7 @@ static void group_commit_wait(VdBlockBackend *blk, VdRequest *req)
     req->flush_gen = blk->write_gen;
     g_queue_push_tail(&blk->flush_waiters, req);
     if (!blk->active_flush) {
-        group_flush_queue(blk);
+        group_flush_hold(blk);
     }
 }
 
@@ -710,7 +757,7 @@ static void flush_done(VdRequest *req)
     if (next && next->type == VD_OP_FLUSH) {
         start_host_flush(blk, g_queue_pop_head(&blk->flush_waiters));
     } else if (next) {
-        group_flush_queue(blk);
+        group_flush_hold(blk);
     }
     g_queue_push_head(&settled, req);
     while ((w = g_queue_pop_head(&settled))) {

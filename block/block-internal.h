@@ -133,6 +133,9 @@ struct VdBlockBackend {
     unsigned commit_decisions;      /* counts decisions, to try the losing method now and then (no clock) */
     gint64 commit_probe_us;         /* when the losing method was last tried */
     bool group_flush_queued;        /* a group-commit flush waits on the ready list */
+    unsigned group_writing;         /* group-commit writes dispatched whose data step has not finished */
+    bool group_flush_held;          /* written group-commit writes wait for a flush held back... */
+    unsigned group_flush_holdoff;   /* ...until this many more group-commit writes finish writing */
 
     unsigned in_flight;
     unsigned cached_writes_in_flight;

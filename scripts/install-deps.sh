@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
   libglib2.0-dev libjson-glib-dev libcmocka-dev libfdt-dev device-tree-compiler liburing-dev
-  nbdkit libnbd-dev libnbd-bin
+  nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin
   strace python3 socat
   clang libclang-rt-14-dev libunicorn-dev
   qemu-system-x86 qemu-system-common qemu-utils cpio busybox-static kmod e2fsprogs

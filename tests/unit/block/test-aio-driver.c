@@ -120,6 +120,12 @@ static void fake_release(void)
     }
 }
 
+/* Let the oldest held op complete; later ones stay held. */
+static void fake_release_one(void)
+{
+    fake_push_ready(g_queue_pop_head(&fake.held));
+}
+
 /* Open: take the fake's own options. */
 static bool fake_open(VdBlockDriverState *bs, const VdDriverOpenOptions *o, GError **errp)
 {
@@ -393,6 +399,47 @@ static void test_group_commit_serial_server(void **state)
     vd_blk_close(blk);
 }
 
+/*
+ * Group commit's shared flush waits for the group-commit writes being written
+ * when the first of them finished, so that it covers them all, but not for
+ * writes issued after that.  Sent at once, it covered only the first write,
+ * the others finished while it ran and needed a second flush: at QD32 two
+ * cohorts of 16 per flush (bench/nbd-bench.sh EXPORT=delay).
+ */
+static void test_group_commit_waits_for_writers(void **state)
+{
+    VdBlockBackend *blk = open_fake(",fua=native,cache=writethrough");
+    static uint8_t buf[4096];
+    struct iovec iov = { buf, sizeof(buf) };
+    Completion c[5] = { 0 };
+    fake.hold_mask = 1u << VD_DRV_AIO_WRITE;
+    for (int i = 0; i < 4; i++) {   /* the first alone in flight: a FUA write; then three group-commit writes */
+        vd_blk_pwritev(blk, i * 4096, &iov, 1, 0, checked_cb, &c[i]);
+    }
+    settle();
+    assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 W12288+4096 ");
+    fake_release_one();
+    wait_completion(&c[0]);
+    fake_release_one();             /* the first group-commit write is written... */
+    settle();
+    assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 W12288+4096 "); /* ...no flush yet */
+    vd_blk_pwritev(blk, 4 * 4096, &iov, 1, 0, checked_cb, &c[4]);   /* issued after: not waited for */
+    fake_release_one();
+    fake_release_one();
+    for (int i = 1; i < 4; i++) {
+        wait_completion(&c[i]);
+        assert_int_equal(c[i].ret, 0);
+    }
+    assert_int_equal(c[4].calls, 0);
+    assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 W12288+4096 W16384+4096 F ");
+    assert_int_equal(stats_of(blk).group_commits, 1);
+    fake_release_one();
+    wait_completion(&c[4]);
+    assert_int_equal(c[4].ret, 0);
+    assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 W12288+4096 W16384+4096 F F ");
+    vd_blk_close(blk);
+}
+
 /* Below the driver's alignment: a read bounces, a write reads its edge blocks first. */
 static void test_unaligned_rmw(void **state)
 {
@@ -575,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup(test_flush_skip_and_coalesce, setup),
         cmocka_unit_test_setup(test_many_in_flight, setup),
         cmocka_unit_test_setup(test_group_commit_serial_server, setup),
+        cmocka_unit_test_setup(test_group_commit_waits_for_writers, setup),
         cmocka_unit_test_setup(test_unaligned_rmw, setup),
         cmocka_unit_test_setup(test_write_zeroes, setup),
         cmocka_unit_test_setup(test_discard, setup),
