@@ -419,7 +419,6 @@ static void submit_modify(VdBlockBackend *blk, VdRequest *req)
 static void flush_submit(VdBlockBackend *blk, VdRequest *req);
 static void group_commit_wait(VdBlockBackend *blk, VdRequest *req);
 static void group_writer_done(VdBlockBackend *blk);
-static void group_flush_kick(VdBlockBackend *blk);
 
 /* Start the write-cache-off flushes once no write submitted under WCE=1 is left. */
 static void run_wce_off_waiters(VdBlockBackend *blk)
@@ -462,7 +461,6 @@ static void modify_done(VdRequest *req)
     } else {
         req_finish(req);
     }
-    group_flush_kick(blk);
     wake_serial_waiters(blk);
     run_wce_off_waiters(blk);
 }
@@ -669,13 +667,18 @@ static void group_flush_hold(VdBlockBackend *blk)
     group_flush_kick(blk);
 }
 
-/* A group-commit write's data step finished (any result): one writer fewer for a held flush to wait for. */
+/*
+ * A group-commit write's data step finished (any result): one writer fewer
+ * for a held flush to wait for.  The flush goes out from here even if this
+ * write is then held by werror=stop: the writes it covers succeeded.
+ */
 static void group_writer_done(VdBlockBackend *blk)
 {
     blk->group_writing--;
     if (blk->group_flush_held && blk->group_flush_holdoff) {
         blk->group_flush_holdoff--;
     }
+    group_flush_kick(blk);
 }
 
 /* A group-commit write is written (not synced): complete it after a flush that covers it. */

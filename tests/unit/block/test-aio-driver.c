@@ -440,6 +440,42 @@ static void test_group_commit_waits_for_writers(void **state)
     vd_blk_close(blk);
 }
 
+/*
+ * A held group-commit flush waits for the writers being written; when the
+ * last of them fails and werror=stop holds it, the flush must still go out
+ * for the writes that did succeed, stopped or not: nothing else would send
+ * it, and a drain would wait for them for ever.
+ */
+static void test_group_commit_writer_held(void **state)
+{
+    VdBlockBackend *blk = open_fake(",fua=native,cache=writethrough,werror=stop");
+    static uint8_t buf[4096];
+    struct iovec iov = { buf, sizeof(buf) };
+    Completion c[3] = { 0 };
+    fake.hold_mask = 1u << VD_DRV_AIO_WRITE;
+    for (int i = 0; i < 3; i++) {   /* a FUA write, then two group-commit writes */
+        vd_blk_pwritev(blk, i * 4096, &iov, 1, 0, checked_cb, &c[i]);
+    }
+    settle();
+    fake_release_one();
+    wait_completion(&c[0]);
+    fake_release_one();             /* written: its flush waits for the other writer */
+    settle();
+    assert_int_equal(c[1].calls, 0);
+    fake.fail_next[VD_DRV_AIO_WRITE] = -EIO;
+    fake_release_one();             /* the other writer fails and is held (the backend stops) */
+    settle();
+    assert_int_equal(c[2].calls, 0);
+    assert_int_equal(c[1].calls, 1);   /* covered by the flush its writer's failure released */
+    assert_int_equal(c[1].ret, 0);
+    assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 F ");
+    fake.hold_mask = 0;
+    vd_blk_resume(blk);
+    wait_completion(&c[2]);
+    assert_int_equal(c[2].ret, 0);
+    vd_blk_close(blk);
+}
+
 /* Below the driver's alignment: a read bounces, a write reads its edge blocks first. */
 static void test_unaligned_rmw(void **state)
 {
@@ -623,6 +659,7 @@ int main(void)
         cmocka_unit_test_setup(test_many_in_flight, setup),
         cmocka_unit_test_setup(test_group_commit_serial_server, setup),
         cmocka_unit_test_setup(test_group_commit_waits_for_writers, setup),
+        cmocka_unit_test_setup(test_group_commit_writer_held, setup),
         cmocka_unit_test_setup(test_unaligned_rmw, setup),
         cmocka_unit_test_setup(test_write_zeroes, setup),
         cmocka_unit_test_setup(test_discard, setup),
