@@ -53,6 +53,7 @@ typedef struct RunExtra {
     double cpu_us_per_io;          /* user+system CPU of this process per I/O */
     double syncs_per_durable;      /* backend: host syncs (fdatasync + dsync writes) per durable write; -1 n/a */
     double inline_share;           /* backend: share of the I/Os run on the inline path; -1 n/a */
+    double syncs_per_flush;        /* backend with flushes: host fdatasyncs per guest FLUSH; -1 n/a */
 } RunExtra;
 
 static RunExtra last_extra;
@@ -114,7 +115,8 @@ static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
         now = g_get_monotonic_time();
     } while (now < end);
     close(fd);
-    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1 };
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1,
+                             .syncs_per_flush = -1 };
     return n / ((now - start) / 1e6);
 }
 
@@ -170,7 +172,8 @@ static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode,
     }
     io_uring_queue_exit(&ring);
     close(fd);
-    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1 };
+    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1,
+                             .syncs_per_flush = -1 };
     return n / ((now - start) / 1e6);
 }
 
@@ -182,6 +185,9 @@ typedef struct BackendRun {
     bool stop;
     int error;
     bool read;
+    bool flushes;               /* every other request is a FLUSH */
+    bool flush_next;
+    uint64_t flushes_sent;
     struct iovec iov;
 } BackendRun;
 
@@ -206,6 +212,11 @@ static void write_done(void *opaque, int ret)
 
 static void submit_one(BackendRun *run)
 {
+    if (run->flushes && (run->flush_next = !run->flush_next)) {
+        run->flushes_sent++;
+        vd_blk_flush(run->blk, write_done, run);
+        return;
+    }
     uint64_t off = next_offset(run->cfg, &run->state, run->submitted++);
     if (run->read) {
         vd_blk_preadv(run->blk, off, &run->iov, 1, write_done, run);
@@ -214,8 +225,8 @@ static void submit_one(BackendRun *run)
     }
 }
 
-/* IOPS of the backend at queue depth qd with the given extra options. */
-static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned qd, bool wce, bool read)
+/* IOPS of the backend at queue depth qd with the given extra options (reads, or writes and maybe FLUSHes). */
+static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned qd, bool wce, bool read, bool flushes)
 {
     GError *err = NULL;
     g_autofree char *opts = g_strdup_printf("file=%s,%s", cfg->image, extra);
@@ -227,7 +238,7 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
     if (vd_blk_set_write_cache_sync(blk, wce) < 0) {
         exit(1);
     }
-    BackendRun run = { .blk = blk, .cfg = cfg, .state = 0x9e3779b97f4a7c15ull, .read = read,
+    BackendRun run = { .blk = blk, .cfg = cfg, .state = 0x9e3779b97f4a7c15ull, .read = read, .flushes = flushes,
                        .iov = { block_buf, BLOCK } };
     VdBlockStats s0;
     vd_blk_get_stats(blk, &s0);
@@ -250,7 +261,9 @@ static double bench_backend(const BenchConfig *cfg, const char *extra, unsigned 
                      (s1.host_rwf_dsync_writes - s0.host_rwf_dsync_writes);
     last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / MAX(run.completed, 1),
                              .syncs_per_durable = durable ? (double)syncs / durable : -1,
-                             .inline_share = (double)(s1.inline_ops - s0.inline_ops) / MAX(run.completed, 1) };
+                             .inline_share = (double)(s1.inline_ops - s0.inline_ops) / MAX(run.completed, 1),
+                             .syncs_per_flush = run.flushes_sent ? (double)(s1.host_fdatasync - s0.host_fdatasync) /
+                                                                       run.flushes_sent : -1 };
     vd_blk_close(blk);
     return run.completed / ((now - start) / 1e6);
 }
@@ -292,10 +305,12 @@ typedef struct BenchCase {
     bool wce;
     int estimate_from;          /* qemu: index of the case whose IOPS sizes the run */
     bool read;                  /* backend: reads instead of writes */
+    bool flushes;               /* backend: every other request a FLUSH */
     double iops[MAX_ROUNDS];
     double cpu[MAX_ROUNDS];     /* CPU us per I/O */
     double syncs[MAX_ROUNDS];   /* host syncs per durable write, -1: none */
     double inl[MAX_ROUNDS];     /* share of the I/Os run inline, -1: not a backend case */
+    double fsyncs[MAX_ROUNDS];  /* host fdatasyncs per guest FLUSH, -1: no flushes */
 } BenchCase;
 
 typedef struct BenchSection {
@@ -361,16 +376,17 @@ static void run_round(const BenchConfig *cfg, BenchSection *sec, int round)
             c->iops[round] = bench_raw(cfg, c->direct, c->raw);
             break;
         case CASE_BACKEND:
-            c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce, c->read);
+            c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce, c->read, c->flushes);
             break;
         case CASE_QEMU:
-            last_extra = (RunExtra){ -1, -1, -1 };
+            last_extra = (RunExtra){ -1, -1, -1, -1 };
             c->iops[round] = bench_qemu_img(cfg, c->opts, c->qd, sec->cases[c->estimate_from].iops[round]);
             break;
         }
         c->cpu[round] = last_extra.cpu_us_per_io;
         c->syncs[round] = last_extra.syncs_per_durable;
         c->inl[round] = last_extra.inline_share;
+        c->fsyncs[round] = last_extra.syncs_per_flush;
     }
 }
 
@@ -399,6 +415,10 @@ static void print_section(const BenchConfig *cfg, BenchSection *sec, unsigned ro
         double inl = median(c->inl, rounds);
         if (inl > 0) {
             printf("  %3.0f%% inline", inl * 100);
+        }
+        double fsyncs = median(c->fsyncs, rounds);
+        if (fsyncs >= 0) {
+            printf("  %.3f fdatasync/guest FLUSH", fsyncs);
         }
         printf("\n");
     }
@@ -442,9 +462,10 @@ static void json_section(const BenchConfig *cfg, BenchSection *sec, unsigned rou
         }
         double m = median(c->iops, rounds);
         printf("%s\n    {\"label\": \"%s\", \"iops\": %.1f, \"ratio\": %.3f, \"cpu_us_per_io\": %.3f, "
-               "\"syncs_per_durable_write\": %.3f, \"inline_share\": %.3f, \"iops_rounds\": ",
+               "\"syncs_per_durable_write\": %.3f, \"inline_share\": %.3f, \"fdatasync_per_guest_flush\": %.3f, "
+               "\"iops_rounds\": ",
                first_case ? "" : ",", c->label, m, ref > 0 ? m / ref : 0.0, median(c->cpu, rounds), median(c->syncs, rounds),
-               median(c->inl, rounds));
+               median(c->inl, rounds), median(c->fsyncs, rounds));
         json_rounds(c->iops, rounds);
         printf(", \"cpu_rounds\": ");
         json_rounds(c->cpu, rounds);
@@ -525,9 +546,9 @@ static const char usage_text[] =
     "Measure the block backend against the raw syscall loops: 4 KiB writes and reads\n"
     "on the page cache and with O_DIRECT, and the ways to make a write durable\n"
     "(O_DSYNC, RWF_DSYNC, fdatasync, the backend's wt-policy=fua and =dsync), also on\n"
-    "a flush-bound device (delay.flush=2ms).\n"
+    "a flush-bound device (delay.flush=2ms), and how guest FLUSHes coalesce.\n"
     "Results are IOPS, the ratio to the matching raw loop, CPU time per I/O and host\n"
-    "syncs per durable write (docs/benchmarks.md).\n"
+    "syncs per durable write or per guest FLUSH (docs/benchmarks.md).\n"
     "\n"
     "  --image FILE           the image to write (created or extended; default: a\n"
     "                         temporary image in $TMPDIR, removed at exit and when\n"
@@ -704,6 +725,11 @@ int main(int argc, char **argv)
             { "backend WCE=0 wt-policy=dsync aio=threads, QD1", CASE_BACKEND, .opts = "cache=none,wt-policy=dsync,aio=threads", .qd = 1 },
             { "backend WCE=0 wt-policy=fua aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=none,aio=io_uring", .qd = 1 },
             { "qemu-img bench -t directsync, QD1", CASE_QEMU, .opts = "directsync", .qd = 1, .estimate_from = 3 },
+        } },
+        { "flush coalescing: 4 KiB writes and FLUSHes alternating, write cache on (ratio to QD1)", {
+            { "backend page cache, QD1", CASE_BACKEND, .opts = "cache=writeback", .qd = 1, .wce = true, .flushes = true },
+            { "backend page cache, QD32", CASE_BACKEND, .opts = "cache=writeback", .qd = 32, .wce = true, .flushes = true },
+            { "backend O_DIRECT, QD32", CASE_BACKEND, .opts = "cache=none", .qd = 32, .wce = true, .flushes = true },
         } },
         { "flush-bound device, delay.flush=2ms: every host flush and durable write waits 2 ms (ratio to QD1)", {
             { "backend WCE=0 aio=io_uring, QD1", CASE_BACKEND, .opts = "cache=writeback,delay.flush=2ms", .qd = 1 },
