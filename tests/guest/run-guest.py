@@ -67,11 +67,17 @@ def check_image(path, seed, regions, label):
     check(ok, f"{label}: image {os.path.basename(path)} holds exactly regions {sorted(regions)} (seed {seed})")
 
 
-def new_image(workdir, name):
-    """A fresh zero-filled 64 MiB raw image."""
+def new_image(workdir, name, allocated=False):
+    """A fresh zero-filled 64 MiB raw image: sparse, or with every block written (allocated) and synced."""
     path = os.path.join(workdir, name)
     with open(path, "wb") as f:
         f.truncate(IMG_SIZE)
+        if allocated:
+            chunk = bytes(1 << 20)
+            for _ in range(IMG_SIZE >> 20):
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
     return path
 
 
@@ -617,7 +623,9 @@ def case_bench(a, guest, work):
     rows = {}
     secs = int(os.environ.get("VDISK_BENCH_SECONDS", "3"))
     cache = os.environ.get("VDISK_BENCH_CACHE", "none")   # none (O_DIRECT) or writeback, the same for both
-    img = new_image(work, "bench.img")
+    # Allocated: on a sparse image the first back end paid for allocating the blocks its random
+    # writes touched and the second overwrote them (vdisk, always first, measured 0.68x at 4K).
+    img = new_image(work, "bench.img", allocated=True)
     extra_opts = os.environ.get("VDISK_BENCH_DRIVE_OPTS", "")   # e.g. ",aio=io_uring"
     vh = Vhost(a.vhost, work, "virtio-blk", [f"file={img},cache={cache}{extra_opts}"], extra=["--num-queues", "1"])
     rows["vdisk-vhost"] = guest.boot(f"blk-bench:{secs}", vh.qemu_args("vhost-user-blk-pci"), memfd=True,
