@@ -399,6 +399,29 @@ static void test_group_commit_serial_server(void **state)
     vd_blk_close(blk);
 }
 
+static uint8_t group_buf[4096];
+static struct iovec group_iov = { group_buf, sizeof(group_buf) };
+
+/*
+ * With writes held, submit n 4 KiB writes at 0, 4096, ...: the first, alone
+ * in flight, is a FUA write, the others group-commit writes.  Release the
+ * first and wait for it, then release the second; the rest stay held.
+ */
+static VdBlockBackend *start_group_writes(const char *opts, Completion *c, int n)
+{
+    VdBlockBackend *blk = open_fake(opts);
+    fake.hold_mask = 1u << VD_DRV_AIO_WRITE;
+    for (int i = 0; i < n; i++) {
+        vd_blk_pwritev(blk, i * 4096, &group_iov, 1, 0, checked_cb, &c[i]);
+    }
+    settle();
+    fake_release_one();
+    wait_completion(&c[0]);
+    fake_release_one();
+    settle();
+    return blk;
+}
+
 /*
  * Group commit's shared flush waits for the group-commit writes being written
  * when the first of them finished, so that it covers them all, but not for
@@ -408,22 +431,11 @@ static void test_group_commit_serial_server(void **state)
  */
 static void test_group_commit_waits_for_writers(void **state)
 {
-    VdBlockBackend *blk = open_fake(",fua=native,cache=writethrough");
-    static uint8_t buf[4096];
-    struct iovec iov = { buf, sizeof(buf) };
     Completion c[5] = { 0 };
-    fake.hold_mask = 1u << VD_DRV_AIO_WRITE;
-    for (int i = 0; i < 4; i++) {   /* the first alone in flight: a FUA write; then three group-commit writes */
-        vd_blk_pwritev(blk, i * 4096, &iov, 1, 0, checked_cb, &c[i]);
-    }
-    settle();
-    assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 W12288+4096 ");
-    fake_release_one();
-    wait_completion(&c[0]);
-    fake_release_one();             /* the first group-commit write is written... */
-    settle();
+    VdBlockBackend *blk = start_group_writes(",fua=native,cache=writethrough", c, 4);
+    /* the first group-commit write is written... */
     assert_string_equal(fake.log->str, "W0+4096F W4096+4096 W8192+4096 W12288+4096 "); /* ...no flush yet */
-    vd_blk_pwritev(blk, 4 * 4096, &iov, 1, 0, checked_cb, &c[4]);   /* issued after: not waited for */
+    vd_blk_pwritev(blk, 4 * 4096, &group_iov, 1, 0, checked_cb, &c[4]);   /* issued after: not waited for */
     fake_release_one();
     fake_release_one();
     for (int i = 1; i < 4; i++) {
@@ -448,20 +460,9 @@ static void test_group_commit_waits_for_writers(void **state)
  */
 static void test_group_commit_writer_held(void **state)
 {
-    VdBlockBackend *blk = open_fake(",fua=native,cache=writethrough,werror=stop");
-    static uint8_t buf[4096];
-    struct iovec iov = { buf, sizeof(buf) };
     Completion c[3] = { 0 };
-    fake.hold_mask = 1u << VD_DRV_AIO_WRITE;
-    for (int i = 0; i < 3; i++) {   /* a FUA write, then two group-commit writes */
-        vd_blk_pwritev(blk, i * 4096, &iov, 1, 0, checked_cb, &c[i]);
-    }
-    settle();
-    fake_release_one();
-    wait_completion(&c[0]);
-    fake_release_one();             /* written: its flush waits for the other writer */
-    settle();
-    assert_int_equal(c[1].calls, 0);
+    VdBlockBackend *blk = start_group_writes(",fua=native,cache=writethrough,werror=stop", c, 3);
+    assert_int_equal(c[1].calls, 0);    /* written: its flush waits for the other writer */
     fake.fail_next[VD_DRV_AIO_WRITE] = -EIO;
     fake_release_one();             /* the other writer fails and is held (the backend stops) */
     settle();
