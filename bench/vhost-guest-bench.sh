@@ -26,12 +26,12 @@ for r in $(seq "$rounds"); do
     python3 tests/guest/run-guest.py --build-dir "$builddir" --vhost "$builddir/tools/vdisk-vhost" $case | tee -a "$out"
 done
 [ "$rounds" -gt 1 ] || exit 0
-# Each table row (mode and size): its ratio, the last column, in every round, and the median.
-echo
-echo "median of $rounds rounds (ratio vdisk/qsd of each round, then the median):"
-grep '^| [a-z]' "$out" | grep -v '^| mode' | awk -F'|' '
-  { key = $2 "|" $3; gsub(/ /, "", key); r[key] = r[key] " " $(NF - 1) + 0
-    if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
+# Each table row (its first two columns): its ratio (the column headed "vdisk/qsd" or "vdisk / qsd")
+# in every round, and the median.
+grep '^| ' "$out" | grep -v -e '^|---' -e 'median' | awk -F'|' '
+  /qsd/ && !/[0-9]\.[0-9]/ { for (i = 2; i < NF; i++) if ($i ~ /vdisk ?\/ ?qsd/) col = i; next }
+  col { key = $2 "|" $3; gsub(/ /, "", key); r[key] = r[key] " " $col + 0
+        if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
   END { for (i = 1; i <= n; i++) {
           k = order[i]; m = split(r[k], v, " ")
           for (a = 2; a <= m; a++) { x = v[a]; for (b = a - 1; b >= 1 && v[b] > x; b--) v[b + 1] = v[b]; v[b + 1] = x }
