@@ -336,6 +336,31 @@ static void test_inline_read_depth(void **state)
     }
 }
 
+/*
+ * Drop the clean page at off from the page cache and check that it went:
+ * POSIX_FADV_DONTNEED is advice, and under load a page can survive it (it
+ * was seen once in a parallel test run), so ask again a few times.
+ */
+static bool drop_from_page_cache(off_t off)
+{
+    int fd = open(scratch.path, O_RDONLY);
+    assert_true(fd >= 0);
+    long page = sysconf(_SC_PAGESIZE);
+    void *map = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, off);
+    assert_true(map != MAP_FAILED);
+    unsigned char resident = 1;
+    for (int i = 0; i < 100 && (resident & 1); i++) {
+        assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+        assert_int_equal(mincore(map, page, &resident), 0);
+        if (resident & 1) {
+            g_usleep(1000);
+        }
+    }
+    munmap(map, page);
+    close(fd);
+    return !(resident & 1);
+}
+
 /* A read of a page not in the page cache asks RWF_NOWAIT, gets EAGAIN, and is run by the engine instead. */
 static void test_inline_read_miss_goes_to_engine(void **state)
 {
@@ -343,10 +368,10 @@ static void test_inline_read_miss_goes_to_engine(void **state)
     memset(buf, 0xa5, 4096);
     assert_int_equal(vd_blk_pwrite_sync(blk, 1 << 20, buf, 4096, 0), 0);
     assert_int_equal(vd_blk_flush_sync(blk), 0);
-    int fd = open(scratch.path, O_RDONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);  /* clean now: dropped */
-    close(fd);
+    if (!drop_from_page_cache(1 << 20)) {
+        vd_blk_close(blk);
+        skip();     /* the kernel kept the page (another process maps or reads it): no miss to test */
+    }
     VdBlockStats before = stats_of(blk);
     memset(buf + 4096, 0, 4096);
     assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf + 4096, 4096), 0);
