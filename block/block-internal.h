@@ -337,7 +337,9 @@ gint64 vd_stats_now(void);
  * io_uring) that may finish many requests: vd_stats_now then answers from
  * a thread-local copy of the iteration's time instead of asking GLib (a
  * thread-local lookup and the context lock) twice per request.  Returns
- * the outer value to restore, since a callback may iterate the loop.
+ * the outer value to restore, since a callback may iterate the loop; a
+ * request that such a nested iteration finishes through another source
+ * (the pool's channel) is timed with the outer iteration's time.
  */
 gint64 vd_stats_dispatch_begin(GSource *source);
 void vd_stats_dispatch_end(gint64 outer);
