@@ -58,6 +58,13 @@ typedef struct RunExtra {
 
 static RunExtra last_extra;
 
+/* What a run measured besides IOPS when only the CPU time is known (cpu_us_per_io -1: not even that). */
+static RunExtra cpu_only(double cpu_us_per_io)
+{
+    return (RunExtra){ .cpu_us_per_io = cpu_us_per_io, .syncs_per_durable = -1, .inline_share = -1,
+                       .syncs_per_flush = -1 };
+}
+
 /* User+system CPU time of the process so far, in microseconds. */
 static double cpu_us(void)
 {
@@ -115,8 +122,7 @@ static double bench_raw(const BenchConfig *cfg, bool direct, RawMode mode)
         now = g_get_monotonic_time();
     } while (now < end);
     close(fd);
-    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1,
-                             .syncs_per_flush = -1 };
+    last_extra = cpu_only((cpu_us() - cpu0) / n);
     return n / ((now - start) / 1e6);
 }
 
@@ -172,8 +178,7 @@ static double bench_raw_uring(const BenchConfig *cfg, bool direct, RawMode mode,
     }
     io_uring_queue_exit(&ring);
     close(fd);
-    last_extra = (RunExtra){ .cpu_us_per_io = (cpu_us() - cpu0) / n, .syncs_per_durable = -1, .inline_share = -1,
-                             .syncs_per_flush = -1 };
+    last_extra = cpu_only((cpu_us() - cpu0) / n);
     return n / ((now - start) / 1e6);
 }
 
@@ -379,7 +384,7 @@ static void run_round(const BenchConfig *cfg, BenchSection *sec, int round)
             c->iops[round] = bench_backend(cfg, c->opts, c->qd, c->wce, c->read, c->flushes);
             break;
         case CASE_QEMU:
-            last_extra = (RunExtra){ -1, -1, -1, -1 };
+            last_extra = cpu_only(-1);
             c->iops[round] = bench_qemu_img(cfg, c->opts, c->qd, sec->cases[c->estimate_from].iops[round]);
             break;
         }
