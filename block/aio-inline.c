@@ -168,14 +168,14 @@ static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
         [VD_OP_READ] = VD_FAULT_READ, [VD_OP_WRITE] = VD_FAULT_WRITE, [VD_OP_FLUSH] = VD_FAULT__MAX,
         [VD_OP_DISCARD] = VD_FAULT__MAX, [VD_OP_ZEROES] = VD_FAULT__MAX,
     };
+    if (req->type == VD_OP_READ && blk->inline_mode == VD_INLINE_AUTO && blk->engine->batches_reads &&
+        blk->in_flight > 1) {
+        return VD_CALL__MAX;        /* at depth, the engine's one submit per iteration costs less */
+    }
     if (blk->inline_mode == VD_INLINE_OFF || calls[req->type] == VD_CALL__MAX || req->durable ||
         blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC || !blk->bs.drv->prepare ||
         !vd_request_is_aligned(blk, req) || vd_fault_armed(blk, faults[req->type])) {
         return VD_CALL__MAX;
-    }
-    if (req->type == VD_OP_READ && blk->inline_mode == VD_INLINE_AUTO && blk->engine->batches_reads &&
-        blk->in_flight > 1) {
-        return VD_CALL__MAX;        /* at depth, the engine's one submit per iteration costs less */
     }
     return calls[req->type];
 }
@@ -183,6 +183,9 @@ static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
 /* Trace one inline syscall as it was made. */
 static void trace_op(VdRequest *req, const VdHostOp *op, ssize_t n, int err)
 {
+    if (!req->trace) {
+        return;                     /* the common case: no varargs call per request */
+    }
     VdDriverReq dr = { .trace = req->trace };
     vd_drv_trace(&dr, "%s(off=%" G_GUINT64_FORMAT ",len=%" G_GUINT64_FORMAT "%s)=%zd",
                  op->kind == VD_HOST_READ ? "preadv2" : "pwritev", op->offset, op->bytes,

@@ -218,8 +218,8 @@ static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
 static void set_aligned_range(VdBlockBackend *blk, VdRequest *req)
 {
     uint32_t ra = blk->req_align;
-    req->align_off = req->offset / ra * ra;
-    req->align_end = (req->offset + req->bytes + ra - 1) / ra * ra;
+    req->align_off = vd_align_down(req->offset, ra);
+    req->align_end = vd_align_up(req->offset + req->bytes, ra);
 }
 
 /* Checks shared by every modifying request; 0 or the errno to fail with. */
@@ -341,8 +341,8 @@ static bool overlaps(const VdRequest *a, uint64_t off, uint64_t end)
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
 static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
-    const VdSerialRange *r = (const VdSerialRange *)(void *)blk->serialising->data;
-    for (guint i = 0; i < blk->serialising->len; i++) {
+    const VdSerialRange *r = blk->serialising;
+    for (unsigned i = 0; i < blk->n_serialising; i++) {
         if (overlaps(req, r[i].off, r[i].end)) {
             return true;
         }
@@ -362,20 +362,21 @@ static void modify_done(VdRequest *req);
 static void serial_enter(VdBlockBackend *blk, VdRequest *req)
 {
     g_assert(req->ser_index < 0);
-    VdSerialRange r = { .off = req->align_off, .end = req->align_end, .req = req };
-    req->ser_index = blk->serialising->len;
-    g_array_append_val(blk->serialising, r);
+    if (blk->n_serialising == blk->serialising_cap) {
+        blk->serialising_cap = MAX(2 * blk->serialising_cap, 64);
+        blk->serialising = g_renew(VdSerialRange, blk->serialising, blk->serialising_cap);
+    }
+    req->ser_index = blk->n_serialising++;
+    blk->serialising[req->ser_index] = (VdSerialRange){ .off = req->align_off, .end = req->align_end, .req = req };
 }
 
 /* Unregister req: overlapping newer requests may now start. */
 static void serial_leave(VdBlockBackend *blk, VdRequest *req)
 {
-    guint i = req->ser_index;
-    g_assert(req->ser_index >= 0 && g_array_index(blk->serialising, VdSerialRange, i).req == req);
-    g_array_remove_index_fast(blk->serialising, i);     /* the last entry moves to i */
-    if (i < blk->serialising->len) {
-        g_array_index(blk->serialising, VdSerialRange, i).req->ser_index = i;
-    }
+    int i = req->ser_index;
+    g_assert(i >= 0 && (unsigned)i < blk->n_serialising && blk->serialising[i].req == req);
+    blk->serialising[i] = blk->serialising[--blk->n_serialising];     /* the last entry moves to i */
+    blk->serialising[i].req->ser_index = i;
     req->ser_index = -1;
 }
 
@@ -991,10 +992,23 @@ static bool check_image_size(VdBlockBackend *blk, GError **errp)
     return false;
 }
 
+/* Fail an open whose driver reports an alignment that is not a power of two (util/align.h relies on it). */
+static bool check_alignment(VdBlockBackend *blk, GError **errp)
+{
+    if (!vd_is_pow2(blk->req_align) || !vd_is_pow2(blk->mem_align)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "file=%s: the %s driver reports request alignment %u and memory alignment %u; "
+                    "both must be powers of two", blk->filename, blk->bs.drv->name, blk->req_align,
+                    blk->mem_align);
+        return false;
+    }
+    return true;
+}
+
 /* Fail an open whose file size does not suit O_DIRECT. */
 static bool check_direct_size(VdBlockBackend *blk, bool direct, GError **errp)
 {
-    if (direct && blk->length % blk->req_align) {
+    if (direct && !vd_is_aligned(blk->length, blk->req_align)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "file=%s: size %" G_GINT64_FORMAT " is not a multiple of the O_DIRECT alignment %u "
                     "required by cache=%s; resize the image or use cache=writeback",
@@ -1069,7 +1083,6 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     g_mutex_init(&blk->fault_lock);
     g_mutex_init(&blk->bs.fd_lock);
     blk->wce_notifiers = g_array_new(FALSE, FALSE, sizeof(VdWceNotifier));
-    blk->serialising = g_array_new(FALSE, FALSE, sizeof(VdSerialRange));
     blk->stop_notifiers = g_array_new(FALSE, FALSE, sizeof(VdStopNotifier));
     blk->werror = opts.werror;
     blk->rerror = opts.rerror;
@@ -1112,8 +1125,8 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
     bool async = drv->aio_submit != NULL; /* runs every op through aio_submit */
     blk->cap_discard = (drv->discard || async) && drv->can_discard && drv->can_discard(&blk->bs);
     blk->cap_zero = (drv->write_zeroes || async) && drv->can_zero && drv->can_zero(&blk->bs);
-    blk->req_align = drv->request_alignment ? MAX(drv->request_alignment(&blk->bs), 1u) : 1;
-    blk->mem_align = drv->mem_alignment ? MAX(drv->mem_alignment(&blk->bs), 1u) : 1;
+    blk->req_align = vd_bdrv_request_alignment(&blk->bs);
+    blk->mem_align = vd_bdrv_mem_alignment(&blk->bs);
     blk->cap_write_through = drv->write_through_only && drv->write_through_only(&blk->bs);
     blk->wce = vd_blk_default_write_cache(blk);
     if (blk->length < 0) {
@@ -1123,7 +1136,7 @@ VdBlockBackend *vd_blk_open(const char *options, GMainContext *ctx, GError **err
         vd_blk_close(blk);
         return NULL;
     }
-    if (!check_image_size(blk, errp) || !check_direct_size(blk, direct, errp) ||
+    if (!check_image_size(blk, errp) || !check_alignment(blk, errp) || !check_direct_size(blk, direct, errp) ||
         !set_perm(blk, blk->inactive ? VD_PERM_INACTIVE : own_perm(blk), errp)) {
         vd_blk_close(blk);
         return NULL;
@@ -1164,7 +1177,7 @@ void vd_blk_close(VdBlockBackend *blk)
     g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);
     g_array_unref(blk->stop_notifiers);
-    g_array_unref(blk->serialising);
+    g_free(blk->serialising);
     g_main_context_unref(blk->ctx);
     g_free(blk->filename);
     g_free(blk);

@@ -40,6 +40,9 @@
 #define VD_BLOCK_INTERNAL_H
 
 #include "block/block-driver.h"
+#include "util/align.h"
+
+#include <limits.h> /* IOV_MAX */
 
 typedef enum VdReqType { VD_OP_READ, VD_OP_WRITE, VD_OP_FLUSH, VD_OP_DISCARD, VD_OP_ZEROES } VdReqType;
 
@@ -140,7 +143,8 @@ struct VdBlockBackend {
     unsigned in_flight;
     unsigned cached_writes_in_flight;
     GQueue wce_off_waiters;         /* VdRequest (internal flush) waiting for cached writes */
-    GArray *serialising;            /* VdSerialRange: in-flight modifying requests (write, zeroes, discard) */
+    VdSerialRange *serialising;     /* in-flight modifying requests (write, zeroes, discard), in no order... */
+    unsigned n_serialising, serialising_cap;    /* ...n of them, room for cap (a plain array: no call per request) */
     GQueue serial_waiters;          /* modifying requests waiting for an overlapping older one */
 
     /* The I/O engine, chosen once at open; NULL until then. */
@@ -275,7 +279,18 @@ void vd_request_execute(VdBlockBackend *blk, VdRequest *req);
 /* A buffer of len bytes at the driver's memory alignment (free it with free), or NULL. */
 void *vd_request_bounce_alloc(VdBlockBackend *blk, size_t len);
 /* True if req can reach the driver without a bounce buffer. */
-bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req);
+static inline bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req)
+{
+    if (!vd_is_aligned(req->offset | req->bytes, blk->req_align) || req->niov > IOV_MAX) {
+        return false;
+    }
+    for (int i = 0; i < req->niov; i++) {
+        if (!vd_is_aligned((uintptr_t)req->iov[i].iov_base | req->iov[i].iov_len, blk->mem_align)) {
+            return false;
+        }
+    }
+    return true;
+}
 
 /* driver-call.c: the driver-boundary checkpoint. */
 typedef enum VdDrvCall {
@@ -318,16 +333,39 @@ void vd_error_notify_stop(VdBlockBackend *blk, bool is_read, int err);
 /* fault.c: parse fault.OP= (ERRNO[@N[+]][/START-END]) and delay.OP= (2ms) values. */
 bool vd_fault_rule_parse(const char *key, const char *value, VdFaultRule *out, GError **errp);
 bool vd_fault_delay_parse(const char *key, const char *value, unsigned *us, GError **errp);
+/*
+ * The three queries below read fault.c's published mask first (one atomic
+ * load, no lock): on the request path no rule is set, and that costs no call.
+ * The *_slow halves, in fault.c, take the lock and read the rules.
+ */
+int vd_fault_take_slow(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes);
+bool vd_fault_armed_slow(VdBlockBackend *blk, VdFaultOp op);
+unsigned vd_fault_delay_slow(VdBlockBackend *blk, VdFaultOp op);
+
+/* True if op may have a rule or delay: false means nothing to take (fault.c publishes the mask). */
+static inline bool vd_fault_maybe_armed(VdBlockBackend *blk, VdFaultOp op)
+{
+    return op < VD_FAULT__MAX && (__atomic_load_n(&blk->fault_armed_mask, __ATOMIC_ACQUIRE) & (1u << op));
+}
 /* The checkpoint: the errno an op of kind op at [offset, offset+bytes) fails with under the rules, or 0. */
-int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes);
+static inline int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes)
+{
+    return vd_fault_maybe_armed(blk, op) ? vd_fault_take_slow(blk, op, offset, bytes) : 0;
+}
 /*
  * True while a rule or a delay applies to ops of kind op: the inline path
  * then leaves them to the engine, so that a rule counts each op once (an
  * inline read that falls back would otherwise pass the checkpoint twice).
  */
-bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op);
+static inline bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op)
+{
+    return vd_fault_maybe_armed(blk, op) && vd_fault_armed_slow(blk, op);
+}
 /* The delay of ops of kind op, in microseconds. */
-unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op);
+static inline unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op)
+{
+    return vd_fault_maybe_armed(blk, op) ? vd_fault_delay_slow(blk, op) : 0;
+}
 
 /* stats.c */
 /* Now, as the running loop iteration's cached time if called from a dispatch (one clock read per iteration). */

@@ -58,7 +58,7 @@ static void check_request(VdBlockBackend *blk, VdDrvCall call, const VdDriverReq
     g_assert(call < VD_CALL__MAX);
     if (info->ranged) {
         g_assert(dr->offset <= (uint64_t)blk->length && dr->bytes <= (uint64_t)blk->length - dr->offset);
-        g_assert(dr->offset % blk->req_align == 0 && dr->bytes % blk->req_align == 0);
+        g_assert(vd_is_aligned(dr->offset | dr->bytes, blk->req_align));
     } else {
         g_assert(dr->offset == 0 && dr->bytes == 0);
     }
@@ -66,8 +66,7 @@ static void check_request(VdBlockBackend *blk, VdDrvCall call, const VdDriverReq
         g_assert(dr->niov >= 0 && dr->niov <= IOV_MAX);
         uint64_t sum = 0;
         for (int i = 0; i < dr->niov; i++) {
-            g_assert((uintptr_t)dr->iov[i].iov_base % blk->mem_align == 0);
-            g_assert(dr->iov[i].iov_len % blk->mem_align == 0);
+            g_assert(vd_is_aligned((uintptr_t)dr->iov[i].iov_base | dr->iov[i].iov_len, blk->mem_align));
             sum += dr->iov[i].iov_len;
         }
         g_assert(sum == dr->bytes);

@@ -149,12 +149,6 @@ static void update_armed_mask(VdBlockBackend *blk)
     __atomic_store_n(&blk->fault_armed_mask, mask, __ATOMIC_RELEASE);
 }
 
-/* True if op may have a rule or delay: false means nothing to take, without the lock. */
-static bool maybe_armed(VdBlockBackend *blk, VdFaultOp op)
-{
-    return op < VD_FAULT__MAX && (__atomic_load_n(&blk->fault_armed_mask, __ATOMIC_ACQUIRE) & (1u << op));
-}
-
 void vd_blk_set_fault(VdBlockBackend *blk, VdFaultOp op, const VdFaultRule *rule)
 {
     g_return_if_fail(op < VD_FAULT__MAX && rule->err >= 0);
@@ -180,11 +174,8 @@ void vd_blk_inject_error(VdBlockBackend *blk, VdFaultOp op, int err, unsigned co
     vd_blk_set_fault(blk, op, &rule);
 }
 
-int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes)
+int vd_fault_take_slow(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t bytes)
 {
-    if (!maybe_armed(blk, op)) {
-        return 0;
-    }
     int err = 0;
     g_mutex_lock(&blk->fault_lock);
     VdFaultRule *r = &blk->faults[op];
@@ -203,11 +194,8 @@ int vd_fault_take(VdBlockBackend *blk, VdFaultOp op, uint64_t offset, uint64_t b
     return err;
 }
 
-bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op)
+bool vd_fault_armed_slow(VdBlockBackend *blk, VdFaultOp op)
 {
-    if (!maybe_armed(blk, op)) {
-        return false;
-    }
     g_mutex_lock(&blk->fault_lock);
     const VdFaultRule *r = &blk->faults[op];
     bool armed = (r->err && r->count) || blk->delay_us[op];
@@ -215,11 +203,8 @@ bool vd_fault_armed(VdBlockBackend *blk, VdFaultOp op)
     return armed;
 }
 
-unsigned vd_fault_delay(VdBlockBackend *blk, VdFaultOp op)
+unsigned vd_fault_delay_slow(VdBlockBackend *blk, VdFaultOp op)
 {
-    if (!maybe_armed(blk, op)) {
-        return 0;
-    }
     g_mutex_lock(&blk->fault_lock);
     unsigned us = blk->delay_us[op];
     g_mutex_unlock(&blk->fault_lock);

@@ -27,20 +27,6 @@ static int call_driver(VdBlockBackend *blk, VdRequest *req, VdDrvCall call, VdDr
     return ret;
 }
 
-/* True if the request can go to the driver as it is, without a bounce buffer. */
-bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req)
-{
-    if (req->offset % blk->req_align || req->bytes % blk->req_align || req->niov > IOV_MAX) {
-        return false;
-    }
-    for (int i = 0; i < req->niov; i++) {
-        if ((uintptr_t)req->iov[i].iov_base % blk->mem_align || req->iov[i].iov_len % blk->mem_align) {
-            return false;
-        }
-    }
-    return true;
-}
-
 void *vd_request_bounce_alloc(VdBlockBackend *blk, size_t len)
 {
     void *p = NULL;

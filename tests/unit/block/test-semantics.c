@@ -516,6 +516,19 @@ static void test_direct_size_error(void **state)
     g_error_free(err);
 }
 
+/* A driver alignment that is not a power of two is refused at open (the request path rounds with masks). */
+static void test_alignment_not_pow2(void **state)
+{
+    MockConfig cfg = native;
+    cfg.req_align = 3072;
+    mock_reset(&cfg);
+    GError *err = NULL;
+    assert_null(vd_blk_open("driver=mock,size=1M", NULL, &err));
+    assert_non_null(strstr(err->message, "the mock driver reports request alignment 3072 and memory alignment 1; "
+                                         "both must be powers of two"));
+    g_error_free(err);
+}
+
 /* Unaligned requests are expanded: reads bounce, writes read-modify-write. */
 static void test_alignment_bounce_and_rmw(void **state)
 {
@@ -854,6 +867,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sticky_after_failed_durable_write),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_alignment_not_pow2),
         cmocka_unit_test(test_alignment_bounce_and_rmw),
         cmocka_unit_test(test_overlapping_modifications_ordered),
         cmocka_unit_test(test_rmw_serialised),
