@@ -339,8 +339,8 @@ static int plan_discard(VdAioJob *job)
 {
     VdBlockBackend *blk = job->blk;
     VdRequest *req = job->req;
-    uint32_t ra = blk->req_align;
-    uint64_t start = (req->offset + ra - 1) / ra * ra, end = (req->offset + req->bytes) / ra * ra;
+    uint64_t start = vd_align_up(req->offset, blk->req_align);
+    uint64_t end = vd_align_down(req->offset + req->bytes, blk->req_align);
     if (blk->cap_discard && end > start) {
         add_step(job, VD_CALL_DISCARD, start, end - start, NULL, 0);
     }

@@ -216,9 +216,8 @@ static int exec_zeroes(VdBlockBackend *blk, VdRequest *req)
 /* Discard the aligned interior of the range; the driver may decline (advisory). */
 static int exec_discard(VdBlockBackend *blk, VdRequest *req)
 {
-    uint32_t ra = blk->req_align;
-    uint64_t start = (req->offset + ra - 1) / ra * ra;
-    uint64_t end = (req->offset + req->bytes) / ra * ra;
+    uint64_t start = vd_align_up(req->offset, blk->req_align);
+    uint64_t end = vd_align_down(req->offset + req->bytes, blk->req_align);
     int ret = 0;
     if (blk->cap_discard && end > start) {
         VdDriverReq dr = { .offset = start, .bytes = end - start, .trace = req->trace };
