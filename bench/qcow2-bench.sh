@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3} cache=${2:-writeback}
 builddir=${BUILDDIR:-build-bench}
 command -v qemu-img >/dev/null || { echo "qemu-img not found (apt-get install qemu-utils)"; exit 77; }
-[ -f "$builddir/build.ninja" ] || meson setup "$builddir" --buildtype=release -Db_lto=true -Dtests=false >/dev/null
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" --buildtype=release -Dtests=false >/dev/null
 ninja -C "$builddir" tools/qcow2-writer >/dev/null
 writer=$builddir/tools/qcow2-writer
 dir=$(mktemp -d /tmp/qcow2-bench.XXXXXX)

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # An optimised build without sanitizers: qemu-storage-daemon is an optimised binary too.
 builddir=${BUILDDIR:-build-bench}
-[ -f "$builddir/build.ninja" ] || meson setup "$builddir" --buildtype=release -Db_lto=true -Dtests=false >/dev/null
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" --buildtype=release -Dtests=false >/dev/null
 meson compile -C "$builddir" vdisk-vhost >/dev/null
 case=bench
 [ "${2:-none}" = nbd ] && case=bench-nbd
