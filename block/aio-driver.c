@@ -339,9 +339,8 @@ static int plan_discard(VdAioJob *job)
 {
     VdBlockBackend *blk = job->blk;
     VdRequest *req = job->req;
-    uint64_t start = vd_align_up(req->offset, blk->req_align);
-    uint64_t end = vd_align_down(req->offset + req->bytes, blk->req_align);
-    if (blk->cap_discard && end > start) {
+    uint64_t start, end;
+    if (vd_request_discard_range(blk, req, &start, &end)) {
         add_step(job, VD_CALL_DISCARD, start, end - start, NULL, 0);
     }
     return 0;

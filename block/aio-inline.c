@@ -68,7 +68,7 @@ typedef struct VdInline {
 } VdInline;
 
 /* The default clock: monotonic microseconds from the TSC (two reads per inline write; the vDSO's cost 4 %). */
-static gint64 monotonic_now(void *opaque)
+static gint64 default_now(void *opaque)
 {
     return vd_cycle_clock_us();
 }
@@ -122,7 +122,7 @@ bool vd_inline_init(VdBlockBackend *blk, GError **errp)
     VdInline *in = (VdInline *)g_source_new(&ready_funcs, sizeof(VdInline));
     in->blk = blk;
     in->tail = &in->head;
-    in->now = monotonic_now;
+    in->now = default_now;
     vd_cycle_clock_is_tsc();            /* calibrate now (2 ms, once per process), not in a timed write */
     g_source_set_name(&in->source, "vdisk ready list");
     g_source_attach(&in->source, blk->ctx);
@@ -145,7 +145,7 @@ void vd_inline_cleanup(VdBlockBackend *blk)
 void vd_blk_set_inline_clock(VdBlockBackend *blk, VdClockFunc *now, void *opaque)
 {
     VdInline *in = blk->inline_path;
-    in->now = now ? now : monotonic_now;
+    in->now = now ? now : default_now;
     in->now_opaque = opaque;
     in->write_backoff_until = 0;
     in->last_write_slow = false;

@@ -278,6 +278,13 @@ extern const VdEngineOps vd_engine_driver;
 void vd_request_execute(VdBlockBackend *blk, VdRequest *req);
 /* A buffer of len bytes at the driver's memory alignment (free it with free), or NULL. */
 void *vd_request_bounce_alloc(VdBlockBackend *blk, size_t len);
+/* The discard req sends: [*start, *end), its range shrunk to whole driver blocks; false if none is sent. */
+static inline bool vd_request_discard_range(VdBlockBackend *blk, VdRequest *req, uint64_t *start, uint64_t *end)
+{
+    *start = vd_align_up(req->offset, blk->req_align);
+    *end = vd_align_down(req->offset + req->bytes, blk->req_align);
+    return blk->cap_discard && *end > *start;
+}
 /* True if req can reach the driver without a bounce buffer. */
 static inline bool vd_request_is_aligned(VdBlockBackend *blk, VdRequest *req)
 {

@@ -216,10 +216,9 @@ static int exec_zeroes(VdBlockBackend *blk, VdRequest *req)
 /* Discard the aligned interior of the range; the driver may decline (advisory). */
 static int exec_discard(VdBlockBackend *blk, VdRequest *req)
 {
-    uint64_t start = vd_align_up(req->offset, blk->req_align);
-    uint64_t end = vd_align_down(req->offset + req->bytes, blk->req_align);
+    uint64_t start, end;
     int ret = 0;
-    if (blk->cap_discard && end > start) {
+    if (vd_request_discard_range(blk, req, &start, &end)) {
         VdDriverReq dr = { .offset = start, .bytes = end - start, .trace = req->trace };
         ret = call_driver(blk, req, VD_CALL_DISCARD, &dr);
         if (ret == -ENOTSUP) {

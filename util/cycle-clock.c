@@ -92,16 +92,11 @@ bool vd_cycle_clock_is_tsc(void)
 
 gint64 vd_cycle_clock_us(void)
 {
-    if (!vd_cycle_clock_is_tsc()) {
-        return g_get_monotonic_time();
-    }
 #if defined(__x86_64__)
-    guint64 d = __rdtsc() - clk.base_tsc;    /* wraps to a huge value if read before base_tsc on another CPU */
-    if ((gint64)d < 0) {
-        return clk.base_us;
+    if (vd_cycle_clock_is_tsc()) {
+        guint64 d = __rdtsc() - clk.base_tsc;    /* wraps to a huge value if read before base_tsc on another CPU */
+        return (gint64)d < 0 ? clk.base_us : clk.base_us + (gint64)(((unsigned __int128)d * clk.mult) >> 32);
     }
-    return clk.base_us + (gint64)(((unsigned __int128)d * clk.mult) >> 32);
-#else
-    return g_get_monotonic_time();
 #endif
+    return g_get_monotonic_time();
 }
