@@ -16,6 +16,7 @@
  */
 #include "vhost-user-server-internal.h"
 #include "util/counters.h"
+#include "util/loop-source.h"
 
 #include "block/block-backend.h"
 
@@ -209,6 +210,8 @@ void vd_vhost_ring_set_kick(VdVhostUserServer *s, VdVhostRing *r, int fd)
     g_unix_set_fd_nonblocking(fd, TRUE, NULL);
     r->kick_src = g_unix_fd_source_new(fd, G_IO_IN);
     g_source_set_callback(r->kick_src, G_SOURCE_FUNC(kick_ready), r, NULL);
+    /* No blocking: 3 syscalls less per kick.  A kick nested in a wait only marks the ring (vd_virtq_run). */
+    vd_source_no_block(r->kick_src);
     g_source_attach(r->kick_src, s->ctx);
 }
 
