@@ -28,7 +28,9 @@
  * owner thread.  With DEFER_TASKRUN the kernel posts CQEs only when that
  * thread asks (io_uring_get_events), which the source does on a wakeup when
  * the kernel flags deferred completions (IORING_SETUP_TASKRUN_FLAG; on
- * every wakeup where it cannot).
+ * every wakeup where it cannot).  The wakeup must be the eventfd: a
+ * DEFER_TASKRUN ring's own descriptor does not wake poll() for a completion
+ * still waiting as task work (docs/benchmarks.md).
  *
  * Lock rule: the ring belongs to the owner thread only.
  */
