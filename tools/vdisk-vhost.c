@@ -21,6 +21,7 @@
 #include "system/cmdline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,10 +275,43 @@ static bool check_stats_file(const char *path, GError **errp)
 
 static VdVhostApp app;
 
-/* Replace path with the text (temporary file + rename; no fsync: readers only need consistency). */
+/*
+ * Replace path with the text: a temporary file renamed over it, so a reader
+ * sees the old text or the new one.  Never fsync: this runs on the I/O loop
+ * every 200 ms while the counters move, and the file is a view of them, not
+ * data.  (GLib's G_FILE_SET_CONTENTS_CONSISTENT syncs the file and its
+ * directory: two journal commits that stalled the loop and queued behind the
+ * guest's I/O on the same file system.)
+ */
 static bool write_atomically(const char *path, const GString *text, GError **errp)
 {
-    return g_file_set_contents_full(path, text->str, text->len, G_FILE_SET_CONTENTS_CONSISTENT, 0644, errp);
+    g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", path);
+    int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", tmp, g_strerror(errno));
+        return false;
+    }
+    int err = 0;
+    for (gsize done = 0; done < text->len && !err;) {
+        ssize_t n = write(fd, text->str + done, text->len - done);
+        if (n > 0) {
+            done += n;
+        } else if (n == 0 || errno != EINTR) {
+            err = n == 0 ? EIO : errno;
+        }
+    }
+    if (close(fd) < 0 && !err) {
+        err = errno;
+    }
+    if (!err && rename(tmp, path) < 0) {
+        err = errno;
+    }
+    if (err) {
+        unlink(tmp);
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(err), "%s: %s", path, g_strerror(err));
+        return false;
+    }
+    return true;
 }
 
 /* Write the stats file atomically if its contents changed (or if forced). */

@@ -4,7 +4,8 @@
 group connects, one outside it gets EACCES), --pidfile, READY=1/STOPPING=1 on
 $NOTIFY_SOCKET (a path and an @abstract name), SIGHUP survives, SIGTERM and SIGINT
 remove the socket file and the pidfile; systemd socket activation (LISTEN_FDS) and
---fd with a socket made here (never removed by vdisk-vhost)."""
+--fd with a socket made here (never removed by vdisk-vhost); the stats file is
+replaced without any fsync, which would stall the I/O loop (strace)."""
 import os
 import shutil
 import signal
@@ -148,6 +149,34 @@ def daemon_with_inherited_socket(d, activated):
     os.unlink(sock)
 
 
+def stats_file_never_synced(d):
+    """--stats-file rewrites (SIGUSR1 forces one) replace the file by rename and never fsync it or its directory."""
+    if not shutil.which("strace"):
+        print("skip: strace is not installed (the stats file's no-fsync check)")
+        return
+    sock, stats, trace = os.path.join(d, "st.sock"), os.path.join(d, "stats"), os.path.join(d, "sync.strace")
+    p = subprocess.Popen(["strace", "-f", "-qq", "-y", "-o", trace, "-e", "trace=fsync,fdatasync,syncfs,sync_file_range",
+                          BIN, "--socket", sock, "--device", "virtio-blk", "--stats-file", stats,
+                          "--drive", "file=%s,cache=none" % os.path.join(d, "a.img")],
+                         stderr=subprocess.PIPE, text=True,   # LeakSanitizer cannot run under ptrace
+                         env=dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0"))
+    check(wait_for(lambda: os.path.exists(sock) and os.path.exists(stats)), "stats file written at start")
+    with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+        pid = int(f.read().split()[0])
+    rewrites = 0
+    for _ in range(3):
+        ino = os.stat(stats).st_ino
+        os.kill(pid, signal.SIGUSR1)
+        rewrites += wait_for(lambda: os.path.exists(stats) and os.stat(stats).st_ino != ino)
+    check(rewrites == 3, "SIGUSR1 replaced the stats file by rename 3 times (%d)" % rewrites)
+    os.kill(pid, signal.SIGTERM)
+    rc = p.wait(timeout=20)
+    check(rc == 0, "stats-file daemon: SIGTERM exit 0 (rc %d, %s)" % (rc, p.stderr.read().strip()[-200:]))
+    with open(trace) as f:
+        synced = [line.strip() for line in f if "<%s>" % d in line or "<%s." % stats in line or "<%s>" % stats in line]
+    check(not synced, "no fsync of the stats file or its directory (%s)" % synced[:2])
+
+
 def main():
     """Run every case in a fresh directory nobody can traverse."""
     d = tempfile.mkdtemp()
@@ -159,6 +188,7 @@ def main():
         daemon_with_socket_file(d, "@vdisk-vhost-test-%d" % os.getpid(), signal.SIGINT)
         daemon_with_inherited_socket(d, activated=True)
         daemon_with_inherited_socket(d, activated=False)
+        stats_file_never_synced(d)
     finally:
         shutil.rmtree(d)
     print("%d failed" % len(fails))
