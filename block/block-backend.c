@@ -380,14 +380,24 @@ static void serial_leave(VdBlockBackend *blk, VdRequest *req)
     req->ser_index = -1;
 }
 
-/* Hand a validated modifying request to the engine, registering it as in flight for ordering. */
+/*
+ * Hand a validated modifying request to the engine, registering it as in
+ * flight for ordering.  One written at submit (inline) leaves at once: its
+ * data is in the page cache, so every later write runs after it, and no
+ * other request could queue behind it meanwhile (this thread never left
+ * this call).  Later writes then do not scan it, which at depth they would
+ * do for every write still waiting for its callback.  A failed one stays:
+ * the error policy may hold it for a retry that must not overtake them.
+ */
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
     serial_enter(blk, req);
     if (req->group_commit) {
         blk->group_writing++;
     }
-    vd_engine_submit(blk, req);
+    if (vd_engine_submit(blk, req) && req->ret == 0) {
+        serial_leave(blk, req);
+    }
 }
 
 /* Start queued modifying requests whose overlapping older ones have finished. */
@@ -447,7 +457,9 @@ static void modify_done(VdRequest *req)
     if (apply_policy(req)) {
         return; /* held: stays in serialising (and counted as a cached write) until retried */
     }
-    serial_leave(blk, req);
+    if (req->ser_index >= 0) {   /* else it left at submit (dispatch) */
+        serial_leave(blk, req);
+    }
     if (req->was_cached_write) {
         blk->cached_writes_in_flight--;
     }

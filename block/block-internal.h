@@ -254,8 +254,11 @@ typedef struct VdEngineOps {
 bool vd_engine_open(VdBlockBackend *blk, VdAioEngine aio, bool aio_explicit, GError **errp);
 /* engine.c: tear down the engine and the inline path; nothing may be in flight. */
 void vd_engine_close(VdBlockBackend *blk);
-/* engine.c: run req inline if it qualifies, else through the engine; req->done runs later. */
-void vd_engine_submit(VdBlockBackend *blk, VdRequest *req);
+/*
+ * engine.c: run req inline if it qualifies, else through the engine; req->done runs later.
+ * True if it ran inline: its host op is over and req->ret holds the result.
+ */
+bool vd_engine_submit(VdBlockBackend *blk, VdRequest *req);
 /* engine.c: call req->done from the ready list, without any host op. */
 void vd_engine_complete_later(VdBlockBackend *blk, VdRequest *req);
 

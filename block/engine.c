@@ -60,11 +60,13 @@ void vd_engine_close(VdBlockBackend *blk)
     vd_inline_cleanup(blk);
 }
 
-void vd_engine_submit(VdBlockBackend *blk, VdRequest *req)
+bool vd_engine_submit(VdBlockBackend *blk, VdRequest *req)
 {
-    if (!vd_inline_try(blk, req)) {
-        blk->engine->submit(blk, req);
+    if (vd_inline_try(blk, req)) {
+        return true;
     }
+    blk->engine->submit(blk, req);
+    return false;
 }
 
 void vd_engine_complete_later(VdBlockBackend *blk, VdRequest *req)

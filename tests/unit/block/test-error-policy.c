@@ -2,14 +2,17 @@
  * test-error-policy.c - werror=/rerror= (docs/cache-modes.md, "Error policy"):
  * report, ignore, stop and enospc with injected EIO and ENOSPC into writes,
  * reads and flushes, on the file driver with both engines (aio=threads and
- * the default io_uring) and on the mock driver for ordering.
+ * the default io_uring) and on the mock driver for ordering; and a real
+ * host error (EFBIG past RLIMIT_FSIZE) in a write run inline.
  */
 #include "block-test-util.h"
 #include "mock-driver.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static TempImage scratch;
 static uint8_t *buf_a, *buf_b, *buf_r;
@@ -327,6 +330,43 @@ static void test_resume_keeps_order(void **state)
 }
 
 /*
+ * A page-cache write that fails inline, with a real host error (EFBIG: the
+ * file size limit is below its offset), is held under werror=stop and stays
+ * registered for ordering, although writes run inline leave that set at
+ * submit when they succeed: a newer write to its sector waits, and after
+ * resume runs after the retried one.
+ */
+static void test_inline_error_held_in_order(void **state)
+{
+    const uint64_t off = 768 << 10;
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    low = (struct rlimit){ .rlim_cur = 512 << 10, .rlim_max = old.rlim_max };
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);   /* EFBIG instead of the signal */
+    VdBlockBackend *blk = open_image("cache=writeback", "werror=stop");
+    Completion w1 = { 0 }, w2 = { 0 };
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+    write_async(blk, off, buf_b, 0, &w1);   /* inline: EFBIG */
+    write_async(blk, off, buf_a, 0, &w2);   /* same sector: must wait for w1 */
+    wait_stopped(blk);
+    settle();
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    VdBlockStats st = stats_of(blk);
+    assert_int_equal(st.inline_ops, 1);     /* w1 ran inline; w2 was not issued */
+    assert_int_equal(w1.calls + w2.calls, 0);
+    assert_int_equal(vd_blk_parked(blk), 1);
+    assert_int_equal(vd_blk_in_flight(blk), 2);
+    vd_blk_resume(blk);
+    wait_completion(&w1);
+    wait_completion(&w2);
+    assert_int_equal(w1.ret, 0);
+    assert_int_equal(w2.ret, 0);
+    assert_true(reads_back(blk, off, buf_a));   /* w2 last, not the retried w1 */
+    vd_blk_close(blk);
+    signal(SIGXFSZ, old_xfsz);
+}
+
+/*
  * Draining or closing while stopped (device teardown) completes every
  * parked request exactly once: the held one with its error, the queued one
  * issued; a newer write to the held one's sector runs after it.
@@ -391,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_flush_error_sticks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_error_held_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_while_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manual_stop, setup, teardown),
     };
