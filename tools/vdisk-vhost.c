@@ -291,15 +291,9 @@ static bool write_atomically(const char *path, const GString *text, GError **err
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", tmp, g_strerror(errno));
         return false;
     }
-    int err = 0;
-    for (gsize done = 0; done < text->len && !err;) {
-        ssize_t n = write(fd, text->str + done, text->len - done);
-        if (n > 0) {
-            done += n;
-        } else if (n == 0 || errno != EINTR) {
-            err = n == 0 ? EIO : errno;
-        }
-    }
+    /* A regular file takes it in one write; a short one means the file system is full. */
+    ssize_t n = write(fd, text->str, text->len);
+    int err = n < 0 ? errno : (gsize)n < text->len ? ENOSPC : 0;
     if (close(fd) < 0 && !err) {
         err = errno;
     }
