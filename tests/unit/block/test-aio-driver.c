@@ -526,7 +526,11 @@ static void test_write_zeroes(void **state)
     }
 }
 
-/* Discard reaches the driver; a driver that declines it (ENOTSUP) still succeeds. */
+/*
+ * Discard reaches the driver; a driver that declines it (ENOTSUP) still
+ * succeeds.  Unaligned, only the whole driver blocks inside the range are
+ * sent (a partial block would lose a neighbour's bytes); none inside, none sent.
+ */
 static void test_discard(void **state)
 {
     VdBlockBackend *blk = open_fake("");
@@ -534,6 +538,15 @@ static void test_discard(void **state)
     assert_string_equal(fake.log->str, "D0+4096 ");
     fake.fail_next[VD_DRV_AIO_DISCARD] = -ENOTSUP;
     assert_int_equal(vd_blk_discard_sync(blk, 4096, 4096), 0);
+    vd_blk_close(blk);
+
+    setup(state);
+    blk = open_fake(",align=4096");
+    assert_int_equal(vd_blk_discard_sync(blk, 512, 8192), 0);     /* [512, 8704): the block at 4096 only */
+    assert_string_equal(fake.log->str, "D4096+4096 ");
+    g_string_truncate(fake.log, 0);
+    assert_int_equal(vd_blk_discard_sync(blk, 8704, 1024), 0);    /* no whole block inside */
+    assert_string_equal(fake.log->str, "");
     vd_blk_close(blk);
 }
 
