@@ -260,6 +260,38 @@ static const struct StatField {
 #undef F
 };
 
+/*
+ * QEMU's BlockLatencyHistogramInfo for one class of the backend's log2
+ * histogram: bins[0] counts ops under 2 us, bins[i] those in [2^i, 2^(i+1))
+ * us, the last everything from 2^23 us up; boundaries are in ns, as QEMU's.
+ */
+static JsonObject *latency_histogram(VdBlockBackend *blk, VdLatencyClass cls)
+{
+    uint64_t bins[VD_LAT_BUCKETS];
+    vd_blk_get_latency(blk, cls, bins);
+    JsonArray *bounds = json_array_new(), *counts = json_array_new();
+    for (unsigned i = 0; i < VD_LAT_BUCKETS; i++) {
+        if (i > 0) {
+            json_array_add_int_element(bounds, (gint64)1000 << i);
+        }
+        json_array_add_int_element(counts, (gint64)bins[i]);
+    }
+    JsonObject *h = json_object_new();
+    json_object_set_array_member(h, "boundaries", bounds);
+    json_object_set_array_member(h, "bins", counts);
+    return h;
+}
+
+/* QEMU's latency histogram members, by the backend's class. */
+static const struct {
+    VdLatencyClass cls;
+    const char *name;
+} latency_members[] = {
+    { VD_LAT_READ, "rd_latency_histogram" },
+    { VD_LAT_WRITE, "wr_latency_histogram" },
+    { VD_LAT_FLUSH, "flush_latency_histogram" },
+};
+
 /* One BlockStats of query-blockstats: QEMU's names where they exist, every counter under x-vdisk. */
 static JsonNode *block_stats(ControlDrive *d)
 {
@@ -273,6 +305,9 @@ static JsonNode *block_stats(ControlDrive *d)
         if (stat_fields[i].qemu_name) {
             json_object_set_int_member(qemu, stat_fields[i].qemu_name, (gint64)v);
         }
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(latency_members); i++) {
+        json_object_set_object_member(qemu, latency_members[i].name, latency_histogram(d->blk, latency_members[i].cls));
     }
     json_object_set_object_member(qemu, "x-vdisk", ours);
     JsonObject *o = json_object_new();

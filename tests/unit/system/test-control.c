@@ -399,6 +399,22 @@ static void test_query_blockstats(void **state)
     assert_int_equal(json_object_get_int_member(ours, "writes"), 1);
     assert_int_equal(json_object_get_int_member(ours, "host_writes"), 1);
     assert_true(json_object_has_member(ours, "uring_ops"));
+    /* QEMU's latency histograms: 23 boundaries (2 us to 2^23 us, in ns), 24 bins; the one write is in one bin. */
+    static const char *const hists[] = { "rd_latency_histogram", "wr_latency_histogram", "flush_latency_histogram" };
+    for (size_t i = 0; i < G_N_ELEMENTS(hists); i++) {
+        JsonObject *h = json_object_get_object_member(st, hists[i]);
+        assert_non_null(h);
+        JsonArray *bounds = json_object_get_array_member(h, "boundaries"), *bins = json_object_get_array_member(h, "bins");
+        assert_int_equal(json_array_get_length(bounds), 23);
+        assert_int_equal(json_array_get_int_element(bounds, 0), 2000);
+        assert_int_equal(json_array_get_int_element(bounds, 22), (gint64)1000 << 23);
+        assert_int_equal(json_array_get_length(bins), 24);
+        gint64 sum = 0;
+        for (guint b = 0; b < 24; b++) {
+            sum += json_array_get_int_element(bins, b);
+        }
+        assert_int_equal(sum, i == 1 ? 1 : 0);
+    }
     expect_error(t, c, "{\"execute\": \"query-blockstats\", \"arguments\": {\"flat\": true}}", "GenericError",
                  "Parameter 'flat' is unexpected");
     client_free(c);
