@@ -381,22 +381,21 @@ static void serial_leave(VdBlockBackend *blk, VdRequest *req)
 }
 
 /*
- * Hand a validated modifying request to the engine, registering it as in
- * flight for ordering.  One written at submit (inline) leaves at once: its
- * data is in the page cache, so every later write runs after it, and no
- * other request could queue behind it meanwhile (this thread never left
- * this call).  Later writes then do not scan it, which at depth they would
- * do for every write still waiting for its callback.  A failed one stays:
- * the error policy may hold it for a retry that must not overtake them.
+ * Hand a validated modifying request to the engine, then register it as in
+ * flight for ordering (no completion runs inside the submitting call, so
+ * no later request can look before it is registered).  One written at
+ * submit (inline) is not registered at all: its data is in the page cache,
+ * so every later write runs after it, and at depth later writes would
+ * otherwise scan every write still waiting for its callback.  A failed one
+ * is: the error policy may hold it for a retry that must not overtake them.
  */
 static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
-    serial_enter(blk, req);
     if (req->group_commit) {
         blk->group_writing++;
     }
-    if (vd_engine_submit(blk, req) && req->ret == 0) {
-        serial_leave(blk, req);
+    if (!vd_engine_submit(blk, req) || req->ret < 0) {
+        serial_enter(blk, req);
     }
 }
 
@@ -457,7 +456,7 @@ static void modify_done(VdRequest *req)
     if (apply_policy(req)) {
         return; /* held: stays in serialising (and counted as a cached write) until retried */
     }
-    if (req->ser_index >= 0) {   /* else it left at submit (dispatch) */
+    if (req->ser_index >= 0) {   /* else it was written at submit (dispatch) */
         serial_leave(blk, req);
     }
     if (req->was_cached_write) {
