@@ -338,11 +338,45 @@ static bool overlaps(const VdRequest *a, uint64_t off, uint64_t end)
     return a->align_off < end && off < a->align_end;
 }
 
+/*
+ * Add delta to the overlap index for the non-empty range [off, end): one
+ * per bucket of each region it touches, or to ser_wide if it touches
+ * every bucket.
+ */
+static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int delta)
+{
+    g_assert(off < end);
+    uint64_t first = off >> VD_SER_REGION_SHIFT, last = (end - 1) >> VD_SER_REGION_SHIFT;
+    if (last - first >= VD_SER_BUCKETS - 1) {
+        blk->ser_wide += delta;
+        return;
+    }
+    for (uint64_t r = first; r <= last; r++) {
+        blk->ser_bucket[r % VD_SER_BUCKETS] += delta;
+    }
+}
+
+/* False only if no in-flight modifying range can overlap [off, end) (the index says so). */
+static bool ser_index_may_overlap(VdBlockBackend *blk, uint64_t off, uint64_t end)
+{
+    uint64_t first = off >> VD_SER_REGION_SHIFT, last = (end - 1) >> VD_SER_REGION_SHIFT;
+    if (blk->ser_wide || last - first >= VD_SER_BUCKETS - 1) {
+        return blk->n_serialising > 0;
+    }
+    for (uint64_t r = first; r <= last; r++) {
+        if (blk->ser_bucket[r % VD_SER_BUCKETS]) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
 static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
     const VdSerialRange *r = blk->serialising;
-    for (unsigned i = 0; i < blk->n_serialising; i++) {
+    unsigned n = ser_index_may_overlap(blk, req->align_off, req->align_end) ? blk->n_serialising : 0;
+    for (unsigned i = 0; i < n; i++) {
         if (overlaps(req, r[i].off, r[i].end)) {
             return true;
         }
@@ -368,6 +402,7 @@ static void serial_enter(VdBlockBackend *blk, VdRequest *req)
     }
     req->ser_index = blk->n_serialising++;
     blk->serialising[req->ser_index] = (VdSerialRange){ .off = req->align_off, .end = req->align_end, .req = req };
+    ser_index_add(blk, req->align_off, req->align_end, 1);
 }
 
 /* Unregister req: overlapping newer requests may now start. */
@@ -375,6 +410,7 @@ static void serial_leave(VdBlockBackend *blk, VdRequest *req)
 {
     int i = req->ser_index;
     g_assert(i >= 0 && (unsigned)i < blk->n_serialising && blk->serialising[i].req == req);
+    ser_index_add(blk, blk->serialising[i].off, blk->serialising[i].end, -1);
     blk->serialising[i] = blk->serialising[--blk->n_serialising];     /* the last entry moves to i */
     blk->serialising[i].req->ser_index = i;
     req->ser_index = -1;
@@ -1188,6 +1224,9 @@ void vd_blk_close(VdBlockBackend *blk)
     g_mutex_clear(&blk->bs.fd_lock);
     g_array_unref(blk->wce_notifiers);
     g_array_unref(blk->stop_notifiers);
+    for (unsigned i = 0; blk->n_serialising == 0 && i < VD_SER_BUCKETS; i++) {
+        g_assert(blk->ser_bucket[i] == 0 && blk->ser_wide == 0);   /* the index left nothing behind */
+    }
     g_free(blk->serialising);
     g_main_context_unref(blk->ctx);
     g_free(blk->filename);

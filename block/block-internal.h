@@ -97,6 +97,9 @@ typedef struct VdStopNotifier {
 } VdStopNotifier;
 
 /* An in-flight modifying request and a copy of its aligned range (fixed once set), kept in one array so the overlap scan reads memory in order. */
+#define VD_SER_REGION_SHIFT 20      /* the overlap index counts ranges per 1 MiB region... */
+#define VD_SER_BUCKETS 256          /* ...in this many buckets (region number modulo) */
+
 typedef struct VdSerialRange {
     uint64_t off, end;
     VdRequest *req;
@@ -145,6 +148,15 @@ struct VdBlockBackend {
     GQueue wce_off_waiters;         /* VdRequest (internal flush) waiting for cached writes */
     VdSerialRange *serialising;     /* in-flight modifying requests (write, zeroes, discard), in no order... */
     unsigned n_serialising, serialising_cap;    /* ...n of them, room for cap (a plain array: no call per request) */
+    /*
+     * An index of serialising, kept only by serial_enter/serial_leave:
+     * how many of its ranges touch each VD_SER_REGION-sized region,
+     * hashed into VD_SER_BUCKETS buckets, and how many span so many
+     * regions that they touch every bucket.  A request whose buckets are
+     * all empty overlaps none of them, so serial_conflict skips the scan.
+     */
+    unsigned ser_bucket[VD_SER_BUCKETS];
+    unsigned ser_wide;
     GQueue serial_waiters;          /* modifying requests waiting for an overlapping older one */
 
     /* The I/O engine, chosen once at open; NULL until then. */

@@ -818,6 +818,59 @@ static void test_overlapping_modifications_ordered(void **state)
     }
 }
 
+/*
+ * The overlap index (VD_SER_REGION_SHIFT, 1 MiB regions in 256 buckets)
+ * only lets serial_conflict skip its scan, never an overlap: a write that
+ * overlaps an in-flight one only in the second region that one touches
+ * waits; one whose region shares a bucket with it but does not overlap is
+ * issued at once; and a range touching every bucket (a 256 MiB
+ * write-zeroes) holds back a small write anywhere inside it.
+ */
+static void test_overlap_index_regions(void **state)
+{
+    const uint64_t mib = 1 << 20;
+    for (size_t e = 0; e < G_N_ELEMENTS(engine_opts); e++) {
+        mock_reset(&native);
+        g_autofree char *opts = g_strdup_printf("driver=mock,size=300M%s", engine_opts[e]);
+        VdBlockBackend *blk = open_ok(opts);
+        static uint8_t a[8192], b[512], c[512];
+        memset(a, 0xa1, sizeof(a));
+        memset(b, 0xb2, sizeof(b));
+        memset(c, 0xc3, sizeof(c));
+        struct iovec va = { a, sizeof(a) }, vb = { b, sizeof(b) }, vc = { c, sizeof(c) };
+        Completion ca = { 0 }, cb = { 0 }, cc = { 0 }, cz = { 0 }, ce = { 0 };
+        mock_hold(MOCK_WRITE);
+        vd_blk_pwritev(blk, mib - 4096, &va, 1, 0, completion_cb, &ca);    /* regions 0 and 1 */
+        mock_wait_held(MOCK_WRITE, 1);
+        vd_blk_pwritev(blk, mib, &vb, 1, 0, completion_cb, &cb);           /* region 1: overlaps A */
+        vd_blk_pwritev(blk, 257 * mib, &vc, 1, 0, completion_cb, &cc);     /* region 257: bucket 1, no overlap */
+        mock_wait_held(MOCK_WRITE, 2);
+        settle();
+        assert_int_equal(mock_calls(MOCK_WRITE), 2);    /* B waits for A; C went at once */
+        mock_release(MOCK_WRITE);
+        vd_blk_drain(blk);
+        assert_int_equal(ca.ret | cb.ret | cc.ret, 0);
+        g_autofree char *log1 = g_strdup(mock_log());
+        assert_non_null(strstr(log1, "W1044480+8192 "));
+        assert_true(strstr(log1, "W1044480+8192 ") < strstr(log1, "W1048576+512 "));
+        assert_int_equal(mock_data()[mib], 0xb2);
+
+        mock_hold(MOCK_ZERO);
+        vd_blk_write_zeroes(blk, 2 * mib, 256 * mib, 0, completion_cb, &cz);  /* regions 2..257: every bucket */
+        mock_wait_held(MOCK_ZERO, 1);
+        unsigned writes = mock_calls(MOCK_WRITE);
+        vd_blk_pwritev(blk, 100 * mib, &vb, 1, 0, completion_cb, &ce);
+        settle();
+        assert_int_equal(mock_calls(MOCK_WRITE), writes);   /* E waits for the wide write-zeroes */
+        mock_release(MOCK_ZERO);
+        vd_blk_drain(blk);
+        assert_int_equal(cz.ret | ce.ret, 0);
+        assert_int_equal(mock_data()[100 * mib], 0xb2);
+        assert_int_equal(mock_data()[257 * mib], 0);
+        vd_blk_close(blk);
+    }
+}
+
 /* Child of test_checkpoint_asserts_result: a driver returning an impossible errno must abort. */
 static int checkpoint_child(void)
 {
@@ -870,6 +923,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_alignment_not_pow2),
         cmocka_unit_test(test_alignment_bounce_and_rmw),
         cmocka_unit_test(test_overlapping_modifications_ordered),
+        cmocka_unit_test(test_overlap_index_regions),
         cmocka_unit_test(test_rmw_serialised),
         cmocka_unit_test(test_zeroes_fallback_and_discard_trim),
         cmocka_unit_test(test_injected_errors),
