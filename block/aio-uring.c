@@ -17,20 +17,23 @@
  * Batching: uring_submit only queues the SQE.  The ring is a GSource in the
  * owner's context whose prepare step submits everything queued, so there is
  * one io_uring_submit per loop iteration (or when the SQ ring is full), not
- * one io_uring_enter per request.  The ring's completions are signalled on
- * an eventfd watched by the same source, so callbacks run there like the
+ * one io_uring_enter per request.  The same source watches the ring's own
+ * descriptor, readable while CQEs wait, so callbacks run there like the
  * pool's.  The dispatch also sends what its callbacks queued and reaps what
  * completed at submit, up to VD_URING_BUDGET completions (uring_dispatch).
  *
- * Setup: the ring is created disabled, with IORING_SETUP_SINGLE_ISSUER and
- * IORING_SETUP_DEFER_TASKRUN where the kernel has them (without, if it says
- * EINVAL), and enabled by the first submission, so its single issuer is the
- * owner thread.  With DEFER_TASKRUN the kernel posts CQEs only when that
- * thread asks (io_uring_get_events), which the source does on a wakeup when
- * the kernel flags deferred completions (IORING_SETUP_TASKRUN_FLAG; on
- * every wakeup where it cannot).  The wakeup must be the eventfd: a
- * DEFER_TASKRUN ring's own descriptor does not wake poll() for a completion
- * still waiting as task work (docs/benchmarks.md).
+ * Setup: the ring is created disabled, with IORING_SETUP_SINGLE_ISSUER,
+ * IORING_SETUP_COOP_TASKRUN and IORING_SETUP_TASKRUN_FLAG where the kernel
+ * has them (without, if it says EINVAL), and enabled by the first
+ * submission, so its single issuer is the owner thread.  COOP_TASKRUN: a
+ * completion never interrupts the owner thread while it runs; the kernel
+ * posts its CQE when the thread next enters the kernel, or wakes it if it
+ * sleeps in poll().  TASKRUN_FLAG: liburing's peek enters the kernel itself
+ * when completions wait to be posted.  Not DEFER_TASKRUN, which the kernel
+ * documents for waiting inside io_uring_enter: in a poll() loop its CQEs
+ * need an eventfd (its ring descriptor does not wake poll()) and an
+ * io_uring_get_events per wake-up, two syscalls more per loop iteration
+ * at 1.3 us each here (docs/benchmarks.md).
  *
  * Lock rule: the ring belongs to the owner thread only.
  */
@@ -41,7 +44,6 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <liburing.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,14 +51,11 @@
 #define VD_URING_BUDGET 128     /* completions one dispatch reaps, those of requests its callbacks sent included */
 
 typedef struct VdUring {
-    GSource source;             /* prepare: submit the batch; the eventfd: reap */
+    GSource source;             /* prepare: submit the batch; the ring's descriptor: reap */
     VdBlockBackend *blk;
     struct io_uring ring;
-    int event_fd;
-    gpointer event_tag;         /* the eventfd in the source */
+    gpointer ring_tag;          /* the ring's descriptor in the source */
     bool enabled;               /* the disabled ring was enabled by the owner thread */
-    bool defer_taskrun;         /* CQEs are posted only on io_uring_get_events */
-    bool taskrun_flag;          /* the kernel sets IORING_SQ_TASKRUN while deferred completions wait */
     GSource *retry;             /* pending resubmission after a failed io_uring_submit */
 } VdUring;
 
@@ -158,11 +157,11 @@ static gboolean uring_prepare(GSource *source, gint *timeout)
     return io_uring_cq_ready(&u->ring) > 0;
 }
 
-/* Ready when the eventfd says completions arrived, or CQEs are already posted. */
+/* Ready when the ring's descriptor says completions arrived, or CQEs are already posted. */
 static gboolean uring_check(GSource *source)
 {
     VdUring *u = (VdUring *)source;
-    return (g_source_query_unix_fd(source, u->event_tag) & G_IO_IN) != 0 || io_uring_cq_ready(&u->ring) > 0;
+    return (g_source_query_unix_fd(source, u->ring_tag) & G_IO_IN) != 0 || io_uring_cq_ready(&u->ring) > 0;
 }
 
 /* Finish (or retry through the pool) the request of one CQE. */
@@ -178,21 +177,6 @@ static void complete_cqe(VdBlockBackend *blk, VdRequest *req, int res)
     }
     set_result(req, call_of(op->kind), op->kind == VD_HOST_WRITE ? req->drv_flags : 0, res);
     req->done(req);
-}
-
-/*
- * True if deferred completions may wait to be run (DEFER_TASKRUN).  With
- * TASKRUN_FLAG the kernel says so in the SQ flags before it signals the
- * eventfd, and the eventfd was read before this, so a completion deferred
- * later wakes the loop again; without the flag, always ask.
- */
-static bool deferred_waiting(VdUring *u)
-{
-    if (!u->defer_taskrun) {
-        return false;
-    }
-    return !u->taskrun_flag ||
-           (__atomic_load_n(u->ring.sq.kflags, __ATOMIC_ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
 }
 
 /* Finish the requests of every CQE posted now; how many. */
@@ -214,24 +198,14 @@ static unsigned reap_cqes(VdUring *u)
  * Owner thread: reap every completion and finish (or retry) its request.
  * The requests the callbacks submit are sent at once, and what completes at
  * submit (page-cache reads) is reaped in the same dispatch, up to
- * VD_URING_BUDGET completions: at depth that is one poll, one eventfd read
- * and one io_uring_enter per round of the queue instead of four syscalls.
+ * VD_URING_BUDGET completions: at depth that is one poll and one
+ * io_uring_enter per round of the queue, not per request.
  * A completion still never runs inside the call that submitted it, and
  * what the budget leaves in the ring keeps the source ready (uring_prepare).
  */
 static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     VdUring *u = (VdUring *)source;
-    if (g_source_query_unix_fd(source, u->event_tag) & G_IO_IN) {
-        uint64_t count;
-        ssize_t n;
-        do {
-            n = read(u->event_fd, &count, sizeof(count));
-        } while (n < 0 && errno == EINTR);
-    }
-    if (deferred_waiting(u)) {
-        io_uring_get_events(&u->ring);  /* run the deferred completions: they post the CQEs */
-    }
     gint64 outer = vd_stats_dispatch_begin(source);
     for (unsigned reaped = 0;;) {
         unsigned n = reap_cqes(u);
@@ -251,14 +225,14 @@ static GSourceFuncs uring_funcs = {
     .dispatch = uring_dispatch,
 };
 
-/* Create the ring disabled, with the single-issuer flags where the kernel has them. */
+/* Create the ring disabled, with the single-issuer and cooperative flags where the kernel has them. */
 static int setup_ring(VdUring *u)
 {
-    const unsigned defer = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    struct io_uring_params p = { .flags = defer | IORING_SETUP_TASKRUN_FLAG };
+    const unsigned coop = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | coop };
     int ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
     if (ret == -EINVAL) {
-        p = (struct io_uring_params){ .flags = defer };
+        p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED | coop };   /* 5.19: no SINGLE_ISSUER */
         ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
     }
     if (ret == -EINVAL) {
@@ -271,8 +245,6 @@ static int setup_ring(VdUring *u)
         ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
         u->enabled = true;
     }
-    u->defer_taskrun = ret == 0 && (p.flags & IORING_SETUP_DEFER_TASKRUN);
-    u->taskrun_flag = u->defer_taskrun && (p.flags & IORING_SETUP_TASKRUN_FLAG);
     return ret;
 }
 
@@ -284,7 +256,6 @@ static bool uring_init(VdBlockBackend *blk, GError **errp)
     }
     VdUring *u = (VdUring *)g_source_new(&uring_funcs, sizeof(VdUring));
     u->blk = blk;
-    u->event_fd = -1;
     int ret = setup_ring(u);
     if (ret < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-ret), "aio=io_uring: io_uring_queue_init: %s; use aio=threads",
@@ -293,18 +264,7 @@ static bool uring_init(VdBlockBackend *blk, GError **errp)
         vd_engine_pool.cleanup(blk);
         return false;
     }
-    u->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (u->event_fd < 0 || io_uring_register_eventfd(&u->ring, u->event_fd) < 0) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "aio=io_uring: cannot register an eventfd");
-        if (u->event_fd >= 0) {
-            close(u->event_fd);
-        }
-        io_uring_queue_exit(&u->ring);
-        g_source_unref(&u->source);
-        vd_engine_pool.cleanup(blk);
-        return false;
-    }
-    u->event_tag = g_source_add_unix_fd(&u->source, u->event_fd, G_IO_IN);
+    u->ring_tag = g_source_add_unix_fd(&u->source, u->ring.ring_fd, G_IO_IN);
     g_source_set_name(&u->source, "vdisk io_uring");
     vd_source_no_block(&u->source);
     g_source_attach(&u->source, blk->ctx);
@@ -323,7 +283,6 @@ static void uring_cleanup(VdBlockBackend *blk)
         }
         g_source_destroy(&u->source);
         io_uring_queue_exit(&u->ring);
-        close(u->event_fd);
         g_source_unref(&u->source);
         blk->uring = NULL;
     }
