@@ -96,10 +96,10 @@ typedef struct VdStopNotifier {
     void *opaque;
 } VdStopNotifier;
 
-/* An in-flight modifying request and a copy of its aligned range (fixed once set), kept in one array so the overlap scan reads memory in order. */
 #define VD_SER_REGION_SHIFT 20      /* the overlap index counts ranges per 1 MiB region... */
 #define VD_SER_BUCKETS 256          /* ...in this many buckets (region number modulo) */
 
+/* An in-flight modifying request and a copy of its aligned range (fixed once set), kept in one array so the overlap scan reads memory in order. */
 typedef struct VdSerialRange {
     uint64_t off, end;
     VdRequest *req;
@@ -150,7 +150,7 @@ struct VdBlockBackend {
     unsigned n_serialising, serialising_cap;    /* ...n of them, room for cap (a plain array: no call per request) */
     /*
      * An index of serialising, kept only by serial_enter/serial_leave:
-     * how many of its ranges touch each VD_SER_REGION-sized region,
+     * how many of its ranges touch each 1 MiB region (VD_SER_REGION_SHIFT),
      * hashed into VD_SER_BUCKETS buckets, and how many span so many
      * regions that they touch every bucket.  A request whose buckets are
      * all empty overlaps none of them, so serial_conflict skips the scan.
