@@ -776,6 +776,14 @@ static void test_failed_plain_step_not_sticky(void **state)
     vd_blk_close(blk);
 }
 
+/* A fresh mock of the given size= behind engine engine_opts[e]. */
+static VdBlockBackend *open_mock_on_engine(const char *size, size_t e)
+{
+    mock_reset(&native);
+    g_autofree char *opts = g_strdup_printf("driver=mock,size=%s%s", size, engine_opts[e]);
+    return open_ok(opts);
+}
+
 /*
  * No modifying request overtakes an older overlapping one, aligned or not,
  * on any engine: a held write A keeps an overlapping write B, and a
@@ -785,9 +793,7 @@ static void test_failed_plain_step_not_sticky(void **state)
 static void test_overlapping_modifications_ordered(void **state)
 {
     for (size_t e = 0; e < G_N_ELEMENTS(engine_opts); e++) {
-        mock_reset(&native);
-        g_autofree char *opts = g_strdup_printf("driver=mock,size=1M%s", engine_opts[e]);
-        VdBlockBackend *blk = open_ok(opts);
+        VdBlockBackend *blk = open_mock_on_engine("1M", e);
         static uint8_t a[4096], b[4096], c[512];
         memset(a, 0xa1, sizeof(a));
         memset(b, 0xb2, sizeof(b));
@@ -830,9 +836,7 @@ static void test_overlap_index_regions(void **state)
 {
     const uint64_t mib = 1 << 20;
     for (size_t e = 0; e < G_N_ELEMENTS(engine_opts); e++) {
-        mock_reset(&native);
-        g_autofree char *opts = g_strdup_printf("driver=mock,size=300M%s", engine_opts[e]);
-        VdBlockBackend *blk = open_ok(opts);
+        VdBlockBackend *blk = open_mock_on_engine("300M", e);
         static uint8_t a[8192], b[512], c[512];
         memset(a, 0xa1, sizeof(a));
         memset(b, 0xb2, sizeof(b));
