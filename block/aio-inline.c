@@ -34,11 +34,11 @@
  *    read in).  Each inline write is timed (in->now: util/cycle-clock.h,
  *    the TSC where it is invariant, or a test's clock); two in a row that
  *    took longer than VD_INLINE_STALL_US send every write to the engine for
- *    VD_INLINE_BACKOFF_US after the second ended.  One slow write alone is most likely a preemption (under load a
- *    2 us write is preempted past 200 us many times a second), while dirty
- *    throttling holds every write of the thread.  So the loop stalls in at
- *    most two slow writes per back-off window (docs/cache-modes.md, "I/O
- *    engines").
+ *    VD_INLINE_BACKOFF_US after the second ended.  One slow write alone is
+ *    most likely a preemption (under load a 2 us write is preempted past
+ *    200 us many times a second), while dirty throttling holds every
+ *    write of the thread.  So the loop stalls in at most two slow writes
+ *    per back-off window (docs/cache-modes.md, "I/O engines").
  * Durable writes, flushes, discards, write-zeroes and unaligned requests
  * never come here.  A group-commit write may: it is a plain write by
  * itself, made durable by the shared flush that block-backend.c starts

@@ -338,16 +338,20 @@ static bool overlaps(const VdRequest *a, uint64_t off, uint64_t end)
     return a->align_off < end && off < a->align_end;
 }
 
-/*
- * Add delta to the overlap index for the non-empty range [off, end): one
- * per bucket of each region it touches, or to ser_wide if it touches
- * every bucket.
- */
-static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int delta)
+/* The regions [off, end) touches, first to last; true if they cover every bucket of the overlap index. */
+static bool ser_regions(uint64_t off, uint64_t end, uint64_t *first, uint64_t *last)
 {
     g_assert(off < end);
-    uint64_t first = off >> VD_SER_REGION_SHIFT, last = (end - 1) >> VD_SER_REGION_SHIFT;
-    if (last - first >= VD_SER_BUCKETS - 1) {
+    *first = off >> VD_SER_REGION_SHIFT;
+    *last = (end - 1) >> VD_SER_REGION_SHIFT;
+    return *last - *first >= VD_SER_BUCKETS - 1;
+}
+
+/* Add delta to the overlap index for [off, end): once per bucket it touches, or to ser_wide if it touches all. */
+static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int delta)
+{
+    uint64_t first, last;
+    if (ser_regions(off, end, &first, &last)) {
         blk->ser_wide += delta;
         return;
     }
@@ -359,9 +363,12 @@ static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int d
 /* False only if no in-flight modifying range can overlap [off, end) (the index says so). */
 static bool ser_index_may_overlap(VdBlockBackend *blk, uint64_t off, uint64_t end)
 {
-    uint64_t first = off >> VD_SER_REGION_SHIFT, last = (end - 1) >> VD_SER_REGION_SHIFT;
-    if (blk->ser_wide || last - first >= VD_SER_BUCKETS - 1) {
-        return blk->n_serialising > 0;
+    uint64_t first, last;
+    if (blk->n_serialising == 0) {
+        return false;
+    }
+    if (blk->ser_wide || ser_regions(off, end, &first, &last)) {
+        return true;
     }
     for (uint64_t r = first; r <= last; r++) {
         if (blk->ser_bucket[r % VD_SER_BUCKETS]) {
