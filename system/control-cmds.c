@@ -261,9 +261,9 @@ static const struct StatField {
 };
 
 /*
- * QEMU's BlockLatencyHistogramInfo for one class of the backend's log2
- * histogram: bins[0] counts ops under 2 us, bins[i] those in [2^i, 2^(i+1))
- * us, the last everything from 2^23 us up; boundaries are in ns, as QEMU's.
+ * QEMU's BlockLatencyHistogramInfo for one class of the backend's
+ * histogram: one bin per bucket, and the boundaries between them (each
+ * bucket's floor but the first's, vd_lat_bucket_floor_us) in ns, as QEMU's.
  */
 static JsonObject *latency_histogram(VdBlockBackend *blk, VdLatencyClass cls)
 {
@@ -272,7 +272,7 @@ static JsonObject *latency_histogram(VdBlockBackend *blk, VdLatencyClass cls)
     JsonArray *bounds = json_array_new(), *counts = json_array_new();
     for (unsigned i = 0; i < VD_LAT_BUCKETS; i++) {
         if (i > 0) {
-            json_array_add_int_element(bounds, (gint64)1000 << i);
+            json_array_add_int_element(bounds, (gint64)vd_lat_bucket_floor_us(i) * 1000);
         }
         json_array_add_int_element(counts, (gint64)bins[i]);
     }

@@ -123,8 +123,10 @@ typedef struct VdBlockStats {
     uint64_t inline_backoffs;             /* times slow inline writes sent writes to the engine (aio-inline.c) */
 } VdBlockStats;
 
-/* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds. */
+/* Latency histogram: bucket i counts ops that took [2^i, 2^(i+1)) microseconds (bucket 0 from 0, the last without end). */
 #define VD_LAT_BUCKETS 24
+/* The lowest latency, in microseconds, that bucket i counts. */
+static inline uint64_t vd_lat_bucket_floor_us(unsigned i) { return i ? UINT64_C(1) << i : 0; }
 typedef enum VdLatencyClass { VD_LAT_READ, VD_LAT_WRITE, VD_LAT_FLUSH, VD_LAT_OTHER, VD_LAT__MAX } VdLatencyClass;
 
 /* Host-op kinds a test can make fail (fault injection, see vd_blk_inject_error). */
