@@ -68,20 +68,20 @@ typedef struct VdInline {
 } VdInline;
 
 /* The default clock: monotonic microseconds from the TSC (two reads per inline write; the vDSO's cost 4 %). */
-static gint64 default_now(void *opaque)
+VD_HOT static gint64 default_now(void *opaque)
 {
     return vd_cycle_clock_us();
 }
 
 /* Ready when the list holds a request. */
-static gboolean ready_prepare(GSource *source, gint *timeout)
+VD_HOT static gboolean ready_prepare(GSource *source, gint *timeout)
 {
     *timeout = -1;
     return ((VdInline *)source)->head != NULL;
 }
 
 /* Same test after the poll. */
-static gboolean ready_check(GSource *source)
+VD_HOT static gboolean ready_check(GSource *source)
 {
     return ((VdInline *)source)->head != NULL;
 }
@@ -94,7 +94,7 @@ static gboolean ready_check(GSource *source)
  * one per request.  A completion still never runs inside the call that
  * submitted it: it is taken from the list after that callback returned.
  */
-static gboolean ready_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+VD_HOT static gboolean ready_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     VdInline *in = (VdInline *)source;
     gint64 outer = vd_stats_dispatch_begin(source);
@@ -151,7 +151,7 @@ void vd_blk_set_inline_clock(VdBlockBackend *blk, VdClockFunc *now, void *opaque
     in->last_write_slow = false;
 }
 
-void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req)
+VD_HOT void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req)
 {
     VdInline *in = blk->inline_path;
     req->next_ready = NULL;
@@ -160,7 +160,7 @@ void vd_inline_complete_later(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* The driver call req would be inline, or VD_CALL__MAX if it must go to the engine. */
-static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
 {
     static const VdDrvCall calls[] = {
         [VD_OP_READ] = VD_CALL_READ, [VD_OP_WRITE] = VD_CALL_WRITE, [VD_OP_FLUSH] = VD_CALL__MAX,
@@ -183,7 +183,7 @@ static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* Trace one inline syscall as it was made. */
-static void trace_op(VdRequest *req, const VdHostOp *op, ssize_t n, int err)
+VD_HOT static void trace_op(VdRequest *req, const VdHostOp *op, ssize_t n, int err)
 {
     if (!req->trace) {
         return;                     /* the common case: no varargs call per request */
@@ -195,14 +195,14 @@ static void trace_op(VdRequest *req, const VdHostOp *op, ssize_t n, int err)
 }
 
 /* One syscall for op; the byte count, or -errno. */
-static ssize_t run_op(const VdHostOp *op)
+VD_HOT static ssize_t run_op(const VdHostOp *op)
 {
     ssize_t n = op->kind == VD_HOST_READ ? preadv2(op->fd, op->iov, op->niov, op->offset, op->rwf | RWF_NOWAIT)
                                          : pwritev(op->fd, op->iov, op->niov, op->offset);
     return n < 0 ? -errno : n;
 }
 
-bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
+VD_HOT bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
 {
     VdInline *in = blk->inline_path;
     VdDrvCall call = inline_call(blk, req);

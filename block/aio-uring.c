@@ -79,7 +79,7 @@ static gboolean retry_submit(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static void submit_or_retry(VdBlockBackend *blk)
+VD_HOT static void submit_or_retry(VdBlockBackend *blk)
 {
     VdUring *u = blk->uring;
     int ret = 0;
@@ -104,7 +104,7 @@ static void submit_or_retry(VdBlockBackend *blk)
 }
 
 /* The checkpoint's name for the driver call a prepared op stands for. */
-static VdDrvCall call_of(VdHostOpKind kind)
+VD_HOT static VdDrvCall call_of(VdHostOpKind kind)
 {
     static const VdDrvCall calls[] = {
         [VD_HOST_READ] = VD_CALL_READ, [VD_HOST_WRITE] = VD_CALL_WRITE, [VD_HOST_FDATASYNC] = VD_CALL_FLUSH_DISK,
@@ -113,7 +113,7 @@ static VdDrvCall call_of(VdHostOpKind kind)
 }
 
 /* Count the bytes of one completed op and trace it as it was submitted. */
-static void account_completion(VdBlockBackend *blk, VdRequest *req, int res)
+VD_HOT static void account_completion(VdBlockBackend *blk, VdRequest *req, int res)
 {
     VdBlockStats *st = &blk->stats;
     const VdHostOp *op = &req->uring_op;
@@ -137,7 +137,7 @@ static void account_completion(VdBlockBackend *blk, VdRequest *req, int res)
 }
 
 /* Record an op's failure in req; a failed sync step makes the generic layer's error sticky. */
-static void set_result(VdRequest *req, VdDrvCall call, unsigned flags, int res)
+VD_HOT static void set_result(VdRequest *req, VdDrvCall call, unsigned flags, int res)
 {
     req->ret = res < 0 ? res : 0;
     if (res < 0 && vd_driver_call_is_sync(call, flags)) {
@@ -146,7 +146,7 @@ static void set_result(VdRequest *req, VdDrvCall call, unsigned flags, int res)
 }
 
 /* Loop prepare step: submit every SQE queued since the last one, in one call; ready if CQEs wait. */
-static gboolean uring_prepare(GSource *source, gint *timeout)
+VD_HOT static gboolean uring_prepare(GSource *source, gint *timeout)
 {
     VdUring *u = (VdUring *)source;
     *timeout = -1;
@@ -158,14 +158,14 @@ static gboolean uring_prepare(GSource *source, gint *timeout)
 }
 
 /* Ready when the ring's descriptor says completions arrived, or CQEs are already posted. */
-static gboolean uring_check(GSource *source)
+VD_HOT static gboolean uring_check(GSource *source)
 {
     VdUring *u = (VdUring *)source;
     return (g_source_query_unix_fd(source, u->ring_tag) & G_IO_IN) != 0 || io_uring_cq_ready(&u->ring) > 0;
 }
 
 /* Finish (or retry through the pool) the request of one CQE. */
-static void complete_cqe(VdBlockBackend *blk, VdRequest *req, int res)
+VD_HOT static void complete_cqe(VdBlockBackend *blk, VdRequest *req, int res)
 {
     const VdHostOp *op = &req->uring_op;
     vd_driver_check_result(op->bytes, res);
@@ -180,7 +180,7 @@ static void complete_cqe(VdBlockBackend *blk, VdRequest *req, int res)
 }
 
 /* Finish the requests of every CQE posted now; how many. */
-static unsigned reap_cqes(VdUring *u)
+VD_HOT static unsigned reap_cqes(VdUring *u)
 {
     struct io_uring_cqe *cqe;
     unsigned n = 0;
@@ -203,7 +203,7 @@ static unsigned reap_cqes(VdUring *u)
  * A completion still never runs inside the call that submitted it, and
  * what the budget leaves in the ring keeps the source ready (uring_prepare).
  */
-static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+VD_HOT static gboolean uring_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     VdUring *u = (VdUring *)source;
     gint64 outer = vd_stats_dispatch_begin(source);
@@ -293,7 +293,7 @@ static void uring_cleanup(VdBlockBackend *blk)
  * The driver call req is as one host op, or VD_CALL__MAX if it takes
  * several steps (or should run in the pool).
  */
-static VdDrvCall single_call(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static VdDrvCall single_call(VdBlockBackend *blk, VdRequest *req)
 {
     bool direct = blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC;
     switch (req->type) {
@@ -319,7 +319,7 @@ static VdDrvCall single_call(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* Fill an SQE with the prepared op, exactly, and count what it carries. */
-static void fill_sqe(VdBlockBackend *blk, struct io_uring_sqe *sqe, const VdHostOp *op)
+VD_HOT static void fill_sqe(VdBlockBackend *blk, struct io_uring_sqe *sqe, const VdHostOp *op)
 {
     switch (op->kind) {
     case VD_HOST_READ:
@@ -339,7 +339,7 @@ static void fill_sqe(VdBlockBackend *blk, struct io_uring_sqe *sqe, const VdHost
 }
 
 /* Submit req as one io_uring op if it is one host op; otherwise hand it to the pool. */
-static void uring_submit(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static void uring_submit(VdBlockBackend *blk, VdRequest *req)
 {
     struct io_uring *ring = &blk->uring->ring;
     VdDrvCall call = single_call(blk, req);

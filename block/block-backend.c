@@ -53,7 +53,7 @@
 #define VD_FREE_REQS_MAX 256    /* finished requests kept for reuse */
 
 /* Allocate a request and count it in flight. */
-static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
+VD_HOT static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
                           const struct iovec *iov, int niov, unsigned flags,
                           VdBlockCompletionFunc *cb, void *opaque)
 {
@@ -101,7 +101,7 @@ bool vd_blk_in_completion(void)
 }
 
 /* Last step of every request: stats, trace, then exactly one callback. */
-static void req_finish(VdRequest *req)
+VD_HOT static void req_finish(VdRequest *req)
 {
     VdBlockBackend *blk = req->blk;
     g_assert(req->ret <= 0);
@@ -208,7 +208,7 @@ static void vd_blk_sync_failed(VdBlockBackend *blk, int err)
 }
 
 /* 0 if [offset, offset+bytes) lies in the image, else -ERANGE (overflow-safe). */
-static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
+VD_HOT static int check_range(VdBlockBackend *blk, uint64_t offset, uint64_t bytes)
 {
     uint64_t len = blk->length;
     return (offset > len || bytes > len - offset) ? -ERANGE : 0;
@@ -223,7 +223,7 @@ static void set_aligned_range(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* Checks shared by every modifying request; 0 or the errno to fail with. */
-static int check_writable(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static int check_writable(VdBlockBackend *blk, VdRequest *req)
 {
     if (blk->read_only) {
         req->note = "read-only image";
@@ -339,7 +339,7 @@ static bool overlaps(const VdRequest *a, uint64_t off, uint64_t end)
 }
 
 /* The regions [off, end) touches, first to last; true if they cover every bucket of the overlap index. */
-static bool ser_regions(uint64_t off, uint64_t end, uint64_t *first, uint64_t *last)
+VD_HOT static bool ser_regions(uint64_t off, uint64_t end, uint64_t *first, uint64_t *last)
 {
     g_assert(off < end);
     *first = off >> VD_SER_REGION_SHIFT;
@@ -348,7 +348,7 @@ static bool ser_regions(uint64_t off, uint64_t end, uint64_t *first, uint64_t *l
 }
 
 /* Add delta to the overlap index for [off, end): once per bucket it touches, or to ser_wide if it touches all. */
-static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int delta)
+VD_HOT static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int delta)
 {
     uint64_t first, last;
     if (ser_regions(off, end, &first, &last)) {
@@ -361,7 +361,7 @@ static void ser_index_add(VdBlockBackend *blk, uint64_t off, uint64_t end, int d
 }
 
 /* False only if no in-flight modifying range can overlap [off, end) (the index says so). */
-static bool ser_index_may_overlap(VdBlockBackend *blk, uint64_t off, uint64_t end)
+VD_HOT static bool ser_index_may_overlap(VdBlockBackend *blk, uint64_t off, uint64_t end)
 {
     uint64_t first, last;
     if (blk->n_serialising == 0) {
@@ -379,7 +379,7 @@ static bool ser_index_may_overlap(VdBlockBackend *blk, uint64_t off, uint64_t en
 }
 
 /* True if req must wait for an in-flight or earlier-queued modifying request. */
-static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
+VD_HOT static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_waiter)
 {
     const VdSerialRange *r = blk->serialising;
     unsigned n = ser_index_may_overlap(blk, req->align_off, req->align_end) ? blk->n_serialising : 0;
@@ -400,7 +400,7 @@ static bool serial_conflict(VdBlockBackend *blk, VdRequest *req, GList *until_wa
 static void modify_done(VdRequest *req);
 
 /* Register req as an in-flight modifying request, for ordering. */
-static void serial_enter(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static void serial_enter(VdBlockBackend *blk, VdRequest *req)
 {
     g_assert(req->ser_index < 0);
     if (blk->n_serialising == blk->serialising_cap) {
@@ -413,7 +413,7 @@ static void serial_enter(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* Unregister req: overlapping newer requests may now start. */
-static void serial_leave(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static void serial_leave(VdBlockBackend *blk, VdRequest *req)
 {
     int i = req->ser_index;
     g_assert(i >= 0 && (unsigned)i < blk->n_serialising && blk->serialising[i].req == req);
@@ -432,7 +432,7 @@ static void serial_leave(VdBlockBackend *blk, VdRequest *req)
  * otherwise scan every write still waiting for its callback.  A failed one
  * is: the error policy may hold it for a retry that must not overtake them.
  */
-static void dispatch(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static void dispatch(VdBlockBackend *blk, VdRequest *req)
 {
     if (req->group_commit) {
         blk->group_writing++;
@@ -443,7 +443,7 @@ static void dispatch(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* Start queued modifying requests whose overlapping older ones have finished. */
-static void wake_serial_waiters(VdBlockBackend *blk)
+VD_HOT static void wake_serial_waiters(VdBlockBackend *blk)
 {
     GList *l = blk->serial_waiters.head;
     while (l) {
@@ -474,7 +474,7 @@ static void group_commit_wait(VdBlockBackend *blk, VdRequest *req);
 static void group_writer_done(VdBlockBackend *blk);
 
 /* Start the write-cache-off flushes once no write submitted under WCE=1 is left. */
-static void run_wce_off_waiters(VdBlockBackend *blk)
+VD_HOT static void run_wce_off_waiters(VdBlockBackend *blk)
 {
     while (blk->cached_writes_in_flight == 0 && !g_queue_is_empty(&blk->wce_off_waiters)) {
         flush_submit(blk, g_queue_pop_head(&blk->wce_off_waiters));
@@ -482,7 +482,7 @@ static void run_wce_off_waiters(VdBlockBackend *blk)
 }
 
 /* Owner-thread step after a write, write-zeroes or discard. */
-static void modify_done(VdRequest *req)
+VD_HOT static void modify_done(VdRequest *req)
 {
     VdBlockBackend *blk = req->blk;
     if (!req->durable || req->ret < 0) {
@@ -521,7 +521,7 @@ static void modify_done(VdRequest *req)
 }
 
 /* Owner-thread step after a read. */
-static void read_done(VdRequest *req)
+VD_HOT static void read_done(VdRequest *req)
 {
     if (apply_policy(req)) {
         return;
@@ -533,7 +533,7 @@ static void read_done(VdRequest *req)
 }
 
 /* Validate and issue a read. */
-static void read_submit(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static void read_submit(VdBlockBackend *blk, VdRequest *req)
 {
     if (check_range(blk, req->offset, req->bytes) < 0) {
         req_complete_later(req, -ERANGE, "out of range");
@@ -570,7 +570,7 @@ static void start_request(VdBlockBackend *blk, VdRequest *req)
     submit_fn[req->type](blk, req);
 }
 
-void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+VD_HOT void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                    VdBlockCompletionFunc *cb, void *opaque)
 {
     uint64_t bytes = vd_iov_size(iov, niov); /* saturates: an absurd iovec fails the range check */
@@ -594,7 +594,7 @@ static int modifying_plan(VdBlockBackend *blk, VdRequest *req)
 }
 
 /* Common path of write, write-zeroes and discard. */
-static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
+VD_HOT static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
 {
     if (req->type == VD_OP_DISCARD && !blk->discard_enabled && check_writable(blk, req) == 0) {
         req_complete_later(req, 0, "discard=ignore");
@@ -615,7 +615,7 @@ static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
     submit_modify(blk, req);
 }
 
-void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
+VD_HOT void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
                     unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
 {
     VdRequest *req = req_new(blk, VD_OP_WRITE, offset, vd_iov_size(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);

@@ -41,6 +41,7 @@
 
 #include "block/block-driver.h"
 #include "util/align.h"
+#include "util/hot.h"
 
 #include <limits.h> /* IOV_MAX */
 

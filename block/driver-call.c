@@ -39,7 +39,7 @@ static const VdDrvCallInfo call_info[VD_CALL__MAX] = {
 typedef int VdDriverOp(VdBlockDriverState *bs, VdDriverReq *req);
 
 /* The VD_DRV_* flags the capabilities allow for this call. */
-static unsigned allowed_flags(VdBlockBackend *blk, VdDrvCall call)
+VD_HOT static unsigned allowed_flags(VdBlockBackend *blk, VdDrvCall call)
 {
     switch (call) {
     case VD_CALL_WRITE:
@@ -52,7 +52,7 @@ static unsigned allowed_flags(VdBlockBackend *blk, VdDrvCall call)
 }
 
 /* Assert the request side of the contract: range, alignment, iovecs, flags. */
-static void check_request(VdBlockBackend *blk, VdDrvCall call, const VdDriverReq *dr)
+VD_HOT static void check_request(VdBlockBackend *blk, VdDrvCall call, const VdDriverReq *dr)
 {
     const VdDrvCallInfo *info = &call_info[call];
     g_assert(call < VD_CALL__MAX);
@@ -77,13 +77,13 @@ static void check_request(VdBlockBackend *blk, VdDrvCall call, const VdDriverReq
     g_assert((dr->flags & (VD_DRV_FUA | VD_DRV_DSYNC)) != (VD_DRV_FUA | VD_DRV_DSYNC));
 }
 
-void vd_driver_check_result(uint64_t bytes, int64_t ret)
+VD_HOT void vd_driver_check_result(uint64_t bytes, int64_t ret)
 {
     g_assert(ret >= -4095);
     g_assert(ret <= 0 || (uint64_t)ret <= bytes);
 }
 
-bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags)
+VD_HOT bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags)
 {
     return call == VD_CALL_FLUSH_DISK || (call == VD_CALL_WRITE && (flags & (VD_DRV_FUA | VD_DRV_DSYNC)));
 }
@@ -92,7 +92,7 @@ bool vd_driver_call_is_sync(VdDrvCall call, unsigned flags)
  * The delay of this call under delay.OP=: a durable write (FUA, O_DSYNC)
  * is a flush too, as on network storage, so it also waits delay.flush.
  */
-static unsigned call_delay(VdBlockBackend *blk, VdDrvCall call, unsigned flags)
+VD_HOT static unsigned call_delay(VdBlockBackend *blk, VdDrvCall call, unsigned flags)
 {
     unsigned us = vd_fault_delay(blk, call_info[call].fault);
     if (call == VD_CALL_WRITE && vd_driver_call_is_sync(call, flags)) {
@@ -102,7 +102,7 @@ static unsigned call_delay(VdBlockBackend *blk, VdDrvCall call, unsigned flags)
 }
 
 /* Assert that a prepared op is dr, as the plan asked: same range and iov, fd and flags per the flags. */
-static void check_prepared(VdBlockBackend *blk, VdHostOpKind kind, const VdDriverReq *dr, const VdHostOp *op)
+VD_HOT static void check_prepared(VdBlockBackend *blk, VdHostOpKind kind, const VdDriverReq *dr, const VdHostOp *op)
 {
     g_assert(op->kind == kind && op->fd >= 0);
     g_assert(op->offset == dr->offset && op->bytes == dr->bytes);
@@ -116,7 +116,7 @@ static void check_prepared(VdBlockBackend *blk, VdHostOpKind kind, const VdDrive
     }
 }
 
-int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHostOp *op)
+VD_HOT int vd_driver_prepare(VdBlockBackend *blk, VdDrvCall call, VdDriverReq *dr, VdHostOp *op)
 {
     check_request(blk, call, dr);
     int kind = call_info[call].host_kind;

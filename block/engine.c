@@ -60,7 +60,7 @@ void vd_engine_close(VdBlockBackend *blk)
     vd_inline_cleanup(blk);
 }
 
-bool vd_engine_submit(VdBlockBackend *blk, VdRequest *req)
+VD_HOT bool vd_engine_submit(VdBlockBackend *blk, VdRequest *req)
 {
     if (vd_inline_try(blk, req)) {
         return true;

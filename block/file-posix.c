@@ -14,6 +14,7 @@
 #include "block/block-driver.h"
 #include "file-lock.h"
 #include "util/iov.h"
+#include "util/hot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -185,7 +186,7 @@ static uint32_t file_request_alignment(VdBlockDriverState *bs) { return ((FileSt
 static uint32_t file_mem_alignment(VdBlockDriverState *bs) { return ((FileState *)bs->opaque)->mem_align; }
 
 /* Describe one read, write or fdatasync as the host op to submit: descriptor and RWF flags. */
-static int file_prepare(VdBlockDriverState *bs, VdHostOpKind kind, const VdDriverReq *req, VdHostOp *out)
+VD_HOT static int file_prepare(VdBlockDriverState *bs, VdHostOpKind kind, const VdDriverReq *req, VdHostOp *out)
 {
     FileState *s = bs->opaque;
     *out = (VdHostOp){ .kind = kind, .fd = s->fd, .iov = req->iov, .niov = req->niov, .offset = req->offset,

@@ -9,12 +9,13 @@
  * lock; the counters are atomic (vd_drv_count).
  */
 #include "block/block-driver.h"
+#include "util/hot.h"
 
 #include <fcntl.h>
 #include <sys/uio.h>
 
 /* Look fd up among the first n cached entries; -2 if absent. */
-static int cached_fd_flags(VdBlockDriverState *bs, int fd, unsigned n)
+VD_HOT static int cached_fd_flags(VdBlockDriverState *bs, int fd, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         if (bs->fd_flags[i].fd == fd) {
@@ -28,7 +29,7 @@ static int cached_fd_flags(VdBlockDriverState *bs, int fd, unsigned n)
  * Entries are written once, under fd_lock, before n_fd_flags is published
  * with release semantics, so the common path reads them without the lock.
  */
-int vd_drv_fd_flags(VdBlockDriverState *bs, int fd)
+VD_HOT int vd_drv_fd_flags(VdBlockDriverState *bs, int fd)
 {
     int flags = cached_fd_flags(bs, fd, __atomic_load_n(&bs->n_fd_flags, __ATOMIC_ACQUIRE));
     if (flags != -2) {
@@ -48,7 +49,7 @@ int vd_drv_fd_flags(VdBlockDriverState *bs, int fd)
     return flags;
 }
 
-void vd_drv_count_host_op(VdBlockDriverState *bs, VdHostOpKind kind, int fd, int rwf)
+VD_HOT void vd_drv_count_host_op(VdBlockDriverState *bs, VdHostOpKind kind, int fd, int rwf)
 {
     VdBlockStats *st = bs->stats;
     switch (kind) {

@@ -47,7 +47,7 @@ void vd_blk_get_latency(VdBlockBackend *blk, VdLatencyClass cls, uint64_t out[VD
 /* The dispatching source's cached time while one of the backend's sources dispatches, else 0. */
 static __thread gint64 dispatch_time;
 
-gint64 vd_stats_now(void)
+VD_HOT gint64 vd_stats_now(void)
 {
     if (dispatch_time) {
         return dispatch_time;
@@ -56,14 +56,14 @@ gint64 vd_stats_now(void)
     return src ? g_source_get_time(src) : g_get_monotonic_time();
 }
 
-gint64 vd_stats_dispatch_begin(GSource *source)
+VD_HOT gint64 vd_stats_dispatch_begin(GSource *source)
 {
     gint64 outer = dispatch_time;
     dispatch_time = g_source_get_time(source);
     return outer;
 }
 
-void vd_stats_dispatch_end(gint64 outer)
+VD_HOT void vd_stats_dispatch_end(gint64 outer)
 {
     dispatch_time = outer;
 }
@@ -73,14 +73,14 @@ void vd_blk_set_latency_histograms(VdBlockBackend *blk, bool enable)
     blk->latency_off = !enable;
 }
 
-unsigned vd_stats_latency_bucket(gint64 us)
+VD_HOT unsigned vd_stats_latency_bucket(gint64 us)
 {
     /* floor(log2(us)) with a bit scan; g_bit_nth_msf steps down from bit 63 one bit at a time. */
     return us <= 1 ? 0 : MIN(63 - __builtin_clzll(us), VD_LAT_BUCKETS - 1);
 }
 
 /* Add a finished request to the histogram of its class (log2 of microseconds). */
-void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req)
+VD_HOT void vd_stats_record_latency(VdBlockBackend *blk, VdRequest *req)
 {
     if (blk->latency_off) {
         return;

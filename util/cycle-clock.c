@@ -11,6 +11,7 @@
  * read after it.
  */
 #include "util/cycle-clock.h"
+#include "util/hot.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -90,7 +91,7 @@ bool vd_cycle_clock_is_tsc(void)
     return clk.tsc;
 }
 
-gint64 vd_cycle_clock_us(void)
+VD_HOT gint64 vd_cycle_clock_us(void)
 {
 #if defined(__x86_64__)
     if (vd_cycle_clock_is_tsc()) {

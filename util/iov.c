@@ -1,11 +1,12 @@
 /* iov.c - iovec sums, copies, fills, advancing and slicing (see include/util/iov.h). */
 #include "util/iov.h"
+#include "util/hot.h"
 
 #include <glib.h>
 #include <stdint.h>
 #include <string.h>
 
-size_t vd_iov_size(const struct iovec *iov, unsigned niov)
+VD_HOT size_t vd_iov_size(const struct iovec *iov, unsigned niov)
 {
     size_t total = 0;
     for (unsigned i = 0; i < niov; i++) {
