@@ -85,7 +85,7 @@ vdisk-bench)
   expect 2 "^vdisk-bench: option '--size' needs a value" --size
   expect 2 "^vdisk-bench: --size 1000: " --size 1000
   expect 2 "^vdisk-bench: --seconds 0: " --seconds 0
-  expect 2 "^vdisk-bench: --rounds '0': expected a number from 1 to 9$" --rounds 0
+  expect 2 "^vdisk-bench: --rounds '0': expected a number from 1 to 25$" --rounds 0
   expect 2 "^vdisk-bench: unexpected argument 'x'" x
   expect 1 "^vdisk-bench: --section 'no such' matches no section title$" --section "no such"
   expect 1 "^vdisk-bench: --image $dir/no-dir/b.img: No such file or directory$" --image "$dir/no-dir/b.img"
