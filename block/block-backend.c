@@ -54,8 +54,8 @@
 
 /* Allocate a request and count it in flight. */
 VD_HOT static VdRequest *req_new(VdBlockBackend *blk, VdReqType type, uint64_t offset, uint64_t bytes,
-                          const struct iovec *iov, int niov, unsigned flags,
-                          VdBlockCompletionFunc *cb, void *opaque)
+                                 const struct iovec *iov, int niov, unsigned flags,
+                                 VdBlockCompletionFunc *cb, void *opaque)
 {
     VdRequest *req = blk->free_reqs;
     if (req) {
@@ -571,7 +571,7 @@ static void start_request(VdBlockBackend *blk, VdRequest *req)
 }
 
 VD_HOT void vd_blk_preadv(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
-                   VdBlockCompletionFunc *cb, void *opaque)
+                          VdBlockCompletionFunc *cb, void *opaque)
 {
     uint64_t bytes = vd_iov_size(iov, niov); /* saturates: an absurd iovec fails the range check */
     VdRequest *req = req_new(blk, VD_OP_READ, offset, bytes, iov, niov, 0, cb, opaque);
@@ -616,7 +616,7 @@ VD_HOT static void modifying_submit(VdBlockBackend *blk, VdRequest *req)
 }
 
 VD_HOT void vd_blk_pwritev(VdBlockBackend *blk, uint64_t offset, const struct iovec *iov, int niov,
-                    unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
+                           unsigned flags, VdBlockCompletionFunc *cb, void *opaque)
 {
     VdRequest *req = req_new(blk, VD_OP_WRITE, offset, vd_iov_size(iov, niov), iov, niov, flags & VD_REQ_FUA, cb, opaque);
     blk->stats.writes++;
