@@ -16,6 +16,10 @@ globals="vd_blk_preadv vd_blk_pwritev vd_engine_submit vd_inline_try vd_inline_c
 statics="req_new req_finish dispatch modifying_submit modify_done read_submit read_done serial_enter serial_leave
          serial_conflict wake_serial_waiters check_request check_prepared file_prepare ready_prepare ready_check
          ready_dispatch uring_prepare uring_check uring_dispatch uring_submit reap_cqes complete_cqe submit_or_retry"
+sections=$(objdump -h "$lib")
+if grep -q '\.gnu\.lto_' <<<"$sections" && ! grep -q '\.text\.hot' <<<"$sections"; then
+  echo "SKIP: $lib holds LTO bytecode (b_lto=true): the layout is decided when it is linked"; exit 77
+fi
 table=$(objdump -t "$lib")
 # The section of each function symbol called $1 (one line per object that defines it).
 section_of() { awk -v f="$1" '$NF == f && $(NF-3) == "F" { print $(NF-2) }' <<<"$table"; }
