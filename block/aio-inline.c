@@ -28,7 +28,9 @@
  * Bounding the owner loop's stall (inline=auto):
  *  - Reads use preadv2(RWF_NOWAIT): a page-cache miss answers EAGAIN at once
  *    and the read goes to the engine.  A short read (part cached) also goes
- *    to the engine, as a whole.
+ *    to the engine, as a whole.  A file that cannot answer RWF_NOWAIT at all
+ *    (tmpfs, FUSE, NFS: EOPNOTSUPP) has its reads sent to the engine from
+ *    then on: the request that found out is retried there, never failed.
  *  - Buffered writes cannot ask (ext4 answers RWF_NOWAIT buffered writes
  *    with EOPNOTSUPP) and can block (dirty throttling, a partial page to
  *    read in).  Each inline write is timed (in->now: util/cycle-clock.h,
@@ -63,6 +65,7 @@ typedef struct VdInline {
     VdRequest *head, **tail;            /* the ready list, linked through next_ready */
     gint64 write_backoff_until;         /* clock us; inline writes resume after it */
     bool last_write_slow;               /* the last inline write took longer than VD_INLINE_STALL_US */
+    bool reads_cannot_nowait;           /* the file answered RWF_NOWAIT with EOPNOTSUPP: no inline reads */
     VdClockFunc *now;                   /* the clock inline writes are timed with (tests set it) */
     void *now_opaque;
 } VdInline;
@@ -174,6 +177,9 @@ VD_HOT static VdDrvCall inline_call(VdBlockBackend *blk, VdRequest *req)
         blk->in_flight > 1) {
         return VD_CALL__MAX;        /* at depth, the engine's one submit per iteration costs less */
     }
+    if (req->type == VD_OP_READ && blk->inline_path->reads_cannot_nowait) {
+        return VD_CALL__MAX;        /* a read here could block the loop on a miss */
+    }
     if (blk->inline_mode == VD_INLINE_OFF || calls[req->type] == VD_CALL__MAX || req->durable ||
         blk->cache_mode == VD_CACHE_NONE || blk->cache_mode == VD_CACHE_DIRECTSYNC || !blk->bs.drv->prepare ||
         !vd_request_is_aligned(blk, req) || vd_fault_armed(blk, faults[req->type])) {
@@ -242,6 +248,10 @@ VD_HOT bool vd_inline_try(VdBlockBackend *blk, VdRequest *req)
         trace_op(req, &op, n, (int)-n);
         if (n >= 0) {
             vd_drv_count(op.kind == VD_HOST_READ ? &blk->stats.host_bytes_read : &blk->stats.host_bytes_written, n);
+        }
+        if (n == -EOPNOTSUPP && op.kind == VD_HOST_READ) {
+            in->reads_cannot_nowait = true;     /* only RWF_NOWAIT was refused: the engine reads without it */
+            return false;
         }
         if (n == -EAGAIN || n == -EINTR || (n >= 0 && (uint64_t)n != op.bytes)) {
             /* Not cached, interrupted, or short: the engine runs the whole request. */

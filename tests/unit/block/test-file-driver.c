@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static TempImage scratch;
@@ -383,6 +384,42 @@ static void test_inline_read_miss_goes_to_engine(void **state)
     assert_int_equal(vd_blk_pread_sync(blk, 1 << 20, buf + 4096, 4096), 0);
     assert_int_equal(stats_of(blk).inline_ops, after.inline_ops + 1);
     vd_blk_close(blk);
+}
+
+/*
+ * tmpfs (a memfd here), FUSE and NFS answer preadv2(RWF_NOWAIT) with
+ * EOPNOTSUPP whatever the page cache holds.  The read that finds out goes
+ * to the engine and succeeds; later reads go there at once, and writes
+ * stay inline (they never ask RWF_NOWAIT).
+ */
+static void test_inline_read_without_nowait(void **state)
+{
+    int mfd = memfd_create("vdisk-test", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    struct iovec probe = { buf, 4096 };
+    if (preadv2(mfd, &probe, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP) {
+        close(mfd);
+        skip();     /* this kernel's tmpfs answers RWF_NOWAIT: nothing to fall back from */
+    }
+    g_autofree char *opts = g_strdup_printf("file=/proc/self/fd/%d,cache=writeback,inline=on", mfd);
+    VdBlockBackend *blk = open_ok(opts);
+    for (int i = 0; i < 3; i++) {
+        memset(buf, 0x30 + i, 4096);
+        VdBlockStats before = stats_of(blk);
+        assert_int_equal(vd_blk_pwrite_sync(blk, i * 4096, buf, 4096, 0), 0);
+        assert_int_equal(stats_of(blk).inline_ops, before.inline_ops + 1);
+        memset(buf + 4096, 0, 4096);
+        before = stats_of(blk);
+        assert_int_equal(vd_blk_pread_sync(blk, i * 4096, buf + 4096, 4096), 0);
+        assert_memory_equal(buf, buf + 4096, 4096);
+        VdBlockStats after = stats_of(blk);
+        assert_int_equal(after.inline_ops, before.inline_ops);
+        /* The first read also made the refused probe; later ones go to the engine at once. */
+        assert_int_equal(after.host_reads, before.host_reads + (i == 0 ? 2 : 1));
+    }
+    vd_blk_close(blk);
+    close(mfd);
 }
 
 /* A clock for the inline path's timing: each read returns now, then moves it by step. */
@@ -840,6 +877,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inline_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_fault_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_read_miss_goes_to_engine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_read_without_nowait, setup, teardown),
     };
     return cmocka_run_group_tests_name("block-file", tests, NULL, NULL);
 }
