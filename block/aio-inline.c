@@ -57,7 +57,7 @@
 
 #define VD_INLINE_STALL_US 200          /* two inline writes in a row slower than this... */
 #define VD_INLINE_BACKOFF_US 1000000    /* ...send writes to the engine for this long */
-#define VD_READY_BUDGET 64              /* completions one dispatch runs before the loop polls again */
+#define VD_READY_BUDGET 256             /* completions one dispatch runs before the loop polls again */
 
 typedef struct VdInline {
     GSource source;

@@ -48,7 +48,7 @@
 #include <unistd.h>
 
 #define VD_URING_ENTRIES 256
-#define VD_URING_BUDGET 128     /* completions one dispatch reaps, those of requests its callbacks sent included */
+#define VD_URING_BUDGET 256     /* completions one dispatch reaps, those of requests its callbacks sent included */
 
 typedef struct VdUring {
     GSource source;             /* prepare: submit the batch; the ring's descriptor: reap */
