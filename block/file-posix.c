@@ -19,10 +19,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -366,19 +368,31 @@ static int64_t resident_pages(int fd)
     return n;
 }
 
+/* True if the file's pages are its only copy (tmpfs, ramfs): no page of it can be stale. */
+static bool pages_are_the_file(int fd)
+{
+    struct statfs sfs;
+    return fstatfs(fd, &sfs) == 0 && (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+}
+
 /*
  * Migration destination: drop every page of the image from the host page
  * cache (it may hold what this host read before the source wrote), then
  * check with mincore that none stayed; pages that stay are -EBUSY.  Dirty
  * pages cannot be dropped: pages another writer on this same host left
  * dirty (they are current, not stale) are written back first
- * (sync_file_range, no device flush).
+ * (sync_file_range, no device flush).  On tmpfs the pages are the file,
+ * shared by source and destination (one host), so there is nothing to drop.
  */
 static int file_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
 {
     FileState *s = bs->opaque;
     if (s->direct) {
         return 0; /* nothing of ours is in the page cache */
+    }
+    if (pages_are_the_file(s->fd)) {
+        vd_drv_trace(req, "fstatfs: tmpfs, the page cache is the file");
+        return 0;
     }
     int sret = sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                SYNC_FILE_RANGE_WAIT_AFTER);

@@ -386,6 +386,15 @@ static void test_inline_read_miss_goes_to_engine(void **state)
     vd_blk_close(blk);
 }
 
+/* A tmpfs file of size bytes (a memfd), for the backend to open as /proc/self/fd/N. */
+static int memfd_image(off_t size)
+{
+    int mfd = memfd_create("vdisk-test", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, size), 0);
+    return mfd;
+}
+
 /*
  * tmpfs (a memfd here), FUSE and NFS answer preadv2(RWF_NOWAIT) with
  * EOPNOTSUPP whatever the page cache holds.  The read that finds out goes
@@ -394,9 +403,7 @@ static void test_inline_read_miss_goes_to_engine(void **state)
  */
 static void test_inline_read_without_nowait(void **state)
 {
-    int mfd = memfd_create("vdisk-test", MFD_CLOEXEC);
-    assert_true(mfd >= 0);
-    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    int mfd = memfd_image(1 << 20);
     struct iovec probe = { buf, 4096 };
     if (preadv2(mfd, &probe, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP) {
         close(mfd);
@@ -782,6 +789,35 @@ static void test_migration_handover(void **state)
     vd_blk_close(blk);
 }
 
+/*
+ * On tmpfs the page cache is the file, shared by source and destination on
+ * this one host: the destination has nothing stale to drop, and mincore
+ * must not turn the pages that stay into a refused hand-over (EBUSY).
+ */
+static void test_migration_handover_tmpfs(void **state)
+{
+    int mfd = memfd_image(1 << 20);
+    g_autofree char *opts = g_strdup_printf("file=/proc/self/fd/%d,cache=writeback", mfd);
+    VdBlockBackend *src = open_ok(opts);
+    memset(buf, 0x6b, 65536);
+    assert_int_equal(vd_blk_pwrite_sync(src, 0, buf, 65536, 0), 0);
+    assert_true(vd_blk_inactivate(src, NULL));
+    vd_blk_close(src);
+    g_autofree char *incoming = g_strdup_printf("%s,active=off", opts);
+    VdBlockBackend *dst = open_ok(incoming);
+    GError *err = NULL;
+    assert_true(vd_blk_invalidate_cache(dst, &err));
+    assert_null(err);
+    memset(buf + 65536 - 4096, 0, 4096);
+    assert_int_equal(vd_blk_pread_sync(dst, 4096, buf + 65536 - 4096, 4096), 0);
+    for (int i = 0; i < 4096; i++) {
+        assert_int_equal(buf[65536 - 4096 + i], 0x6b);
+    }
+    assert_int_equal(vd_blk_pwrite_sync(dst, 0, buf, 4096, 0), 0);
+    vd_blk_close(dst);
+    close(mfd);
+}
+
 /* A failed flush at inactivate keeps the source active and says why. */
 static void test_inactivate_flush_error(void **state)
 {
@@ -865,6 +901,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_and_zeroes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_handover_tmpfs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inactivate_flush_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
