@@ -368,11 +368,15 @@ static int64_t resident_pages(int fd)
     return n;
 }
 
-/* True if the file's pages are its only copy (tmpfs, ramfs): no page of it can be stale. */
-static bool pages_are_the_file(int fd)
+/*
+ * True if the image is a file whose pages are its only copy (tmpfs, ramfs):
+ * no page of it can be stale.  Not a block device: its node may sit on
+ * devtmpfs, but its page cache is its own.
+ */
+static bool pages_are_the_file(const FileState *s)
 {
     struct statfs sfs;
-    return fstatfs(fd, &sfs) == 0 && (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+    return !s->is_blockdev && fstatfs(s->fd, &sfs) == 0 && (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
 }
 
 /*
@@ -390,7 +394,7 @@ static int file_drop_page_cache(VdBlockDriverState *bs, VdDriverReq *req)
     if (s->direct) {
         return 0; /* nothing of ours is in the page cache */
     }
-    if (pages_are_the_file(s->fd)) {
+    if (pages_are_the_file(s)) {
         vd_drv_trace(req, "fstatfs: tmpfs, the page cache is the file");
         return 0;
     }

@@ -115,8 +115,7 @@ static uint8_t alt_status(AtaDisk *d)
     return vd_qtest_inb(d->q, d->ch.ctl);
 }
 
-/* Poll alternate status until BSY clears; the last status seen. */
-static uint8_t wait_not_busy(VdQtest *q, const AtaChannel *ch)
+uint8_t ata_wait_not_busy(VdQtest *q, const AtaChannel *ch)
 {
     uint8_t st;
     gint64 deadline = g_get_monotonic_time() + IRQ_TIMEOUT_MS * 1000;
@@ -202,7 +201,7 @@ uint8_t ata_soft_reset(VdQtest *q, const AtaChannel *ch)
     /* SRST for a moment, then release it with interrupts enabled. */
     vd_qtest_outb(q, ch->ctl, CTL_SRST);
     vd_qtest_outb(q, ch->ctl, 0);
-    uint8_t st = wait_not_busy(q, ch);
+    uint8_t st = ata_wait_not_busy(q, ch);
     vd_qtest_inb(q, ch->cmd + REG_STATUS);          /* clear anything pending */
     return st;
 }
@@ -331,7 +330,7 @@ static AtaResult pio_write(AtaDisk *d, uint8_t op, uint64_t lba, uint32_t count,
     ata_load_taskfile(d, 0, count, lba, ext);
     vd_qtest_outb(d->q, d->ch.cmd + REG_COMMAND, op);
     /* Data-out: the first block is asked for without an interrupt... */
-    uint8_t st = wait_not_busy(d->q, &d->ch);
+    uint8_t st = ata_wait_not_busy(d->q, &d->ch);
     for (uint32_t done = 0; done < count; done += block) {
         if (done > 0) {
             /* ...every later one with an interrupt. */

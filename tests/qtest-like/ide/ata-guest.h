@@ -72,6 +72,8 @@ unsigned ata_discover(VdQtest *q, AtaChannel ch[2]);
 /* The PIIX3 function's BAR4 (enabling I/O decode and bus mastering); 0 if absent. */
 uint16_t ata_pci_bmdma_base(VdQtest *q);
 
+/* Poll alternate status until BSY clears (or the interrupt timeout passes); the last status seen. */
+uint8_t ata_wait_not_busy(VdQtest *q, const AtaChannel *ch);
 /* Soft-reset a channel (SRST), then wait for BSY to clear; the status of device 0. */
 uint8_t ata_soft_reset(VdQtest *q, const AtaChannel *ch);
 /* Reset the channel, check the ATA signature of unit, IDENTIFY it; false if no ATA disk is there. */

@@ -680,6 +680,8 @@ static void test_reset(void **state)
     unsigned raised = vd_qtest_irq_raises(q, 14);
     vd_qtest_outb(q, d->ch.ctl, 0x00);
     vd_qtest_outb(q, bm, 0);
+    /* BSY holds until the read in flight at SRST has finished on the host (on tmpfs it goes to the engine). */
+    assert_int_equal(ata_wait_not_busy(q, &d->ch), ATA_SR_DRDY | ATA_SR_DSC);
     assert_int_equal(vd_qtest_inb(q, d->ch.cmd + 7), ATA_SR_DRDY | ATA_SR_DSC);
     assert_int_equal(vd_qtest_inb(q, d->ch.cmd + 2), 1);        /* the signature */
     assert_true(vd_qtest_drain(q));
