@@ -305,13 +305,19 @@ static void test_uring_chain_budget(void **state)
     vd_blk_close(blk);
 }
 
-/* True if the scratch image's file system answers preadv2(RWF_NOWAIT) (tmpfs refuses it). */
+/* True if fd's file system answers preadv2(RWF_NOWAIT) (tmpfs refuses it with EOPNOTSUPP). */
+static bool answers_nowait(int fd)
+{
+    struct iovec iov = { buf, 4096 };
+    return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
+}
+
+/* True if the scratch image's file system answers preadv2(RWF_NOWAIT). */
 static bool scratch_answers_nowait(void)
 {
     int fd = open(scratch.path, O_RDONLY);
     assert_true(fd >= 0);
-    struct iovec iov = { buf, 4096 };
-    bool ok = preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
+    bool ok = answers_nowait(fd);
     close(fd);
     return ok;
 }
@@ -433,10 +439,10 @@ static int memfd_image(off_t size)
 static void test_inline_read_without_nowait(void **state)
 {
     int mfd = memfd_image(1 << 20);
-    struct iovec probe = { buf, 4096 };
-    if (preadv2(mfd, &probe, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP) {
+    if (answers_nowait(mfd)) {
         close(mfd);
-        skip();     /* this kernel's tmpfs answers RWF_NOWAIT: nothing to fall back from */
+        print_message("skipped: this kernel's tmpfs answers RWF_NOWAIT: nothing to fall back from\n");
+        skip();
     }
     g_autofree char *opts = g_strdup_printf("file=/proc/self/fd/%d,cache=writeback,inline=on", mfd);
     VdBlockBackend *blk = open_ok(opts);
