@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
 # vhost-guest-bench.sh [SECONDS] [CACHE] - the same QD1 O_DIRECT workload in a
 # Linux 6.1 guest (QEMU, TCG) against vdisk-vhost and against
-# qemu-storage-daemon's vhost-user-blk export, one after the other on the same 64 MiB raw image with
-# the same host cache mode (none = O_DIRECT on the host for both, or writeback).
-# Prints a table of IOPS and the vdisk/qsd ratio (also in BUILD/guest/results/bench.md).
+# qemu-storage-daemon's vhost-user-blk export, both in one boot (vda and vdb), each on its own 64 MiB raw
+# image with the same host cache mode (none = O_DIRECT on the host for both, or writeback).
 # The guest side is tests/guest/vdtest.c ("vdtest bench"), a dd-like loop:
-# 4K random writes, 1M sequential writes, 4K random reads, 1M sequential reads.
+# 4K random writes, 1M sequential writes, 4K random reads, 1M sequential reads; each run goes on one disk
+# and then at once on the other, ROUNDS=N times (default 1; odd rounds start with vdisk-vhost, even rounds
+# with qsd). Prints each row's ratio vdisk/qsd per round and its median (also in BUILD/guest/results/bench.md).
 # CACHE=nbd runs the case bench-nbd instead: both back ends on the same NBD export (nbdkit's file
-# plugin, one request at a time), 4K random writes at QD1 and QD32, host write cache off and on.
-# ROUNDS=N (default 1) runs the pair N times, alternating, and then prints each row's ratio per
-# round and its median: the TCG guest's speed drifts between runs by as much as the ratios differ.
+# plugin, one request at a time), 4K random writes at QD1 and QD32, host write cache off and on, one boot
+# each; ROUNDS=N alternates the pair N times and prints each row's ratio per round and its median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # An optimised build without sanitizers: qemu-storage-daemon is an optimised binary too.
 builddir=${BUILDDIR:-build-bench}
 [ -f "$builddir/build.ninja" ] || meson setup "$builddir" --buildtype=release -Dtests=false >/dev/null
 meson compile -C "$builddir" vdisk-vhost >/dev/null
-case=bench
-[ "${2:-none}" = nbd ] && case=bench-nbd
 rounds=${ROUNDS:-1}
+if [ "${2:-none}" != nbd ]; then
+  exec env VDISK_BENCH_SECONDS=${1:-5} VDISK_BENCH_CACHE=${2:-none} VDISK_BENCH_ROUNDS="$rounds" \
+    python3 tests/guest/run-guest.py --build-dir "$builddir" --vhost "$builddir/tools/vdisk-vhost" bench
+fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for r in $(seq "$rounds"); do
-  VDISK_BENCH_SECONDS=${1:-5} VDISK_BENCH_CACHE=${2:-none} \
-    python3 tests/guest/run-guest.py --build-dir "$builddir" --vhost "$builddir/tools/vdisk-vhost" $case | tee -a "$out"
+  VDISK_BENCH_SECONDS=${1:-5} \
+    python3 tests/guest/run-guest.py --build-dir "$builddir" --vhost "$builddir/tools/vdisk-vhost" bench-nbd | tee -a "$out"
 done
 [ "$rounds" -gt 1 ] || exit 0
 # Each table row (its first two columns): its ratio (the column headed "vdisk/qsd" or "vdisk / qsd")

@@ -157,6 +157,27 @@ scenario_bench() {
   run vdtest bench /dev/$1 0 32M 1M $secs seqread
 }
 
+# The same four runs on disk $1 and on disk $2 in turn, ROUNDS times in one boot (SEED = SECONDS:ROUNDS):
+# each run on one disk is followed at once by the same run on the other, and odd rounds start with $1,
+# even rounds with $2, so both back ends see the same guest speed (TCG drifts between boots).
+scenario_bench_pair() {
+  wait_dev "$1" && wait_dev "$2" || return
+  secs=${seed%%:*}
+  rounds=${seed#*:}
+  [ "$secs" -gt 0 ] 2>/dev/null || secs=3
+  [ "$rounds" -gt 0 ] 2>/dev/null || rounds=1
+  r=1
+  while [ $r -le $rounds ]; do
+    if [ $((r % 2)) = 1 ]; then order="$1 $2"; else order="$2 $1"; fi
+    for job in 4K:randwrite 1M:seqwrite 4K:randread 1M:seqread; do
+      for d in $order; do
+        run vdtest bench /dev/$d 0 32M ${job%%:*} $secs ${job#*:}
+      done
+    done
+    r=$((r + 1))
+  done
+}
+
 # 4K random O_DIRECT writes at QD1 (one vdtest), then at QD32 (32 vdtests at once, 1 MiB each).
 scenario_bench_qd() {
   wait_dev "$1" || return
@@ -179,6 +200,7 @@ case "$scenario" in
   blk-rw) scenario_rw vda ;;
   blk-bench) scenario_bench vda ;;
   blk-bench-qd) scenario_bench_qd vda ;;
+  blk-bench-pair) scenario_bench_pair vda vdb ;;
   ext4-crash) scenario_ext4_crash vda ;;
   migrate) scenario_migrate vda ;;
   scsi-wb|scsi-wt)

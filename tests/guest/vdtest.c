@@ -176,7 +176,7 @@ static int cmd_bench(char **a)
         t = now();
     } while (t - t0 < secs);
     close(fd);
-    printf("VDT bench mode=%s bs=%llu ops=%llu secs=%.3f iops=%.1f mbps=%.2f OK\n", mode,
+    printf("VDT bench dev=%s mode=%s bs=%llu ops=%llu secs=%.3f iops=%.1f mbps=%.2f OK\n", dev, mode,
            (unsigned long long)bs, (unsigned long long)n, t - t0, n / (t - t0), n * bs / (t - t0) / 1e6);
     return 0;
 }
