@@ -6,7 +6,9 @@
 # The guest side is tests/guest/vdtest.c ("vdtest bench"), a dd-like loop:
 # 4K random writes, 1M sequential writes, 4K random reads, 1M sequential reads; each run goes on one disk
 # and then at once on the other, ROUNDS=N times (default 1; odd rounds start with vdisk-vhost, even rounds
-# with qsd). Prints each row's ratio vdisk/qsd per round and its median (also in BUILD/guest/results/bench.md).
+# with qsd). Prints each row's ratio vdisk/qsd per round and its median (also in BUILD/guest/results/bench.md),
+# and each back end's host CPU per guest I/O. PIN=CPUS runs both back ends on those host CPUs only (taskset),
+# which keeps them off the guest's CPU: on a 2-core host PIN=1 makes the rounds far steadier.
 # CACHE=nbd runs the case bench-nbd instead: both back ends on the same NBD export (nbdkit's file
 # plugin, one request at a time), 4K random writes at QD1 and QD32, host write cache off and on, one boot
 # each; ROUNDS=N alternates the pair N times and prints each row's ratio per round and its median.
@@ -19,6 +21,7 @@ meson compile -C "$builddir" vdisk-vhost >/dev/null
 rounds=${ROUNDS:-1}
 if [ "${2:-none}" != nbd ]; then
   exec env VDISK_BENCH_SECONDS=${1:-5} VDISK_BENCH_CACHE=${2:-none} VDISK_BENCH_ROUNDS="$rounds" \
+    VDISK_BENCH_PIN="${PIN:-}" \
     python3 tests/guest/run-guest.py --build-dir "$builddir" --vhost "$builddir/tools/vdisk-vhost" bench
 fi
 out=$(mktemp)

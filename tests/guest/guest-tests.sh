@@ -166,6 +166,11 @@ scenario_bench_pair() {
   rounds=${seed#*:}
   [ "$secs" -gt 0 ] 2>/dev/null || secs=3
   [ "$rounds" -gt 0 ] 2>/dev/null || rounds=1
+  for d in $1 $2; do   # how the guest will cut a 1M request for each back end
+    q=/sys/block/$d/queue
+    echo "VDT limits dev=$d max_segments=$(cat $q/max_segments) max_segment_size=$(cat $q/max_segment_size)" \
+         "max_sectors_kb=$(cat $q/max_sectors_kb)"
+  done
   r=1
   while [ $r -le $rounds ]; do
     if [ $((r % 2)) = 1 ]; then order="$1 $2"; else order="$2 $1"; fi

@@ -82,9 +82,16 @@ def new_image(workdir, name, allocated=False):
     return path
 
 
+def cpu_seconds(pid):
+    """The CPU time (user + system, all threads) a live process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def parse_console(text):
-    """The guest's VDT lines: states, toggles, op results, end code."""
-    res = {"states": {}, "toggles": [], "ops_ok": 0, "ops_fail": [], "end": None, "bench": []}
+    """The guest's VDT lines: states, toggles, op results, benchmark runs, queue limits, end code."""
+    res = {"states": {}, "toggles": [], "ops_ok": 0, "ops_fail": [], "end": None, "bench": [], "limits": {}}
     for line in text.replace("\r", "").splitlines():
         if not line.startswith("VDT"):
             continue
@@ -99,6 +106,9 @@ def parse_console(text):
             res["toggles"].append({k: v.strip('"') for k, v in kv.items()})
         elif line.startswith("VDT bench"):
             res["bench"].append(dict(re.findall(r'(\w+)=(\S+)', line)))
+        elif line.startswith("VDT limits"):
+            kv = dict(re.findall(r'(\w+)=(\S+)', line))
+            res["limits"][kv.pop("dev")] = kv
         elif line.endswith(" OK"):
             res["ops_ok"] += 1
         if "FAIL" in line:
@@ -633,11 +643,17 @@ def case_bench(a, guest, work):
     extra_opts = os.environ.get("VDISK_BENCH_DRIVE_OPTS", "")   # e.g. ",aio=threads"
     vh = Vhost(a.vhost, work, "virtio-blk", [f"file={mine},cache={cache}{extra_opts}"], extra=["--num-queues", "1"])
     q = Qsd(work, theirs, direct=(cache == "none"))
+    # VDISK_BENCH_PIN=CPUS: both back ends on those host CPUs (every thread now; threads started later inherit).
+    pin = os.environ.get("VDISK_BENCH_PIN")
+    if pin:
+        for pid in (vh.proc.pid, q.proc.pid):
+            subprocess.run(["taskset", "-a", "-p", "-c", pin, str(pid)], check=True, stdout=subprocess.DEVNULL)
     try:
         res = guest.boot(f"blk-bench-pair:{secs}:{rounds}", vh.qemu_args("vhost-user-blk-pci") + q.qemu_args(),
                          memfd=True, label="bench vdisk-vhost (vda) and qemu-storage-daemon (vdb)",
                          busy=8 * secs * rounds)
     finally:
+        cpu = {"vda": cpu_seconds(vh.proc.pid), "vdb": cpu_seconds(q.proc.pid)}
         stats = vh.stop()["drive0"]
         q.stop()
     runs = {"vda": [], "vdb": []}
@@ -661,8 +677,15 @@ def case_bench(a, guest, work):
         lines.append(f"| {runs['vda'][k]['mode']} | {runs['vda'][k]['bs']} | {statistics.median(v):.0f} | "
                      f"{statistics.median(t):.0f} | {' '.join(f'{r:.2f}' for r in ratios)} | "
                      f"**{statistics.median(ratios):.2f}** |")
-    lines += ["", f"vdisk-vhost: {stats['writes']} write requests for the guest's "
-              f"{sum(int(r['ops']) for r in runs['vda'] if 'write' in r['mode'])} writes"]
+    ops = {d: sum(int(r["ops"]) for r in runs[d]) for d in runs}
+    us = {d: 1e6 * cpu[d] / ops[d] if ops[d] else 0 for d in runs}
+    lines += ["", f"Host CPU per guest I/O (user + system, the whole boot): vdisk-vhost {us['vda']:.1f} us, "
+              f"qsd {us['vdb']:.1f} us ({us['vda'] / us['vdb'] if us['vdb'] else 0:.2f}x).",
+              f"vdisk-vhost: {stats['writes']} write requests for the guest's "
+              f"{sum(int(r['ops']) for r in runs['vda'] if 'write' in r['mode'])} writes."]
+    for d, name in (("vda", "vdisk-vhost"), ("vdb", "qsd")):   # the segments the guest cuts a request into
+        lim = res["limits"].get(d, {})
+        lines.append(f"Guest queue limits for {name}: " + ", ".join(f"{k} {v}" for k, v in lim.items()) + ".")
     text = "\n".join(lines)
     print(text)
     os.makedirs(a.results, exist_ok=True)
