@@ -663,6 +663,10 @@ def case_bench(a, guest, work):
     rounds = min(len(runs["vda"]), len(runs["vdb"])) // 4   # the table shows the rounds that completed
     # vda must be vdisk-vhost's disk (the guest names disks in PCI order): every byte the guest wrote to vda,
     # and nothing it wrote to vdb, reached vdisk-vhost.
+    # What Linux took from vdisk-vhost's virtio_blk_config: seg_max = the ring's 128 - 2, size_max = 1 MiB.
+    lim = res["limits"].get("vda", {})
+    check(lim.get("max_segments") == "126" and lim.get("max_segment_size") == "1048576",
+          f"bench: the guest cuts vdisk-vhost's requests into 126 segments of up to 1 MiB ({lim})")
     written = sum(int(r["ops"]) * int(r["bs"]) for r in runs["vda"] if "write" in r["mode"])
     check(stats["bytes_written"] == written,
           f"bench: vdisk-vhost wrote {stats['bytes_written']} bytes, the guest wrote {written} to vda")
