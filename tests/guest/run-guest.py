@@ -658,18 +658,21 @@ def case_bench(a, guest, work):
         q.stop()
     runs = {"vda": [], "vdb": []}
     for r in res["bench"]:
-        runs[os.path.basename(r["dev"])].append(r)
+        if "iops" in r:   # a failed run's line has no numbers (the boot's check above reported it)
+            runs[os.path.basename(r["dev"])].append(r)
     check(len(runs["vda"]) == len(runs["vdb"]) == 4 * rounds, f"bench: {rounds} rounds of 4 runs on both disks")
-    rounds = min(len(runs["vda"]), len(runs["vdb"])) // 4   # the table shows the rounds that completed
-    # vda must be vdisk-vhost's disk (the guest names disks in PCI order): every byte the guest wrote to vda,
-    # and nothing it wrote to vdb, reached vdisk-vhost.
     # What Linux took from vdisk-vhost's virtio_blk_config: seg_max = the ring's 128 - 2, size_max = 1 MiB.
     lim = res["limits"].get("vda", {})
     check(lim.get("max_segments") == "126" and lim.get("max_segment_size") == "1048576",
           f"bench: the guest cuts vdisk-vhost's requests into 126 segments of up to 1 MiB ({lim})")
+    # vda must be vdisk-vhost's disk (the guest names disks in PCI order): every byte the guest wrote to vda,
+    # and nothing it wrote to vdb, reached vdisk-vhost.
     written = sum(int(r["ops"]) * int(r["bs"]) for r in runs["vda"] if "write" in r["mode"])
     check(stats["bytes_written"] == written,
           f"bench: vdisk-vhost wrote {stats['bytes_written']} bytes, the guest wrote {written} to vda")
+    rounds = min(len(runs["vda"]), len(runs["vdb"])) // 4   # the table shows the rounds that completed
+    if not rounds:
+        return
     lines = [f"cache={cache}, {secs} s per run, {rounds} rounds, QD1 O_DIRECT in the guest (vdtest bench), TCG "
              "guest; vdisk-vhost and qemu-storage-daemon in one boot, each run on both in turn", "",
              "| mode | bs | vdisk-vhost IOPS (median) | qsd IOPS (median) | vdisk / qsd per round | median |",
