@@ -265,6 +265,23 @@ static void test_inline_chain_budget(void **state)
     vd_blk_close(blk);
 }
 
+/* True if fd's file system answers preadv2(RWF_NOWAIT) (tmpfs refuses it with EOPNOTSUPP). */
+static bool answers_nowait(int fd)
+{
+    struct iovec iov = { buf, 4096 };
+    return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
+}
+
+/* True if the scratch image's file system answers preadv2(RWF_NOWAIT). */
+static bool scratch_answers_nowait(void)
+{
+    int fd = open(scratch.path, O_RDONLY);
+    assert_true(fd >= 0);
+    bool ok = answers_nowait(fd);
+    close(fd);
+    return ok;
+}
+
 /*
  * io_uring: the dispatch sends what its callbacks submitted and reaps what
  * completed at submit (cached reads), so a queue of 8 needs far fewer loop
@@ -291,7 +308,8 @@ static void test_uring_chain_budget(void **state)
     }
     assert_int_equal(c.completed, 0);
     g_main_context_iteration(NULL, FALSE);
-    assert_in_range(c.completed, 9, 256 + 7);
+    /* A file system that refuses RWF_NOWAIT (tmpfs) has io_uring read from its workers: nothing at submit. */
+    assert_in_range(c.completed, scratch_answers_nowait() ? 9 : 0, 256 + 7);
     while (c.completed < c.total) {
         g_main_context_iteration(NULL, TRUE);
     }
@@ -303,23 +321,6 @@ static void test_uring_chain_budget(void **state)
     assert_int_equal(after.inline_ops, before.inline_ops);
     assert_true(after.uring_submits - before.uring_submits < c.total / 4);
     vd_blk_close(blk);
-}
-
-/* True if fd's file system answers preadv2(RWF_NOWAIT) (tmpfs refuses it with EOPNOTSUPP). */
-static bool answers_nowait(int fd)
-{
-    struct iovec iov = { buf, 4096 };
-    return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
-}
-
-/* True if the scratch image's file system answers preadv2(RWF_NOWAIT). */
-static bool scratch_answers_nowait(void)
-{
-    int fd = open(scratch.path, O_RDONLY);
-    assert_true(fd >= 0);
-    bool ok = answers_nowait(fd);
-    close(fd);
-    return ok;
 }
 
 /* True if the scratch image's file system has FALLOC_FL_ZERO_RANGE (tmpfs has not); zeroes its last 4 KiB. */
@@ -853,9 +854,7 @@ static void test_migration_handover_tmpfs(void **state)
     assert_null(err);
     memset(buf + 65536 - 4096, 0, 4096);
     assert_int_equal(vd_blk_pread_sync(dst, 4096, buf + 65536 - 4096, 4096), 0);
-    for (int i = 0; i < 4096; i++) {
-        assert_int_equal(buf[65536 - 4096 + i], 0x6b);
-    }
+    assert_memory_equal(buf, buf + 65536 - 4096, 4096);        /* what the source wrote */
     assert_int_equal(vd_blk_pwrite_sync(dst, 0, buf, 4096, 0), 0);
     vd_blk_close(dst);
     close(mfd);
