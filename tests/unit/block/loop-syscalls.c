@@ -13,9 +13,11 @@
 #include "block/block-backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define CHAIN 1000
@@ -54,6 +56,18 @@ static void chain_next(Chain *c)
     }
 }
 
+/* True unless the file at path refuses preadv2(RWF_NOWAIT) whatever the page cache holds (EOPNOTSUPP). */
+static bool answers_nowait(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    struct iovec iov = { buf, sizeof(buf) };
+    bool ok = fd < 0 || preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; const char *opts; bool read; } modes[] = {
@@ -88,6 +102,9 @@ int main(int argc, char **argv)
         printf("SKIP: io_uring is not available here (the backend fell back to the thread pool)\n");
         vd_blk_close(blk);
         return 77;
+    }
+    if (modes[m].read) {   /* io_uring reads at submit only where the file answers RWF_NOWAIT (not tmpfs) */
+        printf("reads-at-submit=%d\n", answers_nowait(argv[1]));
     }
     Chain c = { .blk = blk, .iov = { buf, sizeof(buf) }, .read = modes[m].read };
     getppid();                          /* start marker */
