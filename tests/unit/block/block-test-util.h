@@ -4,8 +4,10 @@
 
 #include "block/block-backend.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +45,14 @@ static inline void settle(void)
         while (g_main_context_iteration(NULL, FALSE)) {
         }
     }
+}
+
+/* True unless fd's file system refuses preadv2(RWF_NOWAIT) whatever its page cache holds (tmpfs: EOPNOTSUPP). */
+static inline bool fd_answers_nowait(int fd)
+{
+    static uint8_t probe[4096];
+    struct iovec iov = { probe, sizeof(probe) };
+    return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
 }
 
 static inline VdBlockStats stats_of(VdBlockBackend *blk)

@@ -10,14 +10,13 @@
  * Exit status 77 (skip) when the ring cannot be set up, or O_DIRECT is not
  * supported where IMAGE lives.
  */
-#include "block/block-backend.h"
+#include "block-test-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define CHAIN 1000
@@ -56,12 +55,11 @@ static void chain_next(Chain *c)
     }
 }
 
-/* True unless the file at path refuses preadv2(RWF_NOWAIT) whatever the page cache holds (EOPNOTSUPP). */
-static bool answers_nowait(const char *path)
+/* True unless the file at path refuses preadv2(RWF_NOWAIT) (see fd_answers_nowait). */
+static bool path_answers_nowait(const char *path)
 {
     int fd = open(path, O_RDONLY);
-    struct iovec iov = { buf, sizeof(buf) };
-    bool ok = fd < 0 || preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
+    bool ok = fd < 0 || fd_answers_nowait(fd);
     if (fd >= 0) {
         close(fd);
     }
@@ -104,7 +102,7 @@ int main(int argc, char **argv)
         return 77;
     }
     if (modes[m].read) {   /* io_uring reads at submit only where the file answers RWF_NOWAIT (not tmpfs) */
-        printf("reads-at-submit=%d\n", answers_nowait(argv[1]));
+        printf("reads-at-submit=%d\n", path_answers_nowait(argv[1]));
     }
     Chain c = { .blk = blk, .iov = { buf, sizeof(buf) }, .read = modes[m].read };
     getppid();                          /* start marker */

@@ -265,19 +265,12 @@ static void test_inline_chain_budget(void **state)
     vd_blk_close(blk);
 }
 
-/* True if fd's file system answers preadv2(RWF_NOWAIT) (tmpfs refuses it with EOPNOTSUPP). */
-static bool answers_nowait(int fd)
-{
-    struct iovec iov = { buf, 4096 };
-    return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
-}
-
 /* True if the scratch image's file system answers preadv2(RWF_NOWAIT). */
 static bool scratch_answers_nowait(void)
 {
     int fd = open(scratch.path, O_RDONLY);
     assert_true(fd >= 0);
-    bool ok = answers_nowait(fd);
+    bool ok = fd_answers_nowait(fd);
     close(fd);
     return ok;
 }
@@ -440,7 +433,7 @@ static int memfd_image(off_t size)
 static void test_inline_read_without_nowait(void **state)
 {
     int mfd = memfd_image(1 << 20);
-    if (answers_nowait(mfd)) {
+    if (fd_answers_nowait(mfd)) {
         close(mfd);
         print_message("skipped: this kernel's tmpfs answers RWF_NOWAIT: nothing to fall back from\n");
         skip();
