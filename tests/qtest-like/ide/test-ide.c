@@ -467,12 +467,14 @@ static void test_write_cache_toggle(void **state)
  * FLUSH CACHE holds BSY while the host flush runs; the interrupt comes after
  * it.  Every status sample after the command obeys: BSY=1 and no interrupt
  * yet, or BSY=0 with the interrupt raised and fdatasync done.  The flush of
- * 16 MiB of dirty data normally takes long enough to see BSY; a loaded host
- * may finish it first, so each opcode gets a few attempts to show BSY.
+ * 16 MiB of dirty data normally takes long enough to see BSY, but not on
+ * tmpfs (fdatasync there has nothing to write), so each host flush also
+ * waits 5 ms (delay.flush); a loaded host may still finish it first, so each
+ * opcode gets a few attempts to show BSY.
  */
 static void test_flush_holds_bsy(void **state)
 {
-    Fixture *f = start(64 << 20, "cache=writeback");
+    Fixture *f = start(64 << 20, "cache=writeback,delay.flush=5ms");
     AtaDisk *d = &f->disk;
     static uint8_t buf[32768 * 512];
     static const uint8_t ops[] = { 0xe7, 0xea };
