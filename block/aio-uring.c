@@ -35,6 +35,16 @@
  * io_uring_get_events per wake-up, two syscalls more per loop iteration
  * at 1.3 us each here (docs/benchmarks.md).
  *
+ * Registered files: the first op on a descriptor puts it in the ring's
+ * sparse file table (one io_uring_register call per descriptor, a kernel
+ * from 5.19; without, ops name the descriptor itself), and every op on it
+ * then carries IOSQE_FIXED_FILE, so the kernel takes no file reference per
+ * op.  The table is keyed by descriptor number, which is sound because the
+ * driver opens its descriptors before the engine starts and closes them
+ * only after the engine is torn down (vd_blk_close), the same lifetime
+ * bs->fd_flags relies on.  A table entry holds its own reference to the
+ * file, so it can never name another file than the op's descriptor.
+ *
  * Lock rule: the ring belongs to the owner thread only.
  */
 #include "block-internal.h"
@@ -44,6 +54,7 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <liburing.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,6 +68,9 @@ typedef struct VdUring {
     gpointer ring_tag;          /* the ring's descriptor in the source */
     bool enabled;               /* the disabled ring was enabled by the owner thread */
     GSource *retry;             /* pending resubmission after a failed io_uring_submit */
+    bool file_table;            /* the kernel took the sparse file table (unregistered at cleanup) */
+    int n_slots;                /* slots fixed_slot may use: VD_DRV_MAX_FDS, fewer once an update failed */
+    int fixed_fds[VD_DRV_MAX_FDS]; /* the descriptor registered in each slot; -1: slot free */
 } VdUring;
 
 /* Push queued SQEs to the kernel; on failure try again shortly, so none is stranded. */
@@ -225,7 +239,7 @@ static GSourceFuncs uring_funcs = {
     .dispatch = uring_dispatch,
 };
 
-/* Create the ring disabled, with the single-issuer and cooperative flags where the kernel has them. */
+/* Create the ring disabled, with the single-issuer and cooperative flags where the kernel has them, and its file table. */
 static int setup_ring(VdUring *u)
 {
     const unsigned coop = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
@@ -244,6 +258,11 @@ static int setup_ring(VdUring *u)
         p = (struct io_uring_params){ 0 };
         ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
         u->enabled = true;
+    }
+    if (ret == 0) {
+        memset(u->fixed_fds, -1, sizeof(u->fixed_fds));
+        u->file_table = io_uring_register_files_sparse(&u->ring, VD_DRV_MAX_FDS) == 0;
+        u->n_slots = u->file_table ? VD_DRV_MAX_FDS : 0;
     }
     return ret;
 }
@@ -282,6 +301,18 @@ static void uring_cleanup(VdBlockBackend *blk)
             g_source_unref(u->retry);
         }
         g_source_destroy(&u->source);
+        /*
+         * The kernel frees a closed ring later, from a work queue: a file
+         * still in its table would stay open (its OFD lock held) after the
+         * driver's close.  Unregistering drops them now; it must run on the
+         * owner thread, like every ring call (EEXIST elsewhere).
+         */
+        if (u->file_table) {
+            int ret = io_uring_unregister_files(&u->ring);
+            if (ret < 0) {
+                g_warning("vdisk io_uring: unregistering the image's descriptors: %s", g_strerror(-ret));
+            }
+        }
         io_uring_queue_exit(&u->ring);
         g_source_unref(&u->source);
         blk->uring = NULL;
@@ -318,6 +349,25 @@ VD_HOT static VdDrvCall single_call(VdBlockBackend *blk, VdRequest *req)
     }
 }
 
+/* The registered-file slot of fd, registering it on its first op; -1: the op names fd itself. */
+VD_HOT static int fixed_slot(VdUring *u, int fd)
+{
+    for (int i = 0; i < u->n_slots; i++) {
+        if (u->fixed_fds[i] == fd) {
+            return i;
+        }
+        if (u->fixed_fds[i] == -1) {
+            if (io_uring_register_files_update(&u->ring, i, &fd, 1) != 1) {
+                u->n_slots = i;     /* new descriptors are named as they are; the registered ones stay */
+                return -1;
+            }
+            u->fixed_fds[i] = fd;
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* Fill an SQE with the prepared op, exactly, and count what it carries. */
 VD_HOT static void fill_sqe(VdBlockBackend *blk, struct io_uring_sqe *sqe, const VdHostOp *op)
 {
@@ -334,8 +384,13 @@ VD_HOT static void fill_sqe(VdBlockBackend *blk, struct io_uring_sqe *sqe, const
         io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
         break;
     }
+    int slot = fixed_slot(blk->uring, op->fd);
+    if (slot >= 0) {
+        sqe->fd = slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
     vd_drv_count(&blk->stats.uring_ops, 1);
-    vd_drv_count_host_op(&blk->bs, op->kind, sqe->fd, op->kind == VD_HOST_FDATASYNC ? 0 : (int)sqe->rw_flags);
+    vd_drv_count_host_op(&blk->bs, op->kind, op->fd, op->kind == VD_HOST_FDATASYNC ? 0 : (int)sqe->rw_flags);
 }
 
 /* Submit req as one io_uring op if it is one host op; otherwise hand it to the pool. */

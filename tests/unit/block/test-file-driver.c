@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -591,6 +592,79 @@ static void test_io_uring_batched_submit(void **state)
     vd_blk_close(blk);
 }
 
+/* How many entries of this process's io_uring file tables name the image; -1 if it holds no ring. */
+static int ring_files_naming_image(void)
+{
+    int found = -1;
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        g_autofree char *info_path = g_strdup_printf("/proc/self/fdinfo/%s", name);
+        g_autofree char *info = NULL;
+        if (!target || strcmp(target, "anon_inode:[io_uring]") != 0 || !g_file_get_contents(info_path, &info, NULL, NULL)) {
+            continue;
+        }
+        found = MAX(found, 0);
+        const char *table = strstr(info, "UserFiles:");
+        g_auto(GStrv) lines = g_strsplit(table ? table : "", "\n", -1);
+        for (size_t i = 1; lines[i] && g_str_has_prefix(lines[i], "    "); i++) {
+            const char *colon = strstr(lines[i], ": ");
+            found += colon && strcmp(colon + 2, scratch.path) == 0;
+        }
+    }
+    g_dir_close(d);
+    return found;
+}
+
+/* True on a kernel that takes a sparse io_uring file table (5.19 and later). */
+static bool kernel_has_sparse_files(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    return uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 && (major > 5 || (major == 5 && minor >= 19));
+}
+
+/*
+ * The ring names the image's descriptors by registered slot (no file
+ * reference per op), both of them with wt-policy=dsync, and each write lands
+ * in the file its descriptor stands for.  Closing the backend lets go of
+ * them at once: the image can be opened again, lock and all, straight away
+ * (the kernel frees a closed ring later, from a work queue).
+ */
+static void test_io_uring_registered_files(void **state)
+{
+    if (!kernel_has_sparse_files()) {
+        skip();     /* before 5.19 ops name their descriptors */
+    }
+    for (int round = 0; round < 4; round++) {
+        VdBlockBackend *blk = open_image("cache=none,aio=io_uring,wt-policy=dsync");
+        if (vd_blk_aio(blk) != VD_AIO_IO_URING) {
+            vd_blk_close(blk);
+            skip();     /* the ring could not be set up here */
+        }
+        memset(buf, 0x40 + round, 4096);
+        assert_int_equal(vd_blk_pwrite_sync(blk, 0, buf, 4096, 0), 0);
+        assert_int_equal(ring_files_naming_image(), 1);
+        assert_int_equal(vd_blk_set_write_cache_sync(blk, false), 0);
+        memset(buf, 0x50 + round, 4096);
+        assert_int_equal(vd_blk_pwrite_sync(blk, 4096, buf, 4096, 0), 0);
+        assert_int_equal(ring_files_naming_image(), 2);
+        VdBlockStats s = stats_of(blk);
+        assert_int_equal(s.uring_ops, 3);   /* the plain write, the 1->0 fdatasync, the O_DSYNC write */
+        assert_int_equal(s.host_dsync_writes, 1);
+        vd_blk_close(blk);
+        assert_int_equal(ring_files_naming_image(), -1);
+        int fd = open(scratch.path, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pread(fd, buf, 8192, 0), 8192);
+        close(fd);
+        assert_int_equal(buf[0], 0x40 + round);
+        assert_int_equal(buf[4096], 0x50 + round);
+    }
+}
+
 static void test_mode_table(void **state)
 {
     check_mode_table("threads");
@@ -932,6 +1006,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dsync_policy_engines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sticky_durable_write_engines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_uring_registered_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsync_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_and_zeroes, setup, teardown),
