@@ -22,18 +22,22 @@
  * pool's.  The dispatch also sends what its callbacks queued and reaps what
  * completed at submit, up to VD_URING_BUDGET completions (uring_dispatch).
  *
- * Setup: the ring is created disabled, with IORING_SETUP_SINGLE_ISSUER,
- * IORING_SETUP_COOP_TASKRUN and IORING_SETUP_TASKRUN_FLAG where the kernel
- * has them (without, if it says EINVAL), and enabled by the first
- * submission, so its single issuer is the owner thread.  COOP_TASKRUN: a
- * completion never interrupts the owner thread while it runs; the kernel
- * posts its CQE when the thread next enters the kernel, or wakes it if it
- * sleeps in poll().  TASKRUN_FLAG: liburing's peek enters the kernel itself
- * when completions wait to be posted.  Not DEFER_TASKRUN, which the kernel
- * documents for waiting inside io_uring_enter: in a poll() loop its CQEs
- * need an eventfd (its ring descriptor does not wake poll()) and an
- * io_uring_get_events per wake-up, two syscalls more per loop iteration
- * at 1.3 us each here (docs/benchmarks.md).
+ * Setup: IORING_SETUP_COOP_TASKRUN and IORING_SETUP_TASKRUN_FLAG where the
+ * kernel has them (without, if it says EINVAL).  COOP_TASKRUN: a completion
+ * never interrupts the owner thread while it runs; the kernel posts its CQE
+ * when the thread next enters the kernel, or wakes it if it sleeps in
+ * poll().  TASKRUN_FLAG: liburing's peek enters the kernel itself when
+ * completions wait to be posted.  Not SINGLE_ISSUER: it binds the ring to
+ * the first thread that submits, and the thread that runs the owner's
+ * context may change (a VMM that probes a disk on its main thread, then
+ * hands the context to an I/O thread); every submission from the new
+ * thread would fail with EEXIST and its request never complete
+ * (test_io_uring_owner_thread_changes).  Without DEFER_TASKRUN it optimises
+ * nothing.  Not DEFER_TASKRUN, which the kernel documents for waiting
+ * inside io_uring_enter: in a poll() loop its CQEs need an eventfd (its
+ * ring descriptor does not wake poll()) and an io_uring_get_events per
+ * wake-up, two syscalls more per loop iteration at 1.3 us each here
+ * (docs/benchmarks.md); and it too needs a single issuer.
  *
  * Registered files: the first op on a descriptor puts it in the ring's
  * sparse file table (one io_uring_register call per descriptor, a kernel
@@ -55,7 +59,6 @@
 #include <glib-unix.h>
 #include <liburing.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define VD_URING_ENTRIES 256
@@ -66,7 +69,6 @@ typedef struct VdUring {
     VdBlockBackend *blk;
     struct io_uring ring;
     gpointer ring_tag;          /* the ring's descriptor in the source */
-    bool enabled;               /* the disabled ring was enabled by the owner thread */
     GSource *retry;             /* pending resubmission after a failed io_uring_submit */
     bool file_table;            /* the kernel took the sparse file table (unregistered at cleanup) */
     int n_slots;                /* slots fixed_slot may use: VD_DRV_MAX_FDS, fewer once an update failed */
@@ -75,13 +77,6 @@ typedef struct VdUring {
 
 /* Push queued SQEs to the kernel; on failure try again shortly, so none is stranded. */
 static void submit_or_retry(VdBlockBackend *blk);
-
-/* Enable a ring created with IORING_SETUP_R_DISABLED (liburing 2.3 declares but does not export this). */
-static int enable_ring(struct io_uring *ring)
-{
-    long ret = syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-    return ret < 0 ? -errno : 0;
-}
 
 /* Timer callback: push the SQEs a failed io_uring_submit left in the ring. */
 static gboolean retry_submit(gpointer opaque)
@@ -97,11 +92,6 @@ VD_HOT static void submit_or_retry(VdBlockBackend *blk)
 {
     VdUring *u = blk->uring;
     int ret = 0;
-    if (!u->enabled) {
-        /* The first submission makes this (the owner) thread the single issuer. */
-        ret = enable_ring(&u->ring);
-        u->enabled = ret == 0;
-    }
     while (ret == 0 || ret == -EINTR) {
         ret = io_uring_submit(&u->ring);
         vd_drv_count(&blk->stats.uring_submits, 1);
@@ -239,25 +229,14 @@ static GSourceFuncs uring_funcs = {
     .dispatch = uring_dispatch,
 };
 
-/* Create the ring disabled, with the single-issuer and cooperative flags where the kernel has them, and its file table. */
+/* Create the ring, with the cooperative flags where the kernel has them, and its file table. */
 static int setup_ring(VdUring *u)
 {
-    const unsigned coop = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-    struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | coop };
+    struct io_uring_params p = { .flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG };
     int ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
     if (ret == -EINVAL) {
-        p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED | coop };   /* 5.19: no SINGLE_ISSUER */
+        p = (struct io_uring_params){ 0 };  /* before 5.19 */
         ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
-    }
-    if (ret == -EINVAL) {
-        p = (struct io_uring_params){ .flags = IORING_SETUP_R_DISABLED };
-        ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
-    }
-    if (ret == -EINVAL) {
-        /* A kernel before 5.10 has no R_DISABLED either. */
-        p = (struct io_uring_params){ 0 };
-        ret = io_uring_queue_init_params(VD_URING_ENTRIES, &u->ring, &p);
-        u->enabled = true;
     }
     if (ret == 0) {
         memset(u->fixed_fds, -1, sizeof(u->fixed_fds));
@@ -304,8 +283,7 @@ static void uring_cleanup(VdBlockBackend *blk)
         /*
          * The kernel frees a closed ring later, from a work queue: a file
          * still in its table would stay open (its OFD lock held) after the
-         * driver's close.  Unregistering drops them now; it must run on the
-         * owner thread, like every ring call (EEXIST elsewhere).
+         * driver's close.  Unregistering drops them now.
          */
         if (u->file_table) {
             int ret = io_uring_unregister_files(&u->ring);

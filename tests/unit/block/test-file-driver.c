@@ -665,6 +665,54 @@ static void test_io_uring_registered_files(void **state)
     }
 }
 
+typedef struct OtherThread {
+    VdBlockBackend *blk;
+    Completion write, flush;
+} OtherThread;
+
+/* Thread body: one write and one flush, iterating the backend's context for at most 5 s. */
+static gpointer other_thread_io(gpointer opaque)
+{
+    OtherThread *t = opaque;
+    static uint8_t data[4096] __attribute__((aligned(4096)));
+    struct iovec iov = { data, sizeof(data) };
+    memset(data, 0x6b, sizeof(data));
+    vd_blk_pwritev(t->blk, 8192, &iov, 1, 0, completion_cb, &t->write);
+    vd_blk_flush(t->blk, completion_cb, &t->flush);
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while ((!t->write.calls || !t->flush.calls) && g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(100);
+    }
+    return NULL;
+}
+
+/*
+ * The thread that runs the owner's context may change (a VMM that opens and
+ * probes a disk on its main thread, then hands the context to an I/O
+ * thread): requests from the new thread complete, and the backend closes
+ * from it, letting go of the image.
+ */
+static void test_io_uring_owner_thread_changes(void **state)
+{
+    OtherThread t = { .blk = open_image("cache=none,aio=io_uring") };
+    memset(buf, 0x6a, 4096);
+    assert_int_equal(vd_blk_pwrite_sync(t.blk, 0, buf, 4096, 0), 0);   /* this thread submits first */
+    GThread *th = g_thread_new("vdisk-test-io", other_thread_io, &t);
+    g_thread_join(th);
+    assert_int_equal(t.write.calls, 1);
+    assert_int_equal(t.write.ret, 0);
+    assert_int_equal(t.flush.calls, 1);
+    assert_int_equal(t.flush.ret, 0);
+    th = g_thread_new("vdisk-test-close", (GThreadFunc)(void (*)(void))vd_blk_close, t.blk);
+    g_thread_join(th);
+    VdBlockBackend *again = open_image("cache=none,aio=io_uring");     /* the lock was let go */
+    assert_int_equal(vd_blk_pread_sync(again, 0, buf, 12288), 0);
+    assert_int_equal(buf[0], 0x6a);
+    assert_int_equal(buf[8192], 0x6b);
+    vd_blk_close(again);
+}
+
 static void test_mode_table(void **state)
 {
     check_mode_table("threads");
@@ -1007,6 +1055,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sticky_durable_write_engines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_uring_registered_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_uring_owner_thread_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsync_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_unaligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_and_zeroes, setup, teardown),
