@@ -687,6 +687,13 @@ static gpointer other_thread_io(gpointer opaque)
     return NULL;
 }
 
+/* Thread body: close the backend (its context now runs here). */
+static gpointer close_on_thread(gpointer blk)
+{
+    vd_blk_close(blk);
+    return NULL;
+}
+
 /*
  * The thread that runs the owner's context may change (a VMM that opens and
  * probes a disk on its main thread, then hands the context to an I/O
@@ -695,7 +702,8 @@ static gpointer other_thread_io(gpointer opaque)
  */
 static void test_io_uring_owner_thread_changes(void **state)
 {
-    OtherThread t = { .blk = open_image("cache=none,aio=io_uring") };
+    static OtherThread t;   /* static: a request that never completed must not outlive a stack frame */
+    t = (OtherThread){ .blk = open_image("cache=none,aio=io_uring") };
     memset(buf, 0x6a, 4096);
     assert_int_equal(vd_blk_pwrite_sync(t.blk, 0, buf, 4096, 0), 0);   /* this thread submits first */
     GThread *th = g_thread_new("vdisk-test-io", other_thread_io, &t);
@@ -704,7 +712,7 @@ static void test_io_uring_owner_thread_changes(void **state)
     assert_int_equal(t.write.ret, 0);
     assert_int_equal(t.flush.calls, 1);
     assert_int_equal(t.flush.ret, 0);
-    th = g_thread_new("vdisk-test-close", (GThreadFunc)(void (*)(void))vd_blk_close, t.blk);
+    th = g_thread_new("vdisk-test-close", close_on_thread, t.blk);
     g_thread_join(th);
     VdBlockBackend *again = open_image("cache=none,aio=io_uring");     /* the lock was let go */
     assert_int_equal(vd_blk_pread_sync(again, 0, buf, 12288), 0);
