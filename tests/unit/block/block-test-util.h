@@ -55,6 +55,17 @@ static inline bool fd_answers_nowait(int fd)
     return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP;
 }
 
+/* True unless the file at path refuses preadv2(RWF_NOWAIT) (see fd_answers_nowait). */
+static inline bool path_answers_nowait(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    bool ok = fd < 0 || fd_answers_nowait(fd);
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 static inline VdBlockStats stats_of(VdBlockBackend *blk)
 {
     VdBlockStats s;

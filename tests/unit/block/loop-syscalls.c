@@ -13,7 +13,6 @@
 #include "block-test-util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,17 +52,6 @@ static void chain_next(Chain *c)
     } else {
         vd_blk_pwritev(c->blk, off, &c->iov, 1, 0, chain_done, c);
     }
-}
-
-/* True unless the file at path refuses preadv2(RWF_NOWAIT) (see fd_answers_nowait). */
-static bool path_answers_nowait(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    bool ok = fd < 0 || fd_answers_nowait(fd);
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok;
 }
 
 int main(int argc, char **argv)

@@ -39,24 +39,36 @@ static VdBlockBackend *open_image(const char *extra)
     return open_ok(opts);
 }
 
+/* The /proc/self/fdinfo text of every descriptor of this process whose link reads target (g_free each). */
+static GPtrArray *fdinfo_of_fds_on(const char *target)
+{
+    GPtrArray *infos = g_ptr_array_new_with_free_func(g_free);
+    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
+        g_autofree char *link_target = g_file_read_link(link, NULL);
+        if (!link_target || strcmp(link_target, target) != 0) {
+            continue;
+        }
+        g_autofree char *info_path = g_strdup_printf("/proc/self/fdinfo/%s", name);
+        char *info = NULL;
+        assert_true(g_file_get_contents(info_path, &info, NULL, NULL));
+        g_ptr_array_add(infos, info);
+    }
+    g_dir_close(d);
+    return infos;
+}
+
 /* Open-file flags of every descriptor this process holds on the image, OR-ed per kind. */
 static void image_fd_flags(unsigned *count, int *any_direct, int *any_dsync, int *all_direct)
 {
     *count = 0;
     *any_direct = *any_dsync = 0;
     *all_direct = 1;
-    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
-        g_autofree char *target = g_file_read_link(link, NULL);
-        if (!target || strcmp(target, scratch.path) != 0) {
-            continue;
-        }
-        g_autofree char *info_path = g_strdup_printf("/proc/self/fdinfo/%s", name);
-        g_autofree char *info = NULL;
-        assert_true(g_file_get_contents(info_path, &info, NULL, NULL));
-        const char *f = strstr(info, "flags:");
+    g_autoptr(GPtrArray) infos = fdinfo_of_fds_on(scratch.path);
+    for (guint i = 0; i < infos->len; i++) {
+        const char *f = strstr(infos->pdata[i], "flags:");
         assert_non_null(f);
         unsigned long flags = strtoul(f + 6, NULL, 8);
         (*count)++;
@@ -64,7 +76,6 @@ static void image_fd_flags(unsigned *count, int *any_direct, int *any_dsync, int
         *all_direct &= !!(flags & O_DIRECT);
         *any_dsync |= !!(flags & O_DSYNC);
     }
-    g_dir_close(d);
 }
 
 typedef struct ModeRow {
@@ -266,16 +277,6 @@ static void test_inline_chain_budget(void **state)
     vd_blk_close(blk);
 }
 
-/* True if the scratch image's file system answers preadv2(RWF_NOWAIT). */
-static bool scratch_answers_nowait(void)
-{
-    int fd = open(scratch.path, O_RDONLY);
-    assert_true(fd >= 0);
-    bool ok = fd_answers_nowait(fd);
-    close(fd);
-    return ok;
-}
-
 /*
  * io_uring: the dispatch sends what its callbacks submitted and reaps what
  * completed at submit (cached reads), so a queue of 8 needs far fewer loop
@@ -303,7 +304,7 @@ static void test_uring_chain_budget(void **state)
     assert_int_equal(c.completed, 0);
     g_main_context_iteration(NULL, FALSE);
     /* A file system that refuses RWF_NOWAIT (tmpfs) has io_uring read from its workers: nothing at submit. */
-    assert_in_range(c.completed, scratch_answers_nowait() ? 9 : 0, 256 + 7);
+    assert_in_range(c.completed, path_answers_nowait(scratch.path) ? 9 : 0, 256 + 7);
     while (c.completed < c.total) {
         g_main_context_iteration(NULL, TRUE);
     }
@@ -336,7 +337,7 @@ static bool scratch_has_zero_range(void)
  */
 static void test_inline_read_depth(void **state)
 {
-    if (!scratch_answers_nowait()) {
+    if (!path_answers_nowait(scratch.path)) {
         print_message("skipped: the scratch image's file system refuses RWF_NOWAIT (tmpfs?): no read runs inline\n");
         skip();
     }
@@ -595,26 +596,16 @@ static void test_io_uring_batched_submit(void **state)
 /* How many entries of this process's io_uring file tables name the image; -1 if it holds no ring. */
 static int ring_files_naming_image(void)
 {
-    int found = -1;
-    GDir *d = g_dir_open("/proc/self/fd", 0, NULL);
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
-        g_autofree char *target = g_file_read_link(link, NULL);
-        g_autofree char *info_path = g_strdup_printf("/proc/self/fdinfo/%s", name);
-        g_autofree char *info = NULL;
-        if (!target || strcmp(target, "anon_inode:[io_uring]") != 0 || !g_file_get_contents(info_path, &info, NULL, NULL)) {
-            continue;
-        }
-        found = MAX(found, 0);
-        const char *table = strstr(info, "UserFiles:");
+    g_autoptr(GPtrArray) rings = fdinfo_of_fds_on("anon_inode:[io_uring]");
+    int found = rings->len ? 0 : -1;
+    for (guint r = 0; r < rings->len; r++) {
+        const char *table = strstr(rings->pdata[r], "UserFiles:");
         g_auto(GStrv) lines = g_strsplit(table ? table : "", "\n", -1);
         for (size_t i = 1; lines[i] && g_str_has_prefix(lines[i], "    "); i++) {
             const char *colon = strstr(lines[i], ": ");
             found += colon && strcmp(colon + 2, scratch.path) == 0;
         }
     }
-    g_dir_close(d);
     return found;
 }
 
