@@ -667,7 +667,8 @@ def case_bench(a, guest, work):
           f"bench: the guest cuts vdisk-vhost's requests into 126 segments of up to 1 MiB ({lim})")
     # vda must be vdisk-vhost's disk (the guest names disks in PCI order): every byte the guest wrote to vda,
     # and nothing it wrote to vdb, reached vdisk-vhost.
-    written = sum(int(r["ops"]) * int(r["bs"]) for r in runs["vda"] if "write" in r["mode"])
+    vda_writes = [r for r in runs["vda"] if "write" in r["mode"]]
+    written = sum(int(r["ops"]) * int(r["bs"]) for r in vda_writes)
     check(stats["bytes_written"] == written,
           f"bench: vdisk-vhost wrote {stats['bytes_written']} bytes, the guest wrote {written} to vda")
     rounds = min(len(runs["vda"]), len(runs["vdb"])) // 4   # the table shows the rounds that completed
@@ -689,7 +690,7 @@ def case_bench(a, guest, work):
     lines += ["", f"Host CPU per guest I/O (user + system, the whole boot): vdisk-vhost {us['vda']:.1f} us, "
               f"qsd {us['vdb']:.1f} us ({us['vda'] / us['vdb'] if us['vdb'] else 0:.2f}x).",
               f"vdisk-vhost: {stats['writes']} write requests for the guest's "
-              f"{sum(int(r['ops']) for r in runs['vda'] if 'write' in r['mode'])} writes."]
+              f"{sum(int(r['ops']) for r in vda_writes)} writes."]
     for d, name in (("vda", "vdisk-vhost"), ("vdb", "qsd")):   # the segments the guest cuts a request into
         lim = res["limits"].get(d, {})
         lines.append(f"Guest queue limits for {name}: " + ", ".join(f"{k} {v}" for k, v in lim.items()) + ".")
